@@ -1,0 +1,88 @@
+"""ObjectStore on Amazon S3."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, BinaryIO, cast
+
+from botocore.exceptions import ClientError
+
+from mlops.adapters.aws import client
+from mlops.errors import NotFoundError
+from mlops.ports import ObjectInfo
+
+_MISSING = {"NoSuchKey", "404", "NotFound", "NoSuchVersion"}
+
+
+class S3ObjectStore:
+    def __init__(self, s3: Any | None = None) -> None:
+        self._s3 = s3
+
+    @property
+    def s3(self) -> Any:
+        return self._s3 or client("s3")
+
+    def head(self, bucket: str, key: str, version_id: str | None = None) -> ObjectInfo:
+        try:
+            response = self.s3.head_object(Bucket=bucket, Key=key, **_version(version_id))
+        except ClientError as error:
+            raise _not_found(error, bucket, key) from error
+        return ObjectInfo(
+            bucket=bucket,
+            key=key,
+            size=int(response["ContentLength"]),
+            version_id=response.get("VersionId"),
+            last_modified=response.get("LastModified"),
+            content_type=response.get("ContentType"),
+            metadata=dict(response.get("Metadata") or {}),
+        )
+
+    def open(self, bucket: str, key: str, version_id: str | None = None) -> BinaryIO:
+        try:
+            response = self.s3.get_object(Bucket=bucket, Key=key, **_version(version_id))
+        except ClientError as error:
+            raise _not_found(error, bucket, key) from error
+        return cast(BinaryIO, response["Body"])
+
+    def get_bytes(self, bucket: str, key: str, version_id: str | None = None) -> bytes:
+        with self.open(bucket, key, version_id) as body:  # type: ignore[attr-defined]
+            return body.read()
+
+    def put_bytes(
+        self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> str | None:
+        response = self.s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
+        return response.get("VersionId")
+
+    def move(self, bucket: str, key: str, version_id: str | None, new_key: str) -> str | None:
+        source: dict[str, str] = {"Bucket": bucket, "Key": key, **_version(version_id)}
+        try:
+            copied = self.s3.copy_object(Bucket=bucket, Key=new_key, CopySource=source)
+        except ClientError as error:
+            raise _not_found(error, bucket, key) from error
+        # Deleting the exact version (not adding a delete marker) only after the copy succeeded:
+        # the data is always in at least one place.
+        self.s3.delete_object(Bucket=bucket, Key=key, **_version(version_id))
+        return copied.get("VersionId")
+
+    def list(self, bucket: str, prefix: str, start_after: str | None = None) -> Iterator[ObjectInfo]:
+        paginator = self.s3.get_paginator("list_objects_v2")
+        kwargs: dict[str, str] = {"Bucket": bucket, "Prefix": prefix}
+        if start_after:
+            kwargs["StartAfter"] = start_after
+        for page in paginator.paginate(**kwargs):
+            for item in page.get("Contents", []):
+                yield ObjectInfo(
+                    bucket=bucket, key=item["Key"], size=int(item["Size"]), last_modified=item.get("LastModified")
+                )
+
+
+def _version(version_id: str | None) -> dict[str, str]:
+    return {"VersionId": version_id} if version_id and version_id != "null" else {}
+
+
+def _not_found(error: ClientError, bucket: str, key: str) -> Exception:
+    code = error.response.get("Error", {}).get("Code", "")
+    if code in _MISSING:
+        return NotFoundError(f"s3://{bucket}/{key} does not exist")
+    return error

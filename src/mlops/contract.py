@@ -1,0 +1,270 @@
+"""The model contract: what a model is, what data it accepts, how it is trained and judged.
+
+A contract is a small JSON (or YAML) document validated by the pydantic models below. Every
+stage reads the same contract: validation checks datasets against it, training builds the
+pipeline it declares, inference checks each request record against it, drift monitoring uses
+its thresholds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mlops.errors import ContractError
+
+MODEL_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
+COLUMN_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+_MODEL_NAME_RE = re.compile(MODEL_NAME_PATTERN)
+
+
+class ProblemType(StrEnum):
+    CLASSIFICATION = "classification"
+    REGRESSION = "regression"
+
+
+class FeatureType(StrEnum):
+    NUMERIC = "numeric"
+    CATEGORICAL = "categorical"
+    BOOLEAN = "boolean"
+
+
+# Estimators we know how to train, convert to ONNX and serve; the params each accepts.
+SUPPORTED_ESTIMATORS: dict[str, tuple[ProblemType, frozenset[str]]] = {
+    "logistic_regression": (ProblemType.CLASSIFICATION, frozenset({"C", "max_iter", "class_weight", "tol"})),
+    "random_forest_classifier": (
+        ProblemType.CLASSIFICATION,
+        frozenset({"n_estimators", "max_depth", "min_samples_leaf", "max_features", "class_weight"}),
+    ),
+    "gradient_boosting_classifier": (
+        ProblemType.CLASSIFICATION,
+        frozenset({"n_estimators", "max_depth", "learning_rate", "subsample", "min_samples_leaf"}),
+    ),
+    "linear_regression": (ProblemType.REGRESSION, frozenset({"fit_intercept"})),
+    "ridge": (ProblemType.REGRESSION, frozenset({"alpha", "fit_intercept"})),
+    "random_forest_regressor": (
+        ProblemType.REGRESSION,
+        frozenset({"n_estimators", "max_depth", "min_samples_leaf", "max_features"}),
+    ),
+    "gradient_boosting_regressor": (
+        ProblemType.REGRESSION,
+        frozenset({"n_estimators", "max_depth", "learning_rate", "subsample", "min_samples_leaf"}),
+    ),
+}
+
+# metric name -> (problem type, higher is better)
+SUPPORTED_METRICS: dict[str, tuple[ProblemType, bool]] = {
+    "accuracy": (ProblemType.CLASSIFICATION, True),
+    "f1_macro": (ProblemType.CLASSIFICATION, True),
+    "roc_auc": (ProblemType.CLASSIFICATION, True),
+    "log_loss": (ProblemType.CLASSIFICATION, False),
+    "r2": (ProblemType.REGRESSION, True),
+    "rmse": (ProblemType.REGRESSION, False),
+    "mae": (ProblemType.REGRESSION, False),
+}
+
+ParamValue = int | float | str | bool | None
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Feature(_Strict):
+    name: Annotated[str, Field(pattern=COLUMN_NAME_PATTERN)]
+    type: FeatureType
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    categories: tuple[str, ...] | None = None
+
+    @model_validator(mode="after")
+    def _constraints_fit_type(self) -> Feature:
+        if self.type is not FeatureType.NUMERIC and (self.min is not None or self.max is not None):
+            raise ValueError(f"min/max apply only to numeric features, not {self.type.value}")
+        if self.type is not FeatureType.CATEGORICAL and self.categories is not None:
+            raise ValueError(f"categories apply only to categorical features, not {self.type.value}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        for bound in (self.min, self.max):
+            if bound is not None and not math.isfinite(bound):
+                raise ValueError("min and max must be finite numbers")
+        if self.categories is not None and (not self.categories or len(set(self.categories)) != len(self.categories)):
+            raise ValueError("categories must be a non-empty list without duplicates")
+        return self
+
+
+class Target(_Strict):
+    name: Annotated[str, Field(pattern=COLUMN_NAME_PATTERN)]
+    # classification: the class labels, as they appear in the data (read as text)
+    classes: tuple[str, ...] | None = None
+    # regression: the plausible range of the target
+    min: float | None = None
+    max: float | None = None
+
+
+class Estimator(_Strict):
+    name: str
+    params: dict[str, ParamValue] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        if name not in SUPPORTED_ESTIMATORS:
+            raise ValueError(f"unsupported estimator {name!r}; supported: {', '.join(sorted(SUPPORTED_ESTIMATORS))}")
+        return name
+
+    @model_validator(mode="after")
+    def _known_params(self) -> Estimator:
+        allowed = SUPPORTED_ESTIMATORS[self.name][1]
+        unknown = sorted(set(self.params) - allowed)
+        if unknown:
+            raise ValueError(f"unsupported params for {self.name}: {unknown}; allowed: {sorted(allowed)}")
+        return self
+
+
+class Metric(_Strict):
+    name: str
+    minimum: float | None = None  # for lower-is-better metrics this is the maximum allowed value
+    # a challenger must beat the champion by at least this much to be promoted
+    min_improvement: Annotated[float, Field(ge=0)] = 0.0
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        if name not in SUPPORTED_METRICS:
+            raise ValueError(f"unsupported metric {name!r}; supported: {', '.join(sorted(SUPPORTED_METRICS))}")
+        return name
+
+    @property
+    def higher_is_better(self) -> bool:
+        return SUPPORTED_METRICS[self.name][1]
+
+    def meets_minimum(self, value: float) -> bool:
+        if self.minimum is None:
+            return True
+        return value >= self.minimum if self.higher_is_better else value <= self.minimum
+
+    def beats(self, challenger: float, champion: float) -> bool:
+        if self.higher_is_better:
+            return challenger >= champion + self.min_improvement and challenger > champion
+        return challenger <= champion - self.min_improvement and challenger < champion
+
+
+class Training(_Strict):
+    seed: int = 42
+    holdout_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
+
+
+class DataChecks(_Strict):
+    min_rows: Annotated[int, Field(ge=1)] = 50
+    max_rows: Annotated[int, Field(ge=1)] = 50_000_000
+    max_object_bytes: Annotated[int, Field(ge=1)] = 5 * 1024**3
+
+
+class Monitoring(_Strict):
+    psi_alarm_threshold: Annotated[float, Field(gt=0)] = 0.2
+    min_window_rows: Annotated[int, Field(ge=1)] = 100
+    capture_sample_rate: Annotated[float, Field(ge=0, le=1)] = 1.0
+
+
+class Contract(_Strict):
+    name: Annotated[str, Field(pattern=MODEL_NAME_PATTERN)]
+    description: str = ""
+    problem_type: ProblemType
+    target: Target
+    features: Annotated[tuple[Feature, ...], Field(min_length=1)]
+    estimator: Estimator
+    metric: Metric
+    training: Training = Training()
+    data: DataChecks = DataChecks()
+    monitoring: Monitoring = Monitoring()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Contract:
+        names = [f.name for f in self.features]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate feature names: {duplicates}")
+        if self.target.name in names:
+            raise ValueError(f"target {self.target.name!r} is also listed as a feature")
+        if SUPPORTED_ESTIMATORS[self.estimator.name][0] is not self.problem_type:
+            raise ValueError(f"estimator {self.estimator.name} does not solve {self.problem_type.value}")
+        if SUPPORTED_METRICS[self.metric.name][0] is not self.problem_type:
+            raise ValueError(f"metric {self.metric.name} does not judge {self.problem_type.value}")
+        if self.problem_type is ProblemType.CLASSIFICATION:
+            if not self.target.classes or len(self.target.classes) < 2:
+                raise ValueError("target.classes must list at least two classes for classification")
+            if self.metric.name == "roc_auc" and len(self.target.classes) != 2:
+                raise ValueError("roc_auc needs exactly two target classes")
+        elif self.target.classes is not None:
+            raise ValueError("target.classes applies only to classification")
+        if self.data.min_rows > self.data.max_rows:
+            raise ValueError("data.min_rows is greater than data.max_rows")
+        return self
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.feature_names, self.target.name]
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+
+def parse_contract(document: str | bytes | dict[str, Any], *, source: str = "contract") -> Contract:
+    """Parse and validate a contract from JSON/YAML text or a mapping.
+
+    Raises ContractError naming each offending field.
+    """
+    data: Any = document
+    if isinstance(document, bytes | str):
+        text = document.decode() if isinstance(document, bytes) else document
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as json_error:
+            data = _load_yaml(text, source, json_error)
+    if not isinstance(data, dict):
+        raise ContractError(f"{source}: a contract must be a mapping, got {type(data).__name__}")
+    try:
+        return Contract.model_validate(data)
+    except ValidationError as error:
+        raise ContractError(f"{source}: " + "; ".join(_describe(e) for e in error.errors())) from None
+
+
+def contract_json_schema() -> dict[str, Any]:
+    return Contract.model_json_schema()
+
+
+def is_valid_model_name(name: str) -> bool:
+    return bool(_MODEL_NAME_RE.fullmatch(name))
+
+
+def _describe(error: Any) -> str:
+    location = ".".join(str(part) for part in error["loc"]) or "(document)"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{location}: {message}"
+
+
+def _load_yaml(text: str, source: str, json_error: json.JSONDecodeError) -> Any:
+    try:
+        import yaml  # only the CLI reads YAML; Lambda contracts are stored as JSON
+    except ImportError:  # pragma: no cover - Lambda layers ship JSON contracts only
+        raise ContractError(f"{source}: not valid JSON ({json_error})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ContractError(f"{source}: neither valid JSON nor YAML ({error})") from None

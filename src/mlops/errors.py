@@ -1,0 +1,65 @@
+"""One small hierarchy of errors. `http_status` maps each to an HTTP status in one place."""
+
+from __future__ import annotations
+
+
+class MlopsError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+    http_status = 500
+
+
+class BadRequestError(MlopsError):
+    http_status = 400
+
+
+class ContractError(BadRequestError):
+    """A contract document is invalid (the message names the field)."""
+
+
+class RecordError(BadRequestError):
+    """An inference record does not satisfy the contract (the message names record and field)."""
+
+
+class DatasetError(MlopsError):
+    """A dataset cannot be read or does not satisfy its contract."""
+
+    http_status = 422
+
+
+class NotFoundError(MlopsError):
+    http_status = 404
+
+
+class ModelNotFoundError(NotFoundError):
+    pass
+
+
+class VersionNotFoundError(NotFoundError):
+    pass
+
+
+class ConflictError(MlopsError):
+    """A conditional write lost a race or a transition is not allowed from the current state."""
+
+    http_status = 409
+
+
+class ForbiddenError(MlopsError):
+    http_status = 403
+
+
+class IntegrityError(MlopsError):
+    """An artifact's bytes do not match the digest the registry recorded."""
+
+    http_status = 503
+
+
+class TrainingRejectedError(MlopsError):
+    """Training produced no acceptable model (does not convert, does not agree, too few rows)."""
+
+    http_status = 422
+
+
+def http_status(error: Exception) -> int:
+    return error.http_status if isinstance(error, MlopsError) else 500

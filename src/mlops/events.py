@@ -1,0 +1,79 @@
+"""The events the stages exchange on the project's EventBridge bus, as typed models.
+
+The `source` and detail types are the contract between stages: the CDK rules match on them and
+the handlers parse the detail with these models.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+EVENT_SOURCE = "mlops"
+
+
+class DetailType:
+    DATASET_VALIDATED = "DatasetValidated"
+    DATASET_QUARANTINED = "DatasetQuarantined"
+    MODEL_TRAINED = "ModelTrained"
+    TRAINING_REJECTED = "TrainingRejected"
+    MODEL_REGISTERED = "ModelRegistered"
+    MODEL_PROMOTED = "ModelPromoted"
+    MODEL_ROLLED_BACK = "ModelRolledBack"
+
+
+class _Detail(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class DatasetRef(_Detail):
+    """One exact object version of a dataset: what was validated is what gets trained on."""
+
+    bucket: str
+    key: str
+    version_id: str | None = None
+    sha256: str
+    size_bytes: int
+    rows: int
+
+
+class DatasetValidated(_Detail):
+    model_name: str
+    dataset: DatasetRef
+    contract_digest: str
+    report_key: str
+
+
+class DatasetQuarantined(_Detail):
+    model_name: str
+    source_key: str
+    quarantine_key: str
+    report_key: str
+    reasons: list[str]
+
+
+class ModelTrained(_Detail):
+    model_name: str
+    artifact_bucket: str
+    artifact_key: str
+    artifact_sha256: str
+    artifact_bytes: int
+    baseline_key: str
+    metric_name: str
+    metrics: dict[str, float]
+    dataset: DatasetRef
+    contract: dict[str, Any]
+    contract_digest: str
+    seed: int
+    params: dict[str, Any]
+    library_versions: dict[str, str]
+    training_rows: int
+    holdout_rows: int
+    onnx_max_abs_diff: float
+
+
+class TrainingRejected(_Detail):
+    model_name: str
+    dataset: DatasetRef
+    reason: str

@@ -1,0 +1,1 @@
+"""The model registry: versions, statuses, the production alias, audit trail."""

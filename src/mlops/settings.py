@@ -1,0 +1,67 @@
+"""Typed settings per function, read once from the environment.
+
+The CDK construct that creates a function passes exactly the variables its settings class
+declares (`env_names()`), and an infra test checks it, so a typo cannot reach a deployment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        env = os.environ if environ is None else environ
+        return cls.model_validate({name: env[name] for name in cls.env_names() if name in env})
+
+    @classmethod
+    def env_names(cls) -> list[str]:
+        return [field.alias or name for name, field in cls.model_fields.items()]
+
+
+class ValidateSettings(_Settings):
+    data_bucket: str = Field(alias="DATA_BUCKET")
+    event_bus_name: str = Field(alias="EVENT_BUS_NAME")
+    idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE")
+    batch_rows: Annotated[int, Field(ge=1_000)] = Field(default=65_536, alias="VALIDATION_BATCH_ROWS")
+
+
+class TrainSettings(_Settings):
+    data_bucket: str = Field(alias="DATA_BUCKET")
+    artifact_bucket: str = Field(alias="ARTIFACT_BUCKET")
+    event_bus_name: str = Field(alias="EVENT_BUS_NAME")
+    idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE")
+
+
+class RegisterSettings(_Settings):
+    registry_table: str = Field(alias="REGISTRY_TABLE")
+    artifact_bucket: str = Field(alias="ARTIFACT_BUCKET")
+    event_bus_name: str = Field(alias="EVENT_BUS_NAME")
+    idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE")
+
+
+class PredictSettings(_Settings):
+    registry_table: str = Field(alias="REGISTRY_TABLE")
+    artifact_bucket: str = Field(alias="ARTIFACT_BUCKET")
+    # how long a warm container trusts its cached production pointer (rollback pickup time)
+    model_refresh_seconds: Annotated[float, Field(ge=0)] = Field(default=30.0, alias="MODEL_REFRESH_SECONDS")
+    capture_max_records: Annotated[int, Field(ge=1)] = Field(default=500, alias="CAPTURE_MAX_RECORDS")
+    capture_max_age_seconds: Annotated[float, Field(ge=0)] = Field(default=60.0, alias="CAPTURE_MAX_AGE_SECONDS")
+    max_records_per_request: Annotated[int, Field(ge=1)] = Field(default=1_000, alias="MAX_RECORDS_PER_REQUEST")
+
+
+class ModelsApiSettings(_Settings):
+    registry_table: str = Field(alias="REGISTRY_TABLE")
+    event_bus_name: str = Field(alias="EVENT_BUS_NAME")
+
+
+class DriftSettings(_Settings):
+    registry_table: str = Field(alias="REGISTRY_TABLE")
+    artifact_bucket: str = Field(alias="ARTIFACT_BUCKET")
