@@ -1,0 +1,117 @@
+"""Distribution profiles: what training data looked like, so live traffic can be compared to it.
+
+Training builds a `BaselineProfile` (per feature and for the predictions) and stores it beside
+the artifact; drift monitoring bins a window of captured traffic with the same edges and
+categories (`numeric_counts`, `categorical_counts`) and compares the proportions.
+Only numpy: the drift function's layer has no pandas.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+OTHER = "__other__"  # categories never seen in training
+MISSING = "__missing__"  # null cells, counted as their own bucket
+DEFAULT_BINS = 10
+
+
+class NumericProfile(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["numeric"] = "numeric"
+    # interior cut points (quantiles of the training data); bins are (-inf, e0], (e0, e1], ..., (en, inf)
+    edges: list[float]
+    proportions: list[float]  # len(edges) + 1 bins, then the share of nulls last
+    count: int
+    min: float | None
+    max: float | None
+    mean: float | None
+    std: float | None
+
+
+class CategoricalProfile(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["categorical"] = "categorical"
+    proportions: dict[str, float]  # category -> share, with OTHER and MISSING buckets
+    count: int
+
+
+ColumnProfile = Annotated[NumericProfile | CategoricalProfile, Field(discriminator="kind")]
+
+
+class BaselineProfile(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    model_name: str
+    created_at: datetime
+    rows: int
+    features: dict[str, ColumnProfile]
+    prediction: ColumnProfile
+
+
+def profile_numeric(values: Sequence[float] | np.ndarray, bins: int = DEFAULT_BINS) -> NumericProfile:
+    array = np.asarray(values, dtype=np.float64)
+    finite = array[np.isfinite(array)]
+    edges = _quantile_edges(finite, bins)
+    counts = numeric_counts(array, edges)
+    total = max(int(array.size), 1)
+    return NumericProfile(
+        edges=edges,
+        proportions=[c / total for c in counts],
+        count=int(array.size),
+        min=float(finite.min()) if finite.size else None,
+        max=float(finite.max()) if finite.size else None,
+        mean=float(finite.mean()) if finite.size else None,
+        std=float(finite.std()) if finite.size else None,
+    )
+
+
+def profile_categorical(values: Iterable[object]) -> CategoricalProfile:
+    counts = Counter(_category(v) for v in values)
+    total = max(sum(counts.values()), 1)
+    proportions = {category: n / total for category, n in sorted(counts.items())}
+    proportions.setdefault(OTHER, 0.0)
+    proportions.setdefault(MISSING, 0.0)
+    return CategoricalProfile(proportions=proportions, count=sum(counts.values()))
+
+
+def numeric_counts(values: Sequence[float] | np.ndarray, edges: Sequence[float]) -> list[int]:
+    """Counts per bin of `edges` (same rule as the baseline), then the count of nulls/NaN."""
+    array = np.asarray(values, dtype=np.float64)
+    finite = array[np.isfinite(array)]
+    bucket = np.searchsorted(np.asarray(edges, dtype=np.float64), finite, side="left")
+    counts = np.bincount(bucket, minlength=len(edges) + 1)
+    return [int(c) for c in counts] + [int(array.size - finite.size)]
+
+
+def categorical_counts(values: Iterable[object], known: Iterable[str]) -> dict[str, int]:
+    """Counts per baseline category; unseen categories go to OTHER, nulls to MISSING."""
+    known_set = set(known)
+    counts: Counter[str] = Counter()
+    for value in values:
+        category = _category(value)
+        counts[category if category in known_set or category == MISSING else OTHER] += 1
+    return {category: counts.get(category, 0) for category in sorted(known_set | {OTHER, MISSING})}
+
+
+def _quantile_edges(finite: np.ndarray, bins: int) -> list[float]:
+    if finite.size == 0:
+        return []
+    quantiles = np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1])
+    # a constant or low-cardinality feature yields repeated quantiles: keep each cut once
+    return [float(q) for q in np.unique(quantiles)]
+
+
+def _category(value: object) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return MISSING
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    return str(value)
