@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite, after setting everything up (see scripts/bootstrap.sh).
+# Extra arguments go to pytest, e.g. `scripts/test.sh tests/unit -q`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+exec .venv/bin/pytest -n 2 --dist loadgroup --cov --cov-report=term:skip-covered "$@"
