@@ -61,6 +61,10 @@ def to_onnx(pipeline: Pipeline, contract: Contract, classes: list[str]) -> bytes
         META_CONTRACT_DIGEST: contract.digest,
     }
     onnx.helper.set_model_props(model, metadata)
+    # skl2onnx collects opsets in a set: its order follows string hashing, which changes per process.
+    opsets = sorted((o.domain, o.version) for o in model.opset_import)
+    del model.opset_import[:]
+    model.opset_import.extend(onnx.helper.make_opsetid(domain, version) for domain, version in opsets)
     onnx.checker.check_model(model)
     return model.SerializeToString()
 

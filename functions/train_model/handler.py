@@ -1,0 +1,76 @@
+"""train_model: a `DatasetValidated` event -> ONNX artifact + baseline -> `ModelTrained` (or `TrainingRejected`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mlops.adapters.events import EventBridgePublisher
+from mlops.adapters.s3 import S3ObjectStore
+from mlops.errors import BadRequestError
+from mlops.events import DatasetValidated, DetailType
+from mlops.settings import TrainSettings
+from mlops.training.service import train_from_event
+
+settings = TrainSettings.from_env()
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+# One training per exact dataset version and contract; EventBridge retries for up to a day.
+idempotency = IdempotencyConfig(
+    event_key_jmespath="[dataset.bucket, dataset.key, dataset.version_id, contract_digest]",
+    raise_on_no_idempotency_key=True,
+    expires_after_seconds=7 * 24 * 3600,
+)
+persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    idempotency.register_lambda_context(context)
+    envelope = parse(event=event, model=EventBridgeModel)
+    if envelope.detail_type != DetailType.DATASET_VALIDATED:
+        raise BadRequestError(f"train_model handles {DetailType.DATASET_VALIDATED} events, got {envelope.detail_type}")
+    return train(detail=DatasetValidated.model_validate(envelope.detail).model_dump(mode="json"))
+
+
+@idempotent_function(data_keyword_argument="detail", config=idempotency, persistence_store=persistence)
+def train(detail: dict[str, Any]) -> dict[str, Any]:
+    event = DatasetValidated.model_validate(detail)
+    logger.append_keys(model_name=event.model_name, dataset_key=event.dataset.key)
+    outcome = train_from_event(
+        event,
+        store=S3ObjectStore(),
+        publisher=EventBridgePublisher(settings.event_bus_name),
+        data_bucket=settings.data_bucket,
+        artifact_bucket=settings.artifact_bucket,
+    )
+    metrics.add_dimension(name="model", value=event.model_name)
+    metrics.add_metric(name="TrainingSeconds", unit=MetricUnit.Seconds, value=outcome.seconds)
+    if outcome.model is None:
+        metrics.add_metric(name="TrainingRejected", unit=MetricUnit.Count, value=1)
+        logger.warning("training rejected", extra={"reason": outcome.detail.model_dump().get("reason")})
+    else:
+        metrics.add_metric(name="ModelsTrained", unit=MetricUnit.Count, value=1)
+        _emit_holdout_metric(event.model_name, outcome.detail.model_dump()["metric_name"], outcome.model.metric_value)
+        logger.info("model trained", extra={"sha256": outcome.model.sha256, "metrics": outcome.model.metrics})
+    return {"status": outcome.detail_type, "detail": outcome.detail.model_dump(mode="json")}
+
+
+def _emit_holdout_metric(model_name: str, metric_name: str, value: float) -> None:
+    # its own EMF line: dimensions {model, metric} apply to this value only
+    dimensions = {"model": model_name, "metric": metric_name}
+    with single_metric(name="HoldoutMetric", unit=MetricUnit.NoUnit, value=value, default_dimensions=dimensions):
+        pass

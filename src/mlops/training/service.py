@@ -1,0 +1,117 @@
+"""The train_model stage: from a `DatasetValidated` event to a stored artifact and a `ModelTrained`
+event, or a `TrainingRejected` event saying why not. Talks to AWS only through the ports."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+
+from mlops.contract import Contract, parse_contract
+from mlops.errors import ContractError, DatasetError, NotFoundError, TrainingRejectedError
+from mlops.events import DatasetValidated, DetailType, ModelTrained, TrainingRejected
+from mlops.layout import artifact_key, baseline_key, contract_key
+from mlops.ports import EventPublisher, ObjectStore
+from mlops.training.dataset import read_dataset
+from mlops.training.trainer import TrainedModel, train_model
+
+ONNX_CONTENT_TYPE = "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    detail_type: str  # DetailType.MODEL_TRAINED or DetailType.TRAINING_REJECTED
+    detail: ModelTrained | TrainingRejected
+    seconds: float
+    model: TrainedModel | None = None
+
+    @property
+    def trained(self) -> bool:
+        return isinstance(self.detail, ModelTrained)
+
+
+def train_from_event(
+    event: DatasetValidated,
+    *,
+    store: ObjectStore,
+    publisher: EventPublisher,
+    data_bucket: str,
+    artifact_bucket: str,
+) -> TrainingOutcome:
+    """Train on exactly the dataset version the event names, store the artifact and baseline, and
+    publish `ModelTrained`; or publish `TrainingRejected` when the inputs cannot make a model.
+
+    Permanent problems (contract changed or missing, dataset changed or missing, unreadable data,
+    a model that does not convert or agree) are rejections, not errors: retrying cannot fix them.
+    Raises only on infrastructure failures (S3, EventBridge), which a retry may fix.
+    """
+    started = time.monotonic()
+    try:
+        contract = _load_contract(store, data_bucket, event)
+        data = _load_dataset(store, event)
+        model = train_model(read_dataset(data, event.dataset.key, contract), contract)
+    except (TrainingRejectedError, DatasetError, ContractError, NotFoundError) as error:
+        rejected = TrainingRejected(model_name=event.model_name, dataset=event.dataset, reason=str(error))
+        publisher.publish(DetailType.TRAINING_REJECTED, rejected)
+        return TrainingOutcome(DetailType.TRAINING_REJECTED, rejected, time.monotonic() - started)
+
+    key = artifact_key(contract.name, model.sha256)
+    baseline = baseline_key(contract.name, model.sha256)
+    # Baseline first: once the artifact exists, everything that refers to it can be read.
+    store.put_bytes(artifact_bucket, baseline, model.profile.model_dump_json().encode(), "application/json")
+    store.put_bytes(artifact_bucket, key, model.onnx_bytes, ONNX_CONTENT_TYPE)
+    trained = ModelTrained(
+        model_name=contract.name,
+        artifact_bucket=artifact_bucket,
+        artifact_key=key,
+        artifact_sha256=model.sha256,
+        artifact_bytes=len(model.onnx_bytes),
+        baseline_key=baseline,
+        metric_name=contract.metric.name,
+        metrics=model.metrics,
+        dataset=event.dataset,
+        contract=contract.model_dump(mode="json"),
+        contract_digest=contract.digest,
+        seed=model.seed,
+        params=model.params,
+        library_versions=model.library_versions,
+        training_rows=model.training_rows,
+        holdout_rows=model.holdout_rows,
+        onnx_max_abs_diff=model.onnx_max_abs_diff,
+    )
+    publisher.publish(DetailType.MODEL_TRAINED, trained)
+    return TrainingOutcome(DetailType.MODEL_TRAINED, trained, time.monotonic() - started, model)
+
+
+def _load_contract(store: ObjectStore, data_bucket: str, event: DatasetValidated) -> Contract:
+    key = contract_key(event.model_name)
+    try:
+        document = store.get_bytes(data_bucket, key)
+    except NotFoundError:
+        raise TrainingRejectedError(f"no contract for model {event.model_name!r} at s3://{data_bucket}/{key}") from None
+    contract = parse_contract(document, source=key)
+    if contract.name != event.model_name:
+        raise TrainingRejectedError(f"contract {key} names model {contract.name!r}, the event {event.model_name!r}")
+    if contract.digest != event.contract_digest:
+        raise TrainingRejectedError(
+            f"contract {key} changed since the dataset was validated "
+            f"(digest {contract.digest[:12]}, validated against {event.contract_digest[:12]}); "
+            "upload the dataset again to validate it against the current contract"
+        )
+    return contract
+
+
+def _load_dataset(store: ObjectStore, event: DatasetValidated) -> bytes:
+    ref = event.dataset
+    where = f"s3://{ref.bucket}/{ref.key} (version {ref.version_id or 'null'})"
+    try:
+        data = store.get_bytes(ref.bucket, ref.key, ref.version_id)
+    except NotFoundError:
+        raise TrainingRejectedError(f"dataset {where} no longer exists") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != ref.sha256:
+        raise TrainingRejectedError(
+            f"dataset {where} changed since validation: SHA-256 {digest[:12]}, validated {ref.sha256[:12]} "
+            f"({len(data)} bytes now, {ref.size_bytes} validated)"
+        )
+    return data
