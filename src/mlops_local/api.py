@@ -1,0 +1,400 @@
+"""The template's REST API served over HTTPS on localhost.
+
+Routes come from the template's `AWS::ApiGateway::Resource`/`Method` chain; each request becomes
+an API Gateway REST proxy event for the function the method integrates with. API keys are
+enforced as the usage plans declare them (key on a plan covering this API, plan throttling);
+`AWS_IAM` methods require a valid SigV4 signature by the local credentials.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import logging
+import re
+import secrets
+import ssl
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from mlops_local.deployment import LocalDeployment
+from mlops_local.functions import FunctionRunner
+from mlops_local.template import TemplateError
+
+log = logging.getLogger("mlops.local")
+
+_INTEGRATION = re.compile(r"functions/(arn:aws:lambda:[^/]+)/invocations")
+_PATH_PARAM = re.compile(r"^\{(.+?)(\+)?\}$")
+
+
+@dataclass(frozen=True)
+class Route:
+    path: str  # /models/{name}/predict
+    method: str
+    function_id: str
+    authorization: str  # NONE | AWS_IAM
+    api_key_required: bool
+
+    def match(self, path: str) -> dict[str, str] | None:
+        wanted = self.path.strip("/").split("/") if self.path != "/" else []
+        actual = path.strip("/").split("/") if path.strip("/") else []
+        params: dict[str, str] = {}
+        for index, part in enumerate(wanted):
+            variable = _PATH_PARAM.match(part)
+            if variable and variable.group(2):  # greedy {proxy+}
+                params[variable.group(1)] = "/".join(actual[index:])
+                return params if index < len(actual) else None
+            if index >= len(actual):
+                return None
+            if variable:
+                params[variable.group(1)] = actual[index]
+            elif part != actual[index]:
+                return None
+        return params if len(actual) == len(wanted) else None
+
+
+@dataclass
+class TokenBucket:
+    rate: float
+    burst: float
+    tokens: float = field(init=False)
+    updated: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.tokens = self.burst
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+@dataclass
+class ApiKey:
+    logical_id: str
+    value: str
+    plans: list[TokenBucket]
+
+
+class LocalApi:
+    def __init__(
+        self,
+        deployment: LocalDeployment,
+        runner: FunctionRunner,
+        *,
+        access_key: str,
+        secret_key: str,
+        stage: str | None = None,
+    ) -> None:
+        self.deployment = deployment
+        self.runner = runner
+        self.access_key = access_key
+        self.secret_key = secret_key
+        self.routes = self._routes()
+        self.stage = stage or self._stage_name()
+        self.api_keys = self._api_keys()
+        self._lock = threading.Lock()
+        self.server: ThreadingHTTPServer | None = None
+
+    # --- from the template ----------------------------------------------------------------
+
+    def _routes(self) -> list[Route]:
+        template = self.deployment.template
+        apis = list(template.of_type("AWS::ApiGateway::RestApi"))
+        if len(apis) > 1:
+            raise TemplateError("local mode serves one REST API per template")
+        resources = {r.logical_id: r.properties for r in template.of_type("AWS::ApiGateway::Resource")}
+
+        def path_of(reference: Any) -> str:
+            if isinstance(reference, dict) and "Ref" in reference:
+                props = resources[reference["Ref"]]
+                return path_of(props["ParentId"]).rstrip("/") + "/" + props["PathPart"]
+            return "/"  # Fn::GetAtt [api, RootResourceId]
+
+        routes = []
+        for method in template.of_type("AWS::ApiGateway::Method"):
+            props = method.properties
+            if props["HttpMethod"] == "OPTIONS":
+                continue
+            integration = props.get("Integration", {})
+            if integration.get("Type") != "AWS_PROXY":
+                raise TemplateError(f"{method.logical_id}: only Lambda proxy integrations are emulated")
+            uri = str(self.deployment.resolve(integration["Uri"]))
+            found = _INTEGRATION.search(uri)
+            function_id = self.deployment.logical_id_of_arn(found.group(1)) if found else None
+            if function_id is None or function_id not in self.runner.functions:
+                raise TemplateError(f"{method.logical_id}: integration {uri} is not a function local mode runs")
+            routes.append(
+                Route(
+                    path_of(props["ResourceId"]),
+                    props["HttpMethod"],
+                    function_id,
+                    props.get("AuthorizationType", "NONE"),
+                    bool(props.get("ApiKeyRequired", False)),
+                )
+            )
+        return routes
+
+    def _stage_name(self) -> str:
+        stages = [r.properties.get("StageName") for r in self.deployment.template.of_type("AWS::ApiGateway::Stage")]
+        return stages[0] if stages and isinstance(stages[0], str) else "prod"
+
+    def _api_keys(self) -> dict[str, ApiKey]:
+        template = self.deployment.template
+        plans = {p.logical_id: p.properties for p in template.of_type("AWS::ApiGateway::UsagePlan")}
+        keys: dict[str, ApiKey] = {}
+        for key in template.of_type("AWS::ApiGateway::ApiKey"):
+            if key.properties.get("Enabled") is False:
+                continue
+            value = key.properties.get("Value")
+            value = value if isinstance(value, str) else secrets.token_urlsafe(30)
+            keys[key.logical_id] = ApiKey(key.logical_id, value, [])
+        for link in template.of_type("AWS::ApiGateway::UsagePlanKey"):
+            key_id = link.properties["KeyId"].get("Ref")
+            plan = plans.get(link.properties["UsagePlanId"].get("Ref"))
+            if key_id in keys and plan is not None:
+                throttle = plan.get("Throttle", {})
+                keys[key_id].plans.append(
+                    TokenBucket(float(throttle.get("RateLimit", 10_000)), float(throttle.get("BurstLimit", 5_000)))
+                )
+        return keys
+
+    # --- request handling -----------------------------------------------------------------
+
+    def handle(
+        self, method: str, raw_path: str, headers: dict[str, str], body: bytes, source_ip: str
+    ) -> tuple[int, dict[str, str], bytes]:
+        url = urlsplit(raw_path)
+        prefix = f"/{self.stage}"
+        if not (url.path == prefix or url.path.startswith(prefix + "/")):
+            return _json(404, {"message": f"Not Found: routes live under /{self.stage}/"})
+        path = url.path[len(prefix) :] or "/"
+        matches = [(route, params) for route in self.routes if (params := route.match(path)) is not None]
+        if not matches:
+            return _json(404, {"message": f"Not Found: no route for {path}"})
+        chosen = next(((r, p) for r, p in matches if r.method in (method, "ANY")), None)
+        if chosen is None:
+            allowed = ", ".join(sorted({r.method for r, _ in matches}))
+            return _json(
+                405, {"message": f"Method Not Allowed: {method} {path}; allowed: {allowed}"}, {"Allow": allowed}
+            )
+        route, params = chosen
+        lower = {k.lower(): v for k, v in headers.items()}
+        identity: dict[str, Any] = {"sourceIp": source_ip, "userAgent": lower.get("user-agent")}
+        if route.api_key_required:
+            key = next((k for k in self.api_keys.values() if k.value == lower.get("x-api-key") and k.plans), None)
+            if key is None:
+                return _json(403, {"message": "Forbidden"})
+            with self._lock:
+                if not all(bucket.take() for bucket in key.plans):
+                    return _json(429, {"message": "Too Many Requests"})
+            identity["apiKey"] = key.value
+            identity["apiKeyId"] = key.logical_id
+        if route.authorization == "AWS_IAM":
+            problem = self._check_signature(method, raw_path, headers, body)
+            if problem:
+                return _json(403, {"message": problem})
+            identity.update(
+                {
+                    "accessKey": self.access_key,
+                    "caller": f"AIDALOCAL:{self.access_key}",
+                    "user": f"AIDALOCAL:{self.access_key}",
+                    "userArn": f"arn:aws:iam::{self.deployment.account}:user/local-admin",
+                    "accountId": self.deployment.account,
+                }
+            )
+        event = self._proxy_event(route, method, url, params, headers, body, identity)
+        invocation = self.runner.invoke(route.function_id, event, f"api:{method} {route.path}")
+        if not invocation.ok or not isinstance(invocation.result, dict) or "statusCode" not in invocation.result:
+            return _json(502, {"message": "Internal server error"})
+        return _response(invocation.result)
+
+    def _proxy_event(
+        self,
+        route: Route,
+        method: str,
+        url: Any,
+        params: dict[str, str],
+        headers: dict[str, str],
+        body: bytes,
+        identity: dict[str, Any],
+    ) -> dict[str, Any]:
+        query = parse_qsl(url.query, keep_blank_values=True)
+        multi_query: dict[str, list[str]] = {}
+        for key, value in query:
+            multi_query.setdefault(key, []).append(value)
+        text = body.decode("utf-8", errors="replace") if body else None
+        request_id = str(uuid.uuid4())
+        now = dt.datetime.now(dt.UTC)
+        return {
+            "resource": route.path,
+            "path": url.path[len(self.stage) + 1 :] or "/",
+            "httpMethod": method,
+            "headers": dict(headers),
+            "multiValueHeaders": {k: [v] for k, v in headers.items()},
+            "queryStringParameters": dict(query) or None,
+            "multiValueQueryStringParameters": multi_query or None,
+            "pathParameters": params or None,
+            "stageVariables": None,
+            "requestContext": {
+                "resourcePath": route.path,
+                "httpMethod": method,
+                "path": url.path,
+                "stage": self.stage,
+                "requestId": request_id,
+                "extendedRequestId": request_id,
+                "accountId": self.deployment.account,
+                "apiId": "local",
+                "protocol": "HTTP/1.1",
+                "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+                "requestTimeEpoch": int(now.timestamp() * 1000),
+                "identity": identity,
+            },
+            "body": text,
+            "isBase64Encoded": False,
+        }
+
+    def _check_signature(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> str | None:
+        lower = {k.lower(): v for k, v in headers.items()}
+        authorization = lower.get("authorization", "")
+        found = re.match(
+            r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, *SignedHeaders=([^,]+), *Signature=([0-9a-f]+)",
+            authorization,
+        )
+        if not found:
+            return "Missing Authentication Token"
+        access_key, _, region, service, signed_headers, signature = found.groups()
+        if access_key != self.access_key:
+            return "The security token included in the request is invalid."
+        amz_date = lower.get("x-amz-date")
+        if not amz_date:
+            return "Missing X-Amz-Date"
+        request = AWSRequest(
+            method=method,
+            url=f"https://{lower.get('host', 'localhost')}{raw_path}",
+            data=body,
+            headers={name: lower.get(name, "") for name in signed_headers.split(";")},
+        )
+        request.context["timestamp"] = amz_date
+        token = lower.get("x-amz-security-token")
+        signer = SigV4Auth(Credentials(self.access_key, self.secret_key, token), service, region)
+        canonical = signer.canonical_request(request)
+        expected = signer.signature(signer.string_to_sign(request, canonical), request)
+        if not secrets.compare_digest(expected, signature):
+            return "The request signature we calculated does not match the signature you provided."
+        return None
+
+    # --- serving ----------------------------------------------------------------------------
+
+    def serve(self, host: str, port: int, cert_dir: Path) -> tuple[int, Path]:
+        cert, key = ensure_certificate(cert_dir)
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _dispatch(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                try:
+                    status, headers, payload = api.handle(
+                        self.command, self.path, dict(self.headers.items()), body, self.client_address[0]
+                    )
+                except Exception:
+                    log.exception("local API failure")
+                    status, headers, payload = _json(502, {"message": "Internal server error"})
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _dispatch
+
+            def log_message(self, format: str, *args: Any) -> None:
+                log.debug("api %s", format % args)
+
+        server = ThreadingHTTPServer((host, port), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(cert, key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        threading.Thread(target=server.serve_forever, name="local-api", daemon=True).start()
+        self.server = server
+        return server.server_address[1], cert
+
+    def shutdown(self) -> None:
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+def ensure_certificate(cert_dir: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost and 127.0.0.1 (generated once, reused)."""
+    cert_path, key_path = cert_dir / "localhost.pem", cert_dir / "localhost-key.pem"
+    if cert_path.exists() and key_path.exists():
+        return cert_path, key_path
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    cert_dir.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=365))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    key_path.chmod(0o600)
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return cert_path, key_path
+
+
+def _json(status: int, body: dict[str, Any], extra: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    return status, {"Content-Type": "application/json", **(extra or {})}, json.dumps(body).encode()
+
+
+def _response(result: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+    headers = {k: str(v) for k, v in (result.get("headers") or {}).items()}
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        headers[name] = ",".join(str(v) for v in values)
+    body = result.get("body") or ""
+    if result.get("isBase64Encoded"):
+        import base64
+
+        payload = base64.b64decode(body)
+    else:
+        payload = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+    return int(result["statusCode"]), headers, payload

@@ -1,0 +1,236 @@
+"""Creates the template's resources on the AWS stand-in, with their key schemas and settings.
+
+Physical names are derived from logical ids the way CloudFormation does it (stack, logical id,
+hash), so every `Ref`/`Fn::GetAtt` resolves before anything is created.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from mlops_local.template import ACCOUNT, REGION, Resolver, Resource, Template, TemplateError, physical_name
+
+log = logging.getLogger("mlops.local")
+
+STACK = "mlops-local"
+
+
+@dataclass
+class LocalDeployment:
+    """The template, its resolved physical values, and clients to the stand-in."""
+
+    template: Template
+    endpoint: str
+    region: str = REGION
+    account: str = ACCOUNT
+    names: dict[str, str] = field(init=False)
+    resolver: Resolver = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.names = {r.logical_id: self._physical_name(r) for r in self.template.resources.values()}
+        self.resolver = Resolver(
+            {lid: self._ref(r) for lid, r in self.template.resources.items()},
+            self._attribute,
+            self.region,
+            self.account,
+        )
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=self.region)
+
+    def resolve(self, value: Any) -> Any:
+        return self.resolver.resolve(value)
+
+    def function_arn(self, logical_id: str) -> str:
+        return self._attribute(logical_id, "Arn")
+
+    def logical_id_of_arn(self, arn: str) -> str | None:
+        for logical_id, resource in self.template.resources.items():
+            if resource.type in {"AWS::Lambda::Function", "AWS::SNS::Topic", "AWS::SQS::Queue"} and arn in (
+                self._attribute(logical_id, "Arn"),
+                self._ref(resource),
+            ):
+                return logical_id
+        return None
+
+    # --- creation -------------------------------------------------------------------------
+
+    def create_all(self) -> None:
+        creators = {
+            "AWS::S3::Bucket": self._create_bucket,
+            "AWS::DynamoDB::Table": self._create_table,
+            "AWS::Events::EventBus": self._create_bus,
+            "AWS::SNS::Topic": self._create_topic,
+            "AWS::SQS::Queue": self._create_queue,
+        }
+        for resource in self.template.resources.values():
+            creator = creators.get(resource.type)
+            if creator:
+                creator(resource)
+        for alarm in self.template.of_type("AWS::CloudWatch::Alarm"):
+            self._create_alarm(alarm)
+
+    def _create_bucket(self, resource: Resource) -> None:
+        props = self.resolve(resource.properties)
+        name = self.names[resource.logical_id]
+        s3 = self.client("s3")
+        s3.create_bucket(Bucket=name)
+        if props.get("VersioningConfiguration", {}).get("Status") == "Enabled":
+            s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        encryption = props.get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration")
+        if encryption:
+            s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": encryption})
+        block = props.get("PublicAccessBlockConfiguration")
+        if block:
+            s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=block)
+        if props.get("ObjectLockEnabled"):
+            log.info("bucket %s: object lock declared", name)
+
+    def _create_table(self, resource: Resource) -> None:
+        props = self.resolve(resource.properties)
+        name = self.names[resource.logical_id]
+        args: dict[str, Any] = {
+            "TableName": name,
+            "KeySchema": props["KeySchema"],
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "BillingMode": props.get("BillingMode", "PROVISIONED"),
+        }
+        if args["BillingMode"] == "PROVISIONED":
+            args["ProvisionedThroughput"] = props.get(
+                "ProvisionedThroughput", {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
+            )
+        if props.get("GlobalSecondaryIndexes"):
+            args["GlobalSecondaryIndexes"] = [
+                {k: v for k, v in index.items() if k in {"IndexName", "KeySchema", "Projection"}}
+                | (
+                    {"ProvisionedThroughput": index["ProvisionedThroughput"]}
+                    if "ProvisionedThroughput" in index
+                    else {}
+                )
+                for index in props["GlobalSecondaryIndexes"]
+            ]
+        if props.get("StreamSpecification"):
+            args["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
+        dynamodb = self.client("dynamodb")
+        dynamodb.create_table(**args)
+        ttl = props.get("TimeToLiveSpecification")
+        if ttl and ttl.get("Enabled"):
+            dynamodb.update_time_to_live(
+                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]}
+            )
+
+    def _create_bus(self, resource: Resource) -> None:
+        self.client("events").create_event_bus(Name=self.names[resource.logical_id])
+
+    def _create_topic(self, resource: Resource) -> None:
+        self.client("sns").create_topic(Name=self.names[resource.logical_id])
+
+    def _create_queue(self, resource: Resource) -> None:
+        props = self.resolve(resource.properties)
+        attributes = {
+            key: str(props[key])
+            for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds")
+            if key in props
+        }
+        if "RedrivePolicy" in props:
+            attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
+        if props.get("FifoQueue"):
+            attributes["FifoQueue"] = "true"
+        self.client("sqs").create_queue(QueueName=self.names[resource.logical_id], Attributes=attributes)
+
+    def _create_alarm(self, resource: Resource) -> None:
+        """Declared on the stand-in so clients can list it; local mode evaluates it itself."""
+        props = self.resolve(resource.properties)
+        args = {
+            key: props[key]
+            for key in (
+                "AlarmDescription",
+                "ActionsEnabled",
+                "AlarmActions",
+                "OKActions",
+                "InsufficientDataActions",
+                "MetricName",
+                "Namespace",
+                "Statistic",
+                "Dimensions",
+                "Period",
+                "EvaluationPeriods",
+                "DatapointsToAlarm",
+                "Threshold",
+                "ComparisonOperator",
+                "TreatMissingData",
+                "Unit",
+            )
+            if key in props
+        }
+        self.client("cloudwatch").put_metric_alarm(AlarmName=self.names[resource.logical_id], **args)
+
+    # --- names, refs and attributes -----------------------------------------------------------
+
+    def _physical_name(self, resource: Resource) -> str:
+        props = resource.properties
+        explicit = {
+            "AWS::S3::Bucket": "BucketName",
+            "AWS::DynamoDB::Table": "TableName",
+            "AWS::Events::EventBus": "Name",
+            "AWS::Events::Rule": "Name",
+            "AWS::SNS::Topic": "TopicName",
+            "AWS::SQS::Queue": "QueueName",
+            "AWS::Lambda::Function": "FunctionName",
+            "AWS::CloudWatch::Alarm": "AlarmName",
+        }.get(resource.type)
+        if explicit and isinstance(props.get(explicit), str):
+            return props[explicit]
+        lowercase = resource.type == "AWS::S3::Bucket"
+        return physical_name(STACK, resource.logical_id, lowercase=lowercase)
+
+    def _ref(self, resource: Resource) -> str:
+        name = self.names[resource.logical_id]
+        if resource.type in {"AWS::SNS::Topic", "AWS::CloudWatch::Alarm"}:
+            return self._attribute(resource.logical_id, "Arn")
+        if resource.type == "AWS::SQS::Queue":
+            return f"{self.endpoint}/{self.account}/{name}"
+        return name
+
+    def _attribute(self, logical_id: str, attribute: str) -> str:
+        resource = self.template.resources.get(logical_id)
+        if resource is None:
+            raise TemplateError(f"Fn::GetAtt on {logical_id}, which the template does not declare")
+        name = self.names[logical_id]
+        region, account = self.region, self.account
+        arns = {
+            "AWS::S3::Bucket": f"arn:aws:s3:::{name}",
+            "AWS::DynamoDB::Table": f"arn:aws:dynamodb:{region}:{account}:table/{name}",
+            "AWS::Events::EventBus": f"arn:aws:events:{region}:{account}:event-bus/{name}",
+            "AWS::Events::Rule": f"arn:aws:events:{region}:{account}:rule/{name}",
+            "AWS::SNS::Topic": f"arn:aws:sns:{region}:{account}:{name}",
+            "AWS::SQS::Queue": f"arn:aws:sqs:{region}:{account}:{name}",
+            "AWS::Lambda::Function": f"arn:aws:lambda:{region}:{account}:function:{name}",
+            "AWS::CloudWatch::Alarm": f"arn:aws:cloudwatch:{region}:{account}:alarm:{name}",
+            "AWS::IAM::Role": f"arn:aws:iam::{account}:role/{name}",
+            "AWS::KMS::Key": f"arn:aws:kms:{region}:{account}:key/{name}",
+            "AWS::ApiGateway::RestApi": f"arn:aws:apigateway:{region}::/restapis/{name}",
+            "AWS::Lambda::LayerVersion": f"arn:aws:lambda:{region}:{account}:layer:{name}:1",
+        }
+        if attribute == "Arn" and resource.type in arns:
+            return arns[resource.type]
+        special = {
+            ("AWS::SQS::Queue", "QueueName"): name,
+            ("AWS::SQS::Queue", "QueueUrl"): f"{self.endpoint}/{account}/{name}",
+            ("AWS::SNS::Topic", "TopicName"): name,
+            ("AWS::SNS::Topic", "TopicArn"): arns["AWS::SNS::Topic"],
+            ("AWS::Events::EventBus", "Name"): name,
+            ("AWS::S3::Bucket", "DomainName"): f"{name}.s3.amazonaws.com",
+            ("AWS::S3::Bucket", "RegionalDomainName"): f"{name}.s3.{region}.amazonaws.com",
+            ("AWS::DynamoDB::Table", "StreamArn"): f"{arns['AWS::DynamoDB::Table']}/stream/local",
+            ("AWS::ApiGateway::RestApi", "RootResourceId"): f"{name}-root",
+            ("AWS::KMS::Key", "KeyId"): name,
+        }
+        if (resource.type, attribute) in special:
+            return special[(resource.type, attribute)]
+        return f"{name}.{attribute}"
