@@ -1,0 +1,151 @@
+"""Request records checked against the contract, and turned into ONNX feed columns in one pass.
+
+`RecordValidator` is compiled once per contract: a flat tuple of feature specs walked with plain
+type checks (no pydantic per record: this is the hot path of every prediction). Rules:
+
+- the batch is a non-empty JSON list of at most `max_records` objects;
+- every feature is present; a nullable one may be null or missing (fed as NaN for numbers and
+  booleans, `MISSING_CATEGORY` for categories: what the training imputers fill);
+- numbers are finite ints/floats (NaN and +-Infinity, which Python's json accepts, are rejected;
+  so are booleans) within the contract's min/max;
+- booleans are true/false (not 0/1, not strings);
+- categories are strings among the declared categories.
+Fields that are not features are ignored (clients may send ids; they are never captured).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from mlops.contract import Contract, FeatureType
+from mlops.errors import BadRequestError, RecordError
+from mlops.training.onnx_io import MISSING_CATEGORY
+
+_NUMERIC, _BOOLEAN, _CATEGORICAL = 0, 1, 2
+_KINDS = {FeatureType.NUMERIC: _NUMERIC, FeatureType.BOOLEAN: _BOOLEAN, FeatureType.CATEGORICAL: _CATEGORICAL}
+_MISSING: Any = object()
+_NAN = math.nan
+_FLOAT_MAX = 1.7976931348623157e308
+
+
+@dataclass(frozen=True)
+class _Spec:
+    name: str
+    kind: int
+    nullable: bool
+    low: float
+    high: float
+    categories: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Columns:
+    """A validated batch: one list of values per feature (contract order), and the rows themselves."""
+
+    names: tuple[str, ...]
+    values: tuple[list[Any], ...]
+    rows: list[dict[str, Any]]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+class RecordValidator:
+    """Checks a batch of JSON records against one contract; compiled once, reused per request."""
+
+    def __init__(self, contract: Contract, max_records: int = 1_000) -> None:
+        self.max_records = max_records
+        self._specs = tuple(
+            _Spec(
+                name=feature.name,
+                kind=_KINDS[feature.type],
+                nullable=feature.nullable,
+                low=-math.inf if feature.min is None else float(feature.min),
+                high=math.inf if feature.max is None else float(feature.max),
+                categories=frozenset(feature.categories or ()),
+            )
+            for feature in contract.features
+        )
+        self.names = tuple(spec.name for spec in self._specs)
+
+    def validate(self, records: Any) -> Columns:
+        """Raise BadRequestError for a malformed batch, RecordError naming `records[i].field`."""
+        if type(records) is not list:
+            raise BadRequestError(f"records must be a JSON list of objects, got {_kind(records)}")
+        if not records:
+            raise BadRequestError("records must not be empty")
+        if len(records) > self.max_records:
+            raise BadRequestError(f"at most {self.max_records} records per request, got {len(records)}")
+        specs = self._specs
+        columns: tuple[list[Any], ...] = tuple([] for _ in specs)
+        for index, record in enumerate(records):
+            if type(record) is not dict:
+                raise RecordError(f"records[{index}]: expected an object, got {_kind(record)}")
+            for spec, column in zip(specs, columns, strict=True):
+                value = record.get(spec.name, _MISSING)
+                kind = spec.kind
+                if kind == _NUMERIC:
+                    value_type = type(value)
+                    if value_type is float:
+                        if value != value or value in (math.inf, -math.inf):
+                            raise _bad(index, spec, "expected a finite number", value)
+                    elif value_type is int:
+                        if not -_FLOAT_MAX <= value <= _FLOAT_MAX:
+                            raise _bad(index, spec, "expected a finite number", value)
+                        value = float(value)
+                    else:
+                        column.append(_null(index, spec, value, _NAN, "expected a number"))
+                        continue
+                    if not spec.low <= value <= spec.high:
+                        raise _bad(index, spec, f"expected a number in [{spec.low:g}, {spec.high:g}]", value)
+                    column.append(value)
+                elif kind == _CATEGORICAL:
+                    if type(value) is str and value in spec.categories:
+                        column.append(value)
+                    elif type(value) is str:
+                        raise _bad(index, spec, f"expected one of {sorted(spec.categories)}", value)
+                    else:
+                        column.append(_null(index, spec, value, MISSING_CATEGORY, "expected a string"))
+                elif value is True:
+                    column.append(1.0)
+                elif value is False:
+                    column.append(0.0)
+                else:
+                    column.append(_null(index, spec, value, _NAN, "expected true or false"))
+        return Columns(self.names, columns, records)
+
+
+def _null(index: int, spec: _Spec, value: Any, null_value: Any, expected: str) -> Any:
+    """The value fed for a null/missing cell, or the error for a value of the wrong type."""
+    if value is _MISSING:
+        if spec.nullable:
+            return null_value
+        raise RecordError(f"records[{index}].{spec.name}: required field is missing")
+    if value is None:
+        if spec.nullable:
+            return null_value
+        raise RecordError(f"records[{index}].{spec.name}: must not be null")
+    raise _bad(index, spec, expected, value)
+
+
+def _bad(index: int, spec: _Spec, expected: str, value: Any) -> RecordError:
+    return RecordError(f"records[{index}].{spec.name}: {expected}, got {_show(value)}")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return "an object" if isinstance(value, dict) else "a list"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(type(value), "a number")

@@ -1,0 +1,67 @@
+"""The prediction use case: request body -> validated records -> production model -> answer."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from mlops.errors import BadRequestError
+from mlops.inference.capture import CaptureBuffer, FlushResult
+from mlops.inference.model import ModelCache
+
+
+def parse_records(body: str | None, *, is_base64: bool = False) -> Any:
+    """`{"records": [...]}` or a bare JSON list -> the list (not yet validated).
+
+    Raises BadRequestError for an empty body, invalid JSON or another shape.
+    """
+    if is_base64 and body:
+        try:
+            body = base64.b64decode(body, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            raise BadRequestError("request body is not valid base64-encoded UTF-8") from None
+    if body is None or not body.strip():
+        raise BadRequestError('request body is empty; send {"records": [...]}')
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError) as error:  # JSONDecodeError, huge ints, absurd nesting
+        detail = (
+            f" ({error.msg} at line {error.lineno} column {error.colno})"
+            if isinstance(error, json.JSONDecodeError)
+            else ""
+        )
+        raise BadRequestError(f"request body is not valid JSON{detail}") from None
+    if type(document) is dict:
+        if "records" not in document:
+            raise BadRequestError('request body must be {"records": [...]} or a JSON list of records')
+        return document["records"]
+    if type(document) is list:
+        return document
+    raise BadRequestError('request body must be {"records": [...]} or a JSON list of records')
+
+
+class PredictionService:
+    """Answers prediction requests from the cached production model and samples them for drift."""
+
+    def __init__(self, models: ModelCache, capture: CaptureBuffer | None = None) -> None:
+        self.models = models
+        self.capture = capture
+
+    def predict(self, name: str, body: str | None, *, is_base64: bool = False) -> dict[str, Any]:
+        """Raises BadRequestError/RecordError (400), ModelNotFoundError (404), IntegrityError (503)."""
+        records = parse_records(body, is_base64=is_base64)
+        model = self.models.get(name)
+        columns = model.validator.validate(records)
+        predictions = model.predict_columns(columns)
+        if self.capture is not None:
+            self.capture.add(name, model.version, columns.names, columns.rows, predictions, model.capture_sample_rate)
+        return {"model": name, "version": model.version, "predictions": predictions}
+
+    def after_request(self) -> list[FlushResult]:
+        """Write the capture buffers that are due (by count or age)."""
+        return self.capture.flush_due() if self.capture is not None else []
+
+    def shutdown(self) -> list[FlushResult]:
+        return self.capture.flush() if self.capture is not None else []

@@ -1,0 +1,122 @@
+"""CaptureBuffer flush rules (count, age, shutdown), sampling and the JSONL it writes."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from mlops.inference.capture import CaptureBuffer
+from tests.support.fakes import InMemoryObjectStore
+
+BUCKET = "artifacts"
+FEATURES = ("x", "plan")
+START = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC).timestamp()
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FailingStore(InMemoryObjectStore):
+    def put_bytes(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+        raise ConnectionError("S3 unreachable")
+
+
+def rows(n: int) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    records = [{"x": float(i), "plan": "basic", "client_id": "secret"} for i in range(n)]
+    return records, [{"label": "no", "probabilities": {"no": 0.9, "yes": 0.1}} for _ in range(n)]
+
+
+def buffer(store: InMemoryObjectStore, clock: FakeClock, **kwargs: object) -> CaptureBuffer:
+    ids = iter(f"b{i}" for i in range(100))
+    return CaptureBuffer(store, BUCKET, clock=clock, batch_id=lambda: next(ids), **kwargs)  # type: ignore[arg-type]
+
+
+def captured(store: InMemoryObjectStore) -> dict[str, list[dict[str, object]]]:
+    return {
+        key: [json.loads(line) for line in data.decode().splitlines()]
+        for (bucket, key), (data, _, _) in store.objects.items()
+        if bucket == BUCKET
+    }
+
+
+def test_capture_flushes_when_count_reached() -> None:
+    store, clock = InMemoryObjectStore(), FakeClock()
+    capture = buffer(store, clock, max_records=3, max_age_seconds=60)
+    capture.add("churn", 2, FEATURES, *rows(2), sample_rate=1.0)
+    assert capture.flush_due() == []
+    assert not store.objects
+    capture.add("churn", 2, FEATURES, *rows(1), sample_rate=1.0)
+    [result] = capture.flush_due()
+    assert result.records == 3
+    assert result.error is None
+    assert result.key == "captures/churn/2026/03/04/05/20260304T050607-b0.jsonl"
+    lines = captured(store)[result.key]
+    assert len(lines) == 3
+    # only the contract's features are kept (a client's extra fields are never stored)
+    assert lines[0] == {
+        "at": "2026-03-04T05:06:07+00:00",
+        "version": 2,
+        "input": {"x": 0.0, "plan": "basic"},
+        "output": {"label": "no", "probabilities": {"no": 0.9, "yes": 0.1}},
+    }
+    assert len(capture) == 0
+
+
+def test_capture_flushes_when_oldest_record_is_too_old() -> None:
+    store, clock = InMemoryObjectStore(), FakeClock()
+    capture = buffer(store, clock, max_records=100, max_age_seconds=60)
+    capture.add("churn", 1, FEATURES, *rows(1), sample_rate=1.0)
+    clock.now += 59
+    capture.add("churn", 1, FEATURES, *rows(1), sample_rate=1.0)
+    assert capture.flush_due() == []
+    clock.now += 1  # the oldest record is now 60 s old
+    [result] = capture.flush_due()
+    assert result.records == 2
+    # the age restarts with the next record, not with the buffer's creation
+    clock.now += 100
+    capture.add("churn", 1, FEATURES, *rows(1), sample_rate=1.0)
+    assert capture.flush_due() == []
+
+
+def test_capture_keeps_one_buffer_per_model() -> None:
+    store, clock = InMemoryObjectStore(), FakeClock()
+    capture = buffer(store, clock, max_records=2)
+    capture.add("churn", 1, FEATURES, *rows(2), sample_rate=1.0)
+    capture.add("prices", 4, FEATURES, *rows(1), sample_rate=1.0)
+    assert [r.model for r in capture.flush_due()] == ["churn"]
+    assert [r.model for r in capture.flush()] == ["prices"]
+    assert sorted(k.split("/")[1] for k in captured(store)) == ["churn", "prices"]
+
+
+def test_capture_flush_writes_everything_at_shutdown() -> None:
+    store, clock = InMemoryObjectStore(), FakeClock()
+    capture = buffer(store, clock, max_records=100, max_age_seconds=3600)
+    capture.add("churn", 1, FEATURES, *rows(5), sample_rate=1.0)
+    assert capture.flush_due() == []
+    assert [r.records for r in capture.flush()] == [5]
+    assert capture.flush() == []
+
+
+@pytest.mark.parametrize(("rate", "expected"), [(0.0, 0), (1.0, 10), (0.5, 5)])
+def test_capture_samples_at_the_contract_rate(rate: float, expected: int) -> None:
+    draws = iter([0.1, 0.9] * 5)
+    capture = CaptureBuffer(InMemoryObjectStore(), BUCKET, random_source=lambda: next(draws))
+    assert capture.add("churn", 1, FEATURES, *rows(10), sample_rate=rate) == expected
+    assert len(capture) == expected
+
+
+def test_capture_failure_never_raises_and_drops_the_batch() -> None:
+    capture = buffer(FailingStore(), FakeClock(), max_records=1)
+    capture.add("churn", 1, FEATURES, *rows(1), sample_rate=1.0)
+    [result] = capture.flush_due()
+    assert result.key is None
+    assert result.error is not None
+    assert "S3 unreachable" in result.error
+    assert len(capture) == 0

@@ -1,0 +1,235 @@
+"""ModelCache and LoadedModel: integrity before loading, refresh of the production pointer,
+predictions in the documented shape."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlops.contract import Contract, parse_contract
+from mlops.errors import IntegrityError, ModelNotFoundError, RecordError
+from mlops.inference.capture import CaptureBuffer
+from mlops.inference.model import LoadedModel, ModelCache, load_model
+from mlops.inference.service import PredictionService
+from mlops.registry.records import Artifact, ModelVersion, VersionStatus
+from mlops.training import TrainedModel, onnx_input_feed, train_model
+from mlops_local.sample_data import churn_dataset, records
+from tests.support.fakes import InMemoryObjectStore
+
+BUCKET = "artifacts"
+CONTRACT = parse_contract((Path(__file__).parents[2] / "contracts" / "churn.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def trained() -> TrainedModel:
+    return train_model(churn_dataset(1_000), CONTRACT)
+
+
+def version_of(data: bytes, version: int, contract: Contract = CONTRACT, sha256: str | None = None) -> ModelVersion:
+    digest = sha256 or hashlib.sha256(data).hexdigest()
+    return ModelVersion(
+        model_name=contract.name,
+        version=version,
+        status=VersionStatus.PRODUCTION,
+        metric_name="roc_auc",
+        metrics={"roc_auc": 0.8},
+        artifact=Artifact(
+            bucket=BUCKET,
+            key=f"models/{contract.name}/{digest}.onnx",
+            sha256=digest,
+            size_bytes=len(data),
+            baseline_key=f"baselines/{contract.name}/{digest}.json",
+        ),
+        contract=contract.model_dump(mode="json"),
+        lineage={},
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+
+class FakeRegistry:
+    def __init__(self) -> None:
+        self.versions: dict[str, ModelVersion | None] = {}
+        self.lookups = 0
+        self.failing = False
+
+    def production(self, name: str) -> ModelVersion | None:
+        self.lookups += 1
+        if self.failing:
+            raise ConnectionError("registry unreachable")
+        if name not in self.versions:
+            raise ModelNotFoundError(f"no model named {name!r} is registered")
+        return self.versions[name]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def publish(store: InMemoryObjectStore, registry: FakeRegistry, data: bytes, version: int) -> ModelVersion:
+    model_version = version_of(data, version)
+    store.put_bytes(BUCKET, model_version.artifact.key, data)
+    registry.versions[CONTRACT.name] = model_version
+    return model_version
+
+
+def test_load_model_predicts_like_the_training_pipeline(trained: TrainedModel) -> None:
+    store = InMemoryObjectStore()
+    model = load_model(publish(store, FakeRegistry(), trained.onnx_bytes, 1), store)
+    rows = records(trained.holdout[CONTRACT.feature_names].head(50))
+    predictions = model.predict(rows)
+    expected = trained.pipeline.predict_proba(trained.holdout[CONTRACT.feature_names].head(50))
+    classes = list(trained.pipeline.classes_)
+    got = np.array([[p["probabilities"][c] for c in classes] for p in predictions])
+    assert np.abs(got - expected).max() < 1e-5
+    assert set(predictions[0]) == {"label", "probabilities"}
+    assert [p["label"] for p in predictions] == list(
+        trained.pipeline.predict(trained.holdout[CONTRACT.feature_names].head(50))
+    )
+
+
+def test_loaded_model_feed_matches_training_convention(trained: TrainedModel) -> None:
+    store = InMemoryObjectStore()
+    model = load_model(publish(store, FakeRegistry(), trained.onnx_bytes, 1), store)
+    rows = records(trained.holdout[CONTRACT.feature_names].head(20))
+    ours = model.feed(model.validator.validate(rows))
+    theirs = onnx_input_feed(rows, CONTRACT)
+    assert ours.keys() == theirs.keys()
+    for name in ours:
+        assert ours[name].dtype == theirs[name].dtype
+        assert ours[name].shape == theirs[name].shape
+        if ours[name].dtype == object:
+            assert ours[name].tolist() == theirs[name].tolist()
+        else:
+            np.testing.assert_array_equal(ours[name], theirs[name])
+
+
+def test_model_cache_refuses_tampered_artifact(trained: TrainedModel) -> None:
+    # GIVEN an artifact whose bytes were changed after registration
+    store, registry = InMemoryObjectStore(), FakeRegistry()
+    registered = publish(store, registry, trained.onnx_bytes, 1)
+    store.put_bytes(BUCKET, registered.artifact.key, trained.onnx_bytes.replace(b"mlops", b"mlopz"))
+    loads: list[int] = []
+
+    def loader(version: ModelVersion) -> LoadedModel:
+        loads.append(version.version)
+        return load_model(version, store)
+
+    cache = ModelCache(registry, store, loader=loader)
+    # WHEN it is requested THEN IntegrityError (503) and nothing is cached
+    with pytest.raises(IntegrityError) as raised:
+        cache.get("churn")
+    assert raised.value.http_status == 503
+    assert cache.loaded_versions() == []
+    with pytest.raises(IntegrityError):
+        cache.get("churn")  # still refused on the next request, never served
+
+
+def test_verify_happens_before_onnxruntime_sees_the_bytes(
+    trained: TrainedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlops.inference.model as model_module
+
+    def explode(*_: object, **__: object) -> None:
+        raise AssertionError("InferenceSession created for unverified bytes")
+
+    store, registry = InMemoryObjectStore(), FakeRegistry()
+    registered = publish(store, registry, trained.onnx_bytes, 1)
+    store.put_bytes(BUCKET, registered.artifact.key, b"garbage")
+    monkeypatch.setattr(model_module.ort, "InferenceSession", explode)
+    with pytest.raises(IntegrityError):
+        load_model(registered, store)
+
+
+def test_model_cache_missing_artifact_is_integrity_error(trained: TrainedModel) -> None:
+    store, registry = InMemoryObjectStore(), FakeRegistry()
+    registry.versions["churn"] = version_of(trained.onnx_bytes, 1)
+    with pytest.raises(IntegrityError, match="missing"):
+        ModelCache(registry, store).get("churn")
+
+
+def test_model_cache_loads_once_and_picks_up_new_production_after_refresh(trained: TrainedModel) -> None:
+    store, registry, clock = InMemoryObjectStore(), FakeRegistry(), FakeClock()
+    publish(store, registry, trained.onnx_bytes, 1)
+    cache = ModelCache(registry, store, refresh_seconds=30, clock=clock)
+    first = cache.get("churn")
+    assert first.version == 1
+    assert cache.get("churn") is first
+    assert registry.lookups == 1  # warm requests never touch the registry
+
+    # GIVEN a new production version (a promotion, or a rollback)
+    publish(store, registry, trained.onnx_bytes + b"", 2)
+    clock.now += 29
+    assert cache.get("churn").version == 1  # still trusted within the interval
+    clock.now += 1
+    assert cache.get("churn").version == 2
+    assert cache.loaded_versions() == [("churn", 1), ("churn", 2)]
+
+    # a rollback to v1 is served from memory, without loading again
+    registry.versions["churn"] = version_of(trained.onnx_bytes, 1)
+    clock.now += 30
+    assert cache.get("churn") is first
+
+
+def test_model_cache_keeps_serving_when_registry_is_unreachable(trained: TrainedModel) -> None:
+    store, registry, clock = InMemoryObjectStore(), FakeRegistry(), FakeClock()
+    publish(store, registry, trained.onnx_bytes, 1)
+    cache = ModelCache(registry, store, refresh_seconds=30, clock=clock)
+    first = cache.get("churn")
+    registry.failing = True
+    clock.now += 60
+    assert cache.get("churn") is first
+
+
+@pytest.mark.parametrize("name", ["unknown", "Not-A-Valid-Name", "../etc"])
+def test_model_cache_unknown_model_is_not_found_and_cached(trained: TrainedModel, name: str) -> None:
+    store, registry = InMemoryObjectStore(), FakeRegistry()
+    cache = ModelCache(registry, store, refresh_seconds=30, clock=FakeClock())
+    for _ in range(3):
+        with pytest.raises(ModelNotFoundError) as raised:
+            cache.get(name)
+        assert raised.value.http_status == 404
+    assert registry.lookups <= 1
+
+
+def test_model_cache_no_production_version_is_not_found() -> None:
+    registry = FakeRegistry()
+    registry.versions["churn"] = None
+    with pytest.raises(ModelNotFoundError, match="no production version"):
+        ModelCache(registry, InMemoryObjectStore()).get("churn")
+
+
+def test_model_cache_evicts_old_versions(trained: TrainedModel) -> None:
+    store, registry, clock = InMemoryObjectStore(), FakeRegistry(), FakeClock()
+    cache = ModelCache(registry, store, refresh_seconds=0, clock=clock, versions_per_model=2)
+    for version in (1, 2, 3):
+        publish(store, registry, trained.onnx_bytes, version)
+        cache.get("churn")
+    assert cache.loaded_versions() == [("churn", 2), ("churn", 3)]
+
+
+def test_prediction_service_answers_and_captures(trained: TrainedModel) -> None:
+    store, registry = InMemoryObjectStore(), FakeRegistry()
+    publish(store, registry, trained.onnx_bytes, 7)
+    capture = CaptureBuffer(store, BUCKET, max_records=2)
+    service = PredictionService(ModelCache(registry, store), capture)
+    rows = records(trained.holdout[CONTRACT.feature_names].head(3))
+    answer = service.predict("churn", json.dumps({"records": rows}))
+    assert answer["model"] == "churn"
+    assert answer["version"] == 7
+    assert len(answer["predictions"]) == 3
+    probabilities = answer["predictions"][0]["probabilities"]
+    assert set(probabilities) == {"no", "yes"}
+    assert abs(sum(probabilities.values()) - 1) < 1e-5
+    flushed = service.after_request()
+    assert [(r.model, r.records) for r in flushed] == [("churn", 3)]
+    with pytest.raises(RecordError, match=r"records\[0\]\.plan"):
+        service.predict("churn", json.dumps([rows[0] | {"plan": "gold"}]))
