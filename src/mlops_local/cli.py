@@ -1,0 +1,165 @@
+"""`mlops`: the command line of the suite.
+
+mlops demo [--rows N] [--keep-running]   the whole story against local mode
+mlops local up [--api-port P]            local mode, until Ctrl-C
+mlops local trigger <rule>               run a scheduled rule of a running local mode now
+mlops contracts check <file>...          validate contract documents
+mlops contracts publish --bucket B       upload contracts/ to a deployed data bucket
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from mlops.errors import ContractError
+from mlops_local.handlers import REPO_ROOT
+
+STATE_FILE = REPO_ROOT / ".local" / "state.json"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mlops", description="Serverless MLOps suite: local mode and tools.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="run the end-to-end story against local mode")
+    demo.add_argument("--rows", type=int, default=100_000, help="rows of the sample dataset (default 100000)")
+    demo.add_argument("--keep-running", action="store_true", help="keep local mode running afterwards")
+
+    local = commands.add_parser("local", help="local mode").add_subparsers(dest="local_command", required=True)
+    up = local.add_parser("up", help="start local mode and keep it running")
+    up.add_argument("--api-port", type=int, default=8443)
+    up.add_argument("--aws-port", type=int, default=4566)
+    trigger = local.add_parser("trigger", help="run a scheduled rule now")
+    trigger.add_argument("rule", help="the rule's logical id (or its start) or physical name")
+
+    contracts = commands.add_parser("contracts", help="model contracts").add_subparsers(
+        dest="contracts_command", required=True
+    )
+    check = contracts.add_parser("check", help="validate contract files")
+    check.add_argument("files", nargs="+", type=Path)
+    publish = contracts.add_parser("publish", help="upload validated contracts to a data bucket")
+    publish.add_argument("--bucket", required=True)
+    publish.add_argument("--dir", type=Path, default=REPO_ROOT / "contracts")
+    schema = contracts.add_parser("schema", help="print the contract's JSON schema")
+    del schema
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("mlops.local").setLevel(logging.INFO if args.command == "local" else logging.WARNING)
+
+    if args.command == "demo":
+        from mlops_local.demo import run_demo
+
+        return run_demo(args.rows, args.keep_running)
+    if args.command == "local" and args.local_command == "up":
+        return _local_up(args.api_port, args.aws_port)
+    if args.command == "local" and args.local_command == "trigger":
+        return _local_trigger(args.rule)
+    if args.command == "contracts":
+        return _contracts(args)
+    parser.error("unknown command")
+    return 2
+
+
+def print_usage(endpoints: Any, out: Any = sys.stdout) -> None:
+    env = " ".join(f"{k}={v}" for k, v in endpoints.client_env().items())
+    outputs = endpoints.outputs
+    out.write(
+        f"""
+Local mode is running. Ctrl-C stops it.
+  AWS stand-in      {endpoints.aws_endpoint_url}   (credentials: {endpoints.access_key_id} / see .local/state.json)
+  API (HTTPS)       {endpoints.api_url}
+  API key           {endpoints.api_key}
+  CA certificate    {endpoints.ca_bundle}
+  Logs              {endpoints.log_dir}  (invocations.log, notifications.log, one file per function)
+
+Try:
+  export {env}
+  aws s3 cp my.csv s3://{outputs.get("DataBucketName")}/datasets/churn/my.csv
+  curl --cacert {endpoints.ca_bundle} -H 'x-api-key: {endpoints.api_key}' \\
+       -d '{{"records": [{{"tenure_months": 3, "monthly_charges": 80, "support_calls": 4, "data_usage_gb": null, "plan": "basic", "region": "north", "autopay": false}}]}}' \\
+       {endpoints.api_url}/models/churn/predict
+  mlops local trigger <schedule rule>     (see .local/template.json)
+"""
+    )
+    out.flush()
+
+
+def _local_up(api_port: int, aws_port: int) -> int:
+    from mlops_local.runtime import LocalRuntime
+
+    runtime = LocalRuntime(api_port=api_port, aws_port=aws_port)
+    endpoints = runtime.start()
+    print_usage(endpoints)
+    for schedule in runtime.triggers.schedules.values():
+        print(f"  schedule: {schedule.rule_id} ({schedule.expression}) -> mlops local trigger {schedule.rule_id}")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        runtime.stop()
+
+
+def _local_trigger(rule: str) -> int:
+    if not STATE_FILE.exists():
+        print("local mode is not running (no .local/state.json); start it with `mlops local up`", file=sys.stderr)
+        return 1
+    state = json.loads(STATE_FILE.read_text())
+    request = urllib.request.Request(f"{state['control_url']}/trigger/{rule}", method="POST")  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=900) as response:  # noqa: S310
+            print(response.read().decode())
+            return 0
+    except urllib.error.HTTPError as error:
+        print(error.read().decode(), file=sys.stderr)
+        return 1
+    except urllib.error.URLError as error:
+        print(f"local mode is not reachable: {error.reason}", file=sys.stderr)
+        return 1
+
+
+def _contracts(args: argparse.Namespace) -> int:
+    from mlops.contract import contract_json_schema, parse_contract
+
+    if args.contracts_command == "schema":
+        print(json.dumps(contract_json_schema(), indent=2))
+        return 0
+    files = args.files if args.contracts_command == "check" else sorted(args.dir.glob("*.json"))
+    parsed = []
+    failed = False
+    for path in files:
+        try:
+            parsed.append(parse_contract(path.read_text(), source=path.name))
+            print(f"ok   {path}")
+        except ContractError as error:
+            failed = True
+            print(f"bad  {error}", file=sys.stderr)
+    if failed or args.contracts_command == "check":
+        return 1 if failed else 0
+    import boto3
+
+    from mlops.layout import contract_key
+
+    s3 = boto3.client("s3")
+    for contract in parsed:
+        s3.put_object(
+            Bucket=args.bucket,
+            Key=contract_key(contract.name),
+            Body=contract.canonical_json().encode(),
+            ContentType="application/json",
+        )
+        print(f"published s3://{args.bucket}/{contract_key(contract.name)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

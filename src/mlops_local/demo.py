@@ -1,0 +1,338 @@
+"""The whole story on one machine, told step by step against local mode.
+
+Every step talks to local mode the way a user would: boto3 for S3 and SNS/SQS, HTTPS for the
+API (API key for predictions, SigV4 for the admin routes). A step that did not happen fails the
+demo; the summary lists each step, its time and its key numbers.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from mlops_local.client import ApiClient
+from mlops_local.functions import Invocation
+from mlops_local.runtime import Endpoints, LocalRuntime
+from mlops_local.sample_data import churn_dataset, churn_features, records
+
+MODEL = "churn"
+
+
+class StepFailed(Exception):
+    pass
+
+
+@dataclass
+class Step:
+    name: str
+    seconds: float = 0.0
+    ok: bool = False
+    details: str = ""
+
+
+@dataclass
+class Story:
+    steps: list[Step] = field(default_factory=list)
+    out: Any = sys.stdout
+
+    def run(self, name: str, action: Callable[[], str]) -> str:
+        step = Step(name)
+        self.steps.append(step)
+        self.out.write(f"  .. {name}\n")
+        self.out.flush()
+        started = time.perf_counter()
+        try:
+            step.details = action()
+            step.ok = True
+        except Exception as error:
+            step.details = f"FAILED: {error}"
+        step.seconds = time.perf_counter() - started
+        mark = "ok" if step.ok else "!!"
+        self.out.write(f"  {mark} {name} ({step.seconds:.1f} s): {step.details}\n")
+        self.out.flush()
+        return step.details
+
+    @property
+    def ok(self) -> bool:
+        return all(step.ok for step in self.steps)
+
+    def summary(self) -> str:
+        width = max(len(s.name) for s in self.steps)
+        lines = [f"{'step':<{width}}  {'seconds':>8}  result", f"{'-' * width}  {'-' * 8}  {'-' * 40}"]
+        for step in self.steps:
+            lines.append(f"{step.name:<{width}}  {step.seconds:8.1f}  {'ok' if step.ok else 'FAILED'}: {step.details}")
+        return "\n".join(lines)
+
+
+class InvocationWatch:
+    """Waits for a function to finish an invocation (the runtime reports each one)."""
+
+    def __init__(self, runtime: LocalRuntime) -> None:
+        self.seen: list[Invocation] = []
+        self._changed = threading.Condition()
+        runtime.invocation_listeners.append(self._record)
+
+    def _record(self, invocation: Invocation) -> None:
+        with self._changed:
+            self.seen.append(invocation)
+            self._changed.notify_all()
+
+    def mark(self) -> int:
+        with self._changed:
+            return len(self.seen)
+
+    def wait_for(self, function: str, since: int, timeout: float = 300.0) -> Invocation:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for invocation in self.seen[since:]:
+                    if invocation.function == function:
+                        if not invocation.ok:
+                            raise StepFailed(f"{function} failed: {invocation.error}")
+                        return invocation
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise StepFailed(f"{function} did not run within {timeout:.0f} s")
+                self._changed.wait(remaining)
+
+
+class Demo:
+    def __init__(self, runtime: LocalRuntime, endpoints: Endpoints, rows: int, out: Any = sys.stdout) -> None:
+        self.runtime = runtime
+        self.endpoints = endpoints
+        self.rows = rows
+        self.story = Story(out=out)
+        self.watch = InvocationWatch(runtime)
+        session = boto3.session.Session(
+            aws_access_key_id=endpoints.access_key_id,
+            aws_secret_access_key=endpoints.secret_access_key,
+            region_name=endpoints.region,
+        )
+        self.s3 = session.client("s3", endpoint_url=endpoints.aws_endpoint_url)
+        self.sqs = session.client("sqs", endpoint_url=endpoints.aws_endpoint_url)
+        self.sns = session.client("sns", endpoint_url=endpoints.aws_endpoint_url)
+        self.api = ApiClient(
+            endpoints.api_url,
+            ca_bundle=endpoints.ca_bundle,
+            api_key=endpoints.api_key,
+            access_key=endpoints.access_key_id,
+            secret_key=endpoints.secret_access_key,
+            region=endpoints.region,
+        )
+        self.data_bucket = endpoints.outputs["DataBucketName"]
+        self.numbers: dict[str, Any] = {}
+
+    # --- the story --------------------------------------------------------------------------
+
+    def run(self) -> bool:
+        run = self.story.run
+        run("subscribe a queue to the alarm topic", self.subscribe_to_alarms)
+        run("declare the sample model", self.declare_model)
+        first = run(
+            f"drop a dataset ({self.rows:,} rows) into S3", lambda: self.drop_dataset("churn-2026-11.csv", 0.12)
+        )
+        del first
+        run("validated", lambda: self.await_stage("validate_dataset"))
+        run("trained", lambda: self.await_stage("train_model"))
+        run("registered and promoted", lambda: self.await_production(1))
+        run("HTTPS predictions (API key)", self.predict)
+        run("a request without the API key is refused", self.predict_without_key)
+        run("drifted traffic", self.send_drifted_traffic)
+        run("drift check", self.check_drift)
+        run("alarm notification", self.await_alarm)
+        run("a bad dataset is quarantined", self.quarantine_bad_dataset)
+        run("a better dataset promotes version 2", self.promote_better)
+        run("rollback to version 1", self.rollback)
+        return self.story.ok
+
+    def subscribe_to_alarms(self) -> str:
+        topic = self.endpoints.outputs["AlarmTopicArn"]
+        queue_url = self.sqs.create_queue(QueueName="demo-alarm-inbox")["QueueUrl"]
+        queue_arn = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        self.sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+        self.inbox = queue_url
+        return f"queue demo-alarm-inbox subscribed to {topic.rsplit(':', 1)[-1]}"
+
+    def declare_model(self) -> str:
+        body = self.s3.get_object(Bucket=self.data_bucket, Key=f"contracts/{MODEL}.json")["Body"].read()
+        contract = json.loads(body)
+        return (
+            f"contract '{MODEL}': {len(contract['features'])} features, {contract['estimator']['name']}, "
+            f"{contract['metric']['name']} >= {contract['metric']['minimum']}"
+        )
+
+    def drop_dataset(self, name: str, label_noise: float, *, seed: int = 7) -> str:
+        frame = churn_dataset(self.rows, seed=seed, label_noise=label_noise)
+        buffer = io.StringIO()
+        frame.to_csv(buffer, index=False)
+        payload = buffer.getvalue().encode()
+        self._mark = self.watch.mark()
+        self._dropped = time.perf_counter()
+        self.s3.put_object(Bucket=self.data_bucket, Key=f"datasets/{MODEL}/{name}", Body=payload)
+        return f"s3://{self.data_bucket}/datasets/{MODEL}/{name} ({len(payload) / 1e6:.1f} MB)"
+
+    def await_stage(self, function: str) -> str:
+        invocation = self.watch.wait_for(function, self._mark)
+        return f"{function} ran in {invocation.duration_ms / 1000:.1f} s"
+
+    def await_production(self, version: int, timeout: float = 300.0) -> str:
+        self.watch.wait_for("register_model", self._mark, timeout)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            model = self._model()
+            if model and model.get("production_version") == version:
+                elapsed = time.perf_counter() - self._dropped
+                self.numbers[f"drop_to_production_v{version}"] = elapsed
+                versions = self.api.admin("GET", f"/models/{MODEL}/versions").body
+                metric = _metric_of(versions, version)
+                return f"version {version} in production, {metric}; {elapsed:.1f} s from drop to production"
+            time.sleep(0.5)
+        raise StepFailed(f"version {version} never reached production: {self._model()}")
+
+    def predict(self) -> str:
+        sample = records(churn_features(5, seed=99))
+        response = self.api.predict(MODEL, sample)
+        if response.status != 200:
+            raise StepFailed(f"HTTP {response.status}: {response.body}")
+        first = response.body["predictions"][0]
+        latencies = []
+        for _ in range(20):
+            started = time.perf_counter()
+            self.api.predict(MODEL, sample[:1])
+            latencies.append((time.perf_counter() - started) * 1000)
+        latencies.sort()
+        return (
+            f"5 records -> version {response.body['version']}, first: {json.dumps(first)}; "
+            f"HTTPS round trip p50 {latencies[len(latencies) // 2]:.1f} ms"
+        )
+
+    def predict_without_key(self) -> str:
+        response = self.api.predict(MODEL, records(churn_features(1, seed=5)), api_key="")
+        if response.status != 403:
+            raise StepFailed(f"expected 403, got {response.status}")
+        bad = self.api.predict(MODEL, [{"tenure_months": "abc"}])
+        if bad.status != 400:
+            raise StepFailed(f"expected 400 for a bad record, got {bad.status}")
+        return f"no key -> 403; bad record -> 400 ({bad.body.get('message', bad.body)})"
+
+    def send_drifted_traffic(self) -> str:
+        drifted = records(churn_features(1_000, seed=123, drift=1.0))
+        for start in range(0, len(drifted), 100):
+            response = self.api.predict(MODEL, drifted[start : start + 100])
+            if response.status != 200:
+                raise StepFailed(f"HTTP {response.status}: {response.body}")
+        return f"{len(drifted)} records with a shifted customer base, in batches of 100"
+
+    def check_drift(self) -> str:
+        rule = next(iter(self.runtime.triggers.schedules))
+        if not all(self.runtime.triggers.fire(rule)):
+            raise StepFailed("the drift function failed")
+        points = [p for p in self.runtime.metrics.points if p.name == "DriftScore"]
+        if not points:
+            raise StepFailed("no DriftScore metric was emitted")
+        score = points[-1].value
+        self.numbers["drift_score"] = score
+        dims = dict(points[-1].dimensions)
+        return f"DriftScore {score:.2f} (max PSI over features) with dimensions {dims}"
+
+    def await_alarm(self, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            messages = self.sqs.receive_message(QueueUrl=self.inbox, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+            for message in messages.get("Messages", []):
+                envelope = json.loads(message["Body"])
+                alarm = json.loads(envelope["Message"])
+                if alarm.get("NewStateValue") == "ALARM":
+                    return f"SNS -> queue: {alarm['AlarmName']} is ALARM ({alarm['NewStateReason']})"
+        raise StepFailed("no ALARM notification reached the subscribed queue")
+
+    def quarantine_bad_dataset(self) -> str:
+        frame = churn_dataset(500, seed=3).drop(columns=["region"])
+        frame["tenure_months"] = frame["tenure_months"].astype(object)
+        frame.loc[4, "tenure_months"] = "twelve"
+        key = f"datasets/{MODEL}/bad-export.csv"
+        mark = self.watch.mark()
+        self.s3.put_object(Bucket=self.data_bucket, Key=key, Body=frame.to_csv(index=False).encode())
+        self.watch.wait_for("validate_dataset", mark)
+        quarantined = self.s3.list_objects_v2(Bucket=self.data_bucket, Prefix=f"quarantine/{MODEL}/").get(
+            "Contents", []
+        )
+        if not any(item["Key"].endswith("bad-export.csv") for item in quarantined):
+            raise StepFailed("the bad dataset is not under quarantine/")
+        reports = self.s3.list_objects_v2(Bucket=self.data_bucket, Prefix=f"reports/{MODEL}/").get("Contents", [])
+        newest = max(reports, key=lambda item: item["LastModified"])
+        report = json.loads(self.s3.get_object(Bucket=self.data_bucket, Key=newest["Key"])["Body"].read())
+        failed = [c for c in report.get("checks", []) if not c.get("passed", True)]
+        problems = "; ".join(f"{c.get('name')}: {c.get('details') or c.get('message')}" for c in failed[:3])
+        return f"moved to quarantine/, report {newest['Key']}: {problems}"
+
+    def promote_better(self) -> str:
+        self.drop_dataset("churn-2026-12.csv", 0.02, seed=11)
+        self.watch.wait_for("train_model", self._mark)
+        return self.await_production(2)
+
+    def rollback(self) -> str:
+        response = self.api.admin("POST", f"/models/{MODEL}/rollback", {"reason": "demo: roll back the new version"})
+        if response.status != 200:
+            raise StepFailed(f"HTTP {response.status}: {response.body}")
+        model = self._model()
+        if not model or model.get("production_version") != 1:
+            raise StepFailed(f"production is {model}")
+        answer = self.api.predict(MODEL, records(churn_features(1, seed=8)))
+        audit = self.api.admin("GET", f"/models/{MODEL}/audit").body
+        events = audit.get("events", audit) if isinstance(audit, dict) else audit
+        return f"production back to version 1 (predictions now from version {answer.body.get('version')}); audit trail has {len(events)} events"
+
+    def _model(self) -> dict[str, Any] | None:
+        listing = self.api.admin("GET", "/models").body
+        models = listing.get("models", []) if isinstance(listing, dict) else listing
+        return next((m for m in models if m.get("name") == MODEL), None)
+
+
+def _metric_of(versions: Any, version: int) -> str:
+    items = versions.get("versions", []) if isinstance(versions, dict) else versions
+    for item in items:
+        if item.get("version") == version:
+            name = item.get("metric_name", "metric")
+            return f"holdout {name} {item.get('metrics', {}).get(name, float('nan')):.3f}"
+    return "metrics unavailable"
+
+
+def run_demo(rows: int, keep_running: bool, out: Any = sys.stdout) -> int:
+    out.write("Starting local mode (synthesizing the CDK app, creating its resources on the local AWS stand-in)...\n")
+    runtime = LocalRuntime()
+    started = time.perf_counter()
+    try:
+        endpoints = runtime.start()
+    except Exception as error:
+        out.write(f"local mode did not start: {error}\n")
+        runtime.stop()
+        return 1
+    out.write(f"  ok local mode up ({time.perf_counter() - started:.1f} s); logs in {endpoints.log_dir}\n")
+    demo = Demo(runtime, endpoints, rows, out)
+    try:
+        ok = demo.run()
+        out.write("\nSummary\n" + demo.story.summary() + "\n")
+        out.write(f"\n{'All steps happened.' if ok else 'Some steps did not happen.'}\n")
+        if keep_running:
+            from mlops_local.cli import print_usage
+
+            print_usage(endpoints, out)
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+        return 0 if ok else 1
+    finally:
+        runtime.stop()
