@@ -268,7 +268,9 @@ def test_check_agreement_rejects_an_export_that_disagrees(churn_model: TrainedMo
     labels = churn_model.pipeline.predict(inputs)
     shifted = probabilities.copy()
     shifted[:3] += 0.01
-    with pytest.raises(TrainingRejectedError, match=r"probabilities differ .* by up to 0.01 .* on 3 of 600 holdout rows"):
+    with pytest.raises(
+        TrainingRejectedError, match=r"probabilities differ .* by up to 0.01 .* on 3 of 600 holdout rows"
+    ):
         check_agreement(churn_model.onnx_bytes, feed, contract, labels, shifted)
     flipped = labels.copy()
     flipped[:2] = np.where(flipped[:2] == "yes", "no", "yes")

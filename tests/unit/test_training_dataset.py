@@ -1,0 +1,110 @@
+"""Reading datasets with the contract's types (CSV, gzipped CSV, Parquet)."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlops.contract import parse_contract
+from mlops.errors import DatasetError
+from mlops.training import read_dataset
+from mlops.training.dataset import model_inputs
+from mlops_local.sample_data import churn_dataset
+
+CONTRACT = parse_contract((Path(__file__).resolve().parents[2] / "contracts" / "churn.json").read_text())
+
+
+def as_csv(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode()
+
+
+def as_parquet(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("key", "encode"),
+    [
+        ("datasets/churn/a.csv", as_csv),
+        ("datasets/churn/a.csv.gz", lambda f: gzip.compress(as_csv(f), mtime=0)),
+        ("datasets/churn/a.parquet", as_parquet),
+    ],
+)
+def test_read_dataset_formats_give_the_same_typed_frame(key: str, encode) -> None:
+    source = churn_dataset(50)
+    source["extra_column"] = 1  # columns outside the contract are dropped
+    frame = read_dataset(encode(source), key, CONTRACT)
+    assert list(frame.columns) == CONTRACT.columns
+    assert frame["tenure_months"].dtype == np.float64
+    assert frame["data_usage_gb"].isna().sum() == source["data_usage_gb"].isna().sum()
+    assert frame["autopay"].dtype == bool
+    assert frame["autopay"].tolist() == source["autopay"].tolist()
+    assert frame["plan"].tolist() == source["plan"].tolist()
+    assert frame["churned"].tolist() == source["churned"].tolist()
+
+
+def test_read_dataset_accepts_a_stream() -> None:
+    frame = read_dataset(io.BytesIO(as_parquet(churn_dataset(20))), "datasets/churn/a.parquet", CONTRACT)
+    assert len(frame) == 20
+
+
+def test_read_dataset_nulls_in_csv() -> None:
+    text = (
+        "tenure_months,monthly_charges,support_calls,data_usage_gb,plan,region,autopay,churned\n"
+        "1,30,0,,basic,,true,no\n"
+        "2,40,1,5.5,,north,,yes\n"
+    )
+    frame = read_dataset(text.encode(), "datasets/churn/n.csv", CONTRACT)
+    assert np.isnan(frame.loc[0, "data_usage_gb"])
+    assert frame["region"].tolist() == [None, "north"]
+    assert frame["plan"].tolist() == ["basic", None]
+    assert frame["autopay"].tolist() == [True, None]
+    inputs = model_inputs(frame, CONTRACT)
+    assert inputs["region"].tolist() == ["__missing__", "north"]
+    assert np.isnan(inputs.loc[1, "autopay"])
+    assert inputs["autopay"].dtype == np.float32
+
+
+def test_read_dataset_classification_labels_are_text() -> None:
+    contract = parse_contract(
+        {**json.loads(CONTRACT.model_dump_json()), "target": {"name": "churned", "classes": ["0", "1"]}}
+    )
+    source = churn_dataset(10)
+    source["churned"] = (source["churned"] == "yes").astype(float)  # 0.0/1.0 in Parquet
+    frame = read_dataset(as_parquet(source), "datasets/churn/a.parquet", contract)
+    assert set(frame["churned"]) <= {"0", "1"}
+
+
+@pytest.mark.parametrize(
+    ("data", "key", "message"),
+    [
+        (b"tenure_months\n1\n", "datasets/churn/a.csv", "missing columns"),
+        (b"x", "datasets/churn/a.json", "unsupported format"),
+        (b"not parquet", "datasets/churn/a.parquet", "cannot read"),
+    ],
+)
+def test_read_dataset_rejects_unreadable_data(data: bytes, key: str, message: str) -> None:
+    with pytest.raises(DatasetError, match=message):
+        read_dataset(data, key, CONTRACT)
+
+
+def test_read_dataset_rejects_a_non_numeric_value() -> None:
+    source = churn_dataset(5).astype({"tenure_months": object})
+    source.loc[2, "tenure_months"] = "ten"
+    with pytest.raises(DatasetError, match="'tenure_months' is not numeric"):
+        read_dataset(as_csv(source), "datasets/churn/a.csv", CONTRACT)
+
+
+def test_read_dataset_rejects_a_non_boolean_value() -> None:
+    source = churn_dataset(5).astype({"autopay": object})
+    source.loc[1, "autopay"] = "sometimes"
+    with pytest.raises(DatasetError, match="'autopay': 'sometimes' is not a boolean"):
+        read_dataset(as_csv(source), "datasets/churn/a.csv", CONTRACT)

@@ -1,0 +1,108 @@
+"""The train_model stage with in-memory fakes: artifacts, events and the reasons for rejection."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import onnx
+import pytest
+
+from mlops.contract import parse_contract
+from mlops.events import DatasetRef, DatasetValidated, DetailType, ModelTrained, TrainingRejected
+from mlops.layout import artifact_key, baseline_key, contract_key
+from mlops.profile import BaselineProfile
+from mlops.training.service import train_from_event
+from mlops_local.sample_data import churn_dataset
+from tests.support.fakes import InMemoryObjectStore, RecordingPublisher
+
+CONTRACT_TEXT = (Path(__file__).resolve().parents[2] / "contracts" / "churn.json").read_text()
+CONTRACT = parse_contract(CONTRACT_TEXT)
+DATA, ARTIFACTS = "data", "artifacts"
+KEY = "datasets/churn/2024-06.csv"
+
+
+@pytest.fixture
+def store() -> InMemoryObjectStore:
+    return InMemoryObjectStore()
+
+
+def stage(store: InMemoryObjectStore, rows: int = 400) -> DatasetValidated:
+    store.put_bytes(DATA, contract_key("churn"), CONTRACT_TEXT.encode(), "application/json")
+    data = churn_dataset(rows).to_csv(index=False).encode()
+    version = store.put_bytes(DATA, KEY, data, "text/csv")
+    ref = DatasetRef(
+        bucket=DATA,
+        key=KEY,
+        version_id=version,
+        sha256=hashlib.sha256(data).hexdigest(),
+        size_bytes=len(data),
+        rows=rows,
+    )
+    return DatasetValidated(
+        model_name="churn", dataset=ref, contract_digest=CONTRACT.digest, report_key="reports/x.json"
+    )
+
+
+def run(event: DatasetValidated, store: InMemoryObjectStore, publisher: RecordingPublisher):
+    return train_from_event(event, store=store, publisher=publisher, data_bucket=DATA, artifact_bucket=ARTIFACTS)
+
+
+def test_train_from_event_stores_artifact_and_baseline_and_publishes_model_trained(store: InMemoryObjectStore) -> None:
+    publisher = RecordingPublisher()
+    outcome = run(stage(store), store, publisher)
+    assert outcome.trained
+    [trained] = publisher.of_type(DetailType.MODEL_TRAINED)
+    assert isinstance(trained, ModelTrained)
+    artifact = store.get_bytes(ARTIFACTS, trained.artifact_key)
+    assert trained.artifact_key == artifact_key("churn", trained.artifact_sha256)
+    assert hashlib.sha256(artifact).hexdigest() == trained.artifact_sha256
+    assert trained.artifact_bytes == len(artifact)
+    assert trained.baseline_key == baseline_key("churn", trained.artifact_sha256)
+    BaselineProfile.model_validate_json(store.get_bytes(ARTIFACTS, trained.baseline_key))
+    assert parse_contract(trained.contract).digest == trained.contract_digest == CONTRACT.digest
+    assert trained.metric_name == "roc_auc"
+    assert trained.training_rows + trained.holdout_rows == 400
+    assert onnx.load_from_string(artifact).graph.input[0].name == "tenure_months"
+
+
+def test_train_from_event_rejects_a_dataset_changed_since_validation(store: InMemoryObjectStore) -> None:
+    event = stage(store)
+    store.put_bytes(DATA, KEY, churn_dataset(50).to_csv(index=False).encode())  # a newer version, same key
+    # the event names the old version, which the fake no longer has; a tampered digest is the same story
+    tampered = event.model_copy(update={"dataset": event.dataset.model_copy(update={"version_id": None})})
+    publisher = RecordingPublisher()
+    outcome = run(tampered, store, publisher)
+    assert not outcome.trained
+    [rejected] = publisher.of_type(DetailType.TRAINING_REJECTED)
+    assert isinstance(rejected, TrainingRejected)
+    assert "changed since validation: SHA-256" in rejected.reason
+    assert not list(store.list(ARTIFACTS, ""))
+
+
+def test_train_from_event_rejects_a_contract_changed_since_validation(store: InMemoryObjectStore) -> None:
+    event = stage(store)
+    changed = {**json.loads(CONTRACT_TEXT), "description": "edited"}
+    store.put_bytes(DATA, contract_key("churn"), json.dumps(changed).encode())
+    publisher = RecordingPublisher()
+    run(event, store, publisher)
+    [rejected] = publisher.of_type(DetailType.TRAINING_REJECTED)
+    assert "contract contracts/churn.json changed since the dataset was validated" in rejected.reason  # type: ignore[attr-defined]
+
+
+def test_train_from_event_rejects_a_missing_dataset_version(store: InMemoryObjectStore) -> None:
+    event = stage(store)
+    missing = event.model_copy(update={"dataset": event.dataset.model_copy(update={"version_id": "v999"})})
+    publisher = RecordingPublisher()
+    run(missing, store, publisher)
+    [rejected] = publisher.of_type(DetailType.TRAINING_REJECTED)
+    assert "no longer exists" in rejected.reason  # type: ignore[attr-defined]
+
+
+def test_train_from_event_rejects_a_model_that_cannot_be_trained(store: InMemoryObjectStore) -> None:
+    publisher = RecordingPublisher()
+    run(stage(store, rows=12), store, publisher)
+    [rejected] = publisher.of_type(DetailType.TRAINING_REJECTED)
+    assert "too few to train" in rejected.reason  # type: ignore[attr-defined]
+    assert not publisher.of_type(DetailType.MODEL_TRAINED)
