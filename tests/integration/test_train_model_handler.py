@@ -1,0 +1,158 @@
+"""train_model handler on the moto server: a realistic DatasetValidated event in, artifact + event out."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+
+from mlops.contract import parse_contract
+from mlops.events import EVENT_SOURCE, DetailType
+from mlops.layout import artifact_key, baseline_key, contract_key
+from mlops_local.handlers import load_handler_module
+from mlops_local.sample_data import churn_dataset
+from tests.support import resources as test_resources
+from tests.support.lambda_context import FakeLambdaContext
+
+CONTRACT_TEXT = (Path(__file__).resolve().parents[2] / "contracts" / "churn.json").read_text()
+DATASET_KEY = "datasets/churn/2024-06-01.csv"
+
+
+@pytest.fixture
+def resources(aws: str, monkeypatch: pytest.MonkeyPatch) -> test_resources.TestResources:
+    names = test_resources.create_resources()
+    for name, value in names.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "train-model")
+    return names
+
+
+@pytest.fixture
+def handler(resources: test_resources.TestResources) -> ModuleType:
+    return load_handler_module("train_model")
+
+
+@pytest.fixture
+def outcomes(resources: test_resources.TestResources) -> str:
+    """An SQS queue receiving the stage's outcome events through a bus rule, as a consumer would."""
+    sqs, events = boto3.client("sqs"), boto3.client("events")
+    queue_url = sqs.create_queue(QueueName="train-outcomes")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    pattern = {"source": [EVENT_SOURCE], "detail-type": [DetailType.MODEL_TRAINED, DetailType.TRAINING_REJECTED]}
+    events.put_rule(Name="train-outcomes", EventBusName=resources.event_bus_name, EventPattern=json.dumps(pattern))
+    events.put_targets(
+        Rule="train-outcomes", EventBusName=resources.event_bus_name, Targets=[{"Id": "queue", "Arn": queue_arn}]
+    )
+    return queue_url
+
+
+def received(queue_url: str) -> list[dict[str, Any]]:
+    sqs = boto3.client("sqs")
+    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+    return [json.loads(m["Body"]) for m in messages]
+
+
+def upload(resources: test_resources.TestResources, rows: int = 2000) -> tuple[bytes, str]:
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=resources.data_bucket, Key=contract_key("churn"), Body=CONTRACT_TEXT.encode())
+    data = churn_dataset(rows).to_csv(index=False).encode()
+    version = s3.put_object(Bucket=resources.data_bucket, Key=DATASET_KEY, Body=data)["VersionId"]
+    return data, version
+
+
+def dataset_validated(
+    resources: test_resources.TestResources, data: bytes, version: str | None, rows: int = 2000
+) -> dict[str, Any]:
+    """The event as EventBridge delivers it to the function (the bus rule's target)."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": DetailType.DATASET_VALIDATED,
+        "source": EVENT_SOURCE,
+        "account": "123456789012",
+        "time": "2024-06-01T12:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {
+            "model_name": "churn",
+            "dataset": {
+                "bucket": resources.data_bucket,
+                "key": DATASET_KEY,
+                "version_id": version,
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "size_bytes": len(data),
+                "rows": rows,
+            },
+            "contract_digest": parse_contract(CONTRACT_TEXT).digest,
+            "report_key": "reports/churn/2024-06-01.json",
+        },
+    }
+
+
+def test_train_model_handler_stores_artifact_and_publishes_model_trained(
+    handler: ModuleType, resources: test_resources.TestResources, outcomes: str
+) -> None:
+    data, version = upload(resources)
+    result = handler.lambda_handler(dataset_validated(resources, data, version), FakeLambdaContext())
+    assert result["status"] == DetailType.MODEL_TRAINED
+
+    [event] = received(outcomes)
+    assert event["detail-type"] == DetailType.MODEL_TRAINED
+    assert event["source"] == EVENT_SOURCE
+    detail = event["detail"]
+    sha = detail["artifact_sha256"]
+    assert detail["artifact_key"] == artifact_key("churn", sha)
+    assert detail["baseline_key"] == baseline_key("churn", sha)
+    s3 = boto3.client("s3")
+    artifact = s3.get_object(Bucket=resources.artifact_bucket, Key=detail["artifact_key"])["Body"].read()
+    assert hashlib.sha256(artifact).hexdigest() == sha
+    assert detail["artifact_bytes"] == len(artifact)
+    baseline = json.loads(s3.get_object(Bucket=resources.artifact_bucket, Key=detail["baseline_key"])["Body"].read())
+    assert baseline["model_name"] == "churn"
+    assert detail["dataset"]["version_id"] == version
+    assert detail["contract"]["name"] == "churn"
+    assert detail["metrics"]["roc_auc"] >= 0.7
+    assert detail["training_rows"] == 1600
+
+
+def test_train_model_handler_rejects_a_dataset_changed_since_validation(
+    handler: ModuleType, resources: test_resources.TestResources, outcomes: str
+) -> None:
+    data, _ = upload(resources)
+    # validated without a version id (as from an unversioned bucket), then overwritten in place
+    event = dataset_validated(resources, data, None)
+    changed = churn_dataset(2000, seed=8).to_csv(index=False).encode()
+    boto3.client("s3").put_object(Bucket=resources.data_bucket, Key=DATASET_KEY, Body=changed)
+
+    result = handler.lambda_handler(event, FakeLambdaContext())  # returns normally: no retries
+
+    assert result["status"] == DetailType.TRAINING_REJECTED
+    [rejected] = received(outcomes)
+    assert rejected["detail-type"] == DetailType.TRAINING_REJECTED
+    assert "changed since validation" in rejected["detail"]["reason"]
+    assert rejected["detail"]["dataset"]["key"] == DATASET_KEY
+    listed = boto3.client("s3").list_objects_v2(Bucket=resources.artifact_bucket)
+    assert listed.get("KeyCount", 0) == 0
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")  # the replay trains nothing
+def test_train_model_handler_trains_once_per_dataset_version(
+    handler: ModuleType, resources: test_resources.TestResources, outcomes: str
+) -> None:
+    data, version = upload(resources)
+    event = dataset_validated(resources, data, version)
+    first = handler.lambda_handler(event, FakeLambdaContext())
+    # EventBridge redelivers: a new envelope id, the same detail
+    duplicate = {**event, "id": str(uuid.uuid4())}
+    second = handler.lambda_handler(duplicate, FakeLambdaContext())
+
+    assert second == first
+    assert len(received(outcomes)) == 1
+    versions = boto3.client("s3").list_object_versions(Bucket=resources.artifact_bucket).get("Versions", [])
+    assert len(versions) == 2  # one artifact, one baseline: the duplicate wrote nothing
