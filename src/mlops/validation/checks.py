@@ -1,0 +1,340 @@
+"""Checks a stream of Arrow record batches against a contract, one batch at a time.
+
+State is O(columns): per (check, column) a count of failing rows and the first few offending
+rows, plus the observed min/max. Every cell is read as the type the contract declares: CSV
+columns arrive as text and are parsed here (so a bad value is named with its row), Parquet
+columns arrive typed and only the declared kind of type is accepted.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mlops.contract import Contract, FeatureType, ProblemType
+from mlops.validation.report import MAX_OFFENDING, CheckName, CheckResult, Offending
+
+# What a numeric cell may look like as text (after trimming): decimal or scientific notation, or
+# nan/inf spelled out (parsed, then failed by the finite check rather than the type check).
+NUMBER_PATTERN = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$|^[+-]?(?:nan|inf|infinity)$"
+BOOLEAN_TEXT = ("true", "false", "1", "0")
+_MAX_VALUE_CHARS = 200
+
+
+@dataclass
+class _Tally:
+    """Failing rows of one check on one column: the count and the first MAX_OFFENDING of them."""
+
+    count: int = 0
+    offending: list[Offending] = field(default_factory=list)
+
+    def add(self, mask: pa.Array, raw: pa.Array, rows_before: int) -> None:
+        mask = pc.fill_null(mask, False)
+        failing = pc.sum(mask).as_py() or 0
+        if not failing:
+            return
+        self.count += failing
+        room = MAX_OFFENDING - len(self.offending)
+        if room > 0:
+            for index in pc.indices_nonzero(mask)[:room].to_pylist():
+                self.offending.append(Offending(row=rows_before + index + 1, value=_text(raw[index].as_py())))
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else str(value)
+    return text if len(text) <= _MAX_VALUE_CHARS else text[:_MAX_VALUE_CHARS] + "..."
+
+
+@dataclass
+class _ColumnRule:
+    """What the contract says about one column (a feature or the target)."""
+
+    name: str
+    kind: FeatureType
+    nullable: bool
+    min: float | None = None
+    max: float | None = None
+    allowed: frozenset[str] | None = None
+    is_target: bool = False
+
+    @property
+    def domain_check(self) -> CheckName:
+        """The check that holds the value-domain rule (range or categories) of this column."""
+        if self.is_target:
+            return CheckName.TARGET
+        return CheckName.RANGE if self.kind is FeatureType.NUMERIC else CheckName.CATEGORIES
+
+
+@dataclass
+class _ColumnState:
+    rule: _ColumnRule
+    tallies: dict[CheckName, _Tally] = field(default_factory=dict)
+    column_type_error: str | None = None
+    observed_min: float | None = None
+    observed_max: float | None = None
+    nulls: int = 0
+
+    def tally(self, check: CheckName) -> _Tally:
+        return self.tallies.setdefault(check, _Tally())
+
+    def update(self, column: pa.Array, rows_before: int) -> None:
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        if self.column_type_error is not None:
+            return
+        if self.rule.kind is FeatureType.NUMERIC:
+            self._update_numeric(column, rows_before)
+        elif self.rule.kind is FeatureType.BOOLEAN:
+            self._update_boolean(column, rows_before)
+        else:
+            self._update_categorical(column, rows_before)
+
+    # -- per kind ---------------------------------------------------------------------------
+
+    def _update_numeric(self, column: pa.Array, rows_before: int) -> None:
+        kind = column.type
+        if _is_text(kind):
+            column = _text_column(column)
+            trimmed = pc.utf8_trim_whitespace(column)
+            present = _present(trimmed)
+            parses = pc.match_substring_regex(trimmed, NUMBER_PATTERN, ignore_case=True)
+            bad = pc.and_(present, pc.invert(parses))
+            self.tally(CheckName.TYPE).add(bad, column, rows_before)
+            values = pc.cast(
+                pc.if_else(pc.fill_null(parses, False), trimmed, pa.scalar(None, pa.string())), pa.float64()
+            )
+            null_mask = pc.invert(present)
+        elif pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+            values = pc.cast(column, pa.float64())
+            null_mask = pc.is_null(values)
+        else:
+            self.column_type_error = f"column has type {kind}, expected numbers"
+            return
+        self._nulls(null_mask, column, rows_before)
+        finite = pc.is_finite(values)  # null for null cells
+        self.tally(CheckName.FINITE).add(pc.invert(finite), column, rows_before)
+        finite_values = pc.filter(values, pc.fill_null(finite, False))
+        if len(finite_values):
+            low, high = pc.min_max(finite_values).values()
+            self.observed_min = _min(self.observed_min, low.as_py())
+            self.observed_max = _max(self.observed_max, high.as_py())
+        if self.rule.min is not None or self.rule.max is not None:
+            outside = pa.array([False] * len(values))
+            if self.rule.min is not None:
+                outside = pc.or_(outside, pc.fill_null(pc.less(values, self.rule.min), False))
+            if self.rule.max is not None:
+                outside = pc.or_(outside, pc.fill_null(pc.greater(values, self.rule.max), False))
+            self.tally(self.rule.domain_check).add(pc.and_(outside, pc.fill_null(finite, False)), column, rows_before)
+
+    def _update_boolean(self, column: pa.Array, rows_before: int) -> None:
+        kind = column.type
+        if _is_text(kind):
+            column = _text_column(column)
+            normalized = pc.utf8_lower(pc.utf8_trim_whitespace(column))
+            present = _present(normalized)
+            known = pc.is_in(normalized, value_set=pa.array(BOOLEAN_TEXT))
+            self.tally(CheckName.TYPE).add(pc.and_(present, pc.invert(known)), column, rows_before)
+            null_mask = pc.invert(present)
+        elif pa.types.is_boolean(kind):
+            null_mask = pc.is_null(column)
+        elif pa.types.is_integer(kind):
+            known = pc.is_in(column, value_set=pa.array([0, 1], type=kind))
+            self.tally(CheckName.TYPE).add(pc.and_(pc.is_valid(column), pc.invert(known)), column, rows_before)
+            null_mask = pc.is_null(column)
+        else:
+            self.column_type_error = f"column has type {kind}, expected true/false/1/0"
+            return
+        self._nulls(null_mask, column, rows_before)
+
+    def _update_categorical(self, column: pa.Array, rows_before: int) -> None:
+        kind = column.type
+        if _is_text(kind) or pa.types.is_integer(kind) or pa.types.is_boolean(kind):
+            column = _text_column(column) if _is_text(kind) else pc.cast(column, pa.string())
+        else:
+            self.column_type_error = f"column has type {kind}, expected text"
+            return
+        null_mask = pc.or_(pc.is_null(column), pc.fill_null(pc.equal(column, ""), False))
+        self._nulls(null_mask, column, rows_before)
+        if self.rule.allowed is not None:
+            known = pc.is_in(column, value_set=pa.array(sorted(self.rule.allowed), type=pa.string()))
+            unknown = pc.and_(pc.invert(null_mask), pc.invert(known))
+            self.tally(self.rule.domain_check).add(unknown, column, rows_before)
+
+    def _nulls(self, null_mask: pa.Array, raw: pa.Array, rows_before: int) -> None:
+        self.nulls += pc.sum(pc.fill_null(null_mask, True)).as_py() or 0
+        if not self.rule.nullable:
+            self.tally(CheckName.NULLS).add(null_mask, raw, rows_before)
+
+    # -- results ----------------------------------------------------------------------------
+
+    def results(self) -> list[CheckResult]:
+        rule = self.rule
+        if self.column_type_error is not None:
+            return [CheckResult(name=CheckName.TYPE, column=rule.name, passed=False, details=self.column_type_error)]
+        results = [self._result(CheckName.TYPE, f"values must be {_kind_text(rule.kind)}")]
+        if rule.nullable:
+            results.append(
+                CheckResult(
+                    name=CheckName.NULLS, column=rule.name, passed=True, details=f"{self.nulls} nulls (nullable)"
+                )
+            )
+        else:
+            results.append(self._result(CheckName.NULLS, "null or empty values in a non-nullable column"))
+        if rule.kind is FeatureType.NUMERIC:
+            results.append(self._result(CheckName.FINITE, "NaN or infinite values"))
+            if rule.min is not None or rule.max is not None:
+                observed = f"observed [{self.observed_min}, {self.observed_max}]"
+                results.append(self._result(rule.domain_check, f"values outside [{rule.min}, {rule.max}]", observed))
+        elif rule.allowed is not None:
+            results.append(self._result(rule.domain_check, f"values not in {sorted(rule.allowed)}"))
+        return results
+
+    def _result(self, check: CheckName, problem: str, ok_details: str = "ok") -> CheckResult:
+        tally = self.tallies.get(check, _Tally())
+        if not tally.count:
+            return CheckResult(name=check, column=self.rule.name, passed=True, details=ok_details, failing_rows=0)
+        quoted = ", ".join(f"row {o.row}: {o.value!r}" for o in tally.offending)
+        return CheckResult(
+            name=check,
+            column=self.rule.name,
+            passed=False,
+            details=f"{tally.count} rows: {problem} (first: {quoted})",
+            failing_rows=tally.count,
+            first_offending=list(tally.offending),
+        )
+
+
+class DatasetChecker:
+    """Accumulates the contract checks over the batches of one dataset.
+
+    Call `set_columns` with the header, `check_batch` for each batch in order, then `results`.
+    """
+
+    def __init__(self, contract: Contract) -> None:
+        self.contract = contract
+        self.rows = 0
+        self._columns: list[str] | None = None
+        self._states: dict[str, _ColumnState] = {rule.name: _ColumnState(rule) for rule in _rules(contract)}
+
+    @property
+    def present_columns(self) -> list[str]:
+        """The contract columns the header has (each once, in contract order)."""
+        header = set(self._columns or ())
+        return [name for name in self.contract.columns if name in header]
+
+    def set_columns(self, names: list[str]) -> None:
+        self._columns = list(names)
+
+    def count_rows(self, rows: int) -> None:
+        """Count rows whose cells are not checked (a file without any contract column)."""
+        self.rows += rows
+
+    def check_batch(self, batch: pa.RecordBatch) -> None:
+        names = batch.schema.names
+        for name, state in self._states.items():
+            if name in names:
+                state.update(batch.column(names.index(name)), self.rows)
+        self.rows += batch.num_rows
+
+    def results(self, *, complete: bool = True) -> list[CheckResult]:
+        """All checks. `complete=False` (the parser stopped early) leaves out the row count."""
+        if self._columns is None:  # the parser failed before the header: nothing to say about columns
+            return []
+        header = self._columns
+        expected = self.contract.columns
+        missing = [name for name in expected if name not in header]
+        unexpected = [name for name in dict.fromkeys(header) if name not in expected]
+        duplicated = sorted(name for name, n in Counter(header).items() if n > 1)
+        results = [
+            _list_check(CheckName.MISSING_COLUMNS, missing, "columns the contract requires are missing"),
+            _list_check(CheckName.UNEXPECTED_COLUMNS, unexpected, "columns the contract does not declare"),
+            _list_check(CheckName.DUPLICATE_COLUMNS, duplicated, "columns appear more than once"),
+        ]
+        for name in self.present_columns:
+            results.extend(self._states[name].results())
+        if complete:
+            results.append(self._row_count())
+        return results
+
+    def _row_count(self) -> CheckResult:
+        data = self.contract.data
+        passed = data.min_rows <= self.rows <= data.max_rows
+        details = f"{self.rows} data rows; the contract expects {data.min_rows}..{data.max_rows}"
+        return CheckResult(name=CheckName.ROW_COUNT, passed=passed, details=details)
+
+
+def _rules(contract: Contract) -> list[_ColumnRule]:
+    rules = [
+        _ColumnRule(
+            name=feature.name,
+            kind=feature.type,
+            nullable=feature.nullable,
+            min=feature.min,
+            max=feature.max,
+            allowed=frozenset(feature.categories) if feature.categories is not None else None,
+        )
+        for feature in contract.features
+    ]
+    target = contract.target
+    if contract.problem_type is ProblemType.CLASSIFICATION:
+        rules.append(
+            _ColumnRule(
+                name=target.name,
+                kind=FeatureType.CATEGORICAL,
+                nullable=False,
+                allowed=frozenset(target.classes or ()),
+                is_target=True,
+            )
+        )
+    else:
+        rules.append(
+            _ColumnRule(
+                name=target.name,
+                kind=FeatureType.NUMERIC,
+                nullable=False,
+                min=target.min,
+                max=target.max,
+                is_target=True,
+            )
+        )
+    return rules
+
+
+def _list_check(check: CheckName, names: list[str], problem: str) -> CheckResult:
+    if not names:
+        return CheckResult(name=check, passed=True, details="none")
+    return CheckResult(name=check, passed=False, details=f"{problem}: {', '.join(names)}")
+
+
+def _present(text: pa.Array) -> pa.Array:
+    """True where a text cell holds something (not null, not blank); never null itself."""
+    return pc.and_(pc.is_valid(text), pc.invert(pc.fill_null(pc.equal(text, ""), True)))
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    if pa.types.is_dictionary(kind):
+        return _is_text(kind.value_type)
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)
+
+
+def _text_column(column: pa.Array) -> pa.Array:
+    return column if pa.types.is_string(column.type) else pc.cast(column, pa.string())
+
+
+def _kind_text(kind: FeatureType) -> str:
+    return {FeatureType.NUMERIC: "numbers", FeatureType.BOOLEAN: "true/false/1/0", FeatureType.CATEGORICAL: "text"}[
+        kind
+    ]
+
+
+def _min(current: float | None, value: float | None) -> float | None:
+    return value if current is None else current if value is None else min(current, value)
+
+
+def _max(current: float | None, value: float | None) -> float | None:
+    return value if current is None else current if value is None else max(current, value)
