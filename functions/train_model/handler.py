@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from mlops.adapters.events import EventBridgePublisher
 from mlops.adapters.s3 import S3ObjectStore
 from mlops.errors import BadRequestError
-from mlops.events import DatasetValidated, DetailType
+from mlops.events import DatasetValidated, DetailType, TrainingRejected
 from mlops.settings import TrainSettings
 from mlops.training.service import train_from_event
 
@@ -59,12 +59,12 @@ def train(detail: dict[str, Any]) -> dict[str, Any]:
     )
     metrics.add_dimension(name="model", value=event.model_name)
     metrics.add_metric(name="TrainingSeconds", unit=MetricUnit.Seconds, value=outcome.seconds)
-    if outcome.model is None:
+    if isinstance(outcome.detail, TrainingRejected):
         metrics.add_metric(name="TrainingRejected", unit=MetricUnit.Count, value=1)
-        logger.warning("training rejected", extra={"reason": outcome.detail.model_dump().get("reason")})
-    else:
+        logger.warning("training rejected", extra={"reason": outcome.detail.reason})
+    elif outcome.model is not None:
         metrics.add_metric(name="ModelsTrained", unit=MetricUnit.Count, value=1)
-        _emit_holdout_metric(event.model_name, outcome.detail.model_dump()["metric_name"], outcome.model.metric_value)
+        _emit_holdout_metric(event.model_name, outcome.model.metric_name, outcome.model.metric_value)
         logger.info("model trained", extra={"sha256": outcome.model.sha256, "metrics": outcome.model.metrics})
     return {"status": outcome.detail_type, "detail": outcome.detail.model_dump(mode="json")}
 

@@ -276,3 +276,13 @@ def test_check_agreement_rejects_an_export_that_disagrees(churn_model: TrainedMo
     flipped[:2] = np.where(flipped[:2] == "yes", "no", "yes")
     with pytest.raises(TrainingRejectedError, match="labels differ from scikit-learn on 2 of 600 holdout rows"):
         check_agreement(churn_model.onnx_bytes, feed, contract, flipped, probabilities)
+
+
+def test_onnx_input_feed_imports_without_scikit_learn_or_pandas() -> None:
+    # the predict function's layer has numpy and onnxruntime only
+    script = (
+        "import sys; from mlops.training.onnx_io import onnx_input_feed;"
+        "print(sorted(m for m in ('sklearn', 'pandas', 'skl2onnx', 'onnx') if m in sys.modules))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True).stdout
+    assert loaded.strip() == "[]"

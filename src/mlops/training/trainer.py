@@ -46,6 +46,11 @@ class TrainedModel:
     holdout: pd.DataFrame
 
     @property
+    def metric_name(self) -> str:
+        """The contract's metric (the first key of `metrics`)."""
+        return next(iter(self.metrics))
+
+    @property
     def metric_value(self) -> float:
         """Value of the contract's metric on the holdout (the first key of `metrics`)."""
         return next(iter(self.metrics.values()))
