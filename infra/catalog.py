@@ -1,0 +1,125 @@
+"""The functions this project deploys: code folder, settings, layers, sizing. One table.
+
+Plain Python (no CDK imports) so `scripts/size_report.py` and the tests read the same mapping
+the constructs deploy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.layers import REPO_ROOT
+from mlops.settings import (
+    DriftSettings,
+    ModelsApiSettings,
+    PredictSettings,
+    RegisterSettings,
+    TrainSettings,
+    ValidateSettings,
+    _Settings,
+)
+
+FUNCTIONS_DIR = REPO_ROOT / "functions"
+HANDLER = "handler.lambda_handler"
+METRICS_NAMESPACE = "MLOps"
+# CloudFormation Metadata key on every function resource: the handler source folder, relative to the repo.
+SOURCE_METADATA_KEY = "mlops:source"
+# Variables every function gets besides its settings (read by Powertools, not by our settings).
+PLATFORM_ENV_NAMES = ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE")
+
+ZIP_LIMIT_BYTES = 262_144_000  # Lambda: function code plus all layers, unzipped
+PREDICT_AIM_BYTES = 130 * 1024 * 1024  # cold start stays small when the serving bundle does
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    folder: str
+    settings: type[_Settings]
+    memory_mb: int
+    timeout_seconds: int
+    layers: tuple[str, ...] = ()
+    container_image: bool = False
+    reserved_concurrency: int | None = None
+    size_aim_bytes: int = ZIP_LIMIT_BYTES
+
+    @property
+    def service_name(self) -> str:
+        return self.folder.replace("_", "-")
+
+    @property
+    def source(self) -> str:
+        """The handler folder relative to the repo root (the `mlops:source` metadata value)."""
+        return f"functions/{self.folder}"
+
+    @property
+    def code_dir(self) -> Path:
+        return FUNCTIONS_DIR / self.folder
+
+    @property
+    def dockerfile(self) -> str:
+        return f"{self.source}/Dockerfile"
+
+
+FUNCTIONS: dict[str, FunctionSpec] = {
+    spec.folder: spec
+    for spec in (
+        FunctionSpec(
+            "validate_dataset",
+            ValidateSettings,
+            memory_mb=1769,  # one full vCPU for parsing Parquet/CSV
+            timeout_seconds=15 * 60,
+            layers=("powertools", "mlops-core", "numpy", "pyarrow"),
+        ),
+        FunctionSpec(
+            "train_model",
+            TrainSettings,
+            memory_mb=3008,
+            timeout_seconds=15 * 60,
+            container_image=True,  # scikit-learn + pandas + pyarrow do not fit a 250 MB zip
+            reserved_concurrency=2,  # caps the cost of an upload storm; events wait in the retry queue
+        ),
+        FunctionSpec(
+            "register_model",
+            RegisterSettings,
+            memory_mb=512,
+            timeout_seconds=60,
+            layers=("powertools", "mlops-core"),
+        ),
+        FunctionSpec(
+            "predict",
+            PredictSettings,
+            memory_mb=1024,
+            timeout_seconds=10,
+            layers=("powertools", "mlops-core", "numpy", "onnxruntime"),
+            size_aim_bytes=PREDICT_AIM_BYTES,
+        ),
+        FunctionSpec(
+            "models_api",
+            ModelsApiSettings,
+            memory_mb=512,
+            timeout_seconds=30,
+            layers=("powertools", "mlops-core"),
+        ),
+        FunctionSpec(
+            "detect_drift",
+            DriftSettings,
+            memory_mb=512,
+            timeout_seconds=300,
+            layers=("powertools", "mlops-core", "numpy"),
+        ),
+    )
+}
+
+
+def zip_functions() -> list[FunctionSpec]:
+    return [spec for spec in FUNCTIONS.values() if not spec.container_image]
+
+
+def settings_defaults(settings: type[_Settings]) -> dict[str, str]:
+    """Env name -> default value (as text) for the optional settings fields."""
+    defaults = {}
+    for name, field in settings.model_fields.items():
+        if not field.is_required():
+            defaults[field.alias or name] = str(field.default)
+    return defaults

@@ -1,0 +1,64 @@
+"""Dataset intake: the data bucket and validate_dataset on every ObjectCreated under `datasets/`."""
+
+from __future__ import annotations
+
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_notifications as s3n
+from constructs import Construct
+
+from infra.catalog import FUNCTIONS
+from infra.constructs.events import EventBackbone
+from infra.constructs.function_defaults import LayerLibrary, MlopsFunction
+from infra.constructs.registry import Registry
+from infra.constructs.storage import secure_bucket
+from mlops.layout import CONTRACTS_PREFIX, DATASETS_PREFIX, QUARANTINE_PREFIX, REPORTS_PREFIX
+
+
+class Datasets(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        access_logs: s3.IBucket,
+        backbone: EventBackbone,
+        registry: Registry,
+        layers: LayerLibrary,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.bucket = secure_bucket(self, "DataBucket", access_logs=access_logs, log_prefix="data/")
+        self.validate = MlopsFunction(
+            self,
+            "ValidateDataset",
+            spec=FUNCTIONS["validate_dataset"],
+            environment={
+                "DATA_BUCKET": self.bucket.bucket_name,
+                "EVENT_BUS_NAME": backbone.bus.event_bus_name,
+                "IDEMPOTENCY_TABLE": registry.idempotency_table.table_name,
+            },
+            layers=layers,
+            failure_queue=backbone.dead_letters,
+        )
+        objects = self.bucket.arn_for_objects
+        self.validate.grant(
+            ["s3:GetObject", "s3:GetObjectVersion"],
+            [objects(f"{DATASETS_PREFIX}*"), objects(f"{CONTRACTS_PREFIX}*")],
+            why_wildcard="Reads uploaded datasets and registered contracts, by prefix.",
+        )
+        self.validate.grant(
+            ["s3:PutObject"],
+            [objects(f"{QUARANTINE_PREFIX}*"), objects(f"{REPORTS_PREFIX}*")],
+            why_wildcard="Writes quarantined datasets and validation reports, by prefix.",
+        )
+        self.validate.grant(
+            ["s3:DeleteObject", "s3:DeleteObjectVersion"],
+            [objects(f"{DATASETS_PREFIX}*")],
+            why_wildcard="Removes a dataset version from datasets/ once it is quarantined.",
+        )
+        backbone.bus.grant_put_events_to(self.validate.role)
+        registry.grant_idempotency(self.validate)
+        self.bucket.add_event_notification(
+            s3.EventType.OBJECT_CREATED,
+            s3n.LambdaDestination(self.validate.function),
+            s3.NotificationKeyFilter(prefix=DATASETS_PREFIX),
+        )

@@ -1,0 +1,184 @@
+"""The REST API: `POST /models/{name}/predict` (API key, usage plan) -> predict; the model
+management routes (`GET /models`, `GET /models/{name}/versions`, `POST /models/{name}/rollback`,
+`GET /openapi.json`) -> models_api with IAM authorization.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from infra.catalog import FUNCTIONS
+from infra.constructs.events import EventBackbone
+from infra.constructs.function_defaults import LOG_RETENTION, LayerLibrary, MlopsFunction
+from infra.constructs.nag import acknowledge
+from infra.constructs.registry import Registry
+from mlops.layout import CAPTURES_PREFIX, MODELS_PREFIX
+
+STAGE_NAME = "v1"
+RATE_LIMIT = 50  # requests per second, steady
+BURST_LIMIT = 100
+
+_RECORD_LIST = {"type": "array", "minItems": 1, "items": {"type": "object"}}
+# `{"records": [...]}` or a bare list; the function checks each record against the contract.
+PREDICT_BODY_SCHEMA = apigw.JsonSchema(
+    schema=apigw.JsonSchemaVersion.DRAFT4,
+    title="PredictRequest",
+    one_of=[
+        apigw.JsonSchema(
+            type=apigw.JsonSchemaType.OBJECT,
+            required=["records"],
+            properties={
+                "records": apigw.JsonSchema(
+                    type=apigw.JsonSchemaType.ARRAY,
+                    min_items=1,
+                    items=apigw.JsonSchema(type=apigw.JsonSchemaType.OBJECT),
+                )
+            },
+        ),
+        apigw.JsonSchema(
+            type=apigw.JsonSchemaType.ARRAY, min_items=1, items=apigw.JsonSchema(type=apigw.JsonSchemaType.OBJECT)
+        ),
+    ],
+)
+
+
+class InferenceApi(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        artifact_bucket: s3.IBucket,
+        backbone: EventBackbone,
+        registry: Registry,
+        layers: LayerLibrary,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.predict = MlopsFunction(
+            self,
+            "Predict",
+            spec=FUNCTIONS["predict"],
+            environment={
+                "REGISTRY_TABLE": registry.table.table_name,
+                "ARTIFACT_BUCKET": artifact_bucket.bucket_name,
+            },
+            layers=layers,
+        )
+        registry.grant_registry_read(self.predict)
+        self.predict.grant(
+            ["s3:GetObject"],
+            [artifact_bucket.arn_for_objects(f"{MODELS_PREFIX}*")],
+            why_wildcard="Loads production model artifacts under models/ only.",
+        )
+        self.predict.grant(
+            ["s3:PutObject"],
+            [artifact_bucket.arn_for_objects(f"{CAPTURES_PREFIX}*")],
+            why_wildcard="Writes sampled inference captures under captures/ only.",
+        )
+
+        self.models_api = MlopsFunction(
+            self,
+            "ModelsApi",
+            spec=FUNCTIONS["models_api"],
+            environment={
+                "REGISTRY_TABLE": registry.table.table_name,
+                "EVENT_BUS_NAME": backbone.bus.event_bus_name,
+            },
+            layers=layers,
+        )
+        registry.grant_registry_read(self.models_api)
+        registry.grant_registry_write(self.models_api)
+        backbone.bus.grant_put_events_to(self.models_api.role)
+
+        self.access_logs = logs.LogGroup(
+            self, "AccessLogs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.RETAIN
+        )
+        self.api = apigw.RestApi(
+            self,
+            "Api",
+            description="mlops model serving and management",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            cloud_watch_role=False,
+            api_key_source_type=apigw.ApiKeySourceType.HEADER,
+            deploy_options=apigw.StageOptions(
+                stage_name=STAGE_NAME,
+                tracing_enabled=True,
+                metrics_enabled=True,
+                throttling_rate_limit=RATE_LIMIT,
+                throttling_burst_limit=BURST_LIMIT,
+                access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=True,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=True,
+                ),
+            ),
+        )
+        validator = self.api.add_request_validator(
+            "BodyValidator", validate_request_body=True, validate_request_parameters=True
+        )
+        predict_model = self.api.add_model(
+            "PredictRequest", content_type="application/json", schema=PREDICT_BODY_SCHEMA
+        )
+
+        iam_auth = {"authorization_type": apigw.AuthorizationType.IAM, "request_validator": validator}
+        models_integration = apigw.LambdaIntegration(self.models_api.function)
+        models = self.api.root.add_resource("models")
+        models.add_method("GET", models_integration, **iam_auth)
+        model = models.add_resource("{name}")
+        model.add_resource("versions").add_method("GET", models_integration, **iam_auth)
+        model.add_resource("rollback").add_method("POST", models_integration, **iam_auth)
+        self.api.root.add_resource("openapi.json").add_method("GET", models_integration, **iam_auth)
+        self.predict_method = model.add_resource("predict").add_method(
+            "POST",
+            apigw.LambdaIntegration(self.predict.function),
+            api_key_required=True,
+            request_validator=validator,
+            request_models={"application/json": predict_model},
+        )
+        acknowledge(
+            self.predict_method,
+            "AwsSolutions-APIG4",
+            "Prediction callers are identified by API key with a usage plan; the route serves "
+            "non-sensitive scores and is throttled per key.",
+        )
+        acknowledge(
+            self.predict_method,
+            "AwsSolutions-COG4",
+            "Callers are machine clients identified by API key, not Cognito users.",
+        )
+        for method in self.api.methods:
+            if method is not self.predict_method:
+                acknowledge(method, "AwsSolutions-COG4", "Management routes use IAM (SigV4) authorization.")
+
+        self.usage_plan = self.api.add_usage_plan(
+            "UsagePlan",
+            description="prediction clients",
+            throttle=apigw.ThrottleSettings(rate_limit=RATE_LIMIT, burst_limit=BURST_LIMIT),
+            api_stages=[apigw.UsagePlanPerApiStage(api=self.api, stage=self.api.deployment_stage)],
+        )
+        self.api_key = self.api.add_api_key("ApiKey", description="prediction client key (generated)")
+        self.usage_plan.add_api_key(self.api_key)
+
+        acknowledge(
+            self.api,
+            "AwsSolutions-APIG3",
+            "No WAF: usage-plan throttling limits callers, and the managed rule set's 8 KB body "
+            "limit would break batch inference.",
+        )
+        acknowledge(
+            self.api,
+            "AwsSolutions-APIG6",
+            "Execution logging needs the account-wide API Gateway CloudWatch role, which this stack "
+            "does not own; access logs and X-Ray tracing are enabled on the stage.",
+        )

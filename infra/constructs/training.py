@@ -1,0 +1,59 @@
+"""Training: train_model (a container image: scikit-learn does not fit a zip) on `DatasetValidated`."""
+
+from __future__ import annotations
+
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from infra.catalog import FUNCTIONS
+from infra.constructs.events import EventBackbone
+from infra.constructs.function_defaults import LayerLibrary, MlopsFunction
+from infra.constructs.registry import Registry
+from mlops.events import DetailType
+from mlops.layout import BASELINES_PREFIX, MODELS_PREFIX
+
+
+class Training(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        data_bucket: s3.IBucket,
+        artifact_bucket: s3.IBucket,
+        backbone: EventBackbone,
+        registry: Registry,
+        layers: LayerLibrary,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.train = MlopsFunction(
+            self,
+            "TrainModel",
+            spec=FUNCTIONS["train_model"],
+            environment={
+                "DATA_BUCKET": data_bucket.bucket_name,
+                "ARTIFACT_BUCKET": artifact_bucket.bucket_name,
+                "EVENT_BUS_NAME": backbone.bus.event_bus_name,
+                "IDEMPOTENCY_TABLE": registry.idempotency_table.table_name,
+            },
+            layers=layers,
+            failure_queue=backbone.dead_letters,
+        )
+        self.train.grant(
+            ["s3:GetObject", "s3:GetObjectVersion"],
+            [data_bucket.arn_for_objects("*")],
+            why_wildcard="Reads the validated dataset version and its contract from the data bucket.",
+        )
+        self.train.grant(
+            ["s3:PutObject"],
+            [
+                artifact_bucket.arn_for_objects(f"{MODELS_PREFIX}*"),
+                artifact_bucket.arn_for_objects(f"{BASELINES_PREFIX}*"),
+            ],
+            why_wildcard="Writes content-addressed artifacts and baselines under models/ and baselines/ only.",
+        )
+        backbone.bus.grant_put_events_to(self.train.role)
+        registry.grant_idempotency(self.train)
+        self.rule = backbone.route(
+            "DatasetValidatedRule", DetailType.DATASET_VALIDATED, self.train.function, "train_model"
+        )
