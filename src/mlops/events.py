@@ -77,3 +77,39 @@ class TrainingRejected(_Detail):
     model_name: str
     dataset: DatasetRef
     reason: str
+
+
+class ModelRegistered(_Detail):
+    model_name: str
+    version: int
+    status: str
+    artifact_bucket: str
+    artifact_key: str
+    artifact_sha256: str
+    metric_name: str
+    metrics: dict[str, float]
+    promoted: bool
+    decision: str
+
+
+class ModelPromoted(_Detail):
+    model_name: str
+    version: int
+    previous_version: int | None = None
+    artifact_bucket: str
+    artifact_key: str
+    artifact_sha256: str
+    metric_name: str
+    metrics: dict[str, float]
+    reason: str
+
+
+class ModelRolledBack(_Detail):
+    model_name: str
+    from_version: int
+    to_version: int
+    artifact_bucket: str
+    artifact_key: str
+    artifact_sha256: str
+    actor: str
+    reason: str

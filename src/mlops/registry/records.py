@@ -75,3 +75,13 @@ class RegistrationResult(BaseModel):
     promoted: bool
     decision: str  # why it was or was not promoted
     previous_production: int | None = None
+
+
+class AuditAction(StrEnum):
+    """What an audit event records (the `action` of an AuditEvent)."""
+
+    REGISTERED = "registered"
+    PROMOTED = "promoted"
+    ARCHIVED = "archived"
+    PROMOTION_DECLINED = "promotion_declined"
+    ROLLED_BACK = "rolled_back"

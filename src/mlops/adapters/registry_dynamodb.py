@@ -1,0 +1,631 @@
+"""ModelRegistry on one DynamoDB table (item layout in docs/DESIGN.md, "Registry table").
+
+Every change is one `transact_write_items`: allocating a version (model item's `latest_version`,
+the version item, the `ARTIFACT#<sha256>` claim and an audit event), promoting (the model item's
+`production_version` moved conditionally from the value we read, both version statuses, audit
+events) and rolling back. A lost race cancels the whole transaction; we re-read and retry
+allocation and promotion decisions, and report a concurrent rollback as a conflict.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from mlops.adapters.aws import client
+from mlops.contract import Metric, parse_contract
+from mlops.errors import BadRequestError, ConflictError, ModelNotFoundError, VersionNotFoundError
+from mlops.events import ModelTrained
+from mlops.registry.policy import decide_promotion
+from mlops.registry.records import (
+    Artifact,
+    AuditAction,
+    AuditEvent,
+    ModelRecord,
+    ModelVersion,
+    RegistrationResult,
+    VersionStatus,
+)
+from mlops.registry.service import require_model_name, require_sha256
+from mlops.registry.transitions import check_transition, rollback_target
+
+MODEL_SK = "MODEL"
+MODELS_INDEX = "gsi1"
+MODELS_INDEX_PK = "MODELS"
+VERSION_PREFIX = "VERSION#"
+ARTIFACT_PREFIX = "ARTIFACT#"
+AUDIT_PREFIX = "AUDIT#"
+
+_MAX_ATTEMPTS = 30
+_RETRYABLE_REASONS = {"ConditionalCheckFailed", "TransactionConflict"}
+_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def model_pk(name: str) -> str:
+    return f"MODEL#{name}"
+
+
+def version_sk(version: int) -> str:
+    return f"{VERSION_PREFIX}{version:010d}"
+
+
+def artifact_sk(sha256: str) -> str:
+    return f"{ARTIFACT_PREFIX}{sha256}"
+
+
+def audit_sk(at: datetime, event_id: str) -> str:
+    return f"{AUDIT_PREFIX}{_iso(at)}#{event_id}"
+
+
+class DynamoRegistry:
+    """The model registry on DynamoDB. Methods raise ModelNotFoundError, VersionNotFoundError,
+    ConflictError (a transition not allowed, a lost race) and BadRequestError (invalid names)."""
+
+    def __init__(self, table_name: str, dynamodb: Any | None = None) -> None:
+        self.table_name = table_name
+        self._dynamodb = dynamodb
+
+    @property
+    def dynamodb(self) -> Any:
+        return self._dynamodb or client("dynamodb")
+
+    # ---- registration and promotion ----
+
+    def register(self, trained: ModelTrained, *, actor: str, request_id: str = "") -> RegistrationResult:
+        """Record `trained` as the model's next version, then promote it if the policy says so.
+
+        A second registration of the same artifact returns the existing version (`created=False`).
+        Raises BadRequestError/ContractError for an invalid event, ConflictError when contention
+        outlasts the retries.
+        """
+        name = require_model_name(trained.model_name)
+        require_sha256(trained.artifact_sha256)
+        contract = parse_contract(trained.contract, source=f"contract of {name}")
+        if contract.name != name:
+            raise BadRequestError(f"the contract is for {contract.name!r}, the event for {name!r}")
+        version, created = self._allocate(trained, actor=actor, request_id=request_id)
+        if version.status in (VersionStatus.CANDIDATE, VersionStatus.APPROVED) and not version.promotion_decision:
+            # New, or a retry of a registration interrupted before its promotion decision.
+            return self._decide(version, contract.metric, created=created, actor=actor, request_id=request_id)
+        return RegistrationResult(
+            version=version,
+            created=created,
+            promoted=False,
+            decision=version.promotion_decision or f"artifact already registered as v{version.version}",
+        )
+
+    def _allocate(self, trained: ModelTrained, *, actor: str, request_id: str) -> tuple[ModelVersion, bool]:
+        name, sha = trained.model_name, trained.artifact_sha256
+        for attempt in range(_MAX_ATTEMPTS):
+            claimed = self._get(model_pk(name), artifact_sk(sha))
+            if claimed is not None:
+                return self.get_version(name, int(claimed["version"])), False
+            model = self._get(model_pk(name), MODEL_SK)
+            current = int(model["latest_version"]) if model else 0
+            now = _now()
+            version = _version_from_event(trained, current + 1, now)
+            if model is None:
+                model_write = self._put(
+                    {
+                        "pk": model_pk(name),
+                        "sk": MODEL_SK,
+                        "gsi1pk": MODELS_INDEX_PK,
+                        "gsi1sk": name,
+                        "name": name,
+                        "latest_version": version.version,
+                        "production_history": [],
+                        "created_at": _iso(now),
+                        "updated_at": _iso(now),
+                    },
+                    condition="attribute_not_exists(pk)",
+                )
+            else:
+                model_write = self._update(
+                    model_pk(name),
+                    MODEL_SK,
+                    "SET latest_version = :new, updated_at = :now",
+                    condition="latest_version = :current",
+                    values={":new": version.version, ":now": _iso(now), ":current": current},
+                )
+            items = [
+                model_write,
+                self._put(_version_item(version, now), condition="attribute_not_exists(pk)"),
+                self._put(
+                    {"pk": model_pk(name), "sk": artifact_sk(sha), "version": version.version, "created_at": _iso(now)},
+                    condition="attribute_not_exists(pk)",
+                ),
+                self._audit_put(
+                    name,
+                    AuditAction.REGISTERED,
+                    actor=actor,
+                    version=version.version,
+                    after={"status": version.status.value, "artifact_sha256": sha, "metrics": version.metrics},
+                    request_id=request_id,
+                    at=now,
+                ),
+            ]
+            if self._transact(items):
+                return version, True
+            _backoff(attempt)
+        raise ConflictError(f"could not allocate a version of {name} after {_MAX_ATTEMPTS} attempts (contention)")
+
+    def _decide(
+        self, version: ModelVersion, metric: Metric, *, created: bool, actor: str, request_id: str
+    ) -> RegistrationResult:
+        name = version.model_name
+        for attempt in range(_MAX_ATTEMPTS):
+            model = self._model_item(name)
+            production = _opt_int(model.get("production_version"))
+            champion = self.get_version(name, production) if production is not None else None
+            if champion is not None and champion.status is not VersionStatus.PRODUCTION:
+                _backoff(attempt)  # read between a concurrent promotion's writes: read again
+                continue
+            decision = decide_promotion(
+                metric, version.metrics, champion.metrics if champion else None, champion_version=production
+            )
+            now = _now()
+            undecided = "#status = :from AND (attribute_not_exists(promotion_decision) OR promotion_decision = :empty)"
+            decided_values = {
+                ":from": version.status.value,
+                ":empty": "",
+                ":reason": decision.reason,
+                ":now": _iso(now),
+            }
+            if decision.promote:
+                check_transition(version.status, VersionStatus.PRODUCTION)
+                items = [
+                    self._move_production(name, production, version.version, now),
+                    self._update(
+                        model_pk(name),
+                        version_sk(version.version),
+                        "SET #status = :to, promotion_decision = :reason, updated_at = :now",
+                        condition=undecided,
+                        values={**decided_values, ":to": VersionStatus.PRODUCTION.value},
+                        names={"#status": "status"},
+                    ),
+                    self._audit_put(
+                        name,
+                        AuditAction.PROMOTED,
+                        actor=actor,
+                        version=version.version,
+                        before={"production_version": production},
+                        after={"production_version": version.version},
+                        reason=decision.reason,
+                        request_id=request_id,
+                        at=now,
+                    ),
+                ]
+                if champion is not None:
+                    check_transition(champion.status, VersionStatus.ARCHIVED)
+                    items += self._archive(
+                        name, champion.version, actor=actor, request_id=request_id, at=now, by=version.version
+                    )
+            else:
+                items = [
+                    self._update(
+                        model_pk(name),
+                        version_sk(version.version),
+                        "SET promotion_decision = :reason, updated_at = :now",
+                        condition=undecided,
+                        values=decided_values,
+                        names={"#status": "status"},
+                    ),
+                    self._audit_put(
+                        name,
+                        AuditAction.PROMOTION_DECLINED,
+                        actor=actor,
+                        version=version.version,
+                        before={"production_version": production},
+                        after={"production_version": production},
+                        reason=decision.reason,
+                        request_id=request_id,
+                        at=now,
+                    ),
+                ]
+            if self._transact(items):
+                status = VersionStatus.PRODUCTION if decision.promote else version.status
+                return RegistrationResult(
+                    version=version.model_copy(update={"status": status, "promotion_decision": decision.reason}),
+                    created=created,
+                    promoted=decision.promote,
+                    decision=decision.reason,
+                    previous_production=production if decision.promote else None,
+                )
+            current = self.get_version(name, version.version)
+            if current.promotion_decision:  # a concurrent duplicate decided first
+                return RegistrationResult(
+                    version=current, created=created, promoted=False, decision=current.promotion_decision
+                )
+            _backoff(attempt)
+        raise ConflictError(f"could not decide the promotion of {name} v{version.version} (contention)")
+
+    def _move_production(self, name: str, current: int | None, new: int, now: datetime) -> dict[str, Any]:
+        if current is None:
+            condition = "attribute_not_exists(production_version)"
+            values: dict[str, Any] = {}
+        else:
+            condition = "production_version = :current"
+            values = {":current": current}
+        return self._update(
+            model_pk(name),
+            MODEL_SK,
+            "SET production_version = :new, updated_at = :now, "
+            "production_history = list_append(if_not_exists(production_history, :empty_list), :new_list)",
+            condition=condition,
+            values={**values, ":new": new, ":now": _iso(now), ":empty_list": [], ":new_list": [new]},
+        )
+
+    def _archive(
+        self, name: str, version: int, *, actor: str, request_id: str, at: datetime, by: int
+    ) -> list[dict[str, Any]]:
+        return [
+            self._update(
+                model_pk(name),
+                version_sk(version),
+                "SET #status = :archived, updated_at = :now",
+                condition="#status = :production",
+                values={
+                    ":archived": VersionStatus.ARCHIVED.value,
+                    ":production": VersionStatus.PRODUCTION.value,
+                    ":now": _iso(at),
+                },
+                names={"#status": "status"},
+            ),
+            self._audit_put(
+                name,
+                AuditAction.ARCHIVED,
+                actor=actor,
+                version=version,
+                before={"status": VersionStatus.PRODUCTION.value},
+                after={"status": VersionStatus.ARCHIVED.value, "replaced_by": by},
+                request_id=request_id,
+                at=at,
+            ),
+        ]
+
+    # ---- rollback ----
+
+    def rollback(
+        self, name: str, *, actor: str, reason: str, request_id: str = "", to_version: int | None = None
+    ) -> ModelRecord:
+        """Make the previous production version (or `to_version`, an earlier one) production again.
+
+        Atomic and audited. Raises ModelNotFoundError, VersionNotFoundError (unknown `to_version`)
+        and ConflictError (nothing to roll back to, or production changed meanwhile).
+        """
+        require_model_name(name)
+        item = self._model_item(name)
+        record = _record(item)
+        if to_version is not None:
+            self.get_version(name, to_version)
+        if record.production_version is None:
+            raise ConflictError(f"{name} has no production version to roll back")
+        history = list(record.production_history)
+        if not history or history[-1] != record.production_version:
+            raise ConflictError(f"{name}: production history does not end with v{record.production_version}")
+        target, new_history = rollback_target(history, to_version)
+        current_version = self.get_version(name, record.production_version)
+        target_version = self.get_version(name, target)
+        check_transition(current_version.status, VersionStatus.ARCHIVED)
+        check_transition(target_version.status, VersionStatus.PRODUCTION, rollback=True)
+        now = _now()
+        items = [
+            self._update(
+                model_pk(name),
+                MODEL_SK,
+                "SET production_version = :target, production_history = :new_history, updated_at = :now",
+                condition="production_version = :current AND production_history = :history",
+                values={
+                    ":target": target,
+                    ":new_history": new_history,
+                    ":now": _iso(now),
+                    ":current": record.production_version,
+                    ":history": history,
+                },
+            ),
+            self._status_change(name, record.production_version, VersionStatus.PRODUCTION, VersionStatus.ARCHIVED, now),
+            self._status_change(name, target, VersionStatus.ARCHIVED, VersionStatus.PRODUCTION, now),
+            self._audit_put(
+                name,
+                AuditAction.ROLLED_BACK,
+                actor=actor,
+                version=target,
+                before={"production_version": record.production_version, "production_history": history},
+                after={"production_version": target, "production_history": new_history},
+                reason=reason,
+                request_id=request_id,
+                at=now,
+            ),
+        ]
+        if not self._transact(items):
+            raise ConflictError(f"production of {name} changed while rolling back; read it again and retry")
+        return record.model_copy(
+            update={"production_version": target, "production_history": new_history, "updated_at": now}
+        )
+
+    def _status_change(
+        self, name: str, version: int, before: VersionStatus, after: VersionStatus, now: datetime
+    ) -> dict[str, Any]:
+        return self._update(
+            model_pk(name),
+            version_sk(version),
+            "SET #status = :after, updated_at = :now",
+            condition="#status = :before",
+            values={":after": after.value, ":before": before.value, ":now": _iso(now)},
+            names={"#status": "status"},
+        )
+
+    # ---- reads ----
+
+    def get_model(self, name: str) -> ModelRecord:
+        require_model_name(name)
+        return _record(self._model_item(name))
+
+    def list_models(self) -> list[ModelRecord]:
+        items = self._query(
+            IndexName=MODELS_INDEX,
+            KeyConditionExpression="gsi1pk = :pk",
+            ExpressionAttributeValues={":pk": _serializer.serialize(MODELS_INDEX_PK)},
+        )
+        return [_record(item) for item in items]
+
+    def get_version(self, name: str, version: int) -> ModelVersion:
+        require_model_name(name)
+        item = self._get(model_pk(name), version_sk(version))
+        if item is None:
+            self._model_item(name)  # ModelNotFoundError first, when the whole model is unknown
+            raise VersionNotFoundError(f"{name} has no version {version}")
+        return _version_from_item(item)
+
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        require_model_name(name)
+        items = list(self._query_prefix(name, VERSION_PREFIX))
+        if not items:
+            self._model_item(name)
+        return [_version_from_item(item) for item in items]
+
+    def production(self, name: str) -> ModelVersion | None:
+        """The production version, or None when the model has none. Two strongly consistent GetItems
+        (a rollback is seen at once). Raises ModelNotFoundError."""
+        require_model_name(name)
+        production = _opt_int(self._model_item(name).get("production_version"))
+        if production is None:
+            return None
+        return self.get_version(name, production)
+
+    def audit_events(self, name: str) -> list[AuditEvent]:
+        """The model's audit trail, oldest first. Raises ModelNotFoundError."""
+        require_model_name(name)
+        items = list(self._query_prefix(name, AUDIT_PREFIX))
+        if not items:
+            self._model_item(name)
+        return [AuditEvent.model_validate({k: v for k, v in item.items() if k not in ("pk", "sk")}) for item in items]
+
+    # ---- DynamoDB plumbing ----
+
+    def _model_item(self, name: str) -> dict[str, Any]:
+        item = self._get(model_pk(name), MODEL_SK)
+        if item is None:
+            raise ModelNotFoundError(f"no model named {name!r} is registered")
+        return item
+
+    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        response = self.dynamodb.get_item(TableName=self.table_name, Key=_key(pk, sk), ConsistentRead=True)
+        item = response.get("Item")
+        return _from_item(item) if item else None
+
+    def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        paginator = self.dynamodb.get_paginator("query")
+        for page in paginator.paginate(TableName=self.table_name, **kwargs):
+            for item in page.get("Items", []):
+                yield _from_item(item)
+
+    def _query_prefix(self, name: str, prefix: str) -> Iterator[dict[str, Any]]:
+        return self._query(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={
+                ":pk": _serializer.serialize(model_pk(name)),
+                ":prefix": _serializer.serialize(prefix),
+            },
+            ConsistentRead=True,
+        )
+
+    def _put(self, item: dict[str, Any], *, condition: str) -> dict[str, Any]:
+        return {"Put": {"TableName": self.table_name, "Item": _to_item(item), "ConditionExpression": condition}}
+
+    def _update(
+        self,
+        pk: str,
+        sk: str,
+        expression: str,
+        *,
+        condition: str,
+        values: dict[str, Any],
+        names: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        update: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": _key(pk, sk),
+            "UpdateExpression": expression,
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": _to_item(values),
+        }
+        if names:
+            update["ExpressionAttributeNames"] = names
+        return {"Update": update}
+
+    def _audit_put(
+        self,
+        name: str,
+        action: AuditAction,
+        *,
+        actor: str,
+        at: datetime,
+        version: int | None = None,
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
+        reason: str = "",
+        request_id: str = "",
+    ) -> dict[str, Any]:
+        event_id = str(uuid.uuid4())
+        return self._put(
+            {
+                "pk": model_pk(name),
+                "sk": audit_sk(at, event_id),
+                "model_name": name,
+                "at": _iso(at),
+                "event_id": event_id,
+                "action": action.value,
+                "actor": actor,
+                "version": version,
+                "before": before or {},
+                "after": after or {},
+                "reason": reason,
+                "request_id": request_id,
+            },
+            condition="attribute_not_exists(pk)",
+        )
+
+    def _transact(self, items: list[dict[str, Any]]) -> bool:
+        """Run one transaction. False when it was cancelled by a failed condition or a conflict."""
+        try:
+            self.dynamodb.transact_write_items(TransactItems=items)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            reasons = {reason.get("Code") for reason in error.response.get("CancellationReasons", [])}
+            if reasons and not reasons <= _RETRYABLE_REASONS | {"None"}:
+                raise
+            return False
+        return True
+
+
+# ---- conversions between records and items ----
+
+
+def _version_from_event(trained: ModelTrained, version: int, now: datetime) -> ModelVersion:
+    return ModelVersion(
+        model_name=trained.model_name,
+        version=version,
+        status=VersionStatus.CANDIDATE,
+        metric_name=trained.metric_name,
+        metrics=dict(trained.metrics),
+        artifact=Artifact(
+            bucket=trained.artifact_bucket,
+            key=trained.artifact_key,
+            sha256=trained.artifact_sha256,
+            size_bytes=trained.artifact_bytes,
+            baseline_key=trained.baseline_key,
+        ),
+        contract=dict(trained.contract),
+        lineage={
+            "dataset": trained.dataset.model_dump(mode="json"),
+            "contract_digest": trained.contract_digest,
+            "seed": trained.seed,
+            "params": dict(trained.params),
+            "library_versions": dict(trained.library_versions),
+            "training_rows": trained.training_rows,
+            "holdout_rows": trained.holdout_rows,
+            "onnx_max_abs_diff": trained.onnx_max_abs_diff,
+        },
+        created_at=now,
+    )
+
+
+def _version_item(version: ModelVersion, now: datetime) -> dict[str, Any]:
+    return {
+        "pk": model_pk(version.model_name),
+        "sk": version_sk(version.version),
+        **version.model_dump(mode="python"),
+        "created_at": _iso(version.created_at),
+        "updated_at": _iso(now),
+    }
+
+
+def _version_from_item(item: dict[str, Any]) -> ModelVersion:
+    return ModelVersion.model_validate({k: v for k, v in item.items() if k in ModelVersion.model_fields})
+
+
+def _record(item: dict[str, Any]) -> ModelRecord:
+    return ModelRecord(
+        name=item["name"],
+        latest_version=int(item["latest_version"]),
+        production_version=_opt_int(item.get("production_version")),
+        production_history=[int(v) for v in item.get("production_history") or []],
+        updated_at=item["updated_at"],
+    )
+
+
+def _key(pk: str, sk: str) -> dict[str, Any]:
+    return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+
+def _to_item(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: _serializer.serialize(to_dynamo(value)) for key, value in values.items()}
+
+
+def _from_item(item: dict[str, Any]) -> dict[str, Any]:
+    return {key: from_dynamo(_deserializer.deserialize(value)) for key, value in item.items()}
+
+
+def to_dynamo(value: Any) -> Any:
+    """Python values -> what boto3's TypeSerializer accepts: floats become exact Decimals (via
+    their shortest repr); NaN and infinities, which DynamoDB numbers cannot hold, become strings."""
+    if isinstance(value, bool) or value is None or isinstance(value, str | Decimal):
+        return value
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return _NON_FINITE[repr(value)]
+        return Decimal(repr(value))
+    if isinstance(value, datetime):
+        return _iso(value)
+    if isinstance(value, dict):
+        return {str(k): to_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_dynamo(v) for v in value]
+    raise TypeError(f"cannot store {type(value).__name__} in DynamoDB")
+
+
+def from_dynamo(value: Any) -> Any:
+    """DynamoDB values -> plain Python: integral numbers become int, others float."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_dynamo(v) for v in value]
+    return value
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(at: datetime) -> str:
+    """Fixed-width UTC timestamps, so audit sort keys order by time."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))
