@@ -148,12 +148,7 @@ class FunctionRunner:
         log_dir.mkdir(parents=True, exist_ok=True)
         self._invocations_log = (log_dir / "invocations.log").open("a", buffering=1)
 
-    def install(self) -> None:
-        sys.stdout = self._stream  # type: ignore[assignment]
-
-    def uninstall(self) -> None:
-        if sys.stdout is self._stream:
-            sys.stdout = self._stream.original  # type: ignore[assignment]
+    def close(self) -> None:
         self._invocations_log.close()
 
     def by_name(self, short_name: str) -> LocalFunction:
@@ -171,6 +166,11 @@ class FunctionRunner:
             )
             started = time.time()
             clock = time.perf_counter()
+            # route prints to this invocation, whoever replaced sys.stdout meanwhile (pytest does)
+            previous = sys.stdout
+            if previous is not self._stream:
+                self._stream.original = previous
+            sys.stdout = self._stream  # type: ignore[assignment]
             self._stream.capture = (threading.get_ident(), lines)
             try:
                 module = self._module(function)
@@ -191,6 +191,7 @@ class FunctionRunner:
                 )
             finally:
                 self._stream.capture = None
+                sys.stdout = previous
         self._route_output(function, "".join(lines))
         self._record(invocation)
         return invocation

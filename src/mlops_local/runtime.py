@@ -80,12 +80,14 @@ class LocalRuntime:
         self._moto: Any = None
         self._control: ThreadingHTTPServer | None = None
         self.invocation_listeners: list[Any] = []
+        self._saved_environ: dict[str, str] | None = None
 
     def start(self) -> Endpoints:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         _quiet_stand_in_logs()
         endpoint = self._start_stand_in()
         secret_key = secrets.token_urlsafe(24)
+        self._saved_environ = dict(os.environ)
         os.environ.update(
             {
                 "AWS_ENDPOINT_URL": endpoint,
@@ -116,7 +118,6 @@ class LocalRuntime:
             on_metric_line=self.alarms.record_emf,
             on_invocation=self._on_invocation,
         )
-        self.runner.install()
         self.triggers = TriggerWiring(self.deployment, self.runner, self.log_dir)
         self.triggers.wire()
         self.api = LocalApi(self.deployment, self.runner, access_key=LOCAL_ACCESS_KEY, secret_key=secret_key)
@@ -159,9 +160,13 @@ class LocalRuntime:
         if self._control:
             self._control.shutdown()
         if hasattr(self, "runner"):
-            self.runner.uninstall()
+            self.runner.close()
         if self._moto:
             self._moto.stop()
+        if self._saved_environ is not None:
+            os.environ.clear()
+            os.environ.update(self._saved_environ)
+            reset_clients()
 
     # --- parts ------------------------------------------------------------------------------
 

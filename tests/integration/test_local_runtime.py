@@ -1,0 +1,329 @@
+"""The local runtime against a small hand-written template: wiring comes from the template only."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from mlops_local.client import ApiClient
+from mlops_local.runtime import LocalRuntime
+from mlops_local.template import Template, TemplateError
+
+pytestmark = pytest.mark.xdist_group("local-runtime")
+
+FUNCTION = {
+    "Type": "AWS::Lambda::Function",
+    "Metadata": {"mlops:source": "tests/support/local_fixture/echo"},
+    "Properties": {
+        "Handler": "handler.lambda_handler",
+        "Timeout": 30,
+        "Environment": {
+            "Variables": {
+                "ECHO_LOG": "__ECHO_LOG__",
+                "POWERTOOLS_SERVICE_NAME": "echo",
+                "POWERTOOLS_METRICS_NAMESPACE": "Test",
+                "BUCKET": {"Ref": "Uploads"},
+            }
+        },
+    },
+}
+
+
+def mini_template(echo_log: Path) -> dict[str, Any]:
+    function = json.loads(json.dumps(FUNCTION).replace("__ECHO_LOG__", str(echo_log)))
+    fn_arn = {"Fn::GetAtt": ["Echo", "Arn"]}
+    return {
+        "Resources": {
+            "Uploads": {"Type": "AWS::S3::Bucket", "Properties": {"VersioningConfiguration": {"Status": "Enabled"}}},
+            "Bus": {"Type": "AWS::Events::EventBus", "Properties": {"Name": "test-bus"}},
+            "Topic": {"Type": "AWS::SNS::Topic", "Properties": {}},
+            "Echo": function,
+            "Role": {"Type": "AWS::IAM::Role", "Properties": {}},
+            "Notifications": {
+                "Type": "Custom::S3BucketNotifications",
+                "Properties": {
+                    "BucketName": {"Ref": "Uploads"},
+                    "NotificationConfiguration": {
+                        "LambdaFunctionConfigurations": [
+                            {
+                                "Events": ["s3:ObjectCreated:*"],
+                                "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "datasets/"}]}},
+                                "LambdaFunctionArn": fn_arn,
+                            }
+                        ]
+                    },
+                },
+            },
+            "OnReady": {
+                "Type": "AWS::Events::Rule",
+                "Properties": {
+                    "EventBusName": {"Ref": "Bus"},
+                    "EventPattern": {"source": ["mlops"], "detail-type": ["Ready"]},
+                    "State": "ENABLED",
+                    "Targets": [{"Arn": fn_arn, "Id": "Target0"}],
+                },
+            },
+            "Hourly": {
+                "Type": "AWS::Events::Rule",
+                "Properties": {
+                    "ScheduleExpression": "rate(1 hour)",
+                    "State": "ENABLED",
+                    "Targets": [{"Arn": fn_arn, "Id": "T"}],
+                },
+            },
+            "ScoreAlarm": {
+                "Type": "AWS::CloudWatch::Alarm",
+                "Properties": {
+                    "Namespace": "Test",
+                    "MetricName": "Score",
+                    "Dimensions": [{"Name": "model", "Value": "churn"}, {"Name": "service", "Value": "echo"}],
+                    "Statistic": "Maximum",
+                    "Period": 3600,
+                    "EvaluationPeriods": 1,
+                    "Threshold": 0.2,
+                    "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+                    "TreatMissingData": "notBreaching",
+                    "AlarmActions": [{"Ref": "Topic"}],
+                },
+            },
+            "Api": {"Type": "AWS::ApiGateway::RestApi", "Properties": {"Name": "test"}},
+            "Things": {
+                "Type": "AWS::ApiGateway::Resource",
+                "Properties": {
+                    "ParentId": {"Fn::GetAtt": ["Api", "RootResourceId"]},
+                    "PathPart": "things",
+                    "RestApiId": {"Ref": "Api"},
+                },
+            },
+            "Thing": {
+                "Type": "AWS::ApiGateway::Resource",
+                "Properties": {"ParentId": {"Ref": "Things"}, "PathPart": "{name}", "RestApiId": {"Ref": "Api"}},
+            },
+            "ThingPost": _method("Thing", "POST", api_key=True),
+            "ThingsGet": _method("Things", "GET", iam=True),
+            "Key": {"Type": "AWS::ApiGateway::ApiKey", "Properties": {"Enabled": True}},
+            "Plan": {
+                "Type": "AWS::ApiGateway::UsagePlan",
+                "Properties": {
+                    "Throttle": {"RateLimit": 50, "BurstLimit": 5},
+                    "ApiStages": [{"ApiId": {"Ref": "Api"}, "Stage": "prod"}],
+                },
+            },
+            "PlanKey": {
+                "Type": "AWS::ApiGateway::UsagePlanKey",
+                "Properties": {"KeyId": {"Ref": "Key"}, "KeyType": "API_KEY", "UsagePlanId": {"Ref": "Plan"}},
+            },
+            "Stage": {
+                "Type": "AWS::ApiGateway::Stage",
+                "Properties": {"StageName": "prod", "RestApiId": {"Ref": "Api"}},
+            },
+        },
+        "Outputs": {"DataBucketName": {"Value": {"Ref": "Uploads"}}},
+    }
+
+
+def _method(resource: str, verb: str, *, api_key: bool = False, iam: bool = False) -> dict[str, Any]:
+    uri = {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                ":apigateway:",
+                {"Ref": "AWS::Region"},
+                ":lambda:path/2015-03-31/functions/",
+                {"Fn::GetAtt": ["Echo", "Arn"]},
+                "/invocations",
+            ],
+        ]
+    }
+    return {
+        "Type": "AWS::ApiGateway::Method",
+        "Properties": {
+            "HttpMethod": verb,
+            "ResourceId": {"Ref": resource},
+            "RestApiId": {"Ref": "Api"},
+            "AuthorizationType": "AWS_IAM" if iam else "NONE",
+            "ApiKeyRequired": api_key,
+            "Integration": {"Type": "AWS_PROXY", "IntegrationHttpMethod": "POST", "Uri": uri},
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalRuntime, Path]]:
+    workdir = tmp_path_factory.mktemp("local")
+    echo_log = workdir / "echo.jsonl"
+    echo_log.touch()
+    runtime = LocalRuntime(workdir, template=mini_template(echo_log), contracts_dir=workdir / "none", schedules=False)
+    runtime.start()
+    yield runtime, echo_log
+    runtime.stop()
+
+
+def _events(echo_log: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in echo_log.read_text().splitlines()]
+
+
+def _wait_for(predicate: Any, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _client(runtime: LocalRuntime, service: str) -> Any:
+    endpoints = runtime.endpoints
+    assert endpoints is not None
+    return boto3.client(
+        service,
+        endpoint_url=endpoints.aws_endpoint_url,
+        region_name=endpoints.region,
+        aws_access_key_id=endpoints.access_key_id,
+        aws_secret_access_key=endpoints.secret_access_key,
+    )
+
+
+def test_template_unknown_resource_type_is_refused() -> None:
+    template = Template({"Resources": {"Thing": {"Type": "AWS::Kinesis::Stream", "Properties": {}}}})
+    with pytest.raises(TemplateError, match=r"Thing \(AWS::Kinesis::Stream\)"):
+        template.check_supported()
+
+
+def test_s3_upload_under_prefix_triggers_and_outside_does_not(local: tuple[LocalRuntime, Path]) -> None:
+    runtime, echo_log = local
+    s3 = _client(runtime, "s3")
+    bucket = runtime.endpoints.outputs["DataBucketName"]  # type: ignore[union-attr]
+    s3.put_object(Bucket=bucket, Key="elsewhere/skip.csv", Body=b"a")
+    s3.put_object(Bucket=bucket, Key="datasets/m/jan 2026.csv", Body=b"a")
+
+    def s3_events() -> list[dict[str, Any]]:
+        return [e for e in _events(echo_log) if "Records" in e]
+
+    assert _wait_for(lambda: len(s3_events()) >= 1)
+    time.sleep(1.5)  # give a wrongly delivered event time to show up
+    keys = [r["s3"]["object"]["key"] for e in s3_events() for r in e["Records"]]
+    assert keys == ["datasets%2Fm%2Fjan+2026.csv"]  # URL-encoded, as S3 sends it
+    record = s3_events()[0]["Records"][0]
+    assert record["s3"]["object"]["versionId"]
+
+
+def test_bus_event_matching_pattern_triggers_and_other_does_not(local: tuple[LocalRuntime, Path]) -> None:
+    runtime, echo_log = local
+    events = _client(runtime, "events")
+    for detail_type in ("NotReady", "Ready"):
+        events.put_events(
+            Entries=[
+                {
+                    "Source": "mlops",
+                    "DetailType": detail_type,
+                    "Detail": json.dumps({"n": detail_type}),
+                    "EventBusName": "test-bus",
+                }
+            ]
+        )
+
+    def bus_events() -> list[str]:
+        return [e["detail-type"] for e in _events(echo_log) if "detail-type" in e and e.get("source") == "mlops"]
+
+    assert _wait_for(lambda: "Ready" in bus_events())
+    time.sleep(1.5)
+    assert bus_events() == ["Ready"]
+
+
+def test_alarm_fires_only_on_exact_dimensions(local: tuple[LocalRuntime, Path]) -> None:
+    runtime, _ = local
+    sqs, sns = _client(runtime, "sqs"), _client(runtime, "sns")
+    topic = next(iter(sns.list_topics()["Topics"]))["TopicArn"]
+    inbox = sqs.create_queue(QueueName="alarm-inbox")["QueueUrl"]
+    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn)
+    echo = next(iter(runtime.runner.functions))
+    rule = next(iter(runtime.triggers.schedules))
+    assert runtime.triggers.fire(rule) == [True]  # on demand, like `mlops local trigger`
+
+    # GIVEN a breaching value emitted with dimensions {service, model, extra}: not the alarm's set
+    breaching = {"detail": {"model": "churn", "metric_value": 0.9}}
+    runtime.runner.invoke(echo, {"detail": {**breaching["detail"], "extra_dimensions": {"feature": "x"}}}, "test")
+    assert runtime.alarms.states[runtime.alarms.specs[0].name] in {"OK", "INSUFFICIENT_DATA"}
+    spec = runtime.alarms.specs[0]
+    from mlops_local.alarms import Datapoint
+
+    runtime.metrics.points.append(Datapoint("Test", "Score", frozenset({("model", "churn")}), 5.0, time.time()))
+    runtime.alarms.evaluate_all()
+    assert runtime.alarms.states[spec.name] != "ALARM"  # a subset of the dimensions never matches
+
+    # WHEN the function emits the value with exactly {service, model}
+    runtime.runner.invoke(echo, breaching, "test")
+
+    # THEN the alarm goes to ALARM and the subscribed queue receives CloudWatch's notification
+    assert runtime.alarms.states[spec.name] == "ALARM"
+    messages = sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10, WaitTimeSeconds=2).get("Messages", [])
+    alarm = json.loads(json.loads(messages[0]["Body"])["Message"])
+    assert alarm["NewStateValue"] == "ALARM"
+    assert {d["name"] for d in alarm["Trigger"]["Dimensions"]} == {"model", "service"}
+
+
+def test_api_key_iam_and_routing(local: tuple[LocalRuntime, Path]) -> None:
+    runtime, _ = local
+    endpoints = runtime.endpoints
+    assert endpoints is not None
+    api = ApiClient(
+        endpoints.api_url,
+        ca_bundle=endpoints.ca_bundle,
+        api_key=endpoints.api_key,
+        access_key=endpoints.access_key_id,
+        secret_key=endpoints.secret_access_key,
+    )
+    assert api.request("POST", "/things/a", {}).status == 403  # no API key
+    assert api.request("POST", "/things/a", {}, headers={"x-api-key": "wrong"}).status == 403
+    ok = api.request("POST", "/things/a", {}, headers={"x-api-key": endpoints.api_key})
+    assert (ok.status, ok.body["echo"]) == (200, "/things/a")
+    assert api.request("GET", "/nowhere").status == 404
+    assert api.request("DELETE", "/things/a", headers={"x-api-key": endpoints.api_key}).status == 405
+    assert api.request("GET", "/things").status == 403  # IAM route without a signature
+    signed = api.admin("GET", "/things")
+    assert signed.status == 200
+    assert signed.body["identity"].endswith(":user/local-admin")
+    forged = ApiClient(
+        endpoints.api_url, ca_bundle=endpoints.ca_bundle, access_key=endpoints.access_key_id, secret_key="nope"
+    )
+    assert forged.admin("GET", "/things").status == 403
+
+
+def test_api_usage_plan_throttles_bursts(local: tuple[LocalRuntime, Path]) -> None:
+    runtime, _ = local
+    endpoints = runtime.endpoints
+    assert endpoints is not None
+    api = ApiClient(endpoints.api_url, ca_bundle=endpoints.ca_bundle, api_key=endpoints.api_key)
+    statuses = [
+        api.request("POST", "/things/b", {}, headers={"x-api-key": endpoints.api_key}).status for _ in range(30)
+    ]
+    assert 429 in statuses
+    assert 200 in statuses
+
+
+def test_failing_handler_is_retried_then_kept_not_dropped(local: tuple[LocalRuntime, Path]) -> None:
+    runtime, _ = local
+    subscription = next(s for s in runtime.triggers.subscriptions if s.name.startswith("rule:"))
+    echo = runtime.runner.functions[subscription.function_id]
+    broken = echo.__class__(
+        **{**echo.__dict__, "environment": {**echo.environment, "ECHO_LOG": "/nonexistent/dir/log"}}
+    )
+    runtime.runner.functions[subscription.function_id] = broken
+    try:
+        assert runtime.triggers.deliver(subscription, {"detail-type": "Ready", "detail": {}}) is False
+    finally:
+        runtime.runner.functions[subscription.function_id] = echo
+    failed = (Path(runtime.log_dir) / "failed-events.log").read_text().splitlines()
+    assert json.loads(failed[-1])["event"] == {"detail-type": "Ready", "detail": {}}
+    attempts = [i for i in runtime.runner.history if i.trigger.startswith(subscription.name)][-3:]
+    assert [i.ok for i in attempts] == [False, False, False]
