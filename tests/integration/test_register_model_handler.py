@@ -1,0 +1,193 @@
+"""functions/register_model against the moto server, with EventBridge events as the bus delivers them."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+
+from mlops.adapters.registry_dynamodb import DynamoRegistry
+from mlops.errors import IntegrityError, ModelNotFoundError, NotFoundError
+from mlops.events import DetailType, ModelTrained
+from mlops_local.handlers import load_handler_module
+from tests.support.lambda_context import FakeLambdaContext
+from tests.support.registry_fake import artifact_bytes, trained_event
+from tests.support.resources import TestResources, create_resources
+
+
+@pytest.fixture
+def resources(aws: str, monkeypatch: pytest.MonkeyPatch) -> TestResources:
+    names = create_resources()
+    for key, value in names.env().items():
+        monkeypatch.setenv(key, value)
+    return names
+
+
+@pytest.fixture
+def bus_queue(resources: TestResources) -> str:
+    """An SQS queue receiving every event the stages publish on the bus."""
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName="bus-tap")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events = boto3.client("events")
+    events.put_rule(Name="tap", EventBusName=resources.event_bus_name, EventPattern=json.dumps({"source": ["mlops"]}))
+    events.put_targets(Rule="tap", EventBusName=resources.event_bus_name, Targets=[{"Id": "q", "Arn": arn}])
+    return url
+
+
+@pytest.fixture
+def handler(resources: TestResources) -> ModuleType:
+    return load_handler_module("register_model")
+
+
+@pytest.fixture
+def registry(resources: TestResources) -> DynamoRegistry:
+    return DynamoRegistry(resources.registry_table)
+
+
+def upload(resources: TestResources, event: ModelTrained, data: bytes) -> None:
+    boto3.client("s3").put_object(Bucket=resources.artifact_bucket, Key=event.artifact_key, Body=data)
+
+
+def bus_event(detail: ModelTrained, event_id: str | None = None) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": event_id or str(uuid.uuid4()),
+        "detail-type": DetailType.MODEL_TRAINED,
+        "source": "mlops",
+        "account": "123456789012",
+        "time": "2026-01-01T00:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": detail.model_dump(mode="json"),
+    }
+
+
+def published(queue_url: str) -> list[tuple[str, dict[str, Any]]]:
+    sqs = boto3.client("sqs")
+    out = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            return out
+        for message in messages:
+            body = json.loads(message["Body"])
+            out.append((body["detail-type"], body["detail"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def register(handler: ModuleType, resources: TestResources, score: float, **kwargs: Any) -> dict[str, Any]:
+    data = artifact_bytes(f"score-{score}")
+    event = trained_event(score=score, artifact=data, bucket=resources.artifact_bucket)
+    upload(resources, event, data)
+    return handler.lambda_handler(bus_event(event, **kwargs), FakeLambdaContext())
+
+
+def test_register_handler_registers_promotes_and_announces(
+    handler: ModuleType,
+    resources: TestResources,
+    registry: DynamoRegistry,
+    bus_queue: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = register(handler, resources, 0.8)
+
+    assert result == {
+        "created": True,
+        "promoted": True,
+        "decision": result["decision"],
+        "previous_production": None,
+        "model_name": "churn",
+        "version": 1,
+        "status": "production",
+    }
+    assert registry.production("churn").version == 1  # type: ignore[union-attr]
+    kinds = [(kind, detail["version"]) for kind, detail in published(bus_queue)]
+    assert sorted(kinds) == [(DetailType.MODEL_PROMOTED, 1), (DetailType.MODEL_REGISTERED, 1)]
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    names = {m["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"]: m["model"] for m in emitted}
+    assert names == {"ModelsRegistered": "churn", "ModelsPromoted": "churn"}
+
+
+def test_register_handler_worse_model_is_registered_not_promoted(
+    handler: ModuleType, resources: TestResources, registry: DynamoRegistry, bus_queue: str
+) -> None:
+    register(handler, resources, 0.8)
+    published(bus_queue)
+
+    result = register(handler, resources, 0.72)
+
+    assert (result["version"], result["promoted"], result["status"]) == (2, False, "candidate")
+    assert "does not beat production v1" in result["decision"]
+    [(kind, detail)] = published(bus_queue)
+    assert kind == DetailType.MODEL_REGISTERED
+    assert (detail["version"], detail["promoted"]) == (2, False)
+
+
+def test_register_handler_duplicate_event_makes_no_new_version(
+    handler: ModuleType, resources: TestResources, registry: DynamoRegistry, bus_queue: str
+) -> None:
+    data = artifact_bytes("dup")
+    event = trained_event(score=0.8, artifact=data, bucket=resources.artifact_bucket)
+    upload(resources, event, data)
+
+    first = handler.lambda_handler(bus_event(event, "evt-1"), FakeLambdaContext())
+    same_delivery = handler.lambda_handler(bus_event(event, "evt-1"), FakeLambdaContext())
+    republished = handler.lambda_handler(bus_event(event, "evt-2"), FakeLambdaContext())
+
+    assert first == same_delivery == republished
+    assert registry.get_model("churn").latest_version == 1
+    assert len(published(bus_queue)) == 2  # one ModelRegistered, one ModelPromoted
+
+
+def test_register_handler_duplicate_is_caught_by_the_claim_without_idempotency_record(
+    handler: ModuleType, resources: TestResources, registry: DynamoRegistry
+) -> None:
+    data = artifact_bytes("claim")
+    event = trained_event(score=0.8, artifact=data, bucket=resources.artifact_bucket)
+    upload(resources, event, data)
+    handler.lambda_handler(bus_event(event), FakeLambdaContext())
+    # GIVEN the idempotency record is gone (expired, or another function version)
+    dynamodb = boto3.resource("dynamodb").Table(resources.idempotency_table)
+    for item in dynamodb.scan()["Items"]:
+        dynamodb.delete_item(Key={"id": item["id"]})
+
+    again = handler.lambda_handler(bus_event(event), FakeLambdaContext())
+
+    assert (again["created"], again["version"]) == (False, 1)
+    assert registry.get_model("churn").latest_version == 1
+
+
+def test_register_handler_refuses_artifact_whose_bytes_do_not_match(
+    handler: ModuleType, resources: TestResources, registry: DynamoRegistry, bus_queue: str
+) -> None:
+    # GIVEN the event's digest and size describe other bytes than the object holds
+    claimed = artifact_bytes("what the trainer said")
+    event = trained_event(score=0.8, artifact=claimed, bucket=resources.artifact_bucket)
+    upload(resources, event, b"X" * len(claimed))
+
+    with pytest.raises(IntegrityError, match="SHA-256"):
+        handler.lambda_handler(bus_event(event), FakeLambdaContext())
+
+    # THEN nothing was recorded or announced
+    with pytest.raises(ModelNotFoundError):
+        registry.get_model("churn")
+    assert published(bus_queue) == []
+
+
+def test_register_handler_refuses_missing_artifact_and_foreign_bucket(
+    handler: ModuleType, resources: TestResources, registry: DynamoRegistry
+) -> None:
+    event = trained_event(score=0.8, bucket=resources.artifact_bucket)
+    with pytest.raises(NotFoundError):
+        handler.lambda_handler(bus_event(event), FakeLambdaContext())
+
+    foreign = trained_event(score=0.8, bucket=resources.data_bucket)
+    with pytest.raises(Exception, match="outside the artifact bucket"):
+        handler.lambda_handler(bus_event(foreign), FakeLambdaContext())
+    with pytest.raises(ModelNotFoundError):
+        registry.get_model("churn")
