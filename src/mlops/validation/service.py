@@ -21,8 +21,6 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, BinaryIO
 
-from pydantic import ValidationError
-
 from mlops.contract import Contract, is_valid_model_name, parse_contract
 from mlops.errors import ContractError, NotFoundError
 from mlops.events import DatasetQuarantined, DatasetRef, DatasetValidated, DetailType
@@ -312,7 +310,7 @@ class DatasetValidator:
         the_report_key = report_key(model_name, dataset_id(upload.key, upload.version_id))
         try:
             report = ValidationReport.model_validate_json(self.store.get_bytes(self.data_bucket, the_report_key))
-        except (NotFoundError, ValidationError):
+        except Exception:
             report = None
         if report is None:
             logger.warning(
