@@ -14,6 +14,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlops.events import DatasetQuarantined, DatasetValidated, DetailType
 from mlops.layout import quarantine_key
@@ -576,3 +578,64 @@ def test_validate_parquet_in_many_batches_numbers_rows_globally(world: World) ->
     [check] = [c for c in report.checks if c.name is CheckName.TARGET]
     assert [(o.row, o.value) for o in check.first_offending] == [(2_500, "perhaps")]
     assert report.dataset.rows == 3_000
+
+
+def test_read_csv_streams_in_blocks_never_the_whole_object() -> None:
+    class Recording(io.BytesIO):
+        largest = 0
+
+        def read(self, size: int | None = -1) -> bytes:
+            assert size is not None, "the whole object was requested"
+            assert size >= 0, "the whole object was requested"
+            data = super().read(size)
+            Recording.largest = max(Recording.largest, len(data))
+            return data
+
+    data = ds.to_csv(ds.churn_frame(40_000))
+    checker = DatasetChecker(ds.churn_contract())
+
+    result = read_csv(Recording(data), checker, block_bytes=16_384)
+
+    assert result.complete
+    assert checker.rows == 40_000
+    assert Recording.largest <= 64 * 1024  # header peek chunk; blocks are 16 KiB
+
+
+REGRESSION_CONTRACT = {
+    "name": "charges",
+    "problem_type": "regression",
+    "target": {"name": "monthly_charges", "min": 0, "max": 500},
+    "features": [{"name": "tenure_months", "type": "numeric"}, {"name": "plan", "type": "categorical"}],
+    "estimator": {"name": "ridge"},
+    "metric": {"name": "rmse"},
+    "data": {"min_rows": 10},
+}
+
+
+def test_validate_regression_target_outside_its_range_is_named(world: World) -> None:
+    world.store.put_bytes(BUCKET, "contracts/charges.json", json.dumps(REGRESSION_CONTRACT).encode())
+    frame = _frame()[["tenure_months", "plan", "monthly_charges"]]
+    upload = world.upload("datasets/charges/a.csv", ds.to_csv(ds.set_cell("monthly_charges", 6, 900)(frame)))
+
+    outcome = world.validator.validate(upload)
+
+    assert outcome.disposition is Disposition.QUARANTINED
+    report = world.report(outcome.report_key or "")
+    [check] = [c for c in report.checks if c.name is CheckName.TARGET]
+    assert (check.column, check.first_offending[0].row, check.first_offending[0].value) == ("monthly_charges", 6, "900")
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(min_value=0, max_value=240, allow_nan=False), min_size=1, max_size=50))
+def test_read_csv_any_in_range_number_as_text_passes_type_and_range(values: list[float]) -> None:
+    # any finite number Python writes (repr: 1e-05, 240.0, 5e-324) is read back as a number
+    contract = ds.churn_contract()
+    checker = DatasetChecker(contract)
+    lines = ["tenure_months", *(repr(v) for v in values)]
+
+    read_csv(io.BytesIO(("\n".join(lines) + "\n").encode()), checker)
+
+    by_name = {c.name: c for c in checker.results() if c.column == "tenure_months"}
+    assert by_name[CheckName.TYPE].passed
+    assert by_name[CheckName.RANGE].passed
+    assert checker.rows == len(values)
