@@ -1,0 +1,1 @@
+"""Drift monitoring: captured inference traffic compared with the training baseline (PSI)."""
