@@ -4,6 +4,7 @@ and a hand-built ModelTrained event, for tests that must not depend on the train
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import uuid
 from datetime import UTC, datetime
@@ -249,3 +250,61 @@ class InMemoryRegistry:
         self.get_model(name)
         with self._lock:
             return list(self.audit.get(name, []))
+
+
+def api_event(
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    user_arn: str = "arn:aws:iam::123456789012:user/alice",
+    resource: str | None = None,
+) -> dict[str, Any]:
+    """An API Gateway REST proxy event (IAM-authorised) as the models_api function receives it."""
+    segments = path.strip("/").split("/")
+    path_parameters = {"name": segments[1]} if len(segments) > 2 and segments[0] == "models" else None
+    if resource is None:
+        resource = "/" + "/".join(["models", "{name}", *segments[2:]] if path_parameters else segments)
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": {"Content-Type": "application/json", "Host": "abc123.execute-api.us-east-1.amazonaws.com"},
+        "multiValueHeaders": {"Content-Type": ["application/json"]},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": path_parameters,
+        "stageVariables": None,
+        "requestContext": {
+            "resourceId": "r1",
+            "resourcePath": resource,
+            "httpMethod": method,
+            "extendedRequestId": "ext-1",
+            "requestTime": "01/Jan/2026:00:00:00 +0000",
+            "path": f"/prod{path}",
+            "accountId": "123456789012",
+            "protocol": "HTTP/1.1",
+            "stage": "prod",
+            "domainPrefix": "abc123",
+            "requestTimeEpoch": 1767225600000,
+            "requestId": str(uuid.uuid4()),
+            "identity": {
+                "cognitoIdentityPoolId": None,
+                "accountId": "123456789012",
+                "cognitoIdentityId": None,
+                "caller": "AIDAEXAMPLE",
+                "sourceIp": "203.0.113.7",
+                "principalOrgId": None,
+                "accessKey": "AKIAEXAMPLE",
+                "cognitoAuthenticationType": None,
+                "cognitoAuthenticationProvider": None,
+                "userArn": user_arn,
+                "userAgent": "aws-cli/2",
+                "user": "AIDAEXAMPLE",
+            },
+            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+            "apiId": "abc123",
+        },
+        "body": None if body is None else body if isinstance(body, str) else json.dumps(body),
+        "isBase64Encoded": False,
+    }
