@@ -286,3 +286,15 @@ def test_onnx_input_feed_imports_without_scikit_learn_or_pandas() -> None:
     )
     loaded = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True).stdout
     assert loaded.strip() == "[]"
+
+
+@pytest.mark.parametrize("estimator", ["logistic_regression", "random_forest_classifier"])
+def test_train_model_trains_on_nulls_and_undeclared_categories(estimator: str) -> None:
+    frame = churn_dataset(800).astype({"autopay": object})
+    frame.loc[::7, "plan"] = None
+    frame.loc[::5, "autopay"] = None
+    frame.loc[::11, "region"] = "mars"  # outside the contract's categories: encoded as no known category
+    contract = churn_contract(estimator={"name": estimator, "params": TYPICAL_PARAMS[estimator]})
+    model = train_model(frame, contract)
+    assert model.onnx_max_abs_diff < 1e-4
+    assert model.profile.features["plan"].proportions[MISSING_CATEGORY] > 0.1  # type: ignore[union-attr]
