@@ -13,6 +13,7 @@ import boto3
 
 @dataclass(frozen=True)
 class TestResources:
+    __test__ = False  # a fixture value, not a test class
     data_bucket: str = "mlops-data"
     artifact_bucket: str = "mlops-artifacts"
     registry_table: str = "mlops-registry"
