@@ -172,6 +172,7 @@ class FunctionRunner:
                 self._stream.original = previous
             sys.stdout = self._stream  # type: ignore[assignment]
             self._stream.capture = (threading.get_ident(), lines)
+            _isolate_powertools_metrics()
             try:
                 module = self._module(function)
                 entry = getattr(module, function.handler.rsplit(".", 1)[-1])
@@ -230,6 +231,15 @@ class FunctionRunner:
         log.info("invoke %s", line)
         if self.on_invocation:
             self.on_invocation(invocation)
+
+
+def _isolate_powertools_metrics() -> None:
+    """Each Lambda container is its own process; here all handlers share one. Powertools keeps
+    pending metrics and dimensions at class level, so drop what another handler left unflushed."""
+    from aws_lambda_powertools.metrics import Metrics
+
+    for shared in (Metrics._metrics, Metrics._dimensions, Metrics._metadata):
+        shared.clear()
 
 
 class _LineSink(io.StringIO):
