@@ -1,0 +1,124 @@
+"""functions/models_api through lambda_handler with API Gateway REST proxy events, on moto."""
+
+from __future__ import annotations
+
+import json
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+
+from mlops.adapters.registry_dynamodb import DynamoRegistry
+from mlops.registry.records import VersionStatus
+from mlops_local.handlers import load_handler_module
+from tests.support.lambda_context import FakeLambdaContext
+from tests.support.registry_fake import api_event, trained_event
+from tests.support.resources import TestResources, create_resources
+
+
+@pytest.fixture
+def resources(aws: str, monkeypatch: pytest.MonkeyPatch) -> TestResources:
+    names = create_resources()
+    for key, value in names.env().items():
+        monkeypatch.setenv(key, value)
+    return names
+
+
+@pytest.fixture
+def registry(resources: TestResources) -> DynamoRegistry:
+    registry = DynamoRegistry(resources.registry_table)
+    for score in (0.8, 0.75, 0.9):  # v1 production -> archived, v2 candidate, v3 production
+        registry.register(trained_event(score=score), actor="register-model")
+    return registry
+
+
+@pytest.fixture
+def handler(resources: TestResources, registry: DynamoRegistry) -> ModuleType:
+    return load_handler_module("models_api")
+
+
+def call(handler: ModuleType, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    response = handler.lambda_handler(api_event(method, path, body=body), FakeLambdaContext())
+    assert response["multiValueHeaders"]["Content-Type"] == ["application/json"]
+    return response["statusCode"], json.loads(response["body"])
+
+
+def test_models_api_handler_get_routes(handler: ModuleType) -> None:
+    status, models = call(handler, "GET", "/models")
+    assert (status, models[0]["name"], models[0]["latest_version"], models[0]["production_version"]) == (
+        200,
+        "churn",
+        3,
+        3,
+    )
+
+    status, versions = call(handler, "GET", "/models/churn/versions")
+    assert status == 200
+    assert [(v["version"], v["status"]) for v in versions] == [(1, "archived"), (2, "candidate"), (3, "production")]
+    assert versions[2]["metrics"]["roc_auc"] == 0.9
+    assert versions[2]["lineage"]["contract_digest"]
+
+    status, audit = call(handler, "GET", "/models/churn/audit")
+    assert status == 200
+    assert [e["action"] for e in audit].count("registered") == 3
+
+
+def test_models_api_handler_rollback_audits_caller_and_publishes(
+    handler: ModuleType, registry: DynamoRegistry, resources: TestResources
+) -> None:
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName="tap")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events = boto3.client("events")
+    pattern = json.dumps({"source": ["mlops"], "detail-type": ["ModelRolledBack"]})
+    events.put_rule(Name="tap", EventBusName=resources.event_bus_name, EventPattern=pattern)
+    events.put_targets(Rule="tap", EventBusName=resources.event_bus_name, Targets=[{"Id": "q", "Arn": arn}])
+
+    status, body = call(handler, "POST", "/models/churn/rollback", {"reason": "drift on v3", "to_version": None})
+
+    assert (status, body["production_version"]) == (200, 1)
+    assert registry.production("churn").version == 1  # type: ignore[union-attr]
+    assert registry.get_version("churn", 3).status is VersionStatus.ARCHIVED
+    event = registry.audit_events("churn")[-1]
+    assert (event.action, event.actor, event.reason) == (
+        "rolled_back",
+        "arn:aws:iam::123456789012:user/alice",
+        "drift on v3",
+    )
+    [message] = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    detail = json.loads(message["Body"])["detail"]
+    assert (detail["from_version"], detail["to_version"], detail["actor"]) == (
+        3,
+        1,
+        "arn:aws:iam::123456789012:user/alice",
+    )
+
+    status, body = call(handler, "POST", "/models/churn/rollback")
+    assert (status, body["error"]) == (409, "ConflictError")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "error"),
+    [
+        ("GET", "/models/Bad_Name/versions", 400, "BadRequestError"),
+        ("GET", "/models/churn%23VERSION/audit", 400, "BadRequestError"),
+        ("POST", "/models/..%2F..%2Fetc/rollback", 400, "BadRequestError"),
+        ("GET", "/models/unknown/versions", 404, "ModelNotFoundError"),
+        ("GET", "/models/unknown/audit", 404, "ModelNotFoundError"),
+        ("POST", "/models/unknown/rollback", 404, "ModelNotFoundError"),
+    ],
+)
+def test_models_api_handler_bad_and_unknown_names(
+    handler: ModuleType, method: str, path: str, status: int, error: str
+) -> None:
+    got_status, body = call(handler, method, path)
+    assert (got_status, body["error"]) == (status, error)
+
+
+def test_models_api_handler_serves_openapi(handler: ModuleType) -> None:
+    status, document = call(handler, "GET", "/openapi.json")
+    assert status == 200
+    assert {"/models", "/models/{name}/versions", "/models/{name}/audit", "/models/{name}/rollback"} <= set(
+        document["paths"]
+    )
