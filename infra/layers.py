@@ -122,6 +122,11 @@ LAYERS: dict[str, LayerSpec] = {
 }
 
 
+def _say(message: str) -> None:
+    # stderr: the CDK CLI runs the app, and its stdout is not ours to fill
+    print(message, file=sys.stderr)
+
+
 def _hash_files(paths: Iterable[Path], root: Path) -> str:
     digest = hashlib.sha256()
     for path in sorted(paths):
@@ -186,7 +191,7 @@ def _strip_bundle(site: Path) -> None:
         pyc.unlink()
     strip = shutil.which("strip")
     if strip is None:
-        print("  strip not found: shared objects left unstripped")
+        _say("  strip not found: shared objects left unstripped")
         return
     for shared in site.rglob("*.so*"):
         if shared.is_file() and not any(part.endswith(".libs") for part in shared.relative_to(site).parts[:-1]):
@@ -216,7 +221,7 @@ def find_python312() -> str | None:
 def import_test(spec: LayerSpec, python: str | None) -> bool:
     """Import the layer (with the layers it needs) in a bare 3.12 interpreter; False when skipped."""
     if python is None:
-        print(f"  import test of {spec.name} skipped: no Python {PYTHON_VERSION} interpreter found")
+        _say(f"  import test of {spec.name} skipped: no Python {PYTHON_VERSION} interpreter found")
         return False
     paths = [str(spec.site_dir)] + [str(LAYERS[name].site_dir) for name in spec.needs]
     code = (
@@ -230,7 +235,7 @@ def import_test(spec: LayerSpec, python: str | None) -> bool:
     if result.returncode != 0:
         raise RuntimeError(f"import test of layer {spec.name} failed:\n{result.stderr}")
     checked = ", ".join(spec.smoke_imports) + (" + smoke code" if spec.smoke_code else "")
-    print(f"  import test of {spec.name} passed ({checked})")
+    _say(f"  import test of {spec.name} passed ({checked})")
     return True
 
 
@@ -238,7 +243,7 @@ def build_layer(spec: LayerSpec, *, force: bool = False, python: str | None = No
     """Build one layer unless its stamp is current; True when it was (re)built."""
     if not force and is_current(spec):
         return False
-    print(f"building layer {spec.name}")
+    _say(f"building layer {spec.name}")
     BUILD_DIR.mkdir(parents=True, exist_ok=True)
     staging = BUILD_DIR / f".{spec.name}.tmp"
     shutil.rmtree(staging, ignore_errors=True)

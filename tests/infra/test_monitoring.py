@@ -1,0 +1,45 @@
+"""The drift alarm per contract: metric, exact dimensions, threshold, actions to the encrypted topic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from infra.constructs.monitoring import load_contracts
+from tests.infra.support import resources
+
+
+def test_alarm_per_contract_matches_the_drift_metric_exactly(template: dict[str, Any]) -> None:
+    contracts = {c.name: c for c in load_contracts()}
+    alarms = [a["Properties"] for a in resources(template, "AWS::CloudWatch::Alarm").values()]
+    assert len(alarms) == len(contracts)
+    (topic_id,) = resources(template, "AWS::SNS::Topic")
+    by_model = {}
+    for alarm in alarms:
+        dims = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+        by_model[dims["model"]] = (alarm, dims)
+    alarm, dims = by_model["churn"]
+    # Powertools adds `service` to every metric; CloudWatch matches the dimension set exactly.
+    assert dims == {"service": "detect-drift", "model": "churn"}
+    assert len(alarm["Dimensions"]) == 2
+    assert alarm["Namespace"] == "MLOps"
+    assert alarm["MetricName"] == "DriftScore"
+    assert alarm["Statistic"] == "Maximum"
+    assert alarm["Period"] == 3600
+    assert alarm["EvaluationPeriods"] == 1
+    assert alarm["Threshold"] == contracts["churn"].monitoring.psi_alarm_threshold
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"
+    assert alarm["AlarmActions"] == [{"Ref": topic_id}]
+    assert alarm["OKActions"] == [{"Ref": topic_id}]
+
+
+def test_alarm_topic_uses_a_key_cloudwatch_may_use(template: dict[str, Any]) -> None:
+    (topic,) = resources(template, "AWS::SNS::Topic").values()
+    (key_id, key) = next(iter(resources(template, "AWS::KMS::Key").items()))
+    assert topic["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    assert key["Properties"]["EnableKeyRotation"] is True
+    statements = key["Properties"]["KeyPolicy"]["Statement"]
+    cloudwatch = [s for s in statements if s.get("Principal", {}).get("Service") == "cloudwatch.amazonaws.com"]
+    assert cloudwatch, "CloudWatch cannot publish alarms to the topic"
+    actions = {a for s in cloudwatch for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
+    assert {"kms:Decrypt", "kms:GenerateDataKey"} <= actions

@@ -1,0 +1,28 @@
+"""Zip functions fit Lambda's 250 MB unzipped limit; predict stays under its 130 MB aim."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.catalog import PREDICT_AIM_BYTES, ZIP_LIMIT_BYTES, zip_functions
+from scripts.size_report import FunctionSize, measure, render
+
+
+@pytest.fixture(scope="module")
+def sizes() -> dict[str, FunctionSize]:
+    return {size.spec.folder: size for size in measure()}
+
+
+@pytest.mark.parametrize("folder", [spec.folder for spec in zip_functions()])
+def test_zip_function_fits_the_unzipped_limit(sizes: dict[str, FunctionSize], folder: str) -> None:
+    assert sizes[folder].total_bytes <= ZIP_LIMIT_BYTES, render([sizes[folder]])
+
+
+def test_predict_stays_under_its_aim(sizes: dict[str, FunctionSize]) -> None:
+    assert sizes["predict"].total_bytes <= PREDICT_AIM_BYTES, render([sizes["predict"]])
+
+
+def test_every_layer_a_function_uses_was_measured(sizes: dict[str, FunctionSize]) -> None:
+    for size in sizes.values():
+        assert set(size.layer_bytes) == set(size.spec.layers)
+        assert all(n > 0 for n in size.layer_bytes.values())

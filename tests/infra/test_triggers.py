@@ -1,0 +1,112 @@
+"""Each trigger reaches the right function: S3 -> validate, bus rules -> train/register,
+schedule -> drift, API routes -> predict (API key) and models_api (IAM)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.infra.support import (
+    function_ids,
+    integration_function_id,
+    resources,
+    routes,
+    target_function_id,
+)
+
+
+def test_s3_notification_datasets_prefix_invokes_validate(template: dict[str, Any]) -> None:
+    # GIVEN the bucket-notifications custom resource
+    (notification,) = resources(template, "Custom::S3BucketNotifications").values()
+    configs = notification["Properties"]["NotificationConfiguration"]["LambdaFunctionConfigurations"]
+    # THEN exactly one configuration: ObjectCreated under datasets/ -> validate_dataset
+    assert len(configs) == 1
+    (config,) = configs
+    assert config["Events"] == ["s3:ObjectCreated:*"]
+    assert config["Filter"]["Key"]["FilterRules"] == [{"Name": "prefix", "Value": "datasets/"}]
+    assert target_function_id(config["LambdaFunctionArn"]) == function_ids(template)["validate_dataset"]
+    bucket_ref = notification["Properties"]["BucketName"]["Ref"]
+    assert template["Outputs"]["DataBucketName"]["Value"] == {"Ref": bucket_ref}
+
+
+@pytest.mark.parametrize(
+    ("detail_type", "folder"),
+    [("DatasetValidated", "train_model"), ("ModelTrained", "register_model")],
+)
+def test_bus_rule_routes_detail_type_to_function(template: dict[str, Any], detail_type: str, folder: str) -> None:
+    (bus_id,) = resources(template, "AWS::Events::EventBus")
+    matching = [
+        rule["Properties"]
+        for rule in resources(template, "AWS::Events::Rule").values()
+        if rule["Properties"].get("EventPattern", {}).get("detail-type") == [detail_type]
+    ]
+    assert len(matching) == 1
+    (rule,) = matching
+    assert rule["EventPattern"] == {"source": ["mlops"], "detail-type": [detail_type]}
+    assert rule["EventBusName"] == {"Ref": bus_id}
+    (target,) = rule["Targets"]
+    assert target_function_id(target["Arn"]) == function_ids(template)[folder]
+    assert "Arn" in target["DeadLetterConfig"]
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+    (queue_id,) = resources(template, "AWS::SQS::Queue")
+    assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+
+
+def test_dead_letter_queue_is_encrypted(template: dict[str, Any]) -> None:
+    (queue,) = resources(template, "AWS::SQS::Queue").values()
+    props = queue["Properties"]
+    assert props.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in props
+
+
+def test_schedule_invokes_detect_drift_hourly(template: dict[str, Any]) -> None:
+    scheduled = [
+        r["Properties"]
+        for r in resources(template, "AWS::Events::Rule").values()
+        if "ScheduleExpression" in r["Properties"]
+    ]
+    (rule,) = scheduled
+    assert rule["ScheduleExpression"] == "rate(1 hour)"
+    (target,) = rule["Targets"]
+    assert target_function_id(target["Arn"]) == function_ids(template)["detect_drift"]
+
+
+def test_api_routes_map_to_functions_with_their_auth(template: dict[str, Any]) -> None:
+    functions = function_ids(template)
+    found = routes(template)
+    expected = {
+        ("POST", "/models/{name}/predict"): ("predict", "NONE", True),
+        ("GET", "/models"): ("models_api", "AWS_IAM", False),
+        ("GET", "/models/{name}/versions"): ("models_api", "AWS_IAM", False),
+        ("POST", "/models/{name}/rollback"): ("models_api", "AWS_IAM", False),
+        ("GET", "/openapi.json"): ("models_api", "AWS_IAM", False),
+    }
+    assert set(found) == set(expected)
+    for route, (folder, auth, key_required) in expected.items():
+        method = found[route]
+        assert integration_function_id(method) == functions[folder], route
+        assert method["AuthorizationType"] == auth, route
+        assert bool(method.get("ApiKeyRequired", False)) is key_required, route
+
+
+def test_predict_validates_body_and_usage_plan_throttles_key(template: dict[str, Any]) -> None:
+    predict = routes(template)[("POST", "/models/{name}/predict")]
+    validator_id = predict["RequestValidatorId"]["Ref"]
+    validator = template["Resources"][validator_id]["Properties"]
+    assert validator["ValidateRequestBody"] is True
+    assert "application/json" in predict["RequestModels"]
+    (plan,) = resources(template, "AWS::ApiGateway::UsagePlan").values()
+    throttle = plan["Properties"]["Throttle"]
+    assert throttle["RateLimit"] > 0
+    assert throttle["BurstLimit"] > 0
+    (key_id,) = resources(template, "AWS::ApiGateway::ApiKey")
+    (plan_key,) = resources(template, "AWS::ApiGateway::UsagePlanKey").values()
+    assert plan_key["Properties"]["KeyId"] == {"Ref": key_id}
+    assert template["Outputs"]["ApiKeyId"]["Value"] == {"Ref": key_id}
+
+
+def test_api_stage_has_access_logs_and_tracing(template: dict[str, Any]) -> None:
+    (stage,) = resources(template, "AWS::ApiGateway::Stage").values()
+    props = stage["Properties"]
+    assert props["TracingEnabled"] is True
+    assert "DestinationArn" in props["AccessLogSetting"]
