@@ -146,6 +146,8 @@ def test_register_better_version_replaces_production_and_archives_old(registry: 
     assert statuses == {1: VersionStatus.ARCHIVED, 2: VersionStatus.CANDIDATE, 3: VersionStatus.PRODUCTION}
     record = registry.get_model("churn")
     assert (record.latest_version, record.production_version, record.production_history) == (3, 3, [1, 3])
+    trail = [(e.action, e.version) for e in registry.audit_events("churn")][-3:]
+    assert trail == [(AuditAction.REGISTERED, 3), (AuditAction.ARCHIVED, 1), (AuditAction.PROMOTED, 3)]
 
 
 def test_register_duplicate_artifact_returns_existing_version(registry: DynamoRegistry) -> None:

@@ -14,7 +14,7 @@ import random
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 from typing import Any
@@ -48,6 +48,7 @@ AUDIT_PREFIX = "AUDIT#"
 
 _MAX_ATTEMPTS = 30
 _RETRYABLE_REASONS = {"ConditionalCheckFailed", "TransactionConflict"}
+_TICK = timedelta(microseconds=1)
 _NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 
 _serializer = TypeSerializer()
@@ -205,7 +206,7 @@ class DynamoRegistry:
                         after={"production_version": version.version},
                         reason=decision.reason,
                         request_id=request_id,
-                        at=now,
+                        at=now + _TICK,  # sorts after the champion's "archived" event
                     ),
                 ]
                 if champion is not None:
