@@ -45,6 +45,10 @@ class Datasets(Construct):
             [objects(f"{DATASETS_PREFIX}*"), objects(f"{CONTRACTS_PREFIX}*")],
             why_wildcard="Reads uploaded datasets and registered contracts, by prefix.",
         )
+        # Without ListBucket S3 answers 403 instead of 404 for a missing object, and the validator
+        # could not tell an already-handled upload (or a missing contract) from a denied read.
+        # No s3:prefix condition: a HeadObject carries no prefix, so the condition would never hold.
+        self.validate.grant(["s3:ListBucket"], [self.bucket.bucket_arn])
         self.validate.grant(
             ["s3:PutObject"],
             [objects(f"{QUARANTINE_PREFIX}*"), objects(f"{REPORTS_PREFIX}*")],

@@ -138,6 +138,7 @@ class InferenceApi(Construct):
         model = models.add_resource("{name}")
         model.add_resource("versions").add_method("GET", models_integration, **iam_auth)
         model.add_resource("rollback").add_method("POST", models_integration, **iam_auth)
+        model.add_resource("audit").add_method("GET", models_integration, **iam_auth)
         self.api.root.add_resource("openapi.json").add_method("GET", models_integration, **iam_auth)
         self.predict_method = model.add_resource("predict").add_method(
             "POST",

@@ -84,7 +84,11 @@ class LocalDeployment:
             s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
         encryption = props.get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration")
         if encryption:
-            s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": encryption})
+            rules = [  # CloudFormation and the S3 API name the same field differently
+                {("ApplyServerSideEncryptionByDefault" if k == "ServerSideEncryptionByDefault" else k): v for k, v in rule.items()}
+                for rule in encryption
+            ]
+            s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
         block = props.get("PublicAccessBlockConfiguration")
         if block:
             s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=block)

@@ -200,6 +200,10 @@ class LocalRuntime:
         return f"http://{host}:{port}"
 
     def _synthesize(self) -> dict[str, Any]:
+        import sys
+
+        if str(REPO_ROOT) not in sys.path:  # the CDK app lives beside src/, not in the installed packages
+            sys.path.insert(0, str(REPO_ROOT))
         from infra.synth import synthesize_template
 
         return synthesize_template(self.workdir / "cdk.out")

@@ -79,6 +79,7 @@ def test_api_routes_map_to_functions_with_their_auth(template: dict[str, Any]) -
         ("GET", "/models"): ("models_api", "AWS_IAM", False),
         ("GET", "/models/{name}/versions"): ("models_api", "AWS_IAM", False),
         ("POST", "/models/{name}/rollback"): ("models_api", "AWS_IAM", False),
+        ("GET", "/models/{name}/audit"): ("models_api", "AWS_IAM", False),
         ("GET", "/openapi.json"): ("models_api", "AWS_IAM", False),
     }
     assert set(found) == set(expected)
