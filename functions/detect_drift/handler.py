@@ -29,7 +29,14 @@ metrics = PowertoolsMetricsSink()
 @tracer.capture_lambda_handler
 @event_source(data_class=EventBridgeEvent)
 def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
-    reports, failures = detect_drift(registry, store, settings.artifact_bucket, metrics, now=datetime.now(UTC))
+    reports, failures = detect_drift(
+        registry,
+        store,
+        settings.artifact_bucket,
+        metrics,
+        now=datetime.now(UTC),
+        settle_seconds=settings.settle_seconds,
+    )
     for report in reports:
         logger.info(
             "drift checked",

@@ -65,3 +65,6 @@ class ModelsApiSettings(_Settings):
 class DriftSettings(_Settings):
     registry_table: str = Field(alias="REGISTRY_TABLE")
     artifact_bucket: str = Field(alias="ARTIFACT_BUCKET")
+    # captures younger than this wait for the next run: a batch flushed a moment earlier by
+    # another container may still be landing, and the window only moves forward
+    settle_seconds: Annotated[float, Field(ge=0)] = Field(default=10.0, alias="DRIFT_SETTLE_SECONDS")

@@ -234,6 +234,9 @@ class Demo:
         return f"{len(drifted)} records with a shifted customer base, in batches of 100"
 
     def check_drift(self) -> str:
+        drift_function = self.runtime.runner.by_name("detect_drift")
+        settle = float(drift_function.environment.get("DRIFT_SETTLE_SECONDS", "0"))
+        time.sleep(settle + 1)  # the drift window only takes captures older than this
         rule = next(iter(self.runtime.triggers.schedules))
         if not all(self.runtime.triggers.fire(rule)):
             raise StepFailed("the drift function failed")
