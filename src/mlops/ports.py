@@ -31,7 +31,9 @@ class ObjectStore(Protocol):
 
     def get_bytes(self, bucket: str, key: str, version_id: str | None = None) -> bytes: ...
 
-    def put_bytes(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> str | None:
+    def put_bytes(
+        self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> str | None:
         """Write an object; returns its version id (None on unversioned buckets)."""
         ...
 
