@@ -24,7 +24,7 @@ if [ "$(cat .venv/.stamp 2>/dev/null)" != "$want" ]; then
   say "Python environment (.venv) from requirements/dev.txt"
   [ -x .venv/bin/python ] || "$python_bin" -m venv .venv
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
   echo "$want" > .venv/.stamp
 fi
 
