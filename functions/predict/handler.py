@@ -10,6 +10,7 @@ active tracing still records each invocation; model loads are logged with their 
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
@@ -57,7 +58,9 @@ service = PredictionService(
         max_age_seconds=settings.capture_max_age_seconds,
     ),
 )
-flush_on_shutdown(service.shutdown)
+if "AWS_LAMBDA_RUNTIME_API" in os.environ:
+    # In Lambda only: in-process hosts (tests, local mode) outlive their endpoints and flush themselves.
+    flush_on_shutdown(service.shutdown)
 
 
 @app.post("/models/<name>/predict")
