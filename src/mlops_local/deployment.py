@@ -85,7 +85,10 @@ class LocalDeployment:
         encryption = props.get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration")
         if encryption:
             rules = [  # CloudFormation and the S3 API name the same field differently
-                {("ApplyServerSideEncryptionByDefault" if k == "ServerSideEncryptionByDefault" else k): v for k, v in rule.items()}
+                {
+                    ("ApplyServerSideEncryptionByDefault" if k == "ServerSideEncryptionByDefault" else k): v
+                    for k, v in rule.items()
+                }
                 for rule in encryption
             ]
             s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})

@@ -189,7 +189,8 @@ class TriggerWiring:
             if subscription.name.startswith("s3:"):
                 event = self._complete_s3_event(event)
             else:
-                event.setdefault("account", self.deployment.account)  # EventBridge always sends it; the stand-in omits it
+                # EventBridge always sends the account; the stand-in omits it
+                event.setdefault("account", self.deployment.account)
             self.deliver(subscription, event)
             self._sqs.delete_message(QueueUrl=subscription.queue_url, ReceiptHandle=message["ReceiptHandle"])
             delivered += 1
