@@ -1,12 +1,19 @@
-"""REST `/models...` (IAM auth): list models, their versions and audit trail, roll production back.
+"""REST `/models...` (IAM auth): read the registry (models, versions, compare, audit, alias
+history, served-at) and change it (approve, reject, promote, rollback, archive, aliases).
 
-Routes delegate to mlops.registry.service; every MlopsError maps to its `http_status` in one
-handler, with the body `{"error": <class>, "message": ...}`. `GET /openapi.json` serves the
-OpenAPI document Powertools generates from these routes.
+Every route first checks the caller's role (mlops.registry.access; IAM policies are the first
+line). Mutating routes accept an `Idempotency-Key` header: a retry with the same key returns the
+first outcome (header `Idempotent-Replayed: true`) and changes nothing. Routes delegate to
+mlops.registry.service; every MlopsError maps to its `http_status` in one handler, with the body
+`{"error": <class>, "message": ...}`. `GET /openapi.json` serves the generated OpenAPI document.
+
+Seam for held datasets: approving/rejecting one is `Action.REVIEW_DATASET` (approvers); its
+routes belong beside these once the validation side exposes a port for it.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import unquote
 
@@ -14,80 +21,205 @@ from aws_lambda_powertools import Logger, Tracer, single_metric
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops.adapters.events import EventBridgePublisher
 from mlops.adapters.registry_dynamodb import DynamoRegistry
+from mlops.adapters.s3 import S3ObjectStore
+from mlops.adapters.sns import SnsNotifier
 from mlops.contract import MODEL_NAME_PATTERN, is_valid_model_name
-from mlops.errors import MlopsError
-from mlops.ports import EventPublisher
-from mlops.registry.ports import ModelRegistry
-from mlops.registry.records import AuditEvent
+from mlops.errors import BadRequestError, ForbiddenError, MlopsError
+from mlops.ports import EventPublisher, ObjectStore
+from mlops.registry.access import AccessPolicy, Action, parse_patterns
+from mlops.registry.ports import ModelRegistry, NoNotifier, Notifier
+from mlops.registry.records import AliasMove, AuditEvent, Change
 from mlops.registry.service import (
+    ALIAS_PATTERN,
+    AliasRequest,
+    ChangeRequest,
+    Lifecycle,
     ModelSummary,
     RollbackRequest,
+    VersionComparison,
     VersionSummary,
+    alias_history,
     audit_trail,
+    compare_versions,
     model_summaries,
-    rollback_model,
+    parse_version,
+    served_at,
     summarize_model,
+    summarize_version,
     version_summaries,
+    version_summary,
 )
 from mlops.settings import ModelsApiSettings
 
 SERVICE = "models_api"
 API_TITLE = "MLOps models API"
-API_VERSION = "1.0.0"
+API_VERSION = "1.1.0"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+MAX_IDEMPOTENCY_KEY = 255
 ModelName = Annotated[str, Path(description=f"a model name, {MODEL_NAME_PATTERN}")]
+VersionNumber = Annotated[str, Path(description="a version number, a positive integer")]
+AliasName = Annotated[str, Path(description=f"an alias, {ALIAS_PATTERN}")]
 
 settings = ModelsApiSettings.from_env()
 logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE)
 
 
-def build_app(registry: ModelRegistry, publisher: EventPublisher) -> APIGatewayRestResolver:
-    """The resolver with every route, wired to `registry` and `publisher` (fakes in unit tests)."""
+def access_policy(config: ModelsApiSettings) -> AccessPolicy:
+    return AccessPolicy(
+        admins=parse_patterns(config.admin_principals),
+        approvers=parse_patterns(config.approver_principals),
+        readers=parse_patterns(config.reader_principals),
+    )
+
+
+def build_app(
+    registry: ModelRegistry,
+    publisher: EventPublisher,
+    *,
+    store: ObjectStore,
+    access: AccessPolicy,
+    notifier: Notifier | None = None,
+) -> APIGatewayRestResolver:
+    """The resolver with every route, wired to its ports (fakes in unit tests)."""
     app = APIGatewayRestResolver(enable_validation=True)
+    lifecycle = Lifecycle(registry, publisher, store, notifier or NoNotifier())
+
+    def caller(action: Action) -> str:
+        """The caller's principal ARN, once its role allows `action`; raises ForbiddenError."""
+        identity = app.current_event.request_context.identity
+        if identity.api_key:
+            raise ForbiddenError("API keys authorise predictions only, never the models API")
+        principal = identity.user_arn
+        access.require(principal, action)
+        return principal or ""
+
+    def who(action: Action, reason: str) -> dict[str, Any]:
+        key = app.current_event.headers.get(IDEMPOTENCY_HEADER) or ""
+        if not key:  # header names are case-insensitive; the event keeps the client's spelling
+            key = next((v for k, v in app.current_event.headers.items() if k.lower() == "idempotency-key"), "")
+        if len(key) > MAX_IDEMPOTENCY_KEY:
+            raise BadRequestError(f"{IDEMPOTENCY_HEADER} is longer than {MAX_IDEMPOTENCY_KEY} characters")
+        return {
+            "actor": caller(action),
+            "reason": reason,
+            "request_id": app.current_event.request_context.request_id or "",
+            "idempotency_key": key,
+        }
+
+    def changed(change: Change, body: Any) -> Response:
+        name = change.model.name
+        if change.replayed:
+            logger.info("replayed", model=name, action=change.action)
+        else:
+            logger.info(change.action, model=name, version=change.version.version)
+            _count(f"Models{change.action.title().replace('_', '')}", name)
+        headers = {REPLAYED_HEADER: "true"} if change.replayed else None
+        return Response(200, content_types.APPLICATION_JSON, body.model_dump_json(), headers=headers)
+
+    # ---- reads ----
 
     @app.get("/models", summary="Registered models with their latest and production versions")
     def list_models() -> list[ModelSummary]:
+        caller(Action.READ)
         return model_summaries(registry)
+
+    @app.get("/models/<name>", summary="One model: latest and production version, aliases")
+    def get_model(name: ModelName) -> ModelSummary:
+        caller(Action.READ)
+        return summarize_model(registry.get_model(name))
 
     @app.get("/models/<name>/versions", summary="A model's versions: metrics, status, lineage, artifact digest")
     def list_versions(name: ModelName) -> list[VersionSummary]:
+        caller(Action.READ)
         return version_summaries(registry, name)
+
+    @app.get("/models/<name>/versions/<version>", summary="One version: metrics, status, lineage, params")
+    def get_version(name: ModelName, version: VersionNumber) -> VersionSummary:
+        caller(Action.READ)
+        return version_summary(registry, name, parse_version(version))
+
+    @app.get("/models/<name>/compare", summary="Two versions side by side: metrics, params, lineage")
+    def compare(
+        name: ModelName,
+        a: Annotated[int, Query(ge=1, description="a version")],
+        b: Annotated[int, Query(ge=1, description="another version")],
+    ) -> VersionComparison:
+        caller(Action.READ)
+        return compare_versions(registry, name, a, b)
 
     @app.get("/models/<name>/audit", summary="A model's audit trail, oldest first")
     def audit(name: ModelName) -> list[AuditEvent]:
+        caller(Action.READ)
         return audit_trail(registry, name)
 
+    @app.get("/models/<name>/aliases/<alias>/history", summary="Every move of an alias, oldest first")
+    def history(name: ModelName, alias: AliasName) -> list[AliasMove]:
+        caller(Action.READ)
+        return alias_history(registry, name, alias)
+
+    @app.get("/models/<name>/served", summary="Which version an alias (default production) pointed at, at a time")
+    def served(
+        name: ModelName,
+        at: Annotated[datetime, Query(description="ISO 8601 time with a zone")],
+        alias: Annotated[str, Query(pattern=ALIAS_PATTERN)] = "production",
+    ) -> AliasMove:
+        caller(Action.READ)
+        if at.tzinfo is None:
+            raise BadRequestError("`at` needs a time zone (e.g. 2026-01-01T12:00:00Z)")
+        move = served_at(registry, name, at, alias)
+        if move is None or move.to_version is None:
+            raise _NothingServed(f"{name}: alias {alias} pointed at no version at {at.isoformat()}")
+        return move
+
+    # ---- changes ----
+
+    @app.post("/models/<name>/versions/<version>/approve", summary="candidate -> approved")
+    def approve(name: ModelName, version: VersionNumber, request: Annotated[ChangeRequest | None, Body()] = None):
+        request = request or ChangeRequest()
+        change = lifecycle.approve(name, parse_version(version), **who(Action.APPROVE, request.reason))
+        return changed(change, summarize_version(change.version))
+
+    @app.post("/models/<name>/versions/<version>/reject", summary="candidate/approved -> rejected (final)")
+    def reject(name: ModelName, version: VersionNumber, request: Annotated[ChangeRequest | None, Body()] = None):
+        request = request or ChangeRequest()
+        change = lifecycle.reject(name, parse_version(version), **who(Action.REJECT, request.reason))
+        return changed(change, summarize_version(change.version))
+
+    @app.post("/models/<name>/versions/<version>/archive", summary="candidate/approved -> archived")
+    def archive(name: ModelName, version: VersionNumber, request: Annotated[ChangeRequest | None, Body()] = None):
+        request = request or ChangeRequest()
+        change = lifecycle.archive(name, parse_version(version), **who(Action.ARCHIVE, request.reason))
+        return changed(change, summarize_version(change.version))
+
+    @app.post("/models/<name>/versions/<version>/promote", summary="An approved version becomes production")
+    def promote(name: ModelName, version: VersionNumber, request: Annotated[ChangeRequest | None, Body()] = None):
+        request = request or ChangeRequest()
+        change = lifecycle.promote(name, parse_version(version), **who(Action.PROMOTE, request.reason))
+        return changed(change, summarize_model(change.model))
+
     @app.post("/models/<name>/rollback", summary="Return production to the previous (or a named) production version")
-    def rollback(name: ModelName, request: Annotated[RollbackRequest | None, Body()] = None) -> ModelSummary:
+    def rollback(name: ModelName, request: Annotated[RollbackRequest | None, Body()] = None):
         request = request or RollbackRequest()
-        context = app.current_event.request_context
-        identity = context.identity
-        actor = identity.user_arn or identity.caller or "unknown"
-        record = rollback_model(
-            name,
-            registry=registry,
-            publisher=publisher,
-            actor=actor,
-            reason=request.reason,
-            to_version=request.to_version,
-            request_id=context.request_id or "",
-        )
-        logger.info("rolled back", model=name, version=record.production_version, actor=actor)
-        with single_metric(
-            name="ModelsRolledBack", unit=MetricUnit.Count, value=1, default_dimensions={"service": SERVICE}
-        ) as metric:
-            metric.add_dimension("model", name)
-        return summarize_model(record)
+        change = lifecycle.rollback(name, to_version=request.to_version, **who(Action.ROLLBACK, request.reason))
+        return changed(change, summarize_model(change.model))
+
+    @app.put("/models/<name>/aliases/<alias>", summary="Point a named alias (not production) at a version")
+    def set_alias(name: ModelName, alias: AliasName, request: Annotated[AliasRequest, Body()]):
+        change = lifecycle.set_alias(name, alias, request.version, **who(Action.SET_ALIAS, request.reason))
+        return changed(change, summarize_model(change.model))
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi():  # no return annotation: a Response is not a schema
+        caller(Action.READ)
         document = app.get_openapi_json_schema(title=API_TITLE, version=API_VERSION)
         return Response(200, content_types.APPLICATION_JSON, document)
 
@@ -118,11 +250,26 @@ def build_app(registry: ModelRegistry, publisher: EventPublisher) -> APIGatewayR
     return app
 
 
+class _NothingServed(MlopsError):
+    http_status = 404
+
+
 def _error(status: int, kind: str, message: str, **extra: Any) -> Response:
     return Response(status, content_types.APPLICATION_JSON, {"error": kind, "message": message, **extra})
 
 
-app = build_app(DynamoRegistry(settings.registry_table), EventBridgePublisher(settings.event_bus_name))
+def _count(name: str, model: str) -> None:
+    with single_metric(name=name, unit=MetricUnit.Count, value=1, default_dimensions={"service": SERVICE}) as metric:
+        metric.add_dimension("model", model)
+
+
+app = build_app(
+    DynamoRegistry(settings.registry_table),
+    EventBridgePublisher(settings.event_bus_name),
+    store=S3ObjectStore(),
+    access=access_policy(settings),
+    notifier=SnsNotifier(settings.alarm_topic_arn) if settings.alarm_topic_arn else None,
+)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

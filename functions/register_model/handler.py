@@ -1,5 +1,5 @@
 """Bus rule `ModelTrained` -> verify the artifact's bytes, register the version, promote it when the
-policy says so, announce `ModelRegistered` / `ModelPromoted`.
+policy says so, announce `ModelRegistered` / `ModelPromoted` (and a promotion to the alarm topic).
 
 Duplicate deliveries are absorbed twice over: Powertools idempotency keyed on the artifact, and
 the registry's `ARTIFACT#<sha256>` claim (a second registration returns the existing version).
@@ -18,8 +18,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from mlops.adapters.events import EventBridgePublisher
 from mlops.adapters.registry_dynamodb import DynamoRegistry
 from mlops.adapters.s3 import S3ObjectStore
+from mlops.adapters.sns import SnsNotifier
 from mlops.events import ModelTrained
-from mlops.registry.service import register_trained_model
+from mlops.registry.ports import NoNotifier, Notifier
+from mlops.registry.service import announce_registration, register_trained_model
 from mlops.settings import RegisterSettings
 
 SERVICE = "register_model"
@@ -30,6 +32,7 @@ tracer = Tracer(service=SERVICE)
 registry = DynamoRegistry(settings.registry_table)
 store = S3ObjectStore()
 publisher = EventBridgePublisher(settings.event_bus_name)
+notifier: Notifier = SnsNotifier(settings.alarm_topic_arn) if settings.alarm_topic_arn else NoNotifier()
 # the same artifact of the same model is one registration, whatever event id carried it
 idempotency = IdempotencyConfig(event_key_jmespath="[model_name, artifact_sha256]")
 
@@ -50,6 +53,7 @@ def register(detail: dict[str, Any], *, actor: str, request_id: str) -> dict[str
         actor=actor,
         request_id=request_id,
     )
+    announce_registration(result, notifier, actor)
     # counted here, not in the handler, so a replayed duplicate is not counted twice
     if result.created:
         _count("ModelsRegistered", trained.model_name)

@@ -157,6 +157,15 @@ class Metric(_Strict):
         return challenger <= champion - self.min_improvement and challenger < champion
 
 
+class PromotionMode(StrEnum):
+    AUTO = "auto"  # promoted when it meets the minimum and beats production by the margin
+    MANUAL = "manual"  # eligible versions wait for an approver
+
+
+class Promotion(_Strict):
+    mode: PromotionMode = PromotionMode.AUTO
+
+
 class Training(_Strict):
     seed: int = 42
     holdout_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
@@ -185,6 +194,7 @@ class Contract(_Strict):
     training: Training = Training()
     data: DataChecks = DataChecks()
     monitoring: Monitoring = Monitoring()
+    promotion: Promotion = Promotion()
 
     @model_validator(mode="after")
     def _consistent(self) -> Contract:
@@ -218,7 +228,9 @@ class Contract(_Strict):
         return [*self.feature_names, self.target.name]
 
     def canonical_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        # the default promotion policy is left out, so contracts written before it keep their digest
+        exclude = {"promotion"} if self.promotion == Promotion() else None
+        return json.dumps(self.model_dump(mode="json", exclude=exclude), sort_keys=True, separators=(",", ":"))
 
     @property
     def digest(self) -> str:

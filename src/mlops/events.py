@@ -21,6 +21,10 @@ class DetailType:
     MODEL_REGISTERED = "ModelRegistered"
     MODEL_PROMOTED = "ModelPromoted"
     MODEL_ROLLED_BACK = "ModelRolledBack"
+    MODEL_APPROVED = "ModelApproved"
+    MODEL_REJECTED = "ModelRejected"
+    MODEL_ARCHIVED = "ModelArchived"
+    MODEL_ALIAS_MOVED = "ModelAliasMoved"
 
 
 class _Detail(BaseModel):
@@ -102,6 +106,7 @@ class ModelPromoted(_Detail):
     metric_name: str
     metrics: dict[str, float]
     reason: str
+    actor: str = ""
 
 
 class ModelRolledBack(_Detail):
@@ -111,5 +116,25 @@ class ModelRolledBack(_Detail):
     artifact_bucket: str
     artifact_key: str
     artifact_sha256: str
+    actor: str
+    reason: str
+
+
+class ModelStatusChanged(_Detail):
+    """Detail of `ModelApproved`, `ModelRejected` and `ModelArchived`."""
+
+    model_name: str
+    version: int
+    from_status: str
+    to_status: str
+    actor: str
+    reason: str
+
+
+class ModelAliasMoved(_Detail):
+    model_name: str
+    alias: str
+    from_version: int | None = None
+    to_version: int
     actor: str
     reason: str

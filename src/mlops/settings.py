@@ -45,6 +45,8 @@ class RegisterSettings(_Settings):
     artifact_bucket: str = Field(alias="ARTIFACT_BUCKET")
     event_bus_name: str = Field(alias="EVENT_BUS_NAME")
     idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE")
+    # SNS topic told about production changes; empty: nobody is notified
+    alarm_topic_arn: str = Field(default="", alias="ALARM_TOPIC_ARN")
 
 
 class PredictSettings(_Settings):
@@ -60,6 +62,11 @@ class PredictSettings(_Settings):
 class ModelsApiSettings(_Settings):
     registry_table: str = Field(alias="REGISTRY_TABLE")
     event_bus_name: str = Field(alias="EVENT_BUS_NAME")
+    alarm_topic_arn: str = Field(default="", alias="ALARM_TOPIC_ARN")
+    # comma-separated shell patterns of IAM principal ARNs per role (mlops.registry.access)
+    admin_principals: str = Field(default="", alias="ADMIN_PRINCIPALS")
+    approver_principals: str = Field(default="", alias="APPROVER_PRINCIPALS")
+    reader_principals: str = Field(default="", alias="READER_PRINCIPALS")
 
 
 class DriftSettings(_Settings):

@@ -22,6 +22,7 @@ def resources(aws: str, monkeypatch: pytest.MonkeyPatch) -> TestResources:
     names = create_resources()
     for key, value in names.env().items():
         monkeypatch.setenv(key, value)
+    monkeypatch.setenv("ADMIN_PRINCIPALS", "arn:aws:iam::123456789012:user/alice")
     return names
 
 

@@ -166,7 +166,9 @@ def test_rollback_restores_previous_production_and_is_audited(registry: DynamoRe
     registry.register(trained_event(score=0.8), actor=ACTOR)
     registry.register(trained_event(score=0.9), actor=ACTOR)
 
-    record = registry.rollback("churn", actor="arn:aws:iam::1:user/alice", reason="bad predictions", request_id="r-9")
+    record = registry.rollback(
+        "churn", actor="arn:aws:iam::1:user/alice", reason="bad predictions", request_id="r-9"
+    ).model
 
     assert (record.production_version, record.production_history) == (1, [1])
     assert registry.get_model("churn").production_version == 1
@@ -190,7 +192,7 @@ def test_rollback_to_named_version_and_then_a_new_champion(registry: DynamoRegis
         registry.register(trained_event(score=score), actor=ACTOR)
     assert registry.get_model("churn").production_history == [1, 2, 3]
 
-    record = registry.rollback("churn", actor="bob", reason="", to_version=1)
+    record = registry.rollback("churn", actor="bob", reason="", to_version=1).model
 
     assert (record.production_version, record.production_history) == (1, [1])
     # a later better model is compared with the restored champion

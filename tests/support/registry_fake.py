@@ -9,22 +9,25 @@ import threading
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
 from mlops.contract import parse_contract
-from mlops.errors import ConflictError, ModelNotFoundError, VersionNotFoundError
+from mlops.errors import BadRequestError, ConflictError, ModelNotFoundError, VersionNotFoundError
 from mlops.events import DatasetRef, ModelTrained
 from mlops.layout import artifact_key, baseline_key
-from mlops.registry.policy import decide_promotion
+from mlops.registry.policy import apply_promotion_mode, decide_promotion
 from mlops.registry.records import (
+    AliasMove,
     Artifact,
     AuditAction,
     AuditEvent,
+    Change,
     ModelRecord,
     ModelVersion,
     RegistrationResult,
     VersionStatus,
 )
-from mlops.registry.service import require_model_name
+from mlops.registry.service import IdempotencyKeyReusedError, require_alias, require_model_name, require_version
 from mlops.registry.transitions import check_transition, rollback_target
 
 
@@ -99,6 +102,8 @@ class InMemoryRegistry:
         self.versions: dict[tuple[str, int], ModelVersion] = {}
         self.claims: dict[tuple[str, str], int] = {}
         self.audit: dict[str, list[AuditEvent]] = {}
+        self.moves: dict[str, list[AliasMove]] = {}
+        self.requests: dict[tuple[str, str], tuple[str, Change]] = {}
 
     def _audit(self, name: str, action: AuditAction, actor: str, version: int | None, **fields: Any) -> None:
         event = AuditEvent(
@@ -114,7 +119,8 @@ class InMemoryRegistry:
 
     def register(self, trained: ModelTrained, *, actor: str, request_id: str = "") -> RegistrationResult:
         name = require_model_name(trained.model_name)
-        metric = parse_contract(trained.contract).metric
+        contract = parse_contract(trained.contract)
+        metric = contract.metric
         with self._lock:
             claimed = self.claims.get((name, trained.artifact_sha256))
             if claimed is not None:
@@ -153,12 +159,15 @@ class InMemoryRegistry:
             )
             record = record.model_copy(update={"latest_version": number, "updated_at": now})
             self.claims[(name, trained.artifact_sha256)] = number
-            self._audit(name, AuditAction.REGISTERED, actor, number, request_id=request_id)
+            self._audit(
+                name, AuditAction.REGISTERED, actor, number, after={"status": "candidate"}, request_id=request_id
+            )
             production = record.production_version
             champion = self.versions[(name, production)] if production is not None else None
             decision = decide_promotion(
                 metric, version.metrics, champion.metrics if champion else None, champion_version=production
             )
+            decision = apply_promotion_mode(decision, contract.promotion.mode)
             if decision.promote:
                 check_transition(version.status, VersionStatus.PRODUCTION)
                 version = version.model_copy(update={"status": VersionStatus.PRODUCTION})
@@ -170,8 +179,24 @@ class InMemoryRegistry:
                     self.versions[(name, champion.version)] = champion.model_copy(
                         update={"status": VersionStatus.ARCHIVED}
                     )
-                    self._audit(name, AuditAction.ARCHIVED, actor, champion.version, request_id=request_id)
-                self._audit(name, AuditAction.PROMOTED, actor, number, reason=decision.reason, request_id=request_id)
+                    self._audit(
+                        name,
+                        AuditAction.ARCHIVED,
+                        actor,
+                        champion.version,
+                        after={"status": "archived"},
+                        request_id=request_id,
+                    )
+                self._audit(
+                    name,
+                    AuditAction.PROMOTED,
+                    actor,
+                    number,
+                    after={"status": "production", "production_version": number},
+                    reason=decision.reason,
+                    request_id=request_id,
+                )
+                self._move(name, "production", production, number, actor, decision.reason, request_id)
             else:
                 self._audit(
                     name, AuditAction.PROMOTION_DECLINED, actor, number, reason=decision.reason, request_id=request_id
@@ -214,10 +239,44 @@ class InMemoryRegistry:
         record = self.get_model(name)
         return None if record.production_version is None else self.get_version(name, record.production_version)
 
-    def rollback(
-        self, name: str, *, actor: str, reason: str, request_id: str = "", to_version: int | None = None
-    ) -> ModelRecord:
+    def _move(self, name: str, alias: str, old: int | None, new: int, actor: str, reason: str, request_id: str) -> None:
+        self.moves.setdefault(name, []).append(
+            AliasMove(
+                model_name=name,
+                alias=alias,
+                at=datetime.now(UTC),
+                from_version=old,
+                to_version=new,
+                actor=actor,
+                reason=reason,
+                request_id=request_id,
+                event_id=str(uuid.uuid4()),
+            )
+        )
+
+    def _idempotent(self, name: str, key: str, fingerprint: tuple[Any, ...], work: Any) -> Change:
         with self._lock:
+            if key and (name, key) in self.requests:
+                seen, change = self.requests[(name, key)]
+                if seen != repr(fingerprint):
+                    raise IdempotencyKeyReusedError("this idempotency key was used for a different request")
+                return change.model_copy(update={"replayed": True})
+            change = work()
+            if key:
+                self.requests[(name, key)] = (repr(fingerprint), change)
+            return change
+
+    def rollback(
+        self,
+        name: str,
+        *,
+        actor: str,
+        reason: str,
+        request_id: str = "",
+        to_version: int | None = None,
+        idempotency_key: str = "",
+    ) -> Change:
+        def work() -> Change:
             record = self.get_model(name)
             if to_version is not None:
                 self.get_version(name, to_version)
@@ -229,22 +288,184 @@ class InMemoryRegistry:
             check_transition(current.status, VersionStatus.ARCHIVED)
             check_transition(restored.status, VersionStatus.PRODUCTION, rollback=True)
             self.versions[(name, current.version)] = current.model_copy(update={"status": VersionStatus.ARCHIVED})
-            self.versions[(name, target)] = restored.model_copy(update={"status": VersionStatus.PRODUCTION})
+            restored = restored.model_copy(update={"status": VersionStatus.PRODUCTION})
+            self.versions[(name, target)] = restored
             new = record.model_copy(
                 update={"production_version": target, "production_history": history, "updated_at": datetime.now(UTC)}
             )
             self.models[name] = new
             self._audit(
                 name,
+                AuditAction.ARCHIVED,
+                actor,
+                current.version,
+                after={"status": "archived"},
+                reason=reason,
+                request_id=request_id,
+            )
+            self._audit(
+                name,
                 AuditAction.ROLLED_BACK,
                 actor,
                 target,
                 before={"production_version": current.version},
-                after={"production_version": target},
+                after={"production_version": target, "status": "production"},
                 reason=reason,
                 request_id=request_id,
             )
-            return new
+            self._move(name, "production", current.version, target, actor, reason, request_id)
+            return Change(action="rolled_back", model=new, version=restored, previous_production=current.version)
+
+        return self._idempotent(name, idempotency_key, ("rollback", actor, to_version, reason), work)
+
+    def _set_status(
+        self,
+        name: str,
+        number: int,
+        target: VersionStatus,
+        action: AuditAction,
+        actor: str,
+        reason: str,
+        request_id: str,
+        idempotency_key: str,
+    ) -> Change:
+        require_version(number)
+
+        def work() -> Change:
+            version = self.get_version(name, number)
+            if version.status is VersionStatus.PRODUCTION and target is VersionStatus.ARCHIVED:
+                raise ConflictError(f"{name} v{number} is in production; promote another version or roll back")
+            check_transition(version.status, target)
+            changed = version.model_copy(update={"status": target})
+            self.versions[(name, number)] = changed
+            self._audit(
+                name,
+                action,
+                actor,
+                number,
+                before={"status": version.status.value},
+                after={"status": target.value},
+                reason=reason,
+                request_id=request_id,
+            )
+            return Change(action=action.value, model=self.models[name], version=changed)
+
+        return self._idempotent(name, idempotency_key, (action.value, actor, number, reason), work)
+
+    def approve(
+        self, name: str, version: int, *, actor: str, reason: str, request_id: str = "", idempotency_key: str = ""
+    ) -> Change:
+        return self._set_status(
+            name, version, VersionStatus.APPROVED, AuditAction.APPROVED, actor, reason, request_id, idempotency_key
+        )
+
+    def reject(
+        self, name: str, version: int, *, actor: str, reason: str, request_id: str = "", idempotency_key: str = ""
+    ) -> Change:
+        return self._set_status(
+            name, version, VersionStatus.REJECTED, AuditAction.REJECTED, actor, reason, request_id, idempotency_key
+        )
+
+    def archive(
+        self, name: str, version: int, *, actor: str, reason: str, request_id: str = "", idempotency_key: str = ""
+    ) -> Change:
+        return self._set_status(
+            name, version, VersionStatus.ARCHIVED, AuditAction.ARCHIVED, actor, reason, request_id, idempotency_key
+        )
+
+    def promote(
+        self, name: str, version: int, *, actor: str, reason: str, request_id: str = "", idempotency_key: str = ""
+    ) -> Change:
+        require_version(version)
+
+        def work() -> Change:
+            record = self.get_model(name)
+            candidate = self.get_version(name, version)
+            if candidate.status is VersionStatus.PRODUCTION:
+                raise ConflictError(f"{name} v{version} is already the production version")
+            check_transition(candidate.status, VersionStatus.PRODUCTION)
+            if candidate.status is not VersionStatus.APPROVED:
+                raise ConflictError(f"{name} v{version} is {candidate.status.value}; approve it before promoting it")
+            production = record.production_version
+            if production is not None:
+                champion = self.versions[(name, production)]
+                self.versions[(name, production)] = champion.model_copy(update={"status": VersionStatus.ARCHIVED})
+                self._audit(
+                    name, AuditAction.ARCHIVED, actor, production, after={"status": "archived"}, request_id=request_id
+                )
+            promoted = candidate.model_copy(update={"status": VersionStatus.PRODUCTION})
+            self.versions[(name, version)] = promoted
+            new = record.model_copy(
+                update={
+                    "production_version": version,
+                    "production_history": [*record.production_history, version],
+                    "updated_at": datetime.now(UTC),
+                }
+            )
+            self.models[name] = new
+            self._audit(
+                name,
+                AuditAction.PROMOTED,
+                actor,
+                version,
+                after={"status": "production", "production_version": version},
+                reason=reason,
+                request_id=request_id,
+            )
+            self._move(name, "production", production, version, actor, reason, request_id)
+            return Change(action="promoted", model=new, version=promoted, previous_production=production)
+
+        return self._idempotent(name, idempotency_key, ("promote", actor, version, reason), work)
+
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        actor: str,
+        reason: str,
+        request_id: str = "",
+        idempotency_key: str = "",
+    ) -> Change:
+        require_alias(alias)
+        require_version(version)
+        if alias == "production":
+            raise BadRequestError("the production alias moves only by promote or rollback")
+
+        def work() -> Change:
+            record = self.get_model(name)
+            target = self.get_version(name, version)
+            if target.status in (VersionStatus.REJECTED, VersionStatus.ARCHIVED):
+                raise ConflictError(f"{name} v{version} is {target.status.value}; an alias cannot point at it")
+            current = record.aliases.get(alias)
+            if current == version:
+                raise ConflictError(f"alias {alias} of {name} already points at v{version}")
+            new = record.model_copy(update={"aliases": {**record.aliases, alias: version}})
+            self.models[name] = new
+            self._audit(
+                name,
+                AuditAction.ALIAS_MOVED,
+                actor,
+                version,
+                before={"alias": alias, "version": current},
+                after={"alias": alias, "version": version},
+                reason=reason,
+                request_id=request_id,
+            )
+            self._move(name, alias, current, version, actor, reason, request_id)
+            return Change(action="alias_moved", model=new, version=target)
+
+        return self._idempotent(name, idempotency_key, ("set_alias", actor, alias, version, reason), work)
+
+    def alias_history(self, name: str, alias: str = "production") -> list[AliasMove]:
+        self.get_model(name)
+        with self._lock:
+            return [m for m in self.moves.get(name, []) if m.alias == alias]
+
+    def served_at(self, name: str, at: datetime, alias: str = "production") -> AliasMove | None:
+        earlier = [m for m in self.alias_history(name, alias) if m.at <= at]
+        return earlier[-1] if earlier else None
 
     def audit_events(self, name: str) -> list[AuditEvent]:
         self.get_model(name)
@@ -261,6 +482,8 @@ def api_event(
     resource: str | None = None,
 ) -> dict[str, Any]:
     """An API Gateway REST proxy event (IAM-authorised) as the models_api function receives it."""
+    path, _, query_text = path.partition("?")
+    query = dict(parse_qsl(query_text)) or None
     segments = path.strip("/").split("/")
     path_parameters = {"name": segments[1]} if len(segments) > 2 and segments[0] == "models" else None
     if resource is None:
@@ -271,8 +494,8 @@ def api_event(
         "httpMethod": method,
         "headers": {"Content-Type": "application/json", "Host": "abc123.execute-api.us-east-1.amazonaws.com"},
         "multiValueHeaders": {"Content-Type": ["application/json"]},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
         "pathParameters": path_parameters,
         "stageVariables": None,
         "requestContext": {

@@ -6,11 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mlops.contract import Metric
-from mlops.errors import ConflictError
-from mlops.registry.policy import decide_promotion
+from mlops.contract import Metric, PromotionMode, parse_contract
+from mlops.errors import ConflictError, ForbiddenError
+from mlops.registry.access import PERMISSIONS, AccessPolicy, Action, Role, minimum_role
+from mlops.registry.policy import PromotionDecision, apply_promotion_mode, decide_promotion
 from mlops.registry.records import VersionStatus
 from mlops.registry.transitions import ALLOWED_TRANSITIONS, check_transition, is_allowed, rollback_target
+from tests.support.registry_fake import contract_document
 
 S = VersionStatus
 
@@ -82,6 +84,8 @@ ALLOWED = {
     (S.CANDIDATE, S.PRODUCTION),
     (S.APPROVED, S.PRODUCTION),
     (S.APPROVED, S.REJECTED),
+    (S.CANDIDATE, S.ARCHIVED),
+    (S.APPROVED, S.ARCHIVED),
     (S.PRODUCTION, S.ARCHIVED),
 }
 
@@ -132,3 +136,85 @@ def test_rollback_target(history: list[int], to_version: int | None, target: int
 def test_rollback_target_conflicts(history: list[int], to_version: int | None, message: str) -> None:
     with pytest.raises(ConflictError, match=message):
         rollback_target(history, to_version)
+
+
+def test_rejected_is_terminal_and_never_promoted() -> None:
+    for target in VersionStatus:
+        assert not is_allowed(S.REJECTED, target)
+        assert not is_allowed(S.REJECTED, target, rollback=True)
+
+
+@pytest.mark.parametrize(
+    ("mode", "decision", "promote", "reason"),
+    [
+        (PromotionMode.AUTO, PromotionDecision(True, "beats"), True, "beats"),
+        (PromotionMode.MANUAL, PromotionDecision(True, "beats"), False, "requires manual approval"),
+        (PromotionMode.MANUAL, PromotionDecision(False, "does not beat"), False, "does not beat"),
+    ],
+)
+def test_promotion_mode(mode: PromotionMode, decision: PromotionDecision, promote: bool, reason: str) -> None:
+    applied = apply_promotion_mode(decision, mode)
+    assert applied.promote is promote
+    assert reason in applied.reason
+
+
+def test_contract_promotion_defaults_to_auto_and_keeps_the_digest() -> None:
+    document = contract_document()
+    default = parse_contract(document)
+    explicit = parse_contract({**document, "promotion": {"mode": "auto"}})
+    manual = parse_contract({**document, "promotion": {"mode": "manual"}})
+    assert default.promotion.mode is PromotionMode.AUTO
+    assert "promotion" not in default.canonical_json()
+    assert default.digest == explicit.digest != manual.digest
+
+
+@pytest.mark.parametrize(
+    ("role", "allowed"),
+    [
+        (Role.READER, {Action.READ}),
+        (
+            Role.APPROVER,
+            {
+                Action.READ,
+                Action.APPROVE,
+                Action.REJECT,
+                Action.PROMOTE,
+                Action.ROLLBACK,
+                Action.SET_ALIAS,
+                Action.REVIEW_DATASET,
+            },
+        ),
+        (Role.ADMIN, set(Action)),
+    ],
+)
+def test_role_permissions_table(role: Role, allowed: set[Action]) -> None:
+    assert PERMISSIONS[role] == allowed
+    assert minimum_role(Action.ARCHIVE) is Role.ADMIN
+    assert minimum_role(Action.READ) is Role.READER
+
+
+@pytest.mark.parametrize(
+    ("principal", "role"),
+    [
+        ("arn:aws:iam::123456789012:user/local-admin", Role.ADMIN),
+        ("arn:aws:sts::111122223333:assumed-role/models-approvers/bob", Role.APPROVER),
+        ("arn:aws:sts::111122223333:assumed-role/models-readers/carol", Role.READER),
+        ("arn:aws:sts::111122223333:assumed-role/other/eve", None),
+        ("arn:aws:sts::111122223333:assumed-role/models-readers-evil/eve", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_access_policy_maps_principals_to_roles(principal: str | None, role: Role | None) -> None:
+    policy = AccessPolicy(
+        admins=["arn:aws:iam::123456789012:user/local-admin"],
+        approvers=["arn:aws:sts::111122223333:assumed-role/models-approvers/*"],
+        readers=["arn:aws:sts::111122223333:assumed-role/models-readers/*"],
+    )
+    assert policy.role_of(principal) is role
+    if role is None:
+        with pytest.raises(ForbiddenError, match="no role"):
+            policy.require(principal, Action.READ)
+    elif role is Role.READER:
+        with pytest.raises(ForbiddenError, match="promote needs the role approver, admin"):
+            policy.require(principal, Action.PROMOTE)

@@ -3,12 +3,20 @@
 Every change is one `transact_write_items`: allocating a version (model item's `latest_version`,
 the version item, the `ARTIFACT#<sha256>` claim and an audit event), promoting (the model item's
 `production_version` moved conditionally from the value we read, both version statuses, audit
-events) and rolling back. A lost race cancels the whole transaction; we re-read and retry
-allocation and promotion decisions, and report a concurrent rollback as a conflict.
+events, the alias move) and rolling back. A lost race cancels the whole transaction; we re-read
+and retry allocation and promotion decisions, and report a concurrent change as a conflict.
+
+Audit events and alias moves live in their own partition, `AUDIT#<name>`, written only with
+`attribute_not_exists` puts, so an IAM Deny on UpdateItem/DeleteItem conditioned on
+`dynamodb:LeadingKeys` `AUDIT#*` makes them append-only for the functions' roles.
+Mutations that carry an idempotency key store their outcome as `REQUEST#<sha256(key)>` in the
+same transaction: a retry returns the stored outcome (`replayed=True`) and changes nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import random
 import time
@@ -23,20 +31,28 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from mlops.adapters.aws import client
-from mlops.contract import Metric, parse_contract
+from mlops.contract import Metric, PromotionMode, parse_contract
 from mlops.errors import BadRequestError, ConflictError, ModelNotFoundError, VersionNotFoundError
 from mlops.events import ModelTrained
-from mlops.registry.policy import decide_promotion
+from mlops.registry.policy import apply_promotion_mode, decide_promotion
 from mlops.registry.records import (
+    AliasMove,
     Artifact,
     AuditAction,
     AuditEvent,
+    Change,
     ModelRecord,
     ModelVersion,
     RegistrationResult,
     VersionStatus,
 )
-from mlops.registry.service import require_model_name, require_sha256
+from mlops.registry.service import (
+    IdempotencyKeyReusedError,
+    require_alias,
+    require_model_name,
+    require_sha256,
+    require_version,
+)
 from mlops.registry.transitions import check_transition, rollback_target
 
 MODEL_SK = "MODEL"
@@ -44,7 +60,11 @@ MODELS_INDEX = "gsi1"
 MODELS_INDEX_PK = "MODELS"
 VERSION_PREFIX = "VERSION#"
 ARTIFACT_PREFIX = "ARTIFACT#"
-AUDIT_PREFIX = "AUDIT#"
+AUDIT_PREFIX = "AUDIT#"  # the append-only partition: pk AUDIT#<name>
+EVENT_PREFIX = "EVENT#"
+ALIAS_PREFIX = "ALIAS#"
+REQUEST_PREFIX = "REQUEST#"
+PRODUCTION_ALIAS = "production"
 
 _MAX_ATTEMPTS = 30
 _RETRYABLE_REASONS = {"ConditionalCheckFailed", "TransactionConflict"}
@@ -67,8 +87,20 @@ def artifact_sk(sha256: str) -> str:
     return f"{ARTIFACT_PREFIX}{sha256}"
 
 
+def audit_pk(name: str) -> str:
+    return f"{AUDIT_PREFIX}{name}"
+
+
 def audit_sk(at: datetime, event_id: str) -> str:
-    return f"{AUDIT_PREFIX}{_iso(at)}#{event_id}"
+    return f"{EVENT_PREFIX}{_iso(at)}#{event_id}"
+
+
+def alias_sk(alias: str, at: datetime, event_id: str) -> str:
+    return f"{ALIAS_PREFIX}{alias}#{_iso(at)}#{event_id}"
+
+
+def request_sk(idempotency_key: str) -> str:
+    return f"{REQUEST_PREFIX}{hashlib.sha256(idempotency_key.encode()).hexdigest()}"
 
 
 class DynamoRegistry:
@@ -100,7 +132,14 @@ class DynamoRegistry:
         version, created = self._allocate(trained, actor=actor, request_id=request_id)
         if version.status in (VersionStatus.CANDIDATE, VersionStatus.APPROVED) and not version.promotion_decision:
             # New, or a retry of a registration interrupted before its promotion decision.
-            return self._decide(version, contract.metric, created=created, actor=actor, request_id=request_id)
+            return self._decide(
+                version,
+                contract.metric,
+                contract.promotion.mode,
+                created=created,
+                actor=actor,
+                request_id=request_id,
+            )
         return RegistrationResult(
             version=version,
             created=created,
@@ -128,6 +167,7 @@ class DynamoRegistry:
                         "name": name,
                         "latest_version": version.version,
                         "production_history": [],
+                        "aliases": {},
                         "created_at": _iso(now),
                         "updated_at": _iso(now),
                     },
@@ -164,7 +204,14 @@ class DynamoRegistry:
         raise ConflictError(f"could not allocate a version of {name} after {_MAX_ATTEMPTS} attempts (contention)")
 
     def _decide(
-        self, version: ModelVersion, metric: Metric, *, created: bool, actor: str, request_id: str
+        self,
+        version: ModelVersion,
+        metric: Metric,
+        mode: PromotionMode,
+        *,
+        created: bool,
+        actor: str,
+        request_id: str,
     ) -> RegistrationResult:
         name = version.model_name
         for attempt in range(_MAX_ATTEMPTS):
@@ -177,6 +224,7 @@ class DynamoRegistry:
             decision = decide_promotion(
                 metric, version.metrics, champion.metrics if champion else None, champion_version=production
             )
+            decision = apply_promotion_mode(decision, mode)
             now = _now()
             undecided = "#status = :from AND (attribute_not_exists(promotion_decision) OR promotion_decision = :empty)"
             decided_values = {
@@ -202,11 +250,21 @@ class DynamoRegistry:
                         AuditAction.PROMOTED,
                         actor=actor,
                         version=version.version,
-                        before={"production_version": production},
-                        after={"production_version": version.version},
+                        before={"production_version": production, "status": version.status.value},
+                        after={"production_version": version.version, "status": VersionStatus.PRODUCTION.value},
                         reason=decision.reason,
                         request_id=request_id,
                         at=now + _TICK,  # sorts after the champion's "archived" event
+                    ),
+                    self._alias_put(
+                        name,
+                        PRODUCTION_ALIAS,
+                        production,
+                        version.version,
+                        actor=actor,
+                        reason=decision.reason,
+                        request_id=request_id,
+                        at=now + _TICK,
                     ),
                 ]
                 if champion is not None:
@@ -300,62 +358,395 @@ class DynamoRegistry:
     # ---- rollback ----
 
     def rollback(
-        self, name: str, *, actor: str, reason: str, request_id: str = "", to_version: int | None = None
-    ) -> ModelRecord:
+        self,
+        name: str,
+        *,
+        actor: str,
+        reason: str,
+        request_id: str = "",
+        to_version: int | None = None,
+        idempotency_key: str = "",
+    ) -> Change:
         """Make the previous production version (or `to_version`, an earlier one) production again.
 
         Atomic and audited. Raises ModelNotFoundError, VersionNotFoundError (unknown `to_version`)
         and ConflictError (nothing to roll back to, or production changed meanwhile).
         """
         require_model_name(name)
-        item = self._model_item(name)
-        record = _record(item)
-        if to_version is not None:
-            self.get_version(name, to_version)
-        if record.production_version is None:
-            raise ConflictError(f"{name} has no production version to roll back")
-        history = list(record.production_history)
-        if not history or history[-1] != record.production_version:
-            raise ConflictError(f"{name}: production history does not end with v{record.production_version}")
-        target, new_history = rollback_target(history, to_version)
-        current_version = self.get_version(name, record.production_version)
-        target_version = self.get_version(name, target)
-        check_transition(current_version.status, VersionStatus.ARCHIVED)
-        check_transition(target_version.status, VersionStatus.PRODUCTION, rollback=True)
-        now = _now()
-        items = [
-            self._update(
-                model_pk(name),
-                MODEL_SK,
-                "SET production_version = :target, production_history = :new_history, updated_at = :now",
-                condition="production_version = :current AND production_history = :history",
-                values={
-                    ":target": target,
-                    ":new_history": new_history,
-                    ":now": _iso(now),
-                    ":current": record.production_version,
-                    ":history": history,
-                },
-            ),
-            self._status_change(name, record.production_version, VersionStatus.PRODUCTION, VersionStatus.ARCHIVED, now),
-            self._status_change(name, target, VersionStatus.ARCHIVED, VersionStatus.PRODUCTION, now),
-            self._audit_put(
-                name,
-                AuditAction.ROLLED_BACK,
-                actor=actor,
-                version=target,
-                before={"production_version": record.production_version, "production_history": history},
-                after={"production_version": target, "production_history": new_history},
-                reason=reason,
-                request_id=request_id,
-                at=now,
-            ),
-        ]
-        if not self._transact(items):
-            raise ConflictError(f"production of {name} changed while rolling back; read it again and retry")
-        return record.model_copy(
-            update={"production_version": target, "production_history": new_history, "updated_at": now}
+        fingerprint = _fingerprint("rollback", actor, to_version, reason)
+
+        def plan() -> tuple[list[dict[str, Any]], Change]:
+            item = self._model_item(name)
+            record = _record(item)
+            if to_version is not None:
+                self.get_version(name, to_version)
+            if record.production_version is None:
+                raise ConflictError(f"{name} has no production version to roll back")
+            history = list(record.production_history)
+            if not history or history[-1] != record.production_version:
+                raise ConflictError(f"{name}: production history does not end with v{record.production_version}")
+            target, new_history = rollback_target(history, to_version)
+            current_version = self.get_version(name, record.production_version)
+            target_version = self.get_version(name, target)
+            check_transition(current_version.status, VersionStatus.ARCHIVED)
+            check_transition(target_version.status, VersionStatus.PRODUCTION, rollback=True)
+            now = _now()
+            current = record.production_version
+            items = [
+                self._update(
+                    model_pk(name),
+                    MODEL_SK,
+                    "SET production_version = :target, production_history = :new_history, updated_at = :now",
+                    condition="production_version = :current AND production_history = :history",
+                    values={
+                        ":target": target,
+                        ":new_history": new_history,
+                        ":now": _iso(now),
+                        ":current": current,
+                        ":history": history,
+                    },
+                ),
+                self._status_change(name, current, VersionStatus.PRODUCTION, VersionStatus.ARCHIVED, now),
+                self._status_change(name, target, VersionStatus.ARCHIVED, VersionStatus.PRODUCTION, now),
+                self._audit_put(
+                    name,
+                    AuditAction.ARCHIVED,
+                    actor=actor,
+                    version=current,
+                    before={"status": VersionStatus.PRODUCTION.value},
+                    after={"status": VersionStatus.ARCHIVED.value, "replaced_by": target},
+                    reason=reason,
+                    request_id=request_id,
+                    at=now,
+                ),
+                self._audit_put(
+                    name,
+                    AuditAction.ROLLED_BACK,
+                    actor=actor,
+                    version=target,
+                    before={
+                        "production_version": current,
+                        "production_history": history,
+                        "status": VersionStatus.ARCHIVED.value,
+                    },
+                    after={
+                        "production_version": target,
+                        "production_history": new_history,
+                        "status": VersionStatus.PRODUCTION.value,
+                    },
+                    reason=reason,
+                    request_id=request_id,
+                    at=now + _TICK,
+                ),
+                self._alias_put(
+                    name, PRODUCTION_ALIAS, current, target, actor=actor, reason=reason, request_id=request_id, at=now
+                ),
+            ]
+            after = record.model_copy(
+                update={"production_version": target, "production_history": new_history, "updated_at": now}
+            )
+            change = Change(
+                action=AuditAction.ROLLED_BACK.value,
+                model=after,
+                version=target_version.model_copy(update={"status": VersionStatus.PRODUCTION}),
+                previous_production=current,
+            )
+            return items, change
+
+        return self._commit(
+            name, idempotency_key, fingerprint, plan, f"production of {name} changed while rolling back; retry"
         )
+
+    # ---- approvals, manual promotion, archive, aliases ----
+
+    def approve(
+        self, name: str, version: int, *, actor: str, reason: str, request_id: str = "", idempotency_key: str = ""
+    ) -> Change:
+        """candidate -> approved. Raises ModelNotFoundError, VersionNotFoundError, ConflictError."""
+        return self._set_status(
+            name, version, VersionStatus.APPROVED, AuditAction.APPROVED, actor, reason, request_id, idempotency_key
+        )
+
+    def reject(
+        self, name: str, version: int, *, actor: str, reason: str, request_id: str = "", idempotency_key: str = ""
+    ) -> Change:
+        """candidate/approved -> rejected, for good. Raises as `approve`."""
+        return self._set_status(
+            name, version, VersionStatus.REJECTED, AuditAction.REJECTED, actor, reason, request_id, idempotency_key
+        )
+
+    def archive(
+        self, name: str, version: int, *, actor: str, reason: str, request_id: str = "", idempotency_key: str = ""
+    ) -> Change:
+        """candidate/approved -> archived (production leaves only by promotion or rollback). Raises as `approve`."""
+        return self._set_status(
+            name, version, VersionStatus.ARCHIVED, AuditAction.ARCHIVED, actor, reason, request_id, idempotency_key
+        )
+
+    def _set_status(
+        self,
+        name: str,
+        number: int,
+        target: VersionStatus,
+        action: AuditAction,
+        actor: str,
+        reason: str,
+        request_id: str,
+        idempotency_key: str,
+    ) -> Change:
+        require_model_name(name)
+        require_version(number)
+        fingerprint = _fingerprint(action.value, actor, number, reason)
+
+        def plan() -> tuple[list[dict[str, Any]], Change]:
+            record = self.get_model(name)
+            version = self.get_version(name, number)
+            if version.status is VersionStatus.PRODUCTION and target is VersionStatus.ARCHIVED:
+                raise ConflictError(
+                    f"{name} v{number} is in production; promote another version or roll back instead of archiving it"
+                )
+            check_transition(version.status, target)
+            now = _now()
+            items = [
+                self._status_change(name, number, version.status, target, now),
+                self._audit_put(
+                    name,
+                    action,
+                    actor=actor,
+                    version=number,
+                    before={"status": version.status.value},
+                    after={"status": target.value},
+                    reason=reason,
+                    request_id=request_id,
+                    at=now,
+                ),
+            ]
+            change = Change(action=action.value, model=record, version=version.model_copy(update={"status": target}))
+            return items, change
+
+        return self._commit(name, idempotency_key, fingerprint, plan, f"{name} v{number} changed meanwhile; retry")
+
+    def promote(
+        self, name: str, version: int, *, actor: str, reason: str, request_id: str = "", idempotency_key: str = ""
+    ) -> Change:
+        """An approved version becomes production; the current one is archived. One transaction:
+        of two concurrent promotions exactly one wins, the other gets ConflictError.
+
+        Raises ModelNotFoundError, VersionNotFoundError, ConflictError (not approved, rejected,
+        already production, or production moved meanwhile).
+        """
+        require_model_name(name)
+        require_version(version)
+        fingerprint = _fingerprint("promote", actor, version, reason)
+
+        def plan() -> tuple[list[dict[str, Any]], Change]:
+            record = self.get_model(name)
+            candidate = self.get_version(name, version)
+            production = record.production_version
+            if candidate.status is VersionStatus.PRODUCTION:
+                raise ConflictError(f"{name} v{version} is already the production version")
+            check_transition(candidate.status, VersionStatus.PRODUCTION)
+            if candidate.status is not VersionStatus.APPROVED:
+                raise ConflictError(f"{name} v{version} is {candidate.status.value}; approve it before promoting it")
+            now = _now()
+            items = [
+                self._move_production(name, production, version, now),
+                self._status_change(name, version, VersionStatus.APPROVED, VersionStatus.PRODUCTION, now),
+                self._audit_put(
+                    name,
+                    AuditAction.PROMOTED,
+                    actor=actor,
+                    version=version,
+                    before={"production_version": production, "status": candidate.status.value},
+                    after={"production_version": version, "status": VersionStatus.PRODUCTION.value},
+                    reason=reason,
+                    request_id=request_id,
+                    at=now + _TICK,
+                ),
+                self._alias_put(
+                    name,
+                    PRODUCTION_ALIAS,
+                    production,
+                    version,
+                    actor=actor,
+                    reason=reason,
+                    request_id=request_id,
+                    at=now,
+                ),
+            ]
+            if production is not None:
+                champion = self.get_version(name, production)
+                check_transition(champion.status, VersionStatus.ARCHIVED)
+                items += self._archive(name, production, actor=actor, request_id=request_id, at=now, by=version)
+            after = record.model_copy(
+                update={
+                    "production_version": version,
+                    "production_history": [*record.production_history, version],
+                    "updated_at": now,
+                }
+            )
+            change = Change(
+                action=AuditAction.PROMOTED.value,
+                model=after,
+                version=candidate.model_copy(update={"status": VersionStatus.PRODUCTION}),
+                previous_production=production,
+            )
+            return items, change
+
+        return self._commit(
+            name, idempotency_key, fingerprint, plan, f"production of {name} changed while promoting v{version}; retry"
+        )
+
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        actor: str,
+        reason: str,
+        request_id: str = "",
+        idempotency_key: str = "",
+    ) -> Change:
+        """Point a named alias (not `production`) at a version; the move is kept as history.
+
+        Raises BadRequestError (invalid alias, `production`), ModelNotFoundError,
+        VersionNotFoundError, ConflictError (rejected/archived version, concurrent move).
+        """
+        require_model_name(name)
+        require_alias(alias)
+        require_version(version)
+        if alias == PRODUCTION_ALIAS:
+            raise BadRequestError("the production alias moves only by promote or rollback")
+        fingerprint = _fingerprint("set_alias", actor, alias, version, reason)
+
+        def plan() -> tuple[list[dict[str, Any]], Change]:
+            item = self._model_item(name)
+            record = _record(item)
+            target = self.get_version(name, version)
+            if target.status in (VersionStatus.REJECTED, VersionStatus.ARCHIVED):
+                raise ConflictError(f"{name} v{version} is {target.status.value}; an alias cannot point at it")
+            old = dict(record.aliases)
+            current = old.get(alias)
+            if current == version:
+                raise ConflictError(f"alias {alias} of {name} already points at v{version}")
+            new = {**old, alias: version}
+            now = _now()
+            condition = "attribute_not_exists(aliases) OR aliases = :old" if not old else "aliases = :old"
+            items = [
+                self._update(
+                    model_pk(name),
+                    MODEL_SK,
+                    "SET aliases = :new, updated_at = :now",
+                    condition=condition,
+                    values={":new": new, ":old": old, ":now": _iso(now)},
+                ),
+                self._audit_put(
+                    name,
+                    AuditAction.ALIAS_MOVED,
+                    actor=actor,
+                    version=version,
+                    before={"alias": alias, "version": current},
+                    after={"alias": alias, "version": version},
+                    reason=reason,
+                    request_id=request_id,
+                    at=now,
+                ),
+                self._alias_put(
+                    name, alias, current, version, actor=actor, reason=reason, request_id=request_id, at=now
+                ),
+            ]
+            change = Change(
+                action=AuditAction.ALIAS_MOVED.value,
+                model=record.model_copy(update={"aliases": new, "updated_at": now}),
+                version=target,
+            )
+            return items, change
+
+        return self._commit(name, idempotency_key, fingerprint, plan, f"aliases of {name} changed meanwhile; retry")
+
+    def alias_history(self, name: str, alias: str = PRODUCTION_ALIAS) -> list[AliasMove]:
+        """Every move of `alias`, oldest first. Raises ModelNotFoundError, BadRequestError."""
+        require_model_name(name)
+        require_alias(alias)
+        self._model_item(name)
+        items = self._query(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={
+                ":pk": _serializer.serialize(audit_pk(name)),
+                ":prefix": _serializer.serialize(f"{ALIAS_PREFIX}{alias}#"),
+            },
+            ConsistentRead=True,
+        )
+        return [_alias_move(item) for item in items]
+
+    def served_at(self, name: str, at: datetime, alias: str = PRODUCTION_ALIAS) -> AliasMove | None:
+        """The last move of `alias` at or before `at` (its `to_version` served then), or None
+        when the alias had not been set yet. One Query. Raises ModelNotFoundError, BadRequestError."""
+        require_model_name(name)
+        require_alias(alias)
+        self._model_item(name)
+        response = self.dynamodb.query(
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
+            ExpressionAttributeValues=_to_item(
+                {
+                    ":pk": audit_pk(name),
+                    ":low": f"{ALIAS_PREFIX}{alias}#",
+                    ":high": f"{ALIAS_PREFIX}{alias}#{_iso(at)}#~",
+                }
+            ),
+            ScanIndexForward=False,
+            Limit=1,
+            ConsistentRead=True,
+        )
+        items = response.get("Items", [])
+        return _alias_move(_from_item(items[0])) if items else None
+
+    # ---- idempotent commits ----
+
+    def _commit(
+        self,
+        name: str,
+        idempotency_key: str,
+        fingerprint: str,
+        plan: Any,
+        conflict: str,
+    ) -> Change:
+        """Run `plan()` (-> transaction items, outcome) as one transaction, with the request record
+        when an idempotency key is given. A key seen before returns the stored outcome."""
+        if idempotency_key and (replay := self._replay(name, idempotency_key, fingerprint)) is not None:
+            return replay
+        items, change = plan()
+        if idempotency_key:
+            items.append(
+                self._put(
+                    {
+                        "pk": model_pk(name),
+                        "sk": request_sk(idempotency_key),
+                        "fingerprint": fingerprint,
+                        "action": change.action,
+                        "result": change.model_dump_json(),
+                        "created_at": _iso(_now()),
+                    },
+                    condition="attribute_not_exists(pk)",
+                )
+            )
+        if self._transact(items):
+            return change
+        if idempotency_key and (replay := self._replay(name, idempotency_key, fingerprint)) is not None:
+            return replay  # a concurrent duplicate of this request committed first
+        raise ConflictError(conflict)
+
+    def _replay(self, name: str, idempotency_key: str, fingerprint: str) -> Change | None:
+        item = self._get(model_pk(name), request_sk(idempotency_key))
+        if item is None:
+            return None
+        if item["fingerprint"] != fingerprint:
+            raise IdempotencyKeyReusedError(
+                "this idempotency key was used for a different request; use a new key for a new request"
+            )
+        return Change.model_validate_json(item["result"]).model_copy(update={"replayed": True})
 
     def _status_change(
         self, name: str, version: int, before: VersionStatus, after: VersionStatus, now: datetime
@@ -410,9 +801,15 @@ class DynamoRegistry:
     def audit_events(self, name: str) -> list[AuditEvent]:
         """The model's audit trail, oldest first. Raises ModelNotFoundError."""
         require_model_name(name)
-        items = list(self._query_prefix(name, AUDIT_PREFIX))
-        if not items:
-            self._model_item(name)
+        self._model_item(name)
+        items = self._query(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={
+                ":pk": _serializer.serialize(audit_pk(name)),
+                ":prefix": _serializer.serialize(EVENT_PREFIX),
+            },
+            ConsistentRead=True,
+        )
         return [AuditEvent.model_validate({k: v for k, v in item.items() if k not in ("pk", "sk")}) for item in items]
 
     # ---- DynamoDB plumbing ----
@@ -484,7 +881,7 @@ class DynamoRegistry:
         event_id = str(uuid.uuid4())
         return self._put(
             {
-                "pk": model_pk(name),
+                "pk": audit_pk(name),
                 "sk": audit_sk(at, event_id),
                 "model_name": name,
                 "at": _iso(at),
@@ -496,6 +893,36 @@ class DynamoRegistry:
                 "after": after or {},
                 "reason": reason,
                 "request_id": request_id,
+            },
+            condition="attribute_not_exists(pk)",
+        )
+
+    def _alias_put(
+        self,
+        name: str,
+        alias: str,
+        from_version: int | None,
+        to_version: int | None,
+        *,
+        actor: str,
+        reason: str,
+        request_id: str,
+        at: datetime,
+    ) -> dict[str, Any]:
+        event_id = str(uuid.uuid4())
+        return self._put(
+            {
+                "pk": audit_pk(name),
+                "sk": alias_sk(alias, at, event_id),
+                "model_name": name,
+                "alias": alias,
+                "at": _iso(at),
+                "from_version": from_version,
+                "to_version": to_version,
+                "actor": actor,
+                "reason": reason,
+                "request_id": request_id,
+                "event_id": event_id,
             },
             condition="attribute_not_exists(pk)",
         )
@@ -566,8 +993,18 @@ def _record(item: dict[str, Any]) -> ModelRecord:
         latest_version=int(item["latest_version"]),
         production_version=_opt_int(item.get("production_version")),
         production_history=[int(v) for v in item.get("production_history") or []],
+        aliases={str(k): int(v) for k, v in (item.get("aliases") or {}).items()},
         updated_at=item["updated_at"],
     )
+
+
+def _alias_move(item: dict[str, Any]) -> AliasMove:
+    return AliasMove.model_validate({k: v for k, v in item.items() if k in AliasMove.model_fields})
+
+
+def _fingerprint(action: str, actor: str, *params: Any) -> str:
+    """What makes two requests with one idempotency key the same request."""
+    return hashlib.sha256(json.dumps([action, actor, *params], default=str).encode()).hexdigest()
 
 
 def _key(pk: str, sk: str) -> dict[str, Any]:

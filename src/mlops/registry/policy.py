@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mlops.contract import Metric
+from mlops.contract import Metric, PromotionMode
 
 
 @dataclass(frozen=True)
@@ -51,3 +51,10 @@ def decide_promotion(
     return PromotionDecision(
         False, f"{name} {value:.6g} does not beat {label} {best:.6g}{margin} ({direction} is better)"
     )
+
+
+def apply_promotion_mode(decision: PromotionDecision, mode: PromotionMode) -> PromotionDecision:
+    """In `manual` mode nothing is promoted automatically; an eligible version waits for approval."""
+    if mode is PromotionMode.MANUAL and decision.promote:
+        return PromotionDecision(False, f"{decision.reason}; the contract requires manual approval")
+    return decision

@@ -49,6 +49,8 @@ class ModelRecord(BaseModel):
     latest_version: int
     production_version: int | None = None
     production_history: list[int] = Field(default_factory=list)
+    # named aliases (`staging`, `challenger`, ...) -> version; `production` is production_version
+    aliases: dict[str, int] = Field(default_factory=dict)
     updated_at: datetime
 
 
@@ -65,6 +67,38 @@ class AuditEvent(BaseModel):
     after: dict[str, Any] = Field(default_factory=dict)
     reason: str = ""
     request_id: str = ""
+
+
+class AliasMove(BaseModel):
+    """One move of an alias, kept forever: which version an alias pointed at from `at` on."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model_name: str
+    alias: str
+    at: datetime
+    from_version: int | None = None
+    to_version: int | None = None
+    actor: str
+    reason: str = ""
+    request_id: str = ""
+    event_id: str
+
+
+class Change(BaseModel):
+    """The outcome of one state change: the model after it and the version it acted on.
+
+    `replayed` is True when an idempotency key matched an earlier request: nothing changed now,
+    and nothing must be announced again.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    action: str
+    model: ModelRecord
+    version: ModelVersion
+    previous_production: int | None = None
+    replayed: bool = False
 
 
 class RegistrationResult(BaseModel):
@@ -85,3 +119,6 @@ class AuditAction(StrEnum):
     ARCHIVED = "archived"
     PROMOTION_DECLINED = "promotion_declined"
     ROLLED_BACK = "rolled_back"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    ALIAS_MOVED = "alias_moved"

@@ -1,4 +1,6 @@
-"""Registry use cases the handlers call: register a trained model, roll back, and the API views."""
+"""Registry use cases the handlers call: register a trained model, the lifecycle changes (approve,
+reject, promote, rollback, archive, aliases), each announced on the bus (and production changes
+to the notification topic), and the API views (lists, compare, audit, served-at)."""
 
 from __future__ import annotations
 
@@ -9,14 +11,42 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlops.contract import is_valid_model_name
+from mlops.contract import SUPPORTED_METRICS, is_valid_model_name
 from mlops.errors import BadRequestError, IntegrityError
-from mlops.events import DetailType, ModelPromoted, ModelRegistered, ModelRolledBack, ModelTrained
+from mlops.events import (
+    DetailType,
+    ModelAliasMoved,
+    ModelPromoted,
+    ModelRegistered,
+    ModelRolledBack,
+    ModelStatusChanged,
+    ModelTrained,
+)
 from mlops.ports import EventPublisher, ObjectStore
-from mlops.registry.ports import ModelRegistry
-from mlops.registry.records import AuditEvent, ModelRecord, ModelVersion, RegistrationResult
+from mlops.registry.ports import ModelRegistry, Notifier
+from mlops.registry.records import (
+    AliasMove,
+    Artifact,
+    AuditEvent,
+    Change,
+    ModelRecord,
+    ModelVersion,
+    RegistrationResult,
+    VersionStatus,
+)
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+ALIAS_PATTERN = r"^[a-z][a-z0-9-]{0,31}$"
+_ALIAS_RE = re.compile(ALIAS_PATTERN)
+MAX_VERSION = 10**10 - 1  # version sort keys are 10 digits
+
+
+class IdempotencyKeyReusedError(BadRequestError):
+    """An idempotency key came back with a different request (IETF draft: 422)."""
+
+    http_status = 422
+
+
 _CHUNK = 1024 * 1024
 
 
@@ -25,6 +55,26 @@ def require_model_name(name: str) -> str:
     if not isinstance(name, str) or not is_valid_model_name(name):
         raise BadRequestError(f"{name!r} is not a valid model name (lowercase letters, digits and '-', 1-63 chars)")
     return name
+
+
+def require_version(version: int) -> int:
+    """Raises BadRequestError unless `version` is a positive integer that fits a version key."""
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_VERSION:
+        raise BadRequestError(f"{version!r} is not a version number (a positive integer)")
+    return version
+
+
+def parse_version(text: str) -> int:
+    """A path segment -> a version number; raises BadRequestError for anything else."""
+    if not text.isascii() or not text.isdigit() or len(text) > 10:
+        raise BadRequestError(f"{text!r} is not a version number (a positive integer)")
+    return require_version(int(text))
+
+
+def require_alias(alias: str) -> str:
+    if not isinstance(alias, str) or not _ALIAS_RE.fullmatch(alias):
+        raise BadRequestError(f"{alias!r} is not a valid alias (lowercase letters, digits and '-', 1-32 chars)")
+    return alias
 
 
 def require_sha256(digest: str) -> str:
@@ -114,39 +164,184 @@ def register_trained_model(
     return result
 
 
-def rollback_model(
-    name: str,
-    *,
-    registry: ModelRegistry,
-    publisher: EventPublisher,
-    actor: str,
-    reason: str = "",
-    to_version: int | None = None,
-    request_id: str = "",
-) -> ModelRecord:
-    """Move production back to the previous (or a given earlier) production version and announce it.
+def verify_stored_artifact(store: ObjectStore, artifact: Artifact) -> None:
+    """Check the registered artifact still exists and hashes to its recorded digest.
 
-    Raises BadRequestError, ModelNotFoundError, VersionNotFoundError or ConflictError.
+    Raises NotFoundError (object gone) or IntegrityError (size or digest differ).
     """
-    require_model_name(name)
-    before = registry.get_model(name)
-    record = registry.rollback(name, actor=actor, reason=reason, request_id=request_id, to_version=to_version)
-    assert record.production_version is not None  # a rollback always leaves a production version
-    restored = registry.get_version(name, record.production_version)
-    publisher.publish(
-        DetailType.MODEL_ROLLED_BACK,
-        ModelRolledBack(
-            model_name=name,
-            from_version=before.production_version or 0,
-            to_version=restored.version,
-            artifact_bucket=restored.artifact.bucket,
-            artifact_key=restored.artifact.key,
-            artifact_sha256=restored.artifact.sha256,
-            actor=actor,
-            reason=reason,
-        ),
+    info = store.head(artifact.bucket, artifact.key)
+    digest = hashlib.sha256()
+    if info.size == artifact.size_bytes:
+        with store.open(artifact.bucket, artifact.key) as body:  # type: ignore[attr-defined]
+            while chunk := body.read(_CHUNK):
+                digest.update(chunk)
+    if info.size != artifact.size_bytes or digest.hexdigest() != artifact.sha256:
+        raise IntegrityError(
+            f"artifact s3://{artifact.bucket}/{artifact.key} no longer matches its registered SHA-256 "
+            f"{artifact.sha256[:12]}...; it cannot serve"
+        )
+
+
+class Lifecycle:
+    """The lifecycle changes behind the models API: each one registry transaction, then the
+    announcement (skipped for a replayed idempotent request, which changed nothing)."""
+
+    def __init__(
+        self, registry: ModelRegistry, publisher: EventPublisher, store: ObjectStore, notifier: Notifier
+    ) -> None:
+        self.registry = registry
+        self.publisher = publisher
+        self.store = store
+        self.notifier = notifier
+
+    def approve(self, name: str, version: int, **who: Any) -> Change:
+        change = self.registry.approve(require_model_name(name), require_version(version), **who)
+        self._status_event(DetailType.MODEL_APPROVED, change, VersionStatus.CANDIDATE, who)
+        return change
+
+    def reject(self, name: str, version: int, **who: Any) -> Change:
+        before = self.registry.get_version(require_model_name(name), require_version(version)).status
+        change = self.registry.reject(name, version, **who)
+        self._status_event(DetailType.MODEL_REJECTED, change, before, who)
+        return change
+
+    def archive(self, name: str, version: int, **who: Any) -> Change:
+        before = self.registry.get_version(require_model_name(name), require_version(version)).status
+        change = self.registry.archive(name, version, **who)
+        self._status_event(DetailType.MODEL_ARCHIVED, change, before, who)
+        return change
+
+    def promote(self, name: str, version: int, **who: Any) -> Change:
+        """Verify the artifact, then promote. An artifact that fails its integrity check rejects
+        the version (audited) and raises IntegrityError: it can never be promoted."""
+        candidate = self.registry.get_version(require_model_name(name), require_version(version))
+        if candidate.status in (VersionStatus.CANDIDATE, VersionStatus.APPROVED):
+            try:
+                verify_stored_artifact(self.store, candidate.artifact)
+            except IntegrityError as error:
+                rejected = self.registry.reject(
+                    name,
+                    version,
+                    actor=who["actor"],
+                    reason=f"integrity check failed: {error}",
+                    request_id=who.get("request_id", ""),
+                )
+                self._status_event(DetailType.MODEL_REJECTED, rejected, candidate.status, {**who, "reason": str(error)})
+                raise
+        change = self.registry.promote(name, version, **who)
+        if not change.replayed:
+            promoted = change.version
+            self.publisher.publish(
+                DetailType.MODEL_PROMOTED,
+                ModelPromoted(
+                    model_name=name,
+                    version=promoted.version,
+                    previous_version=change.previous_production,
+                    artifact_bucket=promoted.artifact.bucket,
+                    artifact_key=promoted.artifact.key,
+                    artifact_sha256=promoted.artifact.sha256,
+                    metric_name=promoted.metric_name,
+                    metrics=promoted.metrics,
+                    reason=who.get("reason", ""),
+                    actor=who["actor"],
+                ),
+            )
+            self._notify_production(change, who)
+        return change
+
+    def rollback(self, name: str, *, to_version: int | None = None, **who: Any) -> Change:
+        """Production back to the previous (or a named earlier) production version. The restored
+        artifact is verified first. Raises BadRequestError, ModelNotFoundError,
+        VersionNotFoundError, ConflictError, IntegrityError."""
+        require_model_name(name)
+        if to_version is not None:
+            require_version(to_version)
+            verify_stored_artifact(self.store, self.registry.get_version(name, to_version).artifact)
+        change = self.registry.rollback(name, to_version=to_version, **who)
+        if not change.replayed:
+            restored = change.version
+            self.publisher.publish(
+                DetailType.MODEL_ROLLED_BACK,
+                ModelRolledBack(
+                    model_name=name,
+                    from_version=change.previous_production or 0,
+                    to_version=restored.version,
+                    artifact_bucket=restored.artifact.bucket,
+                    artifact_key=restored.artifact.key,
+                    artifact_sha256=restored.artifact.sha256,
+                    actor=who["actor"],
+                    reason=who.get("reason", ""),
+                ),
+            )
+            self._notify_production(change, who)
+        return change
+
+    def set_alias(self, name: str, alias: str, version: int, **who: Any) -> Change:
+        require_model_name(name)
+        previous = self.registry.get_model(name).aliases.get(require_alias(alias))
+        change = self.registry.set_alias(name, alias, require_version(version), **who)
+        if not change.replayed:
+            self.publisher.publish(
+                DetailType.MODEL_ALIAS_MOVED,
+                ModelAliasMoved(
+                    model_name=name,
+                    alias=alias,
+                    from_version=previous,
+                    to_version=version,
+                    actor=who["actor"],
+                    reason=who.get("reason", ""),
+                ),
+            )
+        return change
+
+    def _status_event(self, kind: str, change: Change, before: VersionStatus, who: dict[str, Any]) -> None:
+        if change.replayed:
+            return
+        self.publisher.publish(
+            kind,
+            ModelStatusChanged(
+                model_name=change.version.model_name,
+                version=change.version.version,
+                from_status=before.value,
+                to_status=change.version.status.value,
+                actor=who["actor"],
+                reason=who.get("reason", ""),
+            ),
+        )
+
+    def _notify_production(self, change: Change, who: dict[str, Any]) -> None:
+        name = change.model.name
+        subject = f"{name}: production is now v{change.version.version} ({change.action})"
+        self.notifier.notify(
+            subject,
+            {
+                "model_name": name,
+                "action": change.action,
+                "production_version": change.version.version,
+                "previous_production": change.previous_production,
+                "actor": who["actor"],
+                "reason": who.get("reason", ""),
+                "request_id": who.get("request_id", ""),
+            },
+        )
+
+
+def announce_registration(result: RegistrationResult, notifier: Notifier, actor: str) -> None:
+    """Tell the notification topic when a registration promoted its version automatically."""
+    if not result.promoted:
+        return
+    version = result.version
+    notifier.notify(
+        f"{version.model_name}: production is now v{version.version} (promoted)",
+        {
+            "model_name": version.model_name,
+            "action": "promoted",
+            "production_version": version.version,
+            "previous_production": result.previous_production,
+            "actor": actor,
+            "reason": result.decision,
+        },
     )
-    return record
 
 
 # ---- views the models API returns (their schemas appear in the OpenAPI document) ----
@@ -161,6 +356,7 @@ class ModelSummary(_View):
     latest_version: int
     production_version: int | None = None
     production_history: list[int] = Field(default_factory=list)
+    aliases: dict[str, int] = Field(default_factory=dict)
     updated_at: datetime
 
 
@@ -174,6 +370,7 @@ class LineageSummary(_View):
     holdout_rows: int | None = None
     onnx_max_abs_diff: float | None = None
     library_versions: dict[str, str] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)
 
 
 class VersionSummary(_View):
@@ -194,7 +391,50 @@ class RollbackRequest(_View):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     reason: str = Field(default="", max_length=1000)
-    to_version: int | None = Field(default=None, ge=1)
+    to_version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
+
+
+class ChangeRequest(_View):
+    """Body of approve, reject, promote and archive: why (recorded in the audit trail)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    reason: str = Field(default="", max_length=1000)
+
+
+class AliasRequest(_View):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: int = Field(ge=1, le=MAX_VERSION)
+    reason: str = Field(default="", max_length=1000)
+
+
+class ValuePair(_View):
+    a: Any = None
+    b: Any = None
+    same: bool
+
+
+class MetricPair(_View):
+    a: float | None = None
+    b: float | None = None
+    delta: float | None = None  # b - a
+
+
+class VersionComparison(_View):
+    """Two versions side by side. Drift between their training data is not computed here (the
+    models API ships without numpy and does not read baselines); compare the datasets' digests."""
+
+    model_name: str
+    a: VersionSummary
+    b: VersionSummary
+    primary_metric: str
+    better: int | None = None  # the version with the better primary metric, None when tied or unknown
+    metrics: dict[str, MetricPair]
+    params: dict[str, ValuePair]
+    same_dataset: bool
+    same_contract: bool
+    library_versions: dict[str, ValuePair]
 
 
 def summarize_model(record: ModelRecord) -> ModelSummary:
@@ -203,6 +443,7 @@ def summarize_model(record: ModelRecord) -> ModelSummary:
         latest_version=record.latest_version,
         production_version=record.production_version,
         production_history=list(record.production_history),
+        aliases=dict(record.aliases),
         updated_at=record.updated_at,
     )
 
@@ -231,6 +472,7 @@ def summarize_version(version: ModelVersion) -> VersionSummary:
             holdout_rows=lineage.get("holdout_rows"),
             onnx_max_abs_diff=lineage.get("onnx_max_abs_diff"),
             library_versions=dict(lineage.get("library_versions") or {}),
+            params=dict(lineage.get("params") or {}),
         ),
     )
 
@@ -247,3 +489,60 @@ def version_summaries(registry: ModelRegistry, name: str) -> list[VersionSummary
 def audit_trail(registry: ModelRegistry, name: str) -> list[AuditEvent]:
     require_model_name(name)
     return registry.audit_events(name)
+
+
+def version_summary(registry: ModelRegistry, name: str, version: int) -> VersionSummary:
+    return summarize_version(registry.get_version(require_model_name(name), require_version(version)))
+
+
+def alias_history(registry: ModelRegistry, name: str, alias: str) -> list[AliasMove]:
+    return registry.alias_history(require_model_name(name), require_alias(alias))
+
+
+def served_at(registry: ModelRegistry, name: str, at: datetime, alias: str = "production") -> AliasMove | None:
+    """Which version `alias` pointed at, at `at` (the last move at or before it)."""
+    return registry.served_at(require_model_name(name), at, require_alias(alias))
+
+
+def compare_versions(registry: ModelRegistry, name: str, a: int, b: int) -> VersionComparison:
+    """Metrics, params, lineage of two versions of one model, side by side."""
+    require_model_name(name)
+    left, right = registry.get_version(name, require_version(a)), registry.get_version(name, require_version(b))
+    metrics = {
+        metric: MetricPair(
+            a=left.metrics.get(metric),
+            b=right.metrics.get(metric),
+            delta=(right.metrics[metric] - left.metrics[metric])
+            if metric in left.metrics and metric in right.metrics
+            else None,
+        )
+        for metric in sorted(set(left.metrics) | set(right.metrics))
+    }
+    primary = left.metric_name
+    better = None
+    pair = metrics.get(primary)
+    if pair is not None and pair.a is not None and pair.b is not None and pair.a != pair.b:
+        higher_wins = SUPPORTED_METRICS.get(primary, (None, True))[1]
+        better = b if (pair.b > pair.a) == higher_wins else a
+    return VersionComparison(
+        model_name=name,
+        a=summarize_version(left),
+        b=summarize_version(right),
+        primary_metric=primary,
+        better=better,
+        metrics=metrics,
+        params=_pairs(left.lineage.get("params") or {}, right.lineage.get("params") or {}),
+        same_dataset=(left.lineage.get("dataset") or {}).get("sha256")
+        == (right.lineage.get("dataset") or {}).get("sha256"),
+        same_contract=left.lineage.get("contract_digest") == right.lineage.get("contract_digest"),
+        library_versions=_pairs(
+            left.lineage.get("library_versions") or {}, right.lineage.get("library_versions") or {}
+        ),
+    )
+
+
+def _pairs(left: dict[str, Any], right: dict[str, Any]) -> dict[str, ValuePair]:
+    return {
+        key: ValuePair(a=left.get(key), b=right.get(key), same=left.get(key) == right.get(key))
+        for key in sorted(set(left) | set(right))
+    }

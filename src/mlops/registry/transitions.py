@@ -7,11 +7,12 @@ from mlops.registry.records import VersionStatus
 
 S = VersionStatus
 
-# from -> the statuses it may move to in ordinary operation
+# from -> the statuses it may move to in ordinary operation. `rejected` is terminal: a rejected
+# (or integrity-failed, which is rejected with that reason) version can never be promoted.
 ALLOWED_TRANSITIONS: dict[VersionStatus, frozenset[VersionStatus]] = {
-    S.CANDIDATE: frozenset({S.APPROVED, S.REJECTED, S.PRODUCTION}),
-    S.APPROVED: frozenset({S.PRODUCTION, S.REJECTED}),
-    S.PRODUCTION: frozenset({S.ARCHIVED}),
+    S.CANDIDATE: frozenset({S.APPROVED, S.REJECTED, S.PRODUCTION, S.ARCHIVED}),
+    S.APPROVED: frozenset({S.PRODUCTION, S.REJECTED, S.ARCHIVED}),
+    S.PRODUCTION: frozenset({S.ARCHIVED}),  # only when another version takes production (promotion, rollback)
     S.ARCHIVED: frozenset(),
     S.REJECTED: frozenset(),
 }
