@@ -58,6 +58,9 @@ class MlopsStack(Stack):
             layers=layers,
             contracts=load_contracts(),
         )
+        # production changes (auto-promotions, promote, rollback) reach the alarm topic's subscribers
+        registry.connect_alarm_topic(monitoring.topic, monitoring.key)
+        api.connect_alarm_topic(monitoring.topic, monitoring.key)
         self._acknowledge_cdk_internals()
 
         add = outputs.add_output

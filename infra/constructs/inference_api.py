@@ -1,21 +1,25 @@
 """The REST API: `POST /models/{name}/predict` (API key, usage plan) -> predict; the model
-management routes (`GET /models`, `GET /models/{name}/versions`, `POST /models/{name}/rollback`,
-`GET /openapi.json`) -> models_api with IAM authorization.
+management routes (infra.constructs.access.MODEL_ROUTES: reads, approve, reject, promote,
+rollback, archive, aliases, `GET /openapi.json`) -> models_api with IAM authorization, and the
+reader/approver/admin roles allowed to invoke them.
 """
 
 from __future__ import annotations
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from infra.catalog import FUNCTIONS
+from infra.constructs.access import MODEL_ROUTES, ModelsApiAccess
 from infra.constructs.events import EventBackbone
 from infra.constructs.function_defaults import LOG_RETENTION, LayerLibrary, MlopsFunction
 from infra.constructs.nag import acknowledge
-from infra.constructs.registry import Registry
+from infra.constructs.registry import Registry, connect_alarm_topic
 from mlops.layout import CAPTURES_PREFIX, MODELS_PREFIX
 
 STAGE_NAME = "v1"
@@ -93,6 +97,11 @@ class InferenceApi(Construct):
         registry.grant_registry_read(self.models_api)
         registry.grant_registry_write(self.models_api)
         backbone.bus.grant_put_events_to(self.models_api.role)
+        self.models_api.grant(
+            ["s3:GetObject"],
+            [artifact_bucket.arn_for_objects(f"{MODELS_PREFIX}*")],
+            why_wildcard="Verifies artifact digests under models/ before a promotion or rollback.",
+        )
 
         self.access_logs = logs.LogGroup(
             self, "AccessLogs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.RETAIN
@@ -133,13 +142,9 @@ class InferenceApi(Construct):
 
         iam_auth = {"authorization_type": apigw.AuthorizationType.IAM, "request_validator": validator}
         models_integration = apigw.LambdaIntegration(self.models_api.function)
-        models = self.api.root.add_resource("models")
-        models.add_method("GET", models_integration, **iam_auth)
-        model = models.add_resource("{name}")
-        model.add_resource("versions").add_method("GET", models_integration, **iam_auth)
-        model.add_resource("rollback").add_method("POST", models_integration, **iam_auth)
-        model.add_resource("audit").add_method("GET", models_integration, **iam_auth)
-        self.api.root.add_resource("openapi.json").add_method("GET", models_integration, **iam_auth)
+        for method, path in MODEL_ROUTES:
+            self.api.root.resource_for_path(path).add_method(method, models_integration, **iam_auth)
+        model = self.api.root.resource_for_path("/models/{name}")
         self.predict_method = model.add_resource("predict").add_method(
             "POST",
             apigw.LambdaIntegration(self.predict.function),
@@ -162,6 +167,10 @@ class InferenceApi(Construct):
             if method is not self.predict_method:
                 acknowledge(method, "AwsSolutions-COG4", "Management routes use IAM (SigV4) authorization.")
 
+        self.access = ModelsApiAccess(self, "Access", api=self.api, stage=STAGE_NAME)
+        for name, value in self.access.principal_patterns().items():
+            self.models_api.function.add_environment(name, value)
+
         self.usage_plan = self.api.add_usage_plan(
             "UsagePlan",
             description="prediction clients",
@@ -183,3 +192,7 @@ class InferenceApi(Construct):
             "Execution logging needs the account-wide API Gateway CloudWatch role, which this stack "
             "does not own; access logs and X-Ray tracing are enabled on the stage.",
         )
+
+    def connect_alarm_topic(self, topic: sns.ITopic, key: kms.IKey) -> None:
+        """models_api tells the (KMS-encrypted) alarm topic about production changes."""
+        connect_alarm_topic(self.models_api, topic, key)

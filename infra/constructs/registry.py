@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from infra.catalog import FUNCTIONS
@@ -21,6 +24,9 @@ REGISTRY_WRITE = (
     "dynamodb:BatchWriteItem",
     "dynamodb:ConditionCheckItem",
 )
+# Audit events and alias moves (partition AUDIT#<name>) are append-only for every function role.
+AUDIT_LEADING_KEYS = "AUDIT#*"
+AUDIT_IMMUTABLE = ("dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem")
 IDEMPOTENCY_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
 GSI1 = "gsi1"
 
@@ -105,7 +111,29 @@ class Registry(Construct):
         fn.grant(REGISTRY_READ, [self.table.table_arn, self.index_arn])
 
     def grant_registry_write(self, fn: MlopsFunction) -> None:
+        """Write access, except that audit items can never be updated or deleted (an explicit Deny
+        wins over any Allow). Overwriting one with PutItem is prevented by the registry's
+        `attribute_not_exists` condition, which IAM cannot express."""
         fn.grant(REGISTRY_WRITE, [self.table.table_arn])
+        fn.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                effect=iam.Effect.DENY,
+                actions=list(AUDIT_IMMUTABLE),
+                resources=[self.table.table_arn],
+                conditions={"ForAnyValue:StringLike": {"dynamodb:LeadingKeys": [AUDIT_LEADING_KEYS]}},
+            )
+        )
+
+    def connect_alarm_topic(self, topic: sns.ITopic, key: kms.IKey) -> None:
+        """register_model tells the alarm topic when it promotes a version automatically."""
+        connect_alarm_topic(self.register, topic, key)
 
     def grant_idempotency(self, fn: MlopsFunction) -> None:
         fn.grant(IDEMPOTENCY_ACTIONS, [self.idempotency_table.table_arn])
+
+
+def connect_alarm_topic(fn: MlopsFunction, topic: sns.ITopic, key: kms.IKey) -> None:
+    """`fn` may publish production changes to the KMS-encrypted alarm topic (ALARM_TOPIC_ARN)."""
+    fn.function.add_environment("ALARM_TOPIC_ARN", topic.topic_arn)
+    fn.grant(["sns:Publish"], [topic.topic_arn])
+    fn.grant(["kms:GenerateDataKey", "kms:Decrypt"], [key.key_arn])

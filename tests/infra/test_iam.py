@@ -75,10 +75,21 @@ def _prefixes(resources_json: set[str]) -> set[str]:
 
 def test_validate_grants_are_prefix_scoped(template: dict[str, Any]) -> None:
     grants = _grants(template, "validate_dataset")
-    assert _prefixes(grants["s3:GetObject"]) == {"/datasets/*", "/contracts/*"}
+    assert _prefixes(grants["s3:GetObject"]) == {
+        "/datasets/*",
+        "/contracts/*",
+        "/reports/*",
+        "/models/*",
+        "/baselines/*",
+    }
     assert _prefixes(grants["s3:PutObject"]) == {"/quarantine/*", "/reports/*"}
     assert _prefixes(grants["s3:DeleteObjectVersion"]) == {"/datasets/*"}
     assert "events:PutEvents" in grants
+    # the dataset ledger: conditional puts on the registry table, no updates or deletes
+    assert "dynamodb:PutItem" in grants
+    assert not {"dynamodb:UpdateItem", "dynamodb:DeleteItem"} & set(grants)
+    # quarantines and holds reach the encrypted alarm topic
+    assert {"sns:Publish", "kms:GenerateDataKey", "kms:Decrypt"} <= set(grants)
 
 
 def test_predict_reads_models_writes_captures_and_never_writes_the_registry(template: dict[str, Any]) -> None:
@@ -101,5 +112,73 @@ def test_train_writes_models_and_baselines_only(template: dict[str, Any]) -> Non
     assert _prefixes(grants["s3:PutObject"]) == {"/models/*", "/baselines/*"}
 
 
-def test_models_api_has_no_s3_access(template: dict[str, Any]) -> None:
-    assert not [a for a in _grants(template, "models_api") if a.startswith("s3:")]
+def test_models_api_reads_only_model_artifacts(template: dict[str, Any]) -> None:
+    grants = _grants(template, "models_api")
+    assert [a for a in grants if a.startswith("s3:")] == ["s3:GetObject"]
+    assert _prefixes(grants["s3:GetObject"]) == {"/models/*"}
+
+
+def _deny_statements(template: dict[str, Any], folder: str) -> list[dict[str, Any]]:
+    return [s for s in _function_policy(template, folder) if s["Effect"] == "Deny"]
+
+
+def test_registry_writers_cannot_update_or_delete_audit_records(template: dict[str, Any]) -> None:
+    for folder in ("register_model", "models_api"):
+        [deny] = _deny_statements(template, folder)
+        assert set(as_list(deny["Action"])) == {"dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
+        assert deny["Condition"] == {"ForAnyValue:StringLike": {"dynamodb:LeadingKeys": ["AUDIT#*"]}}
+        allowed = _grants(template, folder)
+        assert json.dumps(as_list(deny["Resource"])[0]) in allowed["dynamodb:UpdateItem"]
+
+
+def test_production_changes_reach_the_encrypted_alarm_topic(template: dict[str, Any]) -> None:
+    (topic_id,) = resources(template, "AWS::SNS::Topic")
+    (key_id,) = resources(template, "AWS::KMS::Key")
+    for folder in ("register_model", "models_api"):
+        fn = template["Resources"][function_ids(template)[folder]]
+        assert fn["Properties"]["Environment"]["Variables"]["ALARM_TOPIC_ARN"] == {"Ref": topic_id}
+        grants = _grants(template, folder)
+        assert grants["sns:Publish"] == {json.dumps({"Ref": topic_id})}
+        assert grants["kms:GenerateDataKey"] == {json.dumps({"Fn::GetAtt": [key_id, "Arn"]})}
+
+
+def test_models_api_roles_invoke_only_their_routes(template: dict[str, Any]) -> None:
+    from infra.constructs.access import MODEL_ROUTES, invoke_path
+    from mlops.registry.access import PERMISSIONS, Role
+
+    policies = resources(template, "AWS::IAM::ManagedPolicy")
+    by_role = {}
+    for policy in policies.values():
+        description = policy["Properties"]["Description"]
+        role = next(r for r in Role if description.startswith(f"models API {r.value}:"))
+        [statement] = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert statement["Action"] == "execute-api:Invoke"
+        routes = set()
+        for arn in as_list(statement["Resource"]):
+            tail = "".join(p for p in arn["Fn::Join"][1] if isinstance(p, str)).split("/v1/", 1)[1]
+            method, _, path = tail.partition("/")
+            routes.add((method, "/" + path))
+        by_role[role] = routes
+        assert len(policy["Properties"]["Roles"]) == 1
+    for role in Role:
+        expected = {(m, invoke_path(p)) for (m, p), action in MODEL_ROUTES.items() if action in PERMISSIONS[role]}
+        assert by_role[role] == expected, role
+    assert ("POST", "/models/*/versions/*/archive") not in by_role[Role.APPROVER]
+    assert all(method == "GET" for method, _ in by_role[Role.READER])
+
+
+def test_models_api_maps_role_sessions_and_local_admin(template: dict[str, Any]) -> None:
+    fn = template["Resources"][function_ids(template)["models_api"]]
+    variables = fn["Properties"]["Environment"]["Variables"]
+    roles = resources(template, "AWS::IAM::Role")
+    for name in ("ADMIN_PRINCIPALS", "APPROVER_PRINCIPALS", "READER_PRINCIPALS"):
+        text = json.dumps(variables[name])
+        assert ":assumed-role/" in text
+        (role_ref,) = [
+            part["Ref"]
+            for part in variables[name]["Fn::Join"][1]
+            if isinstance(part, dict) and "Ref" in part and part["Ref"] in roles
+        ]
+        assert roles[role_ref]["Properties"]["AssumeRolePolicyDocument"]
+    assert "user/local-admin" in json.dumps(variables["ADMIN_PRINCIPALS"])
+    assert "local-admin" not in json.dumps(variables["APPROVER_PRINCIPALS"])

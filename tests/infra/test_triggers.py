@@ -77,9 +77,19 @@ def test_api_routes_map_to_functions_with_their_auth(template: dict[str, Any]) -
     expected = {
         ("POST", "/models/{name}/predict"): ("predict", "NONE", True),
         ("GET", "/models"): ("models_api", "AWS_IAM", False),
+        ("GET", "/models/{name}"): ("models_api", "AWS_IAM", False),
         ("GET", "/models/{name}/versions"): ("models_api", "AWS_IAM", False),
-        ("POST", "/models/{name}/rollback"): ("models_api", "AWS_IAM", False),
+        ("GET", "/models/{name}/versions/{version}"): ("models_api", "AWS_IAM", False),
+        ("GET", "/models/{name}/compare"): ("models_api", "AWS_IAM", False),
         ("GET", "/models/{name}/audit"): ("models_api", "AWS_IAM", False),
+        ("GET", "/models/{name}/served"): ("models_api", "AWS_IAM", False),
+        ("GET", "/models/{name}/aliases/{alias}/history"): ("models_api", "AWS_IAM", False),
+        ("PUT", "/models/{name}/aliases/{alias}"): ("models_api", "AWS_IAM", False),
+        ("POST", "/models/{name}/versions/{version}/approve"): ("models_api", "AWS_IAM", False),
+        ("POST", "/models/{name}/versions/{version}/reject"): ("models_api", "AWS_IAM", False),
+        ("POST", "/models/{name}/versions/{version}/promote"): ("models_api", "AWS_IAM", False),
+        ("POST", "/models/{name}/versions/{version}/archive"): ("models_api", "AWS_IAM", False),
+        ("POST", "/models/{name}/rollback"): ("models_api", "AWS_IAM", False),
         ("GET", "/openapi.json"): ("models_api", "AWS_IAM", False),
     }
     assert set(found) == set(expected)
