@@ -10,8 +10,9 @@ import pytest
 
 from mlops.adapters.registry_dynamodb import DynamoRegistry, from_dynamo, to_dynamo
 from mlops.errors import BadRequestError, ConflictError, ModelNotFoundError, VersionNotFoundError
-from mlops.registry.records import AuditAction, VersionStatus
-from tests.support.registry_fake import contract_document, trained_event
+from mlops.events import ModelTrained
+from mlops.registry.records import AuditAction, RegistrationResult, VersionStatus
+from tests.support.registry_fake import assert_registry_invariants, contract_document, default_artifact, trained_event
 from tests.support.resources import TestResources, create_resources
 
 ACTOR = "arn:aws:lambda:us-east-1:123456789012:function:register-model"
@@ -22,11 +23,22 @@ def resources(aws: str) -> TestResources:
     return create_resources()
 
 
+class ArtifactRegistry(DynamoRegistry):
+    """Uploads each event's artifact first, as the trainer does before announcing it."""
+
+    def register(self, trained: ModelTrained, *, actor: str, request_id: str = "") -> RegistrationResult:
+        boto3.client("s3").put_object(
+            Bucket=trained.artifact_bucket, Key=trained.artifact_key, Body=default_artifact(trained)
+        )
+        return super().register(trained, actor=actor, request_id=request_id)
+
+
 @pytest.fixture
 def registry(resources: TestResources) -> Iterator[DynamoRegistry]:
-    registry = DynamoRegistry(resources.registry_table)
+    registry = ArtifactRegistry(resources.registry_table)
     yield registry
     assert_one_production_version(registry)
+    assert_registry_invariants(registry, boto3.client("s3"))
 
 
 class AtomicCalls:
@@ -265,7 +277,7 @@ def test_concurrent_registrations_allocate_versions_without_gaps_or_repeats(regi
     events = [trained_event(score=0.71 + i / 100) for i in range(8)]
 
     def register(index: int) -> int:
-        own = DynamoRegistry(registry.table_name, dynamodb=AtomicCalls())
+        own = ArtifactRegistry(registry.table_name, dynamodb=AtomicCalls())
         return own.register(events[index], actor=ACTOR).version.version
 
     versions = run_concurrently(len(events), register)
@@ -282,7 +294,7 @@ def test_concurrent_duplicates_of_one_artifact_make_one_version(registry: Dynamo
     event = trained_event(score=0.8)
 
     def register(_: int) -> tuple[int, bool]:
-        result = DynamoRegistry(registry.table_name, dynamodb=AtomicCalls()).register(event, actor=ACTOR)
+        result = ArtifactRegistry(registry.table_name, dynamodb=AtomicCalls()).register(event, actor=ACTOR)
         return result.version.version, result.created
 
     results = run_concurrently(4, register)

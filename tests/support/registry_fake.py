@@ -531,3 +531,43 @@ def api_event(
         "body": None if body is None else body if isinstance(body, str) else json.dumps(body),
         "isBase64Encoded": False,
     }
+
+
+def default_artifact(event: ModelTrained) -> bytes:
+    """The bytes `trained_event` hashed when no artifact was given (so a test can upload them)."""
+    data = artifact_bytes(f"{event.model_name}-{event.metrics[event.metric_name]!r}")
+    assert hashlib.sha256(data).hexdigest() == event.artifact_sha256, "event was built with explicit bytes"
+    return data
+
+
+def assert_registry_invariants(registry: Any, s3: Any | None = None) -> None:
+    """After any sequence of changes, per model:
+    - at most one version is in production: the one the model item points at, the top of its
+      production history and the target of the last `production` alias move;
+    - that version's artifact exists and its bytes hash to the registered digest (when `s3`);
+    - replaying the audit trail's state changes gives exactly the stored statuses and pointer.
+    """
+    for record in registry.list_models():
+        name = record.name
+        versions = registry.list_versions(name)
+        in_production = [v.version for v in versions if v.status is VersionStatus.PRODUCTION]
+        expected = [] if record.production_version is None else [record.production_version]
+        assert in_production == expected, f"{name}: production versions {in_production}, pointer {expected}"
+        moves = registry.alias_history(name, "production")
+        if record.production_version is not None:
+            assert record.production_history[-1] == record.production_version
+            assert moves, f"{name}: no production alias history"
+            assert moves[-1].to_version == record.production_version, f"{name}: alias history {moves}"
+            if s3 is not None:
+                artifact = registry.get_version(name, record.production_version).artifact
+                body = s3.get_object(Bucket=artifact.bucket, Key=artifact.key)["Body"].read()
+                assert hashlib.sha256(body).hexdigest() == artifact.sha256, f"{name}: production artifact digest"
+        statuses: dict[int, str] = {}
+        production: int | None = None
+        for event in registry.audit_events(name):
+            if "status" in event.after and event.version is not None:
+                statuses[event.version] = event.after["status"]
+            if event.action in (AuditAction.PROMOTED, AuditAction.ROLLED_BACK):
+                production = event.after["production_version"]
+        assert statuses == {v.version: v.status.value for v in versions}, f"{name}: audit replay {statuses}"
+        assert production == record.production_version, f"{name}: audit says production v{production}"

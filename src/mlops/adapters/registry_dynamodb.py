@@ -717,7 +717,13 @@ class DynamoRegistry:
         when an idempotency key is given. A key seen before returns the stored outcome."""
         if idempotency_key and (replay := self._replay(name, idempotency_key, fingerprint)) is not None:
             return replay
-        items, change = plan()
+        try:
+            items, change = plan()
+        except ConflictError:
+            # a concurrent duplicate may have committed between our replay check and our reads
+            if idempotency_key and (replay := self._replay(name, idempotency_key, fingerprint)) is not None:
+                return replay
+            raise
         if idempotency_key:
             items.append(
                 self._put(
