@@ -69,7 +69,8 @@ FUNCTIONS: dict[str, FunctionSpec] = {
             ValidateSettings,
             memory_mb=1769,  # one full vCPU for parsing Parquet/CSV
             timeout_seconds=15 * 60,
-            layers=("powertools", "mlops-core", "numpy", "pyarrow"),
+            # onnxruntime: the label-flip check runs the production model on a sample of the rows
+            layers=("powertools", "mlops-core", "numpy", "pyarrow", "onnxruntime"),
         ),
         FunctionSpec(
             "train_model",

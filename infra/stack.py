@@ -30,7 +30,13 @@ class MlopsStack(Stack):
         layers = LayerLibrary(self, "Layers")
         registry = Registry(self, "Registry", artifact_bucket=storage.artifact_bucket, backbone=backbone, layers=layers)
         datasets = Datasets(
-            self, "Datasets", access_logs=storage.access_logs, backbone=backbone, registry=registry, layers=layers
+            self,
+            "Datasets",
+            access_logs=storage.access_logs,
+            backbone=backbone,
+            registry=registry,
+            layers=layers,
+            artifact_bucket=storage.artifact_bucket,
         )
         Training(
             self,
@@ -58,6 +64,7 @@ class MlopsStack(Stack):
             layers=layers,
             contracts=load_contracts(),
         )
+        datasets.announce_to(monitoring.topic, monitoring.key)
         # production changes (auto-promotions, promote, rollback) reach the alarm topic's subscribers
         registry.connect_alarm_topic(monitoring.topic, monitoring.key)
         api.connect_alarm_topic(monitoring.topic, monitoring.key)

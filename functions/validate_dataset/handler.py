@@ -1,4 +1,5 @@
-"""S3 ObjectCreated under datasets/ -> validate each object version against its contract."""
+"""S3 ObjectCreated under datasets/ -> validate each object version against its contract and its
+reference (the production model), record its state in the ledger (accepted, held, quarantined)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,15 @@ from aws_lambda_powertools.utilities.data_classes import S3Event
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from mlops.adapters.dataset_ledger_dynamodb import DynamoDatasetLedger
 from mlops.adapters.events import EventBridgePublisher
+from mlops.adapters.registry_dynamodb import DynamoRegistry
 from mlops.adapters.s3 import S3ObjectStore
 from mlops.adapters.s3_ranged import open_ranged
+from mlops.adapters.validation_notifier import SnsSummaryNotifier
 from mlops.settings import ValidateSettings
 from mlops.validation import DatasetValidator, Disposition, UploadedObject
+from mlops.validation.reference import ReferenceLoader
 
 SERVICE = "validate_dataset"
 settings = ValidateSettings.from_env()
@@ -24,16 +29,28 @@ logger = Logger(service=SERVICE)
 copy_config_to_registered_loggers(source_logger=logger, include={"mlops"})
 tracer = Tracer(service=SERVICE)
 idempotency = IdempotencyConfig()
+store = S3ObjectStore()
+ledger = DynamoDatasetLedger(settings.registry_table)
 validator = DatasetValidator(
-    store=S3ObjectStore(),
+    store=store,
     publisher=EventBridgePublisher(settings.event_bus_name),
     data_bucket=settings.data_bucket,
     batch_rows=settings.batch_rows,
     open_seekable=open_ranged,
+    ledger=ledger,
+    references=ReferenceLoader(
+        registry=DynamoRegistry(settings.registry_table),
+        artifacts=store,
+        ledger=ledger,
+        reports=store,
+        data_bucket=settings.data_bucket,
+    ),
+    notifier=SnsSummaryNotifier(settings.alarm_topic_arn) if settings.alarm_topic_arn else None,
 )
 _METRIC_OF = {
     Disposition.VALIDATED: "DatasetsValidated",
     Disposition.QUARANTINED: "DatasetsQuarantined",
+    Disposition.HELD: "DatasetsHeld",
     Disposition.MISSING: "DatasetsMissing",
 }
 
@@ -70,6 +87,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             size=item.get("size"),
             etag=item.etag or None,
             uploader=record.get("userIdentity", {}).get("principalId"),
+            uploaded_at=record.get("eventTime"),
         )
         results.append(validate_version(upload, version=upload.idempotency_payload()))
     return {"results": results}

@@ -1,9 +1,17 @@
-"""Dataset intake: the data bucket and validate_dataset on every ObjectCreated under `datasets/`."""
+"""Dataset intake: the data bucket and validate_dataset on every ObjectCreated under `datasets/`.
+
+validate_dataset reads datasets and contracts, writes only under reports/ and quarantine/ (neither
+triggers it: the notification filters on datasets/), records each dataset's state in the ledger
+(DATASET# items on the registry table), reads the production model and its baseline from the
+artifact bucket, and announces quarantines and holds on the alarm topic (`announce_to`).
+"""
 
 from __future__ import annotations
 
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from infra.catalog import FUNCTIONS
@@ -11,7 +19,14 @@ from infra.constructs.events import EventBackbone
 from infra.constructs.function_defaults import LayerLibrary, MlopsFunction
 from infra.constructs.registry import Registry
 from infra.constructs.storage import secure_bucket
-from mlops.layout import CONTRACTS_PREFIX, DATASETS_PREFIX, QUARANTINE_PREFIX, REPORTS_PREFIX
+from mlops.layout import (
+    BASELINES_PREFIX,
+    CONTRACTS_PREFIX,
+    DATASETS_PREFIX,
+    MODELS_PREFIX,
+    QUARANTINE_PREFIX,
+    REPORTS_PREFIX,
+)
 
 
 class Datasets(Construct):
@@ -24,6 +39,7 @@ class Datasets(Construct):
         backbone: EventBackbone,
         registry: Registry,
         layers: LayerLibrary,
+        artifact_bucket: s3.IBucket,
     ) -> None:
         super().__init__(scope, construct_id)
         self.bucket = secure_bucket(self, "DataBucket", access_logs=access_logs, log_prefix="data/")
@@ -35,6 +51,8 @@ class Datasets(Construct):
                 "DATA_BUCKET": self.bucket.bucket_name,
                 "EVENT_BUS_NAME": backbone.bus.event_bus_name,
                 "IDEMPOTENCY_TABLE": registry.idempotency_table.table_name,
+                "REGISTRY_TABLE": registry.table.table_name,
+                "ARTIFACT_BUCKET": artifact_bucket.bucket_name,
             },
             layers=layers,
             failure_queue=backbone.dead_letters,
@@ -42,9 +60,19 @@ class Datasets(Construct):
         objects = self.bucket.arn_for_objects
         self.validate.grant(
             ["s3:GetObject", "s3:GetObjectVersion"],
-            [objects(f"{DATASETS_PREFIX}*"), objects(f"{CONTRACTS_PREFIX}*")],
-            why_wildcard="Reads uploaded datasets and registered contracts, by prefix.",
+            [objects(f"{DATASETS_PREFIX}*"), objects(f"{CONTRACTS_PREFIX}*"), objects(f"{REPORTS_PREFIX}*")],
+            why_wildcard="Reads uploaded datasets, registered contracts and earlier reports (profiles), by prefix.",
         )
+        artifacts = artifact_bucket.arn_for_objects
+        self.validate.grant(
+            ["s3:GetObject"],
+            [artifacts(f"{MODELS_PREFIX}*"), artifacts(f"{BASELINES_PREFIX}*")],
+            why_wildcard="Reads the production model (label-flip check) and its baseline profile, by prefix.",
+        )
+        # The ledger shares the registry table (DATASET# items): read it, and write with
+        # conditional PutItem only. IAM cannot narrow a grant to a sort-key prefix.
+        registry.grant_registry_read(self.validate)
+        self.validate.grant(["dynamodb:PutItem"], [registry.table.table_arn])
         # Without ListBucket S3 answers 403 instead of 404 for a missing object, and the validator
         # could not tell an already-handled upload (or a missing contract) from a denied read.
         # No s3:prefix condition: a HeadObject carries no prefix, so the condition would never hold.
@@ -66,3 +94,9 @@ class Datasets(Construct):
             s3n.LambdaDestination(self.validate.function),
             s3.NotificationKeyFilter(prefix=DATASETS_PREFIX),
         )
+
+    def announce_to(self, topic: sns.ITopic, key: kms.IKey) -> None:
+        """Quarantines and holds are published to `topic` (encrypted with `key`)."""
+        self.validate.function.add_environment("ALARM_TOPIC_ARN", topic.topic_arn)
+        self.validate.grant(["sns:Publish"], [topic.topic_arn])
+        self.validate.grant(["kms:GenerateDataKey", "kms:Decrypt"], [key.key_arn])

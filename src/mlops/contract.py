@@ -13,7 +13,7 @@ import json
 import math
 import re
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -172,9 +172,30 @@ class Training(_Strict):
 
 
 class DataChecks(_Strict):
+    """What an uploaded dataset must satisfy (validate_dataset). Every field has a default."""
+
     min_rows: Annotated[int, Field(ge=1)] = 50
     max_rows: Annotated[int, Field(ge=1)] = 50_000_000
     max_object_bytes: Annotated[int, Field(ge=1)] = 5 * 1024**3
+    # format and limits
+    max_decompressed_bytes: Annotated[int, Field(ge=1)] = 20 * 1024**3
+    max_compression_ratio: Annotated[float, Field(gt=1)] = 100.0  # gzip output / object size (bombs)
+    max_columns: Annotated[int, Field(ge=1)] = 1_000
+    csv_delimiter: Literal[",", ";", "\t", "|"] | None = None  # None: detected from the header line
+    csv_encoding: Literal["utf-8", "latin-1", "cp1252"] = "utf-8"
+    # schema
+    max_null_fraction: Annotated[float, Field(ge=0, le=1)] = 0.5  # per nullable column
+    id_columns: tuple[Annotated[str, Field(pattern=COLUMN_NAME_PATTERN)], ...] = ()  # extra columns, unique
+    # statistics against the reference (production baseline, else the last accepted dataset)
+    max_feature_psi: Annotated[float, Field(gt=0)] = 0.25
+    max_label_psi: Annotated[float, Field(gt=0)] = 0.1
+    max_out_of_range_fraction: Annotated[float, Field(ge=0, le=1)] = 0.02
+    max_duplicate_fraction: Annotated[float, Field(ge=0, le=1)] = 0.05
+    # label-flip poisoning: production model's disagreement with the new labels vs its holdout error
+    max_disagreement_rise: Annotated[float, Field(gt=0, le=1)] = 0.1
+    sample_rows: Annotated[int, Field(ge=100, le=100_000)] = 10_000
+    # provenance: fnmatch patterns on the uploader principal (S3 event principalId); None: anyone
+    allowed_uploaders: tuple[str, ...] | None = None
 
 
 class Monitoring(_Strict):
@@ -217,6 +238,8 @@ class Contract(_Strict):
             raise ValueError("target.classes applies only to classification")
         if self.data.min_rows > self.data.max_rows:
             raise ValueError("data.min_rows is greater than data.max_rows")
+        if clashing := sorted(set(self.data.id_columns) & {*names, self.target.name}):
+            raise ValueError(f"data.id_columns {clashing} are also features or the target")
         return self
 
     @property

@@ -16,6 +16,7 @@ EVENT_SOURCE = "mlops"
 class DetailType:
     DATASET_VALIDATED = "DatasetValidated"
     DATASET_QUARANTINED = "DatasetQuarantined"
+    DATASET_HELD = "DatasetHeld"
     MODEL_TRAINED = "ModelTrained"
     TRAINING_REJECTED = "TrainingRejected"
     MODEL_REGISTERED = "ModelRegistered"
@@ -40,6 +41,10 @@ class DatasetRef(_Detail):
     sha256: str
     size_bytes: int
     rows: int
+    # provenance, carried into the registry's lineage of a model trained on it
+    uploader: str | None = None  # the S3 event's principal
+    uploaded_at: str | None = None  # the S3 event's time (ISO 8601)
+    dataset_id: str | None = None  # the validation ledger's id (reports/<model>/<dataset_id>.json)
 
 
 class DatasetValidated(_Detail):
@@ -53,6 +58,16 @@ class DatasetQuarantined(_Detail):
     model_name: str
     source_key: str
     quarantine_key: str
+    report_key: str
+    reasons: list[str]
+
+
+class DatasetHeld(_Detail):
+    """Schema sound but a statistical check failed: the dataset waits for a reviewer."""
+
+    model_name: str
+    dataset_id: str
+    dataset: DatasetRef
     report_key: str
     reasons: list[str]
 

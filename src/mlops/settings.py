@@ -31,6 +31,11 @@ class ValidateSettings(_Settings):
     event_bus_name: str = Field(alias="EVENT_BUS_NAME")
     idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE")
     batch_rows: Annotated[int, Field(ge=1_000)] = Field(default=65_536, alias="VALIDATION_BATCH_ROWS")
+    # the dataset ledger (items DATASET#<id>) and the production model it compares against
+    registry_table: str = Field(alias="REGISTRY_TABLE")
+    artifact_bucket: str = Field(alias="ARTIFACT_BUCKET")
+    # quarantines and holds are announced here (the monitoring alarm topic); empty: not announced
+    alarm_topic_arn: str = Field(default="", alias="ALARM_TOPIC_ARN")
 
 
 class TrainSettings(_Settings):

@@ -123,3 +123,47 @@ def test_models_api_handler_serves_openapi(handler: ModuleType) -> None:
     assert {"/models", "/models/{name}/versions", "/models/{name}/audit", "/models/{name}/rollback"} <= set(
         document["paths"]
     )
+
+
+def test_models_api_handler_promote_notifies_the_topic_and_announces(
+    resources: TestResources, registry: DynamoRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the alarm topic with a queue subscribed, and v2's artifact in the bucket
+    sqs, sns = boto3.client("sqs"), boto3.client("sns")
+    topic = sns.create_topic(Name="alarms")["TopicArn"]
+    inbox = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn)
+    monkeypatch.setenv("ALARM_TOPIC_ARN", topic)
+    monkeypatch.setenv("APPROVER_PRINCIPALS", "arn:aws:sts::123456789012:assumed-role/approvers/*")
+    v2 = registry.get_version("churn", 2)
+    boto3.client("s3").put_object(Bucket=v2.artifact.bucket, Key=v2.artifact.key, Body=b"x" * v2.artifact.size_bytes)
+    handler = load_handler_module("models_api")
+    approver = "arn:aws:sts::123456789012:assumed-role/approvers/bob"
+
+    def send(method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        event = api_event(method, path, body=body, user_arn=approver)
+        response = handler.lambda_handler(event, FakeLambdaContext())
+        return response["statusCode"], json.loads(response["body"])
+
+    # WHEN an approver approves v2 and promotes it, but its bytes were tampered with
+    assert send("POST", "/models/churn/versions/2/approve", {"reason": "ok"})[0] == 200
+    status, body = send("POST", "/models/churn/versions/2/promote")
+    # THEN the promotion is refused and v2 is rejected for good
+    assert (status, body["error"]) == (503, "IntegrityError")
+    assert registry.get_version("churn", 2).status is VersionStatus.REJECTED
+
+    # WHEN the approver rolls production back THEN subscribers hear about it
+    status, body = send("POST", "/models/churn/rollback", {"reason": "drift"})
+    assert (status, body["production_version"]) == (200, 1)
+    [message] = sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10, WaitTimeSeconds=1)["Messages"]
+    note = json.loads(json.loads(message["Body"])["Message"])
+    assert (note["action"], note["production_version"], note["previous_production"], note["actor"]) == (
+        "rolled_back",
+        1,
+        3,
+        approver,
+    )
+    # AND a reader-less stranger is refused
+    event = api_event("GET", "/models", user_arn="arn:aws:iam::123456789012:user/mallory")
+    assert handler.lambda_handler(event, FakeLambdaContext())["statusCode"] == 403

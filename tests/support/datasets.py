@@ -91,3 +91,82 @@ def header_only_csv(frame: pd.DataFrame) -> bytes:
 
 def truncated(data: bytes, keep: float = 0.5) -> bytes:
     return data[: int(len(data) * keep)]
+
+
+def gzip_bomb(decompressed_bytes: int, header: str = "a,b,c") -> bytes:
+    """A valid gzip member of CSV lines that inflates to `decompressed_bytes` (ratio ~1000)."""
+    import zlib
+
+    line = b"0,0,0\n"
+    chunk = line * (1024 * 1024 // len(line))
+    squeeze = zlib.compressobj(9, zlib.DEFLATED, 31)
+    parts = [squeeze.compress((header + "\n").encode())]
+    for _ in range(max(decompressed_bytes // len(chunk), 1)):
+        parts.append(squeeze.compress(chunk))
+    parts.append(squeeze.flush())
+    return b"".join(parts)
+
+
+def flip_labels(frame: pd.DataFrame, share: float, *, column: str = "churned", seed: int = 1) -> pd.DataFrame:
+    """A copy whose labels are flipped (no <-> yes) on `share` of the rows, chosen at random."""
+    import numpy as np
+
+    flipped = frame.copy()
+    rows = np.random.default_rng(seed).random(len(frame)) < share
+    flipped.loc[rows, column] = flipped.loc[rows, column].map({"no": "yes", "yes": "no"})
+    return flipped
+
+
+def flood_duplicates(frame: pd.DataFrame, copies: int, *, row: int = 0) -> pd.DataFrame:
+    """`frame` plus `copies` exact copies of one of its rows."""
+    return pd.concat([frame, frame.iloc[[row] * copies]], ignore_index=True)
+
+
+class InMemoryDatasetLedger:
+    """DatasetLedger in memory, with the DynamoDB adapter's conditional semantics."""
+
+    def __init__(self) -> None:
+        from mlops.validation.ledger import LedgerEntry
+
+        self.entries: dict[tuple[str, str], LedgerEntry] = {}
+
+    def get(self, model_name: str, dataset_id: str):  # type: ignore[no-untyped-def]
+        return self.entries.get((model_name, dataset_id))
+
+    def record(self, entry):  # type: ignore[no-untyped-def]
+        return self.entries.setdefault((entry.model_name, entry.dataset_id), entry)
+
+    def transition(self, entry, change, *, quarantine_key=None):  # type: ignore[no-untyped-def]
+        from mlops.errors import ConflictError
+
+        stored = self.entries[(entry.model_name, entry.dataset_id)]
+        if stored.state is not entry.state:
+            raise ConflictError(f"{entry.dataset_id} is no longer {entry.state.value}")
+        updated = stored.model_copy(
+            update={
+                "state": change.state,
+                "decided_at": change.at,
+                "history": [*stored.history, change],
+                "quarantine_key": quarantine_key or stored.quarantine_key,
+            }
+        )
+        self.entries[(entry.model_name, entry.dataset_id)] = updated
+        return updated
+
+    def by_state(self, model_name, state):  # type: ignore[no-untyped-def]
+        found = [e for (m, _), e in self.entries.items() if m == model_name and e.state is state]
+        return sorted(found, key=lambda e: (e.decided_at, e.dataset_id), reverse=True)
+
+    def last_accepted(self, model_name):  # type: ignore[no-untyped-def]
+        from mlops.validation.report import DatasetState
+
+        found = self.by_state(model_name, DatasetState.ACCEPTED)
+        return found[0] if found else None
+
+
+class RecordingNotifier:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, str]] = []
+
+    def notify(self, subject: str, message: str) -> None:
+        self.messages.append((subject, message))

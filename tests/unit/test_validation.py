@@ -125,6 +125,9 @@ def test_validate_clean_dataset_passes_and_announces_the_exact_version(
         "sha256": hashlib.sha256(data).hexdigest(),
         "size_bytes": len(data),
         "rows": ROWS,
+        "uploader": "AWS:AIDAUPLOADER",
+        "uploaded_at": report.dataset.uploaded_at,
+        "dataset_id": report.dataset_id,
     }
     assert event.report_key == outcome.report_key
     assert event.contract_digest == ds.churn_contract().digest
@@ -285,7 +288,7 @@ BAD = [
     Bad("0-byte parquet", "a.parquet", lambda: b"", CheckName.OBJECT_SIZE, mentions="empty"),
     Bad("header-only CSV", "a.csv", lambda: ds.header_only_csv(_frame()), CheckName.ROW_COUNT, mentions="0 data rows"),
     Bad("ragged CSV", "a.csv", lambda: ds.ragged_csv(_frame(), 5), CheckName.READABLE, mentions="Expected 8 columns"),
-    Bad("not gzip", "a.csv.gz", _csv(lambda f: f), CheckName.READABLE, mentions="not readable as csv.gz"),
+    Bad("not gzip", "a.csv.gz", _csv(lambda f: f), CheckName.FORMAT, mentions="key says csv.gz"),
     Bad(
         "truncated gzip",
         "a.csv.gz",
@@ -300,7 +303,7 @@ BAD = [
         CheckName.READABLE,
         mentions="parquet",
     ),
-    Bad("CSV named parquet", "a.parquet", _csv(lambda f: f), CheckName.READABLE, mentions="parquet"),
+    Bad("CSV named parquet", "a.parquet", _csv(lambda f: f), CheckName.FORMAT, mentions="look like text"),
     Bad(
         "parquet text in numeric",
         "a.parquet",

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from mlops.contract import Contract, FeatureType, ProblemType
 from mlops.validation.report import MAX_OFFENDING, CheckName, CheckResult, Offending
+from mlops.validation.stats import Observed, StatsCollector
 
 # What a numeric cell may look like as text (after trimming): decimal or scientific notation, or
 # nan/inf spelled out (parsed, then failed by the finite check rather than the type check).
@@ -78,6 +79,7 @@ class _ColumnState:
     observed_min: float | None = None
     observed_max: float | None = None
     nulls: int = 0
+    parsed: pa.Array | None = None  # the last batch as the statistics read it (float64, or text)
 
     def tally(self, check: CheckName) -> _Tally:
         return self.tallies.setdefault(check, _Tally())
@@ -85,6 +87,7 @@ class _ColumnState:
     def update(self, column: pa.Array, rows_before: int) -> None:
         if isinstance(column, pa.ChunkedArray):
             column = column.combine_chunks()
+        self.parsed = None
         if self.column_type_error is not None:
             return
         if self.rule.kind is FeatureType.NUMERIC:
@@ -115,6 +118,7 @@ class _ColumnState:
         else:
             self.column_type_error = f"column has type {kind}, expected numbers"
             return
+        self.parsed = values
         self._nulls(null_mask, column, rows_before)
         finite = pc.is_finite(values)  # null for null cells
         self.tally(CheckName.FINITE).add(pc.invert(finite), column, rows_before)
@@ -140,12 +144,16 @@ class _ColumnState:
             known = pc.is_in(normalized, value_set=pa.array(BOOLEAN_TEXT))
             self.tally(CheckName.TYPE).add(pc.and_(present, pc.invert(known)), column, rows_before)
             null_mask = pc.invert(present)
+            truth = pc.is_in(normalized, value_set=pa.array(BOOLEAN_TEXT[::2]))
+            self.parsed = _true_false(truth, pc.and_(present, known))
         elif pa.types.is_boolean(kind):
             null_mask = pc.is_null(column)
+            self.parsed = _true_false(column, pc.is_valid(column))
         elif pa.types.is_integer(kind):
             known = pc.is_in(column, value_set=pa.array([0, 1], type=kind))
             self.tally(CheckName.TYPE).add(pc.and_(pc.is_valid(column), pc.invert(known)), column, rows_before)
             null_mask = pc.is_null(column)
+            self.parsed = _true_false(pc.equal(column, 1), pc.fill_null(known, False))
         else:
             self.column_type_error = f"column has type {kind}, expected true/false/1/0"
             return
@@ -159,6 +167,7 @@ class _ColumnState:
             self.column_type_error = f"column has type {kind}, expected text"
             return
         null_mask = pc.or_(pc.is_null(column), pc.fill_null(pc.equal(column, ""), False))
+        self.parsed = pc.if_else(null_mask, pa.scalar(None, pa.string()), column)
         self._nulls(null_mask, column, rows_before)
         if self.rule.allowed is not None:
             known = pc.is_in(column, value_set=pa.array(sorted(self.rule.allowed), type=pa.string()))
@@ -172,7 +181,7 @@ class _ColumnState:
 
     # -- results ----------------------------------------------------------------------------
 
-    def results(self) -> list[CheckResult]:
+    def results(self, rows: int, max_null_fraction: float) -> list[CheckResult]:
         rule = self.rule
         if self.column_type_error is not None:
             return [CheckResult(name=CheckName.TYPE, column=rule.name, passed=False, details=self.column_type_error)]
@@ -181,6 +190,18 @@ class _ColumnState:
             results.append(
                 CheckResult(
                     name=CheckName.NULLS, column=rule.name, passed=True, details=f"{self.nulls} nulls (nullable)"
+                )
+            )
+            share = self.nulls / rows if rows else 0.0
+            results.append(
+                CheckResult(
+                    name=CheckName.NULL_RATE,
+                    column=rule.name,
+                    passed=share <= max_null_fraction,
+                    details=f"{self.nulls} of {rows} rows ({share:.2%}) are null; allowed {max_null_fraction:.2%}",
+                    failing_rows=self.nulls,
+                    value=share,
+                    threshold=max_null_fraction,
                 )
             )
         else:
@@ -215,11 +236,35 @@ class DatasetChecker:
     Call `set_columns` with the header, `check_batch` for each batch in order, then `results`.
     """
 
-    def __init__(self, contract: Contract) -> None:
+    def __init__(self, contract: Contract, stats: StatsCollector | None = None) -> None:
         self.contract = contract
+        self.stats = stats
         self.rows = 0
         self._columns: list[str] | None = None
         self._states: dict[str, _ColumnState] = {rule.name: _ColumnState(rule) for rule in _rules(contract)}
+
+    @property
+    def too_many_rows(self) -> bool:
+        """More rows than the contract allows: the reader stops (the row count check fails)."""
+        return self.rows > self.contract.data.max_rows
+
+    @property
+    def too_many_columns(self) -> bool:
+        return self._columns is not None and len(self._columns) > self.contract.data.max_columns
+
+    @property
+    def read_columns(self) -> list[str]:
+        """The columns a reader must load: the contract's and the declared id columns present."""
+        header = set(self._columns or ())
+        return [*self.present_columns, *(name for name in self.contract.data.id_columns if name in header)]
+
+    def observed(self) -> dict[str, Observed]:
+        """Exact min/max of every numeric column seen so far."""
+        return {
+            name: Observed(state.observed_min, state.observed_max)
+            for name, state in self._states.items()
+            if state.rule.kind is FeatureType.NUMERIC
+        }
 
     @property
     def present_columns(self) -> list[str]:
@@ -239,6 +284,11 @@ class DatasetChecker:
         for name, state in self._states.items():
             if name in names:
                 state.update(batch.column(names.index(name)), self.rows)
+        if self.stats is not None:
+            parsed = {name: state.parsed for name, state in self._states.items() if state.parsed is not None}
+            if len(parsed) == len(self._states):  # statistics only over a sound schema
+                ids = {n: batch.column(names.index(n)) for n in self.contract.data.id_columns if n in names}
+                self.stats.add(parsed, ids, batch.num_rows)
         self.rows += batch.num_rows
 
     def results(self, *, complete: bool = True) -> list[CheckResult]:
@@ -248,23 +298,36 @@ class DatasetChecker:
         header = self._columns
         expected = self.contract.columns
         missing = [name for name in expected if name not in header]
-        unexpected = [name for name in dict.fromkeys(header) if name not in expected]
+        allowed = {*expected, *self.contract.data.id_columns}
+        unexpected = [name for name in dict.fromkeys(header) if name not in allowed]
         duplicated = sorted(name for name, n in Counter(header).items() if n > 1)
         results = [
             _list_check(CheckName.MISSING_COLUMNS, missing, "columns the contract requires are missing"),
             _list_check(CheckName.UNEXPECTED_COLUMNS, unexpected, "columns the contract does not declare"),
             _list_check(CheckName.DUPLICATE_COLUMNS, duplicated, "columns appear more than once"),
         ]
+        limit = self.contract.data.max_columns
+        results.append(
+            CheckResult(
+                name=CheckName.LIMITS,
+                column=None,
+                passed=not self.too_many_columns,
+                details=f"{len(header)} columns (limit {limit})",
+                value=len(header),
+                threshold=limit,
+            )
+        )
         for name in self.present_columns:
-            results.extend(self._states[name].results())
-        if complete:
+            results.extend(self._states[name].results(self.rows, self.contract.data.max_null_fraction))
+        if complete or self.too_many_rows:
             results.append(self._row_count())
         return results
 
     def _row_count(self) -> CheckResult:
         data = self.contract.data
         passed = data.min_rows <= self.rows <= data.max_rows
-        details = f"{self.rows} data rows; the contract expects {data.min_rows}..{data.max_rows}"
+        more = "more than " if self.too_many_rows else ""
+        details = f"{more}{self.rows} data rows; the contract expects {data.min_rows}..{data.max_rows}"
         return CheckResult(name=CheckName.ROW_COUNT, passed=passed, details=details)
 
 
@@ -309,6 +372,12 @@ def _list_check(check: CheckName, names: list[str], problem: str) -> CheckResult
     if not names:
         return CheckResult(name=check, passed=True, details="none")
     return CheckResult(name=check, passed=False, details=f"{problem}: {', '.join(names)}")
+
+
+def _true_false(truth: pa.Array, valid: pa.Array) -> pa.Array:
+    """ "true"/"false" where `valid`, null elsewhere: how profiles spell booleans."""
+    text = pc.if_else(pc.fill_null(truth, False), pa.scalar("true"), pa.scalar("false"))
+    return pc.if_else(pc.fill_null(valid, False), text, pa.scalar(None, pa.string()))
 
 
 def _present(text: pa.Array) -> pa.Array:

@@ -25,13 +25,18 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from mlops.validation.checks import DatasetChecker
+from mlops.validation.report import CheckName
 
 # Cells read as null in CSV (empty, and the usual spellings of "missing"); "NaN" is not one of
 # them: it parses as a number and fails the finite check.
 NULL_TEXT = ("", "NULL", "null", "NA", "N/A")
 CHUNK_BYTES = 1024 * 1024
 _HEADER_LIMIT = 1024 * 1024
-_PARSE_ERRORS = (pa.ArrowException, OSError, EOFError, ValueError, zlib.error)
+_PARSE_ERRORS = (pa.ArrowException, OSError, EOFError, ValueError, zlib.error, UnicodeDecodeError)
+# A gzip member may always inflate to this much, whatever its ratio (small files compress well).
+RATIO_FLOOR_BYTES = 16 * 1024 * 1024
+_SNIFF_BYTES = 64 * 1024
+DELIMITERS = (",", ";", "\t", "|")
 
 
 class DatasetFormat(StrEnum):
@@ -58,6 +63,8 @@ class ReadResult:
     sha256: str
     bytes_read: int
     error: str | None = None  # the parser's message when the object could not be read to the end
+    failed_check: CheckName = CheckName.READABLE  # which check `error` fails (format, limits, readable)
+    described: str = ""  # what the reader found: format details (delimiter, encoding, compression)
 
     @property
     def complete(self) -> bool:
@@ -109,7 +116,7 @@ class _Replay:
     Always fills the requested size unless the source is exhausted (pyarrow reads in blocks).
     """
 
-    def __init__(self, prefix: bytes, source: BinaryIO | gzip.GzipFile | HashingReader) -> None:
+    def __init__(self, prefix: bytes, source: BinaryIO | gzip.GzipFile | HashingReader | _Limited | _Replay) -> None:
         self._prefix = prefix
         self._source = source
         self.closed = False
@@ -136,59 +143,205 @@ class _Replay:
         self.closed = True
 
 
+def sniff(head: bytes) -> str:
+    """What the first bytes of an object look like: parquet, gzip, zip, utf-16, binary or text."""
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    if head.startswith(b"\x1f\x8b"):
+        return "gzip"
+    if head.startswith(b"PK\x03\x04"):
+        return "zip (a spreadsheet?)"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16 text"
+    if b"\x00" in head[:4096]:
+        return "binary"
+    return "text"
+
+
+def detect_delimiter(header_line: str) -> str:
+    """The candidate delimiter that splits the header into the most fields (',' on a tie)."""
+    counts = {delimiter: header_line.count(delimiter) for delimiter in DELIMITERS}
+    best = max(counts.values())
+    return next(d for d in DELIMITERS if counts[d] == best) if best else ","
+
+
+class _Limited:
+    """A read-only stream that fails once more than `limit` bytes came out of `source`."""
+
+    def __init__(self, source: gzip.GzipFile, limit: int, why: str) -> None:
+        self._source = source
+        self.limit = limit
+        self.why = why
+        self.bytes_out = 0
+        self.exceeded: str | None = None
+        self.closed = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = self._source.read(size if size is not None and size >= 0 else self.limit + 1 - self.bytes_out)
+        self.bytes_out += len(data)
+        if self.bytes_out > self.limit:
+            self.exceeded = f"decompressed data exceeds {self.limit} bytes ({self.why}); reading stopped"
+            raise ValueError(self.exceeded)
+        return data
+
+    def close(self) -> None:
+        self.closed = True
+
+
 def read_csv(
-    body: BinaryIO, checker: DatasetChecker, *, compressed: bool = False, block_bytes: int = 4 * CHUNK_BYTES
+    body: BinaryIO,
+    checker: DatasetChecker,
+    *,
+    compressed: bool = False,
+    block_bytes: int = 4 * CHUNK_BYTES,
+    object_size: int | None = None,
 ) -> ReadResult:
-    """Parse a CSV stream block by block into `checker`; hash the raw (compressed) bytes."""
+    """Parse a CSV stream block by block into `checker`; hash the raw (compressed) bytes.
+
+    Checks on the way that the bytes are what the key claims (gzip or text), that gzip output stays
+    within the contract's decompressed size and ratio, and the column and row limits.
+    """
+    data = checker.contract.data
     hashing = HashingReader(body)
     error: str | None = None
+    failed = CheckName.READABLE
+    described = ""
+    limited: _Limited | None = None
     try:
-        stream: HashingReader | gzip.GzipFile = gzip.GzipFile(fileobj=hashing, mode="rb") if compressed else hashing
-        prefix, names = _peek_header(stream)
-        # the peeked header only forces every column to text; the reader's own schema is authoritative
+        head = _read_up_to(hashing, _SNIFF_BYTES)
+        found = sniff(head)
+        expected = "gzip" if compressed else "text"
+        if found != expected:
+            raise _FormatMismatch(f"the bytes look like {found}, but the key says {'csv.gz' if compressed else 'csv'}")
+        stream: HashingReader | _Limited | _Replay = _Replay(head, hashing)
+        if compressed:
+            size = object_size or 0
+            ratio_limit = max(int(data.max_compression_ratio * size), RATIO_FLOOR_BYTES)
+            if ratio_limit < data.max_decompressed_bytes:
+                limit, why = ratio_limit, f"over {data.max_compression_ratio:g} times the {size}-byte object"
+            else:
+                limit, why = data.max_decompressed_bytes, "the contract's max_decompressed_bytes"
+            limited = _Limited(gzip.GzipFile(fileobj=stream, mode="rb"), limit, why)
+            inner = _read_up_to(limited, _SNIFF_BYTES)
+            if (inside := sniff(inner)) != "text":
+                raise _FormatMismatch(f"the gzip member holds {inside}, not CSV text")
+            stream = _Replay(inner, limited)
+        prefix, line = _peek_line(stream)
+        delimiter = data.csv_delimiter or detect_delimiter(line)
+        names = next(csv.reader([line], delimiter=delimiter), []) if line else []
+        described = f"delimiter {delimiter!r}, encoding {data.csv_encoding}" + (", gzip" if compressed else "")
         if names:
             checker.set_columns(names)
+        if checker.too_many_columns:
+            raise _LimitReached(f"{len(names)} columns exceed the contract's max_columns {data.max_columns}")
+        encoding = {} if data.csv_encoding == "utf-8" else {"encoding": data.csv_encoding}
         reader = pacsv.open_csv(
             _Replay(prefix, stream),
-            read_options=pacsv.ReadOptions(block_size=block_bytes, use_threads=False),
+            read_options=pacsv.ReadOptions(block_size=block_bytes, use_threads=False, **encoding),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter),
             convert_options=pacsv.ConvertOptions(
                 column_types={name: pa.string() for name in names},
                 strings_can_be_null=True,
                 null_values=list(NULL_TEXT),
+                include_columns=[n for n in dict.fromkeys(names) if n in set(checker.read_columns)] or None,
             ),
         )
-        checker.set_columns(reader.schema.names)
+        checker.set_columns(names or reader.schema.names)
         for batch in reader:
             checker.check_batch(batch)
+            if checker.too_many_rows:
+                raise _LimitReached(f"more than {data.max_rows} data rows; reading stopped")
+    except _FormatMismatch as mismatch:
+        error, failed = str(mismatch), CheckName.FORMAT
+    except _LimitReached as reached:
+        error, failed = str(reached), CheckName.LIMITS if not checker.too_many_rows else CheckName.ROW_COUNT
     except _PARSE_ERRORS as parse_error:
         if hashing.source_error is not None:
             raise hashing.source_error from parse_error
-        error = _describe(parse_error, checker)
+        if limited is not None and limited.exceeded:
+            error, failed = limited.exceeded, CheckName.LIMITS
+        else:
+            error = _describe(parse_error, checker)
     hashing.drain()
-    return ReadResult(sha256=hashing.hexdigest(), bytes_read=hashing.bytes_read, error=error)
+    return ReadResult(
+        sha256=hashing.hexdigest(), bytes_read=hashing.bytes_read, error=error, failed_check=failed, described=described
+    )
 
 
 def read_parquet(body: BinaryIO, seekable: BinaryIO, checker: DatasetChecker, *, batch_rows: int) -> ReadResult:
-    """Hash `body` (one sequential pass), then check `seekable` (the same bytes) batch by batch."""
+    """Hash `body` (one sequential pass), then check `seekable` (the same bytes) batch by batch.
+
+    The magic bytes, the column count and the uncompressed size (from the footer) are checked
+    before any row group is read.
+    """
+    data = checker.contract.data
     hashing = HashingReader(body)
     hashing.drain()
     error: str | None = None
+    failed = CheckName.READABLE
     try:
+        head = seekable.read(4)
+        size = seekable.seek(0, 2)
+        seekable.seek(0)
+        if head != b"PAR1":
+            raise _FormatMismatch(f"the bytes look like {sniff(head)}, but the key says parquet")
+        # a missing footer (truncated upload) is left to the parser, whose message names it
         parquet = pq.ParquetFile(seekable)
         checker.set_columns(parquet.schema_arrow.names)
-        columns = checker.present_columns
+        if checker.too_many_columns:
+            raise _LimitReached(f"{len(parquet.schema_arrow.names)} columns exceed max_columns {data.max_columns}")
+        metadata = parquet.metadata
+        inflated = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+        ratio_limit = max(int(data.max_compression_ratio * size), RATIO_FLOOR_BYTES)
+        if inflated > min(ratio_limit, data.max_decompressed_bytes):
+            raise _LimitReached(
+                f"row groups hold {inflated} bytes uncompressed, over the limit of "
+                f"{min(ratio_limit, data.max_decompressed_bytes)} for a {size}-byte object"
+            )
+        if metadata.num_rows > data.max_rows:
+            checker.count_rows(metadata.num_rows)
+            raise _LimitReached(f"the footer declares {metadata.num_rows} rows")
+        columns = checker.read_columns
         if columns:
             for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
                 checker.check_batch(batch)
         else:  # nothing to check cell by cell; the row count still comes from the footer
-            checker.count_rows(parquet.metadata.num_rows)
+            checker.count_rows(metadata.num_rows)
+    except _FormatMismatch as mismatch:
+        error, failed = str(mismatch), CheckName.FORMAT
+    except _LimitReached as reached:
+        error, failed = str(reached), CheckName.ROW_COUNT if checker.too_many_rows else CheckName.LIMITS
     except _PARSE_ERRORS as parse_error:
         error = _describe(parse_error, checker)
-    return ReadResult(sha256=hashing.hexdigest(), bytes_read=hashing.bytes_read, error=error)
+    return ReadResult(
+        sha256=hashing.hexdigest(), bytes_read=hashing.bytes_read, error=error, failed_check=failed, described=""
+    )
 
 
-def _peek_header(stream: HashingReader | gzip.GzipFile) -> tuple[bytes, list[str]]:
-    """Read up to the end of the first line; returns the bytes read and the column names in it."""
+class _FormatMismatch(Exception):
+    pass
+
+
+class _LimitReached(Exception):
+    pass
+
+
+def _read_up_to(stream: HashingReader | _Limited, size: int) -> bytes:
+    parts, missing = [], size
+    while missing > 0:
+        chunk = stream.read(missing)
+        if not chunk:
+            break
+        parts.append(chunk)
+        missing -= len(chunk)
+    return b"".join(parts)
+
+
+def _peek_line(stream: HashingReader | _Limited | _Replay) -> tuple[bytes, str]:
+    """Read up to the end of the first line; returns the bytes read and the line (BOM dropped)."""
     prefix = b""
     while b"\n" not in prefix and len(prefix) < _HEADER_LIMIT:
         chunk = stream.read(64 * 1024)
@@ -196,8 +349,7 @@ def _peek_header(stream: HashingReader | gzip.GzipFile) -> tuple[bytes, list[str
             break
         prefix += chunk
     line = prefix.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").rstrip("\r")
-    names = next(csv.reader([line]), []) if line else []
-    return prefix, names
+    return prefix, line
 
 
 def _describe(error: BaseException, checker: DatasetChecker) -> str:

@@ -10,6 +10,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mlops.profile import ColumnProfile
+
 MAX_OFFENDING = 5  # offending rows quoted per check; the count covers all of them
 
 
@@ -28,11 +30,53 @@ class CheckName(StrEnum):
     CATEGORIES = "categories"  # per categorical column: one of the declared categories
     TARGET = "target"  # target values in target.classes (classification) or target min/max (regression)
     ROW_COUNT = "row_count"  # contract.data.min_rows <= rows <= max_rows
+    FORMAT = "format"  # the bytes are what the key claims (Parquet PAR1, gzip 1f8b, text CSV)
+    LIMITS = "limits"  # decompressed size, compression ratio, column count
+    PROVENANCE = "provenance"  # the uploader is allowed by the contract
+    NULL_RATE = "null_rate"  # per nullable column: share of nulls <= data.max_null_fraction
+    UNIQUE_ID = "unique_id"  # per declared id column: no value twice
+    REFERENCE = "reference"  # what the statistics compare against (informational)
+    FEATURE_SHIFT = "feature_shift"  # per feature: PSI against the reference
+    LABEL_SHIFT = "label_shift"  # PSI of the target against the reference
+    OUT_OF_RANGE = "out_of_observed_range"  # share of rows outside the reference's observed values
+    DUPLICATE_ROWS = "duplicate_rows"  # share of exact duplicate rows
+    LABEL_FLIP = "label_flip"  # production model's disagreement with the labels vs its holdout error
+
+
+# Checks whose failure holds a dataset for review instead of quarantining it (the schema is sound).
+STATISTICAL_CHECKS = frozenset(
+    {
+        CheckName.FEATURE_SHIFT,
+        CheckName.LABEL_SHIFT,
+        CheckName.OUT_OF_RANGE,
+        CheckName.DUPLICATE_ROWS,
+        CheckName.LABEL_FLIP,
+    }
+)
 
 
 class Outcome(StrEnum):
     PASSED = "passed"
     FAILED = "failed"
+    HELD = "held"
+
+
+class DatasetState(StrEnum):
+    """The one state a dataset version ends in (the ledger's `state`)."""
+
+    ACCEPTED = "accepted"  # DatasetValidated published: training starts
+    QUARANTINED = "quarantined"  # moved under quarantine/, never trained on
+    HELD = "held"  # statistical checks failed, schema sound: waits for a reviewer
+
+
+class DatasetProfile(BaseModel):
+    """What an accepted dataset looked like: the reference for the next upload's statistics."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rows: int
+    features: dict[str, ColumnProfile]
+    label: ColumnProfile | None = None
 
 
 class Offending(BaseModel):
@@ -51,6 +95,8 @@ class CheckResult(BaseModel):
     details: str = ""
     failing_rows: int | None = None  # how many rows failed this check, when it is a row-level check
     first_offending: list[Offending] = Field(default_factory=list)
+    value: float | None = None  # the measured statistic (PSI, share, rate), when there is one
+    threshold: float | None = None  # the contract's limit for `value`
 
     @property
     def reason(self) -> str:
@@ -70,6 +116,7 @@ class DatasetInfo(BaseModel):
     sha256: str | None = None  # None when the bytes were not read (e.g. too large)
     rows: int | None = None
     uploader: str | None = None  # userIdentity.principalId of the S3 event
+    uploaded_at: str | None = None  # eventTime of the S3 event (else the object's LastModified)
 
 
 class ValidationReport(BaseModel):
@@ -87,6 +134,10 @@ class ValidationReport(BaseModel):
     quarantine_key: str | None = None
     validated_at: str
     timings_ms: dict[str, float]
+    state: DatasetState | None = None  # None only in reports written before the ledger existed
+    summary_key: str | None = None  # the short human summary beside this report
+    reference: str | None = None  # what the statistics compared against
+    profile: DatasetProfile | None = None  # of the schema-sound dataset (the next upload's reference)
 
     @property
     def passed(self) -> bool:
@@ -95,3 +146,35 @@ class ValidationReport(BaseModel):
 
 def failed_reasons(checks: list[CheckResult]) -> list[str]:
     return [check.reason for check in checks if not check.passed]
+
+
+def summary_text(report: ValidationReport) -> str:
+    """A short human summary: outcome, which checks ran, which failed and by how much, first rows.
+
+    Cell values are quoted with repr(): a spreadsheet formula is shown as the text it is.
+    """
+    info = report.dataset
+    state = report.state.value if report.state else report.outcome.value
+    lines = [
+        f"{state.upper()}: s3://{info.bucket}/{info.key} (version {info.version_id})",
+        f"model {report.model_name}, dataset id {report.dataset_id}, checked {report.validated_at}",
+        f"uploaded by {info.uploader or 'unknown'} at {info.uploaded_at or 'unknown'}; {info.size_bytes} bytes, "
+        f"{info.rows if info.rows is not None else '?'} rows, sha256 {info.sha256 or 'not read'}",
+    ]
+    if report.reference:
+        lines.append(f"statistics compared with {report.reference}")
+    failed = [c for c in report.checks if not c.passed]
+    ran = sorted({c.name.value for c in report.checks})
+    lines.append(f"{len(report.checks)} checks ran ({', '.join(ran)}); {len(failed)} failed")
+    for check in failed:
+        where = f"{check.name.value}({check.column})" if check.column else check.name.value
+        measured = ""
+        if check.value is not None and check.threshold is not None:
+            measured = f" [{check.value:.4g} vs limit {check.threshold:.4g}]"
+        lines.append(f"  FAILED {where}{measured}: {check.details}")
+        if check.first_offending:
+            rows = ", ".join(f"row {o.row}: {o.value!r}" for o in check.first_offending)
+            lines.append(f"         first offending rows: {rows}")
+    if report.quarantine_key:
+        lines.append(f"moved to {report.quarantine_key}")
+    return "\n".join(lines) + "\n"

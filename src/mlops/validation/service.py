@@ -1,11 +1,15 @@
 """Validate one uploaded dataset object version against its model's contract, then route it.
 
-Order of effects, so that nothing is lost and a retry is always safe:
-  passed: write the report -> publish DatasetValidated
-  failed: write the report -> publish DatasetQuarantined -> move the version to quarantine/
-Moving the object is the last step because it is the "done" marker: once the version is gone from
-datasets/, a later delivery finds nothing to do. Any failure before it raises, the caller (Lambda)
-retries, and the retry redoes the same deterministic work (same report key, same content).
+Every dataset version ends in exactly one state, recorded in the ledger:
+  accepted:    report -> DatasetValidated (training starts) -> ledger
+  held:        report -> DatasetHeld -> SNS notification -> ledger (a reviewer decides, see review.py)
+  quarantined: report -> DatasetQuarantined -> SNS notification -> move to quarantine/ -> ledger
+Held means the schema is sound but a statistical check (shift, range, duplicates, label flips)
+failed; any other failed check quarantines. The ledger entry is written last: it is the "done"
+marker. A failure before it raises, the caller (Lambda) retries, and the retry redoes the same
+deterministic work (same report key, same content); a delivery of a version the ledger already
+decided does nothing. The validator reads cells as text or numbers only, never evaluates them,
+and writes only under reports/ and quarantine/ (which do not trigger it).
 """
 
 from __future__ import annotations
@@ -19,16 +23,32 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from fnmatch import fnmatchcase
 from typing import Any, BinaryIO
 
 from mlops.contract import Contract, is_valid_model_name, parse_contract
 from mlops.errors import ContractError, NotFoundError
-from mlops.events import DatasetQuarantined, DatasetRef, DatasetValidated, DetailType
+from mlops.events import DatasetHeld, DatasetQuarantined, DatasetValidated, DetailType
 from mlops.layout import DATASETS_PREFIX, contract_key, model_of_dataset_key, quarantine_key, report_key
 from mlops.ports import EventPublisher, ObjectInfo, ObjectStore
 from mlops.validation.checks import DatasetChecker
+from mlops.validation.labelflip import label_flip_check
+from mlops.validation.ledger import DatasetLedger, LedgerChange, LedgerEntry, Notifier
 from mlops.validation.readers import DatasetFormat, ReadResult, format_of, read_csv, read_parquet
-from mlops.validation.report import CheckName, CheckResult, DatasetInfo, Outcome, ValidationReport, failed_reasons
+from mlops.validation.reference import Reference, ReferenceLoader
+from mlops.validation.report import (
+    STATISTICAL_CHECKS,
+    CheckName,
+    CheckResult,
+    DatasetInfo,
+    DatasetProfile,
+    DatasetState,
+    Outcome,
+    ValidationReport,
+    failed_reasons,
+    summary_text,
+)
+from mlops.validation.stats import StatsCollector
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +73,7 @@ class UploadedObject:
     size: int | None = None
     etag: str | None = None
     uploader: str | None = None
+    uploaded_at: str | None = None  # the S3 event's eventTime
 
     def idempotency_payload(self) -> dict[str, str | None]:
         """What makes two deliveries the same: the exact object version (etag if unversioned)."""
@@ -63,8 +84,9 @@ class UploadedObject:
 
 
 class Disposition(StrEnum):
-    VALIDATED = "validated"
+    VALIDATED = "validated"  # accepted: DatasetValidated published
     QUARANTINED = "quarantined"
+    HELD = "held"  # waits for a reviewer
     MISSING = "missing"  # the version no longer exists (deleted, or quarantined by an earlier delivery)
     SKIPPED = "skipped"  # not under datasets/: the notification filter should not have sent it
 
@@ -80,6 +102,7 @@ class ValidationOutcome:
     quarantine_key: str | None = None
     rows: int | None = None
     reasons: list[str] = field(default_factory=list)
+    dataset_id: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "disposition": self.disposition.value}
@@ -96,11 +119,20 @@ def csv_block_bytes(batch_rows: int) -> int:
     return max(_MIN_BLOCK_BYTES, min(_MAX_BLOCK_BYTES, batch_rows * ASSUMED_CSV_ROW_BYTES))
 
 
+_STATE_DISPOSITION = {
+    DatasetState.ACCEPTED: Disposition.VALIDATED,
+    DatasetState.HELD: Disposition.HELD,
+    DatasetState.QUARANTINED: Disposition.QUARANTINED,
+}
+VALIDATOR_ACTOR = "validate_dataset"
+
+
 class DatasetValidator:
-    """Validates uploads and routes them (report, event, quarantine).
+    """Validates uploads and routes them (report, event, notification, quarantine, ledger).
 
     `store` reads and writes the data bucket; `open_seekable` opens a Parquet object for random
-    access (default: `store.open`, fine for in-memory stores whose streams can seek).
+    access (default: `store.open`, fine for in-memory stores whose streams can seek). `ledger`,
+    `references` and `notifier` are optional so the schema checks work alone (unit tests, tools).
     """
 
     def __init__(
@@ -112,6 +144,9 @@ class DatasetValidator:
         batch_rows: int = 65_536,
         open_seekable: SeekableOpener | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        ledger: DatasetLedger | None = None,
+        references: ReferenceLoader | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.store = store
         self.publisher = publisher
@@ -119,6 +154,9 @@ class DatasetValidator:
         self.batch_rows = batch_rows
         self.open_seekable = open_seekable or (lambda bucket, key, version: store.open(bucket, key, version))
         self.clock = clock
+        self.ledger = ledger
+        self.references = references
+        self.notifier = notifier
 
     def validate(self, upload: UploadedObject) -> ValidationOutcome:
         """Validate one object version and route it.
@@ -140,6 +178,11 @@ class DatasetValidator:
             return self._missing(upload, model_name)
         timings["head"] = _ms_since(started)
         version_id = upload.version_id or info.version_id
+        if self.ledger is not None:
+            decided = self.ledger.get(model_name, dataset_id(upload.key, version_id))
+            if decided is not None:
+                logger.info("dataset %s already %s", decided.dataset_id, decided.state.value)
+                return _outcome_of(decided)
         run = _Run(upload=upload, info=info, version_id=version_id, model_name=model_name, timings=timings)
 
         layout_problem = _layout_problem(upload.key, model)
@@ -155,10 +198,17 @@ class DatasetValidator:
         if contract is None:
             return self._finish(run, started)
 
+        provenance = _provenance_check(upload.uploader, contract)
+        run.checks.append(provenance)
         size_check = _size_check(info.size, contract)
         run.checks.append(size_check)
-        if not size_check.passed:
+        if not size_check.passed or not provenance.passed:
             return self._finish(run, started)
+
+        if self.references is not None:
+            reference_started = time.perf_counter()
+            run.reference = self.references.load(model_name)
+            timings["reference"] = _ms_since(reference_started)
 
         read_started = time.perf_counter()
         try:
@@ -198,7 +248,9 @@ class DatasetValidator:
         return contract
 
     def _read(self, run: _Run, contract: Contract) -> None:
-        checker = DatasetChecker(contract)
+        reference = run.reference
+        stats = StatsCollector(contract, reference.profile if reference else None, seed=contract.training.seed)
+        checker = DatasetChecker(contract, stats)
         upload = run.upload
         body = self.store.open(upload.bucket, upload.key, run.version_id)
         try:
@@ -214,29 +266,69 @@ class DatasetValidator:
                     checker,
                     compressed=run.format is DatasetFormat.CSV_GZ,
                     block_bytes=csv_block_bytes(self.batch_rows),
+                    object_size=run.info.size,
                 )
         finally:
             body.close()
         run.read = result
         run.rows = checker.rows if result.complete else None
+        format_ok = result.failed_check is not CheckName.FORMAT or result.complete
+        described = f"{run.format}" + (f" ({result.described})" if result.described else "")
         run.checks.append(
             CheckResult(
-                name=CheckName.READABLE,
-                passed=result.complete,
-                details=f"read as {run.format}" if result.complete else f"not readable as {run.format}: {result.error}",
+                name=CheckName.FORMAT,
+                passed=format_ok,
+                details=f"bytes match {described}" if format_ok else str(result.error),
             )
         )
+        if result.failed_check is CheckName.LIMITS and not checker.too_many_columns:
+            run.checks.append(CheckResult(name=CheckName.LIMITS, passed=False, details=str(result.error)))
+        elif format_ok and result.failed_check is CheckName.READABLE:
+            run.checks.append(
+                CheckResult(
+                    name=CheckName.READABLE,
+                    passed=result.complete,
+                    details=f"read as {run.format}"
+                    if result.complete
+                    else f"not readable as {run.format}: {result.error}",
+                )
+            )
         run.checks.extend(checker.results(complete=result.complete))
+        if not result.complete or any(not c.passed for c in run.checks):
+            return  # statistics only for a dataset whose schema is sound
+        statistics_started = time.perf_counter()
+        run.checks.append(
+            CheckResult(
+                name=CheckName.REFERENCE,
+                passed=True,
+                details=f"compared with {reference.description}"
+                if reference is not None and reference.profile is not None
+                else "no reference yet (no production model, no accepted dataset): shift and range checks skipped",
+            )
+        )
+        run.checks.extend(stats.results())
+        if reference is not None and reference.model is not None and stats.sample is not None:
+            run.checks.append(label_flip_check(reference.model, stats.sample, contract))
+        run.profile = stats.profile(checker.observed())
+        run.timings["statistics"] = _ms_since(statistics_started)
 
     def _finish(self, run: _Run, started: float) -> ValidationOutcome:
         upload = run.upload
-        # a dataset passes only if it was read to the end and every check passed
-        passed = run.rows is not None and run.contract_digest is not None and all(c.passed for c in run.checks)
         the_id = dataset_id(upload.key, run.version_id)
+        failed = [c for c in run.checks if not c.passed]
+        sound = run.rows is not None and run.contract_digest is not None
+        if not sound or any(c.name not in STATISTICAL_CHECKS for c in failed):
+            state = DatasetState.QUARANTINED
+        elif failed:
+            state = DatasetState.HELD
+        else:
+            state = DatasetState.ACCEPTED
         the_report_key = report_key(run.model_name, the_id)
-        the_quarantine_key = None if passed else quarantine_key(upload.key)
+        the_summary_key = the_report_key.removesuffix(".json") + ".txt"
+        the_quarantine_key = quarantine_key(upload.key) if state is DatasetState.QUARANTINED else None
         reasons = failed_reasons(run.checks)
         run.timings["total"] = _ms_since(started)
+        now = self.clock().isoformat()
         report = ValidationReport(
             dataset_id=the_id,
             model_name=run.model_name,
@@ -250,60 +342,76 @@ class DatasetValidator:
                 sha256=run.read.sha256 if run.read else None,
                 rows=run.rows,
                 uploader=upload.uploader,
+                uploaded_at=upload.uploaded_at
+                or (run.info.last_modified.isoformat() if run.info.last_modified else None),
             ),
             contract_key=run.contract_key,
             contract_digest=run.contract_digest,
-            outcome=Outcome.PASSED if passed else Outcome.FAILED,
+            outcome={
+                DatasetState.ACCEPTED: Outcome.PASSED,
+                DatasetState.HELD: Outcome.HELD,
+                DatasetState.QUARANTINED: Outcome.FAILED,
+            }[state],
             checks=run.checks,
             reasons=reasons,
             quarantine_key=the_quarantine_key,
-            validated_at=self.clock().isoformat(),
+            validated_at=now,
             timings_ms=run.timings,
+            state=state,
+            summary_key=the_summary_key,
+            reference=run.reference.description if run.reference and run.reference.profile else None,
+            profile=run.profile if state is not DatasetState.QUARANTINED else None,
         )
         self.store.put_bytes(
             self.data_bucket, the_report_key, report.model_dump_json(indent=2).encode(), content_type="application/json"
         )
-        outcome = ValidationOutcome(
-            disposition=Disposition.VALIDATED if passed else Disposition.QUARANTINED,
+        summary = summary_text(report)
+        self.store.put_bytes(self.data_bucket, the_summary_key, summary.encode(), content_type="text/plain")
+        entry = LedgerEntry(
             model_name=run.model_name,
+            dataset_id=the_id,
+            state=state,
             bucket=upload.bucket,
             key=upload.key,
             version_id=run.version_id,
-            report_key=the_report_key,
-            quarantine_key=the_quarantine_key,
+            sha256=report.dataset.sha256,
+            size_bytes=run.info.size,
             rows=run.rows,
-            reasons=reasons,
-        )
-        if passed and run.read is not None and run.rows is not None and run.contract_digest is not None:
-            dataset = DatasetRef(
-                bucket=upload.bucket,
-                key=upload.key,
-                version_id=run.version_id,
-                sha256=run.read.sha256,
-                size_bytes=run.info.size,
-                rows=run.rows,
-            )
-            validated = DatasetValidated(
-                model_name=run.model_name,
-                dataset=dataset,
-                contract_digest=run.contract_digest,
-                report_key=the_report_key,
-            )
-            self.publisher.publish(DetailType.DATASET_VALIDATED, validated)
-            logger.info("dataset validated: s3://%s/%s (%s rows)", upload.bucket, upload.key, run.rows)
-            return outcome
-        quarantine = quarantine_key(upload.key)
-        quarantined = DatasetQuarantined(
-            model_name=run.model_name,
-            source_key=upload.key,
-            quarantine_key=quarantine,
+            uploader=upload.uploader,
+            uploaded_at=report.dataset.uploaded_at,
+            contract_digest=run.contract_digest,
             report_key=the_report_key,
+            summary_key=the_summary_key,
+            quarantine_key=the_quarantine_key,
             reasons=reasons,
+            decided_at=now,
+            history=[LedgerChange(at=now, state=state, actor=VALIDATOR_ACTOR, reason="; ".join(reasons)[:1000])],
         )
-        self.publisher.publish(DetailType.DATASET_QUARANTINED, quarantined)
-        self.store.move(upload.bucket, upload.key, run.version_id, quarantine)
-        logger.warning("dataset quarantined: s3://%s/%s: %s", upload.bucket, upload.key, "; ".join(reasons))
-        return outcome
+        if state is DatasetState.ACCEPTED:
+            publish_validated(self.publisher, entry)
+            logger.info("dataset accepted: s3://%s/%s (%s rows)", upload.bucket, upload.key, run.rows)
+        elif state is DatasetState.HELD:
+            held = DatasetHeld(
+                model_name=run.model_name,
+                dataset_id=the_id,
+                dataset=entry.dataset_ref(),
+                report_key=the_report_key,
+                reasons=reasons,
+            )
+            self.publisher.publish(DetailType.DATASET_HELD, held)
+            self._notify(f"Dataset held for review: {run.model_name}", summary)
+            logger.warning("dataset held: s3://%s/%s: %s", upload.bucket, upload.key, "; ".join(reasons))
+        else:
+            quarantine(self.store, self.publisher, entry)
+            self._notify(f"Dataset quarantined: {run.model_name}", summary)
+            logger.warning("dataset quarantined: s3://%s/%s: %s", upload.bucket, upload.key, "; ".join(reasons))
+        if self.ledger is not None:
+            entry = self.ledger.record(entry)
+        return _outcome_of(entry)
+
+    def _notify(self, subject: str, message: str) -> None:
+        if self.notifier is not None:
+            self.notifier.notify(subject[:100], message)
 
     def _missing(self, upload: UploadedObject, model_name: str) -> ValidationOutcome:
         """The version is gone: deleted by the uploader, or already routed by an earlier delivery."""
@@ -329,6 +437,55 @@ class DatasetValidator:
         )
 
 
+def publish_validated(publisher: EventPublisher, entry: LedgerEntry) -> None:
+    """DatasetValidated for an accepted entry: training starts on exactly this version."""
+    if entry.contract_digest is None:
+        raise ValueError(f"dataset {entry.dataset_id} has no contract digest")
+    publisher.publish(
+        DetailType.DATASET_VALIDATED,
+        DatasetValidated(
+            model_name=entry.model_name,
+            dataset=entry.dataset_ref(),
+            contract_digest=entry.contract_digest,
+            report_key=entry.report_key,
+        ),
+    )
+
+
+def quarantine(store: ObjectStore, publisher: EventPublisher, entry: LedgerEntry) -> None:
+    """DatasetQuarantined, then move the version under quarantine/ (a version already gone is fine)."""
+    target = entry.quarantine_key or quarantine_key(entry.key)
+    publisher.publish(
+        DetailType.DATASET_QUARANTINED,
+        DatasetQuarantined(
+            model_name=entry.model_name,
+            source_key=entry.key,
+            quarantine_key=target,
+            report_key=entry.report_key,
+            reasons=entry.reasons,
+        ),
+    )
+    try:
+        store.move(entry.bucket, entry.key, entry.version_id, target)
+    except NotFoundError:
+        logger.info("s3://%s/%s (%s) is already gone", entry.bucket, entry.key, entry.version_id)
+
+
+def _outcome_of(entry: LedgerEntry) -> ValidationOutcome:
+    return ValidationOutcome(
+        disposition=_STATE_DISPOSITION[entry.state],
+        model_name=entry.model_name,
+        bucket=entry.bucket,
+        key=entry.key,
+        version_id=entry.version_id,
+        report_key=entry.report_key,
+        quarantine_key=entry.quarantine_key,
+        rows=entry.rows,
+        reasons=list(entry.reasons),
+        dataset_id=entry.dataset_id,
+    )
+
+
 @dataclass
 class _Run:
     """What one validation has learned so far."""
@@ -344,6 +501,22 @@ class _Run:
     contract_digest: str | None = None
     read: ReadResult | None = None
     rows: int | None = None
+    reference: Reference | None = None
+    profile: DatasetProfile | None = None
+
+
+def _provenance_check(uploader: str | None, contract: Contract) -> CheckResult:
+    allowed = contract.data.allowed_uploaders
+    who = uploader or "an unknown principal"
+    if allowed is None:
+        return CheckResult(name=CheckName.PROVENANCE, passed=True, details=f"uploaded by {who} (any uploader allowed)")
+    if uploader is not None and any(fnmatchcase(uploader, pattern) for pattern in allowed):
+        return CheckResult(name=CheckName.PROVENANCE, passed=True, details=f"uploaded by {who}, an allowed uploader")
+    return CheckResult(
+        name=CheckName.PROVENANCE,
+        passed=False,
+        details=f"uploaded by {who}, not one of the contract's allowed_uploaders {list(allowed)}",
+    )
 
 
 def _layout_problem(key: str, model: str | None) -> str | None:

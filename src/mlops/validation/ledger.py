@@ -1,0 +1,90 @@
+"""The dataset ledger: exactly one state per dataset version, queryable, with its audit history.
+
+Stored on the registry table (adapters/dataset_ledger_dynamodb.py): `pk=MODEL#<model>`,
+`sk=DATASET#<dataset id>`; `gsi1pk=DATASETS#<model>#<state>`, `gsi1sk=<decided at>#<dataset id>` so
+"held datasets of a model" and "last accepted dataset of a model" are one Query each.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mlops.events import DatasetRef
+from mlops.validation.report import DatasetState
+
+
+class LedgerChange(BaseModel):
+    """One audited change of state (the validator's decision, or a reviewer's)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    at: str
+    state: DatasetState
+    actor: str
+    reason: str = ""
+
+
+class LedgerEntry(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    model_name: str
+    dataset_id: str
+    state: DatasetState
+    bucket: str
+    key: str
+    version_id: str | None = None
+    sha256: str | None = None
+    size_bytes: int
+    rows: int | None = None
+    uploader: str | None = None
+    uploaded_at: str | None = None
+    contract_digest: str | None = None
+    report_key: str
+    summary_key: str | None = None
+    quarantine_key: str | None = None
+    reasons: list[str] = Field(default_factory=list)
+    decided_at: str
+    history: list[LedgerChange] = Field(default_factory=list)
+
+    def dataset_ref(self) -> DatasetRef:
+        """The exact object version, with provenance (for DatasetValidated). Needs sha256 and rows."""
+        if self.sha256 is None or self.rows is None:
+            raise ValueError(f"dataset {self.dataset_id} was never read; it cannot be trained on")
+        return DatasetRef(
+            bucket=self.bucket,
+            key=self.key,
+            version_id=self.version_id,
+            sha256=self.sha256,
+            size_bytes=self.size_bytes,
+            rows=self.rows,
+            uploader=self.uploader,
+            uploaded_at=self.uploaded_at,
+            dataset_id=self.dataset_id,
+        )
+
+
+class DatasetLedger(Protocol):
+    def get(self, model_name: str, dataset_id: str) -> LedgerEntry | None: ...
+
+    def record(self, entry: LedgerEntry) -> LedgerEntry:
+        """Create the entry unless one exists; returns the stored entry (the first decision wins)."""
+        ...
+
+    def transition(self, entry: LedgerEntry, change: LedgerChange, *, quarantine_key: str | None = None) -> LedgerEntry:
+        """Move `entry` from its current state to `change.state`, only if it is still in that state.
+
+        Raises ConflictError when the stored state moved meanwhile.
+        """
+        ...
+
+    def last_accepted(self, model_name: str) -> LedgerEntry | None: ...
+
+    def by_state(self, model_name: str, state: DatasetState) -> list[LedgerEntry]:
+        """Entries of a model in one state, newest decision first."""
+        ...
+
+
+class Notifier(Protocol):
+    def notify(self, subject: str, message: str) -> None: ...

@@ -1,0 +1,79 @@
+"""A person's decision on a held dataset: approve (train on it) or reject (quarantine it).
+
+The ledger moves first (a conditional write: of two concurrent reviewers exactly one wins, the
+other gets ConflictError), then the side effects run. Repeating the same decision after a
+failure re-runs the side effects, which are safe to repeat; a different decision on a dataset
+already decided is a ConflictError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from mlops.errors import BadRequestError, ConflictError, NotFoundError
+from mlops.layout import quarantine_key
+from mlops.ports import EventPublisher, ObjectStore
+from mlops.validation.ledger import DatasetLedger, LedgerChange, LedgerEntry, Notifier
+from mlops.validation.report import DatasetState
+from mlops.validation.service import publish_validated, quarantine
+
+MAX_REASON_CHARS = 1_000
+
+
+class ReviewDecision(StrEnum):
+    APPROVE = "approve"  # held -> accepted: DatasetValidated, training starts
+    REJECT = "reject"  # held -> quarantined: moved under quarantine/
+
+
+_TARGET = {ReviewDecision.APPROVE: DatasetState.ACCEPTED, ReviewDecision.REJECT: DatasetState.QUARANTINED}
+
+
+def review_held_dataset(
+    ledger: DatasetLedger,
+    store: ObjectStore,
+    publisher: EventPublisher,
+    model: str,
+    dataset_id: str,
+    decision: ReviewDecision | str,
+    actor: str,
+    reason: str,
+    *,
+    notifier: Notifier | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> LedgerEntry:
+    """Apply a reviewer's decision to a held dataset; returns the ledger entry after it.
+
+    Raises NotFoundError (no such dataset), BadRequestError (unknown decision, no actor or
+    reason), ConflictError (the dataset is not held, or another reviewer decided differently).
+    """
+    try:
+        decision = ReviewDecision(decision)
+    except ValueError:
+        raise BadRequestError(f"decision must be one of {[d.value for d in ReviewDecision]}") from None
+    if not actor.strip():
+        raise BadRequestError("a review needs the reviewer's identity")
+    if not reason.strip():
+        raise BadRequestError("a review needs a reason")
+    entry = ledger.get(model, dataset_id)
+    if entry is None:
+        raise NotFoundError(f"model {model!r} has no dataset {dataset_id!r}")
+    target = _TARGET[decision]
+    if entry.state is DatasetState.HELD:
+        change = LedgerChange(at=clock().isoformat(), state=target, actor=actor, reason=reason[:MAX_REASON_CHARS])
+        the_quarantine_key = quarantine_key(entry.key) if target is DatasetState.QUARANTINED else None
+        entry = ledger.transition(entry, change, quarantine_key=the_quarantine_key)
+    elif not (entry.state is target and entry.history and entry.history[-1].actor == actor):
+        raise ConflictError(f"dataset {dataset_id} is {entry.state.value}, not held")
+    # the same reviewer repeating the same decision: redo the side effects (a retry)
+    if target is DatasetState.ACCEPTED:
+        publish_validated(publisher, entry)
+    else:
+        quarantine(store, publisher, entry)
+        if notifier is not None:
+            notifier.notify(
+                f"Held dataset rejected: {model}"[:100],
+                f"{actor} rejected {entry.key} ({dataset_id}): {reason}\nmoved to {entry.quarantine_key}\n",
+            )
+    return entry
