@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
 from mlops_local.deployment import LocalDeployment
 from mlops_local.functions import FunctionRunner
@@ -238,8 +239,6 @@ class TriggerWiring:
     def _complete_s3_event(self, event: dict[str, Any]) -> dict[str, Any]:
         """Add what S3 sends and the stand-in omits: the object's version id and the uploader."""
         s3 = self.deployment.client("s3")
-        from urllib.parse import unquote_plus
-
         for record in event.get("Records", []):
             obj = record.get("s3", {}).get("object", {})
             record.setdefault("userIdentity", {"principalId": "local-user"})
