@@ -261,3 +261,26 @@ def test_predict_flushes_captures_to_s3(deployed: Deployed) -> None:
 def test_predict_shutdown_flush_writes_partial_buffer(deployed: Deployed) -> None:
     invoke(deployed.handler, rest_event("churn", json.dumps(sample_records(2))))
     assert [r.records for r in deployed.handler.service.shutdown()] == [2]
+
+
+@pytest.mark.parametrize(("method", "path_parameters"), [("GET", {"name": "churn"}), ("POST", None)])
+def test_predict_event_for_another_route_is_404(
+    deployed: Deployed, method: str, path_parameters: dict[str, str] | None
+) -> None:
+    # API Gateway sends this function one route only; anything else is answered, not crashed on
+    event = rest_event("churn", json.dumps(sample_records(1)))
+    event["httpMethod"] = method
+    event["pathParameters"] = path_parameters
+    status, answer = invoke(deployed.handler, event)
+    assert status == 404
+    assert answer["error"] == "NotFoundError"
+
+
+def test_predict_unexpected_error_is_500_without_details(deployed: Deployed, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("secret detail")
+
+    monkeypatch.setattr(deployed.handler.service, "predict", broken)
+    status, answer = invoke(deployed.handler, rest_event("churn", json.dumps(sample_records(1))))
+    assert status == 500
+    assert answer == {"error": "InternalError", "message": "internal error; see the function logs"}
