@@ -1,0 +1,120 @@
+"""The dataset ledger on the registry table (moto) and validate_dataset's three outcomes through
+the handler: accepted, held (SNS notice), then a reviewer's decision."""
+
+from __future__ import annotations
+
+import json
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+
+from mlops.adapters.dataset_ledger_dynamodb import DynamoDatasetLedger
+from mlops.adapters.registry_dynamodb import DynamoRegistry
+from mlops.errors import ConflictError
+from mlops.layout import contract_key
+from mlops.validation.ledger import LedgerChange, LedgerEntry
+from mlops.validation.report import DatasetState
+from mlops.validation.review import review_held_dataset
+from mlops_local.handlers import load_handler_module
+from tests.integration.test_validate_dataset_handler import put, s3_event
+from tests.support import datasets as ds
+from tests.support import resources as test_resources
+from tests.support.fakes import RecordingPublisher
+from tests.support.lambda_context import FakeLambdaContext
+
+
+def _entry(dataset_id: str, state: DatasetState, at: str) -> LedgerEntry:
+    return LedgerEntry(
+        model_name="churn",
+        dataset_id=dataset_id,
+        state=state,
+        bucket="b",
+        key=f"datasets/churn/{dataset_id}.csv",
+        version_id="v1",
+        sha256="0" * 64,
+        size_bytes=10,
+        rows=300,
+        report_key=f"reports/churn/{dataset_id}.json",
+        decided_at=at,
+        history=[LedgerChange(at=at, state=state, actor="validate_dataset")],
+    )
+
+
+@pytest.fixture
+def names(aws: str) -> test_resources.TestResources:
+    return test_resources.create_resources()
+
+
+def test_ledger_first_decision_wins_and_transitions_are_conditional(names: test_resources.TestResources) -> None:
+    ledger = DynamoDatasetLedger(names.registry_table)
+    held = ledger.record(_entry("a", DatasetState.HELD, "2026-11-28T10:00:00+00:00"))
+
+    again = ledger.record(_entry("a", DatasetState.ACCEPTED, "2026-11-28T11:00:00+00:00"))
+    moved = ledger.transition(
+        held, LedgerChange(at="2026-11-28T12:00:00+00:00", state=DatasetState.ACCEPTED, actor="x")
+    )
+
+    assert again.state is DatasetState.HELD
+    assert moved.state is DatasetState.ACCEPTED
+    assert ledger.get("churn", "a") == moved
+    with pytest.raises(ConflictError):  # a second reviewer read "held" before the first wrote
+        ledger.transition(held, LedgerChange(at="2026-11-28T12:00:01+00:00", state=DatasetState.QUARANTINED, actor="y"))
+
+
+def test_ledger_queries_by_state_newest_first_and_hides_from_the_registry(names: test_resources.TestResources) -> None:
+    ledger = DynamoDatasetLedger(names.registry_table)
+    for dataset_id, state, at in [
+        ("old", DatasetState.ACCEPTED, "2026-11-01T00:00:00+00:00"),
+        ("new", DatasetState.ACCEPTED, "2026-11-02T00:00:00+00:00"),
+        ("wait", DatasetState.HELD, "2026-11-03T00:00:00+00:00"),
+    ]:
+        ledger.record(_entry(dataset_id, state, at))
+
+    last = ledger.last_accepted("churn")
+
+    assert last is not None and last.dataset_id == "new"
+    assert [e.dataset_id for e in ledger.by_state("churn", DatasetState.HELD)] == ["wait"]
+    assert DynamoRegistry(names.registry_table).list_models() == []
+
+
+def test_validate_dataset_holds_a_flood_of_duplicates_and_a_reviewer_approves(
+    names: test_resources.TestResources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the handler wired to the ledger and an alarm topic with a queue subscribed
+    sns, sqs = boto3.client("sns"), boto3.client("sqs")
+    topic = sns.create_topic(Name="alarms")["TopicArn"]
+    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    for name, value in {**names.env(), "ALARM_TOPIC_ARN": topic, "VALIDATION_BATCH_ROWS": "1000"}.items():
+        monkeypatch.setenv(name, value)
+    boto3.client("s3").put_object(Bucket=names.data_bucket, Key=contract_key("churn"), Body=ds.churn_contract_bytes())
+    handler: ModuleType = load_handler_module("validate_dataset")
+    first = put(names, "datasets/churn/jan.csv", ds.to_csv(ds.churn_frame(1_000, seed=1)))
+    [accepted] = handler.lambda_handler(s3_event(names.data_bucket, first), FakeLambdaContext())["results"]
+
+    # WHEN a dataset with 30% copies of one row arrives
+    flood = put(names, "datasets/churn/feb.csv", ds.to_csv(ds.flood_duplicates(ds.churn_frame(700, seed=2), 300)))
+    [held] = handler.lambda_handler(s3_event(names.data_bucket, flood), FakeLambdaContext())["results"]
+
+    # THEN the first is accepted, the second held: in the ledger, with a summary on the topic
+    assert (accepted["disposition"], held["disposition"]) == ("validated", "held")
+    ledger = DynamoDatasetLedger(names.registry_table)
+    entry = ledger.get("churn", held["dataset_id"])
+    assert entry is not None and entry.state is DatasetState.HELD
+    assert entry.uploader == "AWS:AIDAEXAMPLEUPLOADER"
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+    notices: list[dict[str, Any]] = [json.loads(m["Body"]) for m in messages]
+    assert [n["Subject"] for n in notices] == ["Dataset held for review: churn"]
+    assert "FAILED duplicate_rows" in notices[0]["Message"]
+
+    # AND a reviewer's approval moves it to accepted and announces it for training
+    publisher = RecordingPublisher()
+    approved = review_held_dataset(
+        ledger, handler.store, publisher, "churn", held["dataset_id"], "approve", "arn:aws:iam::1:role/approver", "ok"
+    )
+    assert approved.state is DatasetState.ACCEPTED
+    assert ledger.get("churn", held["dataset_id"]) == approved
+    assert len(publisher.events) == 1
