@@ -74,7 +74,8 @@ def test_ledger_queries_by_state_newest_first_and_hides_from_the_registry(names:
 
     last = ledger.last_accepted("churn")
 
-    assert last is not None and last.dataset_id == "new"
+    assert last is not None
+    assert last.dataset_id == "new"
     assert [e.dataset_id for e in ledger.by_state("churn", DatasetState.HELD)] == ["wait"]
     assert DynamoRegistry(names.registry_table).list_models() == []
 
@@ -103,7 +104,8 @@ def test_validate_dataset_holds_a_flood_of_duplicates_and_a_reviewer_approves(
     assert (accepted["disposition"], held["disposition"]) == ("validated", "held")
     ledger = DynamoDatasetLedger(names.registry_table)
     entry = ledger.get("churn", held["dataset_id"])
-    assert entry is not None and entry.state is DatasetState.HELD
+    assert entry is not None
+    assert entry.state is DatasetState.HELD
     assert entry.uploader == "AWS:AIDAEXAMPLEUPLOADER"
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
     notices: list[dict[str, Any]] = [json.loads(m["Body"]) for m in messages]
