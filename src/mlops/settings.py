@@ -58,7 +58,7 @@ class PredictSettings(_Settings):
     registry_table: str = Field(alias="REGISTRY_TABLE")
     artifact_bucket: str = Field(alias="ARTIFACT_BUCKET")
     # how long a warm container trusts its cached production pointer (rollback pickup time)
-    model_refresh_seconds: Annotated[float, Field(ge=0)] = Field(default=30.0, alias="MODEL_REFRESH_SECONDS")
+    model_refresh_seconds: Annotated[float, Field(ge=0)] = Field(default=5.0, alias="MODEL_REFRESH_SECONDS")
     capture_max_records: Annotated[int, Field(ge=1)] = Field(default=500, alias="CAPTURE_MAX_RECORDS")
     capture_max_age_seconds: Annotated[float, Field(ge=0)] = Field(default=60.0, alias="CAPTURE_MAX_AGE_SECONDS")
     max_records_per_request: Annotated[int, Field(ge=1)] = Field(default=1_000, alias="MAX_RECORDS_PER_REQUEST")

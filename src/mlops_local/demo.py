@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -151,6 +152,9 @@ class Demo:
         run("a bad dataset is quarantined", self.quarantine_bad_dataset)
         run("a better dataset promotes version 2", self.promote_better)
         run("rollback to version 1", self.rollback)
+        run("a weaker model waits as a candidate", self.weaker_candidate)
+        run("an approver promotes version 3 through the API", self.approve_and_promote)
+        run("the audit trail through the API", self.audit_trail)
         return self.story.ok
 
     def subscribe_to_alarms(self) -> str:
@@ -282,7 +286,21 @@ class Demo:
     def promote_better(self) -> str:
         self.drop_dataset("churn-2026-12.csv", 0.02, seed=11)
         self.watch.wait_for("train_model", self._mark)
-        return self.await_production(2)
+        promoted = self.await_production(2)
+        return f"{promoted}; answering after {self.await_serving(2):.1f} s"
+
+    def await_serving(self, version: int) -> float:
+        """Seconds until predictions come from `version`: warm containers re-read the production
+        pointer every MODEL_REFRESH_SECONDS, so a change is served without a redeploy."""
+        refresh = float(self.runtime.runner.by_name("predict").environment.get("MODEL_REFRESH_SECONDS", "30"))
+        started = time.perf_counter()
+        deadline = time.monotonic() + refresh + 5
+        sample = records(churn_features(1, seed=8))
+        while time.monotonic() < deadline:
+            if self.api.predict(MODEL, sample).body.get("version") == version:
+                return time.perf_counter() - started
+            time.sleep(0.25)
+        raise StepFailed(f"predictions did not come from version {version} within {refresh + 5:.0f} s")
 
     def rollback(self) -> str:
         response = self.api.admin("POST", f"/models/{MODEL}/rollback", {"reason": "demo: roll back the new version"})
@@ -291,20 +309,58 @@ class Demo:
         model = self._model()
         if not model or model.get("production_version") != 1:
             raise StepFailed(f"production is {model}")
-        answer = self.api.predict(MODEL, records(churn_features(1, seed=8)))
-        audit = self.api.admin("GET", f"/models/{MODEL}/audit").body
-        events = audit.get("events", audit) if isinstance(audit, dict) else audit
-        return f"production back to version 1 (predictions now from version {answer.body.get('version')}); audit trail has {len(events)} events"
+        pickup = self.await_serving(1)
+        events = _items(self.api.admin("GET", f"/models/{MODEL}/audit").body)
+        return f"production back to version 1, answering after {pickup:.1f} s; audit trail has {len(events)} events"
+
+    def weaker_candidate(self) -> str:
+        self.drop_dataset("churn-2027-01.csv", 0.3, seed=21)
+        self.watch.wait_for("register_model", self._mark)
+        versions = self.api.admin("GET", f"/models/{MODEL}/versions").body
+        newest = max(_items(versions), key=lambda item: item.get("version", 0))
+        model = self._model() or {}
+        if newest.get("status") != "candidate" or model.get("production_version") != 1:
+            raise StepFailed(f"expected a candidate beside production v1, got {newest.get('status')} / {model}")
+        return (
+            f"version {newest['version']} is a candidate: {newest.get('promotion_decision') or newest.get('decision')}"
+        )
+
+    def approve_and_promote(self) -> str:
+        version = (self._model() or {}).get("latest_version")
+        before_promotion = datetime.now(UTC)
+        time.sleep(0.01)
+        reason = {"reason": "demo: reviewed the holdout report, promoting by hand"}
+        for action in ("approve", "promote"):
+            response = self.api.admin("POST", f"/models/{MODEL}/versions/{version}/{action}", reason)
+            if response.status != 200:
+                raise StepFailed(f"{action}: HTTP {response.status}: {response.body}")
+        self._before_promotion = before_promotion
+        pickup = self.await_serving(version)
+        return f"approve + promote (SigV4, audited): version {version} in production, answering after {pickup:.1f} s"
+
+    def audit_trail(self) -> str:
+        events = _items(self.api.admin("GET", f"/models/{MODEL}/audit").body)
+        actions = [f"{e.get('action')}" + (f" v{e['version']}" if e.get("version") else "") for e in events]
+        at = self._before_promotion.isoformat()
+        served = self.api.admin("GET", f"/models/{MODEL}/served?at={at.replace('+00:00', 'Z')}")
+        if served.status != 200:
+            raise StepFailed(f"served-at: HTTP {served.status}: {served.body}")
+        was = served.body.get("to_version") if isinstance(served.body, dict) else served.body
+        return f"{len(events)} events: {', '.join(actions)}; production just before the manual promotion was v{was}"
 
     def _model(self) -> dict[str, Any] | None:
-        listing = self.api.admin("GET", "/models").body
-        models = listing.get("models", []) if isinstance(listing, dict) else listing
-        return next((m for m in models if m.get("name") == MODEL), None)
+        return next((m for m in _items(self.api.admin("GET", "/models").body) if m.get("name") == MODEL), None)
+
+
+def _items(body: Any) -> list[dict[str, Any]]:
+    """A listing's items, whether the API returns a bare list or wraps it."""
+    if isinstance(body, dict):
+        return next((v for v in body.values() if isinstance(v, list)), [])
+    return body if isinstance(body, list) else []
 
 
 def _metric_of(versions: Any, version: int) -> str:
-    items = versions.get("versions", []) if isinstance(versions, dict) else versions
-    for item in items:
+    for item in _items(versions):
         if item.get("version") == version:
             name = item.get("metric_name", "metric")
             return f"holdout {name} {item.get('metrics', {}).get(name, float('nan')):.3f}"
