@@ -8,6 +8,7 @@ artifact bucket, and announces quarantines and holds on the alarm topic (`announ
 
 from __future__ import annotations
 
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
@@ -73,6 +74,15 @@ class Datasets(Construct):
         # conditional PutItem only. IAM cannot narrow a grant to a sort-key prefix.
         registry.grant_registry_read(self.validate)
         self.validate.grant(["dynamodb:PutItem"], [registry.table.table_arn])
+        # ... and never outside the MODEL#<name> partitions (the audit partition stays out of reach)
+        self.validate.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                effect=iam.Effect.DENY,
+                actions=["dynamodb:PutItem"],
+                resources=[registry.table.table_arn],
+                conditions={"ForAnyValue:StringNotLike": {"dynamodb:LeadingKeys": ["MODEL#*"]}},
+            )
+        )
         # Without ListBucket S3 answers 403 instead of 404 for a missing object, and the validator
         # could not tell an already-handled upload (or a missing contract) from a denied read.
         # No s3:prefix condition: a HeadObject carries no prefix, so the condition would never hold.

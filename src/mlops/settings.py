@@ -30,7 +30,7 @@ class ValidateSettings(_Settings):
     data_bucket: str = Field(alias="DATA_BUCKET")
     event_bus_name: str = Field(alias="EVENT_BUS_NAME")
     idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE")
-    batch_rows: Annotated[int, Field(ge=1_000)] = Field(default=65_536, alias="VALIDATION_BATCH_ROWS")
+    batch_rows: Annotated[int, Field(ge=1_000)] = Field(default=16_384, alias="VALIDATION_BATCH_ROWS")
     # the dataset ledger (items DATASET#<id>) and the production model it compares against
     registry_table: str = Field(alias="REGISTRY_TABLE")
     artifact_bucket: str = Field(alias="ARTIFACT_BUCKET")

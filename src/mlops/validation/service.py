@@ -141,7 +141,7 @@ class DatasetValidator:
         store: ObjectStore,
         publisher: EventPublisher,
         data_bucket: str,
-        batch_rows: int = 65_536,
+        batch_rows: int = 16_384,
         open_seekable: SeekableOpener | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         ledger: DatasetLedger | None = None,
