@@ -150,6 +150,8 @@ class Demo:
         run("drift check", self.check_drift)
         run("alarm notification", self.await_alarm)
         run("a bad dataset is quarantined", self.quarantine_bad_dataset)
+        run("a label-flipped dataset is held for review", self.hold_suspicious_dataset)
+        run("a reviewer rejects it through the API", self.reject_held_dataset)
         run("a better dataset promotes version 2", self.promote_better)
         run("rollback to version 1", self.rollback)
         run("a weaker model waits as a candidate", self.weaker_candidate)
@@ -257,9 +259,11 @@ class Demo:
         while time.monotonic() < deadline:
             messages = self.sqs.receive_message(QueueUrl=self.inbox, MaxNumberOfMessages=10, WaitTimeSeconds=1)
             for message in messages.get("Messages", []):
-                envelope = json.loads(message["Body"])
-                alarm = json.loads(envelope["Message"])
-                if alarm.get("NewStateValue") == "ALARM":
+                try:  # the topic also carries production-change and dataset notices, in plain text
+                    alarm = json.loads(json.loads(message["Body"])["Message"])
+                except ValueError:
+                    continue
+                if isinstance(alarm, dict) and alarm.get("NewStateValue") == "ALARM":
                     return f"SNS -> queue: {alarm['AlarmName']} is ALARM ({alarm['NewStateReason']})"
         raise StepFailed("no ALARM notification reached the subscribed queue")
 
@@ -282,6 +286,35 @@ class Demo:
         failed = [c for c in report.get("checks", []) if not c.get("passed", True)]
         problems = "; ".join(f"{c.get('name')}: {c.get('details') or c.get('message')}" for c in failed[:3])
         return f"moved to quarantine/, report {newest['Key']}: {problems}"
+
+    def hold_suspicious_dataset(self) -> str:
+        frame = churn_dataset(min(self.rows, 20_000), seed=31, label_noise=0.02)
+        frame["churned"] = frame["churned"].map({"yes": "no", "no": "yes"})  # poisoned: every label flipped
+        key = f"datasets/{MODEL}/partner-feed.csv"
+        mark = self.watch.mark()
+        self.s3.put_object(Bucket=self.data_bucket, Key=key, Body=frame.to_csv(index=False).encode())
+        self.watch.wait_for("validate_dataset", mark)
+        held = _items(self.api.admin("GET", f"/models/{MODEL}/datasets?state=held").body)
+        entry = next((e for e in held if e.get("key") == key), None)
+        if entry is None:
+            raise StepFailed(f"{key} is not held; held datasets: {[e.get('key') for e in held]}")
+        if self.watch.seen[mark:] and any(i.function == "train_model" for i in self.watch.seen[mark:]):
+            raise StepFailed("a held dataset was trained on")
+        self._held = entry
+        summary = self.s3.get_object(Bucket=self.data_bucket, Key=entry["summary_key"])["Body"].read().decode()
+        failed = [line.strip() for line in summary.splitlines() if "FAIL" in line.upper()][:2]
+        return f"held, not trained on; report {entry['report_key']}: {' | '.join(failed) or '; '.join(entry['reasons'][:2])}"
+
+    def reject_held_dataset(self) -> str:
+        dataset_id = self._held["dataset_id"]
+        response = self.api.admin(
+            "POST",
+            f"/models/{MODEL}/datasets/{dataset_id}/review",
+            {"decision": "reject", "reason": "demo: labels contradict the production model"},
+        )
+        if response.status != 200 or response.body.get("state") != "quarantined":
+            raise StepFailed(f"HTTP {response.status}: {response.body}")
+        return f"{dataset_id} quarantined by the reviewer (audited in the dataset ledger) at {response.body.get('quarantine_key')}"
 
     def promote_better(self) -> str:
         self.drop_dataset("churn-2026-12.csv", 0.02, seed=11)
