@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from infra.catalog import PREDICT_AIM_BYTES, ZIP_LIMIT_BYTES, zip_functions
+from infra.layers import LAYERS, find_python312
 from scripts.size_report import FunctionSize, measure, render
 
 
@@ -26,3 +27,15 @@ def test_every_layer_a_function_uses_was_measured(sizes: dict[str, FunctionSize]
     for size in sizes.values():
         assert set(size.layer_bytes) == set(size.spec.layers)
         assert all(n > 0 for n in size.layer_bytes.values())
+
+
+def test_layers_ship_bytecode_for_the_lambda_runtime_only(sizes: dict[str, FunctionSize]) -> None:
+    # Lambda's code folder is read-only: a module without shipped bytecode compiles at every cold start.
+    compiled = find_python312() is not None
+    for spec in LAYERS.values():
+        pycs = list(spec.site_dir.rglob("*.pyc"))
+        assert all(".cpython-312." in pyc.name for pyc in pycs), spec.name
+        if compiled:
+            sources = [p for p in spec.site_dir.rglob("*.py") if p.is_file()]
+            with_pyc = [p for p in sources if (p.parent / "__pycache__" / f"{p.stem}.cpython-312.pyc").is_file()]
+            assert len(with_pyc) >= 0.99 * len(sources), f"{spec.name}: {len(with_pyc)}/{len(sources)} compiled"

@@ -15,6 +15,7 @@ same transaction: a retry returns the stored outcome (`replayed=True`) and chang
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -23,17 +24,15 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import Clamped, Context, Decimal, Inexact, Overflow, Rounded, Underflow
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from mlops.adapters.aws import client
 from mlops.contract import Metric, PromotionMode, parse_contract
 from mlops.errors import BadRequestError, ConflictError, ModelNotFoundError, VersionNotFoundError
-from mlops.events import ModelTrained
 from mlops.registry.policy import apply_promotion_mode, decide_promotion
 from mlops.registry.records import (
     AliasMove,
@@ -55,6 +54,11 @@ from mlops.registry.service import (
 )
 from mlops.registry.transitions import check_transition, rollback_target
 
+if TYPE_CHECKING:
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+    from mlops.events import ModelTrained
+
 MODEL_SK = "MODEL"
 MODELS_INDEX = "gsi1"
 MODELS_INDEX_PK = "MODELS"
@@ -70,9 +74,21 @@ _MAX_ATTEMPTS = 30
 _RETRYABLE_REASONS = {"ConditionalCheckFailed", "TransactionConflict"}
 _TICK = timedelta(microseconds=1)
 _NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+# DynamoDB's numbers: 38 digits, exponents -130..125 (the context boto3's (de)serializer uses).
+_NUMBERS = Context(Emin=-128, Emax=126, prec=38, traps=[Clamped, Overflow, Inexact, Rounded, Underflow])
 
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
+
+@functools.cache
+def _boto3_types() -> tuple[TypeSerializer, TypeDeserializer]:
+    """boto3's (de)serializers, imported on first use: `import boto3` costs the predict function's
+    cold start ~15 ms (s3transfer, boto3's session) and its read path never needs them."""
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+    return TypeSerializer(), TypeDeserializer()
+
+
+def _serialize(value: Any) -> dict[str, Any]:
+    return _boto3_types()[0].serialize(value)
 
 
 def model_pk(name: str) -> str:
@@ -673,8 +689,8 @@ class DynamoRegistry:
         items = self._query(
             KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
             ExpressionAttributeValues={
-                ":pk": _serializer.serialize(audit_pk(name)),
-                ":prefix": _serializer.serialize(f"{ALIAS_PREFIX}{alias}#"),
+                ":pk": _serialize(audit_pk(name)),
+                ":prefix": _serialize(f"{ALIAS_PREFIX}{alias}#"),
             },
             ConsistentRead=True,
         )
@@ -776,7 +792,7 @@ class DynamoRegistry:
         items = self._query(
             IndexName=MODELS_INDEX,
             KeyConditionExpression="gsi1pk = :pk",
-            ExpressionAttributeValues={":pk": _serializer.serialize(MODELS_INDEX_PK)},
+            ExpressionAttributeValues={":pk": _serialize(MODELS_INDEX_PK)},
         )
         return [_record(item) for item in items]
 
@@ -811,8 +827,8 @@ class DynamoRegistry:
         items = self._query(
             KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
             ExpressionAttributeValues={
-                ":pk": _serializer.serialize(audit_pk(name)),
-                ":prefix": _serializer.serialize(EVENT_PREFIX),
+                ":pk": _serialize(audit_pk(name)),
+                ":prefix": _serialize(EVENT_PREFIX),
             },
             ConsistentRead=True,
         )
@@ -841,8 +857,8 @@ class DynamoRegistry:
         return self._query(
             KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
             ExpressionAttributeValues={
-                ":pk": _serializer.serialize(model_pk(name)),
-                ":prefix": _serializer.serialize(prefix),
+                ":pk": _serialize(model_pk(name)),
+                ":prefix": _serialize(prefix),
             },
             ConsistentRead=True,
         )
@@ -1018,11 +1034,31 @@ def _key(pk: str, sk: str) -> dict[str, Any]:
 
 
 def _to_item(values: dict[str, Any]) -> dict[str, Any]:
-    return {key: _serializer.serialize(to_dynamo(value)) for key, value in values.items()}
+    return {key: _serialize(to_dynamo(value)) for key, value in values.items()}
 
 
 def _from_item(item: dict[str, Any]) -> dict[str, Any]:
-    return {key: from_dynamo(_deserializer.deserialize(value)) for key, value in item.items()}
+    return {key: _from_attribute(value) for key, value in item.items()}
+
+
+def _from_attribute(attribute: dict[str, Any]) -> Any:
+    """One DynamoDB attribute value -> plain Python, as `from_dynamo(TypeDeserializer().deserialize(...))`.
+
+    The types this adapter writes (S, N, BOOL, NULL, M, L) are decoded here with botocore alone;
+    any other (sets, binary) goes through boto3's deserializer."""
+    if len(attribute) == 1:
+        ((tag, value),) = attribute.items()
+        if tag == "S" or tag == "BOOL":
+            return value
+        if tag == "N":
+            return from_dynamo(_NUMBERS.create_decimal(value))
+        if tag == "M":
+            return {key: _from_attribute(item) for key, item in value.items()}
+        if tag == "L":
+            return [_from_attribute(item) for item in value]
+        if tag == "NULL" and value is True:
+            return None
+    return from_dynamo(_boto3_types()[1].deserialize(attribute))
 
 
 def to_dynamo(value: Any) -> Any:
