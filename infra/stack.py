@@ -51,6 +51,7 @@ class MlopsStack(Stack):
             self,
             "Inference",
             artifact_bucket=storage.artifact_bucket,
+            data_bucket=datasets.bucket,
             backbone=backbone,
             registry=registry,
             layers=layers,

@@ -1,14 +1,13 @@
 """REST `/models...` (IAM auth): read the registry (models, versions, compare, audit, alias
-history, served-at) and change it (approve, reject, promote, rollback, archive, aliases).
+history, served-at) and change it (approve, reject, promote, rollback, archive, aliases); list a
+model's datasets by ledger state and review held ones (approve: train on it; reject: quarantine).
 
 Every route first checks the caller's role (mlops.registry.access; IAM policies are the first
 line). Mutating routes accept an `Idempotency-Key` header: a retry with the same key returns the
 first outcome (header `Idempotent-Replayed: true`) and changes nothing. Routes delegate to
 mlops.registry.service; every MlopsError maps to its `http_status` in one handler, with the body
 `{"error": <class>, "message": ...}`. `GET /openapi.json` serves the generated OpenAPI document.
-
-Seam for held datasets: approving/rejecting one is `Action.REVIEW_DATASET` (approvers); its
-routes belong beside these once the validation side exposes a port for it.
+Dataset reviews delegate to mlops.validation.review (light: no numpy/pyarrow in this function).
 """
 
 from __future__ import annotations
@@ -26,10 +25,12 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from mlops.adapters.dataset_ledger_dynamodb import DynamoDatasetLedger
 from mlops.adapters.events import EventBridgePublisher
 from mlops.adapters.registry_dynamodb import DynamoRegistry
 from mlops.adapters.s3 import S3ObjectStore
 from mlops.adapters.sns import SnsNotifier
+from mlops.adapters.validation_notifier import SnsSummaryNotifier
 from mlops.contract import MODEL_NAME_PATTERN, is_valid_model_name
 from mlops.errors import BadRequestError, ForbiddenError, MlopsError
 from mlops.ports import EventPublisher, ObjectStore
@@ -57,6 +58,10 @@ from mlops.registry.service import (
     version_summary,
 )
 from mlops.settings import ModelsApiSettings
+from mlops.validation.decisions import DATASET_ID_PATTERN, is_valid_dataset_id
+from mlops.validation.ledger import DatasetLedger, DatasetState, LedgerEntry
+from mlops.validation.ledger import Notifier as DatasetNotifier
+from mlops.validation.review import ReviewRequest, datasets_in_state, review_held_dataset
 
 SERVICE = "models_api"
 API_TITLE = "MLOps models API"
@@ -67,6 +72,7 @@ MAX_IDEMPOTENCY_KEY = 255
 ModelName = Annotated[str, Path(description=f"a model name, {MODEL_NAME_PATTERN}")]
 VersionNumber = Annotated[str, Path(description="a version number, a positive integer")]
 AliasName = Annotated[str, Path(description=f"an alias, {ALIAS_PATTERN}")]
+DatasetId = Annotated[str, Path(description=f"a dataset id from the ledger, {DATASET_ID_PATTERN}")]
 
 settings = ModelsApiSettings.from_env()
 logger = Logger(service=SERVICE)
@@ -87,9 +93,12 @@ def build_app(
     *,
     store: ObjectStore,
     access: AccessPolicy,
+    ledger: DatasetLedger,
     notifier: Notifier | None = None,
+    dataset_notifier: DatasetNotifier | None = None,
 ) -> APIGatewayRestResolver:
-    """The resolver with every route, wired to its ports (fakes in unit tests)."""
+    """The resolver with every route, wired to its ports (fakes in unit tests). `notifier` hears
+    about production changes, `dataset_notifier` about rejected datasets (both: the alarm topic)."""
     app = APIGatewayRestResolver(enable_validation=True)
     lifecycle = Lifecycle(registry, publisher, store, notifier or NoNotifier())
 
@@ -217,6 +226,40 @@ def build_app(
         change = lifecycle.set_alias(name, alias, request.version, **who(Action.SET_ALIAS, request.reason))
         return changed(change, summarize_model(change.model))
 
+    # ---- datasets (the validation ledger) ----
+
+    @app.get("/models/<name>/datasets", summary="A model's datasets in one ledger state, newest decision first")
+    def list_datasets(
+        name: ModelName,
+        state: Annotated[
+            DatasetState, Query(description="held (default), accepted or quarantined")
+        ] = DatasetState.HELD,
+    ) -> list[LedgerEntry]:
+        caller(Action.READ)
+        return datasets_in_state(ledger, name, state)
+
+    @app.post(
+        "/models/<name>/datasets/<dataset_id>/review",
+        summary="A held dataset: approve (DatasetValidated, training starts) or reject (moved to quarantine/)",
+    )
+    def review_dataset(
+        name: ModelName, dataset_id: DatasetId, request: Annotated[ReviewRequest, Body()]
+    ) -> LedgerEntry:
+        actor = caller(Action.REVIEW_DATASET)
+        entry = review_held_dataset(
+            ledger,
+            store,
+            publisher,
+            name,
+            dataset_id,
+            request.decision,
+            actor=actor,
+            reason=request.reason,
+            notifier=dataset_notifier,
+        )
+        logger.info("dataset reviewed", model=name, dataset_id=dataset_id, state=entry.state.value)
+        return entry
+
     @app.get("/openapi.json", include_in_schema=False)
     def openapi():  # no return annotation: a Response is not a schema
         caller(Action.READ)
@@ -240,6 +283,8 @@ def build_app(
         segments = event.path.strip("/").split("/")
         if len(segments) >= 2 and segments[0] == "models" and not is_valid_model_name(unquote(segments[1])):
             return _error(400, "BadRequestError", f"{unquote(segments[1])!r} is not a valid model name")
+        if len(segments) >= 4 and segments[2] == "datasets" and not is_valid_dataset_id(unquote(segments[3])):
+            return _error(400, "BadRequestError", f"{unquote(segments[3])!r} is not a dataset id")
         return _error(404, "NotFound", f"no route for {event.http_method} {event.path}")
 
     @app.exception_handler(Exception)
@@ -268,7 +313,10 @@ app = build_app(
     EventBridgePublisher(settings.event_bus_name),
     store=S3ObjectStore(),
     access=access_policy(settings),
+    ledger=DynamoDatasetLedger(settings.registry_table),
     notifier=SnsNotifier(settings.alarm_topic_arn) if settings.alarm_topic_arn else None,
+    # the same topic; dataset notices are plain-text summaries (as validate_dataset sends them)
+    dataset_notifier=SnsSummaryNotifier(settings.alarm_topic_arn) if settings.alarm_topic_arn else None,
 )
 
 

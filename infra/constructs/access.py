@@ -37,6 +37,8 @@ MODEL_ROUTES: dict[tuple[str, str], Action] = {
     ("POST", "/models/{name}/versions/{version}/archive"): Action.ARCHIVE,
     ("POST", "/models/{name}/rollback"): Action.ROLLBACK,
     ("PUT", "/models/{name}/aliases/{alias}"): Action.SET_ALIAS,
+    ("GET", "/models/{name}/datasets"): Action.READ,
+    ("POST", "/models/{name}/datasets/{dataset_id}/review"): Action.REVIEW_DATASET,
 }
 
 ENV_NAMES = {Role.ADMIN: "ADMIN_PRINCIPALS", Role.APPROVER: "APPROVER_PRINCIPALS", Role.READER: "READER_PRINCIPALS"}
@@ -69,7 +71,7 @@ class ModelsApiAccess(Construct):
             acknowledge_wildcard_resources(
                 policy,
                 arns,
-                "execute-api resources name each route; `*` stands for the {name}/{version}/{alias} path parameters.",
+                "execute-api resources name each route; `*` stands for the {name}/{version}/{alias}/{dataset_id} path parameters.",
             )
             principal = iam.Role(
                 self,

@@ -1,7 +1,7 @@
 """The REST API: `POST /models/{name}/predict` (API key, usage plan) -> predict; the model
 management routes (infra.constructs.access.MODEL_ROUTES: reads, approve, reject, promote,
-rollback, archive, aliases, `GET /openapi.json`) -> models_api with IAM authorization, and the
-reader/approver/admin roles allowed to invoke them.
+rollback, archive, aliases, dataset ledger and held-dataset review, `GET /openapi.json`) ->
+models_api with IAM authorization, and the reader/approver/admin roles allowed to invoke them.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from infra.constructs.events import EventBackbone
 from infra.constructs.function_defaults import LOG_RETENTION, LayerLibrary, MlopsFunction
 from infra.constructs.nag import acknowledge
 from infra.constructs.registry import Registry, connect_alarm_topic
-from mlops.layout import CAPTURES_PREFIX, MODELS_PREFIX
+from mlops.layout import CAPTURES_PREFIX, DATASETS_PREFIX, MODELS_PREFIX, QUARANTINE_PREFIX
 
 STAGE_NAME = "v1"
 RATE_LIMIT = 50  # requests per second, steady
@@ -57,6 +57,7 @@ class InferenceApi(Construct):
         construct_id: str,
         *,
         artifact_bucket: s3.IBucket,
+        data_bucket: s3.IBucket,
         backbone: EventBackbone,
         registry: Registry,
         layers: LayerLibrary,
@@ -91,9 +92,12 @@ class InferenceApi(Construct):
             environment={
                 "REGISTRY_TABLE": registry.table.table_name,
                 "EVENT_BUS_NAME": backbone.bus.event_bus_name,
+                "DATA_BUCKET": data_bucket.bucket_name,
             },
             layers=layers,
         )
+        # The dataset ledger lives on the registry table: a review is a conditional PutItem
+        # (covered by the registry write grant), listing is a Query on gsi1 (the read grant).
         registry.grant_registry_read(self.models_api)
         registry.grant_registry_write(self.models_api)
         backbone.bus.grant_put_events_to(self.models_api.role)
@@ -102,6 +106,26 @@ class InferenceApi(Construct):
             [artifact_bucket.arn_for_objects(f"{MODELS_PREFIX}*")],
             why_wildcard="Verifies artifact digests under models/ before a promotion or rollback.",
         )
+        # A rejected held dataset: copy its exact version under quarantine/, then delete it.
+        data = data_bucket.arn_for_objects
+        self.models_api.grant(
+            ["s3:GetObject", "s3:GetObjectVersion"],
+            [data(f"{DATASETS_PREFIX}*")],
+            why_wildcard="Reads a held dataset version under datasets/ to copy it into quarantine/.",
+        )
+        self.models_api.grant(
+            ["s3:PutObject"],
+            [data(f"{QUARANTINE_PREFIX}*")],
+            why_wildcard="Writes rejected datasets under quarantine/ only.",
+        )
+        self.models_api.grant(
+            ["s3:DeleteObject", "s3:DeleteObjectVersion"],
+            [data(f"{DATASETS_PREFIX}*")],
+            why_wildcard="Removes a rejected dataset version from datasets/ once it is copied to quarantine/.",
+        )
+        # Without ListBucket S3 answers 403, not 404, for a version already moved: a reviewer's
+        # retried rejection (review.py redoes the move) could not tell "already done" from "denied".
+        self.models_api.grant(["s3:ListBucket"], [data_bucket.bucket_arn])
 
         self.access_logs = logs.LogGroup(
             self, "AccessLogs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.RETAIN

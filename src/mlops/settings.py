@@ -66,6 +66,7 @@ class PredictSettings(_Settings):
 
 class ModelsApiSettings(_Settings):
     registry_table: str = Field(alias="REGISTRY_TABLE")
+    data_bucket: str = Field(alias="DATA_BUCKET")  # a rejected held dataset moves to quarantine/ here
     event_bus_name: str = Field(alias="EVENT_BUS_NAME")
     alarm_topic_arn: str = Field(default="", alias="ALARM_TOPIC_ARN")
     # comma-separated shell patterns of IAM principal ARNs per role (mlops.registry.access)

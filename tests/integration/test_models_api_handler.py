@@ -9,8 +9,11 @@ from typing import Any
 import boto3
 import pytest
 
+from mlops.adapters.dataset_ledger_dynamodb import DynamoDatasetLedger
 from mlops.adapters.registry_dynamodb import DynamoRegistry
 from mlops.registry.records import VersionStatus
+from mlops.validation.decisions import dataset_id
+from mlops.validation.ledger import DatasetState, LedgerChange, LedgerEntry
 from mlops_local.handlers import load_handler_module
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.registry_fake import api_event, trained_event
@@ -167,3 +170,129 @@ def test_models_api_handler_promote_notifies_the_topic_and_announces(
     # AND a reader-less stranger is refused
     event = api_event("GET", "/models", user_arn="arn:aws:iam::123456789012:user/mallory")
     assert handler.lambda_handler(event, FakeLambdaContext())["statusCode"] == 403
+
+
+# ---- held datasets: the ledger on the registry table, objects in the data bucket ----
+
+ADMIN = "arn:aws:iam::123456789012:user/alice"
+APPROVER = "arn:aws:sts::123456789012:assumed-role/approvers/bob"
+READER = "arn:aws:sts::123456789012:assumed-role/readers/carol"
+
+
+def _held_dataset(resources: TestResources, name: str) -> LedgerEntry:
+    """A dataset version in the data bucket that the validator held (written through the ledger adapter)."""
+    key = f"datasets/churn/{name}"
+    version = boto3.client("s3").put_object(Bucket=resources.data_bucket, Key=key, Body=b"tenure,churned\n1,no\n")[
+        "VersionId"
+    ]
+    the_id = dataset_id(key, version)
+    at = "2026-11-28T10:00:00+00:00"
+    return DynamoDatasetLedger(resources.registry_table).record(
+        LedgerEntry(
+            model_name="churn",
+            dataset_id=the_id,
+            state=DatasetState.HELD,
+            bucket=resources.data_bucket,
+            key=key,
+            version_id=version,
+            sha256="a" * 64,
+            size_bytes=20,
+            rows=1,
+            uploader="AWS:AIDAUPLOADER",
+            contract_digest="c" * 64,
+            report_key=f"reports/churn/{the_id}.json",
+            reasons=["label_flip: 12% of labels contradict the production model"],
+            decided_at=at,
+            history=[LedgerChange(at=at, state=DatasetState.HELD, actor="validate_dataset")],
+        )
+    )
+
+
+def _tap(resources: TestResources, detail_type: str) -> str:
+    """An SQS queue that receives every `detail_type` event on the bus."""
+    sqs, events = boto3.client("sqs"), boto3.client("events")
+    url = sqs.create_queue(QueueName=f"tap-{detail_type}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    pattern = json.dumps({"source": ["mlops"], "detail-type": [detail_type]})
+    events.put_rule(Name=f"tap-{detail_type}", EventBusName=resources.event_bus_name, EventPattern=pattern)
+    events.put_targets(
+        Rule=f"tap-{detail_type}", EventBusName=resources.event_bus_name, Targets=[{"Id": "q", "Arn": arn}]
+    )
+    return url
+
+
+@pytest.fixture
+def reviewers(resources: TestResources, registry: DynamoRegistry, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    monkeypatch.setenv("APPROVER_PRINCIPALS", "arn:aws:sts::123456789012:assumed-role/approvers/*")
+    monkeypatch.setenv("READER_PRINCIPALS", "arn:aws:sts::123456789012:assumed-role/readers/*")
+    return load_handler_module("models_api")
+
+
+def send(handler: ModuleType, method: str, path: str, body: Any = None, *, user: str = APPROVER) -> tuple[int, Any]:
+    response = handler.lambda_handler(api_event(method, path, body=body, user_arn=user), FakeLambdaContext())
+    return response["statusCode"], json.loads(response["body"])
+
+
+def test_models_api_handler_approving_a_held_dataset_publishes_dataset_validated(
+    reviewers: ModuleType, resources: TestResources
+) -> None:
+    # GIVEN two held datasets in the ledger and a queue on the bus
+    feb = _held_dataset(resources, "feb.csv")
+    mar = _held_dataset(resources, "mar.csv")
+    inbox = _tap(resources, "DatasetValidated")
+    status, listed = send(reviewers, "GET", "/models/churn/datasets", user=READER)
+    assert status == 200
+    assert {d["dataset_id"] for d in listed} == {feb.dataset_id, mar.dataset_id}
+    assert {d["state"] for d in listed} == {"held"}
+
+    # WHEN an approver approves one
+    status, body = send(
+        reviewers, "POST", f"/models/churn/datasets/{feb.dataset_id}/review", {"decision": "approve", "reason": "ok"}
+    )
+
+    # THEN it is accepted in the ledger, audited, and training is announced on exactly that version
+    assert (status, body["state"]) == (200, "accepted")
+    stored = DynamoDatasetLedger(resources.registry_table).get("churn", feb.dataset_id)
+    assert stored is not None
+    assert stored.state is DatasetState.ACCEPTED
+    assert [(c.state, c.actor, c.reason) for c in stored.history][-1] == (DatasetState.ACCEPTED, APPROVER, "ok")
+    [message] = boto3.client("sqs").receive_message(QueueUrl=inbox, MaxNumberOfMessages=10)["Messages"]
+    detail = json.loads(message["Body"])["detail"]
+    assert (detail["dataset"]["key"], detail["dataset"]["version_id"]) == (feb.key, feb.version_id)
+    status, held = send(reviewers, "GET", "/models/churn/datasets?state=held", user=READER)
+    assert [d["dataset_id"] for d in held] == [mar.dataset_id]
+    status, accepted = send(reviewers, "GET", "/models/churn/datasets?state=accepted", user=READER)
+    assert [d["dataset_id"] for d in accepted] == [feb.dataset_id]
+
+
+def test_models_api_handler_rejecting_a_held_dataset_moves_it_to_quarantine(
+    reviewers: ModuleType, resources: TestResources
+) -> None:
+    held = _held_dataset(resources, "feb.csv")
+    path = f"/models/churn/datasets/{held.dataset_id}/review"
+
+    # a reader may list but not review; an unknown dataset is 404
+    assert send(reviewers, "POST", path, {"decision": "reject", "reason": "x"}, user=READER)[0] == 403
+    missing = "/models/churn/datasets/feb.csv-0123456789abcdef/review"
+    status, body = send(reviewers, "POST", missing, {"decision": "reject", "reason": "x"})
+    assert (status, body["error"]) == (404, "NotFoundError")
+
+    status, body = send(reviewers, "POST", path, {"decision": "reject", "reason": "labels contradict production"})
+
+    assert (status, body["state"], body["quarantine_key"]) == (200, "quarantined", "quarantine/churn/feb.csv")
+    s3 = boto3.client("s3")
+    assert s3.get_object(Bucket=resources.data_bucket, Key="quarantine/churn/feb.csv")["Body"].read()
+    versions = s3.list_object_versions(Bucket=resources.data_bucket, Prefix=held.key).get("Versions", [])
+    assert versions == []  # the exact version was deleted, not hidden behind a delete marker
+    stored = DynamoDatasetLedger(resources.registry_table).get("churn", held.dataset_id)
+    assert stored is not None
+    assert stored.state is DatasetState.QUARANTINED
+
+    # a second, different decision conflicts; the ledger keeps the first
+    status, body = send(reviewers, "POST", path, {"decision": "approve", "reason": "changed my mind"}, user=ADMIN)
+    assert (status, body["error"]) == (409, "ConflictError")
+    # the same reviewer retrying the same decision redoes the (already done) move and succeeds
+    status, body = send(reviewers, "POST", path, {"decision": "reject", "reason": "retry"})
+    assert (status, body["state"]) == (200, "quarantined")
+    status, quarantined = send(reviewers, "GET", "/models/churn/datasets?state=quarantined", user=READER)
+    assert [d["dataset_id"] for d in quarantined] == [held.dataset_id]

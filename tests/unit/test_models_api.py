@@ -8,9 +8,14 @@ from typing import Any
 
 import pytest
 
-from mlops.events import DetailType, ModelRolledBack
+from mlops.errors import NotFoundError
+from mlops.events import DatasetQuarantined, DatasetValidated, DetailType, ModelRolledBack
+from mlops.layout import quarantine_key
 from mlops.registry.access import AccessPolicy
+from mlops.validation.decisions import dataset_id
+from mlops.validation.ledger import DatasetState, LedgerChange, LedgerEntry
 from mlops_local.handlers import load_handler_module
+from tests.support.datasets import InMemoryDatasetLedger, RecordingNotifier
 from tests.support.fakes import InMemoryObjectStore, RecordingPublisher
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.registry_fake import InMemoryRegistry, api_event, artifact_bytes, trained_event
@@ -30,6 +35,7 @@ def module() -> ModuleType:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("REGISTRY_TABLE", "registry")
         patch.setenv("EVENT_BUS_NAME", "bus")
+        patch.setenv("DATA_BUCKET", "data")
         return load_handler_module("models_api")
 
 
@@ -54,10 +60,25 @@ def publisher() -> RecordingPublisher:
 
 
 @pytest.fixture
+def ledger() -> InMemoryDatasetLedger:
+    return InMemoryDatasetLedger()
+
+
+@pytest.fixture
+def notifier() -> RecordingNotifier:
+    return RecordingNotifier()
+
+
+@pytest.fixture
 def call(
-    module: ModuleType, registry: InMemoryRegistry, publisher: RecordingPublisher, store: InMemoryObjectStore
+    module: ModuleType,
+    registry: InMemoryRegistry,
+    publisher: RecordingPublisher,
+    store: InMemoryObjectStore,
+    ledger: InMemoryDatasetLedger,
+    notifier: RecordingNotifier,
 ) -> Any:
-    app = module.build_app(registry, publisher, store=store, access=ACCESS)
+    app = module.build_app(registry, publisher, store=store, access=ACCESS, ledger=ledger, dataset_notifier=notifier)
 
     def call(
         method: str, path: str, body: Any = None, *, user: str = ADMIN, headers: dict[str, str] | None = None
@@ -174,6 +195,8 @@ def test_models_api_serves_its_openapi_document(call: Any) -> None:
         "/models/{name}/aliases/{alias}/history",
         "/models/{name}/served",
         "/models/{name}/rollback",
+        "/models/{name}/datasets",
+        "/models/{name}/datasets/{dataset_id}/review",
     }
     assert "post" in document["paths"]["/models/{name}/rollback"]
     assert "RollbackRequest" in json.dumps(document["components"])
@@ -256,7 +279,8 @@ def test_models_api_checks_the_callers_role(
 
 
 def test_models_api_api_keys_never_authorise_admin_actions(module: ModuleType, registry: InMemoryRegistry) -> None:
-    app = module.build_app(registry, RecordingPublisher(), store=InMemoryObjectStore(), access=ACCESS)
+    ledger = InMemoryDatasetLedger()
+    app = module.build_app(registry, RecordingPublisher(), store=InMemoryObjectStore(), access=ACCESS, ledger=ledger)
     event = api_event("POST", "/models/churn/rollback", user_arn=ADMIN)
     event["requestContext"]["identity"]["apiKey"] = "prediction-key"
     response = app.resolve(event, FakeLambdaContext())
@@ -331,3 +355,249 @@ def test_models_api_governance_errors_are_4xx(
 ) -> None:
     got_status, got = call(method, path, body)
     assert (got_status, got["error"]) == (status, error), got
+
+
+# ---- held datasets: list by ledger state, review ----
+
+DATA = "data"
+
+
+def _dataset(
+    ledger: InMemoryDatasetLedger, store: InMemoryObjectStore, name: str, state: DatasetState, at: str
+) -> LedgerEntry:
+    key = f"datasets/churn/{name}"
+    version = store.put_bytes(DATA, key, b"tenure,plan,churned\n1,basic,no\n")
+    entry = LedgerEntry(
+        model_name="churn",
+        dataset_id=dataset_id(key, version),
+        state=state,
+        bucket=DATA,
+        key=key,
+        version_id=version,
+        sha256="a" * 64,
+        size_bytes=32,
+        rows=1,
+        uploader="AWS:AIDAUPLOADER",
+        contract_digest="c" * 64,
+        report_key=f"reports/churn/{dataset_id(key, version)}.json",
+        reasons=["duplicate_rows: 30% of rows are copies"] if state is DatasetState.HELD else [],
+        decided_at=at,
+        history=[LedgerChange(at=at, state=state, actor="validate_dataset")],
+    )
+    return ledger.record(entry)
+
+
+@pytest.fixture
+def held(ledger: InMemoryDatasetLedger, store: InMemoryObjectStore) -> LedgerEntry:
+    _dataset(ledger, store, "jan.csv", DatasetState.ACCEPTED, "2026-11-01T00:00:00+00:00")
+    _dataset(ledger, store, "feb.csv", DatasetState.HELD, "2026-11-02T00:00:00+00:00")
+    return _dataset(ledger, store, "mar.csv", DatasetState.HELD, "2026-11-03T00:00:00+00:00")
+
+
+def _review_path(entry: LedgerEntry) -> str:
+    return f"/models/churn/datasets/{entry.dataset_id}/review"
+
+
+def test_models_api_lists_held_datasets_newest_first_by_default(call: Any, held: LedgerEntry) -> None:
+    status, body = call("GET", "/models/churn/datasets", user=READER)
+
+    assert status == 200
+    assert [d["key"] for d in body] == ["datasets/churn/mar.csv", "datasets/churn/feb.csv"]
+    first = body[0]
+    assert (first["dataset_id"], first["state"], first["version_id"]) == (held.dataset_id, "held", held.version_id)
+    assert (first["sha256"], first["uploader"], first["report_key"]) == ("a" * 64, "AWS:AIDAUPLOADER", held.report_key)
+    assert first["reasons"] == ["duplicate_rows: 30% of rows are copies"]
+    assert first["decided_at"] == "2026-11-03T00:00:00+00:00"
+    assert [h["actor"] for h in first["history"]] == ["validate_dataset"]
+
+
+@pytest.mark.parametrize(
+    ("state", "keys"), [("accepted", ["jan.csv"]), ("quarantined", []), ("held", ["mar.csv", "feb.csv"])]
+)
+def test_models_api_lists_datasets_by_state(call: Any, held: LedgerEntry, state: str, keys: list[str]) -> None:
+    status, body = call("GET", f"/models/churn/datasets?state={state}", user=READER)
+    assert status == 200
+    assert [d["key"].rsplit("/", 1)[1] for d in body] == keys
+
+
+def test_models_api_approving_a_held_dataset_starts_training_and_is_audited(
+    call: Any, held: LedgerEntry, ledger: InMemoryDatasetLedger, publisher: RecordingPublisher
+) -> None:
+    status, body = call("POST", _review_path(held), {"decision": "approve", "reason": "known promo"}, user=APPROVER)
+
+    assert (status, body["state"], body["dataset_id"]) == (200, "accepted", held.dataset_id)
+    assert [(h["state"], h["actor"], h["reason"]) for h in body["history"]][-1] == ("accepted", APPROVER, "known promo")
+    assert ledger.get("churn", held.dataset_id).state is DatasetState.ACCEPTED  # type: ignore[union-attr]
+    [validated] = publisher.of_type(DetailType.DATASET_VALIDATED)
+    assert isinstance(validated, DatasetValidated)
+    assert (validated.dataset.key, validated.dataset.version_id) == (held.key, held.version_id)
+
+
+def test_models_api_rejecting_a_held_dataset_quarantines_and_notifies(
+    call: Any,
+    held: LedgerEntry,
+    store: InMemoryObjectStore,
+    publisher: RecordingPublisher,
+    notifier: RecordingNotifier,
+) -> None:
+    status, body = call("POST", _review_path(held), {"decision": "reject", "reason": "poisoned"}, user=ADMIN)
+
+    assert (status, body["state"], body["quarantine_key"]) == (200, "quarantined", quarantine_key(held.key))
+    assert store.get_bytes(DATA, quarantine_key(held.key))
+    with pytest.raises(NotFoundError):
+        store.get_bytes(DATA, held.key, held.version_id)
+    [moved] = publisher.of_type(DetailType.DATASET_QUARANTINED)
+    assert isinstance(moved, DatasetQuarantined)
+    [(subject, message)] = notifier.messages
+    assert subject == "Held dataset rejected: churn"
+    assert ADMIN in message
+    assert "poisoned" in message
+
+
+def test_models_api_a_second_different_review_conflicts_and_the_same_one_retries(
+    call: Any, held: LedgerEntry, publisher: RecordingPublisher
+) -> None:
+    assert call("POST", _review_path(held), {"decision": "reject", "reason": "bad"}, user=APPROVER)[0] == 200
+
+    status, body = call("POST", _review_path(held), {"decision": "approve", "reason": "fine"}, user=ADMIN)
+    assert (status, body["error"]) == (409, "ConflictError")
+    status, body = call("POST", _review_path(held), {"decision": "reject", "reason": "retry"}, user=APPROVER)
+    assert (status, body["state"]) == (200, "quarantined")
+    assert not publisher.of_type(DetailType.DATASET_VALIDATED)
+
+
+@pytest.mark.parametrize(
+    ("user", "status"),
+    [(READER, 403), ("arn:aws:iam::999999999999:user/stranger", 403), (APPROVER, 200), (ADMIN, 200)],
+)
+def test_models_api_only_approvers_and_admins_review_datasets(
+    call: Any, held: LedgerEntry, ledger: InMemoryDatasetLedger, user: str, status: int
+) -> None:
+    got, body = call("POST", _review_path(held), {"decision": "approve", "reason": "ok"}, user=user)
+    assert got == status, body
+    if status == 403:
+        assert body["error"] == "ForbiddenError"
+        assert ledger.get("churn", held.dataset_id).state is DatasetState.HELD  # type: ignore[union-attr]
+
+
+def test_models_api_api_keys_never_review_datasets(
+    module: ModuleType, registry: InMemoryRegistry, held: LedgerEntry, ledger: InMemoryDatasetLedger
+) -> None:
+    app = module.build_app(registry, RecordingPublisher(), store=InMemoryObjectStore(), access=ACCESS, ledger=ledger)
+    for method, path, body in [
+        ("POST", _review_path(held), {"decision": "approve", "reason": "ok"}),
+        ("GET", "/models/churn/datasets", None),
+    ]:
+        event = api_event(method, path, body=body, user_arn=ADMIN)
+        event["requestContext"]["identity"]["apiKey"] = "prediction-key"
+        assert app.resolve(event, FakeLambdaContext())["statusCode"] == 403
+    assert ledger.get("churn", held.dataset_id).state is DatasetState.HELD  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "error"),
+    [
+        (
+            "/models/churn/datasets/nope-0123456789abcdef/review",
+            {"decision": "approve", "reason": "x"},
+            404,
+            "NotFoundError",
+        ),
+        ("/models/other/datasets/{id}/review", {"decision": "approve", "reason": "x"}, 404, "NotFoundError"),
+        ("/models/churn/datasets/{id}/review", {"decision": "maybe", "reason": "x"}, 400, "BadRequestError"),
+        ("/models/churn/datasets/{id}/review", {"decision": "approve", "reason": " "}, 400, "BadRequestError"),
+        ("/models/churn/datasets/{id}/review", {"decision": "approve"}, 400, "BadRequestError"),
+        ("/models/churn/datasets/nope/review", {"decision": "approve", "reason": "x"}, 400, "BadRequestError"),
+        (
+            "/models/churn/datasets/a%2F..%2Fb-0123456789abcdef/review",
+            {"decision": "approve", "reason": "x"},
+            400,
+            "BadRequestError",
+        ),
+        (
+            "/models/churn/datasets/a%23b-0123456789abcdef/review",
+            {"decision": "approve", "reason": "x"},
+            400,
+            "BadRequestError",
+        ),
+        (
+            "/models/churn/datasets/a/b-0123456789abcdef/review",
+            {"decision": "approve", "reason": "x"},
+            400,
+            "BadRequestError",
+        ),
+        (
+            "/models/churn/datasets/a#b-0123456789abcdef/review",
+            {"decision": "approve", "reason": "x"},
+            400,
+            "BadRequestError",
+        ),
+        ("/models/Churn/datasets/{id}/review", {"decision": "approve", "reason": "x"}, 400, "BadRequestError"),
+        (
+            "/models/churn/datasets/{id}/review",
+            {"decision": "approve", "reason": "x", "extra": 1},
+            422,
+            "RequestValidationError",
+        ),
+        ("/models/churn/datasets/{id}/review", None, 422, "RequestValidationError"),
+        (
+            "/models/churn/datasets/{id}/review",
+            {"decision": "approve", "reason": "x" * 1001},
+            422,
+            "RequestValidationError",
+        ),
+    ],
+)
+def test_models_api_dataset_review_errors(
+    call: Any, held: LedgerEntry, ledger: InMemoryDatasetLedger, path: str, body: Any, status: int, error: str
+) -> None:
+    got_status, got = call("POST", path.replace("{id}", held.dataset_id), body, user=APPROVER)
+    assert (got_status, got["error"]) == (status, error), got
+    assert ledger.get("churn", held.dataset_id).state is DatasetState.HELD  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "error"),
+    [
+        ("/models/churn/datasets?state=deleted", 422, "RequestValidationError"),
+        ("/models/Bad_Name/datasets", 400, "BadRequestError"),
+        ("/models/churn%23DATASET/datasets", 400, "BadRequestError"),
+    ],
+)
+def test_models_api_dataset_listing_errors(call: Any, path: str, status: int, error: str) -> None:
+    got_status, got = call("GET", path, user=READER)
+    assert (got_status, got["error"]) == (status, error), got
+
+
+def test_models_api_imports_nothing_its_layers_do_not_ship() -> None:
+    # models_api ships with the powertools and mlops-core layers only: reviewing a dataset must
+    # not pull in the validator's numpy/pyarrow (an ImportError at every cold start in AWS).
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    script = textwrap.dedent(
+        """
+        import importlib.abc, sys
+        HEAVY = {"numpy", "pyarrow", "pandas", "sklearn", "onnxruntime", "skl2onnx"}
+        class Refuse(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in HEAVY:
+                    raise ImportError(f"models_api must not import {name}")
+        sys.meta_path.insert(0, Refuse())
+        sys.path[:0] = ["src", "functions/models_api"]
+        import handler
+        """
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "REGISTRY_TABLE": "registry",
+        "EVENT_BUS_NAME": "bus",
+        "DATA_BUCKET": "data",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_TRACE_DISABLED": "1",
+    }
+    result = subprocess.run([sys.executable, "-c", script], cwd=root, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]

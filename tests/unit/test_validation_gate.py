@@ -20,6 +20,7 @@ from mlops.errors import BadRequestError, ConflictError, NotFoundError
 from mlops.events import DatasetHeld, DatasetValidated, DetailType
 from mlops.layout import quarantine_key
 from mlops.validation import DatasetValidator, Disposition, UploadedObject, ValidationReport
+from mlops.validation.decisions import dataset_id, is_valid_dataset_id
 from mlops.validation.labelflip import ProductionModel
 from mlops.validation.reference import Reference, ReferenceLoader
 from mlops.validation.report import STATISTICAL_CHECKS, CheckName, DatasetState
@@ -466,7 +467,10 @@ def test_review_a_second_different_decision_conflicts_and_the_same_one_retries(g
 @pytest.mark.parametrize(
     ("dataset", "decision", "actor", "reason", "error"),
     [
-        ("nope", "approve", "alice", "x", NotFoundError),
+        ("nope-0123456789abcdef", "approve", "alice", "x", NotFoundError),
+        ("nope", "approve", "alice", "x", BadRequestError),  # not an id the validator makes
+        ("a/b-0123456789abcdef", "approve", "alice", "x", BadRequestError),
+        ("a#b-0123456789abcdef", "approve", "alice", "x", BadRequestError),
         (None, "maybe", "alice", "x", BadRequestError),
         (None, "approve", " ", "x", BadRequestError),
         (None, "approve", "alice", "", BadRequestError),
@@ -480,6 +484,15 @@ def test_review_refuses_bad_requests(
         review_held_dataset(
             gate.ledger, gate.store, gate.publisher, "churn", dataset or outcome.dataset_id, decision, actor, reason
         )
+
+
+@settings(max_examples=200, deadline=None)
+@given(key=st.text(max_size=300), version_id=st.none() | st.text(max_size=40))
+def test_every_dataset_id_the_validator_makes_matches_the_pattern(key: str, version_id: str | None) -> None:
+    the_id = dataset_id(key, version_id)
+    assert is_valid_dataset_id(the_id), the_id
+    assert "/" not in the_id
+    assert "#" not in the_id
 
 
 def test_review_of_an_accepted_dataset_conflicts(gate: Gate) -> None:

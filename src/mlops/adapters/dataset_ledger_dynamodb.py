@@ -17,8 +17,7 @@ from botocore.exceptions import ClientError
 
 from mlops.adapters.aws import client
 from mlops.errors import ConflictError
-from mlops.validation.ledger import LedgerChange, LedgerEntry
-from mlops.validation.report import DatasetState
+from mlops.validation.ledger import DatasetState, LedgerChange, LedgerEntry
 
 DATASET_PREFIX = "DATASET#"
 INDEX = "gsi1"

@@ -7,12 +7,20 @@ Stored on the registry table (adapters/dataset_ledger_dynamodb.py): `pk=MODEL#<m
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlops.events import DatasetRef
-from mlops.validation.report import DatasetState
+
+
+class DatasetState(StrEnum):
+    """The one state a dataset version ends in (the ledger's `state`)."""
+
+    ACCEPTED = "accepted"  # DatasetValidated published: training starts
+    QUARANTINED = "quarantined"  # moved under quarantine/, never trained on
+    HELD = "held"  # statistical checks failed, schema sound: waits for a reviewer
 
 
 class LedgerChange(BaseModel):

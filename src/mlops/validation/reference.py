@@ -19,6 +19,7 @@ from mlops.errors import NotFoundError
 from mlops.ports import ObjectStore
 from mlops.profile import BaselineProfile
 from mlops.registry.records import ModelVersion
+from mlops.validation.decisions import dataset_id
 from mlops.validation.labelflip import ProductionModel, onnx_production_model
 from mlops.validation.ledger import DatasetLedger, LedgerEntry
 from mlops.validation.report import DatasetProfile, ValidationReport
@@ -107,8 +108,6 @@ class ReferenceLoader:
         dataset = version.lineage.get("dataset") or {}
         if self.ledger is None or not dataset.get("key"):
             return None
-        from mlops.validation.service import dataset_id  # the id rule lives with the validator
-
         the_id = dataset.get("dataset_id") or dataset_id(dataset["key"], dataset.get("version_id"))
         return self.ledger.get(version.model_name, the_id)
 

@@ -11,6 +11,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlops.profile import ColumnProfile
+from mlops.validation.ledger import DatasetState  # re-exported: the ledger owns the states
 
 MAX_OFFENDING = 5  # offending rows quoted per check; the count covers all of them
 
@@ -59,14 +60,6 @@ class Outcome(StrEnum):
     PASSED = "passed"
     FAILED = "failed"
     HELD = "held"
-
-
-class DatasetState(StrEnum):
-    """The one state a dataset version ends in (the ledger's `state`)."""
-
-    ACCEPTED = "accepted"  # DatasetValidated published: training starts
-    QUARANTINED = "quarantined"  # moved under quarantine/, never trained on
-    HELD = "held"  # statistical checks failed, schema sound: waits for a reviewer
 
 
 class DatasetProfile(BaseModel):

@@ -12,12 +12,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from mlops.contract import is_valid_model_name
 from mlops.errors import BadRequestError, ConflictError, NotFoundError
 from mlops.layout import quarantine_key
 from mlops.ports import EventPublisher, ObjectStore
-from mlops.validation.ledger import DatasetLedger, LedgerChange, LedgerEntry, Notifier
-from mlops.validation.report import DatasetState
-from mlops.validation.service import publish_validated, quarantine
+from mlops.validation.decisions import is_valid_dataset_id, publish_validated, quarantine
+from mlops.validation.ledger import DatasetLedger, DatasetState, LedgerChange, LedgerEntry, Notifier
 
 MAX_REASON_CHARS = 1_000
 
@@ -28,6 +30,34 @@ class ReviewDecision(StrEnum):
 
 
 _TARGET = {ReviewDecision.APPROVE: DatasetState.ACCEPTED, ReviewDecision.REJECT: DatasetState.QUARANTINED}
+
+
+class ReviewRequest(BaseModel):
+    """A reviewer's decision on a held dataset (the models API's request body)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    decision: str = Field(description="approve (train on it) or reject (quarantine it)", max_length=32)
+    reason: str = Field(
+        default="", description="why (required; recorded in the ledger's history)", max_length=MAX_REASON_CHARS
+    )
+
+
+def datasets_in_state(ledger: DatasetLedger, model: str, state: DatasetState) -> list[LedgerEntry]:
+    """A model's datasets in `state`, newest decision first; raises BadRequestError for a bad name."""
+    return ledger.by_state(_require_model(model), state)
+
+
+def _require_model(model: str) -> str:
+    if not is_valid_model_name(model):
+        raise BadRequestError(f"{model!r} is not a valid model name (lowercase letters, digits and '-', 1-63 chars)")
+    return model
+
+
+def _require_dataset_id(dataset_id: str) -> str:
+    if not is_valid_dataset_id(dataset_id):
+        raise BadRequestError(f"{dataset_id!r} is not a dataset id (<file name>-<16 hex>, no '/' or '#')")
+    return dataset_id
 
 
 def review_held_dataset(
@@ -45,9 +75,12 @@ def review_held_dataset(
 ) -> LedgerEntry:
     """Apply a reviewer's decision to a held dataset; returns the ledger entry after it.
 
-    Raises NotFoundError (no such dataset), BadRequestError (unknown decision, no actor or
-    reason), ConflictError (the dataset is not held, or another reviewer decided differently).
+    Raises NotFoundError (no such dataset), BadRequestError (malformed model name or dataset id,
+    unknown decision, no actor or reason), ConflictError (the dataset is not held, or another
+    reviewer decided differently).
     """
+    _require_model(model)
+    _require_dataset_id(dataset_id)
     try:
         decision = ReviewDecision(decision)
     except ValueError:

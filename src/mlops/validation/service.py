@@ -14,10 +14,8 @@ and writes only under reports/ and quarantine/ (which do not trigger it).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import posixpath
-import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -28,10 +26,11 @@ from typing import Any, BinaryIO
 
 from mlops.contract import Contract, is_valid_model_name, parse_contract
 from mlops.errors import ContractError, NotFoundError
-from mlops.events import DatasetHeld, DatasetQuarantined, DatasetValidated, DetailType
+from mlops.events import DatasetHeld, DetailType
 from mlops.layout import DATASETS_PREFIX, contract_key, model_of_dataset_key, quarantine_key, report_key
 from mlops.ports import EventPublisher, ObjectInfo, ObjectStore
 from mlops.validation.checks import DatasetChecker
+from mlops.validation.decisions import dataset_id, publish_validated, quarantine
 from mlops.validation.labelflip import label_flip_check
 from mlops.validation.ledger import DatasetLedger, LedgerChange, LedgerEntry, Notifier
 from mlops.validation.readers import DatasetFormat, ReadResult, format_of, read_csv, read_parquet
@@ -106,13 +105,6 @@ class ValidationOutcome:
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "disposition": self.disposition.value}
-
-
-def dataset_id(key: str, version_id: str | None) -> str:
-    """A deterministic, readable id for one object version: `<file name>-<16 hex of key+version>`."""
-    digest = hashlib.sha256(f"{key}\n{version_id or ''}".encode()).hexdigest()[:16]
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", posixpath.basename(key)).strip("-.")[:64] or "dataset"
-    return f"{stem}-{digest}"
 
 
 def csv_block_bytes(batch_rows: int) -> int:
@@ -435,40 +427,6 @@ class DatasetValidator:
             report_key=the_report_key if report is not None else None,
             quarantine_key=report.quarantine_key if report is not None else None,
         )
-
-
-def publish_validated(publisher: EventPublisher, entry: LedgerEntry) -> None:
-    """DatasetValidated for an accepted entry: training starts on exactly this version."""
-    if entry.contract_digest is None:
-        raise ValueError(f"dataset {entry.dataset_id} has no contract digest")
-    publisher.publish(
-        DetailType.DATASET_VALIDATED,
-        DatasetValidated(
-            model_name=entry.model_name,
-            dataset=entry.dataset_ref(),
-            contract_digest=entry.contract_digest,
-            report_key=entry.report_key,
-        ),
-    )
-
-
-def quarantine(store: ObjectStore, publisher: EventPublisher, entry: LedgerEntry) -> None:
-    """DatasetQuarantined, then move the version under quarantine/ (a version already gone is fine)."""
-    target = entry.quarantine_key or quarantine_key(entry.key)
-    publisher.publish(
-        DetailType.DATASET_QUARANTINED,
-        DatasetQuarantined(
-            model_name=entry.model_name,
-            source_key=entry.key,
-            quarantine_key=target,
-            report_key=entry.report_key,
-            reasons=entry.reasons,
-        ),
-    )
-    try:
-        store.move(entry.bucket, entry.key, entry.version_id, target)
-    except NotFoundError:
-        logger.info("s3://%s/%s (%s) is already gone", entry.bucket, entry.key, entry.version_id)
 
 
 def _outcome_of(entry: LedgerEntry) -> ValidationOutcome:
