@@ -18,7 +18,6 @@ from mlops.layout import artifact_key, baseline_key
 from mlops.registry.policy import apply_promotion_mode, decide_promotion
 from mlops.registry.records import (
     AliasMove,
-    Artifact,
     AuditAction,
     AuditEvent,
     Change,
@@ -26,6 +25,7 @@ from mlops.registry.records import (
     ModelVersion,
     RegistrationResult,
     VersionStatus,
+    candidate_from_trained,
 )
 from mlops.registry.service import IdempotencyKeyReusedError, require_alias, require_model_name, require_version
 from mlops.registry.transitions import check_transition, rollback_target
@@ -131,32 +131,7 @@ class InMemoryRegistry:
             now = datetime.now(UTC)
             record = self.models.get(name) or ModelRecord(name=name, latest_version=0, updated_at=now)
             number = record.latest_version + 1
-            version = ModelVersion(
-                model_name=name,
-                version=number,
-                status=VersionStatus.CANDIDATE,
-                metric_name=trained.metric_name,
-                metrics=dict(trained.metrics),
-                artifact=Artifact(
-                    bucket=trained.artifact_bucket,
-                    key=trained.artifact_key,
-                    sha256=trained.artifact_sha256,
-                    size_bytes=trained.artifact_bytes,
-                    baseline_key=trained.baseline_key,
-                ),
-                contract=dict(trained.contract),
-                lineage={
-                    "dataset": trained.dataset.model_dump(mode="json"),
-                    "contract_digest": trained.contract_digest,
-                    "seed": trained.seed,
-                    "params": dict(trained.params),
-                    "library_versions": dict(trained.library_versions),
-                    "training_rows": trained.training_rows,
-                    "holdout_rows": trained.holdout_rows,
-                    "onnx_max_abs_diff": trained.onnx_max_abs_diff,
-                },
-                created_at=now,
-            )
+            version = candidate_from_trained(trained, number, now)
             record = record.model_copy(update={"latest_version": number, "updated_at": now})
             self.claims[(name, trained.artifact_sha256)] = number
             self._audit(

@@ -36,7 +36,6 @@ from mlops.errors import BadRequestError, ConflictError, ModelNotFoundError, Ver
 from mlops.registry.policy import apply_promotion_mode, decide_promotion
 from mlops.registry.records import (
     AliasMove,
-    Artifact,
     AuditAction,
     AuditEvent,
     Change,
@@ -44,6 +43,7 @@ from mlops.registry.records import (
     ModelVersion,
     RegistrationResult,
     VersionStatus,
+    candidate_from_trained,
 )
 from mlops.registry.service import (
     IdempotencyKeyReusedError,
@@ -172,7 +172,7 @@ class DynamoRegistry:
             model = self._get(model_pk(name), MODEL_SK)
             current = int(model["latest_version"]) if model else 0
             now = _now()
-            version = _version_from_event(trained, current + 1, now)
+            version = candidate_from_trained(trained, current + 1, now)
             if model is None:
                 model_write = self._put(
                     {
@@ -964,35 +964,6 @@ class DynamoRegistry:
 
 
 # ---- conversions between records and items ----
-
-
-def _version_from_event(trained: ModelTrained, version: int, now: datetime) -> ModelVersion:
-    return ModelVersion(
-        model_name=trained.model_name,
-        version=version,
-        status=VersionStatus.CANDIDATE,
-        metric_name=trained.metric_name,
-        metrics=dict(trained.metrics),
-        artifact=Artifact(
-            bucket=trained.artifact_bucket,
-            key=trained.artifact_key,
-            sha256=trained.artifact_sha256,
-            size_bytes=trained.artifact_bytes,
-            baseline_key=trained.baseline_key,
-        ),
-        contract=dict(trained.contract),
-        lineage={
-            "dataset": trained.dataset.model_dump(mode="json"),
-            "contract_digest": trained.contract_digest,
-            "seed": trained.seed,
-            "params": dict(trained.params),
-            "library_versions": dict(trained.library_versions),
-            "training_rows": trained.training_rows,
-            "holdout_rows": trained.holdout_rows,
-            "onnx_max_abs_diff": trained.onnx_max_abs_diff,
-        },
-        created_at=now,
-    )
 
 
 def _version_item(version: ModelVersion, now: datetime) -> dict[str, Any]:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:  # the inference path imports records; it needs no event models
+    from mlops.events import ModelTrained
 
 
 class VersionStatus(StrEnum):
@@ -122,3 +125,33 @@ class AuditAction(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     ALIAS_MOVED = "alias_moved"
+
+
+def candidate_from_trained(trained: ModelTrained, version: int, now: datetime) -> ModelVersion:
+    """A newly registered version of a trained model: a candidate, with its lineage."""
+    return ModelVersion(
+        model_name=trained.model_name,
+        version=version,
+        status=VersionStatus.CANDIDATE,
+        metric_name=trained.metric_name,
+        metrics=dict(trained.metrics),
+        artifact=Artifact(
+            bucket=trained.artifact_bucket,
+            key=trained.artifact_key,
+            sha256=trained.artifact_sha256,
+            size_bytes=trained.artifact_bytes,
+            baseline_key=trained.baseline_key,
+        ),
+        contract=dict(trained.contract),
+        lineage={
+            "dataset": trained.dataset.model_dump(mode="json"),
+            "contract_digest": trained.contract_digest,
+            "seed": trained.seed,
+            "params": dict(trained.params),
+            "library_versions": dict(trained.library_versions),
+            "training_rows": trained.training_rows,
+            "holdout_rows": trained.holdout_rows,
+            "onnx_max_abs_diff": trained.onnx_max_abs_diff,
+        },
+        created_at=now,
+    )
