@@ -14,6 +14,7 @@ from mlops.adapters.registry_dynamodb import DynamoRegistry
 from mlops.errors import IntegrityError, ModelNotFoundError, NotFoundError
 from mlops.events import DetailType, ModelTrained
 from mlops_local.handlers import load_handler_module
+from tests.support.bus import tap_bus
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.registry_fake import artifact_bytes, trained_event
 from tests.support.resources import TestResources, create_resources
@@ -30,13 +31,7 @@ def resources(aws: str, monkeypatch: pytest.MonkeyPatch) -> TestResources:
 @pytest.fixture
 def bus_queue(resources: TestResources) -> str:
     """An SQS queue receiving every event the stages publish on the bus."""
-    sqs = boto3.client("sqs")
-    url = sqs.create_queue(QueueName="bus-tap")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events = boto3.client("events")
-    events.put_rule(Name="tap", EventBusName=resources.event_bus_name, EventPattern=json.dumps({"source": ["mlops"]}))
-    events.put_targets(Rule="tap", EventBusName=resources.event_bus_name, Targets=[{"Id": "q", "Arn": arn}])
-    return url
+    return tap_bus(resources.event_bus_name)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from mlops.layout import artifact_key, baseline_key, contract_key
 from mlops_local.handlers import load_handler_module
 from mlops_local.sample_data import churn_dataset
 from tests.support import resources as test_resources
+from tests.support.bus import drain, tap_bus
 from tests.support.lambda_context import FakeLambdaContext
 
 CONTRACT_TEXT = (Path(__file__).resolve().parents[2] / "contracts" / "churn.json").read_text()
@@ -41,21 +42,11 @@ def handler(resources: test_resources.TestResources) -> ModuleType:
 @pytest.fixture
 def outcomes(resources: test_resources.TestResources) -> str:
     """An SQS queue receiving the stage's outcome events through a bus rule, as a consumer would."""
-    sqs, events = boto3.client("sqs"), boto3.client("events")
-    queue_url = sqs.create_queue(QueueName="train-outcomes")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    pattern = {"source": [EVENT_SOURCE], "detail-type": [DetailType.MODEL_TRAINED, DetailType.TRAINING_REJECTED]}
-    events.put_rule(Name="train-outcomes", EventBusName=resources.event_bus_name, EventPattern=json.dumps(pattern))
-    events.put_targets(
-        Rule="train-outcomes", EventBusName=resources.event_bus_name, Targets=[{"Id": "queue", "Arn": queue_arn}]
-    )
-    return queue_url
+    return tap_bus(resources.event_bus_name, [DetailType.MODEL_TRAINED, DetailType.TRAINING_REJECTED])
 
 
 def received(queue_url: str) -> list[dict[str, Any]]:
-    sqs = boto3.client("sqs")
-    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
-    return [json.loads(m["Body"]) for m in messages]
+    return drain(queue_url)
 
 
 def upload(resources: test_resources.TestResources, rows: int = 2000) -> tuple[bytes, str]:

@@ -12,12 +12,13 @@ from urllib.parse import quote_plus
 import boto3
 import pytest
 
-from mlops.events import EVENT_SOURCE, DetailType
+from mlops.events import DetailType
 from mlops.layout import contract_key, quarantine_key
 from mlops.validation import ValidationReport
 from mlops_local.handlers import load_handler_module
 from tests.support import datasets as ds
 from tests.support import resources as test_resources
+from tests.support.bus import drain, tap_bus
 from tests.support.lambda_context import FakeLambdaContext
 
 CONTRACT = (Path(__file__).resolve().parents[2] / "contracts" / "churn.json").read_bytes()
@@ -42,26 +43,11 @@ def handler(resources: test_resources.TestResources) -> ModuleType:
 @pytest.fixture
 def bus_events(resources: test_resources.TestResources) -> str:
     """An SQS queue that receives the stage's events through a rule on the bus."""
-    sqs, events = boto3.client("sqs"), boto3.client("events")
-    queue_url = sqs.create_queue(QueueName="validation-outcomes")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    pattern = {"source": [EVENT_SOURCE], "detail-type": [DetailType.DATASET_VALIDATED, DetailType.DATASET_QUARANTINED]}
-    events.put_rule(Name="validation-outcomes", EventBusName=resources.event_bus_name, EventPattern=json.dumps(pattern))
-    events.put_targets(
-        Rule="validation-outcomes", EventBusName=resources.event_bus_name, Targets=[{"Id": "queue", "Arn": queue_arn}]
-    )
-    return queue_url
+    return tap_bus(resources.event_bus_name, [DetailType.DATASET_VALIDATED, DetailType.DATASET_QUARANTINED])
 
 
 def received(queue_url: str) -> list[dict[str, Any]]:
-    sqs = boto3.client("sqs")
-    messages: list[dict[str, Any]] = []
-    while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages"):
-        messages.extend(json.loads(m["Body"]) for m in batch)
-        sqs.delete_message_batch(
-            QueueUrl=queue_url, Entries=[{"Id": m["MessageId"], "ReceiptHandle": m["ReceiptHandle"]} for m in batch]
-        )
-    return messages
+    return drain(queue_url)
 
 
 def put(resources: test_resources.TestResources, key: str, data: bytes) -> dict[str, Any]:
