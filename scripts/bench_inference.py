@@ -22,7 +22,6 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -55,45 +54,17 @@ class _Context:
 
 def rest_event(body: str) -> dict[str, Any]:
     """An API Gateway REST (v1 proxy) event for POST /models/churn/predict on stage prod."""
-    return {
-        "resource": "/models/{name}/predict",
-        "path": "/models/churn/predict",
-        "httpMethod": "POST",
-        "headers": {
-            "Accept": "application/json",
-            "Content-Type": "application/json",
-            "Host": "abc123.execute-api.us-east-1.amazonaws.com",
-            "User-Agent": "python-requests/2.32",
-            "X-Amzn-Trace-Id": "Root=1-65f0c0de-0123456789abcdef01234567",
-            "X-Forwarded-For": "203.0.113.7",
-            "X-Forwarded-Port": "443",
-            "X-Forwarded-Proto": "https",
-            "x-api-key": "bench-key",
-        },
-        "multiValueHeaders": {"Content-Type": ["application/json"], "x-api-key": ["bench-key"]},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": {"name": "churn"},
-        "stageVariables": None,
-        "requestContext": {
-            "resourceId": "a1b2c3",
-            "resourcePath": "/models/{name}/predict",
-            "httpMethod": "POST",
-            "requestTime": "04/Mar/2026:05:06:07 +0000",
-            "path": "/prod/models/churn/predict",
-            "accountId": "123456789012",
-            "protocol": "HTTP/1.1",
-            "stage": "prod",
-            "domainPrefix": "abc123",
-            "requestTimeEpoch": 1772600767000,
-            "requestId": str(uuid.uuid4()),
-            "identity": {"sourceIp": "203.0.113.7", "userAgent": "python-requests/2.32", "apiKey": "bench-key"},
-            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
-            "apiId": "abc123",
-        },
-        "body": body,
-        "isBase64Encoded": False,
-    }
+    from mlops_local.apigw import browser_like_headers, rest_proxy_event  # stdlib only; cheap
+
+    return rest_proxy_event(
+        "POST",
+        "/models/churn/predict",
+        "/models/{name}/predict",
+        body=body,
+        path_parameters={"name": "churn"},
+        headers=browser_like_headers("bench-key"),
+        identity={"sourceIp": "203.0.113.7", "userAgent": "python-requests/2.32", "apiKey": "bench-key"},
+    )
 
 
 # ---- the plain scikit-learn handler being compared (json -> DataFrame -> predict_proba) ----

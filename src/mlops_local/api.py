@@ -17,7 +17,6 @@ import secrets
 import ssl
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -28,6 +27,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from mlops_local.apigw import rest_proxy_event
 from mlops_local.deployment import LocalDeployment
 from mlops_local.functions import FunctionRunner
 from mlops_local.template import TemplateError
@@ -234,40 +234,21 @@ class LocalApi:
         body: bytes,
         identity: dict[str, Any],
     ) -> dict[str, Any]:
-        query = parse_qsl(url.query, keep_blank_values=True)
         multi_query: dict[str, list[str]] = {}
-        for key, value in query:
+        for key, value in parse_qsl(url.query, keep_blank_values=True):
             multi_query.setdefault(key, []).append(value)
-        text = body.decode("utf-8", errors="replace") if body else None
-        request_id = str(uuid.uuid4())
-        now = dt.datetime.now(dt.UTC)
-        return {
-            "resource": route.path,
-            "path": url.path[len(self.stage) + 1 :] or "/",
-            "httpMethod": method,
-            "headers": dict(headers),
-            "multiValueHeaders": {k: [v] for k, v in headers.items()},
-            "queryStringParameters": dict(query) or None,
-            "multiValueQueryStringParameters": multi_query or None,
-            "pathParameters": params or None,
-            "stageVariables": None,
-            "requestContext": {
-                "resourcePath": route.path,
-                "httpMethod": method,
-                "path": url.path,
-                "stage": self.stage,
-                "requestId": request_id,
-                "extendedRequestId": request_id,
-                "accountId": self.deployment.account,
-                "apiId": "local",
-                "protocol": "HTTP/1.1",
-                "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
-                "requestTimeEpoch": int(now.timestamp() * 1000),
-                "identity": identity,
-            },
-            "body": text,
-            "isBase64Encoded": False,
-        }
+        return rest_proxy_event(
+            method,
+            url.path[len(self.stage) + 1 :] or "/",
+            route.path,
+            body=body.decode("utf-8", errors="replace") if body else None,
+            path_parameters=params,
+            headers=dict(headers),
+            query=multi_query,
+            identity=identity,
+            stage=self.stage,
+            api_id="local",
+        )
 
     def _check_signature(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> str | None:
         lower = {k.lower(): v for k, v in headers.items()}

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ import pytest
 from mlops.contract import parse_contract
 from mlops.layout import artifact_key, baseline_key, captures_prefix
 from mlops.training import TrainedModel, train_model
+from mlops_local.apigw import browser_like_headers, rest_proxy_event
 from mlops_local.handlers import load_handler_module
 from mlops_local.sample_data import churn_dataset, churn_features, records
 from tests.support.lambda_context import FakeLambdaContext
@@ -102,47 +102,16 @@ def _dynamo(values: dict[str, Any]) -> dict[str, Any]:
 
 def rest_event(name: str, body: str | None, *, base64_encoded: bool = False) -> dict[str, Any]:
     """An API Gateway REST (v1 proxy) event as the `prod` stage delivers it."""
-    request_id = str(uuid.uuid4())
-    return {
-        "resource": "/models/{name}/predict",
-        "path": f"/models/{name}/predict",
-        "httpMethod": "POST",
-        "headers": {
-            "Accept": "application/json",
-            "Content-Type": "application/json",
-            "Host": "abc123.execute-api.us-east-1.amazonaws.com",
-            "User-Agent": "python-requests/2.32",
-            "X-Amzn-Trace-Id": "Root=1-65f0c0de-0123456789abcdef01234567",
-            "X-Forwarded-For": "203.0.113.7",
-            "X-Forwarded-Port": "443",
-            "X-Forwarded-Proto": "https",
-            "x-api-key": "test-api-key",
-        },
-        "multiValueHeaders": {"Content-Type": ["application/json"], "x-api-key": ["test-api-key"]},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": {"name": name},
-        "stageVariables": None,
-        "requestContext": {
-            "resourceId": "a1b2c3",
-            "resourcePath": "/models/{name}/predict",
-            "httpMethod": "POST",
-            "extendedRequestId": "Ab1CdEfGhIjKlMn=",
-            "requestTime": "04/Mar/2026:05:06:07 +0000",
-            "path": f"/prod/models/{name}/predict",
-            "accountId": "123456789012",
-            "protocol": "HTTP/1.1",
-            "stage": "prod",
-            "domainPrefix": "abc123",
-            "requestTimeEpoch": 1772600767000,
-            "requestId": request_id,
-            "identity": {"sourceIp": "203.0.113.7", "userAgent": "python-requests/2.32", "apiKey": "test-api-key"},
-            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
-            "apiId": "abc123",
-        },
-        "body": body,
-        "isBase64Encoded": base64_encoded,
-    }
+    return rest_proxy_event(
+        "POST",
+        f"/models/{name}/predict",
+        "/models/{name}/predict",
+        body=body,
+        path_parameters={"name": name},
+        headers=browser_like_headers("test-api-key"),
+        identity={"sourceIp": "203.0.113.7", "userAgent": "python-requests/2.32", "apiKey": "test-api-key"},
+        base64_encoded=base64_encoded,
+    )
 
 
 @pytest.fixture
