@@ -1,6 +1,7 @@
-"""REST `/models...` (IAM auth): read the registry (models, versions, compare, audit, alias
-history, served-at) and change it (approve, reject, promote, rollback, archive, aliases); list a
-model's datasets by ledger state and review held ones (approve: train on it; reject: quarantine).
+"""REST `/models...` (IAM auth): read the registry (models, versions, compare with the PSI
+between the versions' training data, audit, alias history, served-at) and change it (approve,
+reject, promote, rollback, archive, aliases); list a model's datasets by ledger state and review
+held ones (approve: train on it; reject: quarantine).
 
 Every route first checks the caller's role (mlops.registry.access; IAM policies are the first
 line). Mutating routes accept an `Idempotency-Key` header: a retry with the same key returns the
@@ -65,7 +66,7 @@ from mlops.validation.review import ReviewRequest, datasets_in_state, review_hel
 
 SERVICE = "models_api"
 API_TITLE = "MLOps models API"
-API_VERSION = "1.1.0"
+API_VERSION = "1.2.0"  # 1.2: compare reports training_data_drift
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_IDEMPOTENCY_KEY = 255
@@ -156,14 +157,17 @@ def build_app(
         caller(Action.READ)
         return version_summary(registry, name, parse_version(version))
 
-    @app.get("/models/<name>/compare", summary="Two versions side by side: metrics, params, lineage")
+    @app.get(
+        "/models/<name>/compare",
+        summary="Two versions side by side: metrics, params, lineage, PSI of b's training data against a's",
+    )
     def compare(
         name: ModelName,
         a: Annotated[int, Query(ge=1, description="a version")],
         b: Annotated[int, Query(ge=1, description="another version")],
     ) -> VersionComparison:
         caller(Action.READ)
-        return compare_versions(registry, name, a, b)
+        return compare_versions(registry, name, a, b, store=store)
 
     @app.get("/models/<name>/audit", summary="A model's audit trail, oldest first")
     def audit(name: ModelName) -> list[AuditEvent]:

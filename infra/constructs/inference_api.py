@@ -20,7 +20,7 @@ from infra.constructs.events import EventBackbone
 from infra.constructs.function_defaults import LOG_RETENTION, LayerLibrary, MlopsFunction
 from infra.constructs.nag import acknowledge
 from infra.constructs.registry import Registry, connect_alarm_topic
-from mlops.layout import CAPTURES_PREFIX, DATASETS_PREFIX, MODELS_PREFIX, QUARANTINE_PREFIX
+from mlops.layout import BASELINES_PREFIX, CAPTURES_PREFIX, DATASETS_PREFIX, MODELS_PREFIX, QUARANTINE_PREFIX
 
 STAGE_NAME = "v1"
 RATE_LIMIT = 50  # requests per second, steady
@@ -105,6 +105,11 @@ class InferenceApi(Construct):
             ["s3:GetObject"],
             [artifact_bucket.arn_for_objects(f"{MODELS_PREFIX}*")],
             why_wildcard="Verifies artifact digests under models/ before a promotion or rollback.",
+        )
+        self.models_api.grant(
+            ["s3:GetObject"],
+            [artifact_bucket.arn_for_objects(f"{BASELINES_PREFIX}*")],
+            why_wildcard="Reads training baseline profiles under baselines/ to compare two versions' training data.",
         )
         # A rejected held dataset: copy its exact version under quarantine/, then delete it.
         data = data_bucket.arn_for_objects

@@ -10,50 +10,34 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from datetime import datetime
-from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
-OTHER = "__other__"  # categories never seen in training
-MISSING = "__missing__"  # null cells, counted as their own bucket
+# the schema lives in a numpy-free module (models_api reads profiles without numpy); one definition
+from mlops.profile_schema import (
+    MISSING,
+    OTHER,
+    BaselineProfile,
+    CategoricalProfile,
+    ColumnProfile,
+    NumericProfile,
+)
+
+__all__ = [
+    "DEFAULT_BINS",
+    "MISSING",
+    "OTHER",
+    "BaselineProfile",
+    "CategoricalProfile",
+    "ColumnProfile",
+    "NumericProfile",
+    "categorical_counts",
+    "numeric_counts",
+    "profile_categorical",
+    "profile_numeric",
+]
+
 DEFAULT_BINS = 10
-
-
-class NumericProfile(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    kind: Literal["numeric"] = "numeric"
-    # interior cut points (quantiles of the training data); bins are (-inf, e0], (e0, e1], ..., (en, inf)
-    edges: list[float]
-    proportions: list[float]  # len(edges) + 1 bins, then the share of nulls last
-    count: int
-    min: float | None
-    max: float | None
-    mean: float | None
-    std: float | None
-
-
-class CategoricalProfile(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    kind: Literal["categorical"] = "categorical"
-    proportions: dict[str, float]  # category -> share, with OTHER and MISSING buckets
-    count: int
-
-
-ColumnProfile = Annotated[NumericProfile | CategoricalProfile, Field(discriminator="kind")]
-
-
-class BaselineProfile(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    model_name: str
-    created_at: datetime
-    rows: int
-    features: dict[str, ColumnProfile]
-    prediction: ColumnProfile
 
 
 def profile_numeric(values: Sequence[float] | np.ndarray, bins: int = DEFAULT_BINS) -> NumericProfile:

@@ -113,7 +113,7 @@ def test_train_writes_models_and_baselines_only(template: dict[str, Any]) -> Non
     assert _prefixes(grants["s3:PutObject"]) == {"/models/*", "/baselines/*"}
 
 
-def test_models_api_reads_model_artifacts_and_moves_rejected_datasets_only(template: dict[str, Any]) -> None:
+def test_models_api_reads_artifacts_and_baselines_and_moves_rejected_datasets_only(template: dict[str, Any]) -> None:
     grants = _grants(template, "models_api")
     assert {a for a in grants if a.startswith("s3:")} == {
         "s3:GetObject",
@@ -123,15 +123,18 @@ def test_models_api_reads_model_artifacts_and_moves_rejected_datasets_only(templ
         "s3:DeleteObjectVersion",
         "s3:ListBucket",
     }
-    assert _prefixes(grants["s3:GetObject"]) == {"/models/*", "/datasets/*"}
+    # models/: artifact digests before a promotion; baselines/: compare's training data drift
+    assert _prefixes(grants["s3:GetObject"]) == {"/models/*", "/baselines/*", "/datasets/*"}
     assert _prefixes(grants["s3:GetObjectVersion"]) == {"/datasets/*"}
     assert _prefixes(grants["s3:PutObject"]) == {"/quarantine/*"}
     assert _prefixes(grants["s3:DeleteObject"]) == _prefixes(grants["s3:DeleteObjectVersion"]) == {"/datasets/*"}
-    # every dataset grant is on the data bucket, never the artifact bucket
+    # every dataset grant is on the data bucket, never the artifact bucket, and the other way round
     fn = template["Resources"][function_ids(template)["models_api"]]
     data_bucket = fn["Properties"]["Environment"]["Variables"]["DATA_BUCKET"]["Ref"]
     for action in ("s3:GetObjectVersion", "s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:ListBucket"):
         assert all(data_bucket in resource for resource in grants[action]), action
+    for resource in grants["s3:GetObject"]:
+        assert (data_bucket in resource) == ("/datasets/*" in resource), resource
     # the ledger's review is a conditional PutItem and its listing a Query on the state index
     assert {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"} <= set(grants)
     assert any("/index/gsi1" in resource for resource in grants["dynamodb:Query"])

@@ -15,6 +15,7 @@ from mlops.registry.records import VersionStatus
 from mlops.validation.decisions import dataset_id
 from mlops.validation.ledger import DatasetState, LedgerChange, LedgerEntry
 from mlops_local.handlers import load_handler_module
+from tests.support.baselines import training_baseline
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.registry_fake import api_event, trained_event
 from tests.support.resources import TestResources, create_resources
@@ -66,6 +67,40 @@ def test_models_api_handler_get_routes(handler: ModuleType) -> None:
     status, audit = call(handler, "GET", "/models/churn/audit")
     assert status == 200
     assert [e["action"] for e in audit].count("registered") == 3
+
+
+def test_models_api_handler_compare_reads_both_baselines_from_the_artifact_bucket(
+    handler: ModuleType, registry: DynamoRegistry, resources: TestResources
+) -> None:
+    # GIVEN the baselines the trainer stored for v1 and v3; v3's training data has x moved by 1 sd
+    s3 = boto3.client("s3")
+    for number, baseline in ((1, training_baseline(seed=1)), (3, training_baseline(seed=3, shift=1.0))):
+        artifact = registry.get_version("churn", number).artifact
+        assert (artifact.bucket, artifact.baseline_key.startswith("baselines/churn/")) == (
+            resources.artifact_bucket,
+            True,
+        )
+        s3.put_object(Bucket=artifact.bucket, Key=artifact.baseline_key, Body=baseline.model_dump_json().encode())
+
+    # WHEN the compare route runs through the handler
+    status, comparison = call(handler, "GET", "/models/churn/compare?a=1&b=3")
+
+    # THEN the response carries the PSI of v3's training data against v1's
+    assert status == 200
+    assert (comparison["a"]["version"], comparison["b"]["version"], comparison["better"]) == (1, 3, 3)
+    drift = comparison["training_data_drift"]
+    assert drift["features"]["x"] > 0.2
+    assert drift["features"]["plan"] < 0.01
+    assert drift["prediction"] > 0.2
+    assert drift["max"] == max(drift["features"]["x"], drift["prediction"])
+    assert drift["unavailable"] is None
+
+    # v2 was registered without a baseline (NoSuchKey on S3): the comparison says so and still answers
+    status, comparison = call(handler, "GET", "/models/churn/compare?a=1&b=2")
+    assert status == 200
+    assert comparison["training_data_drift"]["unavailable"].startswith(
+        f"v2 has no baseline profile at s3://{resources.artifact_bucket}/baselines/churn/"
+    )
 
 
 def test_models_api_handler_rollback_audits_caller_and_publishes(

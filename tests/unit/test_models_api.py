@@ -15,6 +15,7 @@ from mlops.registry.access import AccessPolicy
 from mlops.validation.decisions import dataset_id
 from mlops.validation.ledger import DatasetState, LedgerChange, LedgerEntry
 from mlops_local.handlers import load_handler_module
+from tests.support.baselines import training_baseline
 from tests.support.datasets import InMemoryDatasetLedger, RecordingNotifier
 from tests.support.fakes import InMemoryObjectStore, RecordingPublisher
 from tests.support.lambda_context import FakeLambdaContext
@@ -200,6 +201,14 @@ def test_models_api_serves_its_openapi_document(call: Any) -> None:
     }
     assert "post" in document["paths"]["/models/{name}/rollback"]
     assert "RollbackRequest" in json.dumps(document["components"])
+    assert "training data" in document["paths"]["/models/{name}/compare"]["get"]["summary"]
+    schemas = document["components"]["schemas"]
+    assert schemas["VersionComparison"]["properties"]["training_data_drift"] == {
+        "$ref": "#/components/schemas/TrainingDataDrift"
+    }
+    assert {"features", "prediction", "max", "not_compared", "unavailable"} <= set(
+        schemas["TrainingDataDrift"]["properties"]
+    )
 
 
 # ---- governance: lifecycle routes, roles, idempotency ----
@@ -326,6 +335,49 @@ def test_models_api_aliases_served_at_and_compare(call: Any, registry: InMemoryR
     assert comparison["metrics"]["roc_auc"]["delta"] == pytest.approx(0.1)
     assert comparison["same_dataset"] is True
     assert comparison["params"]["C"] == {"a": 0.5, "b": 0.5, "same": True}
+    # no baseline profiles in the store: the comparison still answers, saying why there is no drift
+    drift = comparison["training_data_drift"]
+    assert (drift["features"], drift["max"]) == ({}, None)
+    assert drift["unavailable"].startswith("v1 has no baseline profile at s3://mlops-artifacts/baselines/churn/")
+
+
+def test_models_api_compare_reports_the_drift_between_training_data(
+    call: Any, registry: InMemoryRegistry, store: InMemoryObjectStore
+) -> None:
+    # GIVEN v1 trained on x ~ N(0, 1) and v3 on x ~ N(1, 1), both with the same mix of plans
+    for number, baseline in ((1, training_baseline(seed=1)), (3, training_baseline(seed=3, shift=1.0))):
+        artifact = registry.get_version("churn", number).artifact
+        store.put_bytes(artifact.bucket, artifact.baseline_key, baseline.model_dump_json().encode(), "application/json")
+
+    # WHEN a reader compares them
+    status, comparison = call("GET", "/models/churn/compare?a=1&b=3", user=READER)
+
+    # THEN x and the predictions drifted, plan did not, and max is the largest PSI
+    assert status == 200
+    drift = comparison["training_data_drift"]
+    assert set(drift) == {"features", "prediction", "max", "not_compared", "unavailable"}
+    assert drift["features"]["x"] > 0.2
+    assert drift["features"]["plan"] < 0.01
+    assert drift["prediction"] > 0.2
+    assert drift["max"] == max(drift["features"]["x"], drift["prediction"])
+    assert (drift["not_compared"], drift["unavailable"]) == ({}, None)
+
+    # a version compared with itself has not drifted
+    status, comparison = call("GET", "/models/churn/compare?a=3&b=3", user=READER)
+    assert (status, comparison["training_data_drift"]["max"]) == (200, 0.0)
+
+
+def test_models_api_compare_survives_a_baseline_that_is_not_a_profile(
+    call: Any, registry: InMemoryRegistry, store: InMemoryObjectStore
+) -> None:
+    for number in (1, 3):
+        artifact = registry.get_version("churn", number).artifact
+        store.put_bytes(artifact.bucket, artifact.baseline_key, b'{"model_name": "churn"}', "application/json")
+
+    status, comparison = call("GET", "/models/churn/compare?a=1&b=3")
+
+    assert status == 200
+    assert comparison["training_data_drift"]["unavailable"].endswith("is not a baseline profile")
 
 
 @pytest.mark.parametrize(

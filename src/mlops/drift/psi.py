@@ -4,6 +4,7 @@ PSI = sum over bins of (a - e) * ln(a / e), with e the baseline share and a the 
 each bin. Empty bins would make the logarithm infinite, so both shares are floored at `EPSILON`
 (a category never seen in training still scores: 5% of the window in it alone gives ~0.31).
 Rule of thumb: < 0.1 stable, 0.1-0.2 moderate, > 0.2 significant shift.
+The formula itself is `mlops.drift.stability.stability_index` (no numpy: models_api uses it too).
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mlops.drift.stability import EPSILON, stability_index
 from mlops.profile import MISSING, OTHER, CategoricalProfile, ColumnProfile, categorical_counts, numeric_counts
 
-EPSILON = 1e-4
+__all__ = ["EPSILON", "column_psi", "psi"]
 
 
 def psi(expected: Sequence[float], actual_counts: Sequence[int], epsilon: float = EPSILON) -> float:
@@ -28,13 +30,7 @@ def psi(expected: Sequence[float], actual_counts: Sequence[int], epsilon: float 
     total = sum(actual_counts)
     if total <= 0:
         raise ValueError("PSI of an empty window is undefined")
-    score = 0.0
-    for share, count in zip(expected, actual_counts, strict=True):
-        e = max(float(share), epsilon)
-        a = max(count / total, epsilon)
-        score += (a - e) * math.log(a / e)
-    # identical shares give exactly 0; rounding must not report a negative index
-    return max(score, 0.0)
+    return stability_index(expected, [count / total for count in actual_counts], epsilon)
 
 
 def column_psi(profile: ColumnProfile, values: Sequence[object]) -> float:

@@ -9,10 +9,11 @@ import re
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mlops.contract import SUPPORTED_METRICS, is_valid_model_name
-from mlops.errors import BadRequestError, IntegrityError
+from mlops.drift.stability import TrainingDataDrift, training_data_drift
+from mlops.errors import BadRequestError, IntegrityError, NotFoundError
 from mlops.events import (
     DetailType,
     ModelAliasMoved,
@@ -23,6 +24,7 @@ from mlops.events import (
     ModelTrained,
 )
 from mlops.ports import EventPublisher, ObjectStore
+from mlops.profile_schema import BaselineProfile
 from mlops.registry.ports import ModelRegistry, Notifier
 from mlops.registry.records import (
     AliasMove,
@@ -422,8 +424,8 @@ class MetricPair(_View):
 
 
 class VersionComparison(_View):
-    """Two versions side by side. Drift between their training data is not computed here (the
-    models API ships without numpy and does not read baselines); compare the datasets' digests."""
+    """Two versions side by side: metrics, params, lineage, and the PSI of b's training data
+    against a's (from their baseline profiles)."""
 
     model_name: str
     a: VersionSummary
@@ -435,6 +437,7 @@ class VersionComparison(_View):
     same_dataset: bool
     same_contract: bool
     library_versions: dict[str, ValuePair]
+    training_data_drift: TrainingDataDrift
 
 
 def summarize_model(record: ModelRecord) -> ModelSummary:
@@ -504,8 +507,13 @@ def served_at(registry: ModelRegistry, name: str, at: datetime, alias: str = "pr
     return registry.served_at(require_model_name(name), at, require_alias(alias))
 
 
-def compare_versions(registry: ModelRegistry, name: str, a: int, b: int) -> VersionComparison:
-    """Metrics, params, lineage of two versions of one model, side by side."""
+def compare_versions(registry: ModelRegistry, name: str, a: int, b: int, *, store: ObjectStore) -> VersionComparison:
+    """Metrics, params, lineage of two versions of one model, side by side, and the drift of b's
+    training data against a's (read from each version's baseline profile in `store`).
+
+    Raises BadRequestError, ModelNotFoundError, VersionNotFoundError; a baseline that is missing
+    or not a profile leaves `training_data_drift.unavailable` set instead of failing the request.
+    """
     require_model_name(name)
     left, right = registry.get_version(name, require_version(a)), registry.get_version(name, require_version(b))
     metrics = {
@@ -538,7 +546,22 @@ def compare_versions(registry: ModelRegistry, name: str, a: int, b: int) -> Vers
         library_versions=_pairs(
             left.lineage.get("library_versions") or {}, right.lineage.get("library_versions") or {}
         ),
+        training_data_drift=_training_data_drift(store, left, right),
     )
+
+
+def _training_data_drift(store: ObjectStore, left: ModelVersion, right: ModelVersion) -> TrainingDataDrift:
+    profiles = []
+    for version in (left, right):
+        location = f"s3://{version.artifact.bucket}/{version.artifact.baseline_key}"
+        try:
+            data = store.get_bytes(version.artifact.bucket, version.artifact.baseline_key)
+            profiles.append(BaselineProfile.model_validate_json(data))
+        except NotFoundError:
+            return TrainingDataDrift(unavailable=f"v{version.version} has no baseline profile at {location}")
+        except ValidationError:
+            return TrainingDataDrift(unavailable=f"v{version.version}'s {location} is not a baseline profile")
+    return training_data_drift(*profiles)
 
 
 def _pairs(left: dict[str, Any], right: dict[str, Any]) -> dict[str, ValuePair]:

@@ -1,0 +1,51 @@
+"""The baseline profile's schema (pydantic only, no numpy): what training stores beside each
+artifact at `Artifact.baseline_key`.
+
+Kept apart from `mlops.profile` (which builds profiles with numpy and re-exports these names) so
+that functions without numpy in their layers, such as models_api, can read a stored profile.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+OTHER = "__other__"  # categories never seen in training
+MISSING = "__missing__"  # null cells, counted as their own bucket
+
+
+class NumericProfile(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["numeric"] = "numeric"
+    # interior cut points (quantiles of the training data); bins are (-inf, e0], (e0, e1], ..., (en, inf)
+    edges: list[float]
+    proportions: list[float]  # len(edges) + 1 bins, then the share of nulls last
+    count: int
+    min: float | None
+    max: float | None
+    mean: float | None
+    std: float | None
+
+
+class CategoricalProfile(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["categorical"] = "categorical"
+    proportions: dict[str, float]  # category -> share, with OTHER and MISSING buckets
+    count: int
+
+
+ColumnProfile = Annotated[NumericProfile | CategoricalProfile, Field(discriminator="kind")]
+
+
+class BaselineProfile(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    model_name: str
+    created_at: datetime
+    rows: int
+    features: dict[str, ColumnProfile]
+    prediction: ColumnProfile
