@@ -8,9 +8,11 @@ columns arrive typed and only the declared kind of type is accepted.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -33,10 +35,10 @@ class _Tally:
     offending: list[Offending] = field(default_factory=list)
 
     def add(self, mask: pa.Array, raw: pa.Array, rows_before: int) -> None:
-        mask = pc.fill_null(mask, False)
-        failing = pc.sum(mask).as_py() or 0
+        failing = mask.true_count  # a null is not a failure
         if not failing:
             return
+        mask = pc.fill_null(mask, False)
         self.count += failing
         room = MAX_OFFENDING - len(self.offending)
         if room > 0:
@@ -111,29 +113,39 @@ class _ColumnState:
             values = pc.cast(
                 pc.if_else(pc.fill_null(parses, False), trimmed, pa.scalar(None, pa.string())), pa.float64()
             )
-            null_mask = pc.invert(present)
+            self._nulls(pc.invert(present), column, rows_before)
         elif pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
-            values = pc.cast(column, pa.float64())
-            null_mask = pc.is_null(values)
+            values = column if kind == pa.float64() else pc.cast(column, pa.float64())
+            self._nulls(None, values, rows_before)
         else:
             self.column_type_error = f"column has type {kind}, expected numbers"
             return
         self.parsed = values
-        self._nulls(null_mask, column, rows_before)
-        finite = pc.is_finite(values)  # null for null cells
-        self.tally(CheckName.FINITE).add(pc.invert(finite), column, rows_before)
-        finite_values = pc.filter(values, pc.fill_null(finite, False))
-        if len(finite_values):
-            low, high = pc.min_max(finite_values).values()
-            self.observed_min = _min(self.observed_min, low.as_py())
-            self.observed_max = _max(self.observed_max, high.as_py())
-        if self.rule.min is not None or self.rule.max is not None:
-            outside = pa.array([False] * len(values))
-            if self.rule.min is not None:
-                outside = pc.or_(outside, pc.fill_null(pc.less(values, self.rule.min), False))
-            if self.rule.max is not None:
-                outside = pc.or_(outside, pc.fill_null(pc.greater(values, self.rule.max), False))
-            self.tally(self.rule.domain_check).add(pc.and_(outside, pc.fill_null(finite, False)), column, rows_before)
+        # Masks are built only for a batch that has a failing row: most batches have none.
+        finite: pa.Array | None = None
+        low, high = _plain_min_max(values)
+        if low is None:
+            finite = pc.is_finite(values)  # null for null cells
+            if finite.false_count:
+                self.tally(CheckName.FINITE).add(pc.invert(finite), column, rows_before)
+                finite_values = pc.filter(values, pc.fill_null(finite, False))
+            else:
+                finite_values = values  # min_max skips nulls
+            low_scalar, high_scalar = pc.min_max(finite_values).values()
+            low, high = low_scalar.as_py(), high_scalar.as_py()
+        self.observed_min = _min(self.observed_min, low)
+        self.observed_max = _max(self.observed_max, high)
+        rule = self.rule
+        if low is None or ((rule.min is None or low >= rule.min) and (rule.max is None or high <= rule.max)):
+            return  # every finite value of the batch is inside the range (or there is none)
+        outside = pa.array(np.zeros(len(values), dtype=bool))
+        if rule.min is not None:
+            outside = pc.or_(outside, pc.fill_null(pc.less(values, rule.min), False))
+        if rule.max is not None:
+            outside = pc.or_(outside, pc.fill_null(pc.greater(values, rule.max), False))
+        if finite is not None:
+            outside = pc.and_(outside, pc.fill_null(finite, False))
+        self.tally(rule.domain_check).add(outside, column, rows_before)
 
     def _update_boolean(self, column: pa.Array, rows_before: int) -> None:
         kind = column.type
@@ -143,41 +155,57 @@ class _ColumnState:
             present = _present(normalized)
             known = pc.is_in(normalized, value_set=pa.array(BOOLEAN_TEXT))
             self.tally(CheckName.TYPE).add(pc.and_(present, pc.invert(known)), column, rows_before)
-            null_mask = pc.invert(present)
             truth = pc.is_in(normalized, value_set=pa.array(BOOLEAN_TEXT[::2]))
             self.parsed = _true_false(truth, pc.and_(present, known))
+            self._nulls(pc.invert(present), column, rows_before)
         elif pa.types.is_boolean(kind):
-            null_mask = pc.is_null(column)
-            self.parsed = _true_false(column, pc.is_valid(column))
+            self.parsed = _true_false(column, None)
+            self._nulls(None, column, rows_before)
         elif pa.types.is_integer(kind):
             known = pc.is_in(column, value_set=pa.array([0, 1], type=kind))
             self.tally(CheckName.TYPE).add(pc.and_(pc.is_valid(column), pc.invert(known)), column, rows_before)
-            null_mask = pc.is_null(column)
             self.parsed = _true_false(pc.equal(column, 1), pc.fill_null(known, False))
+            self._nulls(None, column, rows_before)
         else:
             self.column_type_error = f"column has type {kind}, expected true/false/1/0"
-            return
-        self._nulls(null_mask, column, rows_before)
 
     def _update_categorical(self, column: pa.Array, rows_before: int) -> None:
+        """Works on the dictionary (a few distinct values) and maps the answers to the rows by
+        index: the text of each row is never compared. Parquet text columns arrive encoded."""
         kind = column.type
-        if _is_text(kind) or pa.types.is_integer(kind) or pa.types.is_boolean(kind):
+        if pa.types.is_dictionary(kind) and _is_text(kind.value_type):
+            dictionary = _text_column(column.dictionary)
+            indices = column.indices
+        elif _is_text(kind) or pa.types.is_integer(kind) or pa.types.is_boolean(kind):
             column = _text_column(column) if _is_text(kind) else pc.cast(column, pa.string())
+            encoded = pc.dictionary_encode(column)
+            dictionary, indices = encoded.dictionary, encoded.indices
         else:
             self.column_type_error = f"column has type {kind}, expected text"
             return
-        null_mask = pc.or_(pc.is_null(column), pc.fill_null(pc.equal(column, ""), False))
-        self.parsed = pc.if_else(null_mask, pa.scalar(None, pa.string()), column)
-        self._nulls(null_mask, column, rows_before)
+        blank = pc.fill_null(pc.equal(dictionary, ""), True)  # per dictionary entry: a null cell
+        if blank.true_count:
+            row_blank = pc.fill_null(pc.take(blank, indices), True)
+            indices = pc.if_else(row_blank, pa.scalar(None, indices.type), indices)
+            null_mask = row_blank
+        else:
+            null_mask = None
+        parsed = pa.DictionaryArray.from_arrays(indices, dictionary)
+        self.parsed = parsed
+        self._nulls(null_mask, parsed if null_mask is None else column, rows_before)
         if self.rule.allowed is not None:
-            known = pc.is_in(column, value_set=pa.array(sorted(self.rule.allowed), type=pa.string()))
-            unknown = pc.and_(pc.invert(null_mask), pc.invert(known))
-            self.tally(self.rule.domain_check).add(unknown, column, rows_before)
+            known = pc.is_in(dictionary, value_set=pa.array(sorted(self.rule.allowed), type=pa.string()))
+            unknown_entries = pc.and_(pc.invert(known), pc.invert(blank))
+            if unknown_entries.true_count:
+                unknown = pc.fill_null(pc.take(unknown_entries, indices), False)
+                self.tally(self.rule.domain_check).add(unknown, column, rows_before)
 
-    def _nulls(self, null_mask: pa.Array, raw: pa.Array, rows_before: int) -> None:
-        self.nulls += pc.sum(pc.fill_null(null_mask, True)).as_py() or 0
-        if not self.rule.nullable:
-            self.tally(CheckName.NULLS).add(null_mask, raw, rows_before)
+    def _nulls(self, null_mask: pa.Array | None, raw: pa.Array, rows_before: int) -> None:
+        """Count null cells: `null_mask` marks them (never null itself), or None for `raw`'s nulls."""
+        count = raw.null_count if null_mask is None else null_mask.true_count
+        self.nulls += count
+        if count and not self.rule.nullable:
+            self.tally(CheckName.NULLS).add(pc.is_null(raw) if null_mask is None else null_mask, raw, rows_before)
 
     # -- results ----------------------------------------------------------------------------
 
@@ -257,6 +285,11 @@ class DatasetChecker:
         """The columns a reader must load: the contract's and the declared id columns present."""
         header = set(self._columns or ())
         return [*self.present_columns, *(name for name in self.contract.data.id_columns if name in header)]
+
+    @property
+    def categorical_columns(self) -> list[str]:
+        """The contract columns checked as categories: a reader may hand them over dictionary-encoded."""
+        return [name for name, state in self._states.items() if state.rule.kind is FeatureType.CATEGORICAL]
 
     def observed(self) -> dict[str, Observed]:
         """Exact min/max of every numeric column seen so far."""
@@ -374,10 +407,30 @@ def _list_check(check: CheckName, names: list[str], problem: str) -> CheckResult
     return CheckResult(name=check, passed=False, details=f"{problem}: {', '.join(names)}")
 
 
-def _true_false(truth: pa.Array, valid: pa.Array) -> pa.Array:
-    """ "true"/"false" where `valid`, null elsewhere: how profiles spell booleans."""
-    text = pc.if_else(pc.fill_null(truth, False), pa.scalar("true"), pa.scalar("false"))
-    return pc.if_else(pc.fill_null(valid, False), text, pa.scalar(None, pa.string()))
+_TRUE_FALSE = pa.array(["false", "true"])
+
+
+def _true_false(truth: pa.Array, valid: pa.Array | None) -> pa.DictionaryArray:
+    """ "true"/"false" where `valid` (None: where `truth` is not null), null elsewhere: how
+    profiles spell booleans, encoded over a two-entry dictionary."""
+    indices = pc.cast(pc.fill_null(truth, False) if valid is not None else truth, pa.int8())
+    if valid is not None:
+        indices = pc.if_else(pc.fill_null(valid, False), indices, pa.scalar(None, pa.int8()))
+    return pa.DictionaryArray.from_arrays(indices, _TRUE_FALSE)
+
+
+def _plain_min_max(values: pa.Array) -> tuple[float, float] | tuple[None, None]:
+    """Min and max of float64 values without nulls when all are finite and neither is a zero
+    (whose sign pyarrow and numpy may pick differently); (None, None) otherwise. numpy over the
+    Arrow buffer is several times faster than `pc.is_finite` plus `pc.min_max`, and a NaN or an
+    infinity shows in the min or the max."""
+    if values.null_count or not len(values):
+        return None, None
+    numbers = values.to_numpy(zero_copy_only=True)
+    low, high = float(numbers.min()), float(numbers.max())
+    if math.isfinite(low) and math.isfinite(high) and low != 0 and high != 0:
+        return low, high
+    return None, None
 
 
 def _present(text: pa.Array) -> pa.Array:

@@ -32,6 +32,9 @@ from mlops.validation.report import CheckName
 # them: it parses as a number and fails the finite check.
 NULL_TEXT = ("", "NULL", "null", "NA", "N/A")
 CHUNK_BYTES = 1024 * 1024
+# A Parquet batch holds at most a row group, and at most this much decoded data.
+PARQUET_BATCH_BYTES = 16 * 1024 * 1024
+RELEASE_BYTES = 32 * 1024 * 1024
 _HEADER_LIMIT = 1024 * 1024
 _PARSE_ERRORS = (pa.ArrowException, OSError, EOFError, ValueError, zlib.error, UnicodeDecodeError)
 # A gzip member may always inflate to this much, whatever its ratio (small files compress well).
@@ -101,9 +104,24 @@ class HashingReader:
         return data
 
     def drain(self) -> None:
-        """Read (and hash) whatever the parser left unread."""
-        while self.read(CHUNK_BYTES):
-            pass
+        """Read (and hash) whatever the parser left unread: into one reused buffer when the
+        source can (no allocation per block), else block by block."""
+        readinto = getattr(self._source, "readinto", None)
+        if readinto is None:
+            while self.read(CHUNK_BYTES):
+                pass
+            return
+        buffer = memoryview(bytearray(CHUNK_BYTES))
+        while True:
+            try:
+                size = readinto(buffer)
+            except Exception as error:
+                self.source_error = error
+                raise
+            if not size:
+                return
+            self._sha256.update(buffer[:size])
+            self.bytes_read += size
 
     def hexdigest(self) -> str:
         return self._sha256.hexdigest()
@@ -316,11 +334,29 @@ def read_parquet(body: BinaryIO, seekable: BinaryIO, checker: DatasetChecker, *,
             raise _LimitReached(f"the footer declares {metadata.num_rows} rows")
         columns = checker.read_columns
         if columns:
+            # Text checked as categories is read as Parquet stores it, dictionary-encoded: no
+            # string per row is built, and the checks work on the few distinct values.
+            schema = parquet.schema_arrow
+            encoded = [
+                name
+                for name in checker.categorical_columns
+                if name in schema.names and _is_plain_text(schema.field(name).type)
+            ]
+            if encoded:
+                parquet = pq.ParquetFile(seekable, metadata=metadata, read_dictionary=encoded)
             # One row group at a time: a single iter_batches over the whole file keeps memory it
             # has read (peak RSS grew 1.7x from 1M to 4M rows here); per row group it stays flat.
+            decoded = 0
             for group in range(metadata.num_row_groups):
-                for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns, row_groups=[group]):
+                rows = _parquet_batch_rows(metadata.row_group(group), batch_rows)
+                for batch in parquet.iter_batches(batch_size=rows, columns=columns, row_groups=[group]):
                     checker.check_batch(batch)
+                decoded += metadata.row_group(group).total_byte_size
+                if decoded >= RELEASE_BYTES:
+                    # pyarrow's allocator keeps freed pages for reuse and peak RSS creeps up with
+                    # the file; handing them back now and then keeps it flat at little cost.
+                    pa.default_memory_pool().release_unused()
+                    decoded = 0
         else:  # nothing to check cell by cell; the row count still comes from the footer
             checker.count_rows(metadata.num_rows)
     except _FormatMismatch as mismatch:
@@ -332,6 +368,20 @@ def read_parquet(body: BinaryIO, seekable: BinaryIO, checker: DatasetChecker, *,
     return ReadResult(
         sha256=hashing.hexdigest(), bytes_read=hashing.bytes_read, error=error, failed_check=failed, described=""
     )
+
+
+def _is_plain_text(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def _parquet_batch_rows(group: pq.RowGroupMetaData, batch_rows: int) -> int:
+    """Rows per batch for one row group: the whole group (pyarrow has read its column chunks
+    anyway, and fewer, larger batches cost less per row) unless it decodes to more than
+    PARQUET_BATCH_BYTES; never fewer than `batch_rows`."""
+    rows = group.num_rows
+    if group.total_byte_size > PARQUET_BATCH_BYTES:
+        rows = rows * PARQUET_BATCH_BYTES // group.total_byte_size
+    return max(batch_rows, rows, 1)
 
 
 class _FormatMismatch(Exception):

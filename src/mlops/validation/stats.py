@@ -4,7 +4,9 @@ contract, not by the file.
 Per batch (already parsed by `DatasetChecker`): counts per reference bin (numeric) or category,
 label counts, rows outside the reference's observed values, 64-bit row hashes for exact
 duplicates and id uniqueness, and a bottom-k random sample of rows (for the label-flip check and
-for this dataset's own profile).
+for this dataset's own profile), kept in key order so it does not depend on how the rows were
+cut into batches. Categories arrive dictionary-encoded: per batch the few distinct values are
+hashed, counted and compared once, and the answers spread to the rows by index.
 
 Duplicates: row hashes are kept exactly (sorted unique uint64 + uint32 counts, 12 bytes per
 distinct row) up to `MAX_EXACT_HASHES` distinct rows; past that the counter keeps only hashes
@@ -34,6 +36,8 @@ _FLUSH_HASHES = 1 << 19
 _NULL_HASH = np.uint64(0x9E3779B97F4A7C15)
 _PRIME = np.uint64(0x100000001B3)
 _MAX_POWER = 4096
+_CACHED_VALUES = 4096  # distinct values whose hashes a column keeps from one batch to the next
+_COMPARE_EDGES = 32  # up to this many bin edges, bin by comparisons instead of a binary search
 _POWERS = np.cumprod(np.full(_MAX_POWER, 0x5BD1E995, dtype=np.uint64), dtype=np.uint64)
 
 
@@ -71,11 +75,31 @@ def hash_strings(array: pa.Array) -> np.ndarray:
     return hashed
 
 
-def hash_numbers(values: np.ndarray) -> np.ndarray:
-    """A 64-bit hash per float64 (NaN and null alike, -0.0 as 0.0)."""
-    values = np.where(values == 0, 0.0, values)
-    hashed = _mix(values.view(np.uint64) + np.uint64(0x632BE59BD9B4E019))
-    hashed[np.isnan(values)] = _NULL_HASH
+def _decoded(values: pa.Array) -> pa.Array:
+    """Dictionary-encoded text as plain text (the sample holds plain columns)."""
+    return values.dictionary_decode() if pa.types.is_dictionary(values.type) else values
+
+
+def _mix_into(x: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """`_mix` in place (`scratch`: a buffer of the same shape): no temporary arrays."""
+    for shift, factor in ((30, np.uint64(0xBF58476D1CE4E5B9)), (27, np.uint64(0x94D049BB133111EB)), (31, None)):
+        np.right_shift(x, np.uint64(shift), out=scratch)
+        np.bitwise_xor(x, scratch, out=x)
+        if factor is not None:
+            np.multiply(x, factor, out=x)
+    return x
+
+
+def hash_numbers(values: np.ndarray, scratch: np.ndarray | None = None, *, finite: bool = False) -> np.ndarray:
+    """A 64-bit hash per float64 (NaN and null alike, -0.0 as 0.0). `finite`: the caller knows
+    there is no NaN; `scratch`: a uint64 buffer of the same length to work in."""
+    values = values + 0.0  # -0.0 + 0.0 is 0.0: one bit pattern for zero
+    missing = None if finite else np.isnan(values)
+    hashed = values.view(np.uint64)  # `values` is this function's own copy: hash it in place
+    hashed += np.uint64(0x632BE59BD9B4E019)
+    _mix_into(hashed, np.empty_like(hashed) if scratch is None else scratch)
+    if missing is not None:
+        hashed[missing] = _NULL_HASH
     return hashed
 
 
@@ -109,13 +133,24 @@ class DuplicateCounter:
             return
         new, counts = np.unique(np.concatenate(self._pending), return_counts=True)
         self._pending, self._pending_rows = [], 0
-        merged = np.concatenate((self._hashes, new))
-        weights = np.concatenate((self._counts, counts.astype(np.uint32)))
-        order = np.argsort(merged, kind="stable")
-        merged, weights = merged[order], weights[order]
-        starts = np.flatnonzero(np.concatenate(([True], merged[1:] != merged[:-1])))
-        self._hashes = merged[starts]
-        self._counts = np.add.reduceat(weights, starts).astype(np.uint32) if len(starts) else weights
+        counts = counts.astype(np.uint32)
+        # Merge the new hashes into the sorted ones: no sort of the whole set, fewer temporaries.
+        at = np.searchsorted(self._hashes, new)
+        found = at < len(self._hashes)
+        found[found] = self._hashes[at[found]] == new[found]
+        self._counts[at[found]] += counts[found]  # `new` is unique: no index repeats
+        fresh = ~found
+        if fresh.any():
+            # the new hashes' places in the merged order (`at` is sorted: so is `new`)
+            places = at[fresh] + np.arange(int(np.count_nonzero(fresh)))
+            old = np.ones(len(self._hashes) + len(places), dtype=bool)
+            old[places] = False
+            hashes = np.empty(len(old), dtype=np.uint64)
+            hashes[places], hashes[old] = new[fresh], self._hashes
+            self._hashes = hashes
+            merged_counts = np.empty(len(old), dtype=np.uint32)
+            merged_counts[places], merged_counts[old] = counts[fresh], self._counts
+            self._counts = merged_counts
         while len(self._hashes) > self.max_exact:
             self.level += 1
             keep = self._hashes < np.uint64(1 << (64 - self.level))
@@ -137,11 +172,23 @@ class _NumericBins:
     edges: np.ndarray
     counts: np.ndarray  # len(edges) + 1 bins, then nulls
 
-    def add(self, values: np.ndarray) -> None:
-        finite = values[np.isfinite(values)]
-        bucket = np.searchsorted(self.edges, finite, side="left")
-        self.counts[: len(self.edges) + 1] += np.bincount(bucket, minlength=len(self.edges) + 1)
-        self.counts[-1] += len(values) - len(finite)
+    def add(self, values: np.ndarray, *, finite: bool = False) -> None:
+        """Count `values` into the bins; `finite`: the caller knows all of them are finite."""
+        finite_mask = None if finite else np.isfinite(values)
+        finite_count = len(values) if finite_mask is None else int(np.count_nonzero(finite_mask))
+        edges = len(self.edges)
+        if edges <= _COMPARE_EDGES and (
+            finite_mask is None or finite_count + int(np.count_nonzero(np.isnan(values))) == len(values)
+        ):
+            # No infinities: bin i holds the values in (edges[i-1], edges[i]], so the count of
+            # bins 0..i is the count of values <= edges[i] (NaN compares false). A few compares
+            # beat a binary search per value.
+            below = [int(np.count_nonzero(values <= edge)) for edge in self.edges]
+            self.counts[: edges + 1] += np.diff(np.asarray([0, *below, finite_count], dtype=np.int64))
+        else:
+            bucket = np.searchsorted(self.edges, values if finite_mask is None else values[finite_mask], side="left")
+            self.counts[: edges + 1] += np.bincount(bucket, minlength=edges + 1)
+        self.counts[-1] += len(values) - finite_count
 
 
 @dataclass
@@ -152,6 +199,16 @@ class _Column:
     bins: _NumericBins | None = None
     categories: Counter[str] = field(default_factory=Counter)
     outside: int = 0
+    # categories: the hash and unseen flag of values seen in earlier batches (up to _CACHED_VALUES)
+    known: dict[str | None, tuple[int, bool]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _ValueTable:
+    """Per dictionary entry, then for a null: the value's hash and whether the reference lacks it."""
+
+    hashes: np.ndarray
+    unseen: np.ndarray
 
 
 @dataclass
@@ -190,33 +247,51 @@ class StatsCollector:
         self._rng = np.random.default_rng(seed)
         self._sample: pa.Table | None = None
         self._sample_keys = np.zeros(0)
+        self._threshold = 1.0  # candidates need a key below it, once the sample is full
+        self._pending: list[pa.Table] = []
+        self._pending_keys: list[np.ndarray] = []
+        self._pending_rows = 0
 
     # -- per batch ---------------------------------------------------------------------------
 
     def add(self, parsed: dict[str, pa.Array], ids: dict[str, pa.Array], rows: int) -> None:
         """One batch: `parsed` holds every contract column (float64 or text); `ids` the raw id columns."""
         row_hash = np.zeros(rows, dtype=np.uint64)
+        scratch = np.empty(rows, dtype=np.uint64)
         outside = np.zeros(rows, dtype=bool)
         for column in [*self._columns, self._label]:
             values = parsed[column.name]
             if column.kind is FeatureType.NUMERIC:
                 numbers = np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64)
-                hashed = hash_numbers(numbers)
+                # NaN (a null) or an infinity shows in the min or the max: most batches have neither
+                low, high = (float(numbers.min()), float(numbers.max())) if len(numbers) else (0.0, 0.0)
+                finite = math.isfinite(low) and math.isfinite(high)
+                hashed = hash_numbers(numbers, scratch, finite=finite)
                 if column.bins is not None:
-                    column.bins.add(numbers)
+                    column.bins.add(numbers, finite=finite)
                 ref = column.reference
                 if column is not self._label and isinstance(ref, NumericProfile) and ref.min is not None:
-                    with np.errstate(invalid="ignore"):
-                        out = (numbers < ref.min) | (numbers > (ref.max if ref.max is not None else math.inf))
-                    column.outside += int(out.sum())
-                    outside |= out
+                    ref_max = ref.max if ref.max is not None else math.inf
+                    if not (finite and ref.min <= low and high <= ref_max):
+                        with np.errstate(invalid="ignore"):
+                            out = (numbers < ref.min) | (numbers > ref_max)
+                        column.outside += int(out.sum())
+                        outside |= out
             else:
-                encoded = pc.dictionary_encode(values)
+                # categories (and booleans) arrive dictionary-encoded: hash, count and compare
+                # the few distinct values once, then spread the answers to the rows by index
+                encoded = values if pa.types.is_dictionary(values.type) else pc.dictionary_encode(values)
                 dictionary = encoded.dictionary
-                indices = np.asarray(pc.fill_null(encoded.indices, len(dictionary)).to_numpy(zero_copy_only=False))
-                hashed = np.concatenate((hash_strings(dictionary), [_NULL_HASH]))[indices]
-                counts = np.bincount(indices, minlength=len(dictionary) + 1)
+                if dictionary.type != pa.string():
+                    dictionary = pc.cast(dictionary, pa.string())
+                indices = encoded.indices
+                if indices.null_count:
+                    indices = pc.fill_null(indices, len(dictionary))
+                indices = indices.to_numpy().astype(np.intp)  # numpy's native index type: faster take
                 names = dictionary.to_pylist()
+                table = self._value_table(column, names, dictionary)
+                hashed = np.take(table.hashes, indices)
+                counts = np.bincount(indices, minlength=len(dictionary) + 1)
                 for name, count in zip([*names, MISSING], counts.tolist(), strict=True):
                     if count and (name in column.categories or len(column.categories) < MAX_CATEGORIES):
                         column.categories[name] += count
@@ -224,13 +299,12 @@ class StatsCollector:
                         column.categories[OTHER] += count
                 ref = column.reference
                 if column is not self._label and isinstance(ref, CategoricalProfile):
-                    seen = [c for c, share in ref.proportions.items() if share > 0 and c not in (OTHER, MISSING)]
-                    unseen = np.asarray(
-                        pc.invert(pc.fill_null(pc.is_in(values, value_set=pa.array(seen, pa.string())), True))
-                    )
-                    column.outside += int(unseen.sum())
+                    unseen = np.take(table.unseen, indices)
+                    column.outside += int(np.count_nonzero(unseen))
                     outside |= unseen
-            row_hash = _mix(row_hash * _PRIME + hashed)
+            np.multiply(row_hash, _PRIME, out=row_hash)
+            np.add(row_hash, hashed, out=row_hash)
+            _mix_into(row_hash, scratch)
         self.duplicates.add(row_hash)
         for name, counter in self.ids.items():
             if name in ids:
@@ -239,24 +313,66 @@ class StatsCollector:
         self.rows += rows
         self._add_sample(parsed, rows)
 
+    def _value_table(self, column: _Column, names: list[str | None], dictionary: pa.Array) -> _ValueTable:
+        """Hash and unseen flag of each dictionary entry (then of a null): looked up per value when
+        every value was seen in an earlier batch (Parquet row groups order their dictionaries
+        differently), computed over the dictionary otherwise."""
+        known = column.known
+        if all(name in known for name in names):
+            hashes = np.asarray([*(known[n][0] for n in names), _NULL_HASH], dtype=np.uint64)
+            return _ValueTable(hashes, np.asarray([*(known[n][1] for n in names), True]))
+        hashes = np.concatenate((hash_strings(dictionary), [_NULL_HASH]))
+        ref = column.reference
+        if isinstance(ref, CategoricalProfile):
+            seen = [c for c, share in ref.proportions.items() if share > 0 and c not in (OTHER, MISSING)]
+            unseen = ~np.asarray(pc.is_in(dictionary, value_set=pa.array(seen, pa.string())))
+        else:
+            unseen = np.zeros(len(names), dtype=bool)
+        unseen = np.concatenate((unseen, [True]))  # a null is unseen too
+        if len(known) + len(names) <= _CACHED_VALUES:
+            known.update(zip(names, zip(hashes[:-1].tolist(), unseen[:-1].tolist(), strict=True), strict=True))
+        return _ValueTable(hashes, unseen)
+
     def _add_sample(self, parsed: dict[str, pa.Array], rows: int) -> None:
+        """Bottom-k by random key: rows whose key may be among the `sample_rows` smallest so far
+        wait in `_pending`; they are cut down to the smallest keys only once enough piled up."""
         keys = self._rng.random(rows)
         full = len(self._sample_keys) >= self.sample_rows
-        candidates = np.flatnonzero(keys < self._sample_keys.max()) if full else np.arange(rows)
+        wanted = keys < self._threshold if full else np.ones(rows, dtype=bool)
+        if rows > self.sample_rows:  # a row whose key is not among its own batch's smallest never makes it
+            wanted &= keys <= np.partition(keys, self.sample_rows - 1)[self.sample_rows - 1]
+        candidates = np.flatnonzero(wanted)
         if not len(candidates):
             return
         names = [*self.contract.feature_names, self.contract.target.name]
-        taken = pa.table({name: parsed[name] for name in names}).take(pa.array(candidates))
-        table = taken if self._sample is None else pa.concat_tables([self._sample, taken])
-        all_keys = np.concatenate((self._sample_keys, keys[candidates]))
+        taken = pa.RecordBatch.from_arrays([parsed[name] for name in names], names=names).take(pa.array(candidates))
+        self._pending.append(pa.table([_decoded(column) for column in taken.columns], names=names))
+        self._pending_keys.append(keys[candidates])
+        self._pending_rows += len(candidates)
+        if self._pending_rows >= self.sample_rows or not full:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Keep the `sample_rows` smallest keys, in key order (whatever the batch sizes were)."""
+        if not self._pending:
+            return
+        tables = [self._sample, *self._pending] if self._sample is not None else self._pending
+        table = pa.concat_tables(tables)
+        all_keys = np.concatenate((self._sample_keys, *self._pending_keys))
+        self._pending, self._pending_keys, self._pending_rows = [], [], 0
         if len(all_keys) > self.sample_rows:
             keep = np.argpartition(all_keys, self.sample_rows)[: self.sample_rows]
-            table, all_keys = table.take(pa.array(keep)), all_keys[keep]
-        self._sample, self._sample_keys = table.combine_chunks(), all_keys
+            keep = keep[np.argsort(all_keys[keep])]
+        else:
+            keep = np.argsort(all_keys)
+        self._sample, self._sample_keys = table.take(pa.array(keep)).combine_chunks(), all_keys[keep]
+        if len(self._sample_keys) >= self.sample_rows:
+            self._threshold = float(self._sample_keys[-1])
 
     @property
     def sample(self) -> pa.Table | None:
         """Up to `data.sample_rows` rows drawn uniformly at random (parsed contract columns)."""
+        self._compact()
         return self._sample
 
     # -- results -----------------------------------------------------------------------------
@@ -350,6 +466,7 @@ class StatsCollector:
     def profile(self, observed: dict[str, Observed]) -> DatasetProfile:
         """This dataset as the reference for the next one: categories and labels counted exactly,
         numeric bins from the random sample, numeric min/max exact."""
+        self._compact()
         features: dict[str, ColumnProfile] = {}
         for column in self._columns:
             features[column.name] = self._column_profile(column, observed.get(column.name))
