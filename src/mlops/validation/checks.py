@@ -25,6 +25,7 @@ from mlops.validation.stats import Observed, StatsCollector
 NUMBER_PATTERN = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$|^[+-]?(?:nan|inf|infinity)$"
 BOOLEAN_TEXT = ("true", "false", "1", "0")
 _MAX_VALUE_CHARS = 200
+_SMALL_DICTIONARY = 64
 
 
 @dataclass
@@ -173,6 +174,7 @@ class _ColumnState:
         """Works on the dictionary (a few distinct values) and maps the answers to the rows by
         index: the text of each row is never compared. Parquet text columns arrive encoded."""
         kind = column.type
+        encoded_text = pa.types.is_dictionary(kind) and pa.types.is_string(kind.value_type)
         if pa.types.is_dictionary(kind) and _is_text(kind.value_type):
             dictionary = _text_column(column.dictionary)
             indices = column.indices
@@ -183,22 +185,37 @@ class _ColumnState:
         else:
             self.column_type_error = f"column has type {kind}, expected text"
             return
-        blank = pc.fill_null(pc.equal(dictionary, ""), True)  # per dictionary entry: a null cell
+        blank, unknown_entries = self._entry_flags(dictionary)
         if blank.true_count:
             row_blank = pc.fill_null(pc.take(blank, indices), True)
             indices = pc.if_else(row_blank, pa.scalar(None, indices.type), indices)
             null_mask = row_blank
         else:
             null_mask = None
-        parsed = pa.DictionaryArray.from_arrays(indices, dictionary)
+        # already encoded over plain text with nothing blanked: the column is its parsed form
+        reuse = null_mask is None and encoded_text
+        parsed = column if reuse else pa.DictionaryArray.from_arrays(indices, dictionary)
         self.parsed = parsed
         self._nulls(null_mask, parsed if null_mask is None else column, rows_before)
-        if self.rule.allowed is not None:
-            known = pc.is_in(dictionary, value_set=pa.array(sorted(self.rule.allowed), type=pa.string()))
-            unknown_entries = pc.and_(pc.invert(known), pc.invert(blank))
-            if unknown_entries.true_count:
-                unknown = pc.fill_null(pc.take(unknown_entries, indices), False)
-                self.tally(self.rule.domain_check).add(unknown, column, rows_before)
+        if unknown_entries is not None and unknown_entries.true_count:
+            unknown = pc.fill_null(pc.take(unknown_entries, indices), False)
+            self.tally(self.rule.domain_check).add(unknown, column, rows_before)
+
+    def _entry_flags(self, dictionary: pa.Array) -> tuple[pa.BooleanArray, pa.BooleanArray | None]:
+        """Per dictionary entry: blank (a null cell), and not an allowed value (None: any is)."""
+        allowed = self.rule.allowed
+        if len(dictionary) <= _SMALL_DICTIONARY:  # a few values: plain Python beats kernel calls
+            names = dictionary.to_pylist()
+            blank = [name is None or name == "" for name in names]
+            unknown = (
+                None if allowed is None else [not b and n not in allowed for n, b in zip(names, blank, strict=True)]
+            )
+            return pa.array(blank, pa.bool_()), None if unknown is None else pa.array(unknown, pa.bool_())
+        blank = pc.fill_null(pc.equal(dictionary, ""), True)
+        if allowed is None:
+            return blank, None
+        known = pc.is_in(dictionary, value_set=pa.array(sorted(allowed), type=pa.string()))
+        return blank, pc.and_(pc.invert(known), pc.invert(blank))
 
     def _nulls(self, null_mask: pa.Array | None, raw: pa.Array, rows_before: int) -> None:
         """Count null cells: `null_mask` marks them (never null itself), or None for `raw`'s nulls."""
