@@ -340,7 +340,41 @@ BAD = [
         "perhaps",
     ),
     Bad("unsupported suffix", "a.json", lambda: b"{}", CheckName.KEY_LAYOUT, mentions="unsupported file type"),
+    Bad(
+        "CR-only line endings",
+        "a.csv",
+        lambda: ds.to_csv(_frame()).replace(b"\n", b"\r"),
+        CheckName.READABLE,
+        mentions="new-line character",
+    ),
+    Bad(
+        "header longer than a CSV field may be",
+        "a.csv",
+        lambda: b"a" * 300_000 + b"\n" + ds.to_csv(_frame()),
+        CheckName.READABLE,
+        mentions="field limit",
+    ),
+    Bad(
+        "parquet column named twice",
+        "a.parquet",
+        lambda: _parquet_with_repeated_column("plan"),
+        CheckName.DUPLICATE_COLUMNS,
+        mentions="plan",
+    ),
 ]
+
+
+def _parquet_with_repeated_column(name: str) -> bytes:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(_frame(), preserve_index=False)
+    doubled = pa.Table.from_arrays([*table.columns, table[name]], names=[*table.column_names, name])
+    sink = io.BytesIO()
+    pq.write_table(doubled, sink)
+    return sink.getvalue()
 
 
 @pytest.mark.parametrize("case", BAD, ids=[case.id for case in BAD])

@@ -36,7 +36,7 @@ CHUNK_BYTES = 1024 * 1024
 PARQUET_BATCH_BYTES = 16 * 1024 * 1024
 RELEASE_BYTES = 32 * 1024 * 1024
 _HEADER_LIMIT = 1024 * 1024
-_PARSE_ERRORS = (pa.ArrowException, OSError, EOFError, ValueError, zlib.error, UnicodeDecodeError)
+_PARSE_ERRORS = (pa.ArrowException, OSError, EOFError, ValueError, zlib.error, UnicodeDecodeError, csv.Error)
 # A gzip member may always inflate to this much, whatever its ratio (small files compress well).
 RATIO_FLOOR_BYTES = 16 * 1024 * 1024
 _SNIFF_BYTES = 64 * 1024
@@ -318,7 +318,11 @@ def read_parquet(body: BinaryIO, seekable: BinaryIO, checker: DatasetChecker, *,
             raise _FormatMismatch(f"the bytes look like {sniff(head)}, but the key says parquet")
         # a missing footer (truncated upload) is left to the parser, whose message names it
         parquet = pq.ParquetFile(seekable)
-        checker.set_columns(parquet.schema_arrow.names)
+        names = parquet.schema_arrow.names
+        checker.set_columns(names)
+        duplicated = sorted({name for name in names if names.count(name) > 1})
+        if duplicated:  # columns are looked up by name below: a repeated name is ambiguous
+            raise _DuplicateColumns(f"columns named more than once: {duplicated}")
         if checker.too_many_columns:
             raise _LimitReached(f"{len(parquet.schema_arrow.names)} columns exceed max_columns {data.max_columns}")
         metadata = parquet.metadata
@@ -363,6 +367,8 @@ def read_parquet(body: BinaryIO, seekable: BinaryIO, checker: DatasetChecker, *,
         error, failed = str(mismatch), CheckName.FORMAT
     except _LimitReached as reached:
         error, failed = str(reached), CheckName.ROW_COUNT if checker.too_many_rows else CheckName.LIMITS
+    except _DuplicateColumns as duplicate:
+        error, failed = str(duplicate), CheckName.DUPLICATE_COLUMNS
     except _PARSE_ERRORS as parse_error:
         error = _describe(parse_error, checker)
     return ReadResult(
@@ -389,6 +395,10 @@ class _FormatMismatch(Exception):
 
 
 class _LimitReached(Exception):
+    pass
+
+
+class _DuplicateColumns(Exception):
     pass
 
 
