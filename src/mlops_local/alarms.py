@@ -61,6 +61,8 @@ class AlarmSpec:
     alarm_actions: tuple[str, ...]
     ok_actions: tuple[str, ...]
     insufficient_data_actions: tuple[str, ...]
+    description: str | None = None
+    arn: str = ""
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,7 @@ def alarm_specs(deployment: LocalDeployment) -> list[AlarmSpec]:
         if "MetricName" not in props:
             raise ValueError(f"alarm {resource.logical_id}: only single-metric alarms are emulated")
         evaluation_periods = int(props["EvaluationPeriods"])
+        enabled = props.get("ActionsEnabled", True)
         specs.append(
             AlarmSpec(
                 logical_id=resource.logical_id,
@@ -184,9 +187,11 @@ def alarm_specs(deployment: LocalDeployment) -> list[AlarmSpec]:
                 threshold=float(props["Threshold"]),
                 comparison=props["ComparisonOperator"],
                 treat_missing_data=props.get("TreatMissingData", "missing"),
-                alarm_actions=tuple(props.get("AlarmActions", []) if props.get("ActionsEnabled", True) else []),
-                ok_actions=tuple(props.get("OKActions", []) if props.get("ActionsEnabled", True) else []),
-                insufficient_data_actions=tuple(props.get("InsufficientDataActions", [])),
+                alarm_actions=tuple(props.get("AlarmActions", []) if enabled else []),
+                ok_actions=tuple(props.get("OKActions", []) if enabled else []),
+                insufficient_data_actions=tuple(props.get("InsufficientDataActions", []) if enabled else []),
+                description=props.get("AlarmDescription"),
+                arn=deployment.resolve({"Fn::GetAtt": [resource.logical_id, "Arn"]}),
             )
         )
     return specs
@@ -245,13 +250,18 @@ class AlarmEvaluator:
         }
         message = {
             "AlarmName": spec.name,
-            "AlarmDescription": None,
+            "AlarmDescription": spec.description,
             "AWSAccountId": self.deployment.account,
+            "AlarmConfigurationUpdatedTimestamp": None,
             "NewStateValue": change.new,
             "NewStateReason": change.reason,
-            "StateChangeTime": change.at.isoformat(),
+            "StateChangeTime": change.at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{change.at.microsecond // 1000:03d}+0000",
             "Region": self.deployment.region,
+            "AlarmArn": spec.arn,
             "OldStateValue": change.old,
+            "OKActions": list(spec.ok_actions),
+            "AlarmActions": list(spec.alarm_actions),
+            "InsufficientDataActions": list(spec.insufficient_data_actions),
             "Trigger": {
                 "MetricName": spec.metric_name,
                 "Namespace": spec.namespace,
@@ -259,6 +269,9 @@ class AlarmEvaluator:
                 "Dimensions": [{"name": k, "value": v} for k, v in sorted(spec.dimensions)],
                 "Period": spec.period,
                 "EvaluationPeriods": spec.evaluation_periods,
+                "DatapointsToAlarm": spec.datapoints_to_alarm,
+                "StatisticType": "Statistic",
+                "Unit": None,
                 "ComparisonOperator": spec.comparison,
                 "Threshold": spec.threshold,
                 "TreatMissingData": spec.treat_missing_data,

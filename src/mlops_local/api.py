@@ -36,6 +36,8 @@ log = logging.getLogger("mlops.local")
 
 _INTEGRATION = re.compile(r"functions/(arn:aws:lambda:[^/]+)/invocations")
 _PATH_PARAM = re.compile(r"^\{(.+?)(\+)?\}$")
+SIGNATURE_MAX_SKEW_SECONDS = 300  # SigV4: API Gateway refuses requests signed further off than this
+MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 
 
 @dataclass(frozen=True)
@@ -197,7 +199,15 @@ class LocalApi:
         lower = {k.lower(): v for k, v in headers.items()}
         identity: dict[str, Any] = {"sourceIp": source_ip, "userAgent": lower.get("user-agent")}
         if route.api_key_required:
-            key = next((k for k in self.api_keys.values() if k.value == lower.get("x-api-key") and k.plans), None)
+            offered = lower.get("x-api-key") or ""
+            key = next(
+                (
+                    k
+                    for k in self.api_keys.values()
+                    if k.plans and secrets.compare_digest(k.value.encode(), offered.encode())
+                ),
+                None,
+            )
             if key is None:
                 return _json(403, {"message": "Forbidden"})
             with self._lock:
@@ -259,12 +269,20 @@ class LocalApi:
         )
         if not found:
             return "Missing Authentication Token"
-        access_key, _, region, service, signed_headers, signature = found.groups()
+        access_key, scope_date, region, service, signed_headers, signature = found.groups()
         if access_key != self.access_key:
             return "The security token included in the request is invalid."
         amz_date = lower.get("x-amz-date")
         if not amz_date:
             return "Missing X-Amz-Date"
+        try:
+            signed_at = dt.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+        except ValueError:
+            return f"X-Amz-Date {amz_date!r} is not in the form YYYYMMDDTHHMMSSZ"
+        if abs((dt.datetime.now(dt.UTC) - signed_at).total_seconds()) > SIGNATURE_MAX_SKEW_SECONDS:
+            return "Signature expired: the request was signed more than 5 minutes from now"
+        if scope_date != amz_date[:8] or service != "execute-api" or region != self.deployment.region:
+            return f"Credential should be scoped to {amz_date[:8]}/{self.deployment.region}/execute-api"
         request = AWSRequest(
             method=method,
             url=f"https://{lower.get('host', 'localhost')}{raw_path}",
@@ -290,12 +308,19 @@ class LocalApi:
             protocol_version = "HTTP/1.1"
 
             def _dispatch(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
+                declared = (self.headers.get("Content-Length") or "0").strip()
                 try:
-                    status, headers, payload = api.handle(
-                        self.command, self.path, dict(self.headers.items()), body, self.client_address[0]
-                    )
+                    if not declared.isdigit():
+                        status, headers, payload = _json(400, {"message": f"invalid Content-Length {declared!r}"})
+                        self.close_connection = True
+                    elif int(declared) > MAX_BODY_BYTES:
+                        status, headers, payload = _json(413, {"message": "Request Too Long"})
+                        self.close_connection = True
+                    else:
+                        body = self.rfile.read(int(declared)) if int(declared) else b""
+                        status, headers, payload = api.handle(
+                            self.command, self.path, dict(self.headers.items()), body, self.client_address[0]
+                        )
                 except Exception:
                     log.exception("local API failure")
                     status, headers, payload = _json(502, {"message": "Internal server error"})

@@ -226,8 +226,9 @@ class TriggerWiring:
             ],
             "detail": {},
         }
+        # an EventBridge target is invoked asynchronously: retried, then kept, like any other event
         return [
-            self.runner.invoke(function_id, event, f"schedule:{schedule.rule_name}").ok
+            self.deliver(Subscription(f"schedule:{schedule.rule_name}", "", function_id), event)
             for function_id in schedule.function_ids
         ]
 

@@ -327,3 +327,59 @@ def test_failing_handler_is_retried_then_kept_not_dropped(local: tuple[LocalRunt
     assert json.loads(failed[-1])["event"] == {"detail-type": "Ready", "detail": {}}
     attempts = [i for i in runtime.runner.history if i.trigger.startswith(subscription.name)][-3:]
     assert [i.ok for i in attempts] == [False, False, False]
+
+
+def test_api_refuses_stale_or_misscoped_signatures(local: tuple[LocalRuntime, Path]) -> None:
+    import datetime as dt
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    runtime, _ = local
+    endpoints = runtime.endpoints
+    assert endpoints is not None
+    api = ApiClient(endpoints.api_url, ca_bundle=endpoints.ca_bundle)
+    credentials = Credentials(endpoints.access_key_id, endpoints.secret_access_key)
+
+    def signed(service: str, region: str, *, days_ago: int = 0) -> dict[str, str]:
+        url = endpoints.api_url + "/things"
+        request = AWSRequest(method="GET", url=url, headers={"Host": url.split("/")[2]})
+        SigV4Auth(credentials, service, region).add_auth(request)
+        if days_ago:  # a request captured earlier and replayed (its signature was valid then)
+            then = dt.datetime.now(dt.UTC) - dt.timedelta(days=days_ago)
+            request.headers.replace_header("X-Amz-Date", then.strftime("%Y%m%dT%H%M%SZ"))
+        return dict(request.headers.items())
+
+    fresh = api.request("GET", "/things", headers=signed("execute-api", "us-east-1"))
+    stale = api.request("GET", "/things", headers=signed("execute-api", "us-east-1", days_ago=2))
+    wrong_service = api.request("GET", "/things", headers=signed("s3", "us-east-1"))
+    wrong_region = api.request("GET", "/things", headers=signed("execute-api", "eu-west-1"))
+    assert fresh.status == 200, fresh.body
+    assert (stale.status, wrong_service.status, wrong_region.status) == (403, 403, 403)
+    assert "expired" in stale.body["message"]
+
+
+def test_api_answers_a_bad_content_length_with_400(local: tuple[LocalRuntime, Path]) -> None:
+    import socket
+    import ssl
+    from urllib.parse import urlsplit
+
+    runtime, _ = local
+    endpoints = runtime.endpoints
+    assert endpoints is not None
+    url = urlsplit(endpoints.api_url)
+    context = ssl.create_default_context(cafile=endpoints.ca_bundle)
+    with (
+        socket.create_connection((url.hostname, url.port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=url.hostname) as tls,
+    ):
+        tls.sendall(f"POST {url.path}/things/a HTTP/1.1\r\nHost: localhost\r\nContent-Length: -1\r\n\r\n".encode())
+        reply = tls.recv(4096).decode()
+    assert reply.startswith("HTTP/1.1 400"), reply
+
+
+def test_alarm_notification_carries_cloudwatch_fields(local: tuple[LocalRuntime, Path]) -> None:
+    runtime, _ = local
+    spec = runtime.alarms.specs[0]
+    assert spec.arn.startswith("arn:aws:cloudwatch:us-east-1:123456789012:alarm:")
