@@ -3,6 +3,8 @@ policy says so, announce `ModelRegistered` / `ModelPromoted` (and a promotion to
 
 Duplicate deliveries are absorbed twice over: Powertools idempotency keyed on the artifact, and
 the registry's `ARTIFACT#<sha256>` claim (a second registration returns the existing version).
+Announcements are at-least-once: an invocation that failed after the registry write (say, the
+bus refused the event) left no idempotency record, so its retry runs again and announces again.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from mlops.adapters.s3 import S3ObjectStore
 from mlops.adapters.sns import SnsNotifier
 from mlops.events import ModelTrained
 from mlops.registry.ports import NoNotifier, Notifier
-from mlops.registry.service import announce_registration, register_trained_model
+from mlops.registry.service import register_trained_model
 from mlops.settings import RegisterSettings
 
 SERVICE = "register_model"
@@ -52,8 +54,8 @@ def register(detail: dict[str, Any], *, actor: str, request_id: str) -> dict[str
         artifact_bucket=settings.artifact_bucket,
         actor=actor,
         request_id=request_id,
+        notifier=notifier,
     )
-    announce_registration(result, notifier, actor)
     # counted here, not in the handler, so a replayed duplicate is not counted twice
     if result.created:
         _count("ModelsRegistered", trained.model_name)

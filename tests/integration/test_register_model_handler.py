@@ -11,8 +11,9 @@ import boto3
 import pytest
 
 from mlops.adapters.registry_dynamodb import DynamoRegistry
-from mlops.errors import IntegrityError, ModelNotFoundError, NotFoundError
+from mlops.errors import IntegrityError, MlopsError, ModelNotFoundError, NotFoundError
 from mlops.events import DetailType, ModelTrained
+from mlops.ports import EventPublisher
 from mlops_local.handlers import load_handler_module
 from tests.support.bus import tap_bus
 from tests.support.lambda_context import FakeLambdaContext
@@ -155,6 +156,47 @@ def test_register_handler_duplicate_is_caught_by_the_claim_without_idempotency_r
 
     assert (again["created"], again["version"]) == (False, 1)
     assert registry.get_model("churn").latest_version == 1
+
+
+class _RefusesFirst:
+    """The real bus publisher, except that the first event is refused (a throttled PutEvents)."""
+
+    def __init__(self, inner: EventPublisher) -> None:
+        self.inner, self.refused = inner, False
+
+    def publish(self, detail_type: str, detail: Any) -> None:
+        if not self.refused:
+            self.refused = True
+            raise MlopsError(f"EventBridge refused {detail_type}: ThrottlingException")
+        self.inner.publish(detail_type, detail)
+
+
+def test_register_handler_retry_after_a_failed_publish_announces(
+    handler: ModuleType,
+    resources: TestResources,
+    registry: DynamoRegistry,
+    bus_queue: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = artifact_bytes("flaky-bus")
+    event = trained_event(score=0.8, artifact=data, bucket=resources.artifact_bucket)
+    upload(resources, event, data)
+    monkeypatch.setattr(handler, "publisher", _RefusesFirst(handler.publisher))
+    # GIVEN the registration was written but the bus refused its announcement
+    with pytest.raises(MlopsError, match="refused"):
+        handler.lambda_handler(bus_event(event, "evt-1"), FakeLambdaContext())
+    assert registry.production("churn").version == 1  # type: ignore[union-attr]
+    assert published(bus_queue) == []
+
+    # WHEN the bus retries the delivery
+    again = handler.lambda_handler(bus_event(event, "evt-1"), FakeLambdaContext())
+
+    # THEN the version is not registered twice, and this time it is announced
+    assert (again["created"], again["version"]) == (False, 1)
+    assert sorted((kind, detail["version"]) for kind, detail in published(bus_queue)) == [
+        (DetailType.MODEL_PROMOTED, 1),
+        (DetailType.MODEL_REGISTERED, 1),
+    ]
 
 
 def test_register_handler_refuses_artifact_whose_bytes_do_not_match(

@@ -10,7 +10,7 @@ from typing import BinaryIO
 
 from pydantic import BaseModel
 
-from mlops.errors import NotFoundError
+from mlops.errors import MlopsError, NotFoundError
 from mlops.ports import ObjectInfo
 
 
@@ -61,3 +61,18 @@ class RecordingPublisher:
 
     def of_type(self, detail_type: str) -> list[BaseModel]:
         return [detail for kind, detail in self.events if kind == detail_type]
+
+
+class FlakyPublisher(RecordingPublisher):
+    """Refuses the first `failures` events (as EventBridgePublisher does when the bus refuses an
+    entry), then records like RecordingPublisher."""
+
+    def __init__(self, failures: int = 1) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def publish(self, detail_type: str, detail: BaseModel) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise MlopsError(f"EventBridge refused {detail_type}: ThrottlingException")
+        super().publish(detail_type, detail)

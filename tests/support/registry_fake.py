@@ -323,7 +323,9 @@ class InMemoryRegistry:
                 reason=reason,
                 request_id=request_id,
             )
-            return Change(action=action.value, model=self.models[name], version=changed)
+            return Change(
+                action=action.value, model=self.models[name], version=changed, from_status=version.status.value
+            )
 
         return self._idempotent(name, idempotency_key, (action.value, actor, number, reason), work)
 
@@ -429,7 +431,7 @@ class InMemoryRegistry:
                 request_id=request_id,
             )
             self._move(name, alias, current, version, actor, reason, request_id)
-            return Change(action="alias_moved", model=new, version=target)
+            return Change(action="alias_moved", model=new, version=target, previous_version=current)
 
         return self._idempotent(name, idempotency_key, ("set_alias", actor, alias, version, reason), work)
 

@@ -17,7 +17,7 @@ from mlops.validation.ledger import DatasetState, LedgerChange, LedgerEntry
 from mlops_local.handlers import load_handler_module
 from tests.support.baselines import training_baseline
 from tests.support.datasets import InMemoryDatasetLedger, RecordingNotifier
-from tests.support.fakes import InMemoryObjectStore, RecordingPublisher
+from tests.support.fakes import FlakyPublisher, InMemoryObjectStore, RecordingPublisher
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.registry_fake import InMemoryRegistry, api_event, artifact_bytes, trained_event
 
@@ -312,9 +312,60 @@ def test_models_api_idempotency_key_replays_instead_of_changing_twice(
     assert first[1]["production_version"] == 3
     assert call.last["multiValueHeaders"]["Idempotent-Replayed"] == ["true"]  # type: ignore[attr-defined]
     assert [e.action for e in registry.audit_events("churn")].count("rolled_back") == 1
-    assert len(publisher.of_type(DetailType.MODEL_ROLLED_BACK)) == 1
+    # at-least-once: the replay announces the same rollback again (consumers dedupe)
+    assert [(e.from_version, e.to_version) for e in publisher.of_type(DetailType.MODEL_ROLLED_BACK)] == [(2, 3)] * 2  # type: ignore[attr-defined]
     status, body = call("POST", "/models/churn/rollback", {"reason": "other"}, headers=headers)
     assert (status, body["error"]) == (422, "IdempotencyKeyReusedError")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "kind", "announced"),
+    [
+        ("POST", "/models/churn/versions/2/approve", None, DetailType.MODEL_APPROVED, ("candidate", "approved")),
+        ("POST", "/models/churn/versions/2/reject", None, DetailType.MODEL_REJECTED, ("candidate", "rejected")),
+        ("POST", "/models/churn/versions/2/archive", None, DetailType.MODEL_ARCHIVED, ("candidate", "archived")),
+        ("POST", "/models/churn/rollback", {"reason": "r"}, DetailType.MODEL_ROLLED_BACK, (3, 1)),
+        ("PUT", "/models/churn/aliases/staging", {"version": 2}, DetailType.MODEL_ALIAS_MOVED, (None, 2)),
+        ("POST", "/models/churn/versions/2/promote", None, DetailType.MODEL_PROMOTED, (3, 2)),
+    ],
+)
+def test_models_api_replay_announces_a_change_whose_first_announcement_failed(
+    module: ModuleType,
+    registry: InMemoryRegistry,
+    store: InMemoryObjectStore,
+    ledger: InMemoryDatasetLedger,
+    method: str,
+    path: str,
+    body: Any,
+    kind: str,
+    announced: tuple[Any, Any],
+) -> None:
+    if path.endswith("/promote"):
+        registry.approve("churn", 2, actor=ADMIN, reason="reviewed")
+    publisher, notifier = FlakyPublisher(failures=1), RecordingNotifier()
+    app = module.build_app(registry, publisher, store=store, access=ACCESS, ledger=ledger, notifier=notifier)
+    event = api_event(method, path, body=body, user_arn=ADMIN)
+    event["headers"]["Idempotency-Key"] = "k-1"
+    # GIVEN the change was written but the bus refused its announcement
+    assert app.resolve(event, FakeLambdaContext())["statusCode"] == 500
+    assert publisher.events == []
+
+    # WHEN the client retries with the same Idempotency-Key
+    response = app.resolve(event, FakeLambdaContext())
+
+    # THEN the change is replayed (not made twice) and announced this time
+    assert response["statusCode"] == 200
+    assert response["multiValueHeaders"]["Idempotent-Replayed"] == ["true"]
+    [detail] = publisher.of_type(kind)
+    fields = {
+        DetailType.MODEL_ROLLED_BACK: ("from_version", "to_version"),
+        DetailType.MODEL_ALIAS_MOVED: ("from_version", "to_version"),
+        DetailType.MODEL_PROMOTED: ("previous_version", "version"),
+    }.get(kind, ("from_status", "to_status"))
+    assert tuple(getattr(detail, field) for field in fields) == announced
+    if kind in (DetailType.MODEL_ROLLED_BACK, DetailType.MODEL_PROMOTED):
+        [(subject, _)] = notifier.messages
+        assert f"production is now v{announced[1]}" in subject
 
 
 def test_models_api_aliases_served_at_and_compare(call: Any, registry: InMemoryRegistry) -> None:

@@ -537,7 +537,12 @@ class DynamoRegistry:
                     at=now,
                 ),
             ]
-            change = Change(action=action.value, model=record, version=version.model_copy(update={"status": target}))
+            change = Change(
+                action=action.value,
+                model=record,
+                version=version.model_copy(update={"status": target}),
+                from_status=version.status.value,
+            )
             return items, change
 
         return self._commit(name, idempotency_key, fingerprint, plan, f"{name} v{number} changed meanwhile; retry")
@@ -676,6 +681,7 @@ class DynamoRegistry:
                 action=AuditAction.ALIAS_MOVED.value,
                 model=record.model_copy(update={"aliases": new, "updated_at": now}),
                 version=target,
+                previous_version=current,
             )
             return items, change
 

@@ -92,7 +92,10 @@ class Change(BaseModel):
     """The outcome of one state change: the model after it and the version it acted on.
 
     `replayed` is True when an idempotency key matched an earlier request: nothing changed now,
-    and nothing must be announced again.
+    but the change is announced again (at-least-once: the first announcement may have failed).
+    `from_status` (approve, reject, archive) and `previous_version` (alias moves: where the alias
+    pointed) keep what a replay can no longer read from the registry; None in results stored
+    before they existed.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -101,6 +104,8 @@ class Change(BaseModel):
     model: ModelRecord
     version: ModelVersion
     previous_production: int | None = None
+    from_status: str | None = None
+    previous_version: int | None = None
     replayed: bool = False
 
 

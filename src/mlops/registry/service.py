@@ -123,38 +123,49 @@ def register_trained_model(
     artifact_bucket: str,
     actor: str,
     request_id: str = "",
+    notifier: Notifier | None = None,
 ) -> RegistrationResult:
-    """Verify the artifact, register the version (promoting it if the policy says so), announce it.
+    """Verify the artifact, register the version (promoting it if the policy says so), announce it:
+    `ModelRegistered`, and `ModelPromoted` plus a production notice to `notifier` when it is in
+    production by this registration.
 
-    Nothing is recorded when verification fails. A duplicate (same artifact) announces nothing new.
+    Announcements are at-least-once: a retry after a failed publish (the registry write done, the
+    artifact now a duplicate) announces again, so consumers dedupe by model, version and action.
+    Nothing is recorded when verification fails.
     """
     require_model_name(trained.model_name)
     verify_artifact(store, trained, artifact_bucket=artifact_bucket)
     result = registry.register(trained, actor=actor, request_id=request_id)
     version = result.version
-    if result.created:
-        publisher.publish(
-            DetailType.MODEL_REGISTERED,
-            ModelRegistered(
-                model_name=version.model_name,
-                version=version.version,
-                status=version.status.value,
-                artifact_bucket=version.artifact.bucket,
-                artifact_key=version.artifact.key,
-                artifact_sha256=version.artifact.sha256,
-                metric_name=version.metric_name,
-                metrics=version.metrics,
-                promoted=result.promoted,
-                decision=result.decision,
-            ),
-        )
-    if result.promoted:
+    promoted, previous = result.promoted, result.previous_production
+    if not promoted:
+        # a duplicate: if this registration promoted it before, that announcement may be the lost one
+        record = registry.get_model(version.model_name)
+        if record.production_version == version.version:
+            history = record.production_history
+            promoted, previous = True, (history[-2] if len(history) >= 2 else None)
+    publisher.publish(
+        DetailType.MODEL_REGISTERED,
+        ModelRegistered(
+            model_name=version.model_name,
+            version=version.version,
+            status=version.status.value,
+            artifact_bucket=version.artifact.bucket,
+            artifact_key=version.artifact.key,
+            artifact_sha256=version.artifact.sha256,
+            metric_name=version.metric_name,
+            metrics=version.metrics,
+            promoted=promoted,
+            decision=result.decision,
+        ),
+    )
+    if promoted:
         publisher.publish(
             DetailType.MODEL_PROMOTED,
             ModelPromoted(
                 model_name=version.model_name,
                 version=version.version,
-                previous_version=result.previous_production,
+                previous_version=previous,
                 artifact_bucket=version.artifact.bucket,
                 artifact_key=version.artifact.key,
                 artifact_sha256=version.artifact.sha256,
@@ -163,6 +174,18 @@ def register_trained_model(
                 reason=result.decision,
             ),
         )
+        if notifier is not None:
+            notifier.notify(
+                f"{version.model_name}: production is now v{version.version} (promoted)",
+                {
+                    "model_name": version.model_name,
+                    "action": "promoted",
+                    "production_version": version.version,
+                    "previous_production": previous,
+                    "actor": actor,
+                    "reason": result.decision,
+                },
+            )
     return result
 
 
@@ -186,7 +209,9 @@ def verify_stored_artifact(store: ObjectStore, artifact: Artifact) -> None:
 
 class Lifecycle:
     """The lifecycle changes behind the models API: each one registry transaction, then the
-    announcement (skipped for a replayed idempotent request, which changed nothing)."""
+    announcement. Announcements are at-least-once: a replayed idempotent request (which changes
+    nothing) announces the same change again, in case the first attempt failed after its write;
+    consumers dedupe by model, version and action."""
 
     def __init__(
         self, registry: ModelRegistry, publisher: EventPublisher, store: ObjectStore, notifier: Notifier
@@ -231,24 +256,23 @@ class Lifecycle:
                 self._status_event(DetailType.MODEL_REJECTED, rejected, candidate.status, {**who, "reason": str(error)})
                 raise
         change = self.registry.promote(name, version, **who)
-        if not change.replayed:
-            promoted = change.version
-            self.publisher.publish(
-                DetailType.MODEL_PROMOTED,
-                ModelPromoted(
-                    model_name=name,
-                    version=promoted.version,
-                    previous_version=change.previous_production,
-                    artifact_bucket=promoted.artifact.bucket,
-                    artifact_key=promoted.artifact.key,
-                    artifact_sha256=promoted.artifact.sha256,
-                    metric_name=promoted.metric_name,
-                    metrics=promoted.metrics,
-                    reason=who.get("reason", ""),
-                    actor=who["actor"],
-                ),
-            )
-            self._notify_production(change, who)
+        promoted = change.version
+        self.publisher.publish(
+            DetailType.MODEL_PROMOTED,
+            ModelPromoted(
+                model_name=name,
+                version=promoted.version,
+                previous_version=change.previous_production,
+                artifact_bucket=promoted.artifact.bucket,
+                artifact_key=promoted.artifact.key,
+                artifact_sha256=promoted.artifact.sha256,
+                metric_name=promoted.metric_name,
+                metrics=promoted.metrics,
+                reason=who.get("reason", ""),
+                actor=who["actor"],
+            ),
+        )
+        self._notify_production(change, who)
         return change
 
     def rollback(self, name: str, *, to_version: int | None = None, **who: Any) -> Change:
@@ -260,51 +284,49 @@ class Lifecycle:
             require_version(to_version)
             verify_stored_artifact(self.store, self.registry.get_version(name, to_version).artifact)
         change = self.registry.rollback(name, to_version=to_version, **who)
-        if not change.replayed:
-            restored = change.version
-            self.publisher.publish(
-                DetailType.MODEL_ROLLED_BACK,
-                ModelRolledBack(
-                    model_name=name,
-                    from_version=change.previous_production or 0,
-                    to_version=restored.version,
-                    artifact_bucket=restored.artifact.bucket,
-                    artifact_key=restored.artifact.key,
-                    artifact_sha256=restored.artifact.sha256,
-                    actor=who["actor"],
-                    reason=who.get("reason", ""),
-                ),
-            )
-            self._notify_production(change, who)
+        restored = change.version
+        self.publisher.publish(
+            DetailType.MODEL_ROLLED_BACK,
+            ModelRolledBack(
+                model_name=name,
+                from_version=change.previous_production or 0,
+                to_version=restored.version,
+                artifact_bucket=restored.artifact.bucket,
+                artifact_key=restored.artifact.key,
+                artifact_sha256=restored.artifact.sha256,
+                actor=who["actor"],
+                reason=who.get("reason", ""),
+            ),
+        )
+        self._notify_production(change, who)
         return change
 
     def set_alias(self, name: str, alias: str, version: int, **who: Any) -> Change:
         require_model_name(name)
         previous = self.registry.get_model(name).aliases.get(require_alias(alias))
         change = self.registry.set_alias(name, alias, require_version(version), **who)
-        if not change.replayed:
-            self.publisher.publish(
-                DetailType.MODEL_ALIAS_MOVED,
-                ModelAliasMoved(
-                    model_name=name,
-                    alias=alias,
-                    from_version=previous,
-                    to_version=version,
-                    actor=who["actor"],
-                    reason=who.get("reason", ""),
-                ),
-            )
+        self.publisher.publish(
+            DetailType.MODEL_ALIAS_MOVED,
+            ModelAliasMoved(
+                model_name=name,
+                alias=alias,
+                # a replay reads the alias after the move; the change recorded where it was before
+                from_version=change.previous_version if change.replayed else previous,
+                to_version=version,
+                actor=who["actor"],
+                reason=who.get("reason", ""),
+            ),
+        )
         return change
 
     def _status_event(self, kind: str, change: Change, before: VersionStatus, who: dict[str, Any]) -> None:
-        if change.replayed:
-            return
         self.publisher.publish(
             kind,
             ModelStatusChanged(
                 model_name=change.version.model_name,
                 version=change.version.version,
-                from_status=before.value,
+                # a replay reads the status after the change; the change recorded the one before
+                from_status=change.from_status or before.value,
                 to_status=change.version.status.value,
                 actor=who["actor"],
                 reason=who.get("reason", ""),
@@ -326,24 +348,6 @@ class Lifecycle:
                 "request_id": who.get("request_id", ""),
             },
         )
-
-
-def announce_registration(result: RegistrationResult, notifier: Notifier, actor: str) -> None:
-    """Tell the notification topic when a registration promoted its version automatically."""
-    if not result.promoted:
-        return
-    version = result.version
-    notifier.notify(
-        f"{version.model_name}: production is now v{version.version} (promoted)",
-        {
-            "model_name": version.model_name,
-            "action": "promoted",
-            "production_version": version.version,
-            "previous_production": result.previous_production,
-            "actor": actor,
-            "reason": result.decision,
-        },
-    )
 
 
 # ---- views the models API returns (their schemas appear in the OpenAPI document) ----
