@@ -107,11 +107,15 @@ def _after_request() -> None:
     for flushed in service.after_request():
         if flushed.error:
             logger.warning("capture flush failed", model=flushed.model, records=flushed.records, error=flushed.error)
-        metrics.add_metric(
-            name="CaptureRecordsDropped" if flushed.error else "CaptureRecordsWritten",
-            unit=MetricUnit.Count,
-            value=flushed.records,
-        )
+        if flushed.skipped:
+            logger.warning("capture records skipped", model=flushed.model, records=flushed.skipped)
+            metrics.add_metric(name="CaptureRecordsSkipped", unit=MetricUnit.Count, value=flushed.skipped)
+        if flushed.records:
+            metrics.add_metric(
+                name="CaptureRecordsDropped" if flushed.error else "CaptureRecordsWritten",
+                unit=MetricUnit.Count,
+                value=flushed.records,
+            )
     # Flushed only when there is something to publish, instead of `@metrics.log_metrics`: an empty
     # flush issues a warning on every request (measured ~4 us of a ~100 us budget).
     if metrics.metric_set:

@@ -27,6 +27,12 @@ class DatasetError(MlopsError):
     http_status = 422
 
 
+class PredictionError(MlopsError):
+    """The model cannot answer a valid record (it produced a non-finite value); names the record."""
+
+    http_status = 422
+
+
 class NotFoundError(MlopsError):
     http_status = 404
 

@@ -4,6 +4,7 @@ the production model from the registry table and the artifact bucket, captures o
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from types import ModuleType
 from typing import Any
 
 import boto3
+import numpy as np
 import pytest
 
 from mlops.contract import parse_contract
@@ -253,3 +255,28 @@ def test_predict_unexpected_error_is_500_without_details(deployed: Deployed, mon
     status, answer = invoke(deployed.handler, rest_event("churn", json.dumps(sample_records(1))))
     assert status == 500
     assert answer == {"error": "InternalError", "message": "internal error; see the function logs"}
+
+
+class _NaNSession:
+    """An onnxruntime session stand-in whose classifier answers NaN probabilities."""
+
+    def run(self, names: list[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        rows = len(next(iter(feed.values())))
+        return [np.array(["no"] * rows, dtype=object), np.full((rows, 2), np.nan, dtype=np.float32)]
+
+
+def test_predict_non_finite_answer_is_422_in_strict_json(deployed: Deployed, monkeypatch: pytest.MonkeyPatch) -> None:
+    models = deployed.handler.service.models
+    broken = dataclasses.replace(models.get("churn"), session=_NaNSession())
+    monkeypatch.setattr(models, "get", lambda name: broken)
+    response = deployed.handler.lambda_handler(
+        rest_event("churn", json.dumps(sample_records(2))), FakeLambdaContext(function_name="predict")
+    )
+    assert response["statusCode"] == 422
+
+    def strict(literal: str) -> None:
+        raise AssertionError(f"{literal} is not JSON")
+
+    answer = json.loads(response["body"], parse_constant=strict)
+    assert answer == {"error": "PredictionError", "message": "the model produced a non-finite value for records[0]"}
+    assert len(deployed.handler.service.capture) == 0

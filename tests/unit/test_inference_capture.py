@@ -120,3 +120,28 @@ def test_capture_failure_never_raises_and_drops_the_batch() -> None:
     assert result.error is not None
     assert "S3 unreachable" in result.error
     assert len(capture) == 0
+
+
+@pytest.mark.parametrize(
+    "bad_output",
+    [{"value": float("inf")}, {"value": float("nan")}, {"value": object()}],
+    ids=["inf", "nan", "not-json"],
+)
+def test_capture_skips_a_row_json_cannot_carry_and_writes_the_others(bad_output: dict[str, object]) -> None:
+    store, clock = InMemoryObjectStore(), FakeClock()
+    capture = buffer(store, clock, max_records=3)
+    records, predictions = rows(3)
+    predictions[1] = bad_output
+    capture.add("churn", 1, FEATURES, records, predictions, sample_rate=1.0)
+    [result] = capture.flush_due()
+    assert (result.records, result.skipped, result.error) == (2, 1, None)
+    assert [line["input"]["x"] for line in captured(store)[result.key]] == [0.0, 2.0]
+
+
+def test_capture_of_only_unserialisable_rows_writes_nothing() -> None:
+    store = InMemoryObjectStore()
+    capture = buffer(store, FakeClock())
+    records, _ = rows(2)
+    capture.add("churn", 1, FEATURES, records, [{"value": float("inf")}] * 2, sample_rate=1.0)
+    assert [(r.key, r.records, r.skipped) for r in capture.flush()] == [(None, 0, 2)]
+    assert not store.objects

@@ -3,6 +3,7 @@ predictions in the documented shape."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from datetime import UTC, datetime
@@ -10,14 +11,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from onnx import TensorProto, helper
 
 from mlops.contract import Contract, parse_contract
-from mlops.errors import IntegrityError, ModelNotFoundError, RecordError
+from mlops.errors import IntegrityError, ModelNotFoundError, PredictionError, RecordError
 from mlops.inference.capture import CaptureBuffer
 from mlops.inference.model import LoadedModel, ModelCache, load_model
 from mlops.inference.service import PredictionService
 from mlops.registry.records import Artifact, ModelVersion, VersionStatus
 from mlops.training import TrainedModel, onnx_input_feed, train_model
+from mlops.training.onnx_io import OUTPUT_VALUE
 from mlops_local.sample_data import churn_dataset, records
 from tests.support.fakes import InMemoryObjectStore
 
@@ -233,3 +236,84 @@ def test_prediction_service_answers_and_captures(trained: TrainedModel) -> None:
     assert [(r.model, r.records) for r in flushed] == [("churn", 3)]
     with pytest.raises(RecordError, match=r"records\[0\]\.plan"):
         service.predict("churn", json.dumps([rows[0] | {"plan": "gold"}]))
+
+
+SQUARE_CONTRACT = parse_contract(
+    {
+        **json.loads(CONTRACT.canonical_json()),
+        "name": "square",
+        "problem_type": "regression",
+        "target": {"name": "y"},
+        "features": [{"name": "x", "type": "numeric"}],
+        "estimator": {"name": "ridge", "params": {}},
+        "metric": {"name": "r2", "minimum": 0.5},
+    }
+)
+
+
+def square_graph(elem_type: int = TensorProto.FLOAT) -> bytes:
+    """A regression graph answering x * x: finite input, overflowing answer for |x| > 1.9e19."""
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "x"], [OUTPUT_VALUE])],
+        "square",
+        [helper.make_tensor_value_info("x", elem_type, [None, 1])],
+        [helper.make_tensor_value_info(OUTPUT_VALUE, elem_type, [None, 1])],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
+def square_service(elem_type: int = TensorProto.FLOAT) -> tuple[PredictionService, CaptureBuffer]:
+    store, registry = InMemoryObjectStore(), FakeRegistry()
+    data = square_graph(elem_type)
+    version = version_of(data, 1, SQUARE_CONTRACT)
+    store.put_bytes(BUCKET, version.artifact.key, data)
+    registry.versions["square"] = version
+    capture = CaptureBuffer(store, BUCKET, max_records=100)
+    return PredictionService(ModelCache(registry, store), capture), capture
+
+
+def test_prediction_service_rejects_input_the_float32_graph_would_feed_as_inf() -> None:
+    service, capture = square_service()
+    with pytest.raises(RecordError, match=r"^records\[1\]\.x: 1e\+39 is outside the float32 range the model takes$"):
+        service.predict("square", json.dumps([{"x": 2.0}, {"x": 1e39}]))
+    assert len(capture) == 0
+
+
+def test_prediction_service_non_finite_answer_is_prediction_error_not_an_answer() -> None:
+    service, capture = square_service()
+    assert service.predict("square", '[{"x": 3.0}]')["predictions"] == [{"value": 9.0}]
+    # GIVEN a valid float32 input whose square overflows float32
+    with pytest.raises(PredictionError) as raised:
+        service.predict("square", json.dumps([{"x": 2.0}, {"x": 2e19}]))
+    assert str(raised.value) == "the model produced a non-finite value for records[1]"
+    assert 400 <= raised.value.http_status < 500
+    # THEN nothing of the failed request is captured: the buffer still serialises
+    assert len(capture) == 1
+    assert [(r.records, r.error) for r in service.shutdown()] == [(1, None)]
+
+
+def test_prediction_service_accepts_float64_range_for_a_double_graph() -> None:
+    service, _ = square_service(TensorProto.DOUBLE)
+    [answer] = service.predict("square", '[{"x": 1e39}]')["predictions"]
+    assert answer["value"] == pytest.approx(1e78)
+    with pytest.raises(PredictionError, match=r"records\[0\]"):
+        service.predict("square", '[{"x": 1e300}]')
+
+
+class NonFiniteProbabilities:
+    """Stands in for an onnxruntime session whose classifier answers NaN for the second record."""
+
+    def run(self, names: list[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        rows = len(next(iter(feed.values())))
+        probabilities = np.full((rows, 2), 0.5, dtype=np.float32)
+        probabilities[1, :] = np.nan
+        return [np.array(["no"] * rows, dtype=object), probabilities]
+
+
+def test_loaded_model_non_finite_probability_is_prediction_error(trained: TrainedModel) -> None:
+    store = InMemoryObjectStore()
+    model = load_model(publish(store, FakeRegistry(), trained.onnx_bytes, 1), store)
+    broken = dataclasses.replace(model, session=NonFiniteProbabilities())  # type: ignore[arg-type]
+    rows = records(trained.holdout[CONTRACT.feature_names].head(3))
+    with pytest.raises(PredictionError, match=r"records\[1\]$"):
+        broken.predict(rows)

@@ -151,3 +151,50 @@ def test_parse_records_reads_nan_literals_so_the_validator_can_name_them(validat
 def test_parse_records_rejects_bad_base64() -> None:
     with pytest.raises(BadRequestError, match="base64"):
         parse_records("***", is_base64=True)
+
+
+def regression_contract(**x: Any) -> Any:
+    """One numeric feature `x` (bounds from `x`), as a regression contract takes it."""
+    document = json.loads(CONTRACT.canonical_json())
+    document.update(
+        name="unbounded",
+        problem_type="regression",
+        target={"name": "y"},
+        features=[{"name": "x", "type": "numeric", **x}],
+        estimator={"name": "ridge", "params": {}},
+        metric={"name": "r2", "minimum": 0.5},
+    )
+    return parse_contract(document)
+
+
+@pytest.mark.parametrize(
+    ("bounds", "value", "message"),
+    [
+        ({}, 1e39, "records[0].x: 1e+39 is outside the float32 range the model takes"),
+        ({}, -1e39, "records[0].x: -1e+39 is outside the float32 range the model takes"),
+        ({}, 10**39, "records[0].x: 1e+39 is outside the float32 range the model takes"),
+        ({}, 3.4028235e38, "records[0].x: 3.40282e+38 is outside the float32 range the model takes"),
+        ({"min": -1e40}, -1e39, "records[0].x: -1e+39 is outside the float32 range the model takes"),
+        # a value the contract forbids anyway is named by the contract's rule
+        ({"max": 100}, 1e39, "records[0].x: expected a number in [-inf, 100], got 1e+39"),
+    ],
+)
+def test_validator_rejects_numbers_beyond_float32_for_float_inputs(
+    bounds: dict[str, float], value: float, message: str
+) -> None:
+    validator = RecordValidator(regression_contract(**bounds))
+    with pytest.raises(RecordError) as raised:
+        validator.validate([{"x": value}])
+    assert str(raised.value) == message
+
+
+@pytest.mark.parametrize("value", [3.4028234663852886e38, -3.4028234663852886e38, 0.0, 1e-45])
+def test_validator_accepts_the_float32_extremes(value: float) -> None:
+    assert RecordValidator(regression_contract()).validate([{"x": value}]).values == ([value],)
+
+
+def test_validator_accepts_float64_range_for_double_inputs() -> None:
+    validator = RecordValidator(regression_contract(), float64_inputs={"x"})
+    assert validator.validate([{"x": 1e39}]).values == ([1e39],)
+    with pytest.raises(RecordError, match=r"records\[0\]\.x: expected a finite number"):
+        validator.validate([{"x": 10**400}])

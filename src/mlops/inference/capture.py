@@ -46,8 +46,9 @@ class _Pending:
 class FlushResult:
     model: str
     key: str | None
-    records: int
+    records: int  # rows written (or lost, when `error` is set)
     error: str | None = None
+    skipped: int = 0  # rows JSON cannot carry (a non-finite number): left out, never the whole batch
 
 
 class CaptureBuffer:
@@ -131,32 +132,44 @@ class CaptureBuffer:
 
     def _flush_model(self, model: str) -> FlushResult:
         pending = self._pending.pop(model)
+        lines, skipped = _jsonl(pending)
+        if skipped:
+            log.warning("%d %s capture records cannot be serialised as JSON; skipped", skipped, model)
+        if not lines:
+            return FlushResult(model, None, 0, skipped=skipped)
         at = datetime.fromtimestamp(self._clock(), UTC)
         key = capture_key(model, at, self._batch_id())
+        body = ("\n".join(lines) + "\n").encode()
         try:
-            self._store.put_bytes(self.bucket, key, _jsonl(pending), content_type="application/x-ndjson")
+            self._store.put_bytes(self.bucket, key, body, content_type="application/x-ndjson")
         except Exception as error:  # capture must never fail a prediction
-            log.warning("capture flush of %d %s records failed; dropped", len(pending.rows), model, exc_info=True)
-            return FlushResult(model, None, len(pending.rows), error=f"{type(error).__name__}: {error}")
-        return FlushResult(model, key, len(pending.rows))
+            log.warning("capture flush of %d %s records failed; dropped", len(lines), model, exc_info=True)
+            return FlushResult(model, None, len(lines), error=f"{type(error).__name__}: {error}", skipped=skipped)
+        return FlushResult(model, key, len(lines), skipped=skipped)
 
 
-def _jsonl(pending: _Pending) -> bytes:
+def _jsonl(pending: _Pending) -> tuple[list[str], int]:
+    """One JSON line per row, and how many rows could not be serialised (one bad row drops only itself)."""
     features = pending.features
-    lines = [
-        json.dumps(
-            {
-                "at": datetime.fromtimestamp(at, UTC).isoformat(),
-                "version": version,
-                "input": {name: record.get(name) for name in features},
-                "output": prediction,
-            },
-            separators=(",", ":"),
-            allow_nan=False,
-        )
-        for at, version, record, prediction in pending.rows
-    ]
-    return ("\n".join(lines) + "\n").encode()
+    lines = []
+    skipped = 0
+    for at, version, record, prediction in pending.rows:
+        try:
+            lines.append(
+                json.dumps(
+                    {
+                        "at": datetime.fromtimestamp(at, UTC).isoformat(),
+                        "version": version,
+                        "input": {name: record.get(name) for name in features},
+                        "output": prediction,
+                    },
+                    separators=(",", ":"),
+                    allow_nan=False,
+                )
+            )
+        except (ValueError, TypeError, RecursionError):  # NaN/inf, a value json cannot encode, a cycle
+            skipped += 1
+    return lines, skipped
 
 
 def flush_on_shutdown(flush: Callable[[], object]) -> None:

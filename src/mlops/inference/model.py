@@ -16,13 +16,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from math import isfinite
 from typing import Any, Protocol
 
 import numpy as np
 import onnxruntime as ort
 
 from mlops.contract import Contract, FeatureType, ProblemType, is_valid_model_name, parse_contract
-from mlops.errors import IntegrityError, MlopsError, ModelNotFoundError, NotFoundError
+from mlops.errors import IntegrityError, MlopsError, ModelNotFoundError, NotFoundError, PredictionError
 from mlops.inference.records import Columns, RecordValidator
 from mlops.ports import ObjectStore
 from mlops.registry.records import ModelVersion
@@ -64,22 +65,40 @@ class LoadedModel:
         return feed
 
     def predict_columns(self, columns: Columns) -> list[dict[str, Any]]:
-        """Run the graph on a validated batch; one answer per record, in order."""
+        """Run the graph on a validated batch; one answer per record, in order.
+
+        Raises PredictionError when the model answers NaN or +-inf for a record (JSON cannot carry it).
+        """
         outputs = self.session.run(self._output_names, self.feed(columns))
         if not self.classification:
-            return [{"value": value} for value in outputs[0].reshape(-1).tolist()]
+            values = outputs[0].reshape(-1).tolist()
+            # one sum is finite iff every term is (a float64 overflow only sends us to the exact scan)
+            if not isfinite(sum(values)):
+                _check_finite(self, values)
+            return [{"value": value} for value in values]
         classes = self.classes
+        probabilities = outputs[1].tolist()
+        if not isfinite(sum(map(sum, probabilities))):
+            _check_finite(self, [sum(row) for row in probabilities])
         return [
             {
                 "label": label if type(label) is str else str(label),
                 "probabilities": dict(zip(classes, row, strict=True)),
             }
-            for label, row in zip(outputs[0].tolist(), outputs[1].tolist(), strict=True)
+            for label, row in zip(outputs[0].tolist(), probabilities, strict=True)
         ]
 
     def predict(self, records: Any) -> list[dict[str, Any]]:
         """Validate then predict (RecordError/BadRequestError for bad input)."""
         return self.predict_columns(self.validator.validate(records))
+
+
+def _check_finite(model: LoadedModel, values: list[float]) -> None:
+    """Raise PredictionError naming the first record whose answer is not finite."""
+    for index, value in enumerate(values):
+        if not isfinite(value):
+            log.warning("%s v%s produced %s for records[%d]", model.name, model.version, value, index)
+            raise PredictionError(f"the model produced a non-finite value for records[{index}]")
 
 
 def verify_artifact(data: bytes, version: ModelVersion) -> None:
@@ -113,15 +132,17 @@ def load_model(
         session = ort.InferenceSession(data, session_options or default_session_options(), providers=_PROVIDERS)
     except Exception as error:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
         raise IntegrityError(f"{version.model_name} v{version.version}: onnxruntime cannot load it ({error})") from None
+    feed = _feed_plan(session, contract, version)
+    float64_inputs = {name for name, dtype in feed if dtype is np.float64}
     return LoadedModel(
         name=version.model_name,
         version=version.version,
         contract=contract,
         session=session,
-        validator=RecordValidator(contract, max_records),
+        validator=RecordValidator(contract, max_records, float64_inputs=float64_inputs),
         classes=_classes(session, contract),
         capture_sample_rate=contract.monitoring.capture_sample_rate,
-        _feed=_feed_plan(session, contract, version),
+        _feed=feed,
         _output_names=_output_names(session, contract, version),
     )
 

@@ -7,7 +7,8 @@ type checks (no pydantic per record: this is the hot path of every prediction). 
 - every feature is present; a nullable one may be null or missing (fed as NaN for numbers and
   booleans, `MISSING_CATEGORY` for categories: what the training imputers fill);
 - numbers are finite ints/floats (NaN and +-Infinity, which Python's json accepts, are rejected;
-  so are booleans) within the contract's min/max;
+  so are booleans) within the contract's min/max, and, for a feature the graph takes as float32,
+  within float32's range (a larger number would be fed as +-inf);
 - booleans are true/false (not 0/1, not strings);
 - categories are strings among the declared categories.
 Fields that are not features are ignored (clients may send ids; they are never captured).
@@ -16,10 +17,11 @@ Fields that are not features are ignored (clients may send ids; they are never c
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from mlops.contract import Contract, FeatureType
+from mlops.contract import Contract, Feature, FeatureType
 from mlops.errors import BadRequestError, RecordError
 from mlops.training.onnx_io import MISSING_CATEGORY
 
@@ -28,6 +30,7 @@ _KINDS = {FeatureType.NUMERIC: _NUMERIC, FeatureType.BOOLEAN: _BOOLEAN, FeatureT
 _MISSING: Any = object()
 _NAN = math.nan
 _FLOAT_MAX = 1.7976931348623157e308
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 @dataclass(frozen=True)
@@ -35,9 +38,12 @@ class _Spec:
     name: str
     kind: int
     nullable: bool
-    low: float
+    low: float  # the contract's bounds narrowed to the feed's range: one comparison per value
     high: float
     categories: frozenset[str]
+    limit: float  # the feed dtype's largest magnitude (float32 or float64)
+    contract_low: float
+    contract_high: float
 
 
 @dataclass(frozen=True)
@@ -55,17 +61,12 @@ class Columns:
 class RecordValidator:
     """Checks a batch of JSON records against one contract; compiled once, reused per request."""
 
-    def __init__(self, contract: Contract, max_records: int = 1_000) -> None:
+    def __init__(self, contract: Contract, max_records: int = 1_000, *, float64_inputs: Collection[str] = ()) -> None:
+        """Numeric features are bounded to float32's range unless named in `float64_inputs`
+        (the graph's tensor(double) inputs)."""
         self.max_records = max_records
         self._specs = tuple(
-            _Spec(
-                name=feature.name,
-                kind=_KINDS[feature.type],
-                nullable=feature.nullable,
-                low=-math.inf if feature.min is None else float(feature.min),
-                high=math.inf if feature.max is None else float(feature.max),
-                categories=frozenset(feature.categories or ()),
-            )
+            _spec(feature, _FLOAT_MAX if feature.name in float64_inputs else FLOAT32_MAX)
             for feature in contract.features
         )
         self.names = tuple(spec.name for spec in self._specs)
@@ -99,7 +100,7 @@ class RecordValidator:
                         column.append(_null(index, spec, value, _NAN, "expected a number"))
                         continue
                     if not spec.low <= value <= spec.high:
-                        raise _bad(index, spec, f"expected a number in [{spec.low:g}, {spec.high:g}]", value)
+                        raise _out_of_range(index, spec, value)
                     column.append(value)
                 elif kind == _CATEGORICAL:
                     if type(value) is str and value in spec.categories:
@@ -115,6 +116,31 @@ class RecordValidator:
                 else:
                     column.append(_null(index, spec, value, _NAN, "expected true or false"))
         return Columns(self.names, columns, records)
+
+
+def _spec(feature: Feature, limit: float) -> _Spec:
+    low = -math.inf if feature.min is None else float(feature.min)
+    high = math.inf if feature.max is None else float(feature.max)
+    return _Spec(
+        name=feature.name,
+        kind=_KINDS[feature.type],
+        nullable=feature.nullable,
+        low=max(low, -limit),
+        high=min(high, limit),
+        categories=frozenset(feature.categories or ()),
+        limit=limit,
+        contract_low=low,
+        contract_high=high,
+    )
+
+
+def _out_of_range(index: int, spec: _Spec, value: float) -> RecordError:
+    """The contract's range when the value breaks it, else the range of the dtype the graph takes."""
+    low, high = spec.contract_low, spec.contract_high
+    if not low <= value <= high:
+        return _bad(index, spec, f"expected a number in [{low:g}, {high:g}]", value)
+    dtype = "float32" if spec.limit == FLOAT32_MAX else "float64"
+    return RecordError(f"records[{index}].{spec.name}: {value:g} is outside the {dtype} range the model takes")
 
 
 def _null(index: int, spec: _Spec, value: Any, null_value: Any, expected: str) -> Any:
