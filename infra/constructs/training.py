@@ -10,7 +10,7 @@ from infra.constructs.events import EventBackbone
 from infra.constructs.function_defaults import LayerLibrary, MlopsFunction
 from infra.constructs.registry import Registry
 from mlops.events import DetailType
-from mlops.layout import BASELINES_PREFIX, MODELS_PREFIX
+from mlops.layout import BASELINES_PREFIX, CONTRACTS_PREFIX, DATASETS_PREFIX, MODELS_PREFIX
 
 
 class Training(Construct):
@@ -41,8 +41,11 @@ class Training(Construct):
         )
         self.train.grant(
             ["s3:GetObject", "s3:GetObjectVersion"],
-            [data_bucket.arn_for_objects("*")],
-            why_wildcard="Reads the validated dataset version and its contract from the data bucket.",
+            [
+                data_bucket.arn_for_objects(f"{DATASETS_PREFIX}*"),
+                data_bucket.arn_for_objects(f"{CONTRACTS_PREFIX}*"),
+            ],
+            why_wildcard="Reads validated dataset versions under datasets/ and contracts under contracts/ only.",
         )
         self.train.grant(
             ["s3:PutObject"],

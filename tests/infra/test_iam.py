@@ -113,6 +113,19 @@ def test_train_writes_models_and_baselines_only(template: dict[str, Any]) -> Non
     assert _prefixes(grants["s3:PutObject"]) == {"/models/*", "/baselines/*"}
 
 
+def test_train_reads_only_datasets_and_contracts_of_the_data_bucket(template: dict[str, Any]) -> None:
+    grants = _grants(template, "train_model")
+    assert {a for a in grants if a.startswith("s3:")} == {"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"}
+    # never quarantine/ or reports/: training trusts only what validation left under datasets/
+    assert (
+        _prefixes(grants["s3:GetObject"]) == _prefixes(grants["s3:GetObjectVersion"]) == {"/datasets/*", "/contracts/*"}
+    )
+    fn = template["Resources"][function_ids(template)["train_model"]]
+    data_bucket = fn["Properties"]["Environment"]["Variables"]["DATA_BUCKET"]["Ref"]
+    for action in ("s3:GetObject", "s3:GetObjectVersion"):
+        assert all(data_bucket in resource for resource in grants[action]), action
+
+
 def test_models_api_reads_artifacts_and_baselines_and_moves_rejected_datasets_only(template: dict[str, Any]) -> None:
     grants = _grants(template, "models_api")
     assert {a for a in grants if a.startswith("s3:")} == {

@@ -147,3 +147,21 @@ def test_train_model_handler_trains_once_per_dataset_version(
     assert len(received(outcomes)) == 1
     versions = boto3.client("s3").list_object_versions(Bucket=resources.artifact_bucket).get("Versions", [])
     assert len(versions) == 2  # one artifact, one baseline: the duplicate wrote nothing
+
+
+def test_train_model_handler_rejects_a_quarantined_dataset_with_a_matching_digest(
+    handler: ModuleType, resources: test_resources.TestResources, outcomes: str
+) -> None:
+    # GIVEN a file validation quarantined, and an event naming it with its true SHA-256
+    data, _ = upload(resources)
+    quarantined = "quarantine/churn/rejected.csv"
+    version = boto3.client("s3").put_object(Bucket=resources.data_bucket, Key=quarantined, Body=data)["VersionId"]
+    event = dataset_validated(resources, data, version)
+    event["detail"]["dataset"]["key"] = quarantined
+
+    result = handler.lambda_handler(event, FakeLambdaContext())  # returns normally: no retries
+
+    assert result["status"] == DetailType.TRAINING_REJECTED
+    [rejected] = received(outcomes)
+    assert "is not under datasets/churn/" in rejected["detail"]["reason"]
+    assert boto3.client("s3").list_objects_v2(Bucket=resources.artifact_bucket).get("KeyCount", 0) == 0

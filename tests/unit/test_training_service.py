@@ -106,3 +106,37 @@ def test_train_from_event_rejects_a_model_that_cannot_be_trained(store: InMemory
     [rejected] = publisher.of_type(DetailType.TRAINING_REJECTED)
     assert "too few to train" in rejected.reason  # type: ignore[attr-defined]
     assert not publisher.of_type(DetailType.MODEL_TRAINED)
+
+
+@pytest.mark.parametrize(
+    ("bucket", "key", "reason"),
+    [
+        (DATA, "quarantine/churn/rejected.csv", "is not under datasets/churn/ of model 'churn'"),
+        ("someone-elses-bucket", KEY, "is not in the data bucket 'data'"),
+        (DATA, "datasets/fraud/2024-06.csv", "is not under datasets/churn/ of model 'churn'"),
+        (DATA, "datasets/churn/../../quarantine/churn/rejected.csv", "is not under datasets/churn/"),
+        (DATA, "reports/churn/x.csv", "is not under datasets/churn/"),
+    ],
+)
+def test_train_from_event_rejects_a_dataset_outside_the_models_datasets_prefix(
+    store: InMemoryObjectStore, bucket: str, key: str, reason: str
+) -> None:
+    # GIVEN a DatasetValidated event naming an object that exists, with a matching SHA-256,
+    # but not one validation could have accepted for this model
+    event = stage(store)
+    data = churn_dataset(400).to_csv(index=False).encode()
+    version = store.put_bytes(bucket, key, data, "text/csv")
+    elsewhere = event.dataset.model_copy(
+        update={"bucket": bucket, "key": key, "version_id": version, "sha256": hashlib.sha256(data).hexdigest()}
+    )
+    publisher = RecordingPublisher()
+    # WHEN it is trained on
+    outcome = run(event.model_copy(update={"dataset": elsewhere}), store, publisher)
+    # THEN nothing is trained and the rejection says why
+    assert not outcome.trained
+    [rejected] = publisher.of_type(DetailType.TRAINING_REJECTED)
+    assert isinstance(rejected, TrainingRejected)
+    assert reason in rejected.reason
+    assert f"s3://{bucket}/{key}" in rejected.reason
+    assert not publisher.of_type(DetailType.MODEL_TRAINED)
+    assert not list(store.list(ARTIFACTS, ""))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from mlops.contract import Contract, parse_contract
 from mlops.errors import ContractError, DatasetError, NotFoundError, TrainingRejectedError
 from mlops.events import DatasetValidated, DetailType, ModelTrained, TrainingRejected
-from mlops.layout import artifact_key, baseline_key, contract_key
+from mlops.layout import DATASETS_PREFIX, artifact_key, baseline_key, contract_key, model_of_dataset_key
 from mlops.ports import EventPublisher, ObjectStore
 from mlops.training.dataset import read_dataset
 from mlops.training.trainer import TrainedModel, train_model
@@ -41,12 +41,14 @@ def train_from_event(
     """Train on exactly the dataset version the event names, store the artifact and baseline, and
     publish `ModelTrained`; or publish `TrainingRejected` when the inputs cannot make a model.
 
-    Permanent problems (contract changed or missing, dataset changed or missing, unreadable data,
-    a model that does not convert or agree) are rejections, not errors: retrying cannot fix them.
+    Permanent problems (a dataset outside `datasets/<model_name>/` of the data bucket, contract
+    changed or missing, dataset changed or missing, unreadable data, a model that does not convert
+    or agree) are rejections, not errors: retrying cannot fix them.
     Raises only on infrastructure failures (S3, EventBridge), which a retry may fix.
     """
     started = time.monotonic()
     try:
+        _check_dataset_location(event, data_bucket)
         contract = _load_contract(store, data_bucket, event)
         data = _load_dataset(store, event)
         model = train_model(read_dataset(data, event.dataset.key, contract), contract)
@@ -81,6 +83,18 @@ def train_from_event(
     )
     publisher.publish(DetailType.MODEL_TRAINED, trained)
     return TrainingOutcome(DetailType.MODEL_TRAINED, trained, time.monotonic() - started, model)
+
+
+def _check_dataset_location(event: DatasetValidated, data_bucket: str) -> None:
+    """Train only on what validation accepted: an object under `datasets/<model_name>/` of the data
+    bucket. The event's word is not enough (a quarantined or another model's file must not train)."""
+    ref = event.dataset
+    where = f"s3://{ref.bucket}/{ref.key}"
+    if ref.bucket != data_bucket:
+        raise TrainingRejectedError(f"dataset {where} is not in the data bucket {data_bucket!r}")
+    expected = f"{DATASETS_PREFIX}{event.model_name}/"
+    if model_of_dataset_key(ref.key) != event.model_name or any(part in (".", "..") for part in ref.key.split("/")):
+        raise TrainingRejectedError(f"dataset {where} is not under {expected} of model {event.model_name!r}")
 
 
 def _load_contract(store: ObjectStore, data_bucket: str, event: DatasetValidated) -> Contract:
