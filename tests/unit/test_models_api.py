@@ -460,6 +460,22 @@ def test_models_api_governance_errors_are_4xx(
     assert (got_status, got["error"]) == (status, error), got
 
 
+@pytest.mark.parametrize("value", [True, "2", 2.0, "1"])
+@pytest.mark.parametrize(
+    ("method", "path", "field"),
+    [("POST", "/models/churn/rollback", "to_version"), ("PUT", "/models/churn/aliases/staging", "version")],
+)
+def test_models_api_version_fields_are_strict_integers(
+    call: Any, registry: InMemoryRegistry, method: str, path: str, field: str, value: Any
+) -> None:
+    status, body = call(method, path, {field: value})
+
+    assert (status, body["error"]) == (422, "RequestValidationError")
+    assert any(detail["loc"][-1] == field for detail in body["details"]), body
+    assert registry.production("churn").version == 3  # type: ignore[union-attr]
+    assert registry.get_model("churn").aliases == {}
+
+
 # ---- held datasets: list by ledger state, review ----
 
 DATA = "data"

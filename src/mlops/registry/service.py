@@ -9,7 +9,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from mlops.contract import SUPPORTED_METRICS, is_valid_model_name
 from mlops.drift.stability import TrainingDataDrift, training_data_drift
@@ -397,7 +397,8 @@ class RollbackRequest(_View):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     reason: str = Field(default="", max_length=1000)
-    to_version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
+    # strict: JSON true, "2" and 2.0 are not version numbers
+    to_version: StrictInt | None = Field(default=None, ge=1, le=MAX_VERSION)
 
 
 class ChangeRequest(_View):
@@ -411,7 +412,7 @@ class ChangeRequest(_View):
 class AliasRequest(_View):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    version: int = Field(ge=1, le=MAX_VERSION)
+    version: StrictInt = Field(ge=1, le=MAX_VERSION)  # strict, as RollbackRequest.to_version
     reason: str = Field(default="", max_length=1000)
 
 
