@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import weakref
 from datetime import UTC, datetime
 
 import pytest
@@ -145,3 +147,34 @@ def test_capture_of_only_unserialisable_rows_writes_nothing() -> None:
     capture.add("churn", 1, FEATURES, records, [{"value": float("inf")}] * 2, sample_rate=1.0)
     assert [(r.key, r.records, r.skipped) for r in capture.flush()] == [(None, 0, 2)]
     assert not store.objects
+
+
+class Record(dict[str, object]):
+    """A request record that can be watched with a weak reference (a plain dict cannot)."""
+
+
+def test_capture_keeps_feature_values_not_the_request_record() -> None:
+    # GIVEN a request record with a large field that is not a feature
+    store = InMemoryObjectStore()
+    capture = buffer(store, FakeClock(), max_records=100)
+    record = Record(x=1.5, plan="basic", note="n" * 8_000_000)
+    watched = weakref.ref(record)
+    capture.add("churn", 1, FEATURES, [record], [{"value": 2.0}], sample_rate=1.0)
+    # WHEN the request is over (the caller drops its records)
+    del record
+    gc.collect()
+    # THEN the buffer does not hold the record, so neither its note: memory is bounded by features
+    assert watched() is None
+    assert len(capture) == 1
+    [result] = capture.flush()
+    [line] = captured(store)[result.key]
+    assert line["input"] == {"x": 1.5, "plan": "basic"}
+
+
+def test_capture_writes_each_row_with_its_own_versions_features() -> None:
+    store = InMemoryObjectStore()
+    capture = buffer(store, FakeClock(), max_records=100)
+    capture.add("churn", 1, ("x", "plan"), [{"x": 1.0, "plan": "basic", "y": 5}], [{"value": 1.0}], sample_rate=1.0)
+    capture.add("churn", 2, ("x", "y"), [{"x": 2.0, "plan": "basic", "y": 6}], [{"value": 2.0}], sample_rate=1.0)
+    [result] = capture.flush()
+    assert [line["input"] for line in captured(store)[result.key]] == [{"x": 1.0, "plan": "basic"}, {"x": 2.0, "y": 6}]

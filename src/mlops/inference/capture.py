@@ -1,7 +1,8 @@
 """Sampled inference traffic, buffered in memory and written to S3 in JSONL batches.
 
 Why a buffer: one S3 PUT per request would cost ~10-50 ms and a request per prediction. Instead
-each warm container keeps the sampled records (inputs and outputs) per model and writes one
+each warm container keeps the sampled records (the contract's feature values, never the request's
+other fields, and the outputs) per model and writes one
 object under `captures/<model>/...` when the model's buffer holds `max_records` or its oldest
 record is older than `max_age_seconds`. The rules are checked after each request (Lambda freezes
 the process between invocations, so there is no timer), and `flush()` writes everything, for
@@ -36,10 +37,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class _Pending:
-    features: tuple[str, ...]
     first_at: float
-    # (epoch seconds, version, request record, prediction): serialised only at flush time
-    rows: list[tuple[float, int, dict[str, Any], dict[str, Any]]] = field(default_factory=list)
+    # (epoch seconds, version, feature names, their values, prediction): serialised only at flush
+    # time. Only the contract's feature values are kept, never the request record itself: a
+    # client's extra fields (ids, an 8 MB note) must not stay in memory until the flush.
+    rows: list[tuple[float, int, tuple[str, ...], tuple[Any, ...], dict[str, Any]]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -86,25 +88,27 @@ class CaptureBuffer:
         predictions: Sequence[dict[str, Any]],
         sample_rate: float,
     ) -> int:
-        """Keep each record with probability `sample_rate`; returns how many were kept."""
+        """Keep each record's `features` values with probability `sample_rate`; returns how many were kept."""
         if sample_rate <= 0:
             return 0
         now = self._clock()
         pending = self._pending.get(model)
         if pending is None:
-            pending = self._pending[model] = _Pending(tuple(features), now)
+            pending = self._pending[model] = _Pending(now)
         elif not pending.rows:
             pending.first_at = now
         rows = pending.rows
         before = len(rows)
+        names = tuple(features)
         if sample_rate >= 1:
             rows.extend(
-                (now, version, record, prediction) for record, prediction in zip(records, predictions, strict=True)
+                (now, version, names, tuple(map(record.get, names)), prediction)
+                for record, prediction in zip(records, predictions, strict=True)
             )
         else:
             draw = self._random
             rows.extend(
-                (now, version, record, prediction)
+                (now, version, names, tuple(map(record.get, names)), prediction)
                 for record, prediction in zip(records, predictions, strict=True)
                 if draw() < sample_rate
             )
@@ -150,17 +154,16 @@ class CaptureBuffer:
 
 def _jsonl(pending: _Pending) -> tuple[list[str], int]:
     """One JSON line per row, and how many rows could not be serialised (one bad row drops only itself)."""
-    features = pending.features
     lines = []
     skipped = 0
-    for at, version, record, prediction in pending.rows:
+    for at, version, names, values, prediction in pending.rows:
         try:
             lines.append(
                 json.dumps(
                     {
                         "at": datetime.fromtimestamp(at, UTC).isoformat(),
                         "version": version,
-                        "input": {name: record.get(name) for name in features},
+                        "input": dict(zip(names, values, strict=True)),
                         "output": prediction,
                     },
                     separators=(",", ":"),
