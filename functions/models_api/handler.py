@@ -13,6 +13,7 @@ Dataset reviews delegate to mlops.validation.review (light: no numpy/pyarrow in 
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import unquote
@@ -100,7 +101,7 @@ def build_app(
 ) -> APIGatewayRestResolver:
     """The resolver with every route, wired to its ports (fakes in unit tests). `notifier` hears
     about production changes, `dataset_notifier` about rejected datasets (both: the alarm topic)."""
-    app = APIGatewayRestResolver(enable_validation=True)
+    app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=_json_body)
     lifecycle = Lifecycle(registry, publisher, store, notifier or NoNotifier())
 
     def caller(action: Action) -> str:
@@ -297,6 +298,18 @@ def build_app(
         return _error(500, "InternalError", "internal error; see the function logs")
 
     return app
+
+
+def _json_body(text: str) -> Any:
+    """The request body (Powertools has decoded base64) as JSON. A syntax error stays Powertools'
+    422; a body json.loads cannot hold (nesting past the recursion limit, an integer over 4300
+    digits) raises BadRequestError (400) instead of escaping as a 500."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except (ValueError, RecursionError) as error:
+        raise BadRequestError(f"request body is not valid JSON: {type(error).__name__}: {error}") from None
 
 
 class _NothingServed(MlopsError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from types import ModuleType
 from typing import Any
@@ -474,6 +475,33 @@ def test_models_api_version_fields_are_strict_integers(
     assert any(detail["loc"][-1] == field for detail in body["details"]), body
     assert registry.production("churn").version == 3  # type: ignore[union-attr]
     assert registry.get_model("churn").aliases == {}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 100_000 + "]" * 100_000,
+        '{"reason": ' + "[" * 5000 + "]" * 5000 + "}",
+        '{"to_version": ' + "9" * 5000 + "}",
+    ],
+    ids=["nested-100000", "reason-nested-5000", "integer-5000-digits"],
+)
+@pytest.mark.parametrize("encoded", [False, True], ids=["text", "base64"])
+def test_models_api_body_json_cannot_hold_is_400(
+    module: ModuleType, registry: InMemoryRegistry, ledger: InMemoryDatasetLedger, body: str, encoded: bool
+) -> None:
+    event = api_event("POST", "/models/churn/rollback", user_arn=ADMIN)
+    event["body"] = base64.b64encode(body.encode()).decode() if encoded else body
+    event["isBase64Encoded"] = encoded
+    app = module.build_app(registry, RecordingPublisher(), store=InMemoryObjectStore(), access=ACCESS, ledger=ledger)
+
+    response = app.resolve(event, FakeLambdaContext())
+
+    assert response["statusCode"] == 400
+    got = json.loads(response["body"])
+    assert got["error"] == "BadRequestError"
+    assert got["message"].startswith("request body is not valid JSON: ")
+    assert registry.production("churn").version == 3  # type: ignore[union-attr]
 
 
 # ---- held datasets: list by ledger state, review ----
