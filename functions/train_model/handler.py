@@ -11,16 +11,14 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
-from aws_lambda_powertools.utilities.parser import parse
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops.adapters.events import EventBridgePublisher
 from mlops.adapters.s3 import S3ObjectStore
 from mlops.errors import BadRequestError
-from mlops.events import DatasetValidated, DetailType, TrainingRejected
+from mlops.events import DatasetValidated, TrainingRejected
 from mlops.settings import TrainSettings
-from mlops.training.service import train_from_event
+from mlops.training.service import parse_dataset_validated, reject_malformed, train_from_event
 
 settings = TrainSettings.from_env()
 logger = Logger()
@@ -40,10 +38,13 @@ persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     idempotency.register_lambda_context(context)
-    envelope = parse(event=event, model=EventBridgeModel)
-    if envelope.detail_type != DetailType.DATASET_VALIDATED:
-        raise BadRequestError(f"train_model handles {DetailType.DATASET_VALIDATED} events, got {envelope.detail_type}")
-    return train(detail=DatasetValidated.model_validate(envelope.detail).model_dump(mode="json"))
+    envelope = event if isinstance(event, dict) else {}
+    try:
+        detail = parse_dataset_validated(envelope.get("detail-type"), envelope.get("detail"))
+    except BadRequestError as error:
+        # permanent: answered once (logged, and TrainingRejected when it can name model and dataset), never retried
+        return _reject_malformed(envelope, str(error))
+    return train(detail=detail.model_dump(mode="json"))
 
 
 @idempotent_function(data_keyword_argument="detail", config=idempotency, persistence_store=persistence)
@@ -67,6 +68,23 @@ def train(detail: dict[str, Any]) -> dict[str, Any]:
         _emit_holdout_metric(event.model_name, outcome.model.metric_name, outcome.model.metric_value)
         logger.info("model trained", extra={"sha256": outcome.model.sha256, "metrics": outcome.model.metrics})
     return {"status": outcome.detail_type, "detail": outcome.detail.model_dump(mode="json")}
+
+
+def _reject_malformed(envelope: dict[str, Any], reason: str) -> dict[str, Any]:
+    publisher = EventBridgePublisher(settings.event_bus_name)
+    rejected = reject_malformed(envelope.get("detail-type"), envelope.get("detail"), reason, publisher=publisher)
+    metrics.add_metric(name="MalformedEvents", unit=MetricUnit.Count, value=1)
+    logger.warning(
+        "event rejected",
+        extra={
+            "reason": reason,
+            "event_id": envelope.get("id"),
+            "detail_type": envelope.get("detail-type"),
+            "model_name": rejected.model_name if rejected else None,
+            "published": rejected is not None,
+        },
+    )
+    return {"status": "Malformed", "reason": reason, "published": rejected is not None}
 
 
 def _emit_holdout_metric(model_name: str, metric_name: str, value: float) -> None:

@@ -165,3 +165,69 @@ def test_train_model_handler_rejects_a_quarantined_dataset_with_a_matching_diges
     [rejected] = received(outcomes)
     assert "is not under datasets/churn/" in rejected["detail"]["reason"]
     assert boto3.client("s3").list_objects_v2(Bucket=resources.artifact_bucket).get("KeyCount", 0) == 0
+
+
+def malformed(resources: test_resources.TestResources, mutate: Any) -> dict[str, Any]:
+    """A DatasetValidated envelope as EventBridge delivers it, then broken the way `mutate` says."""
+    data = b"a,b\n1,2\n"
+    event = dataset_validated(resources, data, "v1")
+    mutate(event)
+    return event
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda e: e.update(detail=None), "detail: Input should be a valid dictionary"),
+        (lambda e: e.pop("detail"), "detail: Input should be a valid dictionary"),
+        (lambda e: e.update(detail={}), "model_name: Field required"),
+        (lambda e: e["detail"]["dataset"].pop("bucket"), "dataset.bucket: Field required"),
+        (lambda e: e["detail"].update(model_name=None), "model_name: Input should be a valid string"),
+        (lambda e: e.update({"detail-type": DetailType.MODEL_TRAINED}), "got 'ModelTrained'"),
+    ],
+)
+def test_train_model_handler_logs_an_unattributable_malformed_event_and_returns(
+    handler: ModuleType,
+    resources: test_resources.TestResources,
+    outcomes: str,
+    caplog: pytest.LogCaptureFixture,
+    mutate: Any,
+    reason: str,
+) -> None:
+    result = handler.lambda_handler(malformed(resources, mutate), FakeLambdaContext())  # no raise: no retries
+
+    assert result["status"] == "Malformed"
+    assert not result["published"]
+    assert reason in result["reason"]
+    [record] = [r for r in caplog.records if r.getMessage() == "event rejected"]
+    assert record.levelname == "WARNING"
+    assert reason in record.reason  # type: ignore[attr-defined]
+    assert received(outcomes) == []
+
+
+def test_train_model_handler_rejects_a_malformed_event_it_can_attribute(
+    handler: ModuleType, resources: test_resources.TestResources, outcomes: str
+) -> None:
+    # GIVEN a DatasetValidated whose model and dataset are readable but whose contract digest is missing
+    event = malformed(resources, lambda e: e["detail"].pop("contract_digest"))
+
+    result = handler.lambda_handler(event, FakeLambdaContext())
+
+    assert result["status"] == "Malformed"
+    assert result["published"]
+    [rejected] = received(outcomes)
+    assert rejected["detail-type"] == DetailType.TRAINING_REJECTED
+    assert rejected["detail"]["model_name"] == "churn"
+    assert rejected["detail"]["dataset"]["key"] == DATASET_KEY
+    assert "contract_digest: Field required" in rejected["detail"]["reason"]
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")  # it failed before counting anything
+def test_train_model_handler_raises_when_the_rejection_cannot_be_published(
+    handler: ModuleType, resources: test_resources.TestResources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a transient AWS failure is not swallowed: Lambda retries the event
+    monkeypatch.setattr(handler, "settings", handler.settings.model_copy(update={"event_bus_name": "no-such-bus"}))
+    event = malformed(resources, lambda e: e["detail"].pop("report_key"))
+    with pytest.raises(Exception, match=r"no-such-bus|EventBridge refused|ResourceNotFound"):
+        handler.lambda_handler(event, FakeLambdaContext())

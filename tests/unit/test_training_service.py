@@ -10,10 +10,11 @@ import onnx
 import pytest
 
 from mlops.contract import parse_contract
+from mlops.errors import BadRequestError
 from mlops.events import DatasetRef, DatasetValidated, DetailType, ModelTrained, TrainingRejected
 from mlops.layout import artifact_key, baseline_key, contract_key
 from mlops.profile import BaselineProfile
-from mlops.training.service import train_from_event
+from mlops.training.service import parse_dataset_validated, reject_malformed, train_from_event
 from mlops_local.sample_data import churn_dataset
 from tests.support.fakes import InMemoryObjectStore, RecordingPublisher
 
@@ -140,3 +141,50 @@ def test_train_from_event_rejects_a_dataset_outside_the_models_datasets_prefix(
     assert f"s3://{bucket}/{key}" in rejected.reason
     assert not publisher.of_type(DetailType.MODEL_TRAINED)
     assert not list(store.list(ARTIFACTS, ""))
+
+
+@pytest.mark.parametrize(
+    ("detail_type", "detail", "reason"),
+    [
+        ("DatasetValidated", None, "detail: Input should be a valid dictionary"),
+        ("DatasetValidated", {}, "model_name: Field required"),
+        ("DatasetValidated", {"model_name": "churn", "dataset": {"bucket": "data"}}, "dataset.key: Field required"),
+        ("ModelTrained", {"model_name": "churn"}, "handles DatasetValidated events, got 'ModelTrained'"),
+        (None, {"model_name": "churn"}, "got None"),
+    ],
+)
+def test_parse_dataset_validated_names_what_does_not_parse(detail_type: object, detail: object, reason: str) -> None:
+    with pytest.raises(BadRequestError) as raised:
+        parse_dataset_validated(detail_type, detail)
+    assert reason in str(raised.value)
+
+
+def test_reject_malformed_publishes_when_model_and_dataset_can_be_read(store: InMemoryObjectStore) -> None:
+    detail = stage(store).model_dump(mode="json")
+    del detail["contract_digest"]
+    publisher = RecordingPublisher()
+    rejected = reject_malformed("DatasetValidated", detail, "contract_digest: Field required", publisher=publisher)
+    assert publisher.of_type(DetailType.TRAINING_REJECTED) == [rejected]
+    assert rejected is not None
+    assert rejected.model_name == "churn"
+    assert rejected.dataset.key == KEY
+
+
+@pytest.mark.parametrize(
+    ("detail_type", "detail"),
+    [
+        ("DatasetValidated", None),
+        ("DatasetValidated", ["not", "a", "dict"]),
+        ("DatasetValidated", {"model_name": "churn"}),
+        ("DatasetValidated", {"model_name": "churn", "dataset": {"bucket": "data", "key": KEY}}),
+        ("DatasetValidated", {"dataset": {"bucket": "data", "key": KEY, "sha256": "0", "size_bytes": 1, "rows": 1}}),
+        (
+            "ModelTrained",
+            {"model_name": "churn", "dataset": {"bucket": "d", "key": KEY, "sha256": "0", "size_bytes": 1, "rows": 1}},
+        ),
+    ],
+)
+def test_reject_malformed_publishes_nothing_it_cannot_attribute(detail_type: str, detail: object) -> None:
+    publisher = RecordingPublisher()
+    assert reject_malformed(detail_type, detail, "bad", publisher=publisher) is None
+    assert not publisher.of_type(DetailType.TRAINING_REJECTED)

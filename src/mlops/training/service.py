@@ -7,8 +7,10 @@ import hashlib
 import time
 from dataclasses import dataclass
 
+from pydantic import ValidationError
+
 from mlops.contract import Contract, parse_contract
-from mlops.errors import ContractError, DatasetError, NotFoundError, TrainingRejectedError
+from mlops.errors import BadRequestError, ContractError, DatasetError, NotFoundError, TrainingRejectedError
 from mlops.events import DatasetValidated, DetailType, ModelTrained, TrainingRejected
 from mlops.layout import DATASETS_PREFIX, artifact_key, baseline_key, contract_key, model_of_dataset_key
 from mlops.ports import EventPublisher, ObjectStore
@@ -28,6 +30,43 @@ class TrainingOutcome:
     @property
     def trained(self) -> bool:
         return isinstance(self.detail, ModelTrained)
+
+
+def parse_dataset_validated(detail_type: object, detail: object) -> DatasetValidated:
+    """The detail of a `DatasetValidated` event as EventBridge delivered it.
+
+    Raises BadRequestError naming the detail type or each field that does not parse: a permanent
+    problem, which no retry fixes.
+    """
+    if detail_type != DetailType.DATASET_VALIDATED:
+        raise BadRequestError(f"train_model handles {DetailType.DATASET_VALIDATED} events, got {detail_type!r}")
+    try:
+        return DatasetValidated.model_validate(detail)
+    except ValidationError as error:
+        raise BadRequestError(f"{DetailType.DATASET_VALIDATED} detail does not parse: {_describe(error)}") from None
+
+
+def reject_malformed(
+    detail_type: object, detail: object, reason: str, *, publisher: EventPublisher
+) -> TrainingRejected | None:
+    """Publish `TrainingRejected` for a `DatasetValidated` detail that does not parse, when its model
+    name and dataset can still be read (so whoever uploaded it hears why); None, publishing nothing,
+    when they cannot or the event is of another type. Raises only when publishing fails."""
+    if detail_type != DetailType.DATASET_VALIDATED or not isinstance(detail, dict):
+        return None
+    try:
+        rejected = TrainingRejected.model_validate(
+            {"model_name": detail.get("model_name"), "dataset": detail.get("dataset"), "reason": reason}
+        )
+    except ValidationError:
+        return None
+    publisher.publish(DetailType.TRAINING_REJECTED, rejected)
+    return rejected
+
+
+def _describe(error: ValidationError) -> str:
+    # locations and messages only: the input values may be large or not the sender's to log
+    return "; ".join(f"{'.'.join(str(part) for part in e['loc']) or 'detail'}: {e['msg']}" for e in error.errors())
 
 
 def train_from_event(
