@@ -16,6 +16,7 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
 
 from mlops.adapters.events import EventBridgePublisher
 from mlops.adapters.registry_dynamodb import DynamoRegistry
@@ -73,6 +74,16 @@ def register(detail: dict[str, Any], *, actor: str, request_id: str) -> dict[str
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     idempotency.register_lambda_context(context)
+    try:
+        ModelTrained.model_validate(event.get("detail"))
+    except ValidationError as error:
+        # permanent: logged once and answered, never retried into the dead-letter queue
+        reason = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'detail'}: {e['msg']}" for e in error.errors())
+        logger.warning(
+            "event rejected",
+            extra={"reason": reason, "event_id": event.get("id"), "detail_type": event.get("detail-type")},
+        )
+        return {"status": "Malformed", "reason": f"ModelTrained detail does not parse: {reason}"}
     return register(
         detail=event["detail"], actor=context.invoked_function_arn, request_id=event.get("id", context.aws_request_id)
     )

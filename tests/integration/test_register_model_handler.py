@@ -228,3 +228,41 @@ def test_register_handler_refuses_missing_artifact_and_foreign_bucket(
         handler.lambda_handler(bus_event(foreign), FakeLambdaContext())
     with pytest.raises(ModelNotFoundError):
         registry.get_model("churn")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda e: e.pop("detail"), "detail: Input should be a valid dictionary"),
+        (lambda e: e.update(detail=None), "detail: Input should be a valid dictionary"),
+        (lambda e: e.update(detail={}), "model_name: Field required"),
+        (lambda e: e["detail"].pop("artifact_sha256"), "artifact_sha256: Field required"),
+        (lambda e: e["detail"].update(metrics="high"), "metrics: Input should be a valid dictionary"),
+    ],
+)
+def test_register_handler_logs_a_malformed_event_and_returns_without_retry(
+    handler: ModuleType,
+    resources: TestResources,
+    registry: DynamoRegistry,
+    bus_queue: str,
+    caplog: pytest.LogCaptureFixture,
+    mutate: Any,
+    reason: str,
+) -> None:
+    # GIVEN a ModelTrained envelope as the bus delivers it, broken in one place
+    data = artifact_bytes("malformed")
+    trained = trained_event(score=0.8, artifact=data, bucket=resources.artifact_bucket)
+    upload(resources, trained, data)
+    event = bus_event(trained)
+    mutate(event)
+
+    result = handler.lambda_handler(event, FakeLambdaContext())  # returns: a retry cannot make it parse
+
+    assert result["status"] == "Malformed"
+    assert reason in result["reason"]
+    [record] = [r for r in caplog.records if r.getMessage() == "event rejected"]
+    assert record.levelname == "WARNING"
+    assert record.event_id == event["id"]  # type: ignore[attr-defined]
+    assert published(bus_queue) == []
+    with pytest.raises(ModelNotFoundError):
+        registry.production("churn")
