@@ -82,7 +82,7 @@ Local mode is running. Ctrl-C stops it.
 
 Try:
   export {env}
-  aws s3 cp my.csv s3://{outputs.get("DataBucketName")}/datasets/churn/my.csv
+  .venv/bin/python -c "import boto3; boto3.client('s3').upload_file('my.csv', '{outputs.get("DataBucketName")}', 'datasets/churn/my.csv')"
   curl --cacert {endpoints.ca_bundle} -H 'x-api-key: {endpoints.api_key}' \\
        -d '{{"records": [{{"tenure_months": 3, "monthly_charges": 80, "support_calls": 4, "data_usage_gb": null, "plan": "basic", "region": "north", "autopay": false}}]}}' \\
        {endpoints.api_url}/models/churn/predict
