@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from mlops.adapters.aws import reset_clients
+from tests.support.resources import TestResources, create_resources
 
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
@@ -42,3 +43,12 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     urllib.request.urlopen(urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST"))
     yield moto_endpoint
     reset_clients()
+
+
+@pytest.fixture
+def stack(aws: str, monkeypatch: pytest.MonkeyPatch) -> TestResources:
+    """The stack's data resources on the moto server, named in the environment as the functions read them."""
+    names = create_resources()
+    for name, value in names.env().items():
+        monkeypatch.setenv(name, value)
+    return names

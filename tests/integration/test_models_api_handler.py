@@ -18,14 +18,12 @@ from mlops_local.handlers import load_handler_module
 from tests.support.baselines import training_baseline
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.registry_fake import api_event, trained_event
-from tests.support.resources import TestResources, create_resources
+from tests.support.resources import TestResources
 
 
 @pytest.fixture
-def resources(aws: str, monkeypatch: pytest.MonkeyPatch) -> TestResources:
-    names = create_resources()
-    for key, value in names.env().items():
-        monkeypatch.setenv(key, value)
+def resources(stack: TestResources, monkeypatch: pytest.MonkeyPatch) -> TestResources:
+    names = stack
     monkeypatch.setenv("ADMIN_PRINCIPALS", "arn:aws:iam::123456789012:user/alice")
     return names
 

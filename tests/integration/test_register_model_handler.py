@@ -18,15 +18,12 @@ from mlops_local.handlers import load_handler_module
 from tests.support.bus import tap_bus
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.registry_fake import artifact_bytes, trained_event
-from tests.support.resources import TestResources, create_resources
+from tests.support.resources import TestResources
 
 
 @pytest.fixture
-def resources(aws: str, monkeypatch: pytest.MonkeyPatch) -> TestResources:
-    names = create_resources()
-    for key, value in names.env().items():
-        monkeypatch.setenv(key, value)
-    return names
+def resources(stack: TestResources) -> TestResources:
+    return stack
 
 
 @pytest.fixture

@@ -26,10 +26,8 @@ DATASET_KEY = "datasets/churn/2024-06-01.csv"
 
 
 @pytest.fixture
-def resources(aws: str, monkeypatch: pytest.MonkeyPatch) -> test_resources.TestResources:
-    names = test_resources.create_resources()
-    for name, value in names.env().items():
-        monkeypatch.setenv(name, value)
+def resources(stack: test_resources.TestResources, monkeypatch: pytest.MonkeyPatch) -> test_resources.TestResources:
+    names = stack
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "train-model")
     return names
 

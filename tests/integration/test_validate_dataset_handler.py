@@ -26,10 +26,8 @@ KEY = "datasets/churn/jan 2026=v1.csv"  # arrives URL-encoded: datasets/churn/ja
 
 
 @pytest.fixture
-def resources(aws: str, monkeypatch: pytest.MonkeyPatch) -> test_resources.TestResources:
-    names = test_resources.create_resources()
-    for name, value in names.env().items():
-        monkeypatch.setenv(name, value)
+def resources(stack: test_resources.TestResources, monkeypatch: pytest.MonkeyPatch) -> test_resources.TestResources:
+    names = stack
     monkeypatch.setenv("VALIDATION_BATCH_ROWS", "1000")
     boto3.client("s3").put_object(Bucket=names.data_bucket, Key=contract_key("churn"), Body=CONTRACT)
     return names
