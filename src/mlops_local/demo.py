@@ -280,8 +280,11 @@ class Demo:
         )
         if not any(item["Key"].endswith("bad-export.csv") for item in quarantined):
             raise StepFailed("the bad dataset is not under quarantine/")
-        reports = self.s3.list_objects_v2(Bucket=self.data_bucket, Prefix=f"reports/{MODEL}/").get("Contents", [])
-        newest = max(reports, key=lambda item: item["LastModified"])
+        # this upload's JSON report: reports/ also holds .txt summaries, and LastModified ties at one second
+        reports = self.s3.list_objects_v2(Bucket=self.data_bucket, Prefix=f"reports/{MODEL}/bad-export.csv-").get(
+            "Contents", []
+        )
+        newest = max((item for item in reports if item["Key"].endswith(".json")), key=lambda item: item["LastModified"])
         report = json.loads(self.s3.get_object(Bucket=self.data_bucket, Key=newest["Key"])["Body"].read())
         failed = [c for c in report.get("checks", []) if not c.get("passed", True)]
         problems = "; ".join(f"{c.get('name')}: {c.get('details') or c.get('message')}" for c in failed[:3])
