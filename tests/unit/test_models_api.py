@@ -48,7 +48,7 @@ def store() -> InMemoryObjectStore:
 
 @pytest.fixture
 def registry(store: InMemoryObjectStore) -> InMemoryRegistry:
-    registry = InMemoryRegistry()
+    registry = InMemoryRegistry(artifacts=store)
     for score in (0.8, 0.75, 0.9):  # v1 production, v2 candidate, v3 production (v1 archived)
         event = trained_event(score=score)
         store.put_bytes(event.artifact_bucket, event.artifact_key, artifact_bytes(f"churn-{score!r}"))
