@@ -27,7 +27,6 @@ from mlops.errors import (
     IntegrityError,
     MlopsError,
     ModelNotFoundError,
-    NotFoundError,
     VersionNotFoundError,
 )
 from mlops.registry import lifecycle
@@ -505,5 +504,3 @@ def _now() -> datetime:
 def _backoff(attempt: int) -> None:
     time.sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))
 
-
-__all__ = ["ArtifactRejectedError", "NoArtifactStoreError", "NotFoundError", "RegistryEngine", "StoredRequest"]
