@@ -503,4 +503,3 @@ def _now() -> datetime:
 
 def _backoff(attempt: int) -> None:
     time.sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))
-
