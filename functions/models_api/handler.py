@@ -42,6 +42,7 @@ from mlops.registry.records import AliasMove, AuditEvent, Change
 from mlops.registry.service import (
     ALIAS_PATTERN,
     AliasRequest,
+    AuditVerification,
     ChangeRequest,
     Lifecycle,
     ModelSummary,
@@ -56,6 +57,7 @@ from mlops.registry.service import (
     served_at,
     summarize_model,
     summarize_version,
+    verify_audit_trail,
     version_summaries,
     version_summary,
 )
@@ -63,11 +65,11 @@ from mlops.settings import ModelsApiSettings
 from mlops.validation.decisions import DATASET_ID_PATTERN, is_valid_dataset_id
 from mlops.validation.ledger import DatasetLedger, DatasetState, LedgerEntry
 from mlops.validation.ledger import Notifier as DatasetNotifier
-from mlops.validation.review import ReviewRequest, datasets_in_state, review_held_dataset
+from mlops.validation.review import ReviewDecision, ReviewRequest, datasets_in_state, review_held_dataset
 
 SERVICE = "models_api"
 API_TITLE = "MLOps models API"
-API_VERSION = "1.2.0"  # 1.2: compare reports training_data_drift
+API_VERSION = "1.3.0"  # 1.2: compare reports training_data_drift; 1.3: audit/verify
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_IDEMPOTENCY_KEY = 255
@@ -175,6 +177,14 @@ def build_app(
         caller(Action.READ)
         return audit_trail(registry, name)
 
+    @app.get(
+        "/models/<name>/audit/verify",
+        summary="Recompute the audit hash chain: ok, or the first bad seq and why (overwritten, deleted, forged)",
+    )
+    def verify_audit(name: ModelName) -> AuditVerification:
+        caller(Action.READ)
+        return verify_audit_trail(registry, name)
+
     @app.get("/models/<name>/aliases/<alias>/history", summary="Every move of an alias, oldest first")
     def history(name: ModelName, alias: AliasName) -> list[AliasMove]:
         caller(Action.READ)
@@ -251,6 +261,19 @@ def build_app(
         name: ModelName, dataset_id: DatasetId, request: Annotated[ReviewRequest, Body()]
     ) -> LedgerEntry:
         actor = caller(Action.REVIEW_DATASET)
+        request_id = app.current_event.request_context.request_id or ""
+
+        def audit(decision: ReviewDecision, decided: LedgerEntry) -> None:
+            registry.record_dataset_review(
+                name,
+                dataset_id,
+                decision.value,
+                decided.state.value,
+                actor=actor,
+                reason=request.reason,
+                request_id=request_id,
+            )
+
         entry = review_held_dataset(
             ledger,
             store,
@@ -261,6 +284,7 @@ def build_app(
             actor=actor,
             reason=request.reason,
             notifier=dataset_notifier,
+            audit=audit,
         )
         logger.info("dataset reviewed", model=name, dataset_id=dataset_id, state=entry.state.value)
         return entry

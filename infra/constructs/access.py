@@ -28,6 +28,7 @@ MODEL_ROUTES: dict[tuple[str, str], Action] = {
     ("GET", "/models/{name}/versions/{version}"): Action.READ,
     ("GET", "/models/{name}/compare"): Action.READ,
     ("GET", "/models/{name}/audit"): Action.READ,
+    ("GET", "/models/{name}/audit/verify"): Action.READ,
     ("GET", "/models/{name}/served"): Action.READ,
     ("GET", "/models/{name}/aliases/{alias}/history"): Action.READ,
     ("GET", "/openapi.json"): Action.READ,

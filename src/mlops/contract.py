@@ -164,6 +164,9 @@ class PromotionMode(StrEnum):
 
 class Promotion(_Strict):
     mode: PromotionMode = PromotionMode.AUTO
+    # two different people for production: the approver of a version may not promote it, and
+    # nothing is promoted automatically
+    four_eyes: bool = False
 
 
 class Training(_Strict):
@@ -251,9 +254,14 @@ class Contract(_Strict):
         return [*self.feature_names, self.target.name]
 
     def canonical_json(self) -> str:
-        # the default promotion policy is left out, so contracts written before it keep their digest
-        exclude = {"promotion"} if self.promotion == Promotion() else None
-        return json.dumps(self.model_dump(mode="json", exclude=exclude), sort_keys=True, separators=(",", ":"))
+        # the default promotion policy (and four_eyes when off) is left out, so contracts written
+        # before them keep their digest
+        document = self.model_dump(mode="json")
+        if self.promotion == Promotion():
+            del document["promotion"]
+        elif not self.promotion.four_eyes:
+            del document["promotion"]["four_eyes"]
+        return json.dumps(document, sort_keys=True, separators=(",", ":"))
 
     @property
     def digest(self) -> str:

@@ -82,6 +82,7 @@ def test_api_routes_map_to_functions_with_their_auth(template: dict[str, Any]) -
         ("GET", "/models/{name}/versions/{version}"): ("models_api", "AWS_IAM", False),
         ("GET", "/models/{name}/compare"): ("models_api", "AWS_IAM", False),
         ("GET", "/models/{name}/audit"): ("models_api", "AWS_IAM", False),
+        ("GET", "/models/{name}/audit/verify"): ("models_api", "AWS_IAM", False),
         ("GET", "/models/{name}/served"): ("models_api", "AWS_IAM", False),
         ("GET", "/models/{name}/aliases/{alias}/history"): ("models_api", "AWS_IAM", False),
         ("PUT", "/models/{name}/aliases/{alias}"): ("models_api", "AWS_IAM", False),

@@ -17,7 +17,7 @@ from mlops.validation.ledger import DatasetState, LedgerChange, LedgerEntry
 from mlops_local.handlers import load_handler_module
 from tests.support.baselines import training_baseline
 from tests.support.lambda_context import FakeLambdaContext
-from tests.support.registry_fake import api_event, trained_event
+from tests.support.registry_fake import api_event, default_artifact, trained_event
 from tests.support.resources import TestResources
 
 
@@ -32,7 +32,11 @@ def resources(stack: TestResources, monkeypatch: pytest.MonkeyPatch) -> TestReso
 def registry(resources: TestResources) -> DynamoRegistry:
     registry = DynamoRegistry(resources.registry_table)
     for score in (0.8, 0.75, 0.9):  # v1 production -> archived, v2 candidate, v3 production
-        registry.register(trained_event(score=score), actor="register-model")
+        event = trained_event(score=score)  # its artifact is uploaded first, as the trainer does
+        boto3.client("s3").put_object(
+            Bucket=event.artifact_bucket, Key=event.artifact_key, Body=default_artifact(event)
+        )
+        registry.register(event, actor="register-model")
     return registry
 
 
@@ -133,6 +137,23 @@ def test_models_api_handler_rollback_audits_caller_and_publishes(
 
     status, body = call(handler, "POST", "/models/churn/rollback")
     assert (status, body["error"]) == (409, "ConflictError")
+
+
+@pytest.mark.parametrize("body", [None, {"reason": "incident"}, {"reason": "incident", "to_version": 1}])
+def test_models_api_handler_rollback_refuses_a_tampered_previous_version(
+    handler: ModuleType, registry: DynamoRegistry, body: Any
+) -> None:
+    # GIVEN v3 serves, and v1 (production before it) had its artifact overwritten since
+    v1 = registry.get_version("churn", 1).artifact
+    boto3.client("s3").put_object(Bucket=v1.bucket, Key=v1.key, Body=b"t" * v1.size_bytes)
+
+    # WHEN an admin rolls back, naming v1 or not
+    status, response = call(handler, "POST", "/models/churn/rollback", body)
+
+    # THEN the rollback is refused and v3 still serves: a tampered artifact never serves again
+    assert (status, response["error"]) == (503, "IntegrityError")
+    assert registry.production("churn").version == 3  # type: ignore[union-attr]
+    assert registry.get_version("churn", 1).status is VersionStatus.ARCHIVED
 
 
 @pytest.mark.parametrize(

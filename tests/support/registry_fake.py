@@ -1,5 +1,5 @@
-"""An in-memory ModelRegistry (same rules as DynamoRegistry: policy, transitions, rollback stack)
-and a hand-built ModelTrained event, for tests that must not depend on the trainer."""
+"""An in-memory ModelRegistry (it executes the same lifecycle decisions as DynamoRegistry) and a
+hand-built ModelTrained event, for tests that must not depend on the trainer."""
 
 from __future__ import annotations
 
@@ -7,28 +7,18 @@ import hashlib
 import json
 import threading
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
 from mlops.contract import parse_contract
-from mlops.errors import BadRequestError, ConflictError, ModelNotFoundError, VersionNotFoundError
 from mlops.events import DatasetRef, ModelTrained
 from mlops.layout import artifact_key, baseline_key
-from mlops.registry.policy import apply_promotion_mode, decide_promotion
-from mlops.registry.records import (
-    AliasMove,
-    AuditAction,
-    AuditEvent,
-    Change,
-    ModelRecord,
-    ModelVersion,
-    RegistrationResult,
-    VersionStatus,
-    candidate_from_trained,
-)
-from mlops.registry.service import IdempotencyKeyReusedError, require_alias, require_model_name, require_version
-from mlops.registry.transitions import check_transition, rollback_target
+from mlops.ports import ObjectStore
+from mlops.registry.engine import RegistryEngine, StoredRequest
+from mlops.registry.lifecycle import Plan
+from mlops.registry.names import require_alias
+from mlops.registry.records import AliasMove, AuditAction, AuditEvent, ModelRecord, ModelVersion, VersionStatus
 
 
 def contract_document(
@@ -93,349 +83,81 @@ def trained_event(
     )
 
 
-class InMemoryRegistry:
-    """ModelRegistry in memory. Thread-safe; the same domain rules as the DynamoDB adapter."""
+class InMemoryRegistry(RegistryEngine):
+    """ModelRegistry in memory: the engine's decisions (mlops.registry.lifecycle) applied to dicts
+    under a lock, with the conditions DynamoRegistry's transactions carry. No rule of its own.
+    `artifacts` is where the production gate reads artifacts."""
 
-    def __init__(self) -> None:
+    def __init__(self, artifacts: ObjectStore | None = None) -> None:
+        super().__init__(artifacts)
         self._lock = threading.RLock()
         self.models: dict[str, ModelRecord] = {}
         self.versions: dict[tuple[str, int], ModelVersion] = {}
         self.claims: dict[tuple[str, str], int] = {}
-        self.audit: dict[str, list[AuditEvent]] = {}
+        self.audit: dict[str, dict[int, AuditEvent]] = {}
         self.moves: dict[str, list[AliasMove]] = {}
-        self.requests: dict[tuple[str, str], tuple[str, Change]] = {}
+        self.requests: dict[tuple[str, str], tuple[str, str]] = {}
 
-    def _audit(self, name: str, action: AuditAction, actor: str, version: int | None, **fields: Any) -> None:
-        event = AuditEvent(
-            model_name=name,
-            at=datetime.now(UTC),
-            event_id=str(uuid.uuid4()),
-            action=action.value,
-            actor=actor,
-            version=version,
-            **fields,
-        )
-        self.audit.setdefault(name, []).append(event)
-
-    def register(self, trained: ModelTrained, *, actor: str, request_id: str = "") -> RegistrationResult:
-        name = require_model_name(trained.model_name)
-        contract = parse_contract(trained.contract)
-        metric = contract.metric
+    def _load_model(self, name: str) -> ModelRecord | None:
         with self._lock:
-            claimed = self.claims.get((name, trained.artifact_sha256))
-            if claimed is not None:
-                existing = self.versions[(name, claimed)]
-                return RegistrationResult(
-                    version=existing, created=False, promoted=False, decision=existing.promotion_decision
-                )
-            now = datetime.now(UTC)
-            record = self.models.get(name) or ModelRecord(name=name, latest_version=0, updated_at=now)
-            number = record.latest_version + 1
-            version = candidate_from_trained(trained, number, now)
-            record = record.model_copy(update={"latest_version": number, "updated_at": now})
-            self.claims[(name, trained.artifact_sha256)] = number
-            self._audit(
-                name, AuditAction.REGISTERED, actor, number, after={"status": "candidate"}, request_id=request_id
-            )
-            production = record.production_version
-            champion = self.versions[(name, production)] if production is not None else None
-            decision = decide_promotion(
-                metric, version.metrics, champion.metrics if champion else None, champion_version=production
-            )
-            decision = apply_promotion_mode(decision, contract.promotion.mode)
-            if decision.promote:
-                check_transition(version.status, VersionStatus.PRODUCTION)
-                version = version.model_copy(update={"status": VersionStatus.PRODUCTION})
-                record = record.model_copy(
-                    update={"production_version": number, "production_history": [*record.production_history, number]}
-                )
-                if champion is not None:
-                    check_transition(champion.status, VersionStatus.ARCHIVED)
-                    self.versions[(name, champion.version)] = champion.model_copy(
-                        update={"status": VersionStatus.ARCHIVED}
-                    )
-                    self._audit(
-                        name,
-                        AuditAction.ARCHIVED,
-                        actor,
-                        champion.version,
-                        after={"status": "archived"},
-                        request_id=request_id,
-                    )
-                self._audit(
-                    name,
-                    AuditAction.PROMOTED,
-                    actor,
-                    number,
-                    after={"status": "production", "production_version": number},
-                    reason=decision.reason,
-                    request_id=request_id,
-                )
-                self._move(name, "production", production, number, actor, decision.reason, request_id)
-            else:
-                self._audit(
-                    name, AuditAction.PROMOTION_DECLINED, actor, number, reason=decision.reason, request_id=request_id
-                )
-            version = version.model_copy(update={"promotion_decision": decision.reason})
-            self.versions[(name, number)] = version
-            self.models[name] = record
-            return RegistrationResult(
-                version=version,
-                created=True,
-                promoted=decision.promote,
-                decision=decision.reason,
-                previous_production=production if decision.promote else None,
-            )
+            return self.models.get(name)
 
-    def get_model(self, name: str) -> ModelRecord:
-        require_model_name(name)
+    def _load_version(self, name: str, number: int) -> ModelVersion | None:
         with self._lock:
-            if name not in self.models:
-                raise ModelNotFoundError(f"no model named {name!r} is registered")
-            return self.models[name]
+            return self.versions.get((name, number))
+
+    def _load_claim(self, name: str, sha256: str) -> int | None:
+        with self._lock:
+            return self.claims.get((name, sha256))
+
+    def _load_request(self, name: str, key_hash: str) -> tuple[str, str] | None:
+        with self._lock:
+            return self.requests.get((name, key_hash))
+
+    def _commit(self, plan: Plan, request: StoredRequest | None) -> bool:
+        name = plan.name
+        with self._lock:
+            current = self.models.get(name)
+            if plan.model_before is None:
+                if current is not None:
+                    return False
+            elif current is None or current.audit_seq != plan.model_before.audit_seq:
+                return False
+            for before, after in plan.versions:
+                stored = self.versions.get((name, after.version))
+                if (stored is not None) if before is None else (stored is None or stored.status != before.status):
+                    return False
+            chain = self.audit.setdefault(name, {})
+            if plan.claim is not None and (name, plan.claim) in self.claims:
+                return False
+            if any(event.seq in chain for event in plan.events):
+                return False
+            if request is not None and (name, request.key_hash) in self.requests:
+                return False
+            self.models[name] = plan.model_after
+            for _, after in plan.versions:
+                self.versions[(name, after.version)] = after
+            if plan.claim is not None:
+                created = next(after for before, after in plan.versions if before is None)
+                self.claims[(name, plan.claim)] = created.version
+            for event in plan.events:
+                chain[event.seq] = event
+            self.moves.setdefault(name, []).extend(plan.moves)
+            if request is not None:
+                self.requests[(name, request.key_hash)] = (request.fingerprint, request.result)
+            return True
 
     def list_models(self) -> list[ModelRecord]:
         with self._lock:
             return [self.models[name] for name in sorted(self.models)]
-
-    def get_version(self, name: str, version: int) -> ModelVersion:
-        self.get_model(name)
-        with self._lock:
-            if (name, version) not in self.versions:
-                raise VersionNotFoundError(f"{name} has no version {version}")
-            return self.versions[(name, version)]
 
     def list_versions(self, name: str) -> list[ModelVersion]:
         record = self.get_model(name)
         with self._lock:
             return [self.versions[(name, v)] for v in range(1, record.latest_version + 1)]
 
-    def production(self, name: str) -> ModelVersion | None:
-        record = self.get_model(name)
-        return None if record.production_version is None else self.get_version(name, record.production_version)
-
-    def _move(self, name: str, alias: str, old: int | None, new: int, actor: str, reason: str, request_id: str) -> None:
-        self.moves.setdefault(name, []).append(
-            AliasMove(
-                model_name=name,
-                alias=alias,
-                at=datetime.now(UTC),
-                from_version=old,
-                to_version=new,
-                actor=actor,
-                reason=reason,
-                request_id=request_id,
-                event_id=str(uuid.uuid4()),
-            )
-        )
-
-    def _idempotent(self, name: str, key: str, fingerprint: tuple[Any, ...], work: Any) -> Change:
-        with self._lock:
-            if key and (name, key) in self.requests:
-                seen, change = self.requests[(name, key)]
-                if seen != repr(fingerprint):
-                    raise IdempotencyKeyReusedError("this idempotency key was used for a different request")
-                return change.model_copy(update={"replayed": True})
-            change = work()
-            if key:
-                self.requests[(name, key)] = (repr(fingerprint), change)
-            return change
-
-    def rollback(
-        self,
-        name: str,
-        *,
-        actor: str,
-        reason: str,
-        request_id: str = "",
-        to_version: int | None = None,
-        idempotency_key: str = "",
-    ) -> Change:
-        def work() -> Change:
-            record = self.get_model(name)
-            if to_version is not None:
-                self.get_version(name, to_version)
-            if record.production_version is None:
-                raise ConflictError(f"{name} has no production version to roll back")
-            target, history = rollback_target(list(record.production_history), to_version)
-            current = self.get_version(name, record.production_version)
-            restored = self.get_version(name, target)
-            check_transition(current.status, VersionStatus.ARCHIVED)
-            check_transition(restored.status, VersionStatus.PRODUCTION, rollback=True)
-            self.versions[(name, current.version)] = current.model_copy(update={"status": VersionStatus.ARCHIVED})
-            restored = restored.model_copy(update={"status": VersionStatus.PRODUCTION})
-            self.versions[(name, target)] = restored
-            new = record.model_copy(
-                update={"production_version": target, "production_history": history, "updated_at": datetime.now(UTC)}
-            )
-            self.models[name] = new
-            self._audit(
-                name,
-                AuditAction.ARCHIVED,
-                actor,
-                current.version,
-                after={"status": "archived"},
-                reason=reason,
-                request_id=request_id,
-            )
-            self._audit(
-                name,
-                AuditAction.ROLLED_BACK,
-                actor,
-                target,
-                before={"production_version": current.version},
-                after={"production_version": target, "status": "production"},
-                reason=reason,
-                request_id=request_id,
-            )
-            self._move(name, "production", current.version, target, actor, reason, request_id)
-            return Change(action="rolled_back", model=new, version=restored, previous_production=current.version)
-
-        return self._idempotent(name, idempotency_key, ("rollback", actor, to_version, reason), work)
-
-    def _set_status(
-        self,
-        name: str,
-        number: int,
-        target: VersionStatus,
-        action: AuditAction,
-        actor: str,
-        reason: str,
-        request_id: str,
-        idempotency_key: str,
-    ) -> Change:
-        require_version(number)
-
-        def work() -> Change:
-            version = self.get_version(name, number)
-            if version.status is VersionStatus.PRODUCTION and target is VersionStatus.ARCHIVED:
-                raise ConflictError(f"{name} v{number} is in production; promote another version or roll back")
-            check_transition(version.status, target)
-            changed = version.model_copy(update={"status": target})
-            self.versions[(name, number)] = changed
-            self._audit(
-                name,
-                action,
-                actor,
-                number,
-                before={"status": version.status.value},
-                after={"status": target.value},
-                reason=reason,
-                request_id=request_id,
-            )
-            return Change(
-                action=action.value, model=self.models[name], version=changed, from_status=version.status.value
-            )
-
-        return self._idempotent(name, idempotency_key, (action.value, actor, number, reason), work)
-
-    def approve(
-        self, name: str, version: int, *, actor: str, reason: str, request_id: str = "", idempotency_key: str = ""
-    ) -> Change:
-        return self._set_status(
-            name, version, VersionStatus.APPROVED, AuditAction.APPROVED, actor, reason, request_id, idempotency_key
-        )
-
-    def reject(
-        self, name: str, version: int, *, actor: str, reason: str, request_id: str = "", idempotency_key: str = ""
-    ) -> Change:
-        return self._set_status(
-            name, version, VersionStatus.REJECTED, AuditAction.REJECTED, actor, reason, request_id, idempotency_key
-        )
-
-    def archive(
-        self, name: str, version: int, *, actor: str, reason: str, request_id: str = "", idempotency_key: str = ""
-    ) -> Change:
-        return self._set_status(
-            name, version, VersionStatus.ARCHIVED, AuditAction.ARCHIVED, actor, reason, request_id, idempotency_key
-        )
-
-    def promote(
-        self, name: str, version: int, *, actor: str, reason: str, request_id: str = "", idempotency_key: str = ""
-    ) -> Change:
-        require_version(version)
-
-        def work() -> Change:
-            record = self.get_model(name)
-            candidate = self.get_version(name, version)
-            if candidate.status is VersionStatus.PRODUCTION:
-                raise ConflictError(f"{name} v{version} is already the production version")
-            check_transition(candidate.status, VersionStatus.PRODUCTION)
-            if candidate.status is not VersionStatus.APPROVED:
-                raise ConflictError(f"{name} v{version} is {candidate.status.value}; approve it before promoting it")
-            production = record.production_version
-            if production is not None:
-                champion = self.versions[(name, production)]
-                self.versions[(name, production)] = champion.model_copy(update={"status": VersionStatus.ARCHIVED})
-                self._audit(
-                    name, AuditAction.ARCHIVED, actor, production, after={"status": "archived"}, request_id=request_id
-                )
-            promoted = candidate.model_copy(update={"status": VersionStatus.PRODUCTION})
-            self.versions[(name, version)] = promoted
-            new = record.model_copy(
-                update={
-                    "production_version": version,
-                    "production_history": [*record.production_history, version],
-                    "updated_at": datetime.now(UTC),
-                }
-            )
-            self.models[name] = new
-            self._audit(
-                name,
-                AuditAction.PROMOTED,
-                actor,
-                version,
-                after={"status": "production", "production_version": version},
-                reason=reason,
-                request_id=request_id,
-            )
-            self._move(name, "production", production, version, actor, reason, request_id)
-            return Change(action="promoted", model=new, version=promoted, previous_production=production)
-
-        return self._idempotent(name, idempotency_key, ("promote", actor, version, reason), work)
-
-    def set_alias(
-        self,
-        name: str,
-        alias: str,
-        version: int,
-        *,
-        actor: str,
-        reason: str,
-        request_id: str = "",
-        idempotency_key: str = "",
-    ) -> Change:
-        require_alias(alias)
-        require_version(version)
-        if alias == "production":
-            raise BadRequestError("the production alias moves only by promote or rollback")
-
-        def work() -> Change:
-            record = self.get_model(name)
-            target = self.get_version(name, version)
-            if target.status in (VersionStatus.REJECTED, VersionStatus.ARCHIVED):
-                raise ConflictError(f"{name} v{version} is {target.status.value}; an alias cannot point at it")
-            current = record.aliases.get(alias)
-            if current == version:
-                raise ConflictError(f"alias {alias} of {name} already points at v{version}")
-            new = record.model_copy(update={"aliases": {**record.aliases, alias: version}})
-            self.models[name] = new
-            self._audit(
-                name,
-                AuditAction.ALIAS_MOVED,
-                actor,
-                version,
-                before={"alias": alias, "version": current},
-                after={"alias": alias, "version": version},
-                reason=reason,
-                request_id=request_id,
-            )
-            self._move(name, alias, current, version, actor, reason, request_id)
-            return Change(action="alias_moved", model=new, version=target, previous_version=current)
-
-        return self._idempotent(name, idempotency_key, ("set_alias", actor, alias, version, reason), work)
-
     def alias_history(self, name: str, alias: str = "production") -> list[AliasMove]:
+        require_alias(alias)
         self.get_model(name)
         with self._lock:
             return [m for m in self.moves.get(name, []) if m.alias == alias]
@@ -447,7 +169,8 @@ class InMemoryRegistry:
     def audit_events(self, name: str) -> list[AuditEvent]:
         self.get_model(name)
         with self._lock:
-            return list(self.audit.get(name, []))
+            chain = self.audit.get(name, {})
+            return [chain[seq] for seq in sorted(chain)]
 
 
 def api_event(

@@ -20,7 +20,14 @@ from tests.support.baselines import training_baseline
 from tests.support.datasets import InMemoryDatasetLedger, RecordingNotifier
 from tests.support.fakes import FlakyPublisher, InMemoryObjectStore, RecordingPublisher
 from tests.support.lambda_context import FakeLambdaContext
-from tests.support.registry_fake import InMemoryRegistry, api_event, artifact_bytes, trained_event
+from tests.support.registry_fake import (
+    InMemoryRegistry,
+    api_event,
+    artifact_bytes,
+    contract_document,
+    default_artifact,
+    trained_event,
+)
 
 ADMIN = "arn:aws:iam::123456789012:user/alice"
 APPROVER = "arn:aws:sts::123456789012:assumed-role/mlops-approvers/bob"
@@ -48,7 +55,7 @@ def store() -> InMemoryObjectStore:
 
 @pytest.fixture
 def registry(store: InMemoryObjectStore) -> InMemoryRegistry:
-    registry = InMemoryRegistry()
+    registry = InMemoryRegistry(artifacts=store)
     for score in (0.8, 0.75, 0.9):  # v1 production, v2 candidate, v3 production (v1 archived)
         event = trained_event(score=score)
         store.put_bytes(event.artifact_bucket, event.artifact_key, artifact_bytes(f"churn-{score!r}"))
@@ -193,6 +200,7 @@ def test_models_api_serves_its_openapi_document(call: Any) -> None:
         "/models/{name}/versions/{version}/archive",
         "/models/{name}/compare",
         "/models/{name}/audit",
+        "/models/{name}/audit/verify",
         "/models/{name}/aliases/{alias}",
         "/models/{name}/aliases/{alias}/history",
         "/models/{name}/served",
@@ -714,3 +722,47 @@ def test_models_api_dataset_review_errors(
 def test_models_api_dataset_listing_errors(call: Any, path: str, status: int, error: str) -> None:
     got_status, got = call("GET", path, user=READER)
     assert (got_status, got["error"]) == (status, error), got
+
+
+def test_models_api_dataset_review_joins_the_models_audit_chain(
+    call: Any, registry: InMemoryRegistry, held: LedgerEntry
+) -> None:
+    # WHEN an approver approves a held dataset
+    status, _ = call("POST", _review_path(held), {"decision": "approve", "reason": "known promo"}, user=APPROVER)
+    assert status == 200
+
+    # THEN the decision is an audit event of the model, chained like every other one
+    event = registry.audit_events("churn")[-1]
+    assert (event.action, event.actor, event.reason) == ("dataset_reviewed", APPROVER, "known promo")
+    assert event.after == {"dataset_id": held.dataset_id, "decision": "approve", "state": "accepted"}
+    status, verdict = call("GET", "/models/churn/audit/verify", user=READER)
+    assert (status, verdict["ok"], verdict["head_seq"]) == (200, True, event.seq)
+
+
+def test_models_api_four_eyes_contract_needs_a_second_person_to_promote(
+    call: Any, registry: InMemoryRegistry, store: InMemoryObjectStore
+) -> None:
+    # GIVEN a model whose contract requires four eyes; its first version is not promoted automatically
+    contract = {**contract_document("fraud"), "promotion": {"four_eyes": True}}
+    event = trained_event("fraud", score=0.9, contract=contract)
+    store.put_bytes(event.artifact_bucket, event.artifact_key, default_artifact(event))
+    assert not registry.register(event, actor="trainer").promoted
+    other = "arn:aws:sts::123456789012:assumed-role/mlops-approvers/dave"
+
+    # WHEN bob approves it and promotes it himself THEN he is refused with a clear 409
+    assert call("POST", "/models/fraud/versions/1/approve", {"reason": "ok"}, user=APPROVER)[0] == 200
+    status, body = call("POST", "/models/fraud/versions/1/promote", {"reason": "go"}, user=APPROVER)
+    assert (status, body["error"]) == (409, "ConflictError")
+    assert "four eyes" in body["message"]
+    assert registry.production("fraud") is None
+
+    # WHEN another approver promotes it THEN it serves
+    status, body = call("POST", "/models/fraud/versions/1/promote", {"reason": "go"}, user=other)
+    assert (status, body["production_version"]) == (200, 1)
+
+
+def test_models_api_audit_verify_reports_an_intact_chain(call: Any) -> None:
+    status, body = call("GET", "/models/churn/audit/verify", user=READER)
+    assert (status, body["ok"], body["problem"], body["events"]) == (200, True, None, body["head_seq"])
+    assert body["alias_moves_checked"] == 2
+    assert call("GET", "/models/unknown/audit/verify", user=READER)[0] == 404

@@ -35,7 +35,8 @@ def _register(
 
 
 def test_register_trained_model_retry_after_a_failed_publish_announces_registration_and_promotion() -> None:
-    registry, store, notifier = InMemoryRegistry(), InMemoryObjectStore(), RecordingNotifier()
+    store, notifier = InMemoryObjectStore(), RecordingNotifier()
+    registry = InMemoryRegistry(artifacts=store)
     _register(registry, store, RecordingPublisher(), 0.8)  # v1 in production
     publisher = FlakyPublisher(failures=1)
     # GIVEN v2 was registered and promoted, but the bus refused its announcement
@@ -61,7 +62,8 @@ def test_register_trained_model_retry_after_a_failed_publish_announces_registrat
 
 
 def test_register_trained_model_retry_of_an_unpromoted_version_announces_only_the_registration() -> None:
-    registry, store, notifier = InMemoryRegistry(), InMemoryObjectStore(), RecordingNotifier()
+    store, notifier = InMemoryObjectStore(), RecordingNotifier()
+    registry = InMemoryRegistry(artifacts=store)
     _register(registry, store, RecordingPublisher(), 0.8)
     with pytest.raises(MlopsError):
         _register(registry, store, FlakyPublisher(failures=1), 0.75, notifier=notifier)

@@ -69,6 +69,10 @@ class ModelRegistry(Protocol):
 
     def audit_events(self, name: str) -> list[AuditEvent]: ...
 
+    def record_dataset_review(
+        self, name: str, dataset_id: str, decision: str, state: str, *, actor: str, reason: str, request_id: str = ""
+    ) -> AuditEvent: ...
+
 
 class Notifier(Protocol):
     """Tells people (the SNS topic's subscribers) about production changes."""

@@ -43,6 +43,7 @@ class ModelVersion(BaseModel):
     lineage: dict[str, Any]
     created_at: datetime
     promotion_decision: str = ""
+    approved_by: str = ""  # who approved it (four eyes: that person may not also promote it)
 
 
 class ModelRecord(BaseModel):
@@ -55,6 +56,9 @@ class ModelRecord(BaseModel):
     # named aliases (`staging`, `challenger`, ...) -> version; `production` is production_version
     aliases: dict[str, int] = Field(default_factory=dict)
     updated_at: datetime
+    # the head of the audit hash chain (mlops.registry.audit_chain), moved with every audit event
+    audit_seq: int = 0
+    audit_hash: str = "0" * 64
 
 
 class AuditEvent(BaseModel):
@@ -70,6 +74,9 @@ class AuditEvent(BaseModel):
     after: dict[str, Any] = Field(default_factory=dict)
     reason: str = ""
     request_id: str = ""
+    seq: int = 0  # position in the model's hash chain (1, 2, ...)
+    prev_hash: str = ""
+    hash: str = ""
 
 
 class AliasMove(BaseModel):
@@ -86,6 +93,7 @@ class AliasMove(BaseModel):
     reason: str = ""
     request_id: str = ""
     event_id: str
+    audit_seq: int | None = None  # the chained audit event that records this move
 
 
 class Change(BaseModel):
@@ -130,6 +138,7 @@ class AuditAction(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     ALIAS_MOVED = "alias_moved"
+    DATASET_REVIEWED = "dataset_reviewed"
 
 
 def candidate_from_trained(trained: ModelTrained, version: int, now: datetime) -> ModelVersion:

@@ -5,13 +5,12 @@ to the notification topic), and the API views (lists, compare, audit, served-at)
 from __future__ import annotations
 
 import hashlib
-import re
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
-from mlops.contract import SUPPORTED_METRICS, is_valid_model_name
+from mlops.contract import SUPPORTED_METRICS
 from mlops.drift.stability import TrainingDataDrift, training_data_drift
 from mlops.errors import BadRequestError, IntegrityError, NotFoundError
 from mlops.events import (
@@ -25,10 +24,23 @@ from mlops.events import (
 )
 from mlops.ports import EventPublisher, ObjectStore
 from mlops.profile_schema import BaselineProfile
+from mlops.registry.audit_chain import verify_chain
+from mlops.registry.engine import ArtifactRejectedError
+from mlops.registry.names import (  # `X as X`: re-exported for the handlers and tests
+    ALIAS_PATTERN as ALIAS_PATTERN,
+)
+from mlops.registry.names import (
+    MAX_VERSION,
+    require_alias,
+    require_model_name,
+    require_sha256,
+    require_version,
+)
+from mlops.registry.names import IdempotencyKeyReusedError as IdempotencyKeyReusedError
+from mlops.registry.names import parse_version as parse_version
 from mlops.registry.ports import ModelRegistry, Notifier
 from mlops.registry.records import (
     AliasMove,
-    Artifact,
     AuditEvent,
     Change,
     ModelRecord,
@@ -37,52 +49,7 @@ from mlops.registry.records import (
     VersionStatus,
 )
 
-_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-ALIAS_PATTERN = r"^[a-z][a-z0-9-]{0,31}$"
-_ALIAS_RE = re.compile(ALIAS_PATTERN)
-MAX_VERSION = 10**10 - 1  # version sort keys are 10 digits
-
-
-class IdempotencyKeyReusedError(BadRequestError):
-    """An idempotency key came back with a different request (IETF draft: 422)."""
-
-    http_status = 422
-
-
 _CHUNK = 1024 * 1024
-
-
-def require_model_name(name: str) -> str:
-    """Raises BadRequestError unless `name` is a valid model name (no key delimiters, no slashes)."""
-    if not isinstance(name, str) or not is_valid_model_name(name):
-        raise BadRequestError(f"{name!r} is not a valid model name (lowercase letters, digits and '-', 1-63 chars)")
-    return name
-
-
-def require_version(version: int) -> int:
-    """Raises BadRequestError unless `version` is a positive integer that fits a version key."""
-    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_VERSION:
-        raise BadRequestError(f"{version!r} is not a version number (a positive integer)")
-    return version
-
-
-def parse_version(text: str) -> int:
-    """A path segment -> a version number; raises BadRequestError for anything else."""
-    if not text.isascii() or not text.isdigit() or len(text) > 10:
-        raise BadRequestError(f"{text!r} is not a version number (a positive integer)")
-    return require_version(int(text))
-
-
-def require_alias(alias: str) -> str:
-    if not isinstance(alias, str) or not _ALIAS_RE.fullmatch(alias):
-        raise BadRequestError(f"{alias!r} is not a valid alias (lowercase letters, digits and '-', 1-32 chars)")
-    return alias
-
-
-def require_sha256(digest: str) -> str:
-    if not isinstance(digest, str) or not _SHA256_RE.fullmatch(digest):
-        raise BadRequestError(f"{digest!r} is not a lowercase hex SHA-256 digest")
-    return digest
 
 
 def verify_artifact(store: ObjectStore, trained: ModelTrained, *, artifact_bucket: str) -> None:
@@ -189,24 +156,6 @@ def register_trained_model(
     return result
 
 
-def verify_stored_artifact(store: ObjectStore, artifact: Artifact) -> None:
-    """Check the registered artifact still exists and hashes to its recorded digest.
-
-    Raises NotFoundError (object gone) or IntegrityError (size or digest differ).
-    """
-    info = store.head(artifact.bucket, artifact.key)
-    digest = hashlib.sha256()
-    if info.size == artifact.size_bytes:
-        with store.open(artifact.bucket, artifact.key) as body:  # type: ignore[attr-defined]
-            while chunk := body.read(_CHUNK):
-                digest.update(chunk)
-    if info.size != artifact.size_bytes or digest.hexdigest() != artifact.sha256:
-        raise IntegrityError(
-            f"artifact s3://{artifact.bucket}/{artifact.key} no longer matches its registered SHA-256 "
-            f"{artifact.sha256[:12]}...; it cannot serve"
-        )
-
-
 class Lifecycle:
     """The lifecycle changes behind the models API: each one registry transaction, then the
     announcement. Announcements are at-least-once: a replayed idempotent request (which changes
@@ -239,23 +188,18 @@ class Lifecycle:
         return change
 
     def promote(self, name: str, version: int, **who: Any) -> Change:
-        """Verify the artifact, then promote. An artifact that fails its integrity check rejects
-        the version (audited) and raises IntegrityError: it can never be promoted."""
-        candidate = self.registry.get_version(require_model_name(name), require_version(version))
-        if candidate.status in (VersionStatus.CANDIDATE, VersionStatus.APPROVED):
-            try:
-                verify_stored_artifact(self.store, candidate.artifact)
-            except IntegrityError as error:
-                rejected = self.registry.reject(
-                    name,
-                    version,
-                    actor=who["actor"],
-                    reason=f"integrity check failed: {error}",
-                    request_id=who.get("request_id", ""),
-                )
-                self._status_event(DetailType.MODEL_REJECTED, rejected, candidate.status, {**who, "reason": str(error)})
-                raise
-        change = self.registry.promote(name, version, **who)
+        """Promote (the registry verifies the artifact first). An artifact that fails its integrity
+        check rejects the version (audited, announced) and raises IntegrityError: it can never be
+        promoted."""
+        require_model_name(name)
+        require_version(version)
+        try:
+            change = self.registry.promote(name, version, **who)
+        except ArtifactRejectedError as error:
+            rejected = error.change
+            before = VersionStatus(rejected.from_status or VersionStatus.APPROVED.value)
+            self._status_event(DetailType.MODEL_REJECTED, rejected, before, {**who, "reason": str(error)})
+            raise IntegrityError(str(error)) from error
         promoted = change.version
         self.publisher.publish(
             DetailType.MODEL_PROMOTED,
@@ -276,13 +220,12 @@ class Lifecycle:
         return change
 
     def rollback(self, name: str, *, to_version: int | None = None, **who: Any) -> Change:
-        """Production back to the previous (or a named earlier) production version. The restored
-        artifact is verified first. Raises BadRequestError, ModelNotFoundError,
-        VersionNotFoundError, ConflictError, IntegrityError."""
+        """Production back to the previous (or a named earlier) production version; the registry's
+        production gate verifies the restored artifact first. Raises BadRequestError,
+        ModelNotFoundError, VersionNotFoundError, ConflictError, IntegrityError."""
         require_model_name(name)
         if to_version is not None:
             require_version(to_version)
-            verify_stored_artifact(self.store, self.registry.get_version(name, to_version).artifact)
         change = self.registry.rollback(name, to_version=to_version, **who)
         restored = change.version
         self.publisher.publish(
@@ -497,6 +440,60 @@ def version_summaries(registry: ModelRegistry, name: str) -> list[VersionSummary
 def audit_trail(registry: ModelRegistry, name: str) -> list[AuditEvent]:
     require_model_name(name)
     return registry.audit_events(name)
+
+
+class AuditVerification(_View):
+    """Is a model's audit trail intact? `problem`: overwritten (an event's hash does not match),
+    deleted (a seq is missing) or forged (an event beyond the chain head); `first_bad_seq` names it."""
+
+    model_name: str
+    ok: bool
+    events: int
+    head_seq: int
+    first_bad_seq: int | None = None
+    problem: str | None = None
+    detail: str = ""
+    alias_moves_checked: int = 0
+
+
+def verify_audit_trail(registry: ModelRegistry, name: str) -> AuditVerification:
+    """Recompute the model's audit hash chain against the head its model record keeps, and check
+    every alias move references a chained event that records it. Raises ModelNotFoundError."""
+    record = registry.get_model(require_model_name(name))
+    events = registry.audit_events(name)
+    verdict = verify_chain(events, record.audit_seq, record.audit_hash)
+    result = AuditVerification(
+        model_name=name,
+        ok=verdict.ok,
+        events=len(events),
+        head_seq=verdict.head_seq,
+        first_bad_seq=verdict.first_bad_seq,
+        problem=verdict.problem,
+        detail=verdict.detail,
+    )
+    if not verdict.ok:
+        return result
+    by_seq = {event.seq: event for event in events}
+    aliases = {"production", *record.aliases}
+    moves = [move for alias in sorted(aliases) for move in registry.alias_history(name, alias)]
+    for move in moves:
+        event = by_seq.get(move.audit_seq or 0)
+        target = (
+            None
+            if event is None
+            else event.after.get("version" if move.alias != "production" else "production_version")
+        )
+        if event is None or target != move.to_version:
+            return result.model_copy(
+                update={
+                    "ok": False,
+                    "first_bad_seq": move.audit_seq,
+                    "problem": "forged",
+                    "detail": f"the {move.alias} move to v{move.to_version} at {move.at.isoformat()} has no chained event",
+                    "alias_moves_checked": moves.index(move),
+                }
+            )
+    return result.model_copy(update={"alias_moves_checked": len(moves)})
 
 
 def version_summary(registry: ModelRegistry, name: str, version: int) -> VersionSummary:

@@ -72,9 +72,12 @@ def review_held_dataset(
     *,
     notifier: Notifier | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    audit: Callable[[ReviewDecision, LedgerEntry], None] | None = None,
 ) -> LedgerEntry:
     """Apply a reviewer's decision to a held dataset; returns the ledger entry after it.
 
+    `audit` records the decision in the model's audit trail once the ledger moved (again on a
+    retry: the registry keeps one event per reviewer and decision).
     Raises NotFoundError (no such dataset), BadRequestError (malformed model name or dataset id,
     unknown decision, no actor or reason), ConflictError (the dataset is not held, or another
     reviewer decided differently).
@@ -100,6 +103,8 @@ def review_held_dataset(
     elif not (entry.state is target and entry.history and entry.history[-1].actor == actor):
         raise ConflictError(f"dataset {dataset_id} is {entry.state.value}, not held")
     # the same reviewer repeating the same decision: redo the side effects (a retry)
+    if audit is not None:
+        audit(decision, entry)
     if target is DatasetState.ACCEPTED:
         publish_validated(publisher, entry)
     else:

@@ -1,0 +1,473 @@
+"""The registry's lifecycle rules as plain decisions: each function takes the state it needs (the
+model record, the versions involved, the actor, the request) and returns a `Plan`, the writes
+that make the change (model record before -> after, version statuses before -> after, chained
+audit events, alias moves, an artifact claim) and its outcome. It raises ConflictError or
+BadRequestError for a change the rules refuse. A registry (DynamoDB adapter, in-memory fake)
+only reads the state, calls a decision, and applies the plan atomically, conditioned on the
+state it read (mlops.registry.engine runs that loop once for both).
+
+One rule decides what may serve: `production_gate` runs before any version becomes production
+(automatic promotion, promote, rollback with or without a target).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from mlops.contract import Contract, parse_contract
+from mlops.errors import BadRequestError, ConflictError, IntegrityError, NotFoundError
+from mlops.registry.audit_chain import event_hash
+from mlops.registry.names import PRODUCTION_ALIAS
+from mlops.registry.policy import PromotionDecision, apply_promotion_mode, decide_promotion
+from mlops.registry.records import (
+    AliasMove,
+    Artifact,
+    AuditAction,
+    AuditEvent,
+    Change,
+    ModelRecord,
+    ModelVersion,
+    RegistrationResult,
+    VersionStatus,
+    candidate_from_trained,
+)
+from mlops.registry.transitions import check_transition, rollback_target
+
+if TYPE_CHECKING:
+    from mlops.events import ModelTrained
+
+S = VersionStatus
+ArtifactCheck = Callable[[Artifact], None]  # raises IntegrityError or NotFoundError
+
+
+@dataclass
+class Plan:
+    """The writes of one change, applied all or nothing. `model_before` None creates the model;
+    `versions` pairs (before, after), before None creates the version. `guard` is what the decision
+    depended on: when a lost race changed it, a retry is a conflict instead of a new decision."""
+
+    name: str
+    model_before: ModelRecord | None
+    model_after: ModelRecord
+    versions: list[tuple[ModelVersion | None, ModelVersion]] = field(default_factory=list)
+    events: list[AuditEvent] = field(default_factory=list)
+    moves: list[AliasMove] = field(default_factory=list)
+    claim: str | None = None  # artifact sha256 claimed for the created version
+    outcome: Any = None
+    guard: tuple[Any, ...] = ()
+
+
+class _Draft:
+    """Collects a plan's writes; chains each audit event onto the model's head."""
+
+    def __init__(self, name: str, model: ModelRecord | None, *, actor: str, request_id: str, now: datetime) -> None:
+        self.name, self.actor, self.request_id, self.now = name, actor, request_id, now
+        self.before = model
+        self.model = model or ModelRecord(name=name, latest_version=0, updated_at=now)
+        self.plan = Plan(name=name, model_before=model, model_after=self.model)
+
+    def version(self, before: ModelVersion | None, after: ModelVersion) -> ModelVersion:
+        self.plan.versions.append((before, after))
+        return after
+
+    def status(self, version: ModelVersion, target: VersionStatus, **fields: Any) -> ModelVersion:
+        return self.version(version, version.model_copy(update={"status": target, **fields}))
+
+    def audit(
+        self,
+        action: AuditAction,
+        version: int | None,
+        *,
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
+        reason: str = "",
+    ) -> AuditEvent:
+        seq = self.model.audit_seq + 1
+        event = AuditEvent(
+            model_name=self.name,
+            at=self.now,
+            event_id=str(uuid.uuid4()),
+            action=action.value,
+            actor=self.actor,
+            version=version,
+            before=before or {},
+            after=after or {},
+            reason=reason,
+            request_id=self.request_id,
+            seq=seq,
+            prev_hash=self.model.audit_hash,
+        )
+        event = event.model_copy(update={"hash": event_hash(event)})
+        self.model = self.model.model_copy(update={"audit_seq": seq, "audit_hash": event.hash})
+        self.plan.events.append(event)
+        return event
+
+    def move(self, alias: str, from_version: int | None, to_version: int, reason: str) -> None:
+        """An alias move, referencing the chained audit event just written (its `audit_seq`)."""
+        self.plan.moves.append(
+            AliasMove(
+                model_name=self.name,
+                alias=alias,
+                at=self.now,
+                from_version=from_version,
+                to_version=to_version,
+                actor=self.actor,
+                reason=reason,
+                request_id=self.request_id,
+                event_id=str(uuid.uuid4()),
+                audit_seq=self.model.audit_seq,
+            )
+        )
+
+    def finish(self, outcome: Any, *, guard: tuple[Any, ...] = (), **model_fields: Any) -> Plan:
+        self.model = self.model.model_copy(update={**model_fields, "updated_at": self.now})
+        self.plan.model_after, self.plan.outcome, self.plan.guard = self.model, outcome, guard
+        return self.plan
+
+
+# ---- the rules ----
+
+
+def four_eyes(version: ModelVersion) -> bool:
+    """Does the version's contract require two different people to approve and promote it?"""
+    return _contract(version).promotion.four_eyes
+
+
+def production_gate(version: ModelVersion, verify: ArtifactCheck) -> None:
+    """The one check before any version becomes production: its artifact still holds the bytes
+    registered for it. Raises IntegrityError or NotFoundError (nothing may serve them)."""
+    verify(version.artifact)
+
+
+def _contract(version: ModelVersion) -> Contract:
+    return parse_contract(version.contract, source=f"contract of {version.model_name} v{version.version}")
+
+
+def _hand_over_production(
+    draft: _Draft,
+    champion: ModelVersion | None,
+    successor: ModelVersion,
+    *,
+    action: AuditAction,
+    reason: str,
+    history: list[int],
+    rollback: bool = False,
+    **successor_fields: Any,
+) -> ModelVersion:
+    """The current production version (if any) is archived and `successor` takes production."""
+    production = champion.version if champion else None
+    if champion is not None:
+        check_transition(champion.status, S.ARCHIVED)
+        draft.status(champion, S.ARCHIVED)
+        draft.audit(
+            AuditAction.ARCHIVED,
+            champion.version,
+            before={"status": S.PRODUCTION.value},
+            after={"status": S.ARCHIVED.value, "replaced_by": successor.version},
+            reason=reason,
+        )
+    check_transition(successor.status, S.PRODUCTION, rollback=rollback)
+    promoted = draft.status(successor, S.PRODUCTION, **successor_fields)
+    before: dict[str, Any] = {"production_version": production, "status": successor.status.value}
+    after: dict[str, Any] = {"production_version": successor.version, "status": S.PRODUCTION.value}
+    if rollback:
+        before["production_history"], after["production_history"] = list(draft.model.production_history), history
+    draft.audit(action, successor.version, before=before, after=after, reason=reason)
+    draft.move(PRODUCTION_ALIAS, production, successor.version, reason)
+    return promoted
+
+
+def plan_registration(
+    model: ModelRecord | None, trained: ModelTrained, *, actor: str, request_id: str, now: datetime
+) -> Plan:
+    """The model's next version, a candidate, claiming its artifact (outcome: the version)."""
+    number = (model.latest_version if model else 0) + 1
+    draft = _Draft(trained.model_name, model, actor=actor, request_id=request_id, now=now)
+    version = draft.version(None, candidate_from_trained(trained, number, now))
+    draft.audit(
+        AuditAction.REGISTERED,
+        number,
+        after={"status": version.status.value, "artifact_sha256": trained.artifact_sha256, "metrics": version.metrics},
+    )
+    draft.plan.claim = trained.artifact_sha256
+    return draft.finish(version, latest_version=number)
+
+
+def automatic_decision(version: ModelVersion, champion: ModelVersion | None) -> PromotionDecision:
+    """Should a newly registered version replace production without a person? The contract's
+    metric policy, then its mode; a four-eyes contract never promotes automatically."""
+    contract = _contract(version)
+    decision = decide_promotion(
+        contract.metric,
+        version.metrics,
+        champion.metrics if champion else None,
+        champion_version=champion.version if champion else None,
+    )
+    decision = apply_promotion_mode(decision, contract.promotion.mode)
+    if contract.promotion.four_eyes and decision.promote:
+        return PromotionDecision(False, f"{decision.reason}; the contract requires two people to approve and promote")
+    return decision
+
+
+def plan_promotion_decision(
+    model: ModelRecord,
+    version: ModelVersion,
+    champion: ModelVersion | None,
+    *,
+    created: bool,
+    actor: str,
+    request_id: str,
+    now: datetime,
+    verify: ArtifactCheck,
+) -> Plan:
+    """Record whether a new version is promoted automatically (outcome: a RegistrationResult). An
+    artifact that fails the production gate rejects the version instead."""
+    decision = automatic_decision(version, champion)
+    draft = _Draft(model.name, model, actor=actor, request_id=request_id, now=now)
+    production = champion.version if champion else None
+    if decision.promote:
+        try:
+            production_gate(version, verify)
+        except (IntegrityError, NotFoundError) as error:
+            return plan_integrity_rejection(
+                model, version, error, actor=actor, request_id=request_id, now=now, created=created
+            )
+        promoted = _hand_over_production(
+            draft,
+            champion,
+            version,
+            action=AuditAction.PROMOTED,
+            reason=decision.reason,
+            history=[*model.production_history, version.version],
+            promotion_decision=decision.reason,
+        )
+        result = RegistrationResult(
+            version=promoted, created=created, promoted=True, decision=decision.reason, previous_production=production
+        )
+        return draft.finish(
+            result, production_version=version.version, production_history=[*model.production_history, version.version]
+        )
+    decided = draft.version(version, version.model_copy(update={"promotion_decision": decision.reason}))
+    draft.audit(
+        AuditAction.PROMOTION_DECLINED,
+        version.version,
+        before={"production_version": production},
+        after={"production_version": production},
+        reason=decision.reason,
+    )
+    return draft.finish(RegistrationResult(version=decided, created=created, promoted=False, decision=decision.reason))
+
+
+def plan_integrity_rejection(
+    model: ModelRecord,
+    version: ModelVersion,
+    error: Exception,
+    *,
+    actor: str,
+    request_id: str,
+    now: datetime,
+    created: bool | None = None,
+) -> Plan:
+    """A candidate or approved version whose artifact failed the production gate is rejected for
+    good. Outcome: a RegistrationResult at registration (`created` given), else the Change."""
+    reason = f"integrity check failed: {error}"
+    draft = _Draft(model.name, model, actor=actor, request_id=request_id, now=now)
+    check_transition(version.status, S.REJECTED)
+    rejected = draft.status(version, S.REJECTED, promotion_decision=version.promotion_decision or reason)
+    draft.audit(
+        AuditAction.REJECTED,
+        version.version,
+        before={"status": version.status.value},
+        after={"status": S.REJECTED.value},
+        reason=reason,
+    )
+    draft.finish(None, guard=(version.status,))
+    draft.plan.outcome = (
+        RegistrationResult(version=rejected, created=created, promoted=False, decision=reason)
+        if created is not None
+        else Change(
+            action=AuditAction.REJECTED.value, model=draft.model, version=rejected, from_status=version.status.value
+        )
+    )
+    return draft.plan
+
+
+def plan_status(
+    model: ModelRecord,
+    version: ModelVersion,
+    target: VersionStatus,
+    action: AuditAction,
+    *,
+    actor: str,
+    reason: str,
+    request_id: str,
+    now: datetime,
+) -> Plan:
+    """approve (candidate -> approved), reject (-> rejected, final), archive (never production)."""
+    if version.status is S.PRODUCTION and target is S.ARCHIVED:
+        raise ConflictError(
+            f"{model.name} v{version.version} is in production; promote another version or roll back instead of "
+            "archiving it"
+        )
+    check_transition(version.status, target)
+    draft = _Draft(model.name, model, actor=actor, request_id=request_id, now=now)
+    fields = {"approved_by": actor} if target is S.APPROVED else {}
+    changed = draft.status(version, target, **fields)
+    draft.audit(
+        action, version.version, before={"status": version.status.value}, after={"status": target.value}, reason=reason
+    )
+    draft.finish(None, guard=(version.status,))
+    draft.plan.outcome = Change(
+        action=action.value, model=draft.model, version=changed, from_status=version.status.value
+    )
+    return draft.plan
+
+
+def plan_promote(
+    model: ModelRecord,
+    candidate: ModelVersion,
+    champion: ModelVersion | None,
+    *,
+    actor: str,
+    reason: str,
+    request_id: str,
+    now: datetime,
+    verify: ArtifactCheck,
+) -> Plan:
+    """An approved version becomes production, archiving the current one. Raises ConflictError
+    (not approved, already production, four eyes broken), IntegrityError/NotFoundError (gate)."""
+    name, number = model.name, candidate.version
+    if candidate.status is S.PRODUCTION:
+        raise ConflictError(f"{name} v{number} is already the production version")
+    check_transition(candidate.status, S.PRODUCTION)
+    if candidate.status is not S.APPROVED:
+        raise ConflictError(f"{name} v{number} is {candidate.status.value}; approve it before promoting it")
+    if four_eyes(candidate) and candidate.approved_by == actor:
+        raise ConflictError(
+            f"{name}'s contract requires four eyes: v{number} was approved by the same person promoting it; "
+            "another approver must promote it"
+        )
+    production_gate(candidate, verify)
+    draft = _Draft(name, model, actor=actor, request_id=request_id, now=now)
+    history = [*model.production_history, number]
+    promoted = _hand_over_production(
+        draft, champion, candidate, action=AuditAction.PROMOTED, reason=reason, history=history
+    )
+    draft.finish(
+        None,
+        guard=(model.production_version, tuple(model.production_history), candidate.status),
+        production_version=number,
+        production_history=history,
+    )
+    draft.plan.outcome = Change(
+        action=AuditAction.PROMOTED.value,
+        model=draft.model,
+        version=promoted,
+        previous_production=model.production_version,
+    )
+    return draft.plan
+
+
+def rollback_versions(model: ModelRecord, to_version: int | None) -> tuple[int, int, list[int]]:
+    """(current production, the version a rollback restores, the history after). Raises ConflictError."""
+    if model.production_version is None:
+        raise ConflictError(f"{model.name} has no production version to roll back")
+    history = list(model.production_history)
+    if not history or history[-1] != model.production_version:
+        raise ConflictError(f"{model.name}: production history does not end with v{model.production_version}")
+    target, after = rollback_target(history, to_version)
+    return model.production_version, target, after
+
+
+def plan_rollback(
+    model: ModelRecord,
+    current: ModelVersion,
+    restored: ModelVersion,
+    history: list[int],
+    *,
+    actor: str,
+    reason: str,
+    request_id: str,
+    now: datetime,
+    verify: ArtifactCheck,
+) -> Plan:
+    """Production back to `restored` (from rollback_versions), its artifact verified first."""
+    check_transition(current.status, S.ARCHIVED)
+    check_transition(restored.status, S.PRODUCTION, rollback=True)
+    production_gate(restored, verify)
+    draft = _Draft(model.name, model, actor=actor, request_id=request_id, now=now)
+    back = _hand_over_production(
+        draft, current, restored, action=AuditAction.ROLLED_BACK, reason=reason, history=history, rollback=True
+    )
+    draft.finish(
+        None,
+        guard=(model.production_version, tuple(model.production_history)),
+        production_version=restored.version,
+        production_history=history,
+    )
+    draft.plan.outcome = Change(
+        action=AuditAction.ROLLED_BACK.value, model=draft.model, version=back, previous_production=current.version
+    )
+    return draft.plan
+
+
+def plan_alias(
+    model: ModelRecord,
+    alias: str,
+    target: ModelVersion,
+    *,
+    actor: str,
+    reason: str,
+    request_id: str,
+    now: datetime,
+) -> Plan:
+    """Point a named alias (never `production`) at a version that may serve."""
+    if alias == PRODUCTION_ALIAS:
+        raise BadRequestError("the production alias moves only by promote or rollback")
+    if target.status in (S.REJECTED, S.ARCHIVED):
+        raise ConflictError(f"{model.name} v{target.version} is {target.status.value}; an alias cannot point at it")
+    current = model.aliases.get(alias)
+    if current == target.version:
+        raise ConflictError(f"alias {alias} of {model.name} already points at v{target.version}")
+    draft = _Draft(model.name, model, actor=actor, request_id=request_id, now=now)
+    draft.audit(
+        AuditAction.ALIAS_MOVED,
+        target.version,
+        before={"alias": alias, "version": current},
+        after={"alias": alias, "version": target.version},
+        reason=reason,
+    )
+    draft.move(alias, current, target.version, reason)
+    draft.finish(None, guard=(tuple(sorted(model.aliases.items())),), aliases={**model.aliases, alias: target.version})
+    draft.plan.outcome = Change(
+        action=AuditAction.ALIAS_MOVED.value, model=draft.model, version=target, previous_version=current
+    )
+    return draft.plan
+
+
+def plan_dataset_review(
+    model: ModelRecord | None,
+    name: str,
+    dataset_id: str,
+    decision: str,
+    state: str,
+    *,
+    actor: str,
+    reason: str,
+    request_id: str,
+    now: datetime,
+) -> Plan:
+    """A reviewer's decision on a held dataset, chained into the model's audit trail (the model
+    record is created when no version was registered yet). Outcome: the audit event."""
+    draft = _Draft(name, model, actor=actor, request_id=request_id, now=now)
+    event = draft.audit(
+        AuditAction.DATASET_REVIEWED,
+        None,
+        after={"dataset_id": dataset_id, "decision": decision, "state": state},
+        reason=reason,
+    )
+    return draft.finish(event)
