@@ -189,7 +189,8 @@ def test_models_api_roles_invoke_only_their_routes(template: dict[str, Any]) -> 
             method, _, path = tail.partition("/")
             routes.add((method, "/" + path))
         by_role[role] = routes
-        assert len(policy["Properties"]["Roles"]) == 1
+        # nobody is named in the default context: no role holds a policy (tests/infra/test_principals.py)
+        assert policy["Properties"].get("Roles", []) == []
     for role in Role:
         expected = {(m, invoke_path(p)) for (m, p), action in MODEL_ROUTES.items() if action in PERMISSIONS[role]}
         assert by_role[role] == expected, role

@@ -43,13 +43,17 @@ def local_template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return _synth(tmp_path_factory.mktemp("local"), LOCAL_SYNTH_CONTEXT)
 
 
-def _human_roles(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Role description prefix `models API <role>` -> the role resource."""
+def _human_role_ids(template: dict[str, Any]) -> dict[str, str]:
+    """Role description prefix `models API <role>` -> the role's logical id."""
     return {
-        role["Properties"]["Description"].split(" (")[0]: role
-        for role in resources(template, "AWS::IAM::Role").values()
+        role["Properties"]["Description"].split(" (")[0]: lid
+        for lid, role in resources(template, "AWS::IAM::Role").items()
         if role["Properties"].get("Description", "").startswith("models API ")
     }
+
+
+def _human_roles(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {title: template["Resources"][lid] for title, lid in _human_role_ids(template).items()}
 
 
 def _trust(role: dict[str, Any]) -> list[dict[str, Any]]:
@@ -147,6 +151,12 @@ def test_named_roles_trust_exactly_their_principals_with_mfa(named_template: dic
         for statement in _trust(role):
             assert statement["Action"] == "sts:AssumeRole"
             assert statement["Condition"] == MFA
+    # each role holds exactly its own managed policy (the routes its registry role may invoke)
+    role_ids = _human_role_ids(named_template)
+    for policy in resources(named_template, "AWS::IAM::ManagedPolicy").values():
+        title = policy["Properties"]["Description"].split(":")[0]
+        expected = [{"Ref": role_ids[title]}] if title in role_ids else []
+        assert policy["Properties"].get("Roles", []) == expected, title
 
 
 def test_models_api_maps_only_mfa_role_sessions_when_mfa_is_required(named_template: dict[str, Any]) -> None:
