@@ -12,6 +12,7 @@ from infra.constructs.datasets import Datasets
 from infra.constructs.events import EventBackbone
 from infra.constructs.function_defaults import LayerLibrary
 from infra.constructs.inference_api import InferenceApi
+from infra.constructs.ledger import DatasetLedger
 from infra.constructs.monitoring import Monitoring, load_contracts
 from infra.constructs.nag import acknowledge
 from infra.constructs.registry import Registry
@@ -28,13 +29,17 @@ class MlopsStack(Stack):
         storage = SharedStorage(self, "Storage")
         backbone = EventBackbone(self, "Events")
         layers = LayerLibrary(self, "Layers")
-        registry = Registry(self, "Registry", artifact_bucket=storage.artifact_bucket, backbone=backbone, layers=layers)
+        ledger = DatasetLedger(self, "Ledger")
+        registry = Registry(
+            self, "Registry", artifact_bucket=storage.artifact_bucket, backbone=backbone, layers=layers, ledger=ledger
+        )
         datasets = Datasets(
             self,
             "Datasets",
             access_logs=storage.access_logs,
             backbone=backbone,
             registry=registry,
+            ledger=ledger,
             layers=layers,
             artifact_bucket=storage.artifact_bucket,
         )
@@ -45,6 +50,7 @@ class MlopsStack(Stack):
             artifact_bucket=storage.artifact_bucket,
             backbone=backbone,
             registry=registry,
+            ledger=ledger,
             layers=layers,
         )
         api = InferenceApi(
@@ -54,6 +60,7 @@ class MlopsStack(Stack):
             data_bucket=datasets.bucket,
             backbone=backbone,
             registry=registry,
+            ledger=ledger,
             layers=layers,
         )
         monitoring = Monitoring(
@@ -76,6 +83,7 @@ class MlopsStack(Stack):
         add(self, outputs.ARTIFACT_BUCKET_NAME, storage.artifact_bucket.bucket_name, "models, baselines, captures")
         add(self, outputs.ACCESS_LOG_BUCKET_NAME, storage.access_logs.bucket_name, "S3 server access logs")
         add(self, outputs.REGISTRY_TABLE_NAME, registry.table.table_name, "model registry table")
+        add(self, outputs.LEDGER_TABLE_NAME, ledger.table_name, "dataset ledger table (one item per dataset version)")
         add(self, outputs.IDEMPOTENCY_TABLE_NAME, registry.idempotency_table.table_name, "Powertools idempotency")
         add(self, outputs.EVENT_BUS_NAME, backbone.bus.event_bus_name, "stage events bus")
         add(

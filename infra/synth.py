@@ -8,6 +8,7 @@ the deployed one. This merges them the way the CLI does.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +38,11 @@ def cli_context() -> dict[str, Any]:
     return context
 
 
-def synthesize_template(outdir: Path | None = None) -> dict[str, Any]:
-    """Synthesize the app into `outdir` (a temporary directory when None) and return the stack's template."""
+def synthesize_template(outdir: Path | None = None, context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Synthesize the app into `outdir` (a temporary directory when None) and return the stack's
+    template; `context` adds to the CLI's context as `-c key=value` would (deploy-time settings)."""
     from infra.app import build_app  # deferred: importing aws_cdk starts a Node process
 
-    app = build_app(cli_context(), outdir=str(outdir) if outdir else None)
+    app = build_app(cli_context() | dict(context or {}), outdir=str(outdir) if outdir else None)
     assembly = app.synth()
     return dict(assembly.get_stack_by_name(STACK_NAME).template)

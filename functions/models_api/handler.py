@@ -354,7 +354,7 @@ app = build_app(
     EventBridgePublisher(settings.event_bus_name),
     store=S3ObjectStore(),
     access=access_policy(settings),
-    ledger=DynamoDatasetLedger(settings.registry_table),
+    ledger=DynamoDatasetLedger(settings.ledger_table),
     notifier=SnsNotifier(settings.alarm_topic_arn) if settings.alarm_topic_arn else None,
     # the same topic; dataset notices are plain-text summaries (as validate_dataset sends them)
     dataset_notifier=SnsSummaryNotifier(settings.alarm_topic_arn) if settings.alarm_topic_arn else None,

@@ -30,7 +30,7 @@ copy_config_to_registered_loggers(source_logger=logger, include={"mlops"})
 tracer = Tracer(service=SERVICE)
 idempotency = IdempotencyConfig()
 store = S3ObjectStore()
-ledger = DynamoDatasetLedger(settings.registry_table)
+ledger = DynamoDatasetLedger(settings.ledger_table)
 validator = DatasetValidator(
     store=store,
     publisher=EventBridgePublisher(settings.event_bus_name),

@@ -2,13 +2,13 @@
 
 validate_dataset reads datasets and contracts, writes only under reports/ and quarantine/ (neither
 triggers it: the notification filters on datasets/), records each dataset's state in the ledger
-(DATASET# items on the registry table), reads the production model and its baseline from the
-artifact bucket, and announces quarantines and holds on the alarm topic (`announce_to`).
+(its own table: validate_dataset holds no write permission on the registry), reads the
+production model (GetItem on the registry) and its baseline from the artifact bucket, and
+announces quarantines and holds on the alarm topic (`announce_to`).
 """
 
 from __future__ import annotations
 
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
@@ -18,6 +18,7 @@ from constructs import Construct
 from infra.catalog import FUNCTIONS
 from infra.constructs.events import EventBackbone
 from infra.constructs.function_defaults import LayerLibrary, MlopsFunction
+from infra.constructs.ledger import DatasetLedger
 from infra.constructs.registry import Registry
 from infra.constructs.storage import secure_bucket
 from mlops.layout import (
@@ -39,6 +40,7 @@ class Datasets(Construct):
         access_logs: s3.IBucket,
         backbone: EventBackbone,
         registry: Registry,
+        ledger: DatasetLedger,
         layers: LayerLibrary,
         artifact_bucket: s3.IBucket,
     ) -> None:
@@ -53,6 +55,7 @@ class Datasets(Construct):
                 "EVENT_BUS_NAME": backbone.bus.event_bus_name,
                 "IDEMPOTENCY_TABLE": registry.idempotency_table.table_name,
                 "REGISTRY_TABLE": registry.table.table_name,
+                "LEDGER_TABLE": ledger.table_name,
                 "ARTIFACT_BUCKET": artifact_bucket.bucket_name,
             },
             layers=layers,
@@ -70,19 +73,8 @@ class Datasets(Construct):
             [artifacts(f"{MODELS_PREFIX}*"), artifacts(f"{BASELINES_PREFIX}*")],
             why_wildcard="Reads the production model (label-flip check) and its baseline profile, by prefix.",
         )
-        # The ledger shares the registry table (DATASET# items): read it, and write with
-        # conditional PutItem only. IAM cannot narrow a grant to a sort-key prefix.
-        registry.grant_registry_read(self.validate)
-        self.validate.grant(["dynamodb:PutItem"], [registry.table.table_arn])
-        # ... and never outside the MODEL#<name> partitions (the audit partition stays out of reach)
-        self.validate.role.add_to_principal_policy(
-            iam.PolicyStatement(
-                effect=iam.Effect.DENY,
-                actions=["dynamodb:PutItem"],
-                resources=[registry.table.table_arn],
-                conditions={"ForAnyValue:StringNotLike": {"dynamodb:LeadingKeys": ["MODEL#*"]}},
-            )
-        )
+        registry.grant_model_reads(self.validate)  # the production model: the label-flip reference
+        ledger.grant_decisions(self.validate)
         # Without ListBucket S3 answers 403 instead of 404 for a missing object, and the validator
         # could not tell an already-handled upload (or a missing contract) from a denied read.
         # No s3:prefix condition: a HeadObject carries no prefix, so the condition would never hold.

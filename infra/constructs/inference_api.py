@@ -18,6 +18,7 @@ from infra.catalog import FUNCTIONS
 from infra.constructs.access import MODEL_ROUTES, ModelsApiAccess
 from infra.constructs.events import EventBackbone
 from infra.constructs.function_defaults import LOG_RETENTION, LayerLibrary, MlopsFunction
+from infra.constructs.ledger import DatasetLedger
 from infra.constructs.nag import acknowledge
 from infra.constructs.registry import Registry, connect_alarm_topic
 from mlops.layout import BASELINES_PREFIX, CAPTURES_PREFIX, DATASETS_PREFIX, MODELS_PREFIX, QUARANTINE_PREFIX
@@ -60,6 +61,7 @@ class InferenceApi(Construct):
         data_bucket: s3.IBucket,
         backbone: EventBackbone,
         registry: Registry,
+        ledger: DatasetLedger,
         layers: LayerLibrary,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -73,7 +75,7 @@ class InferenceApi(Construct):
             },
             layers=layers,
         )
-        registry.grant_registry_read(self.predict)
+        registry.grant_model_reads(self.predict)  # the production pointer and its version
         self.predict.grant(
             ["s3:GetObject"],
             [artifact_bucket.arn_for_objects(f"{MODELS_PREFIX}*")],
@@ -91,15 +93,16 @@ class InferenceApi(Construct):
             spec=FUNCTIONS["models_api"],
             environment={
                 "REGISTRY_TABLE": registry.table.table_name,
+                "LEDGER_TABLE": ledger.table_name,
                 "EVENT_BUS_NAME": backbone.bus.event_bus_name,
                 "DATA_BUCKET": data_bucket.bucket_name,
             },
             layers=layers,
         )
-        # The dataset ledger lives on the registry table: a review is a conditional PutItem
-        # (covered by the registry write grant), listing is a Query on gsi1 (the read grant).
         registry.grant_registry_read(self.models_api)
         registry.grant_registry_write(self.models_api)
+        # held-dataset reviews: a conditional PutItem on the ledger; listing: a Query by state
+        ledger.grant_decisions(self.models_api)
         backbone.bus.grant_put_events_to(self.models_api.role)
         self.models_api.grant(
             ["s3:GetObject"],

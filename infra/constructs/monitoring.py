@@ -58,7 +58,8 @@ class Monitoring(Construct):
             layers=layers,
             failure_queue=backbone.dead_letters,
         )
-        registry.grant_registry_read(self.drift)
+        registry.grant_model_listing(self.drift)  # every model, then each production version
+        registry.grant_model_reads(self.drift)
         objects = artifact_bucket.arn_for_objects
         self.drift.grant(
             ["s3:GetObject"],

@@ -1,4 +1,9 @@
-"""The model registry: the single registry table, the idempotency table, and register_model on `ModelTrained`."""
+"""The model registry: the single registry table, the idempotency table, and register_model on `ModelTrained`.
+
+Each function gets exactly the registry calls it makes, on the partitions it touches
+(`dynamodb:LeadingKeys`): readers of the production model GetItem on MODEL# only; writers put
+MODEL#/AUDIT# items and update MODEL# items only.
+"""
 
 from __future__ import annotations
 
@@ -13,22 +18,27 @@ from constructs import Construct
 from infra.catalog import FUNCTIONS
 from infra.constructs.events import EventBackbone
 from infra.constructs.function_defaults import LayerLibrary, MlopsFunction
+from infra.constructs.ledger import DatasetLedger
+from infra.constructs.tables import index_arn, keyed_table
+from mlops.adapters.registry_dynamodb import audit_pk, model_pk
 from mlops.events import DetailType
 from mlops.layout import BASELINES_PREFIX, MODELS_PREFIX
 
-REGISTRY_READ = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:DescribeTable")
-REGISTRY_WRITE = (
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:BatchWriteItem",
-    "dynamodb:ConditionCheckItem",
-)
-# Audit events and alias moves (partition AUDIT#<name>) are append-only for every function role.
-AUDIT_LEADING_KEYS = "AUDIT#*"
+# The registry's partitions (the adapter's own key functions): models and their versions, claims and
+# request records under MODEL#<name>; audit events and alias moves under AUDIT#<name>.
+MODEL_PARTITIONS = model_pk("*")
+AUDIT_PARTITIONS = audit_pk("*")
+
+
+def leading_keys(*patterns: str) -> dict[str, object]:
+    """Only items whose partition key matches one of `patterns` (every key a request touches)."""
+    return {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(patterns)}}
+
+
+# Audit events and alias moves are append-only for every function role: no writer is allowed an
+# update or delete there anyway; the Deny keeps it so should an Allow ever widen.
 AUDIT_IMMUTABLE = ("dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem")
 IDEMPOTENCY_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
-GSI1 = "gsi1"
 
 
 class Registry(Construct):
@@ -40,32 +50,15 @@ class Registry(Construct):
         artifact_bucket: s3.IBucket,
         backbone: EventBackbone,
         layers: LayerLibrary,
+        ledger: DatasetLedger,
     ) -> None:
         super().__init__(scope, construct_id)
-        string = dynamodb.AttributeType.STRING
-        self.table = dynamodb.Table(
-            self,
-            "Table",
-            partition_key=dynamodb.Attribute(name="pk", type=string),
-            sort_key=dynamodb.Attribute(name="sk", type=string),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            deletion_protection=True,
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        self.table.add_global_secondary_index(
-            index_name=GSI1,
-            partition_key=dynamodb.Attribute(name="gsi1pk", type=string),
-            sort_key=dynamodb.Attribute(name="gsi1sk", type=string),
-            projection_type=dynamodb.ProjectionType.ALL,
-        )
+        self.table = keyed_table(self, "Table")
         # Powertools idempotency defaults: hash key `id`, TTL attribute `expiration`.
         self.idempotency_table = dynamodb.Table(
             self,
             "IdempotencyTable",
-            partition_key=dynamodb.Attribute(name="id", type=string),
+            partition_key=dynamodb.Attribute(name="id", type=dynamodb.AttributeType.STRING),
             time_to_live_attribute="expiration",
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
@@ -83,12 +76,14 @@ class Registry(Construct):
                 "ARTIFACT_BUCKET": artifact_bucket.bucket_name,
                 "EVENT_BUS_NAME": backbone.bus.event_bus_name,
                 "IDEMPOTENCY_TABLE": self.idempotency_table.table_name,
+                "LEDGER_TABLE": ledger.table_name,
             },
             layers=layers,
             failure_queue=backbone.dead_letters,
         )
-        self.grant_registry_read(self.register)
+        self.grant_model_reads(self.register)
         self.grant_registry_write(self.register)
+        ledger.grant_training_outcomes(self.register)
         self.register.grant(
             ["s3:GetObject", "s3:GetObjectVersion"],
             [
@@ -105,22 +100,39 @@ class Registry(Construct):
 
     @property
     def index_arn(self) -> str:
-        return f"{self.table.table_arn}/index/{GSI1}"
+        return index_arn(self.table)
+
+    def grant_model_reads(self, fn: MlopsFunction) -> None:
+        """GetItem on the MODEL# partitions: a model, a version, its production pointer."""
+        fn.grant(["dynamodb:GetItem"], [self.table.table_arn], conditions=leading_keys(MODEL_PARTITIONS))
+
+    def grant_model_listing(self, fn: MlopsFunction) -> None:
+        """Query the index: every registered model (its `MODELS` partition)."""
+        fn.grant(["dynamodb:Query"], [self.index_arn])
 
     def grant_registry_read(self, fn: MlopsFunction) -> None:
-        fn.grant(REGISTRY_READ, [self.table.table_arn, self.index_arn])
+        """Everything the models API reads: models, versions, audit trail, alias history, the listing."""
+        fn.grant(
+            ["dynamodb:GetItem", "dynamodb:Query"],
+            [self.table.table_arn],
+            conditions=leading_keys(MODEL_PARTITIONS, AUDIT_PARTITIONS),
+        )
+        self.grant_model_listing(fn)
 
     def grant_registry_write(self, fn: MlopsFunction) -> None:
-        """Write access, except that audit items can never be updated or deleted (an explicit Deny
-        wins over any Allow). Overwriting one with PutItem is prevented by the registry's
-        `attribute_not_exists` condition, which IAM cannot express."""
-        fn.grant(REGISTRY_WRITE, [self.table.table_arn])
+        """The registry's transactions: conditional puts of MODEL#/AUDIT# items, updates of MODEL#
+        items only; never a delete or a batch write. Audit items can never be updated or deleted (an
+        explicit Deny wins over any Allow); overwriting one with PutItem is prevented by the
+        registry's `attribute_not_exists` condition, which IAM cannot express."""
+        table = [self.table.table_arn]
+        fn.grant(["dynamodb:PutItem"], table, conditions=leading_keys(MODEL_PARTITIONS, AUDIT_PARTITIONS))
+        fn.grant(["dynamodb:UpdateItem"], table, conditions=leading_keys(MODEL_PARTITIONS))
         fn.role.add_to_principal_policy(
             iam.PolicyStatement(
                 effect=iam.Effect.DENY,
                 actions=list(AUDIT_IMMUTABLE),
-                resources=[self.table.table_arn],
-                conditions={"ForAnyValue:StringLike": {"dynamodb:LeadingKeys": [AUDIT_LEADING_KEYS]}},
+                resources=table,
+                conditions={"ForAnyValue:StringLike": {"dynamodb:LeadingKeys": [AUDIT_PARTITIONS]}},
             )
         )
 

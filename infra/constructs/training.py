@@ -8,6 +8,7 @@ from constructs import Construct
 from infra.catalog import FUNCTIONS
 from infra.constructs.events import EventBackbone
 from infra.constructs.function_defaults import LayerLibrary, MlopsFunction
+from infra.constructs.ledger import DatasetLedger
 from infra.constructs.registry import Registry
 from mlops.events import DetailType
 from mlops.layout import BASELINES_PREFIX, CONTRACTS_PREFIX, DATASETS_PREFIX, MODELS_PREFIX
@@ -23,6 +24,7 @@ class Training(Construct):
         artifact_bucket: s3.IBucket,
         backbone: EventBackbone,
         registry: Registry,
+        ledger: DatasetLedger,
         layers: LayerLibrary,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -35,6 +37,7 @@ class Training(Construct):
                 "ARTIFACT_BUCKET": artifact_bucket.bucket_name,
                 "EVENT_BUS_NAME": backbone.bus.event_bus_name,
                 "IDEMPOTENCY_TABLE": registry.idempotency_table.table_name,
+                "LEDGER_TABLE": ledger.table_name,
             },
             layers=layers,
             failure_queue=backbone.dead_letters,
@@ -57,6 +60,7 @@ class Training(Construct):
         )
         backbone.bus.grant_put_events_to(self.train.role)
         registry.grant_idempotency(self.train)
+        ledger.grant_training_outcomes(self.train)
         self.rule = backbone.route(
             "DatasetValidatedRule", DetailType.DATASET_VALIDATED, self.train.function, "train_model"
         )

@@ -31,7 +31,8 @@ class ValidateSettings(_Settings):
     event_bus_name: str = Field(alias="EVENT_BUS_NAME")
     idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE")
     batch_rows: Annotated[int, Field(ge=1_000)] = Field(default=16_384, alias="VALIDATION_BATCH_ROWS")
-    # the dataset ledger (items DATASET#<id>) and the production model it compares against
+    # the dataset ledger's own table, and the registry (read only: the production model to compare against)
+    ledger_table: str = Field(alias="LEDGER_TABLE")
     registry_table: str = Field(alias="REGISTRY_TABLE")
     artifact_bucket: str = Field(alias="ARTIFACT_BUCKET")
     # quarantines and holds are announced here (the monitoring alarm topic); empty: not announced
@@ -43,10 +44,12 @@ class TrainSettings(_Settings):
     artifact_bucket: str = Field(alias="ARTIFACT_BUCKET")
     event_bus_name: str = Field(alias="EVENT_BUS_NAME")
     idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE")
+    ledger_table: str = Field(alias="LEDGER_TABLE")  # records the training outcome of a dataset
 
 
 class RegisterSettings(_Settings):
     registry_table: str = Field(alias="REGISTRY_TABLE")
+    ledger_table: str = Field(alias="LEDGER_TABLE")  # records the registration outcome of a dataset
     artifact_bucket: str = Field(alias="ARTIFACT_BUCKET")
     event_bus_name: str = Field(alias="EVENT_BUS_NAME")
     idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE")
@@ -66,6 +69,7 @@ class PredictSettings(_Settings):
 
 class ModelsApiSettings(_Settings):
     registry_table: str = Field(alias="REGISTRY_TABLE")
+    ledger_table: str = Field(alias="LEDGER_TABLE")  # lists datasets by state, records reviews
     data_bucket: str = Field(alias="DATA_BUCKET")  # a rejected held dataset moves to quarantine/ here
     event_bus_name: str = Field(alias="EVENT_BUS_NAME")
     alarm_topic_arn: str = Field(default="", alias="ALARM_TOPIC_ARN")

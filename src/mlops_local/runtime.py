@@ -26,12 +26,15 @@ from mlops_local.api import LocalApi
 from mlops_local.deployment import LocalDeployment
 from mlops_local.functions import FunctionRunner, Invocation, discover_functions
 from mlops_local.handlers import REPO_ROOT
-from mlops_local.template import REGION, Template
+from mlops_local.template import LOCAL_ADMIN_ARN, REGION, Template
 from mlops_local.triggers import TriggerWiring
 
 log = logging.getLogger("mlops.local")
 
 LOCAL_ACCESS_KEY = "AKIALOCALMLOPS000001"
+# Deploy-time context of the local "deployment": its stand-in admin (who signs every management
+# call) is the only principal named; the stand-in has no MFA, and a deployed stack never sees it.
+LOCAL_SYNTH_CONTEXT: dict[str, Any] = {"adminPrincipals": [LOCAL_ADMIN_ARN], "requireMfa": False}
 
 
 @dataclass(frozen=True)
@@ -206,7 +209,7 @@ class LocalRuntime:
             sys.path.insert(0, str(REPO_ROOT))
         from infra.synth import synthesize_template
 
-        return synthesize_template(self.workdir / "cdk.out")
+        return synthesize_template(self.workdir / "cdk.out", context=LOCAL_SYNTH_CONTEXT)
 
     def _on_invocation(self, invocation: Invocation) -> None:
         for listener in list(self.invocation_listeners):

@@ -16,6 +16,8 @@ from typing import Any
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
+# The local API signs every IAM-authorised call as this user of the stand-in's fake account.
+LOCAL_ADMIN_ARN = f"arn:aws:iam::{ACCOUNT}:user/local-admin"
 
 # Types local mode creates or runs.
 EMULATED_TYPES = frozenset(

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.infra.support import as_list, resources
+from tests.infra.support import as_list, function_ids, resources
 
 
 def _buckets(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -80,3 +80,23 @@ def test_idempotency_table_uses_powertools_defaults(template: dict[str, Any]) ->
     props = table["Properties"]
     assert props["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
     assert props["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+
+
+def test_dataset_ledger_has_its_own_table_built_like_the_registry(template: dict[str, Any]) -> None:
+    registry_id = template["Outputs"]["RegistryTableName"]["Value"]["Ref"]
+    ledger_id = template["Outputs"]["LedgerTableName"]["Value"]["Ref"]
+    assert ledger_id != registry_id
+    registry, ledger = template["Resources"][registry_id], template["Resources"][ledger_id]
+    # same key schema, index, billing, recovery, deletion protection and encryption as the registry
+    assert ledger["Properties"] == registry["Properties"]
+    assert ledger["DeletionPolicy"] == ledger["UpdateReplacePolicy"] == "Retain"
+
+
+def test_every_ledger_user_is_told_the_ledger_table(template: dict[str, Any]) -> None:
+    ledger = template["Outputs"]["LedgerTableName"]["Value"]
+    told = {
+        folder
+        for folder, lid in function_ids(template).items()
+        if template["Resources"][lid]["Properties"]["Environment"]["Variables"].get("LEDGER_TABLE") == ledger
+    }
+    assert told == {"validate_dataset", "models_api", "train_model", "register_model"}

@@ -241,7 +241,7 @@ def _held_dataset(resources: TestResources, name: str) -> LedgerEntry:
     ]
     the_id = dataset_id(key, version)
     at = "2026-11-28T10:00:00+00:00"
-    return DynamoDatasetLedger(resources.registry_table).record(
+    return DynamoDatasetLedger(resources.ledger_table).record(
         LedgerEntry(
             model_name="churn",
             dataset_id=the_id,
@@ -306,7 +306,7 @@ def test_models_api_handler_approving_a_held_dataset_publishes_dataset_validated
 
     # THEN it is accepted in the ledger, audited, and training is announced on exactly that version
     assert (status, body["state"]) == (200, "accepted")
-    stored = DynamoDatasetLedger(resources.registry_table).get("churn", feb.dataset_id)
+    stored = DynamoDatasetLedger(resources.ledger_table).get("churn", feb.dataset_id)
     assert stored is not None
     assert stored.state is DatasetState.ACCEPTED
     assert [(c.state, c.actor, c.reason) for c in stored.history][-1] == (DatasetState.ACCEPTED, APPROVER, "ok")
@@ -338,7 +338,7 @@ def test_models_api_handler_rejecting_a_held_dataset_moves_it_to_quarantine(
     assert s3.get_object(Bucket=resources.data_bucket, Key="quarantine/churn/feb.csv")["Body"].read()
     versions = s3.list_object_versions(Bucket=resources.data_bucket, Prefix=held.key).get("Versions", [])
     assert versions == []  # the exact version was deleted, not hidden behind a delete marker
-    stored = DynamoDatasetLedger(resources.registry_table).get("churn", held.dataset_id)
+    stored = DynamoDatasetLedger(resources.ledger_table).get("churn", held.dataset_id)
     assert stored is not None
     assert stored.state is DatasetState.QUARANTINED
 

@@ -1,4 +1,4 @@
-"""The dataset ledger on the registry table (moto) and validate_dataset's three outcomes through
+"""The dataset ledger on its own table (moto) and validate_dataset's three outcomes through
 the handler: accepted, held (SNS notice), then a reviewer's decision."""
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def names(aws: str) -> test_resources.TestResources:
 
 
 def test_ledger_first_decision_wins_and_transitions_are_conditional(names: test_resources.TestResources) -> None:
-    ledger = DynamoDatasetLedger(names.registry_table)
+    ledger = DynamoDatasetLedger(names.ledger_table)
     held = ledger.record(_entry("a", DatasetState.HELD, "2026-11-28T10:00:00+00:00"))
 
     again = ledger.record(_entry("a", DatasetState.ACCEPTED, "2026-11-28T11:00:00+00:00"))
@@ -64,7 +64,7 @@ def test_ledger_first_decision_wins_and_transitions_are_conditional(names: test_
 
 
 def test_ledger_queries_by_state_newest_first_and_hides_from_the_registry(names: test_resources.TestResources) -> None:
-    ledger = DynamoDatasetLedger(names.registry_table)
+    ledger = DynamoDatasetLedger(names.ledger_table)
     for dataset_id, state, at in [
         ("old", DatasetState.ACCEPTED, "2026-11-01T00:00:00+00:00"),
         ("new", DatasetState.ACCEPTED, "2026-11-02T00:00:00+00:00"),
@@ -102,11 +102,13 @@ def test_validate_dataset_holds_a_flood_of_duplicates_and_a_reviewer_approves(
 
     # THEN the first is accepted, the second held: in the ledger, with a summary on the topic
     assert (accepted["disposition"], held["disposition"]) == ("validated", "held")
-    ledger = DynamoDatasetLedger(names.registry_table)
+    ledger = DynamoDatasetLedger(names.ledger_table)
     entry = ledger.get("churn", held["dataset_id"])
     assert entry is not None
     assert entry.state is DatasetState.HELD
     assert entry.uploader == "AWS:AIDAEXAMPLEUPLOADER"
+    # the validator (it parses untrusted files) leaves the registry table untouched
+    assert boto3.client("dynamodb").scan(TableName=names.registry_table)["Items"] == []
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
     notices: list[dict[str, Any]] = [json.loads(m["Body"]) for m in messages]
     assert [n["Subject"] for n in notices] == ["Dataset held for review: churn"]

@@ -17,6 +17,7 @@ class TestResources:
     data_bucket: str = "mlops-data"
     artifact_bucket: str = "mlops-artifacts"
     registry_table: str = "mlops-registry"
+    ledger_table: str = "mlops-ledger"
     idempotency_table: str = "mlops-idempotency"
     event_bus_name: str = "mlops-bus"
 
@@ -25,6 +26,7 @@ class TestResources:
             "DATA_BUCKET": self.data_bucket,
             "ARTIFACT_BUCKET": self.artifact_bucket,
             "REGISTRY_TABLE": self.registry_table,
+            "LEDGER_TABLE": self.ledger_table,
             "IDEMPOTENCY_TABLE": self.idempotency_table,
             "EVENT_BUS_NAME": self.event_bus_name,
         }
@@ -37,24 +39,25 @@ def create_resources(names: TestResources | None = None) -> TestResources:
         s3.create_bucket(Bucket=bucket)
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     dynamodb = boto3.client("dynamodb")
-    dynamodb.create_table(
-        TableName=names.registry_table,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk", "gsi1pk", "gsi1sk")
-        ],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "gsi1",
-                "KeySchema": [
-                    {"AttributeName": "gsi1pk", "KeyType": "HASH"},
-                    {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-    )
+    for table in (names.registry_table, names.ledger_table):  # the same key schema and index (infra)
+        dynamodb.create_table(
+            TableName=table,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[
+                {"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk", "gsi1pk", "gsi1sk")
+            ],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": "gsi1",
+                    "KeySchema": [
+                        {"AttributeName": "gsi1pk", "KeyType": "HASH"},
+                        {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
+        )
     dynamodb.create_table(
         TableName=names.idempotency_table,
         BillingMode="PAY_PER_REQUEST",

@@ -43,6 +43,7 @@ ACCESS = AccessPolicy(
 def module() -> ModuleType:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("REGISTRY_TABLE", "registry")
+        patch.setenv("LEDGER_TABLE", "ledger")
         patch.setenv("EVENT_BUS_NAME", "bus")
         patch.setenv("DATA_BUCKET", "data")
         return load_handler_module("models_api")

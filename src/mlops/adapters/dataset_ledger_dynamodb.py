@@ -1,9 +1,11 @@
-"""DatasetLedger on the registry table (item layout in docs/DESIGN.md, "Dataset ledger").
+"""DatasetLedger on its own DynamoDB table, the ledger table (item layout in docs/DESIGN.md,
+"Dataset ledger"). A table of its own so that validate_dataset, which parses untrusted files, holds
+no write permission on the registry.
 
 One item per dataset version: `pk=MODEL#<model>`, `sk=DATASET#<dataset id>`, with
-`gsi1pk=DATASETS#<model>#<state>` and `gsi1sk=<decided at>#<dataset id>` on the shared index, so
-held datasets of a model (newest first) and its last accepted dataset are one Query each. The
-registry's own queries never see these items (other sort-key prefix, other index partitions).
+`gsi1pk=DATASETS#<model>#<state>` and `gsi1sk=<decided at>#<dataset id>` on the table's index
+(the registry table's key schema), so held datasets of a model (newest first) and its last
+accepted dataset are one Query each.
 Writes are conditional: the first decision wins, and a review moves state only from the state
 it read (a concurrent reviewer gets ConflictError).
 """
