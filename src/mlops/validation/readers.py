@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from mlops.layout import dataset_suffix
 from mlops.validation.checks import DatasetChecker
 from mlops.validation.report import CheckName
 
@@ -52,15 +53,8 @@ class DatasetFormat(StrEnum):
 
 def format_of(key: str) -> DatasetFormat | None:
     """The dataset format from the key's suffix (case-insensitive); None when unsupported."""
-    name = key.lower()
-    for suffix, found in (
-        (".csv.gz", DatasetFormat.CSV_GZ),
-        (".csv", DatasetFormat.CSV),
-        (".parquet", DatasetFormat.PARQUET),
-    ):
-        if name.endswith(suffix):
-            return found
-    return None
+    suffix = dataset_suffix(key)
+    return DatasetFormat(suffix.removeprefix(".")) if suffix is not None else None
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ and writes only under reports/ and quarantine/ (which do not trigger it).
 from __future__ import annotations
 
 import logging
-import posixpath
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -24,10 +23,19 @@ from enum import StrEnum
 from fnmatch import fnmatchcase
 from typing import Any, BinaryIO
 
-from mlops.contract import Contract, is_valid_model_name, parse_contract
+from mlops.contract import Contract, parse_contract
 from mlops.errors import ContractError, NotFoundError
 from mlops.events import DatasetHeld, DetailType
-from mlops.layout import DATASETS_PREFIX, contract_key, model_of_dataset_key, quarantine_key, report_key
+from mlops.layout import (
+    DATASETS_PREFIX,
+    UNASSIGNED_MODEL,
+    contract_key,
+    dataset_key_problem,
+    model_of_dataset_key,
+    quarantine_key,
+    report_key,
+    summary_key,
+)
 from mlops.ports import EventPublisher, ObjectInfo, ObjectStore
 from mlops.validation.checks import DatasetChecker
 from mlops.validation.decisions import dataset_id, publish_validated, quarantine
@@ -51,8 +59,6 @@ from mlops.validation.stats import StatsCollector
 
 logger = logging.getLogger(__name__)
 
-# Reports of keys that name no (valid) model go here; model names cannot start with "_".
-UNASSIGNED_MODEL = "_unassigned"
 # CSV blocks are sized in bytes; this turns the batch size in rows into a block size.
 ASSUMED_CSV_ROW_BYTES = 128
 _MIN_BLOCK_BYTES = 1024 * 1024
@@ -162,8 +168,9 @@ class DatasetValidator:
             logger.warning("skipping a key outside %s: s3://%s/%s", DATASETS_PREFIX, upload.bucket, upload.key)
             return ValidationOutcome(Disposition.SKIPPED, None, upload.bucket, upload.key, upload.version_id)
 
-        model = model_of_dataset_key(upload.key)
-        model_name = model if model is not None and is_valid_model_name(model) else UNASSIGNED_MODEL
+        # a key that breaks the dataset-key rule is reported under UNASSIGNED_MODEL, never under
+        # the model it claims (its '..' may point anywhere)
+        model_name = model_of_dataset_key(upload.key) or UNASSIGNED_MODEL
         try:
             info = self.store.head(upload.bucket, upload.key, upload.version_id)
         except NotFoundError:
@@ -177,7 +184,7 @@ class DatasetValidator:
                 return _outcome_of(decided)
         run = _Run(upload=upload, info=info, version_id=version_id, model_name=model_name, timings=timings)
 
-        layout_problem = _layout_problem(upload.key, model)
+        layout_problem = dataset_key_problem(upload.key)
         if layout_problem is not None:
             run.checks.append(CheckResult(name=CheckName.KEY_LAYOUT, passed=False, details=layout_problem))
             return self._finish(run, started)
@@ -316,7 +323,7 @@ class DatasetValidator:
         else:
             state = DatasetState.ACCEPTED
         the_report_key = report_key(run.model_name, the_id)
-        the_summary_key = the_report_key.removesuffix(".json") + ".txt"
+        the_summary_key = summary_key(run.model_name, the_id)
         the_quarantine_key = quarantine_key(upload.key) if state is DatasetState.QUARANTINED else None
         reasons = failed_reasons(run.checks)
         run.timings["total"] = _ms_since(started)
@@ -475,16 +482,6 @@ def _provenance_check(uploader: str | None, contract: Contract) -> CheckResult:
         passed=False,
         details=f"uploaded by {who}, not one of the contract's allowed_uploaders {list(allowed)}",
     )
-
-
-def _layout_problem(key: str, model: str | None) -> str | None:
-    if model is None:
-        return f"key {key!r} is not {DATASETS_PREFIX}<model>/<file>"
-    if not is_valid_model_name(model):
-        return f"{model!r} is not a valid model name (lowercase letters, digits and '-')"
-    if format_of(key) is None:
-        return f"unsupported file type {posixpath.basename(key)!r}: expected .csv, .csv.gz or .parquet"
-    return None
 
 
 def _size_check(size: int, contract: Contract) -> CheckResult:
