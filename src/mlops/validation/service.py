@@ -7,8 +7,10 @@ Every dataset version ends in exactly one state, recorded in the ledger:
 Held means the schema is sound but a statistical check (shift, range, duplicates, label flips)
 failed; any other failed check quarantines. The ledger entry is written last: it is the "done"
 marker. A failure before it raises, the caller (Lambda) retries, and the retry redoes the same
-deterministic work (same report key, same content); a delivery of a version the ledger already
-decided does nothing. The validator reads cells as text or numbers only, never evaluates them,
+deterministic work (same report key, same content). When the retry finds the version gone (it was
+moved to quarantine/ before the notice or the ledger write failed), the report already written
+holds the decision: the retry replays that decision's side effects (each safe to repeat) and
+records it. A delivery of a version the ledger already decided does nothing. The validator reads cells as text or numbers only, never evaluates them,
 and writes only under reports/ and quarantine/ (which do not trigger it).
 """
 
@@ -123,6 +125,12 @@ _STATE_DISPOSITION = {
     DatasetState.QUARANTINED: Disposition.QUARANTINED,
 }
 VALIDATOR_ACTOR = "validate_dataset"
+_OUTCOME_STATE = {  # reports written before the ledger existed carry only the outcome
+    Outcome.PASSED: DatasetState.ACCEPTED,
+    Outcome.HELD: DatasetState.HELD,
+    Outcome.FAILED: DatasetState.QUARANTINED,
+}
+_STATE_OUTCOME = {state: outcome for outcome, state in _OUTCOME_STATE.items()}
 
 
 class DatasetValidator:
@@ -174,7 +182,7 @@ class DatasetValidator:
         try:
             info = self.store.head(upload.bucket, upload.key, upload.version_id)
         except NotFoundError:
-            return self._missing(upload, model_name)
+            return self._gone(upload, model_name)
         timings["head"] = _ms_since(started)
         version_id = upload.version_id or info.version_id
         if self.ledger is not None:
@@ -213,7 +221,7 @@ class DatasetValidator:
         try:
             self._read(run, contract)
         except NotFoundError:
-            return self._missing(upload, model_name)
+            return self._gone(upload, model_name)
         timings["read"] = _ms_since(read_started)
         return self._finish(run, started)
 
@@ -346,11 +354,7 @@ class DatasetValidator:
             ),
             contract_key=run.contract_key,
             contract_digest=run.contract_digest,
-            outcome={
-                DatasetState.ACCEPTED: Outcome.PASSED,
-                DatasetState.HELD: Outcome.HELD,
-                DatasetState.QUARANTINED: Outcome.FAILED,
-            }[state],
+            outcome=_STATE_OUTCOME[state],
             checks=run.checks,
             reasons=reasons,
             quarantine_key=the_quarantine_key,
@@ -366,44 +370,29 @@ class DatasetValidator:
         )
         summary = summary_text(report)
         self.store.put_bytes(self.data_bucket, the_summary_key, summary.encode(), content_type="text/plain")
-        entry = LedgerEntry(
-            model_name=run.model_name,
-            dataset_id=the_id,
-            state=state,
-            bucket=upload.bucket,
-            key=upload.key,
-            version_id=run.version_id,
-            sha256=report.dataset.sha256,
-            size_bytes=run.info.size,
-            rows=run.rows,
-            uploader=upload.uploader,
-            uploaded_at=report.dataset.uploaded_at,
-            contract_digest=run.contract_digest,
-            report_key=the_report_key,
-            summary_key=the_summary_key,
-            quarantine_key=the_quarantine_key,
-            reasons=reasons,
-            decided_at=now,
-            history=[LedgerChange(at=now, state=state, actor=VALIDATOR_ACTOR, reason="; ".join(reasons)[:1000])],
-        )
-        if state is DatasetState.ACCEPTED:
+        return self._route_and_record(entry_of_report(report, the_report_key), summary)
+
+    def _route_and_record(self, entry: LedgerEntry, summary: str) -> ValidationOutcome:
+        """Carry out a decision (event, notice, move; each safe to repeat), then record it: last."""
+        where = f"s3://{entry.bucket}/{entry.key}"
+        if entry.state is DatasetState.ACCEPTED:
             publish_validated(self.publisher, entry)
-            logger.info("dataset accepted: s3://%s/%s (%s rows)", upload.bucket, upload.key, run.rows)
-        elif state is DatasetState.HELD:
+            logger.info("dataset accepted: %s (%s rows)", where, entry.rows)
+        elif entry.state is DatasetState.HELD:
             held = DatasetHeld(
-                model_name=run.model_name,
-                dataset_id=the_id,
+                model_name=entry.model_name,
+                dataset_id=entry.dataset_id,
                 dataset=entry.dataset_ref(),
-                report_key=the_report_key,
-                reasons=reasons,
+                report_key=entry.report_key,
+                reasons=entry.reasons,
             )
             self.publisher.publish(DetailType.DATASET_HELD, held)
-            self._notify(f"Dataset held for review: {run.model_name}", summary)
-            logger.warning("dataset held: s3://%s/%s: %s", upload.bucket, upload.key, "; ".join(reasons))
+            self._notify(f"Dataset held for review: {entry.model_name}", summary)
+            logger.warning("dataset held: %s: %s", where, "; ".join(entry.reasons))
         else:
             quarantine(self.store, self.publisher, entry)
-            self._notify(f"Dataset quarantined: {run.model_name}", summary)
-            logger.warning("dataset quarantined: s3://%s/%s: %s", upload.bucket, upload.key, "; ".join(reasons))
+            self._notify(f"Dataset quarantined: {entry.model_name}", summary)
+            logger.warning("dataset quarantined: %s: %s", where, "; ".join(entry.reasons))
         if self.ledger is not None:
             entry = self.ledger.record(entry)
         return _outcome_of(entry)
@@ -412,28 +401,65 @@ class DatasetValidator:
         if self.notifier is not None:
             self.notifier.notify(subject[:100], message)
 
-    def _missing(self, upload: UploadedObject, model_name: str) -> ValidationOutcome:
-        """The version is gone: deleted by the uploader, or already routed by an earlier delivery."""
-        the_report_key = report_key(model_name, dataset_id(upload.key, upload.version_id))
+    def _gone(self, upload: UploadedObject, model_name: str) -> ValidationOutcome:
+        """The version is gone: deleted by the uploader, or routed (moved to quarantine/) by an
+        earlier delivery. If that delivery failed before the ledger write, finish its decision."""
+        the_id = dataset_id(upload.key, upload.version_id)
+        if self.ledger is not None:
+            decided = self.ledger.get(model_name, the_id)
+            if decided is not None:
+                logger.info("dataset %s already %s", decided.dataset_id, decided.state.value)
+                return _outcome_of(decided)
+        the_report_key = report_key(model_name, the_id)
         try:
             report = ValidationReport.model_validate_json(self.store.get_bytes(self.data_bucket, the_report_key))
-        except Exception:
+        except (NotFoundError, ValueError):  # no report, or one that does not parse (pydantic: ValueError)
             report = None
         if report is None:
             logger.warning(
                 "dataset version no longer exists: s3://%s/%s (%s)", upload.bucket, upload.key, upload.version_id
             )
-        else:
+            return ValidationOutcome(Disposition.MISSING, model_name, upload.bucket, upload.key, upload.version_id)
+        if self.ledger is None:
             logger.info("dataset version already handled (%s): %s", report.outcome.value, the_report_key)
-        return ValidationOutcome(
-            disposition=Disposition.MISSING,
-            model_name=model_name,
-            bucket=upload.bucket,
-            key=upload.key,
-            version_id=upload.version_id,
-            report_key=the_report_key if report is not None else None,
-            quarantine_key=report.quarantine_key if report is not None else None,
-        )
+            return ValidationOutcome(
+                disposition=Disposition.MISSING,
+                model_name=model_name,
+                bucket=upload.bucket,
+                key=upload.key,
+                version_id=upload.version_id,
+                report_key=the_report_key,
+                quarantine_key=report.quarantine_key,
+            )
+        logger.warning("dataset %s was decided but not recorded: finishing it from %s", the_id, the_report_key)
+        return self._route_and_record(entry_of_report(report, the_report_key), summary_text(report))
+
+
+def entry_of_report(report: ValidationReport, the_report_key: str) -> LedgerEntry:
+    """The ledger entry of a validator's decision: everything it needs is in the report."""
+    state = report.state or _OUTCOME_STATE[report.outcome]
+    info = report.dataset
+    reason = "; ".join(report.reasons)[:1000]
+    return LedgerEntry(
+        model_name=report.model_name,
+        dataset_id=report.dataset_id,
+        state=state,
+        bucket=info.bucket,
+        key=info.key,
+        version_id=info.version_id,
+        sha256=info.sha256,
+        size_bytes=info.size_bytes,
+        rows=info.rows,
+        uploader=info.uploader,
+        uploaded_at=info.uploaded_at,
+        contract_digest=report.contract_digest,
+        report_key=the_report_key,
+        summary_key=report.summary_key,
+        quarantine_key=report.quarantine_key,
+        reasons=list(report.reasons),
+        decided_at=report.validated_at,
+        history=[LedgerChange(at=report.validated_at, state=state, actor=VALIDATOR_ACTOR, reason=reason)],
+    )
 
 
 def _outcome_of(entry: LedgerEntry) -> ValidationOutcome:
