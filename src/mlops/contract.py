@@ -83,6 +83,8 @@ class Feature(_Strict):
     min: float | None = None
     max: float | None = None
     categories: tuple[str, ...] | None = None
+    # validation reports quote this column's bad cell values (else only row numbers and kinds)
+    show_values: bool = False
 
     @model_validator(mode="after")
     def _constraints_fit_type(self) -> Feature:
@@ -252,8 +254,12 @@ class Contract(_Strict):
 
     def canonical_json(self) -> str:
         # the default promotion policy is left out, so contracts written before it keep their digest
-        exclude = {"promotion"} if self.promotion == Promotion() else None
-        return json.dumps(self.model_dump(mode="json", exclude=exclude), sort_keys=True, separators=(",", ":"))
+        exclude: dict[str, Any] = {"promotion": True} if self.promotion == Promotion() else {}
+        # likewise a feature's default show_values (false)
+        hidden = {i: {"show_values"} for i, feature in enumerate(self.features) if not feature.show_values}
+        if hidden:
+            exclude["features"] = hidden
+        return json.dumps(self.model_dump(mode="json", exclude=exclude or None), sort_keys=True, separators=(",", ":"))
 
     @property
     def digest(self) -> str:

@@ -151,7 +151,8 @@ def test_validate_dataset_bad_upload_is_moved_to_quarantine_with_a_report(
     assert versions(resources, quarantine_key(KEY))
     written = report(resources, outcome["report_key"])
     assert written.quarantine_key == quarantine_key(KEY)
-    assert any("row 3: 'abc'" in reason for reason in written.reasons)
+    assert any("row 3 (text)" in reason for reason in written.reasons)
+    assert not any("abc" in reason for reason in written.reasons)  # no cell value
     [event] = received(bus_events)
     assert event["detail-type"] == DetailType.DATASET_QUARANTINED
     assert event["detail"]["quarantine_key"] == quarantine_key(KEY)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -439,6 +440,16 @@ def _peek_line(stream: HashingReader | _Limited | _Replay) -> tuple[bytes, str]:
     return prefix, line
 
 
+# Parser messages that quote the data: pyarrow appends the offending line to a column-count
+# error and quotes a value it could not convert. Reports name the row, never its content.
+_QUOTED_DATA = (
+    (re.compile(r"(Expected \d+ columns?, got \d+):.*", re.DOTALL), r"\1 (row content not shown)"),
+    (re.compile(r"(invalid value) '.*?'(?=$|[\s,;)])", re.DOTALL), r"\1 (not shown)"),
+)
+
+
 def _describe(error: BaseException, checker: DatasetChecker) -> str:
     message = str(error).strip() or type(error).__name__
+    for pattern, replacement in _QUOTED_DATA:
+        message = pattern.sub(replacement, message)
     return f"{message} ({checker.rows} data rows were checked before the error)"
