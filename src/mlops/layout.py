@@ -54,8 +54,16 @@ def dataset_key_problem(key: str) -> str | None:
 
     The one rule every stage applies (validate, train, review). Rejects keys outside datasets/,
     `.`/`..` or empty segments, backslashes, control and invisible characters, an invalid model
-    name, an unsupported file type and keys over S3's 1,024 bytes.
+    name, keys over S3's 1,024 bytes and an unsupported file type.
     """
+    problem = _path_problem(key)
+    if problem is None and dataset_suffix(key.rsplit("/", 1)[-1]) is None:
+        problem = f"unsupported file type {key.rsplit('/', 1)[-1]!r}: expected .csv, .csv.gz or .parquet"
+    return problem
+
+
+def _path_problem(key: str) -> str | None:
+    """`dataset_key_problem` but for the file type: whether the key safely names a model's upload."""
     if not key.startswith(DATASETS_PREFIX):
         return f"the key is not under {DATASETS_PREFIX}"
     if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
@@ -76,14 +84,13 @@ def dataset_key_problem(key: str) -> str | None:
         return "a path segment of the key starts or ends with whitespace"
     if not is_valid_model_name(parts[1]):
         return f"{parts[1]!r} is not a valid model name (lowercase letters, digits and '-')"
-    if dataset_suffix(parts[-1]) is None:
-        return f"unsupported file type {parts[-1]!r}: expected .csv, .csv.gz or .parquet"
     return None
 
 
 def model_of_dataset_key(key: str) -> str | None:
-    """`datasets/<model>/<file>` -> `<model>`; None unless `key` passes `dataset_key_problem`."""
-    return None if dataset_key_problem(key) is not None else key.split("/")[1]
+    """`datasets/<model>/<file>` -> `<model>`: the model an upload belongs to (whatever its file
+    type); None unless the key's path is sound (no '..', controls, empty segments, bad name)."""
+    return None if _path_problem(key) is not None else key.split("/")[1]
 
 
 def contract_key(model: str) -> str:
@@ -91,11 +98,11 @@ def contract_key(model: str) -> str:
 
 
 def quarantine_key(dataset_key: str) -> str:
-    """Where a dataset version is quarantined: `quarantine/<key after datasets/>` for a sound key
-    that fits S3's limit. Otherwise a bounded key ending in a hash of the full key (distinct keys
+    """Where a dataset version is quarantined: `quarantine/<key after datasets/>` for a key whose
+    path is sound and fits S3's limit. Otherwise a bounded key ending in a hash of the full key (distinct keys
     never collide); a key that breaks the dataset-key rule keeps only a sanitised file name, under
     `quarantine/_unassigned/`, so no '..', control character or foreign prefix is carried over."""
-    if dataset_key_problem(dataset_key) is None:
+    if _path_problem(dataset_key) is None:
         plain = QUARANTINE_PREFIX + dataset_key.removeprefix(DATASETS_PREFIX)
         if _fits(plain):
             return plain

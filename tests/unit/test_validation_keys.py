@@ -254,3 +254,16 @@ def test_report_and_summary_keys_of_the_longest_model_and_id_fit() -> None:
         assert len(derived.encode()) <= MAX_KEY_BYTES
         assert the_id in derived
     assert json.dumps(the_id).isascii()
+
+
+def test_validate_unsupported_file_type_is_quarantined_under_its_model(world: World) -> None:
+    # GIVEN a sound path with a file type the gate does not read
+    outcome = world.validate("datasets/churn/export.xlsx", b"PK\x03\x04")
+
+    # THEN it is the model's quarantined upload (its owner finds it), with the reason
+    assert outcome.disposition is Disposition.QUARANTINED
+    assert outcome.model_name == "churn"
+    assert outcome.quarantine_key == "quarantine/churn/export.xlsx"
+    entry = world.ledger.get("churn", outcome.dataset_id)
+    assert entry is not None
+    assert any("unsupported file type" in reason for reason in entry.reasons)
