@@ -83,6 +83,8 @@ class Feature(_Strict):
     min: float | None = None
     max: float | None = None
     categories: tuple[str, ...] | None = None
+    # validation reports quote this column's bad cell values (else only row numbers and kinds)
+    show_values: bool = False
 
     @model_validator(mode="after")
     def _constraints_fit_type(self) -> Feature:
@@ -254,13 +256,16 @@ class Contract(_Strict):
         return [*self.feature_names, self.target.name]
 
     def canonical_json(self) -> str:
-        # the default promotion policy (and four_eyes when off) is left out, so contracts written
-        # before them keep their digest
+        # defaults added later (the promotion policy, four_eyes off, a feature's show_values off) are
+        # left out, so contracts written before them keep their digest
         document = self.model_dump(mode="json")
         if self.promotion == Promotion():
             del document["promotion"]
         elif not self.promotion.four_eyes:
             del document["promotion"]["four_eyes"]
+        for feature in document["features"]:
+            if not feature.get("show_values"):
+                feature.pop("show_values", None)
         return json.dumps(document, sort_keys=True, separators=(",", ":"))
 
     @property

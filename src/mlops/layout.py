@@ -1,8 +1,13 @@
 """Where things live in the buckets. One place, so every stage agrees on the keys.
 
+A dataset key is accepted by ONE rule (`dataset_key_problem`), which validation, training and
+review all call: a key validation records as accepted is a key training will read.
+Every key derived here fits S3's 1,024-byte limit (a long name is shortened, with a hash suffix).
+
 Data bucket:      datasets/<model>/<file>      uploads (the only prefix that triggers validation)
                   contracts/<model>.json       registered contracts
                   quarantine/<model>/<file>    datasets that failed validation
+                  quarantine/_unassigned/<file>~<hash>  ... whose key broke the dataset-key rule
                   reports/<model>/<id>.json    validation reports
 Artifact bucket:  models/<model>/<sha256>.onnx content-addressed artifacts
                   baselines/<model>/<sha256>.json training profile for drift
@@ -11,8 +16,12 @@ Artifact bucket:  models/<model>/<sha256>.onnx content-addressed artifacts
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
+import unicodedata
 from datetime import datetime
+
+from mlops.contract import is_valid_model_name
 
 DATASETS_PREFIX = "datasets/"
 CONTRACTS_PREFIX = "contracts/"
@@ -21,16 +30,67 @@ REPORTS_PREFIX = "reports/"
 MODELS_PREFIX = "models/"
 BASELINES_PREFIX = "baselines/"
 CAPTURES_PREFIX = "captures/"
+# Reports and quarantined copies of keys that name no (valid) model; model names cannot start with "_".
+UNASSIGNED_MODEL = "_unassigned"
 
 DATASET_SUFFIXES = (".csv", ".csv.gz", ".parquet")
+MAX_KEY_BYTES = 1024  # S3's limit on an object key, in UTF-8 bytes (moto does not enforce it)
+# Unicode categories never allowed in a dataset key: control (C0, DEL, C1), format (bidi overrides,
+# zero-width), surrogates, private use, unassigned, and line/paragraph separators.
+_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+_HASH_CHARS = 16
+
+
+def dataset_suffix(key: str) -> str | None:
+    """The supported dataset suffix `key` ends with (case-insensitive), or None."""
+    lowered = key.lower()
+    return next(
+        (suffix for suffix in sorted(DATASET_SUFFIXES, key=len, reverse=True) if lowered.endswith(suffix)), None
+    )
+
+
+def dataset_key_problem(key: str) -> str | None:
+    """Why `key` is not a dataset key `datasets/<model>/[<folder>/...]<file>`, or None if it is.
+
+    The one rule every stage applies (validate, train, review). Rejects keys outside datasets/,
+    `.`/`..` or empty segments, backslashes, control and invisible characters, an invalid model
+    name, keys over S3's 1,024 bytes and an unsupported file type.
+    """
+    problem = _path_problem(key)
+    if problem is None and dataset_suffix(key.rsplit("/", 1)[-1]) is None:
+        problem = f"unsupported file type {key.rsplit('/', 1)[-1]!r}: expected .csv, .csv.gz or .parquet"
+    return problem
+
+
+def _path_problem(key: str) -> str | None:
+    """`dataset_key_problem` but for the file type: whether the key safely names a model's upload."""
+    if not key.startswith(DATASETS_PREFIX):
+        return f"the key is not under {DATASETS_PREFIX}"
+    if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+        return f"the key is longer than {MAX_KEY_BYTES} bytes"
+    bad = next((c for c in key if unicodedata.category(c) in _FORBIDDEN_CATEGORIES), None)
+    if bad is not None:
+        return f"the key contains the control or invisible character U+{ord(bad):04X}"
+    if "\\" in key:
+        return "the key contains a backslash (a path separator elsewhere)"
+    parts = key.split("/")
+    if len(parts) < 3:
+        return f"the key is not {DATASETS_PREFIX}<model>/<file>"
+    if any(part == "" for part in parts):
+        return "the key has an empty path segment ('//' or a trailing '/')"
+    if any(part in (".", "..") for part in parts):
+        return "the key has a '.' or '..' path segment"
+    if any(part != part.strip() for part in parts):
+        return "a path segment of the key starts or ends with whitespace"
+    if not is_valid_model_name(parts[1]):
+        return f"{parts[1]!r} is not a valid model name (lowercase letters, digits and '-')"
+    return None
 
 
 def model_of_dataset_key(key: str) -> str | None:
-    """`datasets/<model>/<file>` -> `<model>`; None for keys outside that layout."""
-    parts = key.split("/")
-    if len(parts) < 3 or parts[0] + "/" != DATASETS_PREFIX or not parts[1] or not parts[-1]:
-        return None
-    return parts[1]
+    """`datasets/<model>/<file>` -> `<model>`: the model an upload belongs to (whatever its file
+    type); None unless the key's path is sound (no '..', controls, empty segments, bad name)."""
+    return None if _path_problem(key) is not None else key.split("/")[1]
 
 
 def contract_key(model: str) -> str:
@@ -38,11 +98,48 @@ def contract_key(model: str) -> str:
 
 
 def quarantine_key(dataset_key: str) -> str:
-    return QUARANTINE_PREFIX + dataset_key.removeprefix(DATASETS_PREFIX)
+    """Where a dataset version is quarantined: `quarantine/<key after datasets/>` for a key whose
+    path is sound and fits S3's limit. Otherwise a bounded key ending in a hash of the full key (distinct keys
+    never collide); a key that breaks the dataset-key rule keeps only a sanitised file name, under
+    `quarantine/_unassigned/`, so no '..', control character or foreign prefix is carried over."""
+    if _path_problem(dataset_key) is None:
+        plain = QUARANTINE_PREFIX + dataset_key.removeprefix(DATASETS_PREFIX)
+        if _fits(plain):
+            return plain
+        model, rest = dataset_key.split("/", 2)[1:]
+        return _bounded(f"{QUARANTINE_PREFIX}{model}/", rest, dataset_key, always_hash=True)
+    file_name = next((part for part in reversed(dataset_key.split("/")) if part), "")
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in file_name)
+    return _bounded(f"{QUARANTINE_PREFIX}{UNASSIGNED_MODEL}/", safe, dataset_key, always_hash=True)
 
 
 def report_key(model: str, dataset_id: str) -> str:
-    return f"{REPORTS_PREFIX}{model}/{dataset_id}.json"
+    return _bounded(f"{REPORTS_PREFIX}{model}/", dataset_id, dataset_id, suffix=".json")
+
+
+def summary_key(model: str, dataset_id: str) -> str:
+    """The short human summary beside the report."""
+    return _bounded(f"{REPORTS_PREFIX}{model}/", dataset_id, dataset_id, suffix=".txt")
+
+
+def _fits(key: str) -> bool:
+    return len(key.encode("utf-8", "surrogatepass")) <= MAX_KEY_BYTES
+
+
+def _bounded(prefix: str, name: str, identity: str, *, suffix: str = "", always_hash: bool = False) -> str:
+    """`prefix + name + suffix` if it fits S3's limit (and no hash is asked for), else `name` cut
+    on a character boundary plus `~<hash of identity>`, keeping a dataset suffix so the file type
+    still shows."""
+    whole = prefix + name + suffix
+    if _fits(whole) and not always_hash:
+        return whole
+    kept_suffix = suffix or dataset_suffix(name) or ""
+    stem = name if suffix else name[: len(name) - len(kept_suffix)]
+    digest = hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()[:_HASH_CHARS]
+    tail = f"~{digest}{kept_suffix}"
+    room = MAX_KEY_BYTES - len((prefix + tail).encode("utf-8", "surrogatepass"))
+    cut = stem.encode("utf-8", "surrogatepass")[: max(room, 0)].decode("utf-8", "ignore")
+    return prefix + cut + tail
 
 
 def artifact_key(model: str, sha256: str) -> str:

@@ -151,7 +151,8 @@ def test_validate_dataset_bad_upload_is_moved_to_quarantine_with_a_report(
     assert versions(resources, quarantine_key(KEY))
     written = report(resources, outcome["report_key"])
     assert written.quarantine_key == quarantine_key(KEY)
-    assert any("row 3: 'abc'" in reason for reason in written.reasons)
+    assert any("row 3 (text)" in reason for reason in written.reasons)
+    assert not any("abc" in reason for reason in written.reasons)  # no cell value
     [event] = received(bus_events)
     assert event["detail-type"] == DetailType.DATASET_QUARANTINED
     assert event["detail"]["quarantine_key"] == quarantine_key(KEY)
@@ -242,3 +243,25 @@ def test_s3_ranged_reader_seeks_and_reads_one_version(resources: test_resources.
         f.seek(300)
         assert f.read(4) == bytes([44, 45, 46, 47])
         assert f.read(0) == b""
+
+
+def test_validate_dataset_key_at_s3s_limit_is_quarantined_under_a_key_s3_accepts(
+    resources: test_resources.TestResources, handler: ModuleType, bus_events: str
+) -> None:
+    # GIVEN a bad dataset under a key of exactly 1,024 UTF-8 bytes (S3's limit; moto allows more)
+    prefix = "datasets/churn/"
+    key = prefix + "a" + "é" * ((1024 - len(prefix) - len("a.csv")) // 2) + ".csv"
+    assert len(key.encode()) == 1024
+    uploaded = put(resources, key, ds.to_csv(ds.set_cell("plan", 2, "gold")(ds.churn_frame(300))))
+
+    # WHEN S3 notifies the function
+    [outcome] = handler.lambda_handler(s3_event(resources.data_bucket, uploaded), FakeLambdaContext())["results"]
+
+    # THEN every key it wrote fits the limit, and the quarantined copy is where the report says
+    assert outcome["disposition"] == "quarantined"
+    written = report(resources, outcome["report_key"])
+    for derived in (outcome["report_key"], written.summary_key, outcome["quarantine_key"]):
+        assert derived is not None
+        assert len(derived.encode()) <= 1024
+    assert versions(resources, outcome["quarantine_key"])
+    assert versions(resources, key) == []

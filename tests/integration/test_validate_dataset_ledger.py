@@ -122,3 +122,62 @@ def test_validate_dataset_holds_a_flood_of_duplicates_and_a_reviewer_approves(
     assert approved.state is DatasetState.ACCEPTED
     assert ledger.get("churn", held["dataset_id"]) == approved
     assert len(publisher.events) == 1
+
+
+class _LedgerWriteFailsOnce:
+    """The handler's real ledger, whose first `record` fails as a throttled DynamoDB write would."""
+
+    def __init__(self, ledger: DynamoDatasetLedger) -> None:
+        self.ledger = ledger
+        self.failures = 1
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.ledger, name)
+
+    def record(self, entry: LedgerEntry) -> LedgerEntry:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("ProvisionedThroughputExceededException")
+        return self.ledger.record(entry)
+
+
+@pytest.mark.parametrize("failing", ["notice", "ledger"])
+def test_validate_dataset_retry_after_quarantine_records_the_state(
+    names: test_resources.TestResources, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    # GIVEN the handler with an alarm topic, and a bad dataset
+    sns, sqs = boto3.client("sns"), boto3.client("sqs")
+    topic = sns.create_topic(Name="alarms")["TopicArn"]
+    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    for name, value in {**names.env(), "ALARM_TOPIC_ARN": topic, "VALIDATION_BATCH_ROWS": "1000"}.items():
+        monkeypatch.setenv(name, value)
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=names.data_bucket, Key=contract_key("churn"), Body=ds.churn_contract_bytes())
+    handler: ModuleType = load_handler_module("validate_dataset")
+    ledger = handler.validator.ledger
+    if failing == "ledger":
+        monkeypatch.setattr(handler.validator, "ledger", _LedgerWriteFailsOnce(ledger))
+    else:  # SNS refuses the notice: a topic that does not exist (a real error from the service)
+        monkeypatch.setattr(handler.validator.notifier, "topic_arn", topic + "-gone")
+    key = "datasets/churn/bad.csv"
+    uploaded = put(names, key, ds.to_csv(ds.set_cell("plan", 2, "gold")(ds.churn_frame(300))))
+    event = s3_event(names.data_bucket, uploaded)
+
+    # WHEN the step after the move to quarantine/ fails, and Lambda retries the same event
+    with pytest.raises(Exception):  # noqa: B017 - whatever the service raised
+        handler.lambda_handler(event, FakeLambdaContext())
+    assert s3.list_objects_v2(Bucket=names.data_bucket, Prefix=key).get("KeyCount", 0) == 0  # already moved
+    monkeypatch.setattr(handler.validator.notifier, "topic_arn", topic)
+    [outcome] = handler.lambda_handler(event, FakeLambdaContext())["results"]
+
+    # THEN the dataset has its one recorded state, and the notice went out
+    assert outcome["disposition"] == "quarantined"
+    entry = ledger.get("churn", outcome["dataset_id"])
+    assert entry is not None
+    assert entry.state is DatasetState.QUARANTINED
+    assert entry.quarantine_key == outcome["quarantine_key"]
+    assert s3.list_objects_v2(Bucket=names.data_bucket, Prefix=entry.quarantine_key)["KeyCount"] == 1
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+    assert "Dataset quarantined: churn" in [json.loads(m["Body"])["Subject"] for m in messages]

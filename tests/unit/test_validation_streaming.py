@@ -114,9 +114,9 @@ def test_read_parquet_encoded_text_reports_what_plain_text_does(row_group_size: 
     plain = _run(table, 1_000, reference)
     assert (checker.results(), stats.results(), [stats.profile(checker.observed())]) == plain
     [regions] = [c for c in checker.results() if c.name is CheckName.CATEGORIES and c.column == "region"]
-    assert [(o.row, o.value) for o in regions.first_offending] == [(3, "mars"), (1_500, "venus")]
+    assert [(o.row, o.kind) for o in regions.first_offending] == [(3, "text"), (1_500, "text")]
     [plan_nulls] = [c for c in checker.results() if c.name is CheckName.NULLS and c.column == "plan"]
-    assert [(o.row, o.value) for o in plan_nulls.first_offending] == [(10, ""), (11, None)]
+    assert [(o.row, o.kind) for o in plan_nulls.first_offending] == [(10, "empty"), (11, "null")]
 
 
 def test_read_parquet_batches_hold_whole_row_groups() -> None:

@@ -12,7 +12,14 @@ from pydantic import ValidationError
 from mlops.contract import Contract, parse_contract
 from mlops.errors import BadRequestError, ContractError, DatasetError, NotFoundError, TrainingRejectedError
 from mlops.events import DatasetValidated, DetailType, ModelTrained, TrainingRejected
-from mlops.layout import DATASETS_PREFIX, artifact_key, baseline_key, contract_key, model_of_dataset_key
+from mlops.layout import (
+    DATASETS_PREFIX,
+    artifact_key,
+    baseline_key,
+    contract_key,
+    dataset_key_problem,
+    model_of_dataset_key,
+)
 from mlops.ports import EventPublisher, ObjectStore
 from mlops.training.dataset import read_dataset
 from mlops.training.trainer import TrainedModel, train_model
@@ -132,7 +139,10 @@ def _check_dataset_location(event: DatasetValidated, data_bucket: str) -> None:
     if ref.bucket != data_bucket:
         raise TrainingRejectedError(f"dataset {where} is not in the data bucket {data_bucket!r}")
     expected = f"{DATASETS_PREFIX}{event.model_name}/"
-    if model_of_dataset_key(ref.key) != event.model_name or any(part in (".", "..") for part in ref.key.split("/")):
+    problem = dataset_key_problem(ref.key)  # the same rule validation applied
+    if problem is not None:
+        raise TrainingRejectedError(f"dataset {where} is not under {expected} of model {event.model_name!r}: {problem}")
+    if model_of_dataset_key(ref.key) != event.model_name:
         raise TrainingRejectedError(f"dataset {where} is not under {expected} of model {event.model_name!r}")
 
 

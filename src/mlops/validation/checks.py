@@ -9,6 +9,7 @@ columns arrive typed and only the declared kind of type is accepted.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -34,6 +35,7 @@ class _Tally:
 
     count: int = 0
     offending: list[Offending] = field(default_factory=list)
+    show_values: bool = False  # quote the offending values (the contract marks the column safe)
 
     def add(self, mask: pa.Array, raw: pa.Array, rows_before: int) -> None:
         failing = mask.true_count  # a null is not a failure
@@ -44,7 +46,14 @@ class _Tally:
         room = MAX_OFFENDING - len(self.offending)
         if room > 0:
             for index in pc.indices_nonzero(mask)[:room].to_pylist():
-                self.offending.append(Offending(row=rows_before + index + 1, value=_text(raw[index].as_py())))
+                value = raw[index].as_py()
+                self.offending.append(
+                    Offending(
+                        row=rows_before + index + 1,
+                        kind=_kind(value),
+                        value=_text(value) if self.show_values else None,
+                    )
+                )
 
 
 def _text(value: object) -> str | None:
@@ -52,6 +61,28 @@ def _text(value: object) -> str | None:
         return None
     text = value if isinstance(value, str) else str(value)
     return text if len(text) <= _MAX_VALUE_CHARS else text[:_MAX_VALUE_CHARS] + "..."
+
+
+_NUMBER_RE = re.compile(NUMBER_PATTERN, re.IGNORECASE)
+
+
+def _kind(value: object) -> str:
+    """What a cell holds, without its value: null, empty, text, number, NaN, infinity, boolean."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, str):
+        trimmed = value.strip()
+        if not trimmed:
+            return "empty"
+        if not _NUMBER_RE.match(trimmed):
+            return "text"
+        value = float(trimmed)
+    if isinstance(value, int | float):
+        number = float(value)
+        return "NaN" if math.isnan(number) else "infinity" if math.isinf(number) else "number"
+    return type(value).__name__
 
 
 @dataclass
@@ -65,6 +96,7 @@ class _ColumnRule:
     max: float | None = None
     allowed: frozenset[str] | None = None
     is_target: bool = False
+    show_values: bool = False  # the contract allows quoting this column's values in reports
 
     @property
     def domain_check(self) -> CheckName:
@@ -85,7 +117,7 @@ class _ColumnState:
     parsed: pa.Array | None = None  # the last batch as the statistics read it (float64, or text)
 
     def tally(self, check: CheckName) -> _Tally:
-        return self.tallies.setdefault(check, _Tally())
+        return self.tallies.setdefault(check, _Tally(show_values=self.rule.show_values))
 
     def update(self, column: pa.Array, rows_before: int) -> None:
         if isinstance(column, pa.ChunkedArray):
@@ -254,7 +286,7 @@ class _ColumnState:
         if rule.kind is FeatureType.NUMERIC:
             results.append(self._result(CheckName.FINITE, "NaN or infinite values"))
             if rule.min is not None or rule.max is not None:
-                observed = f"observed [{self.observed_min}, {self.observed_max}]"
+                observed = f"observed [{self.observed_min}, {self.observed_max}]" if rule.show_values else "ok"
                 results.append(self._result(rule.domain_check, f"values outside [{rule.min}, {rule.max}]", observed))
         elif rule.allowed is not None:
             results.append(self._result(rule.domain_check, f"values not in {sorted(rule.allowed)}"))
@@ -264,7 +296,7 @@ class _ColumnState:
         tally = self.tallies.get(check, _Tally())
         if not tally.count:
             return CheckResult(name=check, column=self.rule.name, passed=True, details=ok_details, failing_rows=0)
-        quoted = ", ".join(f"row {o.row}: {o.value!r}" for o in tally.offending)
+        quoted = ", ".join(o.described for o in tally.offending)
         return CheckResult(
             name=check,
             column=self.rule.name,
@@ -390,6 +422,7 @@ def _rules(contract: Contract) -> list[_ColumnRule]:
             min=feature.min,
             max=feature.max,
             allowed=frozenset(feature.categories) if feature.categories is not None else None,
+            show_values=feature.show_values,
         )
         for feature in contract.features
     ]

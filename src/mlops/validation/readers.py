@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from mlops.layout import dataset_suffix
 from mlops.validation.checks import DatasetChecker
 from mlops.validation.report import CheckName
 
@@ -52,15 +54,8 @@ class DatasetFormat(StrEnum):
 
 def format_of(key: str) -> DatasetFormat | None:
     """The dataset format from the key's suffix (case-insensitive); None when unsupported."""
-    name = key.lower()
-    for suffix, found in (
-        (".csv.gz", DatasetFormat.CSV_GZ),
-        (".csv", DatasetFormat.CSV),
-        (".parquet", DatasetFormat.PARQUET),
-    ):
-        if name.endswith(suffix):
-            return found
-    return None
+    suffix = dataset_suffix(key)
+    return DatasetFormat(suffix.removeprefix(".")) if suffix is not None else None
 
 
 @dataclass(frozen=True)
@@ -445,6 +440,16 @@ def _peek_line(stream: HashingReader | _Limited | _Replay) -> tuple[bytes, str]:
     return prefix, line
 
 
+# Parser messages that quote the data: pyarrow appends the offending line to a column-count
+# error and quotes a value it could not convert. Reports name the row, never its content.
+_QUOTED_DATA = (
+    (re.compile(r"(Expected \d+ columns?, got \d+):.*", re.DOTALL), r"\1 (row content not shown)"),
+    (re.compile(r"(invalid value) '.*?'(?=$|[\s,;)])", re.DOTALL), r"\1 (not shown)"),
+)
+
+
 def _describe(error: BaseException, checker: DatasetChecker) -> str:
     message = str(error).strip() or type(error).__name__
+    for pattern, replacement in _QUOTED_DATA:
+        message = pattern.sub(replacement, message)
     return f"{message} ({checker.rows} data rows were checked before the error)"

@@ -73,10 +73,19 @@ class DatasetProfile(BaseModel):
 
 
 class Offending(BaseModel):
+    """One failing row: its number and the kind of value it holds. The value itself only for a
+    feature the contract marks `show_values` (cells may hold personal or secret data)."""
+
     model_config = ConfigDict(frozen=True)
 
     row: int  # 1-based data row number (the CSV header is not a data row)
-    value: str | None
+    kind: str = ""  # null, empty, text, number, NaN, infinity, boolean ("" in reports before kinds)
+    value: str | None = None
+
+    @property
+    def described(self) -> str:
+        """`row 5: 'twelve'` when the value may be shown, else `row 5 (text)`."""
+        return f"row {self.row}: {self.value!r}" if self.value is not None else f"row {self.row} ({self.kind})"
 
 
 class CheckResult(BaseModel):
@@ -144,7 +153,8 @@ def failed_reasons(checks: list[CheckResult]) -> list[str]:
 def summary_text(report: ValidationReport) -> str:
     """A short human summary: outcome, which checks ran, which failed and by how much, first rows.
 
-    Cell values are quoted with repr(): a spreadsheet formula is shown as the text it is.
+    Cell values appear only for columns the contract marks `show_values`, quoted with repr():
+    a spreadsheet formula is shown as the text it is.
     """
     info = report.dataset
     state = report.state.value if report.state else report.outcome.value
@@ -166,7 +176,7 @@ def summary_text(report: ValidationReport) -> str:
             measured = f" [{check.value:.4g} vs limit {check.threshold:.4g}]"
         lines.append(f"  FAILED {where}{measured}: {check.details}")
         if check.first_offending:
-            rows = ", ".join(f"row {o.row}: {o.value!r}" for o in check.first_offending)
+            rows = ", ".join(o.described for o in check.first_offending)
             lines.append(f"         first offending rows: {rows}")
     if report.quarantine_key:
         lines.append(f"moved to {report.quarantine_key}")

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mlops.contract import is_valid_model_name
 from mlops.errors import BadRequestError, ConflictError, NotFoundError
-from mlops.layout import quarantine_key
+from mlops.layout import dataset_key_problem, model_of_dataset_key, quarantine_key
 from mlops.ports import EventPublisher, ObjectStore
 from mlops.validation.decisions import is_valid_dataset_id, publish_validated, quarantine
 from mlops.validation.ledger import DatasetLedger, DatasetState, LedgerChange, LedgerEntry, Notifier
@@ -60,6 +60,15 @@ def _require_dataset_id(dataset_id: str) -> str:
     return dataset_id
 
 
+def _require_trainable_key(entry: LedgerEntry) -> None:
+    """Approve only what training will read (an entry held before the key rule may break it)."""
+    problem = dataset_key_problem(entry.key)
+    if problem is None and model_of_dataset_key(entry.key) != entry.model_name:
+        problem = f"the key is not under datasets/{entry.model_name}/"
+    if problem is not None:
+        raise ConflictError(f"dataset {entry.dataset_id} cannot be trained on ({problem}); reject it instead")
+
+
 def review_held_dataset(
     ledger: DatasetLedger,
     store: ObjectStore,
@@ -96,6 +105,8 @@ def review_held_dataset(
     if entry is None:
         raise NotFoundError(f"model {model!r} has no dataset {dataset_id!r}")
     target = _TARGET[decision]
+    if target is DatasetState.ACCEPTED:
+        _require_trainable_key(entry)
     if entry.state is DatasetState.HELD:
         change = LedgerChange(at=clock().isoformat(), state=target, actor=actor, reason=reason[:MAX_REASON_CHARS])
         the_quarantine_key = quarantine_key(entry.key) if target is DatasetState.QUARANTINED else None

@@ -7,15 +7,16 @@ Every dataset version ends in exactly one state, recorded in the ledger:
 Held means the schema is sound but a statistical check (shift, range, duplicates, label flips)
 failed; any other failed check quarantines. The ledger entry is written last: it is the "done"
 marker. A failure before it raises, the caller (Lambda) retries, and the retry redoes the same
-deterministic work (same report key, same content); a delivery of a version the ledger already
-decided does nothing. The validator reads cells as text or numbers only, never evaluates them,
+deterministic work (same report key, same content). When the retry finds the version gone (it was
+moved to quarantine/ before the notice or the ledger write failed), the report already written
+holds the decision: the retry replays that decision's side effects (each safe to repeat) and
+records it. A delivery of a version the ledger already decided does nothing. The validator reads cells as text or numbers only, never evaluates them,
 and writes only under reports/ and quarantine/ (which do not trigger it).
 """
 
 from __future__ import annotations
 
 import logging
-import posixpath
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -24,10 +25,19 @@ from enum import StrEnum
 from fnmatch import fnmatchcase
 from typing import Any, BinaryIO
 
-from mlops.contract import Contract, is_valid_model_name, parse_contract
+from mlops.contract import Contract, parse_contract
 from mlops.errors import ContractError, NotFoundError
 from mlops.events import DatasetHeld, DetailType
-from mlops.layout import DATASETS_PREFIX, contract_key, model_of_dataset_key, quarantine_key, report_key
+from mlops.layout import (
+    DATASETS_PREFIX,
+    UNASSIGNED_MODEL,
+    contract_key,
+    dataset_key_problem,
+    model_of_dataset_key,
+    quarantine_key,
+    report_key,
+    summary_key,
+)
 from mlops.ports import EventPublisher, ObjectInfo, ObjectStore
 from mlops.validation.checks import DatasetChecker
 from mlops.validation.decisions import dataset_id, publish_validated, quarantine
@@ -51,8 +61,6 @@ from mlops.validation.stats import StatsCollector
 
 logger = logging.getLogger(__name__)
 
-# Reports of keys that name no (valid) model go here; model names cannot start with "_".
-UNASSIGNED_MODEL = "_unassigned"
 # CSV blocks are sized in bytes; this turns the batch size in rows into a block size.
 ASSUMED_CSV_ROW_BYTES = 128
 _MIN_BLOCK_BYTES = 1024 * 1024
@@ -117,6 +125,12 @@ _STATE_DISPOSITION = {
     DatasetState.QUARANTINED: Disposition.QUARANTINED,
 }
 VALIDATOR_ACTOR = "validate_dataset"
+_OUTCOME_STATE = {  # reports written before the ledger existed carry only the outcome
+    Outcome.PASSED: DatasetState.ACCEPTED,
+    Outcome.HELD: DatasetState.HELD,
+    Outcome.FAILED: DatasetState.QUARANTINED,
+}
+_STATE_OUTCOME = {state: outcome for outcome, state in _OUTCOME_STATE.items()}
 
 
 class DatasetValidator:
@@ -162,12 +176,13 @@ class DatasetValidator:
             logger.warning("skipping a key outside %s: s3://%s/%s", DATASETS_PREFIX, upload.bucket, upload.key)
             return ValidationOutcome(Disposition.SKIPPED, None, upload.bucket, upload.key, upload.version_id)
 
-        model = model_of_dataset_key(upload.key)
-        model_name = model if model is not None and is_valid_model_name(model) else UNASSIGNED_MODEL
+        # a key that breaks the dataset-key rule is reported under UNASSIGNED_MODEL, never under
+        # the model it claims (its '..' may point anywhere)
+        model_name = model_of_dataset_key(upload.key) or UNASSIGNED_MODEL
         try:
             info = self.store.head(upload.bucket, upload.key, upload.version_id)
         except NotFoundError:
-            return self._missing(upload, model_name)
+            return self._gone(upload, model_name)
         timings["head"] = _ms_since(started)
         version_id = upload.version_id or info.version_id
         if self.ledger is not None:
@@ -177,7 +192,7 @@ class DatasetValidator:
                 return _outcome_of(decided)
         run = _Run(upload=upload, info=info, version_id=version_id, model_name=model_name, timings=timings)
 
-        layout_problem = _layout_problem(upload.key, model)
+        layout_problem = dataset_key_problem(upload.key)
         if layout_problem is not None:
             run.checks.append(CheckResult(name=CheckName.KEY_LAYOUT, passed=False, details=layout_problem))
             return self._finish(run, started)
@@ -206,7 +221,7 @@ class DatasetValidator:
         try:
             self._read(run, contract)
         except NotFoundError:
-            return self._missing(upload, model_name)
+            return self._gone(upload, model_name)
         timings["read"] = _ms_since(read_started)
         return self._finish(run, started)
 
@@ -316,7 +331,7 @@ class DatasetValidator:
         else:
             state = DatasetState.ACCEPTED
         the_report_key = report_key(run.model_name, the_id)
-        the_summary_key = the_report_key.removesuffix(".json") + ".txt"
+        the_summary_key = summary_key(run.model_name, the_id)
         the_quarantine_key = quarantine_key(upload.key) if state is DatasetState.QUARANTINED else None
         reasons = failed_reasons(run.checks)
         run.timings["total"] = _ms_since(started)
@@ -339,11 +354,7 @@ class DatasetValidator:
             ),
             contract_key=run.contract_key,
             contract_digest=run.contract_digest,
-            outcome={
-                DatasetState.ACCEPTED: Outcome.PASSED,
-                DatasetState.HELD: Outcome.HELD,
-                DatasetState.QUARANTINED: Outcome.FAILED,
-            }[state],
+            outcome=_STATE_OUTCOME[state],
             checks=run.checks,
             reasons=reasons,
             quarantine_key=the_quarantine_key,
@@ -359,44 +370,29 @@ class DatasetValidator:
         )
         summary = summary_text(report)
         self.store.put_bytes(self.data_bucket, the_summary_key, summary.encode(), content_type="text/plain")
-        entry = LedgerEntry(
-            model_name=run.model_name,
-            dataset_id=the_id,
-            state=state,
-            bucket=upload.bucket,
-            key=upload.key,
-            version_id=run.version_id,
-            sha256=report.dataset.sha256,
-            size_bytes=run.info.size,
-            rows=run.rows,
-            uploader=upload.uploader,
-            uploaded_at=report.dataset.uploaded_at,
-            contract_digest=run.contract_digest,
-            report_key=the_report_key,
-            summary_key=the_summary_key,
-            quarantine_key=the_quarantine_key,
-            reasons=reasons,
-            decided_at=now,
-            history=[LedgerChange(at=now, state=state, actor=VALIDATOR_ACTOR, reason="; ".join(reasons)[:1000])],
-        )
-        if state is DatasetState.ACCEPTED:
+        return self._route_and_record(entry_of_report(report, the_report_key), summary)
+
+    def _route_and_record(self, entry: LedgerEntry, summary: str) -> ValidationOutcome:
+        """Carry out a decision (event, notice, move; each safe to repeat), then record it: last."""
+        where = f"s3://{entry.bucket}/{entry.key}"
+        if entry.state is DatasetState.ACCEPTED:
             publish_validated(self.publisher, entry)
-            logger.info("dataset accepted: s3://%s/%s (%s rows)", upload.bucket, upload.key, run.rows)
-        elif state is DatasetState.HELD:
+            logger.info("dataset accepted: %s (%s rows)", where, entry.rows)
+        elif entry.state is DatasetState.HELD:
             held = DatasetHeld(
-                model_name=run.model_name,
-                dataset_id=the_id,
+                model_name=entry.model_name,
+                dataset_id=entry.dataset_id,
                 dataset=entry.dataset_ref(),
-                report_key=the_report_key,
-                reasons=reasons,
+                report_key=entry.report_key,
+                reasons=entry.reasons,
             )
             self.publisher.publish(DetailType.DATASET_HELD, held)
-            self._notify(f"Dataset held for review: {run.model_name}", summary)
-            logger.warning("dataset held: s3://%s/%s: %s", upload.bucket, upload.key, "; ".join(reasons))
+            self._notify(f"Dataset held for review: {entry.model_name}", summary)
+            logger.warning("dataset held: %s: %s", where, "; ".join(entry.reasons))
         else:
             quarantine(self.store, self.publisher, entry)
-            self._notify(f"Dataset quarantined: {run.model_name}", summary)
-            logger.warning("dataset quarantined: s3://%s/%s: %s", upload.bucket, upload.key, "; ".join(reasons))
+            self._notify(f"Dataset quarantined: {entry.model_name}", summary)
+            logger.warning("dataset quarantined: %s: %s", where, "; ".join(entry.reasons))
         if self.ledger is not None:
             entry = self.ledger.record(entry)
         return _outcome_of(entry)
@@ -405,28 +401,65 @@ class DatasetValidator:
         if self.notifier is not None:
             self.notifier.notify(subject[:100], message)
 
-    def _missing(self, upload: UploadedObject, model_name: str) -> ValidationOutcome:
-        """The version is gone: deleted by the uploader, or already routed by an earlier delivery."""
-        the_report_key = report_key(model_name, dataset_id(upload.key, upload.version_id))
+    def _gone(self, upload: UploadedObject, model_name: str) -> ValidationOutcome:
+        """The version is gone: deleted by the uploader, or routed (moved to quarantine/) by an
+        earlier delivery. If that delivery failed before the ledger write, finish its decision."""
+        the_id = dataset_id(upload.key, upload.version_id)
+        if self.ledger is not None:
+            decided = self.ledger.get(model_name, the_id)
+            if decided is not None:
+                logger.info("dataset %s already %s", decided.dataset_id, decided.state.value)
+                return _outcome_of(decided)
+        the_report_key = report_key(model_name, the_id)
         try:
             report = ValidationReport.model_validate_json(self.store.get_bytes(self.data_bucket, the_report_key))
-        except Exception:
+        except (NotFoundError, ValueError):  # no report, or one that does not parse (pydantic: ValueError)
             report = None
         if report is None:
             logger.warning(
                 "dataset version no longer exists: s3://%s/%s (%s)", upload.bucket, upload.key, upload.version_id
             )
-        else:
+            return ValidationOutcome(Disposition.MISSING, model_name, upload.bucket, upload.key, upload.version_id)
+        if self.ledger is None:
             logger.info("dataset version already handled (%s): %s", report.outcome.value, the_report_key)
-        return ValidationOutcome(
-            disposition=Disposition.MISSING,
-            model_name=model_name,
-            bucket=upload.bucket,
-            key=upload.key,
-            version_id=upload.version_id,
-            report_key=the_report_key if report is not None else None,
-            quarantine_key=report.quarantine_key if report is not None else None,
-        )
+            return ValidationOutcome(
+                disposition=Disposition.MISSING,
+                model_name=model_name,
+                bucket=upload.bucket,
+                key=upload.key,
+                version_id=upload.version_id,
+                report_key=the_report_key,
+                quarantine_key=report.quarantine_key,
+            )
+        logger.warning("dataset %s was decided but not recorded: finishing it from %s", the_id, the_report_key)
+        return self._route_and_record(entry_of_report(report, the_report_key), summary_text(report))
+
+
+def entry_of_report(report: ValidationReport, the_report_key: str) -> LedgerEntry:
+    """The ledger entry of a validator's decision: everything it needs is in the report."""
+    state = report.state or _OUTCOME_STATE[report.outcome]
+    info = report.dataset
+    reason = "; ".join(report.reasons)[:1000]
+    return LedgerEntry(
+        model_name=report.model_name,
+        dataset_id=report.dataset_id,
+        state=state,
+        bucket=info.bucket,
+        key=info.key,
+        version_id=info.version_id,
+        sha256=info.sha256,
+        size_bytes=info.size_bytes,
+        rows=info.rows,
+        uploader=info.uploader,
+        uploaded_at=info.uploaded_at,
+        contract_digest=report.contract_digest,
+        report_key=the_report_key,
+        summary_key=report.summary_key,
+        quarantine_key=report.quarantine_key,
+        reasons=list(report.reasons),
+        decided_at=report.validated_at,
+        history=[LedgerChange(at=report.validated_at, state=state, actor=VALIDATOR_ACTOR, reason=reason)],
+    )
 
 
 def _outcome_of(entry: LedgerEntry) -> ValidationOutcome:
@@ -475,16 +508,6 @@ def _provenance_check(uploader: str | None, contract: Contract) -> CheckResult:
         passed=False,
         details=f"uploaded by {who}, not one of the contract's allowed_uploaders {list(allowed)}",
     )
-
-
-def _layout_problem(key: str, model: str | None) -> str | None:
-    if model is None:
-        return f"key {key!r} is not {DATASETS_PREFIX}<model>/<file>"
-    if not is_valid_model_name(model):
-        return f"{model!r} is not a valid model name (lowercase letters, digits and '-')"
-    if format_of(key) is None:
-        return f"unsupported file type {posixpath.basename(key)!r}: expected .csv, .csv.gz or .parquet"
-    return None
 
 
 def _size_check(size: int, contract: Contract) -> CheckResult:

@@ -205,7 +205,8 @@ class _Column:
 
 @dataclass(frozen=True)
 class _ValueTable:
-    """Per dictionary entry, then for a null: the value's hash and whether the reference lacks it."""
+    """Per dictionary entry, then for a null: the value's hash and whether the reference lacks it
+    (never for a null)."""
 
     hashes: np.ndarray
     unseen: np.ndarray
@@ -320,7 +321,7 @@ class StatsCollector:
         known = column.known
         if all(name in known for name in names):
             hashes = np.asarray([*(known[n][0] for n in names), _NULL_HASH], dtype=np.uint64)
-            return _ValueTable(hashes, np.asarray([*(known[n][1] for n in names), True]))
+            return _ValueTable(hashes, np.asarray([*(known[n][1] for n in names), False]))
         hashes = np.concatenate((hash_strings(dictionary), [_NULL_HASH]))
         ref = column.reference
         if isinstance(ref, CategoricalProfile):
@@ -328,7 +329,10 @@ class StatsCollector:
             unseen = ~np.asarray(pc.is_in(dictionary, value_set=pa.array(seen, pa.string())))
         else:
             unseen = np.zeros(len(names), dtype=bool)
-        unseen = np.concatenate((unseen, [True]))  # a null is unseen too
+        # A null is not a value the reference never had: null rates are compared by the shift
+        # checks (the MISSING share), as numeric nulls are. Counting it here held the very
+        # dataset the reference was made from.
+        unseen = np.concatenate((unseen, [False]))
         if len(known) + len(names) <= _CACHED_VALUES:
             known.update(zip(names, zip(hashes[:-1].tolist(), unseen[:-1].tolist(), strict=True), strict=True))
         return _ValueTable(hashes, unseen)
