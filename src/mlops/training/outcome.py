@@ -1,0 +1,96 @@
+"""Training's outcome in the dataset ledger: every accepted dataset ends trained, registered,
+training_rejected or training_failed, never "accepted" forever.
+
+Light on purpose (pydantic only): register_model and record_training_failure import it, and their
+layers ship no numpy. The allowed moves are the ledger's (`mlops.validation.ledger.TRANSITIONS`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from mlops.errors import ConflictError
+from mlops.events import DatasetRef, DetailType, TrainingFailed
+from mlops.ports import EventPublisher
+from mlops.validation.decisions import dataset_id
+from mlops.validation.ledger import DatasetLedger, DatasetState, LedgerChange, LedgerEntry, Notifier, can_move
+
+logger = logging.getLogger(__name__)
+
+MAX_REASON_CHARS = 1_000
+
+
+def dataset_id_of(dataset: DatasetRef) -> str:
+    """The ledger id of the dataset version an event names (computed when an older event lacks it)."""
+    return dataset.dataset_id or dataset_id(dataset.key, dataset.version_id)
+
+
+def record_training_outcome(
+    ledger: DatasetLedger,
+    model_name: str,
+    dataset: DatasetRef,
+    state: DatasetState,
+    *,
+    actor: str,
+    reason: str,
+    model_version: int | None = None,
+    artifact_sha256: str | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> LedgerEntry | None:
+    """Move the dataset's ledger entry to `state`; returns the entry as stored after it.
+
+    Safe to repeat: an entry already in `state` is returned unchanged. A move the ledger does not
+    allow (a late failure report for a registered dataset) or one lost to a concurrent writer
+    leaves the stored entry as it is, and is logged. None when the ledger has no such dataset.
+    """
+    the_id = dataset_id_of(dataset)
+    entry = ledger.get(model_name, the_id)
+    for _attempt in range(2):  # once more after losing a race: the winner may have been a step before us
+        if entry is None:
+            logger.warning("no ledger entry for dataset %s of %s; %s not recorded", the_id, model_name, state.value)
+            return None
+        if entry.state is state:
+            return entry
+        if not can_move(entry.state, state):
+            logger.warning("dataset %s is %s; %s not recorded: %s", the_id, entry.state.value, state.value, reason)
+            return entry
+        change = LedgerChange(at=clock().isoformat(), state=state, actor=actor, reason=reason[:MAX_REASON_CHARS])
+        try:
+            return ledger.transition(entry, change, model_version=model_version, artifact_sha256=artifact_sha256)
+        except ConflictError:
+            entry = ledger.get(model_name, the_id)
+    logger.warning("dataset %s moved concurrently; %s not recorded", the_id, state.value)
+    return entry
+
+
+def record_training_failure(
+    ledger: DatasetLedger,
+    model_name: str,
+    dataset: DatasetRef,
+    reason: str,
+    *,
+    actor: str,
+    publisher: EventPublisher,
+    notifier: Notifier | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> LedgerEntry | None:
+    """Record `training_failed` with `reason`, then announce it (`TrainingFailed`, and the notifier)
+    when the ledger moved: a repeated report of the same failure announces nothing new."""
+    before = ledger.get(model_name, dataset_id_of(dataset))
+    entry = record_training_outcome(
+        ledger, model_name, dataset, DatasetState.TRAINING_FAILED, actor=actor, reason=reason, clock=clock
+    )
+    moved = entry is not None and entry.state is DatasetState.TRAINING_FAILED and entry != before
+    if moved or entry is None:  # no ledger entry: the announcement is the only record left
+        publisher.publish(
+            DetailType.TRAINING_FAILED, TrainingFailed(model_name=model_name, dataset=dataset, reason=reason)
+        )
+        if notifier is not None:
+            notifier.notify(
+                f"Training failed: {model_name}",
+                f"Training on s3://{dataset.bucket}/{dataset.key} (version {dataset.version_id or 'null'}, "
+                f"dataset {dataset_id_of(dataset)}) failed: {reason}\n",
+            )
+    return entry
