@@ -1,14 +1,20 @@
-"""Training: train_model (a container image: scikit-learn does not fit a zip) on `DatasetValidated`."""
+"""Training: train_model (a container image: scikit-learn does not fit a zip) on `DatasetValidated`,
+and record_training_failure, its on-failure destination: what no code in train_model can catch (out
+of memory, timeout, an event too old) still ends as `training_failed` in the dataset ledger."""
 
 from __future__ import annotations
 
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from infra.catalog import FUNCTIONS
 from infra.constructs.events import EventBackbone
 from infra.constructs.function_defaults import LayerLibrary, MlopsFunction
-from infra.constructs.registry import Registry
+from infra.constructs.registry import Registry, connect_alarm_topic
 from mlops.events import DetailType
 from mlops.layout import BASELINES_PREFIX, CONTRACTS_PREFIX, DATASETS_PREFIX, MODELS_PREFIX
 
@@ -26,6 +32,19 @@ class Training(Construct):
         layers: LayerLibrary,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.record_failure = MlopsFunction(
+            self,
+            "RecordTrainingFailure",
+            spec=FUNCTIONS["record_training_failure"],
+            environment={
+                "REGISTRY_TABLE": registry.table.table_name,
+                "EVENT_BUS_NAME": backbone.bus.event_bus_name,
+            },
+            layers=layers,
+            failure_queue=backbone.dead_letters,
+        )
+        self._grant_ledger(self.record_failure, registry)
+        backbone.bus.grant_put_events_to(self.record_failure.role)
         self.train = MlopsFunction(
             self,
             "TrainModel",
@@ -35,10 +54,13 @@ class Training(Construct):
                 "ARTIFACT_BUCKET": artifact_bucket.bucket_name,
                 "EVENT_BUS_NAME": backbone.bus.event_bus_name,
                 "IDEMPOTENCY_TABLE": registry.idempotency_table.table_name,
+                "REGISTRY_TABLE": registry.table.table_name,
             },
             layers=layers,
-            failure_queue=backbone.dead_letters,
+            # the whole destination record (request payload included): it names the dataset
+            failure_destination=destinations.LambdaDestination(self.record_failure.function, response_only=False),
         )
+        self._grant_ledger(self.train, registry)
         self.train.grant(
             ["s3:GetObject", "s3:GetObjectVersion"],
             [
@@ -59,4 +81,24 @@ class Training(Construct):
         registry.grant_idempotency(self.train)
         self.rule = backbone.route(
             "DatasetValidatedRule", DetailType.DATASET_VALIDATED, self.train.function, "train_model"
+        )
+
+    def connect_alarm_topic(self, topic: sns.ITopic, key: kms.IKey) -> None:
+        """Training rejections and failures are announced on the alarm topic."""
+        connect_alarm_topic(self.train, topic, key)
+        connect_alarm_topic(self.record_failure, topic, key)
+
+    @staticmethod
+    def _grant_ledger(fn: MlopsFunction, registry: Registry) -> None:
+        """Read a dataset's ledger entry and move its state: a conditional PutItem (the ledger
+        shares the registry table; IAM cannot narrow a grant to the DATASET# sort keys)."""
+        fn.grant(["dynamodb:GetItem", "dynamodb:PutItem"], [registry.table.table_arn])
+        # ... and never outside the MODEL#<name> partitions (the audit partition stays out of reach)
+        fn.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                effect=iam.Effect.DENY,
+                actions=["dynamodb:PutItem"],
+                resources=[registry.table.table_arn],
+                conditions={"ForAnyValue:StringNotLike": {"dynamodb:LeadingKeys": ["MODEL#*"]}},
+            )
         )

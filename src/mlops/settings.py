@@ -43,6 +43,18 @@ class TrainSettings(_Settings):
     artifact_bucket: str = Field(alias="ARTIFACT_BUCKET")
     event_bus_name: str = Field(alias="EVENT_BUS_NAME")
     idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE")
+    # the dataset ledger: each dataset's training outcome (trained, training_rejected, training_failed)
+    registry_table: str = Field(alias="REGISTRY_TABLE")
+    # rejections and failures are announced here (the monitoring alarm topic); empty: not announced
+    alarm_topic_arn: str = Field(default="", alias="ALARM_TOPIC_ARN")
+
+
+class TrainingFailureSettings(_Settings):
+    """record_training_failure: train_model's on-failure destination -> ledger training_failed."""
+
+    registry_table: str = Field(alias="REGISTRY_TABLE")  # the dataset ledger
+    event_bus_name: str = Field(alias="EVENT_BUS_NAME")
+    alarm_topic_arn: str = Field(default="", alias="ALARM_TOPIC_ARN")
 
 
 class RegisterSettings(_Settings):

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from mlops.errors import ConflictError
-from mlops.events import DatasetRef, DetailType, TrainingFailed
+from pydantic import ValidationError
+
+from mlops.errors import BadRequestError, ConflictError
+from mlops.events import DatasetRef, DatasetValidated, DetailType, TrainingFailed
 from mlops.ports import EventPublisher
 from mlops.validation.decisions import dataset_id
 from mlops.validation.ledger import DatasetLedger, DatasetState, LedgerChange, LedgerEntry, Notifier, can_move
@@ -94,3 +97,87 @@ def record_training_failure(
                 f"dataset {dataset_id_of(dataset)}) failed: {reason}\n",
             )
     return entry
+
+
+@dataclass(frozen=True)
+class FailedTraining:
+    """A train_model invocation Lambda gave up on, read from its on-failure destination record."""
+
+    model_name: str
+    dataset: DatasetRef
+    reason: str
+
+
+def failed_training(record: object) -> FailedTraining:
+    """Read the on-failure destination record of an asynchronous train_model invocation.
+
+    The record carries the original EventBridge event (`requestPayload`), why Lambda gave up
+    (`requestContext.condition`: RetriesExhausted or EventAgeExceeded, and the attempts made) and
+    the last error (`responsePayload`: e.g. Runtime.OutOfMemory, or "Task timed out").
+    Raises BadRequestError when the record names no DatasetValidated dataset.
+    """
+    if not isinstance(record, dict):
+        raise BadRequestError("a destination record is a JSON object")
+    payload = record.get("requestPayload")
+    detail = payload.get("detail") if isinstance(payload, dict) else None
+    try:
+        event = DatasetValidated.model_validate(detail)
+    except ValidationError as error:
+        fields = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'detail'}: {e['msg']}" for e in error.errors())
+        raise BadRequestError(f"the record's requestPayload is no DatasetValidated event: {fields}") from None
+    context = record.get("requestContext") if isinstance(record.get("requestContext"), dict) else {}
+    response = record.get("responsePayload")
+    condition = str(context.get("condition") or "Failed")
+    attempts = context.get("approximateInvokeCount")
+    reason = condition + (f" after {attempts} attempts" if attempts else "")
+    if isinstance(response, dict):
+        error_type, message = response.get("errorType"), response.get("errorMessage")
+        reason += ": " + ": ".join(str(part) for part in (error_type, message) if part)
+    elif response:
+        reason += f": {response}"
+    return FailedTraining(event.model_name, event.dataset, reason[:MAX_REASON_CHARS])
+
+
+def registration_outcome(dataset: DatasetRef, version: int, version_dataset: object, created: bool) -> str:
+    """What registering a dataset's model came to, in words: a new version, or identical to one.
+
+    `version_dataset` is the registered version's lineage dataset: a retry of this dataset's own
+    registration finds the version it created (not a new one, but not "identical to" either).
+    """
+    ours = isinstance(version_dataset, dict) and (
+        version_dataset.get("sha256"),
+        version_dataset.get("key"),
+        version_dataset.get("version_id"),
+    ) == (dataset.sha256, dataset.key, dataset.version_id)
+    if created or ours:
+        return f"registered as v{version}"
+    return f"identical to v{version}, no new version"
+
+
+def record_registration(
+    ledger: DatasetLedger,
+    model_name: str,
+    dataset: DatasetRef,
+    *,
+    version: int,
+    version_dataset: object,
+    created: bool,
+    artifact_sha256: str,
+    actor: str,
+    status: str = "",
+) -> tuple[str, LedgerEntry | None]:
+    """Record `registered` with the version (new or identical) on the dataset's ledger entry;
+    returns the outcome in words and the entry."""
+    outcome = registration_outcome(dataset, version, version_dataset, created)
+    reason = f"{outcome} ({status})" if status and outcome.startswith("registered") else outcome
+    entry = record_training_outcome(
+        ledger,
+        model_name,
+        dataset,
+        DatasetState.REGISTERED,
+        actor=actor,
+        reason=reason,
+        model_version=version,
+        artifact_sha256=artifact_sha256,
+    )
+    return reason, entry
