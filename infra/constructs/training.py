@@ -14,6 +14,7 @@ from constructs import Construct
 from infra.catalog import FUNCTIONS
 from infra.constructs.events import EventBackbone
 from infra.constructs.function_defaults import LayerLibrary, MlopsFunction
+from infra.constructs.nag import acknowledge_wildcard_resources
 from infra.constructs.registry import Registry, connect_alarm_topic
 from mlops.events import DetailType
 from mlops.layout import BASELINES_PREFIX, CONTRACTS_PREFIX, DATASETS_PREFIX, MODELS_PREFIX
@@ -59,6 +60,11 @@ class Training(Construct):
             layers=layers,
             # the whole destination record (request payload included): it names the dataset
             failure_destination=destinations.LambdaDestination(self.record_failure.function, response_only=False),
+        )
+        acknowledge_wildcard_resources(
+            self.train,
+            [f"{self.record_failure.function.function_arn}:*"],
+            "The on-failure destination: Lambda invokes exactly record_training_failure (any of its versions).",
         )
         self._grant_ledger(self.train, registry)
         self.train.grant(

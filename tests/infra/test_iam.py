@@ -217,3 +217,27 @@ def test_models_api_maps_role_sessions_and_local_admin(template: dict[str, Any])
         assert roles[role_ref]["Properties"]["AssumeRolePolicyDocument"]
     assert "user/local-admin" in json.dumps(variables["ADMIN_PRINCIPALS"])
     assert "local-admin" not in json.dumps(variables["APPROVER_PRINCIPALS"])
+
+
+def test_training_outcome_writers_move_ledger_entries_only(template: dict[str, Any]) -> None:
+    registry_table = [
+        lid
+        for lid, table in resources(template, "AWS::DynamoDB::Table").items()
+        if any(index["IndexName"] == "gsi1" for index in table["Properties"].get("GlobalSecondaryIndexes", []))
+    ]
+    for folder in ("train_model", "record_training_failure"):
+        statements = _function_policy(template, folder)
+        allowed = {
+            action
+            for s in statements
+            if s["Effect"] == "Allow" and {"Fn::GetAtt": [*registry_table, "Arn"]} in as_list(s["Resource"])
+            for action in as_list(s["Action"])
+        }
+        # read an entry, move its state with a conditional PutItem: no update, delete or query
+        assert allowed == {"dynamodb:GetItem", "dynamodb:PutItem"}, folder
+        denies = [s for s in statements if s["Effect"] == "Deny"]
+        assert any(
+            s["Action"] == "dynamodb:PutItem"
+            and s["Condition"] == {"ForAnyValue:StringNotLike": {"dynamodb:LeadingKeys": ["MODEL#*"]}}
+            for s in denies
+        ), folder
