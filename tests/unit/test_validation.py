@@ -676,3 +676,29 @@ def test_read_csv_any_in_range_number_as_text_passes_type_and_range(values: list
     assert by_name[CheckName.TYPE].passed
     assert by_name[CheckName.RANGE].passed
     assert checker.rows == len(values)
+
+
+@pytest.mark.parametrize(("memory_mb", "disposition"), [(3008, Disposition.VALIDATED), (388, Disposition.QUARANTINED)])
+def test_validate_quarantines_a_dataset_training_cannot_load(
+    world: World, memory_mb: int, disposition: Disposition
+) -> None:
+    # GIVEN train_model's memory (388 MB leaves nothing once its libraries are imported)
+    validator = DatasetValidator(
+        store=world.store,
+        publisher=world.publisher,
+        data_bucket=BUCKET,
+        batch_rows=1_000,
+        training_memory_mb=memory_mb,
+    )
+    upload = world.upload("datasets/churn/a.csv", ds.to_csv(_frame()))
+
+    outcome = validator.validate(upload)
+
+    # THEN a dataset it could not load never reaches it: quarantined, and the report says why
+    assert outcome.disposition is disposition
+    report = world.report(outcome.report_key or "")
+    [check] = [c for c in report.checks if c.name is CheckName.TRAINING_CAPACITY]
+    assert check.passed is (disposition is Disposition.VALIDATED)
+    if not check.passed:
+        assert "training would need about" in check.details
+        assert any(reason.startswith("training_capacity") for reason in outcome.reasons), outcome.reasons
