@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 
 from mlops.events import DatasetQuarantined, DatasetValidated, DetailType
 from mlops.layout import quarantine_key
+from mlops.training import budget
 from mlops.validation import (
     UNASSIGNED_MODEL,
     CheckName,
@@ -678,11 +680,18 @@ def test_read_csv_any_in_range_number_as_text_passes_type_and_range(values: list
     assert checker.rows == len(values)
 
 
-@pytest.mark.parametrize(("memory_mb", "disposition"), [(3008, Disposition.VALIDATED), (388, Disposition.QUARANTINED)])
+# train_model's deployed memory, and one with room for its libraries and nothing else
+JUST_THE_LIBRARIES_MB = math.ceil(budget.RUNTIME_MIB / budget.PLANNED_SHARE)
+
+
+@pytest.mark.parametrize(
+    ("memory_mb", "disposition"),
+    [(budget.TRAINING_MEMORY_MB, Disposition.VALIDATED), (JUST_THE_LIBRARIES_MB, Disposition.QUARANTINED)],
+)
 def test_validate_quarantines_a_dataset_training_cannot_load(
     world: World, memory_mb: int, disposition: Disposition
 ) -> None:
-    # GIVEN train_model's memory (388 MB leaves nothing once its libraries are imported)
+    # GIVEN train_model with `memory_mb`
     validator = DatasetValidator(
         store=world.store,
         publisher=world.publisher,

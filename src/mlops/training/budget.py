@@ -1,8 +1,15 @@
 """What train_model can load: the one memory rule validation and training both apply.
 
-Calibrated with `scripts/bench_training_memory.py` (fresh process per size, peak RSS from VmHWM):
-the peak above the imports grows with rows x columns, plus the object's bytes, which training
-holds to check their SHA-256. Light on purpose (no numpy): validation and models_api import it.
+Calibrated with `scripts/bench_training_memory.py` (fresh process per size, peak RSS from VmHWM,
+the churn contract: 8 columns, CSV) on 2026-12-02:
+
+    rows       file MiB   imports MiB   peak MiB   (before the lean reader: peak MiB)
+    300,000        12         250          415          472
+    1,000,000      39         250          764          946
+    3,000,000     117         250        1,727        2,172 (shared/notes/facts.md)
+
+The peak above the imports grows with rows x columns (about 60 bytes per cell) plus the object's
+bytes, which training holds to check their SHA-256. Light on purpose (no numpy): validation imports it.
 """
 
 from __future__ import annotations
@@ -12,10 +19,10 @@ import math
 # The train_model function's memory (infra/catalog.py deploys exactly this).
 TRAINING_MEMORY_MB = 3008
 # Interpreter plus numpy, pandas, pyarrow, scikit-learn, skl2onnx and onnxruntime imported.
-RUNTIME_MIB = 330
-# Peak bytes per cell (row x contract column) above the imports, reading and training, measured
-# with margin (see the module docstring); the biggest term by far.
-BYTES_PER_CELL = 100
+RUNTIME_MIB = 300  # measured 250
+# Peak bytes per cell (row x contract column) above the imports and the object, reading and
+# training: measured about 60, planned with a quarter more for other mixes of column types.
+BYTES_PER_CELL = 75
 # Share of the function's memory a dataset may plan to use: the rest absorbs what the estimate
 # misses (estimator internals, allocator fragmentation).
 PLANNED_SHARE = 0.85
