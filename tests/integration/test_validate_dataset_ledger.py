@@ -120,3 +120,26 @@ def test_validate_dataset_holds_a_flood_of_duplicates_and_a_reviewer_approves(
     assert approved.state is DatasetState.ACCEPTED
     assert ledger.get("churn", held["dataset_id"]) == approved
     assert len(publisher.events) == 1
+
+
+def test_ledger_last_accepted_still_finds_a_dataset_training_moved_on(names: test_resources.TestResources) -> None:
+    # GIVEN an accepted dataset that trained and registered, after an older accepted one
+    ledger = DynamoDatasetLedger(names.registry_table)
+    ledger.record(_entry("old", DatasetState.ACCEPTED, "2026-11-01T00:00:00+00:00"))
+    new = ledger.record(_entry("new", DatasetState.ACCEPTED, "2026-11-02T00:00:00+00:00"))
+    trained = ledger.transition(
+        new, LedgerChange(at="2026-11-02T01:00:00+00:00", state=DatasetState.TRAINED, actor="train_model")
+    )
+    ledger.transition(
+        trained,
+        LedgerChange(at="2026-11-02T02:00:00+00:00", state=DatasetState.REGISTERED, actor="register_model"),
+        model_version=4,
+    )
+
+    # THEN it is still the newest dataset validation accepted (the statistics' fallback reference)
+    last = ledger.last_accepted("churn")
+    assert last is not None
+    assert (last.dataset_id, last.state, last.model_version) == ("new", DatasetState.REGISTERED, 4)
+    # and a move the ledger does not allow is refused
+    with pytest.raises(ConflictError, match="cannot move from registered to trained"):
+        ledger.transition(last, LedgerChange(at="2026-11-03T00:00:00+00:00", state=DatasetState.TRAINED, actor="x"))
