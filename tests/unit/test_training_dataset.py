@@ -111,13 +111,15 @@ def test_read_dataset_rejects_a_non_boolean_value() -> None:
         read_dataset(as_csv(source), "datasets/churn/a.csv", CONTRACT)
 
 
-def test_read_dataset_holds_a_csv_in_few_bytes_per_cell() -> None:
-    # GIVEN a CSV of 20k rows x 8 columns (4 numeric, 3 text with few distinct values, 1 boolean)
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_read_dataset_holds_a_dataset_in_few_bytes_per_cell(suffix: str) -> None:
+    # GIVEN 20k rows x 8 columns (4 numeric, 3 text with few distinct values, 1 boolean)
     rows = 20_000
-    data = churn_dataset(rows).to_csv(index=False).encode()
+    sample = churn_dataset(rows)
+    data = sample.to_csv(index=False).encode() if suffix == "csv" else sample.to_parquet(index=False)
     tracemalloc.start()
     try:
-        frame = read_dataset(data, "datasets/churn/big.csv", CONTRACT)
+        frame = read_dataset(data, f"datasets/churn/big.{suffix}", CONTRACT)
         held, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

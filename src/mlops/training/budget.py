@@ -7,6 +7,7 @@ the churn contract: 8 columns, CSV) on 2026-12-02:
     300,000        12         250          415          472
     1,000,000      39         250          764          946
     3,000,000     117         250        1,727        2,172 (shared/notes/facts.md)
+    1,000,000 (Parquet) 5     249          751          942
 
 The peak above the imports grows with rows x columns (about 60 bytes per cell) plus the object's
 bytes, which training holds to check their SHA-256. Light on purpose (no numpy): validation imports it.

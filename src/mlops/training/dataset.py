@@ -62,12 +62,26 @@ def _read_raw(stream_or_bytes: bytes | IO[bytes], key: str, contract: Contract) 
         if lowered.endswith(".parquet"):
             if not isinstance(source, io.BytesIO):  # pyarrow needs a seekable file
                 source = io.BytesIO(source.read())
-            return pd.read_parquet(source)
+            return _read_parquet(source, contract)
         if lowered.endswith((".csv", ".csv.gz")):
             return _read_csv(source, key, contract)
     except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as error:
         raise DatasetError(f"{key}: cannot read: {error}") from None
     raise DatasetError(f"{key}: unsupported format; expected one of .csv, .csv.gz, .parquet")
+
+
+def _read_parquet(source: io.BytesIO, contract: Contract) -> pd.DataFrame:
+    """Only the contract's columns; text columns as dictionaries, so pandas gets categoricals."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(source)
+    source.seek(0)
+    present = [c for c in contract.columns if c in schema.names]
+    text = [
+        c for c in present if pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type)
+    ]
+    return pq.read_table(source, columns=present, read_dictionary=text).to_pandas()
 
 
 def _read_csv(source: Any, key: str, contract: Contract) -> pd.DataFrame:
@@ -125,6 +139,8 @@ def _per_value(column: pd.Series, convert: Any) -> pd.Series:
 def _numbers(column: pd.Series, name: str, key: str) -> pd.Series:
     if column.dtype == np.float64:
         return pd.Series(column.to_numpy(), dtype=np.float64)
+    if pd.api.types.is_numeric_dtype(column.dtype):  # Parquet ints (nullable too) and booleans
+        return pd.Series(column.astype(np.float64).to_numpy(), dtype=np.float64)
     cleaned = [np.nan if _is_null(v) else v for v in column.tolist()]
     try:
         return pd.Series(pd.to_numeric(pd.Series(cleaned, dtype=object), errors="raise"), dtype=np.float64)
