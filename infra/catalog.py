@@ -15,10 +15,12 @@ from mlops.settings import (
     ModelsApiSettings,
     PredictSettings,
     RegisterSettings,
+    TrainingFailureSettings,
     TrainSettings,
     ValidateSettings,
     _Settings,
 )
+from mlops.training.budget import TRAINING_MEMORY_MB
 
 FUNCTIONS_DIR = REPO_ROOT / "functions"
 HANDLER = "handler.lambda_handler"
@@ -75,10 +77,17 @@ FUNCTIONS: dict[str, FunctionSpec] = {
         FunctionSpec(
             "train_model",
             TrainSettings,
-            memory_mb=3008,
+            memory_mb=TRAINING_MEMORY_MB,  # validation and training size datasets against it (training/budget.py)
             timeout_seconds=15 * 60,
             container_image=True,  # scikit-learn + pandas + pyarrow do not fit a 250 MB zip
             reserved_concurrency=2,  # caps the cost of an upload storm; events wait in the retry queue
+        ),
+        FunctionSpec(
+            "record_training_failure",
+            TrainingFailureSettings,
+            memory_mb=256,
+            timeout_seconds=60,
+            layers=("powertools", "mlops-core"),
         ),
         FunctionSpec(
             "register_model",

@@ -43,7 +43,7 @@ class MlopsStack(Stack):
             layers=layers,
             artifact_bucket=storage.artifact_bucket,
         )
-        Training(
+        training = Training(
             self,
             "Training",
             data_bucket=datasets.bucket,
@@ -75,6 +75,7 @@ class MlopsStack(Stack):
         datasets.announce_to(monitoring.topic, monitoring.key)
         # production changes (auto-promotions, promote, rollback) reach the alarm topic's subscribers
         registry.connect_alarm_topic(monitoring.topic, monitoring.key)
+        training.connect_alarm_topic(monitoring.topic, monitoring.key)
         api.connect_alarm_topic(monitoring.topic, monitoring.key)
         self._acknowledge_cdk_internals()
 

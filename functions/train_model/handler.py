@@ -1,4 +1,8 @@
-"""train_model: a `DatasetValidated` event -> ONNX artifact + baseline -> `ModelTrained` (or `TrainingRejected`)."""
+"""train_model: a `DatasetValidated` event -> ONNX artifact + baseline -> `ModelTrained` (or `TrainingRejected`),
+and the dataset's ledger entry says which (trained, training_rejected; training_failed on an error).
+
+What no code here can catch (out of memory, timeout) reaches record_training_failure through the
+function's on-failure destination once Lambda's retries are spent."""
 
 from __future__ import annotations
 
@@ -13,8 +17,10 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from mlops.adapters.dataset_ledger_dynamodb import DynamoDatasetLedger
 from mlops.adapters.events import EventBridgePublisher
 from mlops.adapters.s3 import S3ObjectStore
+from mlops.adapters.validation_notifier import SnsSummaryNotifier
 from mlops.errors import BadRequestError
 from mlops.events import DatasetValidated, TrainingRejected
 from mlops.settings import TrainSettings
@@ -31,6 +37,8 @@ idempotency = IdempotencyConfig(
     expires_after_seconds=7 * 24 * 3600,
 )
 persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
+ledger = DynamoDatasetLedger(settings.ledger_table)
+notifier = SnsSummaryNotifier(settings.alarm_topic_arn) if settings.alarm_topic_arn else None
 
 
 @logger.inject_lambda_context(log_event=False)
@@ -57,6 +65,8 @@ def train(detail: dict[str, Any]) -> dict[str, Any]:
         publisher=EventBridgePublisher(settings.event_bus_name),
         data_bucket=settings.data_bucket,
         artifact_bucket=settings.artifact_bucket,
+        ledger=ledger,
+        notifier=notifier,
     )
     metrics.add_dimension(name="model", value=event.model_name)
     metrics.add_metric(name="TrainingSeconds", unit=MetricUnit.Seconds, value=outcome.seconds)

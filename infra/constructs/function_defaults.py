@@ -102,8 +102,14 @@ class MlopsFunction(Construct):
         environment: Mapping[str, str],
         layers: LayerLibrary,
         failure_queue: sqs.IQueue | None = None,
+        failure_destination: lambda_.IDestination | None = None,
     ) -> None:
+        """`failure_queue` or `failure_destination` (not both) receives asynchronous invocations
+        Lambda gave up on, after two retries."""
         super().__init__(scope, construct_id)
+        if failure_queue is not None and failure_destination is not None:
+            raise ValueError(f"{spec.folder}: a failure queue or a failure destination, not both")
+        on_failure = destinations.SqsDestination(failure_queue) if failure_queue else failure_destination
         self.spec = spec
         env = {**settings_defaults(spec.settings), **environment}
         check_environment(spec, env)
@@ -134,8 +140,8 @@ class MlopsFunction(Construct):
             "environment": env,
             "description": f"{spec.folder} ({spec.source})",
             "reserved_concurrent_executions": spec.reserved_concurrency,
-            "on_failure": destinations.SqsDestination(failure_queue) if failure_queue else None,
-            "retry_attempts": 2 if failure_queue else None,
+            "on_failure": on_failure,
+            "retry_attempts": 2 if on_failure else None,
         }
         if spec.container_image:
             self.function: lambda_.Function = lambda_.DockerImageFunction(

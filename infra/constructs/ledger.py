@@ -29,5 +29,6 @@ class DatasetLedger(Construct):
         fn.grant(["dynamodb:Query"], [index_arn(self.table)])
 
     def grant_training_outcomes(self, fn: MlopsFunction) -> None:
-        """Add a training or registration outcome to an existing entry (train_model, register_model)."""
-        fn.grant(["dynamodb:GetItem", "dynamodb:UpdateItem"], [self.table.table_arn])
+        """Move an existing entry to a training or registration outcome (train_model, register_model,
+        record_training_failure): read it, write it back with a conditional PutItem."""
+        fn.grant(["dynamodb:GetItem", "dynamodb:PutItem"], [self.table.table_arn])

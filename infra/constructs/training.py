@@ -1,15 +1,21 @@
-"""Training: train_model (a container image: scikit-learn does not fit a zip) on `DatasetValidated`."""
+"""Training: train_model (a container image: scikit-learn does not fit a zip) on `DatasetValidated`,
+and record_training_failure, its on-failure destination: what no code in train_model can catch (out
+of memory, timeout, an event too old) still ends as `training_failed` in the dataset ledger."""
 
 from __future__ import annotations
 
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from infra.catalog import FUNCTIONS
 from infra.constructs.events import EventBackbone
 from infra.constructs.function_defaults import LayerLibrary, MlopsFunction
 from infra.constructs.ledger import DatasetLedger
-from infra.constructs.registry import Registry
+from infra.constructs.nag import acknowledge_wildcard_resources
+from infra.constructs.registry import Registry, connect_alarm_topic
 from mlops.events import DetailType
 from mlops.layout import BASELINES_PREFIX, CONTRACTS_PREFIX, DATASETS_PREFIX, MODELS_PREFIX
 
@@ -28,6 +34,19 @@ class Training(Construct):
         layers: LayerLibrary,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.record_failure = MlopsFunction(
+            self,
+            "RecordTrainingFailure",
+            spec=FUNCTIONS["record_training_failure"],
+            environment={
+                "LEDGER_TABLE": ledger.table_name,
+                "EVENT_BUS_NAME": backbone.bus.event_bus_name,
+            },
+            layers=layers,
+            failure_queue=backbone.dead_letters,
+        )
+        ledger.grant_training_outcomes(self.record_failure)
+        backbone.bus.grant_put_events_to(self.record_failure.role)
         self.train = MlopsFunction(
             self,
             "TrainModel",
@@ -40,7 +59,13 @@ class Training(Construct):
                 "LEDGER_TABLE": ledger.table_name,
             },
             layers=layers,
-            failure_queue=backbone.dead_letters,
+            # the whole destination record (request payload included): it names the dataset
+            failure_destination=destinations.LambdaDestination(self.record_failure.function, response_only=False),
+        )
+        acknowledge_wildcard_resources(
+            self.train,
+            [f"{self.record_failure.function.function_arn}:*"],
+            "The on-failure destination: Lambda invokes exactly record_training_failure (any of its versions).",
         )
         self.train.grant(
             ["s3:GetObject", "s3:GetObjectVersion"],
@@ -64,3 +89,8 @@ class Training(Construct):
         self.rule = backbone.route(
             "DatasetValidatedRule", DetailType.DATASET_VALIDATED, self.train.function, "train_model"
         )
+
+    def connect_alarm_topic(self, topic: sns.ITopic, key: kms.IKey) -> None:
+        """Training rejections and failures are announced on the alarm topic."""
+        connect_alarm_topic(self.train, topic, key)
+        connect_alarm_topic(self.record_failure, topic, key)

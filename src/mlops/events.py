@@ -19,6 +19,7 @@ class DetailType:
     DATASET_HELD = "DatasetHeld"
     MODEL_TRAINED = "ModelTrained"
     TRAINING_REJECTED = "TrainingRejected"
+    TRAINING_FAILED = "TrainingFailed"
     MODEL_REGISTERED = "ModelRegistered"
     MODEL_PROMOTED = "ModelPromoted"
     MODEL_ROLLED_BACK = "ModelRolledBack"
@@ -93,6 +94,14 @@ class ModelTrained(_Detail):
 
 
 class TrainingRejected(_Detail):
+    model_name: str
+    dataset: DatasetRef
+    reason: str
+
+
+class TrainingFailed(_Detail):
+    """Training crashed, ran out of memory or time, or its event waited too long (see `reason`)."""
+
     model_name: str
     dataset: DatasetRef
     reason: str

@@ -45,6 +45,16 @@ class TrainSettings(_Settings):
     event_bus_name: str = Field(alias="EVENT_BUS_NAME")
     idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE")
     ledger_table: str = Field(alias="LEDGER_TABLE")  # records the training outcome of a dataset
+    # rejections and failures are announced here (the monitoring alarm topic); empty: not announced
+    alarm_topic_arn: str = Field(default="", alias="ALARM_TOPIC_ARN")
+
+
+class TrainingFailureSettings(_Settings):
+    """record_training_failure: train_model's on-failure destination -> ledger training_failed."""
+
+    ledger_table: str = Field(alias="LEDGER_TABLE")  # the dataset ledger
+    event_bus_name: str = Field(alias="EVENT_BUS_NAME")
+    alarm_topic_arn: str = Field(default="", alias="ALARM_TOPIC_ARN")
 
 
 class RegisterSettings(_Settings):

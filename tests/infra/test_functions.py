@@ -74,3 +74,10 @@ def test_check_environment_rejects_undeclared_and_missing_variables() -> None:
         check_environment(spec, {**complete, "DATA_BUCKET": "d"})
     with pytest.raises(EnvironmentMismatchError, match="ARTIFACT_BUCKET"):
         check_environment(spec, {"REGISTRY_TABLE": "t"})
+
+
+def test_train_model_gets_the_memory_its_dataset_budget_is_sized_for(template: dict[str, Any]) -> None:
+    from mlops.training.budget import TRAINING_MEMORY_MB
+
+    # validation refuses datasets that do not fit this memory; the deployed function must have it
+    assert _function(template, "train_model")["Properties"]["MemorySize"] == TRAINING_MEMORY_MB

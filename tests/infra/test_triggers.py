@@ -124,3 +124,22 @@ def test_api_stage_has_access_logs_and_tracing(template: dict[str, Any]) -> None
     props = stage["Properties"]
     assert props["TracingEnabled"] is True
     assert "DestinationArn" in props["AccessLogSetting"]
+
+
+def test_train_model_failures_reach_record_training_failure(template: dict[str, Any]) -> None:
+    # GIVEN train_model's asynchronous invoke configuration
+    functions = function_ids(template)
+    configs = {
+        config["Properties"]["FunctionName"]["Ref"]: config["Properties"]
+        for config in resources(template, "AWS::Lambda::EventInvokeConfig").values()
+    }
+    train = configs[functions["train_model"]]
+    # THEN what Lambda gives up on (out of memory, timeout, event too old) goes to the function that
+    # records training_failed in the ledger, after the retries
+    destination = train["DestinationConfig"]["OnFailure"]["Destination"]
+    assert target_function_id(destination) == functions["record_training_failure"]
+    assert train["MaximumRetryAttempts"] == 2
+    # and what that function cannot record lands in the dead-letter queue
+    (queue_id,) = resources(template, "AWS::SQS::Queue")
+    recorder = configs[functions["record_training_failure"]]
+    assert recorder["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": [queue_id, "Arn"]}

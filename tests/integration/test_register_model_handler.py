@@ -10,10 +10,13 @@ from typing import Any
 import boto3
 import pytest
 
+from mlops.adapters.dataset_ledger_dynamodb import DynamoDatasetLedger
 from mlops.adapters.registry_dynamodb import DynamoRegistry
 from mlops.errors import IntegrityError, MlopsError, ModelNotFoundError, NotFoundError
-from mlops.events import DetailType, ModelTrained
+from mlops.events import DatasetRef, DetailType, ModelTrained
 from mlops.ports import EventPublisher
+from mlops.training.outcome import dataset_id_of
+from mlops.validation.ledger import DatasetState, LedgerChange, LedgerEntry
 from mlops_local.handlers import load_handler_module
 from tests.support.bus import tap_bus
 from tests.support.lambda_context import FakeLambdaContext
@@ -263,3 +266,79 @@ def test_register_handler_logs_a_malformed_event_and_returns_without_retry(
     assert published(bus_queue) == []
     with pytest.raises(ModelNotFoundError):
         registry.production("churn")
+
+
+# ---- the dataset's ledger entry records what its training came to (issue item 9) ----
+
+
+def trained_dataset_in_ledger(resources: TestResources, dataset: DatasetRef) -> DynamoDatasetLedger:
+    """The dataset as train_model leaves it in the ledger: trained."""
+    ledger = DynamoDatasetLedger(resources.ledger_table)
+    at = "2026-12-01T00:00:00+00:00"
+    entry = ledger.record(
+        LedgerEntry(
+            model_name="churn",
+            dataset_id=dataset_id_of(dataset),
+            state=DatasetState.ACCEPTED,
+            bucket=dataset.bucket,
+            key=dataset.key,
+            version_id=dataset.version_id,
+            sha256=dataset.sha256,
+            size_bytes=dataset.size_bytes,
+            rows=dataset.rows,
+            report_key="reports/churn/x.json",
+            decided_at=at,
+            history=[LedgerChange(at=at, state=DatasetState.ACCEPTED, actor="validate_dataset")],
+        )
+    )
+    ledger.transition(entry, LedgerChange(at=at, state=DatasetState.TRAINED, actor="train_model"))
+    return ledger
+
+
+def test_register_handler_records_the_new_version_in_the_datasets_ledger_entry(
+    handler: ModuleType, resources: TestResources
+) -> None:
+    data = artifact_bytes("new")
+    event = trained_event(score=0.8, artifact=data, bucket=resources.artifact_bucket)
+    ledger = trained_dataset_in_ledger(resources, event.dataset)
+    upload(resources, event, data)
+
+    handler.lambda_handler(bus_event(event), FakeLambdaContext())
+
+    entry = ledger.get("churn", dataset_id_of(event.dataset))
+    assert entry is not None
+    assert entry.state is DatasetState.REGISTERED
+    assert entry.model_version == 1
+    assert entry.artifact_sha256 == event.artifact_sha256
+    assert entry.history[-1].reason == "registered as v1 (production)"
+    assert entry.history[-1].actor == "register_model"
+    # its own retry (the version exists now, from this very dataset) changes nothing
+    handler.lambda_handler(bus_event(event), FakeLambdaContext())
+    assert ledger.get("churn", dataset_id_of(event.dataset)) == entry
+
+
+def test_register_handler_says_a_retrained_identical_model_is_identical_not_silent(
+    handler: ModuleType, resources: TestResources, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN production v1, trained on January's data
+    data = artifact_bytes("same-model")
+    january = trained_event(score=0.8, artifact=data, bucket=resources.artifact_bucket)
+    upload(resources, january, data)
+    handler.lambda_handler(bus_event(january), FakeLambdaContext())
+    # WHEN February's dataset trains to the very same artifact
+    february = january.model_copy(
+        update={"dataset": january.dataset.model_copy(update={"key": "datasets/churn/feb.csv", "sha256": "e" * 64})}
+    )
+    ledger = trained_dataset_in_ledger(resources, february.dataset)
+    caplog.clear()
+    result = handler.lambda_handler(bus_event(february), FakeLambdaContext())
+
+    # THEN no new version, and both the ledger and the log say so
+    assert (result["created"], result["version"]) == (False, 1)
+    entry = ledger.get("churn", dataset_id_of(february.dataset))
+    assert entry is not None
+    assert entry.state is DatasetState.REGISTERED
+    assert entry.model_version == 1
+    assert entry.history[-1].reason == "identical to v1, no new version"
+    [record] = [r for r in caplog.records if r.getMessage() == "identical model, no new version"]
+    assert (record.version, record.outcome) == (1, "identical to v1, no new version")  # type: ignore[attr-defined]

@@ -12,9 +12,12 @@ from typing import Any
 import boto3
 import pytest
 
+from mlops.adapters.dataset_ledger_dynamodb import DynamoDatasetLedger
 from mlops.contract import parse_contract
-from mlops.events import EVENT_SOURCE, DetailType
+from mlops.events import EVENT_SOURCE, DatasetRef, DetailType
 from mlops.layout import artifact_key, baseline_key, contract_key
+from mlops.training.outcome import dataset_id_of
+from mlops.validation.ledger import DatasetState, LedgerChange, LedgerEntry
 from mlops_local.handlers import load_handler_module
 from mlops_local.sample_data import churn_dataset
 from tests.support import resources as test_resources
@@ -229,3 +232,111 @@ def test_train_model_handler_raises_when_the_rejection_cannot_be_published(
     event = malformed(resources, lambda e: e["detail"].pop("report_key"))
     with pytest.raises(Exception, match=r"no-such-bus|EventBridge refused|ResourceNotFound"):
         handler.lambda_handler(event, FakeLambdaContext())
+
+
+# ---- every accepted dataset ends in a recorded training outcome (issue item 8) ----
+
+
+def accepted(resources: test_resources.TestResources, event: dict[str, Any]) -> DynamoDatasetLedger:
+    """The event's dataset in the ledger as validation leaves it: accepted."""
+    ledger = DynamoDatasetLedger(resources.ledger_table)
+    ref = DatasetRef.model_validate(event["detail"]["dataset"])
+    at = "2026-12-01T00:00:00+00:00"
+    ledger.record(
+        LedgerEntry(
+            model_name="churn",
+            dataset_id=dataset_id_of(ref),
+            state=DatasetState.ACCEPTED,
+            bucket=ref.bucket,
+            key=ref.key,
+            version_id=ref.version_id,
+            sha256=ref.sha256,
+            size_bytes=ref.size_bytes,
+            rows=ref.rows,
+            report_key="reports/churn/x.json",
+            decided_at=at,
+            history=[LedgerChange(at=at, state=DatasetState.ACCEPTED, actor="validate_dataset")],
+        )
+    )
+    return ledger
+
+
+def ledger_entry(ledger: DynamoDatasetLedger, event: dict[str, Any]) -> LedgerEntry:
+    entry = ledger.get("churn", dataset_id_of(DatasetRef.model_validate(event["detail"]["dataset"])))
+    assert entry is not None
+    return entry
+
+
+def test_train_model_handler_records_trained_in_the_ledger(
+    handler: ModuleType, resources: test_resources.TestResources, outcomes: str
+) -> None:
+    data, version = upload(resources)
+    event = dataset_validated(resources, data, version)
+    ledger = accepted(resources, event)
+    handler.lambda_handler(event, FakeLambdaContext())
+    [trained] = received(outcomes)
+    entry = ledger_entry(ledger, event)
+    assert entry.state is DatasetState.TRAINED
+    assert entry.artifact_sha256 == trained["detail"]["artifact_sha256"]
+
+
+def test_train_model_handler_rejects_a_dataset_too_big_for_its_memory_and_records_it(
+    handler: ModuleType, resources: test_resources.TestResources, outcomes: str
+) -> None:
+    # GIVEN validation counted 40 million rows (the contract's old default allowed 50 million)
+    data, version = upload(resources)
+    event = dataset_validated(resources, data, version, rows=40_000_000)
+    ledger = accepted(resources, event)
+
+    result = handler.lambda_handler(event, FakeLambdaContext())  # returns: a retry cannot make it fit
+
+    assert result["status"] == DetailType.TRAINING_REJECTED
+    [rejected] = received(outcomes)
+    assert "training would need about" in rejected["detail"]["reason"]
+    entry = ledger_entry(ledger, event)
+    assert entry.state is DatasetState.TRAINING_REJECTED
+    assert entry.history[-1].reason == rejected["detail"]["reason"]
+
+
+@pytest.fixture
+def failure_handler(resources: test_resources.TestResources) -> ModuleType:
+    return load_handler_module("record_training_failure")
+
+
+def test_record_training_failure_handler_ends_an_out_of_memory_kill_as_training_failed(
+    failure_handler: ModuleType, resources: test_resources.TestResources
+) -> None:
+    # GIVEN train_model was killed for memory on every attempt: Lambda sends its destination record
+    data, version = upload(resources)
+    event = dataset_validated(resources, data, version)
+    ledger = accepted(resources, event)
+    failures = tap_bus(resources.event_bus_name, [DetailType.TRAINING_FAILED], name="failures")
+    record = {
+        "version": "1.0",
+        "timestamp": "2026-12-02T10:00:00.000Z",
+        "requestContext": {
+            "requestId": "c0ffee",
+            "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:train:$LATEST",
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": 3,
+        },
+        "requestPayload": event,
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responsePayload": {
+            "errorType": "Runtime.OutOfMemory",
+            "errorMessage": "RequestId: c0ffee Error: Runtime exited with error: signal: killed",
+        },
+    }
+
+    result = failure_handler.lambda_handler(record, FakeLambdaContext())
+    failure_handler.lambda_handler(record, FakeLambdaContext())  # a duplicate delivery
+
+    assert result["state"] == DatasetState.TRAINING_FAILED
+    entry = ledger_entry(ledger, event)
+    assert entry.state is DatasetState.TRAINING_FAILED
+    assert "RetriesExhausted after 3 attempts: Runtime.OutOfMemory" in entry.history[-1].reason
+    [announced] = drain(failures)
+    assert announced["detail"]["reason"] == entry.history[-1].reason
+    assert announced["detail"]["dataset"]["key"] == DATASET_KEY
+    # and the dataset is found by state, as the models API lists it
+    assert [e.dataset_id for e in ledger.by_state("churn", DatasetState.TRAINING_FAILED)] == [entry.dataset_id]

@@ -181,3 +181,26 @@ def test_validate_dataset_retry_after_quarantine_records_the_state(
     assert s3.list_objects_v2(Bucket=names.data_bucket, Prefix=entry.quarantine_key)["KeyCount"] == 1
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
     assert "Dataset quarantined: churn" in [json.loads(m["Body"])["Subject"] for m in messages]
+
+
+def test_ledger_last_accepted_still_finds_a_dataset_training_moved_on(names: test_resources.TestResources) -> None:
+    # GIVEN an accepted dataset that trained and registered, after an older accepted one
+    ledger = DynamoDatasetLedger(names.ledger_table)
+    ledger.record(_entry("old", DatasetState.ACCEPTED, "2026-11-01T00:00:00+00:00"))
+    new = ledger.record(_entry("new", DatasetState.ACCEPTED, "2026-11-02T00:00:00+00:00"))
+    trained = ledger.transition(
+        new, LedgerChange(at="2026-11-02T01:00:00+00:00", state=DatasetState.TRAINED, actor="train_model")
+    )
+    ledger.transition(
+        trained,
+        LedgerChange(at="2026-11-02T02:00:00+00:00", state=DatasetState.REGISTERED, actor="register_model"),
+        model_version=4,
+    )
+
+    # THEN it is still the newest dataset validation accepted (the statistics' fallback reference)
+    last = ledger.last_accepted("churn")
+    assert last is not None
+    assert (last.dataset_id, last.state, last.model_version) == ("new", DatasetState.REGISTERED, 4)
+    # and a move the ledger does not allow is refused
+    with pytest.raises(ConflictError, match="cannot move from registered to trained"):
+        ledger.transition(last, LedgerChange(at="2026-11-03T00:00:00+00:00", state=DatasetState.TRAINED, actor="x"))

@@ -136,11 +136,12 @@ class InMemoryDatasetLedger:
     def record(self, entry):  # type: ignore[no-untyped-def]
         return self.entries.setdefault((entry.model_name, entry.dataset_id), entry)
 
-    def transition(self, entry, change, *, quarantine_key=None):  # type: ignore[no-untyped-def]
+    def transition(self, entry, change, *, quarantine_key=None, model_version=None, artifact_sha256=None):  # type: ignore[no-untyped-def]
         from mlops.errors import ConflictError
+        from mlops.validation.ledger import can_move
 
         stored = self.entries[(entry.model_name, entry.dataset_id)]
-        if stored.state is not entry.state:
+        if stored.state is not entry.state or not can_move(stored.state, change.state):
             raise ConflictError(f"{entry.dataset_id} is no longer {entry.state.value}")
         updated = stored.model_copy(
             update={
@@ -148,6 +149,8 @@ class InMemoryDatasetLedger:
                 "decided_at": change.at,
                 "history": [*stored.history, change],
                 "quarantine_key": quarantine_key or stored.quarantine_key,
+                "model_version": model_version if model_version is not None else stored.model_version,
+                "artifact_sha256": artifact_sha256 or stored.artifact_sha256,
             }
         )
         self.entries[(entry.model_name, entry.dataset_id)] = updated
@@ -158,10 +161,10 @@ class InMemoryDatasetLedger:
         return sorted(found, key=lambda e: (e.decided_at, e.dataset_id), reverse=True)
 
     def last_accepted(self, model_name):  # type: ignore[no-untyped-def]
-        from mlops.validation.report import DatasetState
+        from mlops.validation.ledger import VALIDATED_STATES
 
-        found = self.by_state(model_name, DatasetState.ACCEPTED)
-        return found[0] if found else None
+        found = [e for state in VALIDATED_STATES for e in self.by_state(model_name, state)]
+        return max(found, key=lambda e: (e.decided_at, e.dataset_id), default=None)
 
 
 class RecordingNotifier:

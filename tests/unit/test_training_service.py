@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import onnx
 import pytest
@@ -14,8 +15,11 @@ from mlops.errors import BadRequestError
 from mlops.events import DatasetRef, DatasetValidated, DetailType, ModelTrained, TrainingRejected
 from mlops.layout import artifact_key, baseline_key, contract_key
 from mlops.profile import BaselineProfile
+from mlops.training.outcome import dataset_id_of
 from mlops.training.service import parse_dataset_validated, reject_malformed, train_from_event
+from mlops.validation.ledger import DatasetState, LedgerChange, LedgerEntry
 from mlops_local.sample_data import churn_dataset
+from tests.support.datasets import InMemoryDatasetLedger, RecordingNotifier
 from tests.support.fakes import InMemoryObjectStore, RecordingPublisher
 
 CONTRACT_TEXT = (Path(__file__).resolve().parents[2] / "contracts" / "churn.json").read_text()
@@ -188,3 +192,113 @@ def test_reject_malformed_publishes_nothing_it_cannot_attribute(detail_type: str
     publisher = RecordingPublisher()
     assert reject_malformed(detail_type, detail, "bad", publisher=publisher) is None
     assert not publisher.of_type(DetailType.TRAINING_REJECTED)
+
+
+# ---- the dataset's ledger entry records training's outcome (issue items 8 and 9) ----
+
+
+def accepted_in_ledger(event: DatasetValidated) -> InMemoryDatasetLedger:
+    """A ledger holding the event's dataset as validation left it: accepted."""
+    ledger = InMemoryDatasetLedger()
+    ref = event.dataset
+    ledger.record(
+        LedgerEntry(
+            model_name="churn",
+            dataset_id=dataset_id_of(ref),
+            state=DatasetState.ACCEPTED,
+            bucket=ref.bucket,
+            key=ref.key,
+            version_id=ref.version_id,
+            sha256=ref.sha256,
+            size_bytes=ref.size_bytes,
+            rows=ref.rows,
+            report_key="reports/x.json",
+            decided_at="2026-12-01T00:00:00+00:00",
+            history=[LedgerChange(at="2026-12-01T00:00:00+00:00", state=DatasetState.ACCEPTED, actor="v")],
+        )
+    )
+    return ledger
+
+
+def run_with_ledger(event: DatasetValidated, store: Any, publisher: Any, ledger: Any, **kwargs: Any):
+    notifier = RecordingNotifier()
+    outcome = train_from_event(
+        event,
+        store=store,
+        publisher=publisher,
+        data_bucket=DATA,
+        artifact_bucket=ARTIFACTS,
+        ledger=ledger,
+        notifier=notifier,
+        **kwargs,
+    )
+    return outcome, notifier
+
+
+def test_train_from_event_records_trained_with_the_artifact_in_the_ledger(store: InMemoryObjectStore) -> None:
+    event = stage(store)
+    ledger = accepted_in_ledger(event)
+    outcome, _ = run_with_ledger(event, store, RecordingPublisher(), ledger)
+    entry = ledger.get("churn", dataset_id_of(event.dataset))
+    assert entry.state is DatasetState.TRAINED
+    assert entry.artifact_sha256 == outcome.model.sha256
+    assert entry.history[-1].actor == "train_model"
+    assert "roc_auc" in entry.history[-1].reason
+
+
+def test_train_from_event_records_a_rejection_in_the_ledger_and_notifies(store: InMemoryObjectStore) -> None:
+    event = stage(store, rows=12)
+    ledger = accepted_in_ledger(event)
+    _, notifier = run_with_ledger(event, store, RecordingPublisher(), ledger)
+    entry = ledger.get("churn", dataset_id_of(event.dataset))
+    assert entry.state is DatasetState.TRAINING_REJECTED
+    assert "too few to train" in entry.history[-1].reason
+    [(subject, message)] = notifier.messages
+    assert subject == "Training rejected: churn"
+    assert "too few to train" in message
+
+
+class _BrokenStore(InMemoryObjectStore):
+    """Refuses to write artifacts, as S3 does when it is down."""
+
+    def put_bytes(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+        if bucket == ARTIFACTS:
+            raise ConnectionError("S3 is unreachable")
+        return super().put_bytes(bucket, key, data, content_type)
+
+
+def test_train_from_event_records_an_unexpected_error_as_training_failed_and_raises() -> None:
+    store = _BrokenStore()
+    event = stage(store)
+    ledger = accepted_in_ledger(event)
+    publisher = RecordingPublisher()
+    with pytest.raises(ConnectionError):
+        run_with_ledger(event, store, publisher, ledger)
+    entry = ledger.get("churn", dataset_id_of(event.dataset))
+    assert entry.state is DatasetState.TRAINING_FAILED
+    assert entry.history[-1].reason == "ConnectionError: S3 is unreachable"
+    [failed] = publisher.of_type(DetailType.TRAINING_FAILED)
+    assert failed.reason == "ConnectionError: S3 is unreachable"  # type: ignore[attr-defined]
+    # WHEN the retry succeeds THEN the entry moves on to trained
+    store.put_bytes = InMemoryObjectStore.put_bytes.__get__(store)  # type: ignore[method-assign]
+    run_with_ledger(event, store, publisher, ledger)
+    assert ledger.get("churn", dataset_id_of(event.dataset)).state is DatasetState.TRAINED
+
+
+def test_train_from_event_rejects_a_dataset_over_the_memory_budget_before_reading_it(
+    store: InMemoryObjectStore,
+) -> None:
+    # GIVEN a dataset whose rows x columns need more memory than the function has
+    event = stage(store)
+    huge = event.model_copy(update={"dataset": event.dataset.model_copy(update={"rows": 50_000_000})})
+    ledger = accepted_in_ledger(huge)
+    reads: list[str] = []
+    original = store.get_bytes
+    store.get_bytes = lambda b, k, v=None: reads.append(k) or original(b, k, v)  # type: ignore[method-assign]
+    outcome, _ = run_with_ledger(huge, store, RecordingPublisher(), ledger)
+    # THEN it is rejected with the numbers, without loading the dataset
+    assert not outcome.trained
+    assert KEY not in reads
+    assert "training would need about" in outcome.detail.reason
+    assert "3008 MB" in outcome.detail.reason
+    assert ledger.get("churn", dataset_id_of(huge.dataset)).state is DatasetState.TRAINING_REJECTED

@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 
 from mlops.events import DatasetQuarantined, DatasetValidated, DetailType
 from mlops.layout import quarantine_key
+from mlops.training import budget
 from mlops.validation import (
     UNASSIGNED_MODEL,
     CheckName,
@@ -678,3 +680,36 @@ def test_read_csv_any_in_range_number_as_text_passes_type_and_range(values: list
     assert by_name[CheckName.TYPE].passed
     assert by_name[CheckName.RANGE].passed
     assert checker.rows == len(values)
+
+
+# train_model's deployed memory, and one with room for its libraries and nothing else
+JUST_THE_LIBRARIES_MB = math.ceil(budget.RUNTIME_MIB / budget.PLANNED_SHARE)
+
+
+@pytest.mark.parametrize(
+    ("memory_mb", "disposition"),
+    [(budget.TRAINING_MEMORY_MB, Disposition.VALIDATED), (JUST_THE_LIBRARIES_MB, Disposition.QUARANTINED)],
+)
+def test_validate_quarantines_a_dataset_training_cannot_load(
+    world: World, memory_mb: int, disposition: Disposition
+) -> None:
+    # GIVEN train_model with `memory_mb`
+    validator = DatasetValidator(
+        store=world.store,
+        publisher=world.publisher,
+        data_bucket=BUCKET,
+        batch_rows=1_000,
+        training_memory_mb=memory_mb,
+    )
+    upload = world.upload("datasets/churn/a.csv", ds.to_csv(_frame()))
+
+    outcome = validator.validate(upload)
+
+    # THEN a dataset it could not load never reaches it: quarantined, and the report says why
+    assert outcome.disposition is disposition
+    report = world.report(outcome.report_key or "")
+    [check] = [c for c in report.checks if c.name is CheckName.TRAINING_CAPACITY]
+    assert check.passed is (disposition is Disposition.VALIDATED)
+    if not check.passed:
+        assert "training would need about" in check.details
+        assert any(reason.startswith("training_capacity") for reason in outcome.reasons), outcome.reasons

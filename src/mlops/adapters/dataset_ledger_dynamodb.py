@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from mlops.adapters.aws import client
 from mlops.errors import ConflictError
-from mlops.validation.ledger import DatasetState, LedgerChange, LedgerEntry
+from mlops.validation.ledger import VALIDATED_STATES, DatasetState, LedgerChange, LedgerEntry, can_move
 
 DATASET_PREFIX = "DATASET#"
 INDEX = "gsi1"
@@ -68,13 +68,28 @@ class DynamoDatasetLedger:
             return stored
         return entry
 
-    def transition(self, entry: LedgerEntry, change: LedgerChange, *, quarantine_key: str | None = None) -> LedgerEntry:
+    def transition(
+        self,
+        entry: LedgerEntry,
+        change: LedgerChange,
+        *,
+        quarantine_key: str | None = None,
+        model_version: int | None = None,
+        artifact_sha256: str | None = None,
+    ) -> LedgerEntry:
+        if not can_move(entry.state, change.state):
+            raise ConflictError(
+                f"dataset {entry.dataset_id} of {entry.model_name} cannot move from {entry.state.value} "
+                f"to {change.state.value}"
+            )
         updated = entry.model_copy(
             update={
                 "state": change.state,
                 "decided_at": change.at,
                 "history": [*entry.history, change],
                 "quarantine_key": quarantine_key or entry.quarantine_key,
+                "model_version": model_version if model_version is not None else entry.model_version,
+                "artifact_sha256": artifact_sha256 or entry.artifact_sha256,
             }
         )
         try:
@@ -94,8 +109,9 @@ class DynamoDatasetLedger:
         return updated
 
     def last_accepted(self, model_name: str) -> LedgerEntry | None:
-        entries = self._by_state(model_name, DatasetState.ACCEPTED, limit=1)
-        return entries[0] if entries else None
+        """The newest dataset validation accepted, whatever training made of it since."""
+        newest = [entry for state in VALIDATED_STATES for entry in self._by_state(model_name, state, limit=1)]
+        return max(newest, key=lambda e: (e.decided_at, e.dataset_id), default=None)
 
     def by_state(self, model_name: str, state: DatasetState) -> list[LedgerEntry]:
         return self._by_state(model_name, state, limit=None)
@@ -137,7 +153,7 @@ def _item(entry: LedgerEntry) -> dict[str, Any]:
 
 def _entry(item: dict[str, Any]) -> LedgerEntry:
     plain = {name: _deserializer.deserialize(value) for name, value in item.items()}
-    for number in ("size_bytes", "rows"):
+    for number in ("size_bytes", "rows", "model_version"):
         if number in plain:
             plain[number] = int(plain[number])
     return LedgerEntry.model_validate({k: v for k, v in plain.items() if k in LedgerEntry.model_fields})

@@ -19,8 +19,12 @@ def read_dataset(stream_or_bytes: bytes | IO[bytes], key: str, contract: Contrac
     Numeric features are float64 (NaN for nulls), booleans are bool or, when nullable, object
     True/False/None, categoricals and classification targets are object str/None.
     Raises DatasetError when the format is unknown, a column is missing or a value does not parse.
+
+    Memory: only the contract's columns are read; CSV numbers are parsed straight to float64 and
+    text to pandas categoricals (one string object per distinct value, not per cell), and each
+    distinct value is converted once (scripts/bench_training_memory.py, mlops.training.budget).
     """
-    raw = _read_raw(stream_or_bytes, key)
+    raw = _read_raw(stream_or_bytes, key, contract)
     missing = [c for c in contract.columns if c not in raw.columns]
     if missing:
         raise DatasetError(f"{key}: missing columns {missing}")
@@ -51,20 +55,62 @@ def frame_feed(frame: pd.DataFrame, contract: Contract) -> dict[str, np.ndarray]
     return {f.name: inputs[f.name].to_numpy().reshape(-1, 1) for f in contract.features}
 
 
-def _read_raw(stream_or_bytes: bytes | IO[bytes], key: str) -> pd.DataFrame:
+def _read_raw(stream_or_bytes: bytes | IO[bytes], key: str, contract: Contract) -> pd.DataFrame:
     source: Any = io.BytesIO(stream_or_bytes) if isinstance(stream_or_bytes, bytes | bytearray) else stream_or_bytes
     lowered = key.lower()
     try:
         if lowered.endswith(".parquet"):
             if not isinstance(source, io.BytesIO):  # pyarrow needs a seekable file
                 source = io.BytesIO(source.read())
-            return pd.read_parquet(source)
+            return _read_parquet(source, contract)
         if lowered.endswith((".csv", ".csv.gz")):
-            compression = "gzip" if lowered.endswith(".gz") else None
-            return pd.read_csv(source, dtype=str, keep_default_na=False, compression=compression)
+            return _read_csv(source, key, contract)
     except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as error:
         raise DatasetError(f"{key}: cannot read: {error}") from None
     raise DatasetError(f"{key}: unsupported format; expected one of .csv, .csv.gz, .parquet")
+
+
+def _read_parquet(source: io.BytesIO, contract: Contract) -> pd.DataFrame:
+    """Only the contract's columns; text columns as dictionaries, so pandas gets categoricals."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(source)
+    source.seek(0)
+    present = [c for c in contract.columns if c in schema.names]
+    text = [
+        c for c in present if pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type)
+    ]
+    return pq.read_table(source, columns=present, read_dictionary=text).to_pandas()
+
+
+def _read_csv(source: Any, key: str, contract: Contract) -> pd.DataFrame:
+    """Only the contract's columns; numbers as float64 ("" is null), the rest as categoricals of text.
+    A cell that is no number makes it re-read as text, so the conversion names column and value."""
+    compression = "gzip" if key.lower().endswith(".gz") else None
+    numeric = {f.name for f in contract.features if f.type is FeatureType.NUMERIC}
+    if contract.problem_type is ProblemType.REGRESSION:
+        numeric.add(contract.target.name)
+    wanted = set(contract.columns)
+    start = source.tell() if source.seekable() else None
+
+    def read(as_numbers: set[str]) -> pd.DataFrame:
+        return pd.read_csv(
+            source,
+            usecols=lambda name: name in wanted,
+            dtype={c: (np.float64 if c in as_numbers else "category") for c in wanted},
+            na_values={c: [""] for c in as_numbers},
+            keep_default_na=False,
+            compression=compression,
+        )
+
+    try:
+        return read(numeric)
+    except ValueError:
+        if start is None or not numeric:
+            raise
+        source.seek(start)
+        return read(set())
 
 
 def _is_null(value: object) -> bool:
@@ -75,14 +121,26 @@ def _typed(column: pd.Series, feature_type: FeatureType, key: str) -> pd.Series:
     if feature_type is FeatureType.NUMERIC:
         return _numbers(column, str(column.name), key)
     if feature_type is FeatureType.BOOLEAN:
-        values = [None if _is_null(v) else _boolean(v, str(column.name), key) for v in column.tolist()]
-        if any(v is None for v in values):
-            return pd.Series(values, dtype=object)
-        return pd.Series(values, dtype=bool)
-    return pd.Series([None if _is_null(v) else _text(v) for v in column.tolist()], dtype=object)
+        values = _per_value(column, lambda v: None if _is_null(v) else _boolean(v, str(column.name), key))
+        if values.isna().any():
+            return values
+        return values.astype(bool)
+    return _per_value(column, lambda v: None if _is_null(v) else _text(v))
+
+
+def _per_value(column: pd.Series, convert: Any) -> pd.Series:
+    """`convert` applied to each cell, as an object Series; once per distinct value of a categorical."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        table = np.array([*(convert(v) for v in column.cat.categories.tolist()), None], dtype=object)
+        return pd.Series(table[column.cat.codes.to_numpy()], dtype=object)  # code -1 (no value) -> None
+    return pd.Series([convert(v) for v in column.tolist()], dtype=object)
 
 
 def _numbers(column: pd.Series, name: str, key: str) -> pd.Series:
+    if column.dtype == np.float64:
+        return pd.Series(column.to_numpy(), dtype=np.float64)
+    if pd.api.types.is_numeric_dtype(column.dtype):  # Parquet ints (nullable too) and booleans
+        return pd.Series(column.astype(np.float64).to_numpy(), dtype=np.float64)
     cleaned = [np.nan if _is_null(v) else v for v in column.tolist()]
     try:
         return pd.Series(pd.to_numeric(pd.Series(cleaned, dtype=object), errors="raise"), dtype=np.float64)
@@ -110,7 +168,7 @@ def _text(value: object) -> str:
 
 
 def _labels(column: pd.Series) -> pd.Series:
-    return pd.Series([None if _is_null(v) else _text(v) for v in column.tolist()], dtype=object)
+    return _per_value(column, lambda v: None if _is_null(v) else _text(v))
 
 
 __all__ = ["MISSING_CATEGORY", "frame_feed", "model_inputs", "read_dataset"]

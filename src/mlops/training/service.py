@@ -4,6 +4,7 @@ event, or a `TrainingRejected` event saying why not. Talks to AWS only through t
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from dataclasses import dataclass
 
@@ -21,10 +22,17 @@ from mlops.layout import (
     model_of_dataset_key,
 )
 from mlops.ports import EventPublisher, ObjectStore
+from mlops.training.budget import over_budget
 from mlops.training.dataset import read_dataset
+from mlops.training.outcome import record_training_failure, record_training_outcome
 from mlops.training.trainer import TrainedModel, train_model
+from mlops.validation.ledger import DatasetLedger, DatasetState, Notifier
+
+logger = logging.getLogger(__name__)
 
 ONNX_CONTENT_TYPE = "application/octet-stream"
+TRAIN_ACTOR = "train_model"
+MAX_ERROR_CHARS = 500
 
 
 @dataclass(frozen=True)
@@ -83,24 +91,76 @@ def train_from_event(
     publisher: EventPublisher,
     data_bucket: str,
     artifact_bucket: str,
+    ledger: DatasetLedger | None = None,
+    notifier: Notifier | None = None,
+    memory_mb: int | None = None,
 ) -> TrainingOutcome:
     """Train on exactly the dataset version the event names, store the artifact and baseline, and
-    publish `ModelTrained`; or publish `TrainingRejected` when the inputs cannot make a model.
+    publish `ModelTrained`; or publish `TrainingRejected` when the inputs cannot make a model. The
+    dataset's ledger entry records the outcome: trained, training_rejected or training_failed.
 
     Permanent problems (a dataset outside `datasets/<model_name>/` of the data bucket, contract
-    changed or missing, dataset changed or missing, unreadable data, a model that does not convert
-    or agree) are rejections, not errors: retrying cannot fix them.
-    Raises only on infrastructure failures (S3, EventBridge), which a retry may fix.
+    changed or missing, dataset changed or missing, too big for training's memory (`memory_mb`,
+    default the deployed size), unreadable data, a model that does not convert or agree) are
+    rejections, not errors: retrying cannot fix them.
+    Raises on anything else (S3, EventBridge, a bug) after recording training_failed with the error's
+    type and message and announcing `TrainingFailed`; a retry that succeeds moves the entry on.
     """
     started = time.monotonic()
     try:
+        return _train(event, store, publisher, data_bucket, artifact_bucket, ledger, notifier, memory_mb, started)
+    except Exception as error:
+        if ledger is not None:
+            reason = f"{type(error).__name__}: {error}"[:MAX_ERROR_CHARS]
+            try:
+                record_training_failure(
+                    ledger,
+                    event.model_name,
+                    event.dataset,
+                    reason,
+                    actor=TRAIN_ACTOR,
+                    publisher=publisher,
+                    notifier=notifier,
+                )
+            except Exception:  # the original error is the one to report; the failure path records it again
+                logger.exception("could not record the training failure of %s", event.dataset.key)
+        raise
+
+
+def _train(
+    event: DatasetValidated,
+    store: ObjectStore,
+    publisher: EventPublisher,
+    data_bucket: str,
+    artifact_bucket: str,
+    ledger: DatasetLedger | None,
+    notifier: Notifier | None,
+    memory_mb: int | None,
+    started: float,
+) -> TrainingOutcome:
+    try:
         _check_dataset_location(event, data_bucket)
         contract = _load_contract(store, data_bucket, event)
+        _check_budget(event, contract, memory_mb)
         data = _load_dataset(store, event)
         model = train_model(read_dataset(data, event.dataset.key, contract), contract)
     except (TrainingRejectedError, DatasetError, ContractError, NotFoundError) as error:
         rejected = TrainingRejected(model_name=event.model_name, dataset=event.dataset, reason=str(error))
         publisher.publish(DetailType.TRAINING_REJECTED, rejected)
+        if ledger is not None:
+            record_training_outcome(
+                ledger,
+                event.model_name,
+                event.dataset,
+                DatasetState.TRAINING_REJECTED,
+                actor=TRAIN_ACTOR,
+                reason=rejected.reason,
+            )
+        if notifier is not None:
+            notifier.notify(
+                f"Training rejected: {event.model_name}",
+                f"Training on s3://{event.dataset.bucket}/{event.dataset.key} was rejected: {rejected.reason}\n",
+            )
         return TrainingOutcome(DetailType.TRAINING_REJECTED, rejected, time.monotonic() - started)
 
     key = artifact_key(contract.name, model.sha256)
@@ -127,8 +187,26 @@ def train_from_event(
         holdout_rows=model.holdout_rows,
         onnx_max_abs_diff=model.onnx_max_abs_diff,
     )
+    if ledger is not None:  # before the event: register_model finds the dataset trained
+        record_training_outcome(
+            ledger,
+            event.model_name,
+            event.dataset,
+            DatasetState.TRAINED,
+            actor=TRAIN_ACTOR,
+            reason=f"model {model.sha256[:12]}: {contract.metric.name} {model.metric_value:.4f} on the holdout",
+            artifact_sha256=model.sha256,
+        )
     publisher.publish(DetailType.MODEL_TRAINED, trained)
     return TrainingOutcome(DetailType.MODEL_TRAINED, trained, time.monotonic() - started, model)
+
+
+def _check_budget(event: DatasetValidated, contract: Contract, memory_mb: int | None) -> None:
+    """Refuse, before loading a byte, a dataset training's memory cannot hold (validation's rows count)."""
+    limits = {} if memory_mb is None else {"memory_mb": memory_mb}
+    reason = over_budget(event.dataset.rows, len(contract.columns), event.dataset.size_bytes, **limits)
+    if reason is not None:
+        raise TrainingRejectedError(f"dataset s3://{event.dataset.bucket}/{event.dataset.key}: {reason}")
 
 
 def _check_dataset_location(event: DatasetValidated, data_bucket: str) -> None:

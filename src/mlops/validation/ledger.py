@@ -16,11 +16,44 @@ from mlops.events import DatasetRef
 
 
 class DatasetState(StrEnum):
-    """The one state a dataset version ends in (the ledger's `state`)."""
+    """The one state a dataset version is in (the ledger's `state`)."""
 
     ACCEPTED = "accepted"  # DatasetValidated published: training starts
     QUARANTINED = "quarantined"  # moved under quarantine/, never trained on
     HELD = "held"  # statistical checks failed, schema sound: waits for a reviewer
+    # what training made of an accepted dataset
+    TRAINED = "trained"  # train_model stored a model and published ModelTrained
+    REGISTERED = "registered"  # register_model: a new version, or identical to one (model_version says which)
+    TRAINING_REJECTED = "training_rejected"  # the data cannot make a model, or does not fit training's memory
+    TRAINING_FAILED = "training_failed"  # crashed, ran out of memory or time, or waited too long to run
+
+
+# The only moves a dataset's state can make (the adapters apply them with a conditional write).
+TRANSITIONS: dict[DatasetState, frozenset[DatasetState]] = {
+    DatasetState.HELD: frozenset({DatasetState.ACCEPTED, DatasetState.QUARANTINED}),  # a review
+    DatasetState.ACCEPTED: frozenset(
+        {DatasetState.TRAINED, DatasetState.TRAINING_REJECTED, DatasetState.TRAINING_FAILED}
+    ),
+    # a trained model whose announcement never got out (every retry failed) ends as a failure
+    DatasetState.TRAINED: frozenset({DatasetState.REGISTERED, DatasetState.TRAINING_FAILED}),
+    # a redriven event that trains after all
+    DatasetState.TRAINING_FAILED: frozenset({DatasetState.TRAINED, DatasetState.TRAINING_REJECTED}),
+    DatasetState.REGISTERED: frozenset(),
+    DatasetState.TRAINING_REJECTED: frozenset(),
+    DatasetState.QUARANTINED: frozenset(),
+}
+# States of a dataset validation accepted, whatever training made of it (a reference candidate).
+VALIDATED_STATES = (
+    DatasetState.ACCEPTED,
+    DatasetState.TRAINED,
+    DatasetState.REGISTERED,
+    DatasetState.TRAINING_REJECTED,
+    DatasetState.TRAINING_FAILED,
+)
+
+
+def can_move(current: DatasetState, target: DatasetState) -> bool:
+    return target in TRANSITIONS[current]
 
 
 class LedgerChange(BaseModel):
@@ -55,6 +88,9 @@ class LedgerEntry(BaseModel):
     reasons: list[str] = Field(default_factory=list)
     decided_at: str
     history: list[LedgerChange] = Field(default_factory=list)
+    # training's outcome: the registry version this dataset's model is (new or identical)
+    model_version: int | None = None
+    artifact_sha256: str | None = None
 
     def dataset_ref(self) -> DatasetRef:
         """The exact object version, with provenance (for DatasetValidated). Needs sha256 and rows."""
@@ -80,8 +116,17 @@ class DatasetLedger(Protocol):
         """Create the entry unless one exists; returns the stored entry (the first decision wins)."""
         ...
 
-    def transition(self, entry: LedgerEntry, change: LedgerChange, *, quarantine_key: str | None = None) -> LedgerEntry:
-        """Move `entry` from its current state to `change.state`, only if it is still in that state.
+    def transition(
+        self,
+        entry: LedgerEntry,
+        change: LedgerChange,
+        *,
+        quarantine_key: str | None = None,
+        model_version: int | None = None,
+        artifact_sha256: str | None = None,
+    ) -> LedgerEntry:
+        """Move `entry` from its current state to `change.state`, only if it is still in that state
+        (setting the given training outcome fields).
 
         Raises ConflictError when the stored state moved meanwhile.
         """

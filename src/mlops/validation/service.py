@@ -39,6 +39,7 @@ from mlops.layout import (
     summary_key,
 )
 from mlops.ports import EventPublisher, ObjectInfo, ObjectStore
+from mlops.training.budget import TRAINING_MEMORY_MB, capacity_rows, over_budget
 from mlops.validation.checks import DatasetChecker
 from mlops.validation.decisions import dataset_id, publish_validated, quarantine
 from mlops.validation.labelflip import label_flip_check
@@ -139,6 +140,7 @@ class DatasetValidator:
     `store` reads and writes the data bucket; `open_seekable` opens a Parquet object for random
     access (default: `store.open`, fine for in-memory stores whose streams can seek). `ledger`,
     `references` and `notifier` are optional so the schema checks work alone (unit tests, tools).
+    `training_memory_mb` is what train_model has: a dataset it cannot load is quarantined here.
     """
 
     def __init__(
@@ -153,8 +155,10 @@ class DatasetValidator:
         ledger: DatasetLedger | None = None,
         references: ReferenceLoader | None = None,
         notifier: Notifier | None = None,
+        training_memory_mb: int = TRAINING_MEMORY_MB,
     ) -> None:
         self.store = store
+        self.training_memory_mb = training_memory_mb
         self.publisher = publisher
         self.data_bucket = data_bucket
         self.batch_rows = batch_rows
@@ -301,6 +305,8 @@ class DatasetValidator:
                 )
             )
         run.checks.extend(checker.results(complete=result.complete))
+        if result.complete:
+            run.checks.append(_training_capacity_check(checker.rows, contract, run.info.size, self.training_memory_mb))
         if not result.complete or any(not c.passed for c in run.checks):
             return  # statistics only for a dataset whose schema is sound
         statistics_started = time.perf_counter()
@@ -519,6 +525,24 @@ def _size_check(size: int, contract: Contract) -> CheckResult:
             name=CheckName.OBJECT_SIZE, passed=False, details=f"{size} bytes exceeds the contract's limit of {limit}"
         )
     return CheckResult(name=CheckName.OBJECT_SIZE, passed=True, details=f"{size} bytes (limit {limit})")
+
+
+def _training_capacity_check(rows: int, contract: Contract, size: int, memory_mb: int) -> CheckResult:
+    """Accept only what train_model can load: its memory budget, by rows x columns and object size."""
+    columns = len(contract.columns)
+    reason = over_budget(rows, columns, size, memory_mb=memory_mb)
+    if reason is not None:
+        return CheckResult(
+            name=CheckName.TRAINING_CAPACITY,
+            passed=False,
+            details=f"{reason}; upload fewer rows (or give train_model more memory)",
+        )
+    capacity = capacity_rows(columns, size, memory_mb=memory_mb)
+    return CheckResult(
+        name=CheckName.TRAINING_CAPACITY,
+        passed=True,
+        details=f"{rows} rows x {columns} columns fit training's memory (at most {capacity} rows of this object)",
+    )
 
 
 def _ms_since(started: float) -> float:
