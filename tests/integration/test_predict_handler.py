@@ -212,6 +212,80 @@ def test_predict_tampered_artifact_is_503_and_not_loaded(deployed: Deployed, tra
     assert handler.service.models.loaded_versions() == []
 
 
+def emitted_metrics(stdout: str) -> list[dict[str, Any]]:
+    """The EMF documents Powertools printed: one dict per metric with its dimensions and properties."""
+    found = []
+    for line in stdout.splitlines():
+        if not line.startswith("{"):
+            continue
+        document = json.loads(line)
+        if "_aws" not in document:
+            continue
+        for directive in document["_aws"]["CloudWatchMetrics"]:
+            dimensions = {name: document[name] for names in directive["Dimensions"] for name in names}
+            for metric in directive["Metrics"]:
+                value = document[metric["Name"]]  # a number, or a list of them
+                found.append(
+                    {"name": metric["Name"], "namespace": directive["Namespace"], "dimensions": dimensions}
+                    | {"value": sum(value) if isinstance(value, list) else value, "document": document}
+                )
+    return found
+
+
+def test_predict_keeps_serving_last_good_version_and_counts_the_load_failure(
+    deployed: Deployed, trained: TrainedModel, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a warm container serving v1 that asks the registry on every request
+    monkeypatch.setenv("MODEL_REFRESH_SECONDS", "0")
+    handler = load_handler_module("predict")
+    assert invoke(handler, rest_event("churn", json.dumps(sample_records(1))))[0] == 200
+    # WHEN v2 becomes production and its artifact's bytes do not match the registered digest
+    v2_bytes = trained.onnx_bytes + b"\x00"
+    publish_production(deployed.resources, trained, version=2, data=v2_bytes)
+    boto3.client("s3").put_object(
+        Bucket=deployed.resources.artifact_bucket,
+        Key=artifact_key("churn", hashlib.sha256(v2_bytes).hexdigest()),
+        Body=trained.onnx_bytes + b"\x01",
+    )
+    capsys.readouterr()
+    answers = [invoke(handler, rest_event("churn", json.dumps(sample_records(1)))) for _ in range(3)]
+    # THEN v1 keeps answering, and the failure is counted once (the retry waits for its backoff)
+    assert [(status, body.get("version")) for status, body in answers] == [(200, 1)] * 3
+    failures = [m for m in emitted_metrics(capsys.readouterr().out) if m["name"] == "ModelLoadFailures"]
+    assert len(failures) == 1
+    [failure] = failures
+    # Powertools adds `service`; the alarm matches this exact dimension set
+    assert failure["dimensions"] == {"service": "predict", "model": "churn"}
+    assert failure["namespace"] == "MLOps"
+    assert failure["value"] == 1
+    assert failure["document"]["production_version"] == 2
+    assert failure["document"]["served_version"] == 1
+    assert handler.service.models.loaded_versions() == [("churn", 1)]
+
+
+def test_predict_refuses_a_version_the_registry_cannot_confirm_past_the_stale_limit(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a container that served v1 and a stale-serving limit of 0 s
+    monkeypatch.setenv("MODEL_REFRESH_SECONDS", "0")
+    monkeypatch.setenv("MODEL_STALE_SECONDS", "0")
+    handler = load_handler_module("predict")
+    assert invoke(handler, rest_event("churn", json.dumps(sample_records(1))))[0] == 200
+    # WHEN the registry cannot be read
+    boto3.client("dynamodb").delete_table(TableName=deployed.resources.registry_table)
+    capsys.readouterr()
+    status, answer = invoke(handler, rest_event("churn", json.dumps(sample_records(1))))
+    # THEN 503 saying why, and the refusal is counted per model
+    assert status == 503
+    assert answer["error"] == "ModelUnavailableError"
+    assert answer["message"].startswith(
+        "cannot confirm the production version of model 'churn': the registry has been unreachable for "
+    )
+    names = [(m["name"], m["dimensions"]) for m in emitted_metrics(capsys.readouterr().out)]
+    assert ("StaleModelRefusals", {"service": "predict", "model": "churn"}) in names
+    assert ("RegistryLookupFailures", {"service": "predict", "model": "churn"}) in names
+
+
 def test_predict_flushes_captures_to_s3(deployed: Deployed) -> None:
     # CAPTURE_MAX_RECORDS=5: the second request fills the buffer, which is written after it
     for _ in range(2):
