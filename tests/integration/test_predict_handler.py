@@ -7,10 +7,16 @@ import base64
 import dataclasses
 import hashlib
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -19,6 +25,7 @@ import boto3
 import numpy as np
 import pytest
 
+from infra.layers import REPO_ROOT
 from mlops.contract import parse_contract
 from mlops.layout import artifact_key, baseline_key, captures_prefix
 from mlops.training import TrainedModel, train_model
@@ -306,6 +313,94 @@ def test_predict_flushes_captures_to_s3(deployed: Deployed) -> None:
 def test_predict_shutdown_flush_writes_partial_buffer(deployed: Deployed) -> None:
     invoke(deployed.handler, rest_event("churn", json.dumps(sample_records(2))))
     assert [r.records for r in deployed.handler.service.shutdown()] == [2]
+
+
+# Runs in a fresh interpreter as Lambda's runtime would: import the handler, answer one request, then
+# wait for the next invocation on the Runtime API (a GET the fake API never answers), where the
+# SIGTERM that the registered graceful-shutdown extension makes Lambda send arrives.
+_RUNTIME_PROCESS = """
+import http.client, json, os, sys
+from mlops_local.handlers import load_handler_module
+from tests.support.lambda_context import FakeLambdaContext
+
+handler = load_handler_module("predict")
+response = handler.lambda_handler(json.loads(sys.stdin.readline()), FakeLambdaContext(function_name="predict"))
+print("READY", json.dumps({"status": response["statusCode"], "buffered": len(handler.service.capture)}), flush=True)
+connection = http.client.HTTPConnection(os.environ["AWS_LAMBDA_RUNTIME_API"])
+connection.request("GET", "/2018-06-01/runtime/invocation/next")
+connection.getresponse()
+print("next invocation arrived; SIGTERM never did", flush=True)
+"""
+
+
+class _SilentRuntimeApi(BaseHTTPRequestHandler):
+    """A Lambda Runtime API whose /invocation/next never answers (no more requests come)."""
+
+    def do_GET(self) -> None:
+        self.server.waiting.set()  # type: ignore[attr-defined]
+        self.server.released.wait(timeout=60)  # type: ignore[attr-defined]
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def runtime_api() -> Iterator[ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SilentRuntimeApi)
+    server.waiting, server.released = threading.Event(), threading.Event()  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.released.set()  # type: ignore[attr-defined]
+    server.shutdown()
+    server.server_close()
+
+
+def test_predict_runtime_flushes_buffered_captures_to_s3_on_a_real_sigterm(
+    deployed: Deployed, runtime_api: ThreadingHTTPServer
+) -> None:
+    # GIVEN the predict handler in its own process, as in Lambda (AWS_LAMBDA_RUNTIME_API set), with
+    # two captured records below every flush threshold, waiting for its next invocation
+    host, port = runtime_api.server_address[:2]
+    env = os.environ | {
+        "AWS_LAMBDA_RUNTIME_API": f"{host}:{port}",
+        "CAPTURE_MAX_RECORDS": "500",
+        "CAPTURE_MAX_AGE_SECONDS": "3600",
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "src"), str(REPO_ROOT)]),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-c", _RUNTIME_PROCESS],
+        cwd=REPO_ROOT,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdin is not None
+        assert process.stdout is not None
+        process.stdin.write(json.dumps(rest_event("churn", json.dumps(sample_records(2)))) + "\n")
+        process.stdin.flush()
+        ready = next((line for line in process.stdout if line.startswith("READY ")), "")  # past the logs
+        assert ready, process.stderr.read()
+        assert json.loads(ready.removeprefix("READY ")) == {"status": 200, "buffered": 2}
+        assert runtime_api.waiting.wait(timeout=30)  # type: ignore[attr-defined]
+        s3 = boto3.client("s3")
+        prefix = captures_prefix("churn")
+        assert s3.list_objects_v2(Bucket=deployed.resources.artifact_bucket, Prefix=prefix).get("KeyCount") == 0
+        # WHEN Lambda shuts the environment down (a real signal, delivered while the runtime waits)
+        os.kill(process.pid, signal.SIGTERM)
+        # THEN the process exits cleanly and the buffered records are in S3
+        assert process.wait(timeout=30) == 0, process.stderr.read()
+    finally:
+        process.kill()
+        process.wait()
+    listed = s3.list_objects_v2(Bucket=deployed.resources.artifact_bucket, Prefix=prefix)
+    [key] = [item["Key"] for item in listed.get("Contents", [])]
+    lines = s3.get_object(Bucket=deployed.resources.artifact_bucket, Key=key)["Body"].read().decode().splitlines()
+    assert [json.loads(line)["input"] for line in lines] == [
+        {name: record[name] for name in CONTRACT.feature_names} for record in sample_records(2)
+    ]
 
 
 @pytest.mark.parametrize(("method", "path_parameters"), [("GET", {"name": "churn"}), ("POST", None)])
