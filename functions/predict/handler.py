@@ -9,6 +9,13 @@ Measured choices (scripts/bench_inference.py), because this function's latency i
 - No Powertools Tracer: creating it imports the X-Ray SDK (+0.11 s cold start) and its decorator
   costs ~17 us per request even with tracing disabled. Lambda's active tracing still records each
   invocation; model loads are logged with their duration.
+
+Degraded serving is counted per model (own EMF documents with a `model` dimension, alarmed in
+infra/constructs/monitoring.py): ModelLoadFailures (the last good version keeps answering while the
+new one is retried with backoff), RegistryLookupFailures and StaleModelRefusals (503 once the
+registry has not confirmed the cached version for MODEL_STALE_SECONDS). The captures buffered at
+shutdown are flushed on SIGTERM, which Lambda sends because predict's layers register the
+graceful-shutdown extension (layers/extensions/).
 """
 
 from __future__ import annotations
