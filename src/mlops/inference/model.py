@@ -326,10 +326,11 @@ class ModelCache:
         return sorted(self._models)
 
     def drain_events(self) -> list[CacheEvent]:
-        """The load failures and registry outages since the last call (for metrics)."""
-        if not self._events:
+        """The load failures and registry outages since the last call (call after each request)."""
+        if not self._events:  # the warm path: no lock
             return []
-        events, self._events = self._events, []
+        with self._lock:
+            events, self._events = self._events, []
         return events
 
     def _refresh(self, name: str, pointer: _Pointer | None) -> LoadedModel:
