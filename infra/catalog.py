@@ -101,7 +101,8 @@ FUNCTIONS: dict[str, FunctionSpec] = {
             PredictSettings,
             memory_mb=1024,
             timeout_seconds=10,
-            layers=("powertools", "mlops-core", "numpy", "onnxruntime"),
+            # shutdown-extension: registered, it makes Lambda send SIGTERM, on which the capture buffers flush
+            layers=("powertools", "mlops-core", "numpy", "onnxruntime", "shutdown-extension"),
             size_aim_bytes=PREDICT_AIM_BYTES,
         ),
         FunctionSpec(

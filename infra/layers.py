@@ -1,9 +1,10 @@
 """Lambda layers built without Docker, from manylinux wheels for the Python 3.12 runtime.
 
 Each layer is a pinned requirements file in `layers/` (installed with `--no-deps`, so the file is
-the complete list) or, for `mlops-core`, a copy of `src/mlops`. A build lands in
-`layers/build/<layer>/python/` and writes `layers/build/<layer>.stamp` holding a hash of its
-inputs, so building again is a no-op until the inputs change. Plain Python (no CDK imports):
+the complete list), for `mlops-core` a copy of `src/mlops`, or an external Lambda extension (an
+executable from `layers/extensions/`, shipped as `extensions/<name>`). A build lands in
+`layers/build/<layer>/` (`python/` or `extensions/`) and writes `layers/build/<layer>.stamp`
+holding a hash of its inputs, so building again is a no-op until the inputs change. Plain Python (no CDK imports):
 `scripts/build_layers.py`, `scripts/size_report.py` and `infra/app.py` all use it.
 """
 
@@ -25,6 +26,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LAYERS_DIR = REPO_ROOT / "layers"
 BUILD_DIR = LAYERS_DIR / "build"
+EXTENSIONS_SOURCE = LAYERS_DIR / "extensions"
 MLOPS_SOURCE = REPO_ROOT / "src" / "mlops"
 
 PYTHON_VERSION = "3.12"
@@ -52,10 +54,26 @@ class LayerSpec:
     prune: tuple[str, ...] = ()
     # Extra Python run after the imports, to prove the native code works, not only that it loads.
     smoke_code: str = ""
+    # An external extension: the file name in layers/extensions/, shipped as extensions/<name>
+    # (Lambda starts every executable in /opt/extensions/ next to the runtime).
+    extension: str | None = None
 
     @property
     def requirements_path(self) -> Path | None:
         return LAYERS_DIR / self.requirements if self.requirements else None
+
+    @property
+    def extension_source(self) -> Path | None:
+        return EXTENSIONS_SOURCE / self.extension if self.extension else None
+
+    @property
+    def extension_path(self) -> Path | None:
+        """Where the build puts the extension executable (None for a Python layer)."""
+        return self.asset_dir / "extensions" / self.extension if self.extension else None
+
+    @property
+    def built_path(self) -> Path:
+        return self.extension_path or self.site_dir
 
     @property
     def asset_dir(self) -> Path:
@@ -119,6 +137,12 @@ LAYERS: dict[str, LayerSpec] = {
             smoke_imports=("mlops.contract", "mlops.settings", "mlops.events", "mlops.layout"),
             needs=("powertools",),
         ),
+        LayerSpec(
+            name="shutdown-extension",
+            description="graceful-shutdown external extension: Lambda sends the runtime SIGTERM before shutdown",
+            smoke_imports=(),
+            extension="graceful-shutdown",
+        ),
     )
 }
 
@@ -145,7 +169,9 @@ def _source_files(root: Path) -> list[Path]:
 def input_hash(spec: LayerSpec) -> str:
     """A hash of everything the layer is built from."""
     recipe = json.dumps([BUILD_RECIPE_VERSION, PYTHON_VERSION, PLATFORMS]).encode()
-    if spec.requirements_path is not None:
+    if spec.extension_source is not None:
+        inputs = _hash_files([spec.extension_source], LAYERS_DIR)
+    elif spec.requirements_path is not None:
         inputs = _hash_files([spec.requirements_path], LAYERS_DIR)
     else:
         inputs = _hash_files(_source_files(MLOPS_SOURCE), MLOPS_SOURCE.parent)
@@ -153,7 +179,7 @@ def input_hash(spec: LayerSpec) -> str:
 
 
 def is_current(spec: LayerSpec) -> bool:
-    if not spec.site_dir.is_dir() or not spec.stamp_path.is_file():
+    if not spec.built_path.exists() or not spec.stamp_path.is_file():
         return False
     return spec.stamp_path.read_text().strip() == input_hash(spec)
 
@@ -265,11 +291,43 @@ def import_test(spec: LayerSpec, python: str | None) -> bool:
     return True
 
 
+def build_extension_layer(spec: LayerSpec, python: str | None) -> None:
+    """Copy the extension executable to extensions/<name> (mode 0755) and syntax-check it with 3.12."""
+    assert spec.extension_source is not None
+    assert spec.extension_path is not None
+    BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    staging = BUILD_DIR / f".{spec.name}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    target = staging / "extensions" / spec.extension_source.name
+    target.parent.mkdir(parents=True)
+    shutil.copyfile(spec.extension_source, target)
+    target.chmod(0o755)  # Lambda only starts executable files in /opt/extensions
+    shutil.rmtree(spec.asset_dir, ignore_errors=True)
+    staging.rename(spec.asset_dir)
+    if python is None:
+        _say(f"  syntax check of {spec.name} skipped: no Python {PYTHON_VERSION} interpreter found")
+        return
+    check = "import sys; compile(open(sys.argv[1], encoding='utf-8').read(), sys.argv[1], 'exec')"
+    result = subprocess.run(
+        [python, "-S", "-B", "-c", check, str(spec.extension_path)], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"extension {spec.extension} does not compile under Python {PYTHON_VERSION}:\n{result.stderr}"
+        )
+    _say(f"  syntax check of {spec.name} passed")
+
+
 def build_layer(spec: LayerSpec, *, force: bool = False, python: str | None = None) -> bool:
     """Build one layer unless its stamp is current; True when it was (re)built."""
     if not force and is_current(spec):
         return False
     _say(f"building layer {spec.name}")
+    if spec.extension is not None:
+        spec.stamp_path.unlink(missing_ok=True)
+        build_extension_layer(spec, python)
+        spec.stamp_path.write_text(input_hash(spec) + "\n")
+        return True
     BUILD_DIR.mkdir(parents=True, exist_ok=True)
     staging = BUILD_DIR / f".{spec.name}.tmp"
     shutil.rmtree(staging, ignore_errors=True)

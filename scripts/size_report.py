@@ -52,7 +52,7 @@ def _code_size(spec: FunctionSpec) -> int:
 def measure() -> list[FunctionSize]:
     ensure_layers()
     return [
-        FunctionSize(spec, _code_size(spec), {name: directory_size(LAYERS[name].site_dir) for name in spec.layers})
+        FunctionSize(spec, _code_size(spec), {name: directory_size(LAYERS[name].asset_dir) for name in spec.layers})
         for spec in zip_functions()
     ]
 

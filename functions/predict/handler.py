@@ -9,6 +9,13 @@ Measured choices (scripts/bench_inference.py), because this function's latency i
 - No Powertools Tracer: creating it imports the X-Ray SDK (+0.11 s cold start) and its decorator
   costs ~17 us per request even with tracing disabled. Lambda's active tracing still records each
   invocation; model loads are logged with their duration.
+
+Degraded serving is counted per model (own EMF documents with a `model` dimension, alarmed in
+infra/constructs/monitoring.py): ModelLoadFailures (the last good version keeps answering while the
+new one is retried with backoff), RegistryLookupFailures and StaleModelRefusals (503 once the
+registry has not confirmed the cached version for MODEL_STALE_SECONDS). The captures buffered at
+shutdown are flushed on SIGTERM, which Lambda sends because predict's layers register the
+graceful-shutdown extension (layers/extensions/).
 """
 
 from __future__ import annotations
@@ -18,14 +25,14 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 
 from mlops.adapters.registry_dynamodb import DynamoRegistry
 from mlops.adapters.s3 import S3ObjectStore
 from mlops.errors import MlopsError, NotFoundError
 from mlops.inference.capture import CaptureBuffer, flush_on_shutdown
-from mlops.inference.model import LoadedModel, ModelCache, load_model
+from mlops.inference.model import CacheEvent, LoadedModel, ModelCache, ModelLoadFailure, load_model
 from mlops.inference.service import PredictionService
 from mlops.settings import PredictSettings
 
@@ -54,6 +61,9 @@ service = PredictionService(
         DynamoRegistry(settings.registry_table),
         store,
         refresh_seconds=settings.model_refresh_seconds,
+        stale_seconds=settings.model_stale_seconds,
+        load_retry_seconds=settings.model_load_retry_seconds,
+        load_retry_max_seconds=settings.model_load_retry_max_seconds,
         loader=load_production_model,
     ),
     CaptureBuffer(
@@ -104,6 +114,8 @@ def _response(status: int, document: dict[str, Any]) -> dict[str, Any]:
 
 
 def _after_request() -> None:
+    for event in service.models.drain_events():
+        _count_model_event(event)
     for flushed in service.after_request():
         if flushed.error:
             logger.warning("capture flush failed", model=flushed.model, records=flushed.records, error=flushed.error)
@@ -120,3 +132,29 @@ def _after_request() -> None:
     # flush issues a warning on every request (measured ~4 us of a ~100 us budget).
     if metrics.metric_set:
         metrics.flush_metrics()
+
+
+def _count_model_event(event: CacheEvent) -> None:
+    """One metric per degraded-serving event, with a `model` dimension (the alarms match on it)."""
+    if isinstance(event, ModelLoadFailure):
+        _model_metric(
+            "ModelLoadFailures",
+            event.model,
+            production_version=event.version,
+            served_version=event.serving_version,
+            failures=event.failures,
+            retry_in_seconds=event.retry_in_seconds,
+        )
+        return
+    details = {"served_version": event.serving_version, "unconfirmed_seconds": event.unconfirmed_seconds}
+    _model_metric("RegistryLookupFailures", event.model, **details)
+    if event.refused and event.unconfirmed_seconds is not None:
+        _model_metric("StaleModelRefusals", event.model, **details)
+
+
+def _model_metric(name: str, model: str, **properties: object) -> None:
+    # its own EMF document: a `model` dimension on the shared metric set would also land on the
+    # capture metrics flushed with it; Powertools adds `service` from POWERTOOLS_SERVICE_NAME
+    with single_metric(name=name, unit=MetricUnit.Count, value=1, default_dimensions={"model": model}) as metric:
+        for key, value in properties.items():
+            metric.add_metadata(key, value)

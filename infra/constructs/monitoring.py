@@ -1,4 +1,5 @@
-"""Drift monitoring: detect_drift every hour, a PSI alarm per contract, and the encrypted alarm topic."""
+"""Drift monitoring: detect_drift every hour, a PSI alarm and a model-load-failure alarm per contract,
+and the encrypted alarm topic."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from mlops.layout import BASELINES_PREFIX, CAPTURES_PREFIX
 
 CONTRACTS_DIR = REPO_ROOT / "contracts"
 DRIFT_METRIC = "DriftScore"
+LOAD_FAILURE_METRIC = "ModelLoadFailures"  # emitted by functions/predict, one per failed load attempt
 MONITORING_PREFIX = "monitoring/"
 SCHEDULE = "rate(1 hour)"
 
@@ -128,3 +130,31 @@ class Monitoring(Construct):
             alarm.add_alarm_action(action)
             alarm.add_ok_action(action)
             self.alarms[contract.name] = alarm
+            self._load_failure_alarm(contract, action)
+
+    def _load_failure_alarm(self, contract: Contract, action: cw_actions.SnsAction) -> None:
+        """predict cannot load the production version (it serves the previous one, or answers 503)."""
+        alarm = cloudwatch.Alarm(
+            self,
+            f"ModelLoadFailures-{contract.name}",
+            alarm_description=(
+                f"predict cannot load the production version of model {contract.name} (bad digest, corrupt graph, "
+                "S3 error); containers serve the previous version or answer 503"
+            ),
+            metric=cloudwatch.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name=LOAD_FAILURE_METRIC,
+                dimensions_map={"service": FUNCTIONS["predict"].service_name, "model": contract.name},
+                statistic=cloudwatch.Stats.SUM,
+                period=Duration.minutes(5),
+            ),
+            threshold=1,
+            # retries back off to one per MODEL_LOAD_RETRY_MAX_SECONDS (5 min): any failure in the
+            # last 15 minutes keeps the alarm raised, so a failing version does not flap OK/ALARM
+            evaluation_periods=3,
+            datapoints_to_alarm=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        alarm.add_alarm_action(action)
+        alarm.add_ok_action(action)

@@ -61,6 +61,13 @@ class IntegrityError(MlopsError):
     http_status = 503
 
 
+class ModelUnavailableError(MlopsError):
+    """The production model cannot be served right now (it cannot be loaded, or the registry has been
+    unreachable for longer than the stale-serving limit); the message says which."""
+
+    http_status = 503
+
+
 class TrainingRejectedError(MlopsError):
     """Training produced no acceptable model (does not convert, does not agree, too few rows)."""
 

@@ -72,6 +72,13 @@ class PredictSettings(_Settings):
     artifact_bucket: str = Field(alias="ARTIFACT_BUCKET")
     # how long a warm container trusts its cached production pointer (rollback pickup time)
     model_refresh_seconds: Annotated[float, Field(ge=0)] = Field(default=5.0, alias="MODEL_REFRESH_SECONDS")
+    # how long a cached version is served while the registry cannot confirm it (then 503)
+    model_stale_seconds: Annotated[float, Field(ge=0)] = Field(default=300.0, alias="MODEL_STALE_SECONDS")
+    # a production version that fails to load is retried after this delay, doubling up to the maximum
+    model_load_retry_seconds: Annotated[float, Field(gt=0)] = Field(default=5.0, alias="MODEL_LOAD_RETRY_SECONDS")
+    model_load_retry_max_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=300.0, alias="MODEL_LOAD_RETRY_MAX_SECONDS"
+    )
     capture_max_records: Annotated[int, Field(ge=1)] = Field(default=500, alias="CAPTURE_MAX_RECORDS")
     capture_max_age_seconds: Annotated[float, Field(ge=0)] = Field(default=60.0, alias="CAPTURE_MAX_AGE_SECONDS")
     max_records_per_request: Annotated[int, Field(ge=1)] = Field(default=1_000, alias="MAX_RECORDS_PER_REQUEST")

@@ -1,16 +1,19 @@
-"""The drift alarm per contract: metric, exact dimensions, threshold, actions to the encrypted topic."""
+"""The alarms per contract (drift, model load failures): metric, exact dimensions, threshold, actions
+to the encrypted topic."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from infra.constructs.monitoring import load_contracts
+from mlops.settings import PredictSettings
 from tests.infra.support import resources
 
 
 def test_alarm_per_contract_matches_the_drift_metric_exactly(template: dict[str, Any]) -> None:
     contracts = {c.name: c for c in load_contracts()}
     alarms = [a["Properties"] for a in resources(template, "AWS::CloudWatch::Alarm").values()]
+    alarms = [a for a in alarms if a["MetricName"] == "DriftScore"]
     assert len(alarms) == len(contracts)
     (topic_id,) = resources(template, "AWS::SNS::Topic")
     by_model = {}
@@ -43,3 +46,30 @@ def test_alarm_topic_uses_a_key_cloudwatch_may_use(template: dict[str, Any]) -> 
     assert cloudwatch, "CloudWatch cannot publish alarms to the topic"
     actions = {a for s in cloudwatch for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
     assert {"kms:Decrypt", "kms:GenerateDataKey"} <= actions
+
+
+def test_model_load_failure_alarm_per_contract_matches_the_predict_metric(template: dict[str, Any]) -> None:
+    contracts = {c.name for c in load_contracts()}
+    (topic_id,) = resources(template, "AWS::SNS::Topic")
+    alarms = [a["Properties"] for a in resources(template, "AWS::CloudWatch::Alarm").values()]
+    by_model = {
+        {d["Name"]: d["Value"] for d in a["Dimensions"]}["model"]: a
+        for a in alarms
+        if a["MetricName"] == "ModelLoadFailures"
+    }
+    assert set(by_model) == contracts
+    alarm = by_model["churn"]
+    # exactly what functions/predict emits: Powertools' `service` plus `model`
+    assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == {"service": "predict", "model": "churn"}
+    assert alarm["Namespace"] == "MLOps"
+    assert alarm["Statistic"] == "Sum"
+    assert alarm["Threshold"] == 1
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    # retries back off to one per 5 minutes at most: any failure within 3 periods keeps it in ALARM
+    assert alarm["Period"] == 300
+    assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (3, 1)
+    longest_retry = PredictSettings.model_fields["model_load_retry_max_seconds"].default
+    assert alarm["Period"] * (alarm["EvaluationPeriods"] - 1) >= longest_retry
+    assert alarm["TreatMissingData"] == "notBreaching"
+    assert alarm["AlarmActions"] == [{"Ref": topic_id}]
+    assert alarm["OKActions"] == [{"Ref": topic_id}]

@@ -7,10 +7,16 @@ import base64
 import dataclasses
 import hashlib
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -19,6 +25,7 @@ import boto3
 import numpy as np
 import pytest
 
+from infra.layers import REPO_ROOT
 from mlops.contract import parse_contract
 from mlops.layout import artifact_key, baseline_key, captures_prefix
 from mlops.training import TrainedModel, train_model
@@ -212,6 +219,80 @@ def test_predict_tampered_artifact_is_503_and_not_loaded(deployed: Deployed, tra
     assert handler.service.models.loaded_versions() == []
 
 
+def emitted_metrics(stdout: str) -> list[dict[str, Any]]:
+    """The EMF documents Powertools printed: one dict per metric with its dimensions and properties."""
+    found = []
+    for line in stdout.splitlines():
+        if not line.startswith("{"):
+            continue
+        document = json.loads(line)
+        if "_aws" not in document:
+            continue
+        for directive in document["_aws"]["CloudWatchMetrics"]:
+            dimensions = {name: document[name] for names in directive["Dimensions"] for name in names}
+            for metric in directive["Metrics"]:
+                value = document[metric["Name"]]  # a number, or a list of them
+                found.append(
+                    {"name": metric["Name"], "namespace": directive["Namespace"], "dimensions": dimensions}
+                    | {"value": sum(value) if isinstance(value, list) else value, "document": document}
+                )
+    return found
+
+
+def test_predict_keeps_serving_last_good_version_and_counts_the_load_failure(
+    deployed: Deployed, trained: TrainedModel, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a warm container serving v1 that asks the registry on every request
+    monkeypatch.setenv("MODEL_REFRESH_SECONDS", "0")
+    handler = load_handler_module("predict")
+    assert invoke(handler, rest_event("churn", json.dumps(sample_records(1))))[0] == 200
+    # WHEN v2 becomes production and its artifact's bytes do not match the registered digest
+    v2_bytes = trained.onnx_bytes + b"\x00"
+    publish_production(deployed.resources, trained, version=2, data=v2_bytes)
+    boto3.client("s3").put_object(
+        Bucket=deployed.resources.artifact_bucket,
+        Key=artifact_key("churn", hashlib.sha256(v2_bytes).hexdigest()),
+        Body=trained.onnx_bytes + b"\x01",
+    )
+    capsys.readouterr()
+    answers = [invoke(handler, rest_event("churn", json.dumps(sample_records(1)))) for _ in range(3)]
+    # THEN v1 keeps answering, and the failure is counted once (the retry waits for its backoff)
+    assert [(status, body.get("version")) for status, body in answers] == [(200, 1)] * 3
+    failures = [m for m in emitted_metrics(capsys.readouterr().out) if m["name"] == "ModelLoadFailures"]
+    assert len(failures) == 1
+    [failure] = failures
+    # Powertools adds `service`; the alarm matches this exact dimension set
+    assert failure["dimensions"] == {"service": "predict", "model": "churn"}
+    assert failure["namespace"] == "MLOps"
+    assert failure["value"] == 1
+    assert failure["document"]["production_version"] == 2
+    assert failure["document"]["served_version"] == 1
+    assert handler.service.models.loaded_versions() == [("churn", 1)]
+
+
+def test_predict_refuses_a_version_the_registry_cannot_confirm_past_the_stale_limit(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a container that served v1 and a stale-serving limit of 0 s
+    monkeypatch.setenv("MODEL_REFRESH_SECONDS", "0")
+    monkeypatch.setenv("MODEL_STALE_SECONDS", "0")
+    handler = load_handler_module("predict")
+    assert invoke(handler, rest_event("churn", json.dumps(sample_records(1))))[0] == 200
+    # WHEN the registry cannot be read
+    boto3.client("dynamodb").delete_table(TableName=deployed.resources.registry_table)
+    capsys.readouterr()
+    status, answer = invoke(handler, rest_event("churn", json.dumps(sample_records(1))))
+    # THEN 503 saying why, and the refusal is counted per model
+    assert status == 503
+    assert answer["error"] == "ModelUnavailableError"
+    assert answer["message"].startswith(
+        "cannot confirm the production version of model 'churn': the registry has been unreachable for "
+    )
+    names = [(m["name"], m["dimensions"]) for m in emitted_metrics(capsys.readouterr().out)]
+    assert ("StaleModelRefusals", {"service": "predict", "model": "churn"}) in names
+    assert ("RegistryLookupFailures", {"service": "predict", "model": "churn"}) in names
+
+
 def test_predict_flushes_captures_to_s3(deployed: Deployed) -> None:
     # CAPTURE_MAX_RECORDS=5: the second request fills the buffer, which is written after it
     for _ in range(2):
@@ -232,6 +313,94 @@ def test_predict_flushes_captures_to_s3(deployed: Deployed) -> None:
 def test_predict_shutdown_flush_writes_partial_buffer(deployed: Deployed) -> None:
     invoke(deployed.handler, rest_event("churn", json.dumps(sample_records(2))))
     assert [r.records for r in deployed.handler.service.shutdown()] == [2]
+
+
+# Runs in a fresh interpreter as Lambda's runtime would: import the handler, answer one request, then
+# wait for the next invocation on the Runtime API (a GET the fake API never answers), where the
+# SIGTERM that the registered graceful-shutdown extension makes Lambda send arrives.
+_RUNTIME_PROCESS = """
+import http.client, json, os, sys
+from mlops_local.handlers import load_handler_module
+from tests.support.lambda_context import FakeLambdaContext
+
+handler = load_handler_module("predict")
+response = handler.lambda_handler(json.loads(sys.stdin.readline()), FakeLambdaContext(function_name="predict"))
+print("READY", json.dumps({"status": response["statusCode"], "buffered": len(handler.service.capture)}), flush=True)
+connection = http.client.HTTPConnection(os.environ["AWS_LAMBDA_RUNTIME_API"])
+connection.request("GET", "/2018-06-01/runtime/invocation/next")
+connection.getresponse()
+print("next invocation arrived; SIGTERM never did", flush=True)
+"""
+
+
+class _SilentRuntimeApi(BaseHTTPRequestHandler):
+    """A Lambda Runtime API whose /invocation/next never answers (no more requests come)."""
+
+    def do_GET(self) -> None:
+        self.server.waiting.set()  # type: ignore[attr-defined]
+        self.server.released.wait(timeout=60)  # type: ignore[attr-defined]
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def runtime_api() -> Iterator[ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SilentRuntimeApi)
+    server.waiting, server.released = threading.Event(), threading.Event()  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.released.set()  # type: ignore[attr-defined]
+    server.shutdown()
+    server.server_close()
+
+
+def test_predict_runtime_flushes_buffered_captures_to_s3_on_a_real_sigterm(
+    deployed: Deployed, runtime_api: ThreadingHTTPServer
+) -> None:
+    # GIVEN the predict handler in its own process, as in Lambda (AWS_LAMBDA_RUNTIME_API set), with
+    # two captured records below every flush threshold, waiting for its next invocation
+    host, port = runtime_api.server_address[:2]
+    env = os.environ | {
+        "AWS_LAMBDA_RUNTIME_API": f"{host}:{port}",
+        "CAPTURE_MAX_RECORDS": "500",
+        "CAPTURE_MAX_AGE_SECONDS": "3600",
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "src"), str(REPO_ROOT)]),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-c", _RUNTIME_PROCESS],
+        cwd=REPO_ROOT,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdin is not None
+        assert process.stdout is not None
+        process.stdin.write(json.dumps(rest_event("churn", json.dumps(sample_records(2)))) + "\n")
+        process.stdin.flush()
+        ready = next((line for line in process.stdout if line.startswith("READY ")), "")  # past the logs
+        assert ready, process.stderr.read()
+        assert json.loads(ready.removeprefix("READY ")) == {"status": 200, "buffered": 2}
+        assert runtime_api.waiting.wait(timeout=30)  # type: ignore[attr-defined]
+        s3 = boto3.client("s3")
+        prefix = captures_prefix("churn")
+        assert s3.list_objects_v2(Bucket=deployed.resources.artifact_bucket, Prefix=prefix).get("KeyCount") == 0
+        # WHEN Lambda shuts the environment down (a real signal, delivered while the runtime waits)
+        os.kill(process.pid, signal.SIGTERM)
+        # THEN the process exits cleanly and the buffered records are in S3
+        assert process.wait(timeout=30) == 0, process.stderr.read()
+    finally:
+        process.kill()
+        process.wait()
+    listed = s3.list_objects_v2(Bucket=deployed.resources.artifact_bucket, Prefix=prefix)
+    [key] = [item["Key"] for item in listed.get("Contents", [])]
+    lines = s3.get_object(Bucket=deployed.resources.artifact_bucket, Key=key)["Body"].read().decode().splitlines()
+    assert [json.loads(line)["input"] for line in lines] == [
+        {name: record[name] for name in CONTRACT.feature_names} for record in sample_records(2)
+    ]
 
 
 @pytest.mark.parametrize(("method", "path_parameters"), [("GET", {"name": "churn"}), ("POST", None)])

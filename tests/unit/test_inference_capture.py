@@ -8,6 +8,8 @@ import weakref
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlops.inference.capture import CaptureBuffer
 from tests.support.fakes import InMemoryObjectStore
@@ -178,3 +180,57 @@ def test_capture_writes_each_row_with_its_own_versions_features() -> None:
     capture.add("churn", 2, ("x", "y"), [{"x": 2.0, "plan": "basic", "y": 6}], [{"value": 2.0}], sample_rate=1.0)
     [result] = capture.flush()
     assert [line["input"] for line in captured(store)[result.key]] == [{"x": 1.0, "plan": "basic"}, {"x": 2.0, "y": 6}]
+
+
+class ClockedStore(InMemoryObjectStore):
+    """Remembers the clock time each object was written at."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__()
+        self.clock = clock
+        self.written_at: dict[str, float] = {}
+
+    def put_bytes(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+        self.written_at[key] = self.clock.now
+        return super().put_bytes(bucket, key, data, content_type)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    max_age=st.integers(min_value=1, max_value=60),
+    max_records=st.integers(min_value=1, max_value=20),
+    requests=st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=30),  # seconds since the previous request
+            st.sampled_from(["churn", "prices"]),
+            st.integers(min_value=0, max_value=3),  # records in the request
+            st.sampled_from([0.0, 0.5, 1.0]),  # the model's sample rate
+        ),
+        max_size=60,
+    ),
+)
+def test_capture_never_holds_a_record_past_its_age_while_requests_arrive(
+    max_age: int, max_records: int, requests: list[tuple[int, str, int, float]]
+) -> None:
+    # GIVEN requests arriving at any pace, each followed by the handler's flush_due (shutdown aside)
+    clock = FakeClock()
+    store = ClockedStore(clock)
+    draws = iter([0.25, 0.75] * 200)
+    capture = buffer(store, clock, max_records=max_records, max_age_seconds=max_age, random_source=lambda: next(draws))
+    request_times = []
+    for gap, model, count, rate in requests:
+        clock.now += gap
+        capture.add(model, 1, FEATURES, *rows(count), sample_rate=rate)
+        capture.flush_due()
+        request_times.append(clock.now)
+    last = clock.now
+    leftover = {r.key for r in capture.flush()}
+    # THEN each record was written at the first request that found it max_age old (or earlier),
+    # and what is still buffered after the last request is younger than max_age
+    for key, lines in captured(store).items():
+        written = store.written_at[key]
+        for line in lines:
+            added = datetime.fromisoformat(str(line["at"])).timestamp()
+            assert not [t for t in request_times if added + max_age <= t < written], (key, added, written)
+            if key in leftover:
+                assert last - added < max_age

@@ -14,7 +14,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from mlops.contract import Contract, parse_contract
-from mlops.errors import IntegrityError, ModelNotFoundError, PredictionError, RecordError
+from mlops.errors import IntegrityError, ModelNotFoundError, ModelUnavailableError, PredictionError, RecordError
 from mlops.inference.capture import CaptureBuffer
 from mlops.inference.model import LoadedModel, ModelCache, load_model
 from mlops.inference.service import PredictionService
@@ -182,14 +182,220 @@ def test_model_cache_loads_once_and_picks_up_new_production_after_refresh(traine
     assert cache.get("churn") is first
 
 
-def test_model_cache_keeps_serving_when_registry_is_unreachable(trained: TrainedModel) -> None:
+def test_model_cache_serves_cached_version_only_within_the_stale_limit(trained: TrainedModel) -> None:
+    # GIVEN a container serving v1, confirmed by the registry at t0, and the default stale limit
     store, registry, clock = InMemoryObjectStore(), FakeRegistry(), FakeClock()
     publish(store, registry, trained.onnx_bytes, 1)
     cache = ModelCache(registry, store, refresh_seconds=30, clock=clock)
     first = cache.get("churn")
+    confirmed_at = clock.now
+    assert cache.stale_seconds == 300
+    # WHEN the registry becomes unreachable
     registry.failing = True
-    clock.now += 60
+    clock.now = confirmed_at + 60
+    assert cache.get("churn") is first  # a short outage: keep serving what this container verified
+    clock.now = confirmed_at + 299
     assert cache.get("churn") is first
+    # THEN past the limit the container refuses to serve a version it cannot confirm (it may have
+    # been rolled back for a reason), with a 503 that says why
+    clock.now = confirmed_at + 330
+    with pytest.raises(ModelUnavailableError) as raised:
+        cache.get("churn")
+    assert raised.value.http_status == 503
+    assert str(raised.value) == (
+        "cannot confirm the production version of model 'churn': the registry has been unreachable "
+        "for 330 s (limit 300 s)"
+    )
+    lookups = registry.lookups
+    with pytest.raises(ModelUnavailableError):
+        cache.get("churn")  # refused from memory: the registry is asked at most every refresh_seconds
+    assert registry.lookups == lookups
+    events = cache.drain_events()
+    assert [(e.model, e.serving_version, e.refused) for e in events] == [
+        ("churn", 1, False),
+        ("churn", 1, False),
+        ("churn", None, True),
+    ]
+    assert [round(e.unconfirmed_seconds) for e in events] == [60, 299, 330]
+    # WHEN the registry answers again THEN v1 is served from memory, without loading it again
+    registry.failing = False
+    clock.now += 30
+    assert cache.get("churn") is first
+    assert cache.drain_events() == []
+
+
+def test_model_cache_registry_unreachable_without_a_cached_version_is_503() -> None:
+    registry = FakeRegistry()
+    registry.failing = True
+    with pytest.raises(ModelUnavailableError, match=r"^the registry is unreachable; cannot find the production"):
+        ModelCache(registry, InMemoryObjectStore()).get("churn")
+
+
+def publish_broken(store: InMemoryObjectStore, registry: FakeRegistry, data: bytes, version: int) -> ModelVersion:
+    """Register `version` with a digest its stored bytes do not have (a corrupt or swapped artifact)."""
+    model_version = version_of(data, version, sha256=hashlib.sha256(b"another artifact %d" % version).hexdigest())
+    store.put_bytes(BUCKET, model_version.artifact.key, data)
+    registry.versions[CONTRACT.name] = model_version
+    return model_version
+
+
+class CountingLoader:
+    """Loads through `load_model` and records (clock time, version) of every attempt."""
+
+    def __init__(self, store: InMemoryObjectStore, clock: FakeClock) -> None:
+        self.store, self.clock = store, clock
+        self.attempts: list[tuple[float, int]] = []
+
+    def __call__(self, version: ModelVersion) -> LoadedModel:
+        self.attempts.append((self.clock.now, version.version))
+        return load_model(version, self.store)
+
+    def versions(self) -> list[int]:
+        return [version for _, version in self.attempts]
+
+
+def test_model_cache_keeps_serving_last_good_version_when_the_new_one_fails_to_load(trained: TrainedModel) -> None:
+    # GIVEN a container serving v1
+    store, registry, clock = InMemoryObjectStore(), FakeRegistry(), FakeClock()
+    loader = CountingLoader(store, clock)
+    publish(store, registry, trained.onnx_bytes, 1)
+    cache = ModelCache(registry, store, refresh_seconds=0, clock=clock, loader=loader)
+    first = cache.get("churn")
+    # WHEN v2 is promoted but its artifact does not match its digest
+    publish_broken(store, registry, trained.onnx_bytes, 2)
+    # THEN every request keeps getting v1, and v2 is not downloaded again on each of them
+    for _ in range(4):
+        clock.now += 1
+        assert cache.get("churn") is first
+    assert loader.versions() == [1, 2]
+    [failure] = cache.drain_events()
+    assert (failure.model, failure.version, failure.serving_version, failure.failures) == ("churn", 2, 1, 1)
+    assert failure.error.startswith("IntegrityError: artifact of churn v2 ")
+    assert failure.retry_in_seconds == 5
+    assert cache.loaded_versions() == [("churn", 1)]
+
+
+def test_model_cache_retries_a_failed_load_with_bounded_exponential_backoff(trained: TrainedModel) -> None:
+    store, registry, clock = InMemoryObjectStore(), FakeRegistry(), FakeClock()
+    loader = CountingLoader(store, clock)
+    publish(store, registry, trained.onnx_bytes, 1)
+    cache = ModelCache(
+        registry, store, refresh_seconds=0, clock=clock, loader=loader, load_retry_seconds=5, load_retry_max_seconds=40
+    )
+    cache.get("churn")
+    start = clock.now
+    publish_broken(store, registry, trained.onnx_bytes, 2)
+    for _ in range(200):  # a request every second
+        assert cache.get("churn").version == 1
+        clock.now += 1
+    assert [at - start for at, version in loader.attempts if version == 2] == [0, 5, 15, 35, 75, 115, 155, 195]
+    failures = cache.drain_events()
+    assert [f.failures for f in failures] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert [f.retry_in_seconds for f in failures] == [5, 10, 20, 40, 40, 40, 40, 40]
+
+
+def test_model_cache_loads_a_repaired_artifact_after_the_backoff(trained: TrainedModel) -> None:
+    store, registry, clock = InMemoryObjectStore(), FakeRegistry(), FakeClock()
+    publish(store, registry, trained.onnx_bytes, 1)
+    cache = ModelCache(registry, store, refresh_seconds=0, clock=clock)
+    cache.get("churn")
+    broken = publish_broken(store, registry, trained.onnx_bytes, 2)
+    assert cache.get("churn").version == 1
+    # GIVEN the artifact is repaired (the bytes the digest names are uploaded)
+    repaired = version_of(trained.onnx_bytes, 2)
+    store.put_bytes(BUCKET, broken.artifact.key, b"")
+    store.put_bytes(BUCKET, repaired.artifact.key, trained.onnx_bytes)
+    registry.versions["churn"] = repaired
+    clock.now += 5
+    assert cache.get("churn").version == 2
+
+
+def test_model_cache_loads_another_production_version_at_once_after_a_failure(trained: TrainedModel) -> None:
+    store, registry, clock = InMemoryObjectStore(), FakeRegistry(), FakeClock()
+    loader = CountingLoader(store, clock)
+    publish(store, registry, trained.onnx_bytes, 1)
+    cache = ModelCache(registry, store, refresh_seconds=0, clock=clock, loader=loader)
+    first = cache.get("churn")
+    publish_broken(store, registry, trained.onnx_bytes, 2)
+    assert cache.get("churn") is first
+    # WHEN production moves on to v3 (a good artifact) within v2's backoff THEN v3 is loaded at once
+    clock.now += 1
+    publish(store, registry, trained.onnx_bytes, 3)
+    assert cache.get("churn").version == 3
+    # and a rollback to v1 serves v1 from memory
+    registry.versions["churn"] = version_of(trained.onnx_bytes, 1)
+    assert cache.get("churn") is first
+    assert loader.versions() == [1, 2, 3]
+
+
+def test_model_cache_without_a_good_version_answers_503_and_backs_off(trained: TrainedModel) -> None:
+    # GIVEN a fresh container and a production artifact that does not match its digest
+    store, registry, clock = InMemoryObjectStore(), FakeRegistry(), FakeClock()
+    loader = CountingLoader(store, clock)
+    publish_broken(store, registry, trained.onnx_bytes, 1)
+    cache = ModelCache(registry, store, refresh_seconds=0, clock=clock, loader=loader)
+    messages = set()
+    for _ in range(10):  # a request every second
+        with pytest.raises(IntegrityError) as raised:
+            cache.get("churn")
+        assert raised.value.http_status == 503
+        messages.add(str(raised.value))
+        clock.now += 1
+    # THEN the artifact is downloaded once per backoff step, not on every request
+    assert loader.versions() == [1, 1]
+    assert len(messages) == 1
+    assert cache.loaded_versions() == []
+
+
+class UnreachableObjectStore(InMemoryObjectStore):
+    def get_bytes(self, bucket: str, key: str, version_id: str | None = None) -> bytes:
+        if key.endswith(".onnx") and self.failing:
+            raise ConnectionError("S3 unreachable")
+        return super().get_bytes(bucket, key, version_id)
+
+    failing = False
+
+
+def test_model_cache_artifact_store_error_serves_last_good_or_answers_503(trained: TrainedModel) -> None:
+    store, registry, clock = UnreachableObjectStore(), FakeRegistry(), FakeClock()
+    publish(store, registry, trained.onnx_bytes, 1)
+    cache = ModelCache(registry, store, refresh_seconds=0, clock=clock)
+    first = cache.get("churn")
+    store.failing = True
+    publish(store, registry, trained.onnx_bytes, 2)
+    assert cache.get("churn") is first
+    [failure] = cache.drain_events()
+    assert (failure.version, failure.serving_version, failure.error) == (2, 1, "ConnectionError: S3 unreachable")
+
+    # a fresh container has nothing to fall back on: 503 naming the model and version, not a 500
+    cold = ModelCache(registry, store, refresh_seconds=0, clock=clock)
+    with pytest.raises(ModelUnavailableError) as raised:
+        cold.get("churn")
+    assert raised.value.http_status == 503
+    assert str(raised.value) == "model 'churn' v2 cannot be loaded (ConnectionError); the function retries with backoff"
+
+
+@pytest.mark.parametrize(
+    ("registered", "message"),
+    [
+        ({}, "no model named 'churn'"),
+        ({"churn": None}, "model 'churn' has no production version"),
+    ],
+)
+def test_model_cache_not_found_says_the_same_on_every_request(
+    registered: dict[str, ModelVersion | None], message: str
+) -> None:
+    registry, clock = FakeRegistry(), FakeClock()
+    registry.versions.update(registered)
+    cache = ModelCache(registry, InMemoryObjectStore(), refresh_seconds=30, clock=clock)
+    seen = []
+    for step in (0, 1, 29, 2):  # from the registry, from memory, and again from the registry
+        clock.now += step
+        with pytest.raises(ModelNotFoundError) as raised:
+            cache.get("churn")
+        seen.append(str(raised.value))
+    assert seen == [message] * 4
+    assert registry.lookups == 2
 
 
 @pytest.mark.parametrize("name", ["unknown", "Not-A-Valid-Name", "../etc"])

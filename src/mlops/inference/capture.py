@@ -177,7 +177,8 @@ def _jsonl(pending: _Pending) -> tuple[list[str], int]:
 
 def flush_on_shutdown(flush: Callable[[], object]) -> None:
     """Flush at interpreter exit and on SIGTERM (which Lambda sends before shutting an
-    environment down when an extension is registered), then defer to the previous handler."""
+    environment down only when an external extension is registered: predict ships
+    `layers/extensions/graceful-shutdown` for that), then defer to the previous handler."""
     atexit.register(flush)
     try:
         previous = signal.getsignal(signal.SIGTERM)

@@ -4,7 +4,9 @@
 the bytes to onnxruntime (a mismatch raises IntegrityError and nothing is loaded), then checks
 that the graph's inputs are the contract's features. `ModelCache` keeps loaded models keyed by
 (name, version) and re-reads the registry's production pointer at most every `refresh_seconds`,
-so a promotion or a rollback reaches warm containers without a redeploy.
+so a promotion or a rollback reaches warm containers without a redeploy; a version that fails to
+load is retried with backoff while the last good one answers, and a version the registry has not
+confirmed for `stale_seconds` is no longer served.
 """
 
 from __future__ import annotations
@@ -23,7 +25,14 @@ import numpy as np
 import onnxruntime as ort
 
 from mlops.contract import Contract, FeatureType, ProblemType, is_valid_model_name, parse_contract
-from mlops.errors import IntegrityError, MlopsError, ModelNotFoundError, NotFoundError, PredictionError
+from mlops.errors import (
+    IntegrityError,
+    MlopsError,
+    ModelNotFoundError,
+    ModelUnavailableError,
+    NotFoundError,
+    PredictionError,
+)
 from mlops.inference.records import Columns, RecordValidator
 from mlops.ports import ObjectStore
 from mlops.registry.records import ModelVersion
@@ -195,20 +204,83 @@ def _classes(session: ort.InferenceSession, contract: Contract) -> tuple[str, ..
     return tuple(contract.target.classes or ())
 
 
+@dataclass(frozen=True)
+class ModelLoadFailure:
+    """A production version this container could not load (reported once per attempt)."""
+
+    model: str
+    version: int  # the registry's production version
+    serving_version: int | None  # what the container answers instead; None: 503
+    error: str  # "<ErrorType>: <message>"
+    failures: int  # consecutive failed attempts at this version
+    retry_in_seconds: float
+
+
+@dataclass(frozen=True)
+class RegistryUnreachable:
+    """A production-pointer lookup failed (reported once per lookup)."""
+
+    model: str
+    serving_version: int | None  # the cached version still answered; None when refused or none cached
+    unconfirmed_seconds: float | None  # since the registry last confirmed the pointer; None: never
+    refused: bool  # True: requests get 503 (past the stale limit, or nothing cached)
+
+
+CacheEvent = ModelLoadFailure | RegistryUnreachable
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    """An error `get` raises from memory; built anew on every request (one message, no growing traceback)."""
+
+    kind: type[MlopsError]
+    message: str
+
+    def error(self) -> MlopsError:
+        return self.kind(self.message)
+
+
+def _unknown_model(name: str) -> _Refusal:
+    return _Refusal(ModelNotFoundError, f"no model named {name!r}")
+
+
+def _no_production_version(name: str) -> _Refusal:
+    return _Refusal(ModelNotFoundError, f"model {name!r} has no production version")
+
+
+@dataclass(frozen=True)
+class _FailedLoad:
+    version: int
+    failures: int
+    retry_at: float
+    refusal: _Refusal  # the answer while there is nothing to fall back on
+
+
 @dataclass
 class _Pointer:
-    version: int | None  # None: no production version (cached too, so unknown names stay cheap)
-    checked_at: float
+    recheck_at: float  # `get` answers from memory until then, and asks the registry after
+    confirmed_at: float  # the last time the registry answered
+    model: LoadedModel | None  # the answer; None: raise `refusal`
+    refusal: _Refusal | None = None
+    last_good: int | None = None  # the version last served, resumed from memory after an outage
+    failed: _FailedLoad | None = None  # the production version that failed to load, and when to retry
 
 
 class ModelCache:
     """Production models per name, loaded once per container and refreshed on a timer.
 
-    `get(name)` answers from memory while the cached production pointer is younger than
-    `refresh_seconds`; after that it asks the registry once, loading a new version if the pointer
-    moved (a rollback to a version still in memory is instant). If the registry cannot be reached
-    the container keeps serving the version it has. Raises ModelNotFoundError (404) when the model
-    is unknown or has no production version, IntegrityError (503) for a tampered artifact.
+    `get(name)` answers from memory until the pointer's recheck time (at most `refresh_seconds`);
+    then it asks the registry once, loading a new version if the pointer moved (a rollback to a
+    version still in memory is instant).
+
+    Degraded modes, each reported through `drain_events`:
+    - a new production version that fails to load (digest, graph, S3 error) is retried with
+      exponential backoff (`load_retry_seconds` doubling up to `load_retry_max_seconds`) while the
+      last good version keeps answering; with nothing to fall back on, 503 until a retry succeeds;
+    - while the registry is unreachable the cached version keeps answering for `stale_seconds`
+      after the registry last confirmed it, then 503 (ModelUnavailableError): it may have been
+      rolled back for a reason this container cannot learn.
+    Raises ModelNotFoundError (404) when the model is unknown or has no production version.
     """
 
     def __init__(
@@ -217,6 +289,9 @@ class ModelCache:
         store: ObjectStore,
         *,
         refresh_seconds: float = 30.0,
+        stale_seconds: float = 300.0,
+        load_retry_seconds: float = 5.0,
+        load_retry_max_seconds: float = 300.0,
         max_records: int = 1_000,
         clock: Callable[[], float] = time.monotonic,
         loader: Callable[[ModelVersion], LoadedModel] | None = None,
@@ -226,60 +301,157 @@ class ModelCache:
         self._registry = registry
         self._store = store
         self.refresh_seconds = refresh_seconds
+        self.stale_seconds = stale_seconds
+        self.load_retry_seconds = load_retry_seconds
+        self.load_retry_max_seconds = load_retry_max_seconds
         self._clock = clock
         self._loader = loader or (lambda version: load_model(version, store, max_records=max_records))
         self._versions_per_model = versions_per_model
         self._max_names = max_names
         self._pointers: dict[str, _Pointer] = {}
         self._models: dict[tuple[str, int], LoadedModel] = {}
+        self._events: list[CacheEvent] = []
         self._lock = threading.Lock()
 
     def get(self, name: str) -> LoadedModel:
         pointer = self._pointers.get(name)
-        if pointer is not None and self._clock() - pointer.checked_at < self.refresh_seconds:
-            if pointer.version is None:
-                raise ModelNotFoundError(f"model {name!r} has no production version")
-            return self._models[(name, pointer.version)]
+        if pointer is not None and self._clock() < pointer.recheck_at:
+            if pointer.model is not None:
+                return pointer.model
+            raise pointer.refusal.error()  # type: ignore[union-attr]  # model None <=> refusal set
         with self._lock:
             return self._refresh(name, pointer)
 
     def loaded_versions(self) -> list[tuple[str, int]]:
         return sorted(self._models)
 
+    def drain_events(self) -> list[CacheEvent]:
+        """The load failures and registry outages since the last call (call after each request)."""
+        if not self._events:  # the warm path: no lock
+            return []
+        with self._lock:
+            events, self._events = self._events, []
+        return events
+
     def _refresh(self, name: str, pointer: _Pointer | None) -> LoadedModel:
         now = self._clock()
         if not is_valid_model_name(name):
-            raise ModelNotFoundError(f"no model named {name!r}")
+            raise _unknown_model(name).error()
         try:
             production = self._registry.production(name)
         except NotFoundError:
-            self._remember(name, _Pointer(None, now))
-            raise ModelNotFoundError(f"no model named {name!r}") from None
+            return self._refuse(name, now, _unknown_model(name))
         except MlopsError:
             raise
         except Exception:
-            if pointer is None or pointer.version is None:
-                raise
-            # the registry is unreachable: keep serving what this container verified earlier
-            log.warning("registry lookup for %s failed; serving cached v%s", name, pointer.version, exc_info=True)
-            pointer.checked_at = now
-            return self._models[(name, pointer.version)]
+            log.warning("registry lookup for %s failed", name, exc_info=True)
+            return self._unconfirmed(name, pointer, now)
         if production is None:
-            self._remember(name, _Pointer(None, now))
-            raise ModelNotFoundError(f"model {name!r} has no production version")
+            return self._refuse(name, now, _no_production_version(name))
+        return self._serve(name, pointer, production, now)
+
+    def _refuse(self, name: str, now: float, refusal: _Refusal) -> LoadedModel:
+        self._remember(name, _Pointer(now + self.refresh_seconds, now, None, refusal))
+        raise refusal.error()
+
+    def _serve(self, name: str, pointer: _Pointer | None, production: ModelVersion, now: float) -> LoadedModel:
         key = (name, production.version)
         model = self._models.get(key)
         if model is None:
-            model = self._loader(production)  # IntegrityError propagates: nothing is cached
+            failed = pointer.failed if pointer is not None else None
+            if failed is None or failed.version != production.version or now >= failed.retry_at:
+                try:
+                    model = self._loader(production)
+                except Exception as error:
+                    failed = self._load_failed(name, pointer, production, now, error)
+            if model is None:
+                return self._fall_back(name, pointer, now, failed)  # type: ignore[arg-type]
             self._models[key] = model
             self._evict_old_versions(name, keep=production.version)
-        self._remember(name, _Pointer(production.version, now))
+        self._remember(name, _Pointer(self._recheck_at(now, now), now, model, last_good=production.version))
         return model
+
+    def _load_failed(
+        self, name: str, pointer: _Pointer | None, production: ModelVersion, now: float, error: Exception
+    ) -> _FailedLoad:
+        previous = pointer.failed if pointer is not None else None
+        failures = previous.failures + 1 if previous is not None and previous.version == production.version else 1
+        # 2**30 caps the exponent far beyond any sane maximum, before the float could overflow
+        delay = min(self.load_retry_seconds * 2 ** min(failures - 1, 30), self.load_retry_max_seconds)
+        if isinstance(error, MlopsError):
+            refusal = _Refusal(type(error), str(error))
+        else:  # an S3 or runtime error: its text may be long or internal, its type is enough for a client
+            refusal = _Refusal(
+                ModelUnavailableError,
+                f"model {name!r} v{production.version} cannot be loaded ({type(error).__name__}); "
+                "the function retries with backoff",
+            )
+        fallback = self._last_good(name, pointer)
+        serving = fallback.version if fallback is not None else None
+        log.warning(
+            "cannot load %s v%s (attempt %d, retry in %.0f s); serving %s",
+            name,
+            production.version,
+            failures,
+            delay,
+            f"v{serving}" if serving is not None else "nothing (503)",
+            exc_info=not isinstance(error, MlopsError),
+        )
+        self._events.append(
+            ModelLoadFailure(name, production.version, serving, f"{type(error).__name__}: {error}", failures, delay)
+        )
+        return _FailedLoad(production.version, failures, now + delay, refusal)
+
+    def _fall_back(self, name: str, pointer: _Pointer | None, now: float, failed: _FailedLoad) -> LoadedModel:
+        """Answer with the last good version while `failed` waits for its retry; 503 without one."""
+        fallback = self._last_good(name, pointer)
+        if fallback is None:
+            self._remember(name, _Pointer(now + self.refresh_seconds, now, None, failed.refusal, failed=failed))
+            raise failed.refusal.error()
+        self._remember(
+            name, _Pointer(self._recheck_at(now, now), now, fallback, last_good=fallback.version, failed=failed)
+        )
+        return fallback
+
+    def _unconfirmed(self, name: str, pointer: _Pointer | None, now: float) -> LoadedModel:
+        """The registry cannot be reached: the cached version within the stale limit, else 503."""
+        cached = self._last_good(name, pointer)
+        if pointer is None or cached is None:
+            self._events.append(RegistryUnreachable(name, None, None, refused=True))
+            refusal = _Refusal(
+                ModelUnavailableError,
+                f"the registry is unreachable; cannot find the production version of model {name!r}",
+            )
+            self._remember(name, _Pointer(now + self.refresh_seconds, now, None, refusal))
+            raise refusal.error()
+        unconfirmed = now - pointer.confirmed_at
+        if unconfirmed >= self.stale_seconds:
+            self._events.append(RegistryUnreachable(name, None, unconfirmed, refused=True))
+            refusal = _Refusal(
+                ModelUnavailableError,
+                f"cannot confirm the production version of model {name!r}: the registry has been unreachable "
+                f"for {unconfirmed:.0f} s (limit {self.stale_seconds:.0f} s)",
+            )
+            pointer.recheck_at, pointer.model, pointer.refusal = now + self.refresh_seconds, None, refusal
+            raise refusal.error()
+        self._events.append(RegistryUnreachable(name, cached.version, unconfirmed, refused=False))
+        pointer.recheck_at = self._recheck_at(now, pointer.confirmed_at)
+        pointer.model, pointer.refusal = cached, None
+        return cached
+
+    def _recheck_at(self, now: float, confirmed_at: float) -> float:
+        # never answer from memory past the stale limit
+        return min(now + self.refresh_seconds, confirmed_at + self.stale_seconds)
+
+    def _last_good(self, name: str, pointer: _Pointer | None) -> LoadedModel | None:
+        if pointer is None or pointer.last_good is None:
+            return None
+        return self._models.get((name, pointer.last_good))
 
     def _remember(self, name: str, pointer: _Pointer) -> None:
         if name not in self._pointers and len(self._pointers) >= self._max_names:
             # bound memory against requests for many unknown names: forget the negative entries
-            for stale in [n for n, p in self._pointers.items() if p.version is None]:
+            for stale in [n for n, p in self._pointers.items() if p.model is None and p.last_good is None]:
                 del self._pointers[stale]
         self._pointers[name] = pointer
 
