@@ -387,3 +387,77 @@ def test_alarm_notification_carries_cloudwatch_fields(local: tuple[LocalRuntime,
     runtime, _ = local
     spec = runtime.alarms.specs[0]
     assert spec.arn.startswith("arn:aws:cloudwatch:us-east-1:123456789012:alarm:")
+
+
+def _https(runtime: LocalRuntime) -> tuple[Any, str]:
+    """A standard-library HTTPS connection to the local API, trusting its certificate; the stage prefix."""
+    import http.client
+    import ssl
+    from urllib.parse import urlsplit
+
+    endpoints = runtime.endpoints
+    assert endpoints is not None
+    url = urlsplit(endpoints.api_url)
+    context = ssl.create_default_context(cafile=endpoints.ca_bundle)
+    return http.client.HTTPSConnection(url.hostname, url.port, context=context, timeout=30), url.path
+
+
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT", "BREW", "PROPFIND"])
+@pytest.mark.parametrize("path", ["/things/a", "/nowhere"])
+def test_api_answers_an_unsupported_method_with_a_json_405(
+    local: tuple[LocalRuntime, Path], method: str, path: str
+) -> None:
+    runtime, _ = local
+    connection, stage = _https(runtime)
+    try:
+        connection.request(method, stage + path)
+        response = connection.getresponse()
+        body = response.read()
+    finally:
+        connection.close()
+    assert response.status == 405, body
+    assert response.getheader("Content-Type") == "application/json"
+    assert method in json.loads(body)["message"]
+    assert set(response.getheader("Allow", "").split(", ")) <= {"GET", "POST"}
+
+
+def test_api_head_answers_without_a_body_and_keeps_the_connection_usable(local: tuple[LocalRuntime, Path]) -> None:
+    runtime, _ = local
+    connection, stage = _https(runtime)
+    try:
+        connection.request("HEAD", stage + "/things/a")
+        head = connection.getresponse()
+        assert head.read() == b""
+        connection.request("POST", stage + "/things/a", body=b"{}", headers={"x-api-key": runtime.endpoints.api_key})  # type: ignore[union-attr]
+        after = connection.getresponse()
+        after_body = after.read()
+    finally:
+        connection.close()
+    assert head.status == 405
+    assert after.status in (200, 429), after_body
+
+
+def test_api_oversized_body_reaches_python_clients_as_a_413(local: tuple[LocalRuntime, Path]) -> None:
+    import requests
+
+    from mlops_local.api import MAX_BODY_BYTES
+
+    runtime, _ = local
+    endpoints = runtime.endpoints
+    assert endpoints is not None
+    too_big = b"x" * (MAX_BODY_BYTES + 1)
+    # GIVEN a body one byte over API Gateway's payload limit, sent whole before the client reads
+    api = ApiClient(endpoints.api_url, ca_bundle=endpoints.ca_bundle)
+    via_urllib = api.request("POST", "/things/a", too_big, headers={"x-api-key": endpoints.api_key})
+    via_requests = requests.post(
+        endpoints.api_url + "/things/a",
+        data=too_big,
+        headers={"x-api-key": endpoints.api_key},
+        verify=endpoints.ca_bundle,
+        timeout=60,
+    )
+    # THEN both standard Python clients read the 413, not a reset TLS connection
+    assert via_urllib.status == 413, via_urllib.body
+    assert via_urllib.body == {"message": "Request Too Long"}
+    assert via_requests.status_code == 413
+    assert via_requests.json() == {"message": "Request Too Long"}
