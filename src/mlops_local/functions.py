@@ -144,6 +144,7 @@ class FunctionRunner:
         self.history: list[Invocation] = []
         self._lock = threading.RLock()
         self._modules: dict[str, ModuleType] = {}
+        self._logging: dict[str, _LoggingState] = {}
         self._stream = _RoutingStream(sys.stdout)
         log_dir.mkdir(parents=True, exist_ok=True)
         self._invocations_log = (log_dir / "invocations.log").open("a", buffering=1)
@@ -173,8 +174,10 @@ class FunctionRunner:
             sys.stdout = self._stream  # type: ignore[assignment]
             self._stream.capture = (threading.get_ident(), lines)
             _isolate_powertools_metrics()
+            outside = _LoggingState.capture()
             try:
                 module = self._module(function)
+                self._logging[function.logical_id].apply()
                 entry = getattr(module, function.handler.rsplit(".", 1)[-1])
                 result = entry(event, context)
                 invocation = Invocation(
@@ -191,6 +194,7 @@ class FunctionRunner:
                     error=f"{type(error).__name__}: {error}",
                 )
             finally:
+                outside.apply()
                 self._stream.capture = None
                 sys.stdout = previous
         self._route_output(function, "".join(lines))
@@ -203,6 +207,7 @@ class FunctionRunner:
             # imported once per "container", under the function's own environment
             module = load_handler_module(function.source_dir)
             self._modules[function.logical_id] = module
+            self._logging[function.logical_id] = _LoggingState.capture()
         return module
 
     @contextmanager
@@ -240,6 +245,35 @@ def _isolate_powertools_metrics() -> None:
 
     for shared in (Metrics._metrics, Metrics._dimensions, Metrics._metadata):
         shared.clear()
+
+
+@dataclass(frozen=True)
+class _LoggingState:
+    """Handlers, level and propagation of the top-level loggers. Each handler's import points the
+    shared ones (`mlops`, via Powertools' copy_config_to_registered_loggers) at its own Logger; in
+    one process the last import would win, so each function's state is re-applied around its
+    invocations and the runtime's own state restored after them."""
+
+    loggers: dict[str, tuple[list[logging.Handler], int, bool]]
+
+    @classmethod
+    def capture(cls) -> _LoggingState:
+        state = {}
+        for name, found in list(logging.root.manager.loggerDict.items()):
+            if "." in name:
+                continue
+            if isinstance(found, logging.Logger):
+                state[name] = (list(found.handlers), found.level, found.propagate)
+            else:  # a placeholder: a logger nobody configured yet
+                state[name] = ([], logging.NOTSET, True)
+        return cls(state)
+
+    def apply(self) -> None:
+        for name, (handlers, level, propagate) in self.loggers.items():
+            target = logging.getLogger(name)
+            target.handlers = list(handlers)
+            target.setLevel(level)
+            target.propagate = propagate
 
 
 class _LineSink(io.StringIO):

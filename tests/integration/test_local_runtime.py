@@ -35,6 +35,18 @@ FUNCTION = {
 }
 
 
+def _logging_function(service: str) -> dict[str, Any]:
+    return {
+        "Type": "AWS::Lambda::Function",
+        "Metadata": {"mlops:source": "tests/support/local_fixture/logs"},
+        "Properties": {
+            "Handler": "handler.lambda_handler",
+            "Timeout": 30,
+            "Environment": {"Variables": {"POWERTOOLS_SERVICE_NAME": service}},
+        },
+    }
+
+
 def mini_template(echo_log: Path) -> dict[str, Any]:
     function = json.loads(json.dumps(FUNCTION).replace("__ECHO_LOG__", str(echo_log)))
     fn_arn = {"Fn::GetAtt": ["Echo", "Arn"]}
@@ -44,6 +56,8 @@ def mini_template(echo_log: Path) -> dict[str, Any]:
             "Bus": {"Type": "AWS::Events::EventBus", "Properties": {"Name": "test-bus"}},
             "Topic": {"Type": "AWS::SNS::Topic", "Properties": {}},
             "Echo": function,
+            "Validator": _logging_function("validate_dataset"),
+            "Registrar": _logging_function("register_model"),
             "Role": {"Type": "AWS::IAM::Role", "Properties": {}},
             "Notifications": {
                 "Type": "Custom::S3BucketNotifications",
@@ -461,3 +475,30 @@ def test_api_oversized_body_reaches_python_clients_as_a_413(local: tuple[LocalRu
     assert via_urllib.body == {"message": "Request Too Long"}
     assert via_requests.status_code == 413
     assert via_requests.json() == {"message": "Request Too Long"}
+
+
+def test_each_function_logs_under_its_own_service_name(local: tuple[LocalRuntime, Path]) -> None:
+    runtime, _ = local
+    # GIVEN two functions whose imports each point the shared `mlops` loggers at their own Logger
+    for function_id, marker in [("Validator", "v1"), ("Registrar", "r1"), ("Validator", "v2"), ("Registrar", "r2")]:
+        assert runtime.runner.invoke(function_id, {"marker": marker}, "test").ok
+
+    # THEN every line (the handler's and the domain module's) carries the service that logged it
+    lines = [json.loads(line) for line in (Path(runtime.log_dir) / "logs.log").read_text().splitlines()]
+    service_of = {"v": "validate_dataset", "r": "register_model"}
+    seen = []
+    for line in lines:
+        marker = line.get("marker") or line["message"].removeprefix("domain line ")
+        seen.append(marker)
+        assert line["service"] == service_of[marker[0]], line
+    assert sorted(seen) == ["r1", "r1", "r2", "r2", "v1", "v1", "v2", "v2"]
+
+
+def test_local_runtime_logs_keep_their_own_format_after_a_function_ran(local: tuple[LocalRuntime, Path]) -> None:
+    import logging
+
+    runtime, _ = local
+    assert runtime.runner.invoke("Registrar", {"marker": "r3"}, "test").ok
+    # the runtime's own `mlops.local` lines are not re-formatted as a function's JSON lines
+    mlops = logging.getLogger("mlops")
+    assert (mlops.handlers, mlops.propagate) == ([], True)
