@@ -199,6 +199,7 @@ def test_models_api_serves_its_openapi_document(call: Any) -> None:
         "/models/{name}/rollback",
         "/models/{name}/datasets",
         "/models/{name}/datasets/{dataset_id}/review",
+        "/models/{name}/predict",  # served by the predict function, documented with the rest
     }
     assert "post" in document["paths"]["/models/{name}/rollback"]
     assert "RollbackRequest" in json.dumps(document["components"])
