@@ -32,7 +32,7 @@ from mlops_local.deployment import LocalDeployment
 from mlops_local.functions import FunctionRunner
 from mlops_local.template import TemplateError
 
-log = logging.getLogger("mlops.local")
+log = logging.getLogger("mlops_local")
 
 _INTEGRATION = re.compile(r"functions/(arn:aws:lambda:[^/]+)/invocations")
 _PATH_PARAM = re.compile(r"^\{(.+?)(\+)?\}$")

@@ -17,7 +17,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +28,12 @@ from mlops_local.deployment import LocalDeployment
 from mlops_local.handlers import REPO_ROOT, load_handler_module
 from mlops_local.template import TemplateError
 
-log = logging.getLogger("mlops.local")
+log = logging.getLogger("mlops_local")
 
 SOURCE_METADATA_KEY = "mlops:source"
 # CDK's own helper functions whose work local mode does natively.
 CDK_INTERNAL_FUNCTIONS = ("BucketNotificationsHandler",)
+SHARED_PACKAGE_LOGGER = "mlops"  # the domain package's logger (copy_config_to_registered_loggers)
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,8 @@ class FunctionRunner:
         self._lock = threading.RLock()
         self._modules: dict[str, ModuleType] = {}
         self._logging: dict[str, _LoggingState] = {}
+        # registered now so that every snapshot holds it: each handler's import points it at its own Logger
+        logging.getLogger(SHARED_PACKAGE_LOGGER)
         self._stream = _RoutingStream(sys.stdout)
         log_dir.mkdir(parents=True, exist_ok=True)
         self._invocations_log = (log_dir / "invocations.log").open("a", buffering=1)
@@ -175,9 +178,11 @@ class FunctionRunner:
             self._stream.capture = (threading.get_ident(), lines)
             _isolate_powertools_metrics()
             outside = _LoggingState.capture()
+            configured = None
             try:
                 module = self._module(function)
-                self._logging[function.logical_id].apply()
+                configured = self._logging[function.logical_id]
+                configured.apply()
                 entry = getattr(module, function.handler.rsplit(".", 1)[-1])
                 result = entry(event, context)
                 invocation = Invocation(
@@ -194,7 +199,8 @@ class FunctionRunner:
                     error=f"{type(error).__name__}: {error}",
                 )
             finally:
-                outside.apply()
+                if configured is not None:
+                    outside.apply(only=configured.loggers)
                 self._stream.capture = None
                 sys.stdout = previous
         self._route_output(function, "".join(lines))
@@ -205,9 +211,10 @@ class FunctionRunner:
         module = self._modules.get(function.logical_id)
         if module is None:
             # imported once per "container", under the function's own environment
+            before = _LoggingState.capture()
             module = load_handler_module(function.source_dir)
             self._modules[function.logical_id] = module
-            self._logging[function.logical_id] = _LoggingState.capture()
+            self._logging[function.logical_id] = _LoggingState.capture().changed_since(before)
         return module
 
     @contextmanager
@@ -249,10 +256,10 @@ def _isolate_powertools_metrics() -> None:
 
 @dataclass(frozen=True)
 class _LoggingState:
-    """Handlers, level and propagation of the top-level loggers. Each handler's import points the
-    shared ones (`mlops`, via Powertools' copy_config_to_registered_loggers) at its own Logger; in
-    one process the last import would win, so each function's state is re-applied around its
-    invocations and the runtime's own state restored after them."""
+    """Handlers, level and propagation of top-level loggers. Each handler's import points the shared
+    ones (`mlops`, via Powertools' copy_config_to_registered_loggers) at its own Logger; in one
+    process the last import would win, so what a function's import changed is re-applied around its
+    invocations, and those loggers are restored to the runtime's state after them."""
 
     loggers: dict[str, tuple[list[logging.Handler], int, bool]]
 
@@ -268,8 +275,13 @@ class _LoggingState:
                 state[name] = ([], logging.NOTSET, True)
         return cls(state)
 
-    def apply(self) -> None:
+    def changed_since(self, before: _LoggingState) -> _LoggingState:
+        return _LoggingState({name: state for name, state in self.loggers.items() if before.loggers.get(name) != state})
+
+    def apply(self, only: Collection[str] | None = None) -> None:
         for name, (handlers, level, propagate) in self.loggers.items():
+            if only is not None and name not in only:
+                continue
             target = logging.getLogger(name)
             target.handlers = list(handlers)
             target.setLevel(level)

@@ -499,6 +499,35 @@ def test_local_runtime_logs_keep_their_own_format_after_a_function_ran(local: tu
 
     runtime, _ = local
     assert runtime.runner.invoke("Registrar", {"marker": "r3"}, "test").ok
-    # the runtime's own `mlops.local` lines are not re-formatted as a function's JSON lines
+    # the shared `mlops` logger is back as the runtime had it, not a function's JSON handler
     mlops = logging.getLogger("mlops")
     assert (mlops.handlers, mlops.propagate) == ([], True)
+
+
+def test_local_runtime_lines_logged_during_an_invocation_keep_their_own_handlers(
+    local: tuple[LocalRuntime, Path],
+) -> None:
+    import logging
+
+    from mlops_local import functions
+
+    runtime, _ = local
+    seen: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    collect = Collect(level=logging.INFO)
+    logging.root.addHandler(collect)
+    level = functions.log.level
+    functions.log.setLevel(logging.INFO)
+    try:
+        # WHEN the runtime logs (as its other threads do) while a function's logger config is applied
+        event = {"marker": "r4", "while_running": lambda: functions.log.info("runtime line")}
+        assert runtime.runner.invoke("Registrar", event, "test").ok
+    finally:
+        logging.root.removeHandler(collect)
+        functions.log.setLevel(level)
+    # THEN the line reaches the runtime's handlers, not the function's
+    assert "runtime line" in seen

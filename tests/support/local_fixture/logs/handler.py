@@ -9,12 +9,13 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
+domain_log = logging.getLogger("mlops.validation.service")  # registered first, as the handlers' imports do
 logger = Logger()  # service from POWERTOOLS_SERVICE_NAME, as each function's environment sets it
 copy_config_to_registered_loggers(source_logger=logger, include={"mlops"})
-domain_log = logging.getLogger("mlops.validation.service")
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.info("handler line", marker=event["marker"])
     domain_log.warning("domain line %s", event["marker"])
+    event.get("while_running", lambda: None)()  # a test's hook: something else happens meanwhile
     return {"ok": True}
