@@ -531,3 +531,26 @@ def test_local_runtime_lines_logged_during_an_invocation_keep_their_own_handlers
         functions.log.setLevel(level)
     # THEN the line reaches the runtime's handlers, not the function's
     assert "runtime line" in seen
+
+
+def test_api_key_alone_never_opens_an_iam_route(local: tuple[LocalRuntime, Path]) -> None:
+    runtime, echo_log = local
+    endpoints = runtime.endpoints
+    assert endpoints is not None
+    api = ApiClient(
+        endpoints.api_url,
+        ca_bundle=endpoints.ca_bundle,
+        access_key=endpoints.access_key_id,
+        secret_key=endpoints.secret_access_key,
+    )
+    before = len(_events(echo_log))
+    # a prediction client's key on the IAM route: refused before the function runs
+    refused = api.request("GET", "/things", headers={"x-api-key": endpoints.api_key})
+    assert refused.status == 403
+    assert len(_events(echo_log)) == before
+    # a signed call: the function sees the IAM caller, and no API key in the identity
+    signed = api.admin("GET", "/things")
+    assert signed.status == 200
+    identity = _events(echo_log)[-1]["requestContext"]["identity"]
+    assert identity["userArn"].endswith(":user/local-admin")
+    assert not identity.get("apiKey")
