@@ -125,7 +125,7 @@ def mini_template(echo_log: Path) -> dict[str, Any]:
             "Plan": {
                 "Type": "AWS::ApiGateway::UsagePlan",
                 "Properties": {
-                    "Throttle": {"RateLimit": 50, "BurstLimit": 5},
+                    "Throttle": {"RateLimit": 1, "BurstLimit": 5},  # slow refill: a burst is throttled on any machine
                     "ApiStages": [{"ApiId": {"Ref": "Api"}, "Stage": "prod"}],
                 },
             },
