@@ -316,12 +316,17 @@ class LocalApi:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            default_request_version = "HTTP/1.1"  # answers to unparsable request lines carry a status line
 
             def _dispatch(self) -> None:
                 declared = (self.headers.get("Content-Length") or "0").strip()
                 discard = 0
                 try:
-                    if not declared.isdigit():
+                    if self.headers.get("Transfer-Encoding"):
+                        # not read here: its chunks would be parsed as the next request
+                        status, headers, payload = _json(411, {"message": "Length Required: send a Content-Length"})
+                        self.close_connection = True
+                    elif not declared.isdigit():
                         status, headers, payload = _json(400, {"message": f"invalid Content-Length {declared!r}"})
                         self.close_connection = True
                     elif int(declared) > MAX_BODY_BYTES:
@@ -346,6 +351,18 @@ class LocalApi:
                 self.wfile.flush()
                 if discard:
                     self._discard(discard)
+
+            def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+                # the server's own refusals (malformed request line, oversized headers) in JSON too
+                _, headers, payload = _json(code, {"message": message or self.responses[code][0]})
+                self.close_connection = True
+                self.send_response(code, message)
+                for name, value in {**headers, "Connection": "close"}.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+                    self.wfile.write(payload)
 
             def _discard(self, declared: int) -> None:
                 """Read the refused body so the client's send completes and it reads the answer."""

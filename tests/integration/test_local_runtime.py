@@ -554,3 +554,46 @@ def test_api_key_alone_never_opens_an_iam_route(local: tuple[LocalRuntime, Path]
     identity = _events(echo_log)[-1]["requestContext"]["identity"]
     assert identity["userArn"].endswith(":user/local-admin")
     assert not identity.get("apiKey")
+
+
+def _raw_exchange(runtime: LocalRuntime, request: bytes) -> str:
+    import socket
+    import ssl
+    from urllib.parse import urlsplit
+
+    endpoints = runtime.endpoints
+    assert endpoints is not None
+    url = urlsplit(endpoints.api_url)
+    context = ssl.create_default_context(cafile=endpoints.ca_bundle)
+    with (
+        socket.create_connection((url.hostname, url.port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=url.hostname) as tls,
+    ):
+        tls.sendall(request)
+        reply = b""
+        while chunk := tls.recv(65536):
+            reply += chunk
+    return reply.decode()
+
+
+def test_api_answers_a_malformed_request_line_with_a_json_400(local: tuple[LocalRuntime, Path]) -> None:
+    runtime, _ = local
+    reply = _raw_exchange(runtime, b"GARBAGE\r\n\r\n")
+    head, _, body = reply.partition("\r\n\r\n")
+    assert head.startswith("HTTP/1.1 400") or head.startswith("HTTP/1.0 400"), reply
+    assert "application/json" in head
+    assert json.loads(body)["message"]
+
+
+def test_api_refuses_a_chunked_body_with_a_json_411(local: tuple[LocalRuntime, Path]) -> None:
+    runtime, _ = local
+    stage = runtime.endpoints.api_url.split("/", 3)[3]  # type: ignore[union-attr]
+    reply = _raw_exchange(
+        runtime,
+        f"POST /{stage}/things/a HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n"
+        f"Connection: close\r\n\r\n2\r\n{{}}\r\n0\r\n\r\n".encode(),
+    )
+    head, _, body = reply.partition("\r\n\r\n")
+    assert head.startswith("HTTP/1.1 411"), reply
+    assert "Content-Length" in json.loads(body)["message"]
+    assert reply.count("HTTP/1.1") == 1  # the chunks were not read as a second request
