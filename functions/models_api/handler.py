@@ -22,10 +22,13 @@ from aws_lambda_powertools import Logger, Tracer, single_metric
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, Field
 
 from mlops.adapters.dataset_ledger_dynamodb import DynamoDatasetLedger
 from mlops.adapters.events import EventBridgePublisher
@@ -33,7 +36,7 @@ from mlops.adapters.registry_dynamodb import DynamoRegistry
 from mlops.adapters.s3 import S3ObjectStore
 from mlops.adapters.sns import SnsNotifier
 from mlops.adapters.validation_notifier import SnsSummaryNotifier
-from mlops.contract import MODEL_NAME_PATTERN, is_valid_model_name
+from mlops.contract import MODEL_NAME_PATTERN, is_valid_model_name, parse_contract, predict_request_schema
 from mlops.errors import BadRequestError, ForbiddenError, MlopsError
 from mlops.ports import EventPublisher, ObjectStore
 from mlops.registry.access import AccessPolicy, Action, parse_patterns
@@ -73,10 +76,73 @@ API_VERSION = "1.3.0"  # 1.2: compare reports training_data_drift; 1.3: audit/ve
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_IDEMPOTENCY_KEY = 255
-ModelName = Annotated[str, Path(description=f"a model name, {MODEL_NAME_PATTERN}")]
-VersionNumber = Annotated[str, Path(description="a version number, a positive integer")]
-AliasName = Annotated[str, Path(description=f"an alias, {ALIAS_PATTERN}")]
-DatasetId = Annotated[str, Path(description=f"a dataset id from the ledger, {DATASET_ID_PATTERN}")]
+PREDICT_PATH = "/models/{name}/predict"  # served by the predict function; documented here
+# Path constraints are documented (json_schema_extra) and enforced by the domain, which answers 400
+# naming the problem; a Powertools `pattern=` would answer 422 instead.
+ModelName = Annotated[
+    str, Path(description=f"a model name, {MODEL_NAME_PATTERN}", json_schema_extra={"pattern": MODEL_NAME_PATTERN})
+]
+VersionNumber = Annotated[
+    str,
+    Path(
+        description="a version number, a positive integer",
+        json_schema_extra={"pattern": "^0*[1-9][0-9]*$", "maxLength": 10},
+    ),
+]
+AliasName = Annotated[str, Path(description=f"an alias, {ALIAS_PATTERN}", json_schema_extra={"pattern": ALIAS_PATTERN})]
+SettableAlias = Annotated[
+    str,
+    Path(
+        description=f"an alias, {ALIAS_PATTERN}; not `production` (reserved: promote and rollback move it)",
+        json_schema_extra={"pattern": ALIAS_PATTERN, "not": {"const": "production"}},
+    ),
+]
+DatasetId = Annotated[
+    str,
+    Path(
+        description=f"a dataset id from the ledger, {DATASET_ID_PATTERN}",
+        json_schema_extra={"pattern": DATASET_ID_PATTERN},
+    ),
+]
+
+
+class ErrorBody(BaseModel):
+    """Every error answer. This function sends `error` and `message` (and `details` for a 422);
+    API Gateway's own answers (403 without a signature, 413, 429) carry `message` only."""
+
+    error: str | None = Field(default=None, description="the error's class, e.g. ConflictError")
+    message: str
+    details: list[dict[str, Any]] | None = Field(default=None, description="each schema problem (422)")
+
+
+_STATUS_MEANINGS = {
+    400: "A path value or body field breaks a rule the message names (model name, version, alias, dataset id)",
+    403: "No valid SigV4 signature, a role that does not allow the action, or an API key on an IAM route",
+    404: "No such model, version, alias move or dataset (or no route)",
+    409: "The transition is not allowed from the current state, or a concurrent change won",
+    413: "The body is larger than API Gateway's 10 MB payload limit",
+    422: "The request does not match this document (details), or an Idempotency-Key was reused for another request",
+    429: "Throttled (stage or usage plan limits)",
+    503: "An artifact's bytes do not match the digest the registry recorded",
+}
+_EVERY_ROUTE = (400, 403, 404, 413, 422, 429)
+CHANGE = (409,)  # statuses a state change adds
+VERIFIES_ARTIFACT = (409, 503)  # promote and rollback read the artifact back before serving it
+
+
+def responses(ok: Any = None, *extra: int) -> dict[int, OpenAPIResponse]:
+    """OpenAPI responses of a route: 200 (`ok`'s schema; the return annotation's when None) and every
+    error status it can answer, each with ErrorBody."""
+    documented: dict[int, OpenAPIResponse] = {200: {"description": "OK"}}
+    if ok is not None:
+        documented[200]["content"] = {"application/json": {"model": ok}}
+    for status in sorted({*_EVERY_ROUTE, *extra}):
+        documented[status] = {
+            "description": _STATUS_MEANINGS[status],
+            "content": {"application/json": {"model": ErrorBody}},
+        }
+    return documented
+
 
 settings = ModelsApiSettings.from_env()
 logger = Logger(service=SERVICE)
@@ -140,22 +206,30 @@ def build_app(
 
     # ---- reads ----
 
-    @app.get("/models", summary="Registered models with their latest and production versions")
+    @app.get("/models", summary="Registered models with their latest and production versions", responses=responses())
     def list_models() -> list[ModelSummary]:
         caller(Action.READ)
         return model_summaries(registry)
 
-    @app.get("/models/<name>", summary="One model: latest and production version, aliases")
+    @app.get("/models/<name>", summary="One model: latest and production version, aliases", responses=responses())
     def get_model(name: ModelName) -> ModelSummary:
         caller(Action.READ)
         return summarize_model(registry.get_model(name))
 
-    @app.get("/models/<name>/versions", summary="A model's versions: metrics, status, lineage, artifact digest")
+    @app.get(
+        "/models/<name>/versions",
+        summary="A model's versions: metrics, status, lineage, artifact digest",
+        responses=responses(),
+    )
     def list_versions(name: ModelName) -> list[VersionSummary]:
         caller(Action.READ)
         return version_summaries(registry, name)
 
-    @app.get("/models/<name>/versions/<version>", summary="One version: metrics, status, lineage, params")
+    @app.get(
+        "/models/<name>/versions/<version>",
+        summary="One version: metrics, status, lineage, params",
+        responses=responses(),
+    )
     def get_version(name: ModelName, version: VersionNumber) -> VersionSummary:
         caller(Action.READ)
         return version_summary(registry, name, parse_version(version))
@@ -163,6 +237,7 @@ def build_app(
     @app.get(
         "/models/<name>/compare",
         summary="Two versions side by side: metrics, params, lineage, PSI of b's training data against a's",
+        responses=responses(None, 503),
     )
     def compare(
         name: ModelName,
@@ -172,7 +247,7 @@ def build_app(
         caller(Action.READ)
         return compare_versions(registry, name, a, b, store=store)
 
-    @app.get("/models/<name>/audit", summary="A model's audit trail, oldest first")
+    @app.get("/models/<name>/audit", summary="A model's audit trail, oldest first", responses=responses())
     def audit(name: ModelName) -> list[AuditEvent]:
         caller(Action.READ)
         return audit_trail(registry, name)
@@ -180,17 +255,24 @@ def build_app(
     @app.get(
         "/models/<name>/audit/verify",
         summary="Recompute the audit hash chain: ok, or the first bad seq and why (overwritten, deleted, forged)",
+        responses=responses(),
     )
     def verify_audit(name: ModelName) -> AuditVerification:
         caller(Action.READ)
         return verify_audit_trail(registry, name)
 
-    @app.get("/models/<name>/aliases/<alias>/history", summary="Every move of an alias, oldest first")
+    @app.get(
+        "/models/<name>/aliases/<alias>/history", summary="Every move of an alias, oldest first", responses=responses()
+    )
     def history(name: ModelName, alias: AliasName) -> list[AliasMove]:
         caller(Action.READ)
         return alias_history(registry, name, alias)
 
-    @app.get("/models/<name>/served", summary="Which version an alias (default production) pointed at, at a time")
+    @app.get(
+        "/models/<name>/served",
+        summary="Which version an alias (default production) pointed at, at a time",
+        responses=responses(),
+    )
     def served(
         name: ModelName,
         at: Annotated[datetime, Query(description="ISO 8601 time with a zone")],
@@ -206,44 +288,72 @@ def build_app(
 
     # ---- changes ----
 
-    @app.post("/models/<name>/versions/<version>/approve", summary="candidate -> approved")
+    @app.post(
+        "/models/<name>/versions/<version>/approve",
+        summary="candidate -> approved",
+        responses=responses(VersionSummary, *CHANGE),
+    )
     def approve(name: ModelName, version: VersionNumber, request: Annotated[ChangeRequest | None, Body()] = None):
         request = request or ChangeRequest()
         change = lifecycle.approve(name, parse_version(version), **who(Action.APPROVE, request.reason))
         return changed(change, summarize_version(change.version))
 
-    @app.post("/models/<name>/versions/<version>/reject", summary="candidate/approved -> rejected (final)")
+    @app.post(
+        "/models/<name>/versions/<version>/reject",
+        summary="candidate/approved -> rejected (final)",
+        responses=responses(VersionSummary, *CHANGE),
+    )
     def reject(name: ModelName, version: VersionNumber, request: Annotated[ChangeRequest | None, Body()] = None):
         request = request or ChangeRequest()
         change = lifecycle.reject(name, parse_version(version), **who(Action.REJECT, request.reason))
         return changed(change, summarize_version(change.version))
 
-    @app.post("/models/<name>/versions/<version>/archive", summary="candidate/approved -> archived")
+    @app.post(
+        "/models/<name>/versions/<version>/archive",
+        summary="candidate/approved -> archived",
+        responses=responses(VersionSummary, *CHANGE),
+    )
     def archive(name: ModelName, version: VersionNumber, request: Annotated[ChangeRequest | None, Body()] = None):
         request = request or ChangeRequest()
         change = lifecycle.archive(name, parse_version(version), **who(Action.ARCHIVE, request.reason))
         return changed(change, summarize_version(change.version))
 
-    @app.post("/models/<name>/versions/<version>/promote", summary="An approved version becomes production")
+    @app.post(
+        "/models/<name>/versions/<version>/promote",
+        summary="An approved version becomes production",
+        responses=responses(ModelSummary, *VERIFIES_ARTIFACT),
+    )
     def promote(name: ModelName, version: VersionNumber, request: Annotated[ChangeRequest | None, Body()] = None):
         request = request or ChangeRequest()
         change = lifecycle.promote(name, parse_version(version), **who(Action.PROMOTE, request.reason))
         return changed(change, summarize_model(change.model))
 
-    @app.post("/models/<name>/rollback", summary="Return production to the previous (or a named) production version")
+    @app.post(
+        "/models/<name>/rollback",
+        summary="Return production to the previous (or a named) production version",
+        responses=responses(ModelSummary, *VERIFIES_ARTIFACT),
+    )
     def rollback(name: ModelName, request: Annotated[RollbackRequest | None, Body()] = None):
         request = request or RollbackRequest()
         change = lifecycle.rollback(name, to_version=request.to_version, **who(Action.ROLLBACK, request.reason))
         return changed(change, summarize_model(change.model))
 
-    @app.put("/models/<name>/aliases/<alias>", summary="Point a named alias (not production) at a version")
-    def set_alias(name: ModelName, alias: AliasName, request: Annotated[AliasRequest, Body()]):
+    @app.put(
+        "/models/<name>/aliases/<alias>",
+        summary="Point a named alias (not production) at a version",
+        responses=responses(ModelSummary, *CHANGE),
+    )
+    def set_alias(name: ModelName, alias: SettableAlias, request: Annotated[AliasRequest, Body()]):
         change = lifecycle.set_alias(name, alias, request.version, **who(Action.SET_ALIAS, request.reason))
         return changed(change, summarize_model(change.model))
 
     # ---- datasets (the validation ledger) ----
 
-    @app.get("/models/<name>/datasets", summary="A model's datasets in one ledger state, newest decision first")
+    @app.get(
+        "/models/<name>/datasets",
+        summary="A model's datasets in one ledger state, newest decision first",
+        responses=responses(),
+    )
     def list_datasets(
         name: ModelName,
         state: Annotated[
@@ -256,6 +366,7 @@ def build_app(
     @app.post(
         "/models/<name>/datasets/<dataset_id>/review",
         summary="A held dataset: approve (DatasetValidated, training starts) or reject (moved to quarantine/)",
+        responses=responses(None, *CHANGE),
     )
     def review_dataset(
         name: ModelName, dataset_id: DatasetId, request: Annotated[ReviewRequest, Body()]
@@ -292,8 +403,7 @@ def build_app(
     @app.get("/openapi.json", include_in_schema=False)
     def openapi():  # no return annotation: a Response is not a schema
         caller(Action.READ)
-        document = app.get_openapi_json_schema(title=API_TITLE, version=API_VERSION)
-        return Response(200, content_types.APPLICATION_JSON, document)
+        return Response(200, content_types.APPLICATION_JSON, openapi_document(app, registry))
 
     @app.exception_handler(MlopsError)
     def mlops_error(error: MlopsError) -> Response:
@@ -322,6 +432,86 @@ def build_app(
         return _error(500, "InternalError", "internal error; see the function logs")
 
     return app
+
+
+SECURITY_SCHEMES = {
+    # API Gateway's IAM authorization: requests signed with SigV4 for `execute-api`
+    "sigv4": APIKey(
+        name="Authorization",
+        in_=APIKeyIn.header,
+        description="AWS Signature Version 4 for execute-api (IAM); the signer also sends X-Amz-Date",
+    ),
+    "api_key": APIKey(name="x-api-key", in_=APIKeyIn.header, description="an API key on the usage plan"),
+}
+
+
+def openapi_document(app: APIGatewayRestResolver, registry: ModelRegistry) -> str:
+    """The API's OpenAPI document: this function's routes (IAM) and the predict route (API key),
+    whose request schema is built from the contract of each model's production version."""
+    document = json.loads(
+        app.get_openapi_json_schema(
+            title=API_TITLE, version=API_VERSION, security_schemes=SECURITY_SCHEMES, security=[{"sigv4": []}]
+        )
+    )
+    contracts = []
+    for model in registry.list_models():
+        production = registry.production(model.name)
+        if production is not None:
+            contracts.append(parse_contract(production.contract, source=f"{model.name} v{production.version}"))
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas["PredictRequest"] = predict_request_schema(contracts)
+    schemas["PredictResponse"] = _PREDICT_RESPONSE
+    schemas.setdefault("ErrorBody", ErrorBody.model_json_schema())
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    predict_errors = {
+        400: "A record breaks the model's contract (the message names records[i].field), or the body is not "
+        '{"records": [...]} or a list',
+        403: "No API key, or one not on a usage plan",
+        404: "No model of that name has a production version",
+        413: _STATUS_MEANINGS[413],
+        422: "The model produced a non-finite value for a valid record (the message names it)",
+        429: _STATUS_MEANINGS[429],
+        503: "The production model cannot be loaded (its artifact does not match the registry)",
+    }
+    document["paths"][PREDICT_PATH] = {
+        "post": {
+            "summary": "Predictions of the model's production version for 1 or more records",
+            "operationId": "predict",
+            "security": [{"api_key": []}],
+            "parameters": [
+                {
+                    "name": "name",
+                    "in": "path",
+                    "required": True,
+                    "description": f"a model name, {MODEL_NAME_PATTERN}",
+                    "schema": {"type": "string", "pattern": MODEL_NAME_PATTERN},
+                }
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}},
+            },
+            "responses": {
+                "200": {
+                    "description": "OK",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictResponse"}}},
+                },
+                **{str(status): {"description": text, "content": error} for status, text in predict_errors.items()},
+            },
+        }
+    }
+    return json.dumps(document)
+
+
+_PREDICT_RESPONSE = {
+    "type": "object",
+    "required": ["model", "version", "predictions"],
+    "properties": {
+        "model": {"type": "string"},
+        "version": {"type": "integer", "minimum": 1},
+        "predictions": {"type": "array", "items": {"type": "object"}},
+    },
+}
 
 
 def _json_body(text: str) -> Any:

@@ -301,6 +301,43 @@ def contract_json_schema() -> dict[str, Any]:
     return Contract.model_json_schema()
 
 
+def record_json_schema(contract: Contract) -> dict[str, Any]:
+    """A prediction record of `contract` as JSON Schema (what mlops.inference.records enforces):
+    every feature present (a nullable one may be null or missing), numbers within min/max,
+    categories among those declared, booleans true/false; other fields are ignored."""
+    properties: dict[str, Any] = {}
+    for feature in contract.features:
+        if feature.type is FeatureType.NUMERIC:
+            schema: dict[str, Any] = {"type": "number"}
+            if feature.min is not None:
+                schema["minimum"] = feature.min
+            if feature.max is not None:
+                schema["maximum"] = feature.max
+        elif feature.type is FeatureType.CATEGORICAL:
+            schema = {"type": "string", "enum": list(feature.categories)} if feature.categories else {"type": "string"}
+        else:
+            schema = {"type": "boolean"}
+        properties[feature.name] = {"anyOf": [schema, {"type": "null"}]} if feature.nullable else schema
+    return {
+        "title": f"PredictRecord ({contract.name})",
+        "type": "object",
+        "properties": properties,
+        "required": [f.name for f in contract.features if not f.nullable],
+    }
+
+
+def predict_request_schema(contracts: list[Contract]) -> dict[str, Any]:
+    """The predict body, `{"records": [...]}` or a bare list of 1 or more records, each one of the
+    contracts' records (a model answers 400 for a record of another contract)."""
+    records = [record_json_schema(c) for c in sorted(contracts, key=lambda c: c.name)]
+    record = records[0] if len(records) == 1 else {"anyOf": records} if records else {"type": "object"}
+    batch = {"type": "array", "minItems": 1, "items": record}
+    return {
+        "title": "PredictRequest",
+        "oneOf": [{"type": "object", "required": ["records"], "properties": {"records": batch}}, batch],
+    }
+
+
 def is_valid_model_name(name: str) -> bool:
     return bool(_MODEL_NAME_RE.fullmatch(name))
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from mlops_local.deployment import LocalDeployment
 
-log = logging.getLogger("mlops.local")
+log = logging.getLogger("mlops_local")
 
 Dimensions = frozenset[tuple[str, str]]
 

@@ -32,12 +32,16 @@ from mlops_local.deployment import LocalDeployment
 from mlops_local.functions import FunctionRunner
 from mlops_local.template import TemplateError
 
-log = logging.getLogger("mlops.local")
+log = logging.getLogger("mlops_local")
 
 _INTEGRATION = re.compile(r"functions/(arn:aws:lambda:[^/]+)/invocations")
 _PATH_PARAM = re.compile(r"^\{(.+?)(\+)?\}$")
 SIGNATURE_MAX_SKEW_SECONDS = 300  # SigV4: API Gateway refuses requests signed further off than this
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+# An oversized body is read and discarded (up to this much, for this long) so that clients which
+# send the whole body before reading (urllib, requests, botocore) see the 413, not a reset connection.
+DISCARD_MAX_BYTES = 8 * MAX_BODY_BYTES
+DISCARD_TIMEOUT_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -182,6 +186,12 @@ class LocalApi:
         self, method: str, raw_path: str, headers: dict[str, str], body: bytes, source_ip: str
     ) -> tuple[int, dict[str, str], bytes]:
         url = urlsplit(raw_path)
+        served = sorted({r.method for r in self.routes})
+        if method not in served and "ANY" not in served:  # TRACE, CONNECT, any other token
+            allowed = ", ".join(served)
+            return _json(
+                405, {"message": f"Method Not Allowed: {method}; the API serves {allowed}"}, {"Allow": allowed}
+            )
         prefix = f"/{self.stage}"
         if not (url.path == prefix or url.path.startswith(prefix + "/")):
             return _json(404, {"message": f"Not Found: routes live under /{self.stage}/"})
@@ -306,16 +316,23 @@ class LocalApi:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            default_request_version = "HTTP/1.1"  # answers to unparsable request lines carry a status line
 
             def _dispatch(self) -> None:
                 declared = (self.headers.get("Content-Length") or "0").strip()
+                discard = 0
                 try:
-                    if not declared.isdigit():
+                    if self.headers.get("Transfer-Encoding"):
+                        # not read here: its chunks would be parsed as the next request
+                        status, headers, payload = _json(411, {"message": "Length Required: send a Content-Length"})
+                        self.close_connection = True
+                    elif not declared.isdigit():
                         status, headers, payload = _json(400, {"message": f"invalid Content-Length {declared!r}"})
                         self.close_connection = True
                     elif int(declared) > MAX_BODY_BYTES:
                         status, headers, payload = _json(413, {"message": "Request Too Long"})
                         self.close_connection = True
+                        discard = int(declared)
                     else:
                         body = self.rfile.read(int(declared)) if int(declared) else b""
                         status, headers, payload = api.handle(
@@ -329,9 +346,42 @@ class LocalApi:
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(payload)
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
+                self.wfile.flush()
+                if discard:
+                    self._discard(discard)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _dispatch
+            def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+                # the server's own refusals (malformed request line, oversized headers) in JSON too
+                _, headers, payload = _json(code, {"message": message or self.responses[code][0]})
+                self.close_connection = True
+                self.send_response(code, message)
+                for name, value in {**headers, "Connection": "close"}.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+                    self.wfile.write(payload)
+
+            def _discard(self, declared: int) -> None:
+                """Read the refused body so the client's send completes and it reads the answer."""
+                self.connection.settimeout(DISCARD_TIMEOUT_SECONDS)
+                remaining = min(declared, DISCARD_MAX_BYTES)
+                try:
+                    while remaining > 0:
+                        chunk = self.rfile.read(min(remaining, 1 << 16))
+                        if not chunk:
+                            break
+                        remaining -= len(chunk)
+                except OSError:
+                    pass  # the client gave up; the connection closes anyway
+
+            def __getattr__(self, name: str) -> Any:
+                # every method token reaches `handle`, which answers the ones no route serves with 405
+                if name.startswith("do_"):
+                    return self._dispatch
+                raise AttributeError(name)
 
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("api %s", format % args)

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("mlops.local").setLevel(logging.INFO if args.command == "local" else logging.WARNING)
+    logging.getLogger("mlops_local").setLevel(logging.INFO if args.command == "local" else logging.WARNING)
 
     if args.command == "demo":
         from mlops_local.demo import run_demo

@@ -15,7 +15,7 @@ import boto3
 
 from mlops_local.template import ACCOUNT, REGION, Resolver, Resource, Template, TemplateError, physical_name
 
-log = logging.getLogger("mlops.local")
+log = logging.getLogger("mlops_local")
 
 STACK = "mlops-local"
 

@@ -17,7 +17,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +28,12 @@ from mlops_local.deployment import LocalDeployment
 from mlops_local.handlers import REPO_ROOT, load_handler_module
 from mlops_local.template import TemplateError
 
-log = logging.getLogger("mlops.local")
+log = logging.getLogger("mlops_local")
 
 SOURCE_METADATA_KEY = "mlops:source"
 # CDK's own helper functions whose work local mode does natively.
 CDK_INTERNAL_FUNCTIONS = ("BucketNotificationsHandler",)
+SHARED_PACKAGE_LOGGER = "mlops"  # the domain package's logger (copy_config_to_registered_loggers)
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,9 @@ class FunctionRunner:
         self.history: list[Invocation] = []
         self._lock = threading.RLock()
         self._modules: dict[str, ModuleType] = {}
+        self._logging: dict[str, _LoggingState] = {}
+        # registered now so that every snapshot holds it: each handler's import points it at its own Logger
+        logging.getLogger(SHARED_PACKAGE_LOGGER)
         self._stream = _RoutingStream(sys.stdout)
         log_dir.mkdir(parents=True, exist_ok=True)
         self._invocations_log = (log_dir / "invocations.log").open("a", buffering=1)
@@ -173,8 +177,12 @@ class FunctionRunner:
             sys.stdout = self._stream  # type: ignore[assignment]
             self._stream.capture = (threading.get_ident(), lines)
             _isolate_powertools_metrics()
+            outside = _LoggingState.capture()
+            configured = None
             try:
                 module = self._module(function)
+                configured = self._logging[function.logical_id]
+                configured.apply()
                 entry = getattr(module, function.handler.rsplit(".", 1)[-1])
                 result = entry(event, context)
                 invocation = Invocation(
@@ -191,6 +199,8 @@ class FunctionRunner:
                     error=f"{type(error).__name__}: {error}",
                 )
             finally:
+                if configured is not None:
+                    outside.apply(only=configured.loggers)
                 self._stream.capture = None
                 sys.stdout = previous
         self._route_output(function, "".join(lines))
@@ -201,8 +211,10 @@ class FunctionRunner:
         module = self._modules.get(function.logical_id)
         if module is None:
             # imported once per "container", under the function's own environment
+            before = _LoggingState.capture()
             module = load_handler_module(function.source_dir)
             self._modules[function.logical_id] = module
+            self._logging[function.logical_id] = _LoggingState.capture().changed_since(before)
         return module
 
     @contextmanager
@@ -240,6 +252,40 @@ def _isolate_powertools_metrics() -> None:
 
     for shared in (Metrics._metrics, Metrics._dimensions, Metrics._metadata):
         shared.clear()
+
+
+@dataclass(frozen=True)
+class _LoggingState:
+    """Handlers, level and propagation of top-level loggers. Each handler's import points the shared
+    ones (`mlops`, via Powertools' copy_config_to_registered_loggers) at its own Logger; in one
+    process the last import would win, so what a function's import changed is re-applied around its
+    invocations, and those loggers are restored to the runtime's state after them."""
+
+    loggers: dict[str, tuple[list[logging.Handler], int, bool]]
+
+    @classmethod
+    def capture(cls) -> _LoggingState:
+        state = {}
+        for name, found in list(logging.root.manager.loggerDict.items()):
+            if "." in name:
+                continue
+            if isinstance(found, logging.Logger):
+                state[name] = (list(found.handlers), found.level, found.propagate)
+            else:  # a placeholder: a logger nobody configured yet
+                state[name] = ([], logging.NOTSET, True)
+        return cls(state)
+
+    def changed_since(self, before: _LoggingState) -> _LoggingState:
+        return _LoggingState({name: state for name, state in self.loggers.items() if before.loggers.get(name) != state})
+
+    def apply(self, only: Collection[str] | None = None) -> None:
+        for name, (handlers, level, propagate) in self.loggers.items():
+            if only is not None and name not in only:
+                continue
+            target = logging.getLogger(name)
+            target.handlers = list(handlers)
+            target.setLevel(level)
+            target.propagate = propagate
 
 
 class _LineSink(io.StringIO):

@@ -29,7 +29,7 @@ from mlops_local.handlers import REPO_ROOT
 from mlops_local.template import LOCAL_ADMIN_ARN, REGION, Template
 from mlops_local.triggers import TriggerWiring
 
-log = logging.getLogger("mlops.local")
+log = logging.getLogger("mlops_local")
 
 LOCAL_ACCESS_KEY = "AKIALOCALMLOPS000001"
 # Deploy-time context of the local "deployment": its stand-in admin (who signs every management

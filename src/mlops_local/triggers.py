@@ -28,7 +28,7 @@ from mlops_local.deployment import LocalDeployment
 from mlops_local.functions import FunctionRunner
 from mlops_local.template import TemplateError
 
-log = logging.getLogger("mlops.local")
+log = logging.getLogger("mlops_local")
 
 ASYNC_ATTEMPTS = 3  # Lambda's asynchronous invoke: the first try and two retries
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")

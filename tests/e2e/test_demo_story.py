@@ -1,32 +1,104 @@
-"""The demo's story end to end: the synthesized stack in local mode, driven over HTTPS and boto3."""
+"""The demo's story end to end: the synthesized stack in local mode, driven over HTTPS and boto3.
+
+Asserts what the story leaves behind (registry, S3, dataset ledger, alarm, logs), read back through
+the same API and S3 a user has; not the demo's own verdict and not how long it took."""
 
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
 
+from mlops_local.client import ApiClient
 from mlops_local.demo import Demo
-from mlops_local.runtime import LocalRuntime
+from mlops_local.runtime import Endpoints, LocalRuntime
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("local-runtime")]
 
+FUNCTIONS = ("validate_dataset", "train_model", "register_model", "predict", "models_api", "detect_drift")
 
-def test_demo_story_every_step_happens(tmp_path: Path) -> None:
+
+def _admin(endpoints: Endpoints) -> ApiClient:
+    return ApiClient(
+        endpoints.api_url,
+        ca_bundle=endpoints.ca_bundle,
+        api_key=endpoints.api_key,
+        access_key=endpoints.access_key_id,
+        secret_key=endpoints.secret_access_key,
+        region=endpoints.region,
+    )
+
+
+def _keys(s3: Any, bucket: str, prefix: str) -> set[str]:
+    return {item["Key"] for item in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])}
+
+
+def test_demo_story_leaves_the_registry_data_and_alarm_as_told(tmp_path: Path) -> None:
     runtime = LocalRuntime(tmp_path / "local", schedules=False)
     endpoints = runtime.start()
     try:
         out = io.StringIO()
-        demo = Demo(runtime, endpoints, rows=20_000, out=out)
+        Demo(runtime, endpoints, rows=20_000, out=out).run()
+        story = out.getvalue()
+        api = _admin(endpoints)
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoints.aws_endpoint_url,
+            region_name=endpoints.region,
+            aws_access_key_id=endpoints.access_key_id,
+            aws_secret_access_key=endpoints.secret_access_key,
+        )
+        bucket = endpoints.outputs["DataBucketName"]
 
-        ok = demo.run()
+        # the registry: v1 and v2 promoted in turn, rolled back to v1, v3 approved and promoted by hand
+        model = api.admin("GET", "/models/churn")
+        assert model.status == 200, story
+        assert (model.body["latest_version"], model.body["production_version"]) == (3, 3), story
+        versions = {v["version"]: v["status"] for v in api.admin("GET", "/models/churn/versions").body}
+        assert versions == {1: "archived", 2: "archived", 3: "production"}, story
+        audit = [e["action"] for e in api.admin("GET", "/models/churn/audit").body]
+        decisions = [a for a in audit if a in {"promoted", "rolled_back", "promotion_declined", "approved"}]
+        assert decisions == ["promoted", "promoted", "rolled_back", "promotion_declined", "approved", "promoted"], audit
 
-        assert ok, demo.story.summary() + "\n" + out.getvalue()
-        assert demo.numbers["drift_score"] >= 0.2
-        assert demo.numbers["drop_to_production_v1"] < 120
+        # predictions come from production v3 over HTTPS with the API key; none without it
+        record = {
+            "tenure_months": 12,
+            "monthly_charges": 70.5,
+            "support_calls": 1,
+            "data_usage_gb": None,
+            "plan": "basic",
+            "region": "north",
+            "autopay": True,
+        }
+        answer = api.predict("churn", [record])
+        assert (answer.status, answer.body["version"]) == (200, 3), answer.body
+        assert api.predict("churn", [record], api_key="").status == 403
+
+        # data: the malformed upload and the reviewer-rejected (label-flipped) one are in quarantine/,
+        # the rejected one is gone from datasets/; the ledger lists nothing still held
+        quarantined = _keys(s3, bucket, "quarantine/churn/")
+        assert {"quarantine/churn/bad-export.csv", "quarantine/churn/partner-feed.csv"} <= quarantined, story
+        assert "datasets/churn/partner-feed.csv" not in _keys(s3, bucket, "datasets/churn/")
+        assert api.admin("GET", "/models/churn/datasets?state=held").body == []
+
+        # the drift alarm went to ALARM and CloudWatch's notification was published to its topic
+        (alarm,) = [spec.name for spec in runtime.alarms.specs if dict(spec.dimensions).get("model") == "churn"]
+        assert any(c.alarm == alarm and c.new == "ALARM" for c in runtime.alarms.changes), runtime.alarms.changes
+        notices = (tmp_path / "local" / "logs" / "notifications.log").read_text()
+        assert "ALARM" in notices
+
+        # every function ran, and each logged under its own service name
         invocations = (tmp_path / "local" / "logs" / "invocations.log").read_text()
-        for function in ("validate_dataset", "train_model", "register_model", "predict", "models_api", "detect_drift"):
+        for function in FUNCTIONS:
             assert function in invocations
+        for function in ("validate_dataset", "register_model", "models_api"):
+            for line in (tmp_path / "local" / "logs" / f"{function}.log").read_text().splitlines():
+                if line.startswith("{") and '"service"' in line:
+                    service = json.loads(line)["service"]
+                    assert service.replace("-", "_") == function, line
     finally:
         runtime.stop()

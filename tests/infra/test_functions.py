@@ -11,13 +11,33 @@ from infra.constructs.function_defaults import EnvironmentMismatchError, check_e
 from mlops.settings import PredictSettings
 from tests.infra.support import function_ids, resources
 
+# Written out here, not read from infra.catalog (which builds the functions): a changed catalog
+# entry must fail this test until someone decides the new number is right.
+EXPECTED_SIZING = {  # folder: (memory MB, timeout s)
+    "validate_dataset": (1769, 900),
+    "train_model": (3008, 900),
+    "register_model": (512, 60),
+    "predict": (1024, 10),
+    "models_api": (512, 30),
+    "detect_drift": (512, 300),
+}
+# each layer by the packages its description names
+EXPECTED_LAYERS = {
+    "validate_dataset": {"aws-lambda-powertools", "src/mlops", "numpy", "pyarrow", "onnxruntime"},
+    "register_model": {"aws-lambda-powertools", "src/mlops"},
+    "predict": {"aws-lambda-powertools", "src/mlops", "numpy", "onnxruntime"},
+    "models_api": {"aws-lambda-powertools", "src/mlops"},
+    "detect_drift": {"aws-lambda-powertools", "src/mlops", "numpy"},
+}
+_LAYER_PACKAGES = ("aws-lambda-powertools", "src/mlops", "onnxruntime", "pyarrow", "numpy")  # onnxruntime names numpy
+
 
 def _function(template: dict[str, Any], folder: str) -> dict[str, Any]:
     return template["Resources"][function_ids(template)[folder]]
 
 
-def test_every_catalog_function_is_in_the_template(template: dict[str, Any]) -> None:
-    assert set(function_ids(template)) == set(FUNCTIONS)
+def test_every_function_is_in_the_template(template: dict[str, Any]) -> None:
+    assert set(function_ids(template)) == set(EXPECTED_SIZING)
 
 
 @pytest.mark.parametrize("folder", sorted(FUNCTIONS))
@@ -29,20 +49,19 @@ def test_function_env_names_equal_settings_declared_names(template: dict[str, An
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "MLOps"
 
 
-@pytest.mark.parametrize("folder", sorted(FUNCTIONS))
+@pytest.mark.parametrize("folder", sorted(EXPECTED_SIZING))
 def test_function_shares_the_defaults(template: dict[str, Any], folder: str) -> None:
-    spec = FUNCTIONS[folder]
     resource = _function(template, folder)
     props = resource["Properties"]
     assert resource["Metadata"]["mlops:source"] == f"functions/{folder}"
     assert props["TracingConfig"] == {"Mode": "Active"}
     assert props["LoggingConfig"]["LogFormat"] == "JSON"
     assert props["Architectures"] == ["x86_64"]
-    assert props["MemorySize"] == spec.memory_mb
-    assert props["Timeout"] == spec.timeout_seconds
+    assert (props["MemorySize"], props["Timeout"]) == EXPECTED_SIZING[folder]
+    assert props["Timeout"] <= 900  # Lambda's maximum
     log_group = template["Resources"][props["LoggingConfig"]["LogGroup"]["Ref"]]
     assert log_group["Properties"]["RetentionInDays"] > 0
-    if spec.container_image:
+    if folder == "train_model":  # scikit-learn + pandas + pyarrow do not fit a zip
         assert props["PackageType"] == "Image"
         assert resource["Metadata"]["aws:asset:dockerfile-path"] == f"functions/{folder}/Dockerfile"
     else:
@@ -51,19 +70,18 @@ def test_function_shares_the_defaults(template: dict[str, Any], folder: str) -> 
         assert "aws:asset:path" in resource["Metadata"]
 
 
-@pytest.mark.parametrize("folder", sorted(f for f, s in FUNCTIONS.items() if not s.container_image))
-def test_function_layers_follow_the_catalog(template: dict[str, Any], folder: str) -> None:
+@pytest.mark.parametrize("folder", sorted(EXPECTED_LAYERS))
+def test_function_has_exactly_its_layers(template: dict[str, Any], folder: str) -> None:
     layers = resources(template, "AWS::Lambda::LayerVersion")
     refs = [ref["Ref"] for ref in _function(template, folder)["Properties"]["Layers"]]
     described = [layers[ref]["Properties"]["Description"] for ref in refs]
-    from infra.layers import LAYERS
-
-    # layers do not overlap, so their order does not matter (CDK may reorder them)
-    assert sorted(described) == sorted(LAYERS[name].description for name in FUNCTIONS[folder].layers)
+    packages = [next(p for p in _LAYER_PACKAGES if p in description) for description in described]
+    # one layer per package, in any order (CDK may reorder them)
+    assert sorted(packages) == sorted(EXPECTED_LAYERS[folder]), described
 
 
 def test_train_has_reserved_concurrency(template: dict[str, Any]) -> None:
-    assert _function(template, "train_model")["Properties"]["ReservedConcurrentExecutions"] >= 1
+    assert _function(template, "train_model")["Properties"]["ReservedConcurrentExecutions"] == 2
 
 
 def test_check_environment_rejects_undeclared_and_missing_variables() -> None:

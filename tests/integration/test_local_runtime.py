@@ -35,6 +35,18 @@ FUNCTION = {
 }
 
 
+def _logging_function(service: str) -> dict[str, Any]:
+    return {
+        "Type": "AWS::Lambda::Function",
+        "Metadata": {"mlops:source": "tests/support/local_fixture/logs"},
+        "Properties": {
+            "Handler": "handler.lambda_handler",
+            "Timeout": 30,
+            "Environment": {"Variables": {"POWERTOOLS_SERVICE_NAME": service}},
+        },
+    }
+
+
 def mini_template(echo_log: Path) -> dict[str, Any]:
     function = json.loads(json.dumps(FUNCTION).replace("__ECHO_LOG__", str(echo_log)))
     fn_arn = {"Fn::GetAtt": ["Echo", "Arn"]}
@@ -44,6 +56,8 @@ def mini_template(echo_log: Path) -> dict[str, Any]:
             "Bus": {"Type": "AWS::Events::EventBus", "Properties": {"Name": "test-bus"}},
             "Topic": {"Type": "AWS::SNS::Topic", "Properties": {}},
             "Echo": function,
+            "Validator": _logging_function("validate_dataset"),
+            "Registrar": _logging_function("register_model"),
             "Role": {"Type": "AWS::IAM::Role", "Properties": {}},
             "Notifications": {
                 "Type": "Custom::S3BucketNotifications",
@@ -111,7 +125,7 @@ def mini_template(echo_log: Path) -> dict[str, Any]:
             "Plan": {
                 "Type": "AWS::ApiGateway::UsagePlan",
                 "Properties": {
-                    "Throttle": {"RateLimit": 50, "BurstLimit": 5},
+                    "Throttle": {"RateLimit": 1, "BurstLimit": 5},  # slow refill: a burst is throttled on any machine
                     "ApiStages": [{"ApiId": {"Ref": "Api"}, "Stage": "prod"}],
                 },
             },
@@ -387,3 +401,199 @@ def test_alarm_notification_carries_cloudwatch_fields(local: tuple[LocalRuntime,
     runtime, _ = local
     spec = runtime.alarms.specs[0]
     assert spec.arn.startswith("arn:aws:cloudwatch:us-east-1:123456789012:alarm:")
+
+
+def _https(runtime: LocalRuntime) -> tuple[Any, str]:
+    """A standard-library HTTPS connection to the local API, trusting its certificate; the stage prefix."""
+    import http.client
+    import ssl
+    from urllib.parse import urlsplit
+
+    endpoints = runtime.endpoints
+    assert endpoints is not None
+    url = urlsplit(endpoints.api_url)
+    context = ssl.create_default_context(cafile=endpoints.ca_bundle)
+    return http.client.HTTPSConnection(url.hostname, url.port, context=context, timeout=30), url.path
+
+
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT", "BREW", "PROPFIND"])
+@pytest.mark.parametrize("path", ["/things/a", "/nowhere"])
+def test_api_answers_an_unsupported_method_with_a_json_405(
+    local: tuple[LocalRuntime, Path], method: str, path: str
+) -> None:
+    runtime, _ = local
+    connection, stage = _https(runtime)
+    try:
+        connection.request(method, stage + path)
+        response = connection.getresponse()
+        body = response.read()
+    finally:
+        connection.close()
+    assert response.status == 405, body
+    assert response.getheader("Content-Type") == "application/json"
+    assert method in json.loads(body)["message"]
+    assert set(response.getheader("Allow", "").split(", ")) <= {"GET", "POST"}
+
+
+def test_api_head_answers_without_a_body_and_keeps_the_connection_usable(local: tuple[LocalRuntime, Path]) -> None:
+    runtime, _ = local
+    connection, stage = _https(runtime)
+    try:
+        connection.request("HEAD", stage + "/things/a")
+        head = connection.getresponse()
+        assert head.read() == b""
+        connection.request("POST", stage + "/things/a", body=b"{}", headers={"x-api-key": runtime.endpoints.api_key})  # type: ignore[union-attr]
+        after = connection.getresponse()
+        after_body = after.read()
+    finally:
+        connection.close()
+    assert head.status == 405
+    assert after.status in (200, 429), after_body
+
+
+def test_api_oversized_body_reaches_python_clients_as_a_413(local: tuple[LocalRuntime, Path]) -> None:
+    import requests
+
+    from mlops_local.api import MAX_BODY_BYTES
+
+    runtime, _ = local
+    endpoints = runtime.endpoints
+    assert endpoints is not None
+    too_big = b"x" * (MAX_BODY_BYTES + 1)
+    # GIVEN a body one byte over API Gateway's payload limit, sent whole before the client reads
+    api = ApiClient(endpoints.api_url, ca_bundle=endpoints.ca_bundle)
+    via_urllib = api.request("POST", "/things/a", too_big, headers={"x-api-key": endpoints.api_key})
+    via_requests = requests.post(
+        endpoints.api_url + "/things/a",
+        data=too_big,
+        headers={"x-api-key": endpoints.api_key},
+        verify=endpoints.ca_bundle,
+        timeout=60,
+    )
+    # THEN both standard Python clients read the 413, not a reset TLS connection
+    assert via_urllib.status == 413, via_urllib.body
+    assert via_urllib.body == {"message": "Request Too Long"}
+    assert via_requests.status_code == 413
+    assert via_requests.json() == {"message": "Request Too Long"}
+
+
+def test_each_function_logs_under_its_own_service_name(local: tuple[LocalRuntime, Path]) -> None:
+    runtime, _ = local
+    # GIVEN two functions whose imports each point the shared `mlops` loggers at their own Logger
+    for function_id, marker in [("Validator", "v1"), ("Registrar", "r1"), ("Validator", "v2"), ("Registrar", "r2")]:
+        assert runtime.runner.invoke(function_id, {"marker": marker}, "test").ok
+
+    # THEN every line (the handler's and the domain module's) carries the service that logged it
+    lines = [json.loads(line) for line in (Path(runtime.log_dir) / "logs.log").read_text().splitlines()]
+    service_of = {"v": "validate_dataset", "r": "register_model"}
+    seen = []
+    for line in lines:
+        marker = line.get("marker") or line["message"].removeprefix("domain line ")
+        seen.append(marker)
+        assert line["service"] == service_of[marker[0]], line
+    assert sorted(seen) == ["r1", "r1", "r2", "r2", "v1", "v1", "v2", "v2"]
+
+
+def test_local_runtime_logs_keep_their_own_format_after_a_function_ran(local: tuple[LocalRuntime, Path]) -> None:
+    import logging
+
+    runtime, _ = local
+    assert runtime.runner.invoke("Registrar", {"marker": "r3"}, "test").ok
+    # the shared `mlops` logger is back as the runtime had it, not a function's JSON handler
+    mlops = logging.getLogger("mlops")
+    assert (mlops.handlers, mlops.propagate) == ([], True)
+
+
+def test_local_runtime_lines_logged_during_an_invocation_keep_their_own_handlers(
+    local: tuple[LocalRuntime, Path],
+) -> None:
+    import logging
+
+    from mlops_local import functions
+
+    runtime, _ = local
+    seen: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    collect = Collect(level=logging.INFO)
+    logging.root.addHandler(collect)
+    level = functions.log.level
+    functions.log.setLevel(logging.INFO)
+    try:
+        # WHEN the runtime logs (as its other threads do) while a function's logger config is applied
+        event = {"marker": "r4", "while_running": lambda: functions.log.info("runtime line")}
+        assert runtime.runner.invoke("Registrar", event, "test").ok
+    finally:
+        logging.root.removeHandler(collect)
+        functions.log.setLevel(level)
+    # THEN the line reaches the runtime's handlers, not the function's
+    assert "runtime line" in seen
+
+
+def test_api_key_alone_never_opens_an_iam_route(local: tuple[LocalRuntime, Path]) -> None:
+    runtime, echo_log = local
+    endpoints = runtime.endpoints
+    assert endpoints is not None
+    api = ApiClient(
+        endpoints.api_url,
+        ca_bundle=endpoints.ca_bundle,
+        access_key=endpoints.access_key_id,
+        secret_key=endpoints.secret_access_key,
+    )
+    before = len(_events(echo_log))
+    # a prediction client's key on the IAM route: refused before the function runs
+    refused = api.request("GET", "/things", headers={"x-api-key": endpoints.api_key})
+    assert refused.status == 403
+    assert len(_events(echo_log)) == before
+    # a signed call: the function sees the IAM caller, and no API key in the identity
+    signed = api.admin("GET", "/things")
+    assert signed.status == 200
+    identity = _events(echo_log)[-1]["requestContext"]["identity"]
+    assert identity["userArn"].endswith(":user/local-admin")
+    assert not identity.get("apiKey")
+
+
+def _raw_exchange(runtime: LocalRuntime, request: bytes) -> str:
+    import socket
+    import ssl
+    from urllib.parse import urlsplit
+
+    endpoints = runtime.endpoints
+    assert endpoints is not None
+    url = urlsplit(endpoints.api_url)
+    context = ssl.create_default_context(cafile=endpoints.ca_bundle)
+    with (
+        socket.create_connection((url.hostname, url.port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=url.hostname) as tls,
+    ):
+        tls.sendall(request)
+        reply = b""
+        while chunk := tls.recv(65536):
+            reply += chunk
+    return reply.decode()
+
+
+def test_api_answers_a_malformed_request_line_with_a_json_400(local: tuple[LocalRuntime, Path]) -> None:
+    runtime, _ = local
+    reply = _raw_exchange(runtime, b"GARBAGE\r\n\r\n")
+    head, _, body = reply.partition("\r\n\r\n")
+    assert head.startswith("HTTP/1.1 400") or head.startswith("HTTP/1.0 400"), reply
+    assert "application/json" in head
+    assert json.loads(body)["message"]
+
+
+def test_api_refuses_a_chunked_body_with_a_json_411(local: tuple[LocalRuntime, Path]) -> None:
+    runtime, _ = local
+    stage = runtime.endpoints.api_url.split("/", 3)[3]  # type: ignore[union-attr]
+    reply = _raw_exchange(
+        runtime,
+        f"POST /{stage}/things/a HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n"
+        f"Connection: close\r\n\r\n2\r\n{{}}\r\n0\r\n\r\n".encode(),
+    )
+    head, _, body = reply.partition("\r\n\r\n")
+    assert head.startswith("HTTP/1.1 411"), reply
+    assert "Content-Length" in json.loads(body)["message"]
+    assert reply.count("HTTP/1.1") == 1  # the chunks were not read as a second request

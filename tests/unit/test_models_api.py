@@ -208,6 +208,7 @@ def test_models_api_serves_its_openapi_document(call: Any) -> None:
         "/models/{name}/rollback",
         "/models/{name}/datasets",
         "/models/{name}/datasets/{dataset_id}/review",
+        "/models/{name}/predict",  # served by the predict function, documented with the rest
     }
     assert "post" in document["paths"]["/models/{name}/rollback"]
     assert "RollbackRequest" in json.dumps(document["components"])
@@ -297,12 +298,24 @@ def test_models_api_checks_the_callers_role(
         assert answer["error"] == "ForbiddenError"
 
 
+def _api_key_event(method: str, path: str, body: Any = None) -> dict[str, Any]:
+    """What API Gateway sends for a route that requires an API key and no IAM (as predict does):
+    the key in the identity, no caller ARN. Only a misconfigured admin route would receive it (the
+    template's routes are checked in tests/infra/test_triggers.py; local mode refuses an API key on
+    an IAM route in tests/integration/test_local_runtime.py)."""
+    event = api_event(method, path, body=body)
+    identity = event["requestContext"]["identity"]
+    identity.update({"apiKey": "prediction-key", "apiKeyId": "k1"})
+    for field in ("accessKey", "caller", "user", "userArn", "accountId"):
+        identity[field] = None  # API Gateway sends null for what no IAM signature provided
+    event["headers"]["x-api-key"] = "prediction-key"
+    return event
+
+
 def test_models_api_api_keys_never_authorise_admin_actions(module: ModuleType, registry: InMemoryRegistry) -> None:
     ledger = InMemoryDatasetLedger()
     app = module.build_app(registry, RecordingPublisher(), store=InMemoryObjectStore(), access=ACCESS, ledger=ledger)
-    event = api_event("POST", "/models/churn/rollback", user_arn=ADMIN)
-    event["requestContext"]["identity"]["apiKey"] = "prediction-key"
-    response = app.resolve(event, FakeLambdaContext())
+    response = app.resolve(_api_key_event("POST", "/models/churn/rollback"), FakeLambdaContext())
     assert response["statusCode"] == 403
     assert registry.production("churn").version == 3  # type: ignore[union-attr]
 
@@ -644,9 +657,7 @@ def test_models_api_api_keys_never_review_datasets(
         ("POST", _review_path(held), {"decision": "approve", "reason": "ok"}),
         ("GET", "/models/churn/datasets", None),
     ]:
-        event = api_event(method, path, body=body, user_arn=ADMIN)
-        event["requestContext"]["identity"]["apiKey"] = "prediction-key"
-        assert app.resolve(event, FakeLambdaContext())["statusCode"] == 403
+        assert app.resolve(_api_key_event(method, path, body), FakeLambdaContext())["statusCode"] == 403
     assert ledger.get("churn", held.dataset_id).state is DatasetState.HELD  # type: ignore[union-attr]
 
 

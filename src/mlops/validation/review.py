@@ -37,7 +37,12 @@ class ReviewRequest(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    decision: str = Field(description="approve (train on it) or reject (quarantine it)", max_length=32)
+    # documented as an enum, checked by review_held_dataset (400 naming the choices, not a 422)
+    decision: str = Field(
+        description="approve (train on it) or reject (quarantine it)",
+        max_length=32,
+        json_schema_extra={"enum": [d.value for d in ReviewDecision]},
+    )
     reason: str = Field(
         default="", description="why (required; recorded in the ledger's history)", max_length=MAX_REASON_CHARS
     )

@@ -1,0 +1,126 @@
+"""The models API's OpenAPI document describes what the API really answers: every status each
+route can send with its body, the constraints the handlers enforce, and the predict route with
+the request schema of each production contract."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from mlops.contract import parse_contract
+from mlops.registry.access import AccessPolicy
+from mlops_local.handlers import load_handler_module
+from tests.support.datasets import InMemoryDatasetLedger
+from tests.support.fakes import InMemoryObjectStore, RecordingPublisher
+from tests.support.lambda_context import FakeLambdaContext
+from tests.support.registry_fake import InMemoryRegistry, api_event, artifact_bytes, trained_event
+
+ADMIN = "arn:aws:iam::123456789012:user/alice"
+CHURN = json.loads((Path(__file__).resolve().parents[2] / "contracts" / "churn.json").read_text())
+ERROR_BODY = {"$ref": "#/components/schemas/ErrorBody"}
+
+
+@pytest.fixture(scope="module")
+def module() -> ModuleType:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("REGISTRY_TABLE", "registry")
+        patch.setenv("EVENT_BUS_NAME", "bus")
+        patch.setenv("DATA_BUCKET", "data")
+        return load_handler_module("models_api")
+
+
+@pytest.fixture(scope="module")
+def document(module: ModuleType) -> dict[str, Any]:
+    store, registry = InMemoryObjectStore(), InMemoryRegistry()
+    event = trained_event("churn", score=0.9, contract=CHURN)
+    store.put_bytes(event.artifact_bucket, event.artifact_key, artifact_bytes("churn-0.9"))
+    registry.register(event, actor="trainer")  # promoted: the first version of a model
+    app = module.build_app(
+        registry,
+        RecordingPublisher(),
+        store=store,
+        access=AccessPolicy(admins=[ADMIN], approvers=[], readers=[]),
+        ledger=InMemoryDatasetLedger(),
+    )
+    response = app.resolve(api_event("GET", "/openapi.json", user_arn=ADMIN), FakeLambdaContext())
+    assert response["statusCode"] == 200, response["body"]
+    return json.loads(response["body"])
+
+
+def _operations(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(method.upper(), path): op for path, item in document["paths"].items() for method, op in item.items()}
+
+
+def _parameter(operation: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(p for p in operation["parameters"] if p["name"] == name)["schema"]
+
+
+def test_openapi_every_route_documents_each_error_status_with_the_error_body(document: dict[str, Any]) -> None:
+    for (method, path), operation in _operations(document).items():
+        responses = operation["responses"]
+        assert {"200", "400", "403", "404", "413", "422", "429"} <= set(responses), (method, path)
+        for status, response in responses.items():
+            if status != "200":
+                assert response["content"]["application/json"]["schema"] == ERROR_BODY, (method, path, status)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "extra"),
+    [
+        ("POST", "/models/{name}/versions/{version}/approve", {"409"}),
+        ("POST", "/models/{name}/versions/{version}/reject", {"409"}),
+        ("POST", "/models/{name}/versions/{version}/archive", {"409"}),
+        ("POST", "/models/{name}/versions/{version}/promote", {"409", "503"}),
+        ("POST", "/models/{name}/rollback", {"409", "503"}),
+        ("PUT", "/models/{name}/aliases/{alias}", {"409"}),
+        ("POST", "/models/{name}/datasets/{dataset_id}/review", {"409"}),
+        ("GET", "/models/{name}/compare", {"503"}),
+        ("POST", "/models/{name}/predict", {"503"}),
+    ],
+)
+def test_openapi_changes_document_conflicts_and_integrity_failures(
+    document: dict[str, Any], method: str, path: str, extra: set[str]
+) -> None:
+    assert extra <= set(_operations(document)[(method, path)]["responses"])
+
+
+def test_openapi_error_body_is_what_the_handlers_and_api_gateway_send(document: dict[str, Any]) -> None:
+    error_body = document["components"]["schemas"]["ErrorBody"]
+    assert error_body["required"] == ["message"]
+    assert {"error", "message", "details"} == set(error_body["properties"])
+
+
+def test_openapi_documents_the_constraints_the_handlers_enforce(document: dict[str, Any]) -> None:
+    operations = _operations(document)
+    get_version = operations[("GET", "/models/{name}/versions/{version}")]
+    assert _parameter(get_version, "name")["pattern"] == "^[a-z][a-z0-9-]{0,62}$"
+    assert _parameter(get_version, "version")["pattern"] == "^0*[1-9][0-9]*$"
+    set_alias = operations[("PUT", "/models/{name}/aliases/{alias}")]
+    assert _parameter(set_alias, "alias")["not"] == {"const": "production"}
+    review = document["components"]["schemas"]["ReviewRequest"]
+    assert review["properties"]["decision"]["enum"] == ["approve", "reject"]
+    review_op = operations[("POST", "/models/{name}/datasets/{dataset_id}/review")]
+    assert _parameter(review_op, "dataset_id")["pattern"].endswith("-[0-9a-f]{16}$")
+
+
+def test_openapi_documents_predict_with_the_production_contract(document: dict[str, Any]) -> None:
+    predict = _operations(document)[("POST", "/models/{name}/predict")]
+    assert predict["security"] == [{"api_key": []}]
+    assert document["security"] == [{"sigv4": []}]
+    schemes = document["components"]["securitySchemes"]
+    assert (schemes["api_key"]["in"], schemes["api_key"]["name"]) == ("header", "x-api-key")
+    request = document["components"]["schemas"]["PredictRequest"]
+    envelope, bare_list = request["oneOf"]
+    assert envelope["required"] == ["records"]
+    record = bare_list["items"]
+    contract = parse_contract(CHURN)
+    assert set(record["properties"]) == set(contract.feature_names)
+    assert set(record["required"]) == {f.name for f in contract.features if not f.nullable}
+    assert record["properties"]["plan"] == {"type": "string", "enum": ["basic", "standard", "premium"]}
+    assert record["properties"]["tenure_months"] == {"type": "number", "minimum": 0, "maximum": 240}
+    assert record["properties"]["autopay"] == {"type": "boolean"}
+    assert {"type": "null"} in record["properties"]["data_usage_gb"]["anyOf"]
