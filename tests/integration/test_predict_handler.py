@@ -183,6 +183,18 @@ def test_predict_bad_record_names_index_and_field(deployed: Deployed) -> None:
     assert answer == {"error": "RecordError", "message": "records[2].tenure_months: expected a number, got 'abc'"}
 
 
+@pytest.mark.parametrize("duplicate", ['"tenure_months"', '"tenure\\u005fmonths"'])
+def test_predict_duplicate_key_is_400_naming_the_field(deployed: Deployed, duplicate: str) -> None:
+    # GIVEN a record whose first tenure_months is invalid and a later duplicate is valid
+    record = json.dumps(sample_records(1)[0])[1:-1]
+    body = '{"records": [{"tenure_months": "abc", ' + record + ", " + duplicate + ": 240}]}"
+    # WHEN it is sent THEN the duplicate is refused instead of silently keeping the last value
+    status, answer = invoke(deployed.handler, rest_event("churn", body))
+    assert status == 400
+    assert answer["error"] == "BadRequestError"
+    assert '"tenure_months"' in answer["message"]
+
+
 def test_predict_too_many_records_is_400(deployed: Deployed, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MAX_RECORDS_PER_REQUEST", "2")
     handler = load_handler_module("predict")
