@@ -10,29 +10,33 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mlops.contract_rules import (
+    COLUMN_NAME_PATTERN,
+    MODEL_NAME_PATTERN,
+    FeatureRule,
+    FeatureType,
+    ProblemType,
+    is_valid_model_name,
+)
 from mlops.errors import ContractError
 
-MODEL_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
-COLUMN_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
-_MODEL_NAME_RE = re.compile(MODEL_NAME_PATTERN)
-
-
-class ProblemType(StrEnum):
-    CLASSIFICATION = "classification"
-    REGRESSION = "regression"
-
-
-class FeatureType(StrEnum):
-    NUMERIC = "numeric"
-    CATEGORICAL = "categorical"
-    BOOLEAN = "boolean"
+__all__ = [
+    "COLUMN_NAME_PATTERN",
+    "MODEL_NAME_PATTERN",
+    "Contract",
+    "Feature",
+    "FeatureRule",
+    "FeatureType",
+    "ProblemType",
+    "contract_json_schema",
+    "is_valid_model_name",
+    "parse_contract",
+]
 
 
 # Estimators we know how to train, convert to ONNX and serve; the params each accepts.
@@ -86,18 +90,13 @@ class Feature(_Strict):
 
     @model_validator(mode="after")
     def _constraints_fit_type(self) -> Feature:
-        if self.type is not FeatureType.NUMERIC and (self.min is not None or self.max is not None):
-            raise ValueError(f"min/max apply only to numeric features, not {self.type.value}")
-        if self.type is not FeatureType.CATEGORICAL and self.categories is not None:
-            raise ValueError(f"categories apply only to categorical features, not {self.type.value}")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
-        for bound in (self.min, self.max):
-            if bound is not None and not math.isfinite(bound):
-                raise ValueError("min and max must be finite numbers")
-        if self.categories is not None and (not self.categories or len(set(self.categories)) != len(self.categories)):
-            raise ValueError("categories must be a non-empty list without duplicates")
+        _ = self.rule  # building the rule refuses a declaration that contradicts itself
         return self
+
+    @property
+    def rule(self) -> FeatureRule:
+        """This feature's input rules (raises ValueError when the declaration contradicts itself)."""
+        return FeatureRule(self.name, self.type, self.nullable, self.min, self.max, self.categories)
 
 
 class Target(_Strict):
@@ -243,6 +242,11 @@ class Contract(_Strict):
         return self
 
     @property
+    def feature_rules(self) -> tuple[FeatureRule, ...]:
+        """Each feature's input rules, in contract order."""
+        return tuple(feature.rule for feature in self.features)
+
+    @property
     def feature_names(self) -> list[str]:
         return [f.name for f in self.features]
 
@@ -282,10 +286,6 @@ def parse_contract(document: str | bytes | dict[str, Any], *, source: str = "con
 
 def contract_json_schema() -> dict[str, Any]:
     return Contract.model_json_schema()
-
-
-def is_valid_model_name(name: str) -> bool:
-    return bool(_MODEL_NAME_RE.fullmatch(name))
 
 
 def _describe(error: Any) -> str:
