@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mlops.contract_rules import (
     COLUMN_NAME_PATTERN,
+    DEFAULT_CAPTURE_SAMPLE_RATE,
     MODEL_NAME_PATTERN,
     FeatureRule,
     FeatureType,
@@ -200,7 +201,7 @@ class DataChecks(_Strict):
 class Monitoring(_Strict):
     psi_alarm_threshold: Annotated[float, Field(gt=0)] = 0.2
     min_window_rows: Annotated[int, Field(ge=1)] = 100
-    capture_sample_rate: Annotated[float, Field(ge=0, le=1)] = 1.0
+    capture_sample_rate: Annotated[float, Field(ge=0, le=1)] = DEFAULT_CAPTURE_SAMPLE_RATE
 
 
 class Contract(_Strict):

@@ -7,6 +7,10 @@ import base64
 import dataclasses
 import hashlib
 import json
+import os
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +32,7 @@ from mlops_local.sample_data import churn_dataset, churn_features, records
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.resources import TestResources, create_resources
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTRACT = parse_contract((Path(__file__).parents[2] / "contracts" / "churn.json").read_text())
 
 
@@ -193,6 +198,33 @@ def test_predict_duplicate_key_is_400_naming_the_field(deployed: Deployed, dupli
     assert status == 400
     assert answer["error"] == "BadRequestError"
     assert '"tenure_months"' in answer["message"]
+
+
+def test_predict_cold_start_and_first_answer_do_not_import_pydantic(deployed: Deployed) -> None:
+    # GIVEN a fresh interpreter, as a Lambda cold start, importing the handler the way Lambda does
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        sys.path[:0] = ["src", "functions/predict", "."]
+        import handler
+        from mlops_local.apigw import rest_proxy_event
+        from tests.support.lambda_context import FakeLambdaContext
+        body = json.dumps({{"records": {sample_records(1)!r}}})
+        event = rest_proxy_event("POST", "/models/churn/predict", "/models/{{name}}/predict", body=body,
+                                 path_parameters={{"name": "churn"}})
+        response = handler.lambda_handler(event, FakeLambdaContext(function_name="predict"))
+        handler.service.shutdown()
+        loaded = sorted(m for m in sys.modules if m == "pydantic" or m.startswith(("pydantic.", "pydantic_core")))
+        print(json.dumps({{"status": response["statusCode"], "pydantic": loaded}}))
+        """
+    )
+    # WHEN it serves its first request THEN it answers, and pydantic (~0.1 s of import) never loaded
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO_ROOT, env=dict(os.environ), capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome == {"status": 200, "pydantic": []}
 
 
 def test_predict_too_many_records_is_400(deployed: Deployed, monkeypatch: pytest.MonkeyPatch) -> None:

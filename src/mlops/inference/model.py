@@ -22,11 +22,11 @@ from typing import Any, Protocol
 import numpy as np
 import onnxruntime as ort
 
-from mlops.contract import Contract, FeatureType, ProblemType, is_valid_model_name, parse_contract
+from mlops.contract_rules import FeatureType, is_valid_model_name
 from mlops.errors import IntegrityError, MlopsError, ModelNotFoundError, NotFoundError, PredictionError
 from mlops.inference.records import Columns, RecordValidator
+from mlops.inference.served import LoadableVersion, ServingContract
 from mlops.ports import ObjectStore
-from mlops.registry.records import ModelVersion
 from mlops.training.onnx_io import META_CLASSES, OUTPUT_LABEL, OUTPUT_PROBABILITIES, OUTPUT_VALUE
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ _FEED_DTYPES: dict[str, Any] = {"tensor(float)": np.float32, "tensor(double)": n
 
 
 class ProductionRegistry(Protocol):
-    def production(self, name: str) -> ModelVersion | None: ...
+    def production(self, name: str) -> LoadableVersion | None: ...
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class LoadedModel:
 
     name: str
     version: int
-    contract: Contract
+    contract: ServingContract
     session: ort.InferenceSession
     validator: RecordValidator
     classes: tuple[str, ...]  # probability column order (classification)
@@ -55,7 +55,7 @@ class LoadedModel:
 
     @property
     def classification(self) -> bool:
-        return self.contract.problem_type is ProblemType.CLASSIFICATION
+        return self.contract.classification
 
     def feed(self, columns: Columns) -> dict[str, np.ndarray]:
         """ONNX feed arrays, [N, 1] per graph input, in the dtype the graph declares."""
@@ -101,7 +101,7 @@ def _check_finite(model: LoadedModel, values: list[float]) -> None:
             raise PredictionError(f"the model produced a non-finite value for records[{index}]")
 
 
-def verify_artifact(data: bytes, version: ModelVersion) -> None:
+def verify_artifact(data: bytes, version: LoadableVersion) -> None:
     """Raise IntegrityError unless `data` is exactly the artifact the registry recorded."""
     digest = hashlib.sha256(data).hexdigest()
     if digest != version.artifact.sha256 or len(data) != version.artifact.size_bytes:
@@ -112,7 +112,7 @@ def verify_artifact(data: bytes, version: ModelVersion) -> None:
 
 
 def load_model(
-    version: ModelVersion,
+    version: LoadableVersion,
     store: ObjectStore,
     *,
     max_records: int = 1_000,
@@ -127,7 +127,9 @@ def load_model(
             f"{version.artifact.key}"
         ) from None
     verify_artifact(data, version)
-    contract = parse_contract(version.contract, source=f"{version.model_name} v{version.version} contract")
+    contract = ServingContract.from_document(
+        version.contract, source=f"{version.model_name} v{version.version} contract"
+    )
     try:
         session = ort.InferenceSession(data, session_options or default_session_options(), providers=_PROVIDERS)
     except Exception as error:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
@@ -141,7 +143,7 @@ def load_model(
         session=session,
         validator=RecordValidator(contract, max_records, float64_inputs=float64_inputs),
         classes=_classes(session, contract),
-        capture_sample_rate=contract.monitoring.capture_sample_rate,
+        capture_sample_rate=contract.capture_sample_rate,
         _feed=feed,
         _output_names=_output_names(session, contract, version),
     )
@@ -159,7 +161,9 @@ def default_session_options() -> ort.SessionOptions:
 _PROVIDERS = ["CPUExecutionProvider"]
 
 
-def _feed_plan(session: ort.InferenceSession, contract: Contract, version: ModelVersion) -> tuple[tuple[str, Any], ...]:
+def _feed_plan(
+    session: ort.InferenceSession, contract: ServingContract, version: LoadableVersion
+) -> tuple[tuple[str, Any], ...]:
     inputs = {item.name: item.type for item in session.get_inputs()}
     if set(inputs) != set(contract.feature_names):
         raise IntegrityError(
@@ -179,20 +183,19 @@ def _feed_plan(session: ort.InferenceSession, contract: Contract, version: Model
     return tuple(plan)
 
 
-def _output_names(session: ort.InferenceSession, contract: Contract, version: ModelVersion) -> list[str]:
+def _output_names(session: ort.InferenceSession, contract: ServingContract, version: LoadableVersion) -> list[str]:
     names = [item.name for item in session.get_outputs()]
-    classification = contract.problem_type is ProblemType.CLASSIFICATION
-    wanted = [OUTPUT_LABEL, OUTPUT_PROBABILITIES] if classification else [OUTPUT_VALUE]
+    wanted = [OUTPUT_LABEL, OUTPUT_PROBABILITIES] if contract.classification else [OUTPUT_VALUE]
     if not set(wanted) <= set(names):
         raise IntegrityError(f"{version.model_name} v{version.version}: outputs {names} lack {wanted}")
     return wanted
 
 
-def _classes(session: ort.InferenceSession, contract: Contract) -> tuple[str, ...]:
+def _classes(session: ort.InferenceSession, contract: ServingContract) -> tuple[str, ...]:
     declared = session.get_modelmeta().custom_metadata_map.get(META_CLASSES)
     if declared:
         return tuple(str(c) for c in json.loads(declared))
-    return tuple(contract.target.classes or ())
+    return contract.classes
 
 
 @dataclass
@@ -219,7 +222,7 @@ class ModelCache:
         refresh_seconds: float = 30.0,
         max_records: int = 1_000,
         clock: Callable[[], float] = time.monotonic,
-        loader: Callable[[ModelVersion], LoadedModel] | None = None,
+        loader: Callable[[LoadableVersion], LoadedModel] | None = None,
         versions_per_model: int = 2,
         max_names: int = 1_024,
     ) -> None:
