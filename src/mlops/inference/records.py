@@ -38,7 +38,6 @@ _NUMERIC, _BOOLEAN, _CATEGORICAL = 0, 1, 2
 _KINDS = {FeatureType.NUMERIC: _NUMERIC, FeatureType.BOOLEAN: _BOOLEAN, FeatureType.CATEGORICAL: _CATEGORICAL}
 _MISSING: Any = object()
 _NAN = math.nan
-_FLOAT_MAX = FLOAT64_MAX
 
 
 class HasFeatureRules(Protocol):
@@ -83,7 +82,7 @@ class RecordValidator:
         (the graph's tensor(double) inputs)."""
         self.max_records = max_records
         self._specs = tuple(
-            _spec(rule, _FLOAT_MAX if rule.name in float64_inputs else FLOAT32_MAX) for rule in contract.feature_rules
+            _spec(rule, FLOAT64_MAX if rule.name in float64_inputs else FLOAT32_MAX) for rule in contract.feature_rules
         )
         self.names = tuple(spec.name for spec in self._specs)
 
@@ -109,7 +108,7 @@ class RecordValidator:
                         if value != value or value in (math.inf, -math.inf):
                             raise _bad(index, spec, "expected a finite number", value)
                     elif value_type is int:
-                        if not -_FLOAT_MAX <= value <= _FLOAT_MAX:
+                        if not -FLOAT64_MAX <= value <= FLOAT64_MAX:
                             raise _bad(index, spec, "expected a finite number", value)
                         value = float(value)
                     else:
