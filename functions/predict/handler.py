@@ -10,8 +10,8 @@ Measured choices (scripts/bench_inference.py), because this function's latency i
   costs ~17 us per request even with tracing disabled. Lambda's active tracing still records each
   invocation; model loads are logged with their duration.
 - No pydantic on the import and first-request path (plain-dataclass settings, the registry read as
-  a `ServedVersion`, the contract as a `ServingContract`): it cost ~0.1 s of cold start. A test
-  fails if a first request imports it.
+  a `ServedVersion`, the contract as a `ServingContract`): it cost ~0.2-0.3 s of CPU at cold
+  start. A test fails if a first request imports it.
 """
 
 from __future__ import annotations
