@@ -4,8 +4,9 @@ The CDK construct that creates a function passes exactly the variables its setti
 declares (`env_names()`), and an infra test checks it, so a typo cannot reach a deployment.
 
 Plain frozen dataclasses, no pydantic: the predict function reads its settings on its cold-start
-path, where importing pydantic alone measured 0.10-0.12 s (2026-12-02, dev machine). Each field names its variable with `env(...)`;
-its annotation (str, int or float) is the type the text is read as; `ge` bounds it from below.
+path, where importing pydantic alone measured 0.10-0.12 s (2026-12-02, dev machine). Each field
+names its variable with `env(...)`; its annotation (str, int or float) is the type the text is
+read as; `ge` bounds it from below.
 """
 
 from __future__ import annotations
