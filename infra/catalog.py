@@ -129,8 +129,4 @@ def zip_functions() -> list[FunctionSpec]:
 
 def settings_defaults(settings: type[_Settings]) -> dict[str, str]:
     """Env name -> default value (as text) for the optional settings fields."""
-    defaults = {}
-    for name, field in settings.model_fields.items():
-        if not field.is_required():
-            defaults[field.alias or name] = str(field.default)
-    return defaults
+    return settings.env_defaults()

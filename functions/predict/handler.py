@@ -9,6 +9,9 @@ Measured choices (scripts/bench_inference.py), because this function's latency i
 - No Powertools Tracer: creating it imports the X-Ray SDK (+0.11 s cold start) and its decorator
   costs ~17 us per request even with tracing disabled. Lambda's active tracing still records each
   invocation; model loads are logged with their duration.
+- No pydantic on the import and first-request path (plain-dataclass settings, the registry read as
+  a `ServedVersion`, the contract as a `ServingContract`): it cost ~0.2-0.3 s of CPU at cold
+  start. A test fails if a first request imports it.
 
 Degraded serving is counted per model (own EMF documents with a `model` dimension, alarmed in
 infra/constructs/monitoring.py): ModelLoadFailures (the last good version keeps answering while the
@@ -28,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 
-from mlops.adapters.registry_dynamodb import DynamoRegistry
 from mlops.adapters.s3 import S3ObjectStore
+from mlops.adapters.served_versions_dynamodb import DynamoServedVersions
 from mlops.errors import MlopsError, NotFoundError
 from mlops.inference.capture import CaptureBuffer, flush_on_shutdown
 from mlops.inference.model import CacheEvent, LoadedModel, ModelCache, ModelLoadFailure, load_model
@@ -39,7 +42,7 @@ from mlops.settings import PredictSettings
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from mlops.registry.records import ModelVersion
+    from mlops.inference.served import ServedVersion
 
 settings = PredictSettings.from_env()
 logger = Logger()
@@ -47,7 +50,7 @@ metrics = Metrics()
 store = S3ObjectStore()
 
 
-def load_production_model(version: ModelVersion) -> LoadedModel:
+def load_production_model(version: ServedVersion) -> LoadedModel:
     started = time.perf_counter()
     model = load_model(version, store, max_records=settings.max_records_per_request)
     logger.info(
@@ -58,7 +61,7 @@ def load_production_model(version: ModelVersion) -> LoadedModel:
 
 service = PredictionService(
     ModelCache(
-        DynamoRegistry(settings.registry_table),
+        DynamoServedVersions(settings.registry_table),
         store,
         refresh_seconds=settings.model_refresh_seconds,
         stale_seconds=settings.model_stale_seconds,

@@ -10,29 +10,34 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mlops.contract_rules import (
+    COLUMN_NAME_PATTERN,
+    DEFAULT_CAPTURE_SAMPLE_RATE,
+    MODEL_NAME_PATTERN,
+    FeatureRule,
+    FeatureType,
+    ProblemType,
+    is_valid_model_name,
+)
 from mlops.errors import ContractError
 
-MODEL_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
-COLUMN_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
-_MODEL_NAME_RE = re.compile(MODEL_NAME_PATTERN)
-
-
-class ProblemType(StrEnum):
-    CLASSIFICATION = "classification"
-    REGRESSION = "regression"
-
-
-class FeatureType(StrEnum):
-    NUMERIC = "numeric"
-    CATEGORICAL = "categorical"
-    BOOLEAN = "boolean"
+__all__ = [
+    "COLUMN_NAME_PATTERN",
+    "MODEL_NAME_PATTERN",
+    "Contract",
+    "Feature",
+    "FeatureRule",
+    "FeatureType",
+    "ProblemType",
+    "contract_json_schema",
+    "is_valid_model_name",
+    "parse_contract",
+]
 
 
 # Estimators we know how to train, convert to ONNX and serve; the params each accepts.
@@ -88,18 +93,13 @@ class Feature(_Strict):
 
     @model_validator(mode="after")
     def _constraints_fit_type(self) -> Feature:
-        if self.type is not FeatureType.NUMERIC and (self.min is not None or self.max is not None):
-            raise ValueError(f"min/max apply only to numeric features, not {self.type.value}")
-        if self.type is not FeatureType.CATEGORICAL and self.categories is not None:
-            raise ValueError(f"categories apply only to categorical features, not {self.type.value}")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
-        for bound in (self.min, self.max):
-            if bound is not None and not math.isfinite(bound):
-                raise ValueError("min and max must be finite numbers")
-        if self.categories is not None and (not self.categories or len(set(self.categories)) != len(self.categories)):
-            raise ValueError("categories must be a non-empty list without duplicates")
+        _ = self.rule  # building the rule refuses a declaration that contradicts itself
         return self
+
+    @property
+    def rule(self) -> FeatureRule:
+        """This feature's input rules (raises ValueError when the declaration contradicts itself)."""
+        return FeatureRule(self.name, self.type, self.nullable, self.min, self.max, self.categories)
 
 
 class Target(_Strict):
@@ -210,7 +210,7 @@ class DataChecks(_Strict):
 class Monitoring(_Strict):
     psi_alarm_threshold: Annotated[float, Field(gt=0)] = 0.2
     min_window_rows: Annotated[int, Field(ge=1)] = 100
-    capture_sample_rate: Annotated[float, Field(ge=0, le=1)] = 1.0
+    capture_sample_rate: Annotated[float, Field(ge=0, le=1)] = DEFAULT_CAPTURE_SAMPLE_RATE
 
 
 class Contract(_Strict):
@@ -250,6 +250,11 @@ class Contract(_Strict):
         if clashing := sorted(set(self.data.id_columns) & {*names, self.target.name}):
             raise ValueError(f"data.id_columns {clashing} are also features or the target")
         return self
+
+    @property
+    def feature_rules(self) -> tuple[FeatureRule, ...]:
+        """Each feature's input rules, in contract order."""
+        return tuple(feature.rule for feature in self.features)
 
     @property
     def feature_names(self) -> list[str]:
@@ -336,10 +341,6 @@ def predict_request_schema(contracts: list[Contract]) -> dict[str, Any]:
         "title": "PredictRequest",
         "oneOf": [{"type": "object", "required": ["records"], "properties": {"records": batch}}, batch],
     }
-
-
-def is_valid_model_name(name: str) -> bool:
-    return bool(_MODEL_NAME_RE.fullmatch(name))
 
 
 def _describe(error: Any) -> str:

@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
-from pydantic import BaseModel
+if TYPE_CHECKING:  # predict imports the ports on its cold-start path, without pydantic
+    from pydantic import BaseModel
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mlops.contract_rules import MISSING_CATEGORY
+
 OTHER = "__other__"  # categories never seen in training
-MISSING = "__missing__"  # null cells, counted as their own bucket
+MISSING = MISSING_CATEGORY  # null cells, counted as their own bucket (what the graph is fed for them)
 
 
 class NumericProfile(BaseModel):

@@ -67,7 +67,7 @@ def test_model_load_failure_alarm_per_contract_matches_the_predict_metric(templa
     # retries back off to one per 5 minutes at most: any failure within 3 periods keeps it in ALARM
     assert alarm["Period"] == 300
     assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (3, 1)
-    longest_retry = PredictSettings.model_fields["model_load_retry_max_seconds"].default
+    longest_retry = float(PredictSettings.env_defaults()["MODEL_LOAD_RETRY_MAX_SECONDS"])
     assert alarm["Period"] * (alarm["EvaluationPeriods"] - 1) >= longest_retry
     assert alarm["TreatMissingData"] == "notBreaching"
     assert alarm["AlarmActions"] == [{"Ref": topic_id}]

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -188,6 +189,45 @@ def test_predict_bad_record_names_index_and_field(deployed: Deployed) -> None:
     status, answer = invoke(deployed.handler, rest_event("churn", json.dumps({"records": rows})))
     assert status == 400
     assert answer == {"error": "RecordError", "message": "records[2].tenure_months: expected a number, got 'abc'"}
+
+
+@pytest.mark.parametrize("duplicate", ['"tenure_months"', '"tenure\\u005fmonths"'])
+def test_predict_duplicate_key_is_400_naming_the_field(deployed: Deployed, duplicate: str) -> None:
+    # GIVEN a record whose first tenure_months is invalid and a later duplicate is valid
+    record = json.dumps(sample_records(1)[0])[1:-1]
+    body = '{"records": [{"tenure_months": "abc", ' + record + ", " + duplicate + ": 240}]}"
+    # WHEN it is sent THEN the duplicate is refused instead of silently keeping the last value
+    status, answer = invoke(deployed.handler, rest_event("churn", body))
+    assert status == 400
+    assert answer["error"] == "BadRequestError"
+    assert '"tenure_months"' in answer["message"]
+
+
+def test_predict_cold_start_and_first_answer_do_not_import_pydantic(deployed: Deployed) -> None:
+    # GIVEN a fresh interpreter, as a Lambda cold start, importing the handler the way Lambda does
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        sys.path[:0] = ["src", "functions/predict", "."]
+        import handler
+        from mlops_local.apigw import rest_proxy_event
+        from tests.support.lambda_context import FakeLambdaContext
+        body = json.dumps({{"records": {sample_records(1)!r}}})
+        event = rest_proxy_event("POST", "/models/churn/predict", "/models/{{name}}/predict", body=body,
+                                 path_parameters={{"name": "churn"}})
+        response = handler.lambda_handler(event, FakeLambdaContext(function_name="predict"))
+        handler.service.shutdown()
+        loaded = sorted(m for m in sys.modules if m == "pydantic" or m.startswith(("pydantic.", "pydantic_core")))
+        print(json.dumps({{"status": response["statusCode"], "pydantic": loaded}}))
+        """
+    )
+    # WHEN it serves its first request THEN it answers, and pydantic (~0.1 s of import) never loaded
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO_ROOT, env=dict(os.environ), capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome == {"status": 200, "pydantic": []}
 
 
 def test_predict_too_many_records_is_400(deployed: Deployed, monkeypatch: pytest.MonkeyPatch) -> None:

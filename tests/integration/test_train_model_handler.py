@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import uuid
@@ -228,7 +229,7 @@ def test_train_model_handler_raises_when_the_rejection_cannot_be_published(
     handler: ModuleType, resources: test_resources.TestResources, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # a transient AWS failure is not swallowed: Lambda retries the event
-    monkeypatch.setattr(handler, "settings", handler.settings.model_copy(update={"event_bus_name": "no-such-bus"}))
+    monkeypatch.setattr(handler, "settings", dataclasses.replace(handler.settings, event_bus_name="no-such-bus"))
     event = malformed(resources, lambda e: e["detail"].pop("report_key"))
     with pytest.raises(Exception, match=r"no-such-bus|EventBridge refused|ResourceNotFound"):
         handler.lambda_handler(event, FakeLambdaContext())

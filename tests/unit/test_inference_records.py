@@ -198,3 +198,25 @@ def test_validator_accepts_float64_range_for_double_inputs() -> None:
     assert validator.validate([{"x": 1e39}]).values == ([1e39],)
     with pytest.raises(RecordError, match=r"records\[0\]\.x: expected a finite number"):
         validator.validate([{"x": 10**400}])
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        # the first, invalid value would be dropped by a plain json.loads and never checked
+        ('{"records": [{"tenure_months": "abc", "plan": "basic", "tenure_months": 240}]}', "tenure_months"),
+        ('[{"tenure_months": "abc", "tenure\\u005fmonths": 240}]', "tenure_months"),
+        ('{"records": [{"plan": "gold"}], "records": [{"plan": "basic"}]}', "records"),
+        ('{"records": [{"plan": {"a": 1, "a": 2}}]}', "a"),
+    ],
+)
+def test_parse_records_rejects_duplicate_keys_naming_the_field(body: str, field: str) -> None:
+    with pytest.raises(BadRequestError) as raised:
+        parse_records(body)
+    assert raised.value.http_status == 400
+    assert f'"{field}"' in str(raised.value)
+    assert "duplicate" in str(raised.value)
+
+
+def test_parse_records_accepts_the_same_key_in_different_records() -> None:
+    assert parse_records('[{"a": 1}, {"a": 2}]') == [{"a": 1}, {"a": 2}]

@@ -16,7 +16,10 @@ from boto3.dynamodb.types import DYNAMODB_CONTEXT, Binary, TypeDeserializer, Typ
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mlops.adapters.registry_dynamodb import _NUMBERS, _from_attribute, _from_item, from_dynamo, to_dynamo
+from mlops.adapters.registry_dynamodb import to_dynamo
+from mlops.adapters.registry_items import _NUMBERS, from_dynamo
+from mlops.adapters.registry_items import from_attribute as _from_attribute
+from mlops.adapters.registry_items import from_item as _from_item
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -19,13 +19,17 @@ import functools
 import math
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from decimal import Clamped, Context, Decimal, Inexact, Overflow, Rounded, Underflow
+from decimal import Decimal
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from mlops.adapters.aws import client
+from mlops.adapters.registry_items import MODEL_SK, VERSION_PREFIX, model_pk, version_sk
+from mlops.adapters.registry_items import from_dynamo as from_dynamo
+from mlops.adapters.registry_items import from_item as _from_item
+from mlops.adapters.registry_items import item_key as _key
 from mlops.registry.engine import RegistryEngine, StoredRequest
 from mlops.registry.names import PRODUCTION_ALIAS, require_alias, require_model_name
 from mlops.registry.records import AliasMove, AuditEvent, ModelRecord, ModelVersion
@@ -36,10 +40,8 @@ if TYPE_CHECKING:
     from mlops.ports import ObjectStore
     from mlops.registry.lifecycle import Plan
 
-MODEL_SK = "MODEL"
 MODELS_INDEX = "gsi1"
 MODELS_INDEX_PK = "MODELS"
-VERSION_PREFIX = "VERSION#"
 ARTIFACT_PREFIX = "ARTIFACT#"
 AUDIT_PREFIX = "AUDIT#"  # the append-only partition: pk AUDIT#<name>
 EVENT_PREFIX = "EVENT#"
@@ -48,8 +50,6 @@ REQUEST_PREFIX = "REQUEST#"
 
 _RETRYABLE_REASONS = {"ConditionalCheckFailed", "TransactionConflict"}
 _NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
-# DynamoDB's numbers: 38 digits, exponents -130..125 (the context boto3's (de)serializer uses).
-_NUMBERS = Context(Emin=-128, Emax=126, prec=38, traps=[Clamped, Overflow, Inexact, Rounded, Underflow])
 
 
 @functools.cache
@@ -63,14 +63,6 @@ def _boto3_types() -> tuple[TypeSerializer, TypeDeserializer]:
 
 def _serialize(value: Any) -> dict[str, Any]:
     return _boto3_types()[0].serialize(value)
-
-
-def model_pk(name: str) -> str:
-    return f"MODEL#{name}"
-
-
-def version_sk(version: int) -> str:
-    return f"{VERSION_PREFIX}{version:010d}"
 
 
 def artifact_sk(sha256: str) -> str:
@@ -363,36 +355,8 @@ def _alias_move(item: dict[str, Any]) -> AliasMove:
     return AliasMove.model_validate({k: v for k, v in item.items() if k in AliasMove.model_fields})
 
 
-def _key(pk: str, sk: str) -> dict[str, Any]:
-    return {"pk": {"S": pk}, "sk": {"S": sk}}
-
-
 def _to_item(values: dict[str, Any]) -> dict[str, Any]:
     return {key: _serialize(to_dynamo(value)) for key, value in values.items()}
-
-
-def _from_item(item: dict[str, Any]) -> dict[str, Any]:
-    return {key: _from_attribute(value) for key, value in item.items()}
-
-
-def _from_attribute(attribute: dict[str, Any]) -> Any:
-    """One DynamoDB attribute value -> plain Python, as `from_dynamo(TypeDeserializer().deserialize(...))`.
-
-    The types this adapter writes (S, N, BOOL, NULL, M, L) are decoded here with botocore alone;
-    any other (sets, binary) goes through boto3's deserializer."""
-    if len(attribute) == 1:
-        ((tag, value),) = attribute.items()
-        if tag == "S" or tag == "BOOL":
-            return value
-        if tag == "N":
-            return from_dynamo(_NUMBERS.create_decimal(value))
-        if tag == "M":
-            return {key: _from_attribute(item) for key, item in value.items()}
-        if tag == "L":
-            return [_from_attribute(item) for item in value]
-        if tag == "NULL" and value is True:
-            return None
-    return from_dynamo(_boto3_types()[1].deserialize(attribute))
 
 
 def to_dynamo(value: Any) -> Any:
@@ -415,17 +379,6 @@ def to_dynamo(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [to_dynamo(v) for v in value]
     raise TypeError(f"cannot store {type(value).__name__} in DynamoDB")
-
-
-def from_dynamo(value: Any) -> Any:
-    """DynamoDB values -> plain Python: integral numbers become int, others float."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: from_dynamo(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [from_dynamo(v) for v in value]
-    return value
 
 
 def _opt_int(value: Any) -> int | None:

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 import onnxruntime as ort
 
-from mlops.contract import Contract, FeatureType, ProblemType, is_valid_model_name, parse_contract
+from mlops.contract_rules import FeatureType, is_valid_model_name
 from mlops.errors import (
     IntegrityError,
     MlopsError,
@@ -34,8 +34,8 @@ from mlops.errors import (
     PredictionError,
 )
 from mlops.inference.records import Columns, RecordValidator
+from mlops.inference.served import LoadableVersion, ServingContract
 from mlops.ports import ObjectStore
-from mlops.registry.records import ModelVersion
 from mlops.training.onnx_io import META_CLASSES, OUTPUT_LABEL, OUTPUT_PROBABILITIES, OUTPUT_VALUE
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ _FEED_DTYPES: dict[str, Any] = {"tensor(float)": np.float32, "tensor(double)": n
 
 
 class ProductionRegistry(Protocol):
-    def production(self, name: str) -> ModelVersion | None: ...
+    def production(self, name: str) -> LoadableVersion | None: ...
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class LoadedModel:
 
     name: str
     version: int
-    contract: Contract
+    contract: ServingContract
     session: ort.InferenceSession
     validator: RecordValidator
     classes: tuple[str, ...]  # probability column order (classification)
@@ -64,7 +64,7 @@ class LoadedModel:
 
     @property
     def classification(self) -> bool:
-        return self.contract.problem_type is ProblemType.CLASSIFICATION
+        return self.contract.classification
 
     def feed(self, columns: Columns) -> dict[str, np.ndarray]:
         """ONNX feed arrays, [N, 1] per graph input, in the dtype the graph declares."""
@@ -110,7 +110,7 @@ def _check_finite(model: LoadedModel, values: list[float]) -> None:
             raise PredictionError(f"the model produced a non-finite value for records[{index}]")
 
 
-def verify_artifact(data: bytes, version: ModelVersion) -> None:
+def verify_artifact(data: bytes, version: LoadableVersion) -> None:
     """Raise IntegrityError unless `data` is exactly the artifact the registry recorded."""
     digest = hashlib.sha256(data).hexdigest()
     if digest != version.artifact.sha256 or len(data) != version.artifact.size_bytes:
@@ -121,7 +121,7 @@ def verify_artifact(data: bytes, version: ModelVersion) -> None:
 
 
 def load_model(
-    version: ModelVersion,
+    version: LoadableVersion,
     store: ObjectStore,
     *,
     max_records: int = 1_000,
@@ -136,7 +136,9 @@ def load_model(
             f"{version.artifact.key}"
         ) from None
     verify_artifact(data, version)
-    contract = parse_contract(version.contract, source=f"{version.model_name} v{version.version} contract")
+    contract = ServingContract.from_document(
+        version.contract, source=f"{version.model_name} v{version.version} contract"
+    )
     try:
         session = ort.InferenceSession(data, session_options or default_session_options(), providers=_PROVIDERS)
     except Exception as error:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
@@ -150,7 +152,7 @@ def load_model(
         session=session,
         validator=RecordValidator(contract, max_records, float64_inputs=float64_inputs),
         classes=_classes(session, contract),
-        capture_sample_rate=contract.monitoring.capture_sample_rate,
+        capture_sample_rate=contract.capture_sample_rate,
         _feed=feed,
         _output_names=_output_names(session, contract, version),
     )
@@ -168,7 +170,9 @@ def default_session_options() -> ort.SessionOptions:
 _PROVIDERS = ["CPUExecutionProvider"]
 
 
-def _feed_plan(session: ort.InferenceSession, contract: Contract, version: ModelVersion) -> tuple[tuple[str, Any], ...]:
+def _feed_plan(
+    session: ort.InferenceSession, contract: ServingContract, version: LoadableVersion
+) -> tuple[tuple[str, Any], ...]:
     inputs = {item.name: item.type for item in session.get_inputs()}
     if set(inputs) != set(contract.feature_names):
         raise IntegrityError(
@@ -188,20 +192,19 @@ def _feed_plan(session: ort.InferenceSession, contract: Contract, version: Model
     return tuple(plan)
 
 
-def _output_names(session: ort.InferenceSession, contract: Contract, version: ModelVersion) -> list[str]:
+def _output_names(session: ort.InferenceSession, contract: ServingContract, version: LoadableVersion) -> list[str]:
     names = [item.name for item in session.get_outputs()]
-    classification = contract.problem_type is ProblemType.CLASSIFICATION
-    wanted = [OUTPUT_LABEL, OUTPUT_PROBABILITIES] if classification else [OUTPUT_VALUE]
+    wanted = [OUTPUT_LABEL, OUTPUT_PROBABILITIES] if contract.classification else [OUTPUT_VALUE]
     if not set(wanted) <= set(names):
         raise IntegrityError(f"{version.model_name} v{version.version}: outputs {names} lack {wanted}")
     return wanted
 
 
-def _classes(session: ort.InferenceSession, contract: Contract) -> tuple[str, ...]:
+def _classes(session: ort.InferenceSession, contract: ServingContract) -> tuple[str, ...]:
     declared = session.get_modelmeta().custom_metadata_map.get(META_CLASSES)
     if declared:
         return tuple(str(c) for c in json.loads(declared))
-    return tuple(contract.target.classes or ())
+    return contract.classes
 
 
 @dataclass(frozen=True)
@@ -294,7 +297,7 @@ class ModelCache:
         load_retry_max_seconds: float = 300.0,
         max_records: int = 1_000,
         clock: Callable[[], float] = time.monotonic,
-        loader: Callable[[ModelVersion], LoadedModel] | None = None,
+        loader: Callable[[LoadableVersion], LoadedModel] | None = None,
         versions_per_model: int = 2,
         max_names: int = 1_024,
     ) -> None:
@@ -354,7 +357,7 @@ class ModelCache:
         self._remember(name, _Pointer(now + self.refresh_seconds, now, None, refusal))
         raise refusal.error()
 
-    def _serve(self, name: str, pointer: _Pointer | None, production: ModelVersion, now: float) -> LoadedModel:
+    def _serve(self, name: str, pointer: _Pointer | None, production: LoadableVersion, now: float) -> LoadedModel:
         key = (name, production.version)
         model = self._models.get(key)
         if model is None:
@@ -372,7 +375,7 @@ class ModelCache:
         return model
 
     def _load_failed(
-        self, name: str, pointer: _Pointer | None, production: ModelVersion, now: float, error: Exception
+        self, name: str, pointer: _Pointer | None, production: LoadableVersion, now: float, error: Exception
     ) -> _FailedLoad:
         previous = pointer.failed if pointer is not None else None
         failures = previous.failures + 1 if previous is not None and previous.version == production.version else 1

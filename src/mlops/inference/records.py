@@ -10,27 +10,41 @@ type checks (no pydantic per record: this is the hot path of every prediction). 
   so are booleans) within the contract's min/max, and, for a feature the graph takes as float32,
   within float32's range (a larger number would be fed as +-inf);
 - booleans are true/false (not 0/1, not strings);
-- categories are strings among the declared categories.
-Fields that are not features are ignored (clients may send ids; they are never captured).
+- categories are strings: among the declared categories, or any string when the contract declares
+  none (open vocabulary); an empty string or `MISSING_CATEGORY` is a null.
+What a feature accepts is `mlops.contract_rules.FeatureRule`'s statement (the dataset checks and
+training read it too); this module only compiles it for speed. Fields that are not features are
+ignored (clients may send ids; they are never captured).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from mlops.contract import Contract, Feature, FeatureType
+from mlops.contract_rules import (
+    FLOAT32_MAX,
+    FLOAT64_MAX,
+    MISSING_CATEGORY,
+    NULL_CATEGORY_TEXTS,
+    FeatureRule,
+    FeatureType,
+)
 from mlops.errors import BadRequestError, RecordError
-from mlops.training.onnx_io import MISSING_CATEGORY
 
 _NUMERIC, _BOOLEAN, _CATEGORICAL = 0, 1, 2
 _KINDS = {FeatureType.NUMERIC: _NUMERIC, FeatureType.BOOLEAN: _BOOLEAN, FeatureType.CATEGORICAL: _CATEGORICAL}
 _MISSING: Any = object()
 _NAN = math.nan
-_FLOAT_MAX = 1.7976931348623157e308
-FLOAT32_MAX = 3.4028234663852886e38
+
+
+class HasFeatureRules(Protocol):
+    """A contract (`mlops.contract.Contract`) or predict's light view of one (`ServingContract`)."""
+
+    @property
+    def feature_rules(self) -> Sequence[FeatureRule]: ...
 
 
 @dataclass(frozen=True)
@@ -40,7 +54,7 @@ class _Spec:
     nullable: bool
     low: float  # the contract's bounds narrowed to the feed's range: one comparison per value
     high: float
-    categories: frozenset[str]
+    categories: frozenset[str] | None  # None: any string (open vocabulary)
     limit: float  # the feed dtype's largest magnitude (float32 or float64)
     contract_low: float
     contract_high: float
@@ -61,13 +75,14 @@ class Columns:
 class RecordValidator:
     """Checks a batch of JSON records against one contract; compiled once, reused per request."""
 
-    def __init__(self, contract: Contract, max_records: int = 1_000, *, float64_inputs: Collection[str] = ()) -> None:
+    def __init__(
+        self, contract: HasFeatureRules, max_records: int = 1_000, *, float64_inputs: Collection[str] = ()
+    ) -> None:
         """Numeric features are bounded to float32's range unless named in `float64_inputs`
         (the graph's tensor(double) inputs)."""
         self.max_records = max_records
         self._specs = tuple(
-            _spec(feature, _FLOAT_MAX if feature.name in float64_inputs else FLOAT32_MAX)
-            for feature in contract.features
+            _spec(rule, FLOAT64_MAX if rule.name in float64_inputs else FLOAT32_MAX) for rule in contract.feature_rules
         )
         self.names = tuple(spec.name for spec in self._specs)
 
@@ -93,7 +108,7 @@ class RecordValidator:
                         if value != value or value in (math.inf, -math.inf):
                             raise _bad(index, spec, "expected a finite number", value)
                     elif value_type is int:
-                        if not -_FLOAT_MAX <= value <= _FLOAT_MAX:
+                        if not -FLOAT64_MAX <= value <= FLOAT64_MAX:
                             raise _bad(index, spec, "expected a finite number", value)
                         value = float(value)
                     else:
@@ -103,10 +118,13 @@ class RecordValidator:
                         raise _out_of_range(index, spec, value)
                     column.append(value)
                 elif kind == _CATEGORICAL:
-                    if type(value) is str and value in spec.categories:
-                        column.append(value)
-                    elif type(value) is str:
-                        raise _bad(index, spec, f"expected one of {sorted(spec.categories)}", value)
+                    if type(value) is str:
+                        if value in NULL_CATEGORY_TEXTS:
+                            column.append(_null(index, spec, None, MISSING_CATEGORY, "expected a string"))
+                        elif spec.categories is None or value in spec.categories:
+                            column.append(value)
+                        else:
+                            raise _bad(index, spec, f"expected one of {sorted(spec.categories)}", value)
                     else:
                         column.append(_null(index, spec, value, MISSING_CATEGORY, "expected a string"))
                 elif value is True:
@@ -118,19 +136,19 @@ class RecordValidator:
         return Columns(self.names, columns, records)
 
 
-def _spec(feature: Feature, limit: float) -> _Spec:
-    low = -math.inf if feature.min is None else float(feature.min)
-    high = math.inf if feature.max is None else float(feature.max)
+def _spec(rule: FeatureRule, limit: float) -> _Spec:
+    low, high = rule.feed_bounds(limit)
+    contract_low, contract_high = rule.bounds
     return _Spec(
-        name=feature.name,
-        kind=_KINDS[feature.type],
-        nullable=feature.nullable,
-        low=max(low, -limit),
-        high=min(high, limit),
-        categories=frozenset(feature.categories or ()),
+        name=rule.name,
+        kind=_KINDS[rule.type],
+        nullable=rule.nullable,
+        low=low,
+        high=high,
+        categories=rule.allowed,
         limit=limit,
-        contract_low=low,
-        contract_high=high,
+        contract_low=contract_low,
+        contract_high=contract_high,
     )
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from mlops.contract import Contract, FeatureType, ProblemType
+from mlops.contract_rules import BOOLEAN_TEXT
 from mlops.errors import DatasetError
 from mlops.training.onnx_io import MISSING_CATEGORY, column_feed
 
@@ -151,11 +152,9 @@ def _numbers(column: pd.Series, name: str, key: str) -> pd.Series:
 def _boolean(value: object, name: str, key: str) -> bool:
     if isinstance(value, bool | np.bool_):
         return bool(value)
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "t", "y", "1.0"):
-        return True
-    if text in ("false", "0", "no", "f", "n", "0.0"):
-        return False
+    truth = BOOLEAN_TEXT.get(str(value).strip().lower())
+    if truth is not None:
+        return truth
     raise DatasetError(f"{key}: column {name!r}: {value!r} is not a boolean")
 
 

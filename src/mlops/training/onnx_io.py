@@ -12,15 +12,30 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mlops.contract import Contract, FeatureType
+from mlops.contract_rules import BOOLEAN_TEXT, MISSING_CATEGORY, FeatureType
 from mlops.errors import RecordError
-from mlops.profile import MISSING
 
-MISSING_CATEGORY = MISSING  # "__missing__": also the drift profiles' bucket for nulls
+if TYPE_CHECKING:  # the predict function imports this module; it never parses a pydantic contract
+    from mlops.contract import Contract
+
+__all__ = [
+    "META_CLASSES",
+    "META_CONTRACT_DIGEST",
+    "META_INPUTS",
+    "META_MODEL_NAME",
+    "META_PROBLEM_TYPE",
+    "MISSING_CATEGORY",
+    "OUTPUT_LABEL",
+    "OUTPUT_PROBABILITIES",
+    "OUTPUT_VALUE",
+    "column_feed",
+    "input_kind",
+    "onnx_input_feed",
+]
 
 # ONNX metadata_props keys (the inference function reads these)
 META_MODEL_NAME = "mlops.model_name"
@@ -33,9 +48,6 @@ META_CONTRACT_DIGEST = "mlops.contract_digest"
 OUTPUT_LABEL = "label"
 OUTPUT_PROBABILITIES = "probabilities"
 OUTPUT_VALUE = "variable"
-
-_TRUE = frozenset({"true", "1", "yes", "t", "y"})
-_FALSE = frozenset({"false", "0", "no", "f", "n"})
 
 
 def input_kind(feature_type: FeatureType) -> str:
@@ -109,9 +121,7 @@ def _boolean(value: object) -> float:
     if isinstance(value, int | float | np.integer | np.floating) and value in (0, 1):
         return float(value)
     if isinstance(value, str):
-        text = value.strip().lower()
-        if text in _TRUE:
-            return 1.0
-        if text in _FALSE:
-            return 0.0
+        truth = BOOLEAN_TEXT.get(value.strip().lower())
+        if truth is not None:
+            return 1.0 if truth else 0.0
     raise ValueError(value)

@@ -58,7 +58,7 @@ def build_pipeline(contract: Contract, training_inputs: pd.DataFrame) -> Pipelin
     categories of categorical features the contract does not enumerate."""
     name = contract.estimator.name
     numeric = [f.name for f in contract.features if f.type is not FeatureType.CATEGORICAL]
-    categorical = [f for f in contract.features if f.type is FeatureType.CATEGORICAL]
+    categorical = [rule for rule in contract.feature_rules if rule.type is FeatureType.CATEGORICAL]
     transformers: list[tuple[str, Any, list[str]]] = []
     if numeric:
         steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median"))]
@@ -66,9 +66,8 @@ def build_pipeline(contract: Contract, training_inputs: pd.DataFrame) -> Pipelin
             steps.append(("scale", StandardScaler()))
         transformers.append(("numeric", Pipeline(steps), numeric))
     if categorical:
-        categories = [
-            list(f.categories) if f.categories else sorted(set(training_inputs[f.name].tolist())) for f in categorical
-        ]
+        # open vocabulary: the values of the training data; any other is ignored at prediction time
+        categories = [rule.encoder_categories(training_inputs[rule.name].tolist()) for rule in categorical]
         encode = Pipeline(
             [
                 # Nulls reach the pipeline already as MISSING_CATEGORY (see onnx_io); empty strings

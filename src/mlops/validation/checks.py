@@ -18,13 +18,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlops.contract import Contract, FeatureType, ProblemType
+from mlops.contract_rules import BOOLEAN_TEXT, FLOAT32_MAX, FLOAT64_MAX, NULL_CATEGORY_TEXTS, FeatureRule
 from mlops.validation.report import MAX_OFFENDING, CheckName, CheckResult, Offending
 from mlops.validation.stats import Observed, StatsCollector
 
 # What a numeric cell may look like as text (after trimming): decimal or scientific notation, or
 # nan/inf spelled out (parsed, then failed by the finite check rather than the type check).
 NUMBER_PATTERN = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$|^[+-]?(?:nan|inf|infinity)$"
-BOOLEAN_TEXT = ("true", "false", "1", "0")
 _MAX_VALUE_CHARS = 200
 _SMALL_DICTIONARY = 64
 
@@ -97,6 +97,20 @@ class _ColumnRule:
     allowed: frozenset[str] | None = None
     is_target: bool = False
     show_values: bool = False  # the contract allows quoting this column's values in reports
+    limit: float = FLOAT64_MAX  # largest magnitude the column's consumer holds (features: the graph's float32)
+
+    @classmethod
+    def of_feature(cls, rule: FeatureRule, *, show_values: bool = False) -> _ColumnRule:
+        return cls(
+            rule.name,
+            rule.type,
+            rule.nullable,
+            rule.min,
+            rule.max,
+            rule.allowed,
+            show_values=show_values,
+            limit=FLOAT32_MAX,
+        )
 
     @property
     def domain_check(self) -> CheckName:
@@ -156,9 +170,12 @@ class _ColumnState:
         self.parsed = values
         # Masks are built only for a batch that has a failing row: most batches have none.
         finite: pa.Array | None = None
-        low, high = _plain_min_max(values)
+        rule = self.rule
+        low, high = _plain_min_max(values, rule.limit)
         if low is None:
             finite = pc.is_finite(values)  # null for null cells
+            if rule.limit < FLOAT64_MAX:  # beyond the graph's float32 it would be fed as +-inf
+                finite = pc.and_(finite, pc.less_equal(pc.abs(values), rule.limit))
             if finite.false_count:
                 self.tally(CheckName.FINITE).add(pc.invert(finite), column, rows_before)
                 finite_values = pc.filter(values, pc.fill_null(finite, False))
@@ -168,7 +185,6 @@ class _ColumnState:
             low, high = low_scalar.as_py(), high_scalar.as_py()
         self.observed_min = _min(self.observed_min, low)
         self.observed_max = _max(self.observed_max, high)
-        rule = self.rule
         if low is None or ((rule.min is None or low >= rule.min) and (rule.max is None or high <= rule.max)):
             return  # every finite value of the batch is inside the range (or there is none)
         outside = pa.array(np.zeros(len(values), dtype=bool))
@@ -186,9 +202,9 @@ class _ColumnState:
             column = _text_column(column)
             normalized = pc.utf8_lower(pc.utf8_trim_whitespace(column))
             present = _present(normalized)
-            known = pc.is_in(normalized, value_set=pa.array(BOOLEAN_TEXT))
+            known = pc.is_in(normalized, value_set=pa.array(list(BOOLEAN_TEXT)))
             self.tally(CheckName.TYPE).add(pc.and_(present, pc.invert(known)), column, rows_before)
-            truth = pc.is_in(normalized, value_set=pa.array(BOOLEAN_TEXT[::2]))
+            truth = pc.is_in(normalized, value_set=pa.array([text for text, truth in BOOLEAN_TEXT.items() if truth]))
             self.parsed = _true_false(truth, pc.and_(present, known))
             self._nulls(pc.invert(present), column, rows_before)
         elif pa.types.is_boolean(kind):
@@ -238,12 +254,12 @@ class _ColumnState:
         allowed = self.rule.allowed
         if len(dictionary) <= _SMALL_DICTIONARY:  # a few values: plain Python beats kernel calls
             names = dictionary.to_pylist()
-            blank = [name is None or name == "" for name in names]
+            blank = [name is None or name in NULL_CATEGORY_TEXTS for name in names]
             unknown = (
                 None if allowed is None else [not b and n not in allowed for n, b in zip(names, blank, strict=True)]
             )
             return pa.array(blank, pa.bool_()), None if unknown is None else pa.array(unknown, pa.bool_())
-        blank = pc.fill_null(pc.equal(dictionary, ""), True)
+        blank = pc.fill_null(pc.is_in(dictionary, value_set=pa.array(sorted(NULL_CATEGORY_TEXTS))), True)
         if allowed is None:
             return blank, None
         known = pc.is_in(dictionary, value_set=pa.array(sorted(allowed), type=pa.string()))
@@ -284,7 +300,8 @@ class _ColumnState:
         else:
             results.append(self._result(CheckName.NULLS, "null or empty values in a non-nullable column"))
         if rule.kind is FeatureType.NUMERIC:
-            results.append(self._result(CheckName.FINITE, "NaN or infinite values"))
+            beyond = "" if rule.limit == FLOAT64_MAX else " or beyond the float32 range the model takes"
+            results.append(self._result(CheckName.FINITE, f"NaN or infinite values{beyond}"))
             if rule.min is not None or rule.max is not None:
                 observed = f"observed [{self.observed_min}, {self.observed_max}]" if rule.show_values else "ok"
                 results.append(self._result(rule.domain_check, f"values outside [{rule.min}, {rule.max}]", observed))
@@ -415,16 +432,8 @@ class DatasetChecker:
 
 def _rules(contract: Contract) -> list[_ColumnRule]:
     rules = [
-        _ColumnRule(
-            name=feature.name,
-            kind=feature.type,
-            nullable=feature.nullable,
-            min=feature.min,
-            max=feature.max,
-            allowed=frozenset(feature.categories) if feature.categories is not None else None,
-            show_values=feature.show_values,
-        )
-        for feature in contract.features
+        _ColumnRule.of_feature(rule, show_values=feature.show_values)
+        for rule, feature in zip(contract.feature_rules, contract.features, strict=True)
     ]
     target = contract.target
     if contract.problem_type is ProblemType.CLASSIFICATION:
@@ -469,8 +478,8 @@ def _true_false(truth: pa.Array, valid: pa.Array | None) -> pa.DictionaryArray:
     return pa.DictionaryArray.from_arrays(indices, _TRUE_FALSE)
 
 
-def _plain_min_max(values: pa.Array) -> tuple[float, float] | tuple[None, None]:
-    """Min and max of float64 values without nulls when all are finite and neither is a zero
+def _plain_min_max(values: pa.Array, limit: float) -> tuple[float, float] | tuple[None, None]:
+    """Min and max of float64 values without nulls when all are finite, within +-limit, and neither is a zero
     (whose sign pyarrow and numpy may pick differently); (None, None) otherwise. numpy over the
     Arrow buffer is several times faster than `pc.is_finite` plus `pc.min_max`, and a NaN or an
     infinity shows in the min or the max."""
@@ -478,7 +487,7 @@ def _plain_min_max(values: pa.Array) -> tuple[float, float] | tuple[None, None]:
         return None, None
     numbers = values.to_numpy(zero_copy_only=True)
     low, high = float(numbers.min()), float(numbers.max())
-    if math.isfinite(low) and math.isfinite(high) and low != 0 and high != 0:
+    if -limit <= low and high <= limit and low != 0 and high != 0:  # NaN compares false
         return low, high
     return None, None
 
