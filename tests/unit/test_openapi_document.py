@@ -28,6 +28,7 @@ ERROR_BODY = {"$ref": "#/components/schemas/ErrorBody"}
 def module() -> ModuleType:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("REGISTRY_TABLE", "registry")
+        patch.setenv("LEDGER_TABLE", "ledger")
         patch.setenv("EVENT_BUS_NAME", "bus")
         patch.setenv("DATA_BUCKET", "data")
         return load_handler_module("models_api")
@@ -35,7 +36,8 @@ def module() -> ModuleType:
 
 @pytest.fixture(scope="module")
 def document(module: ModuleType) -> dict[str, Any]:
-    store, registry = InMemoryObjectStore(), InMemoryRegistry()
+    store = InMemoryObjectStore()
+    registry = InMemoryRegistry(store)
     event = trained_event("churn", score=0.9, contract=CHURN)
     store.put_bytes(event.artifact_bucket, event.artifact_key, artifact_bytes("churn-0.9"))
     registry.register(event, actor="trainer")  # promoted: the first version of a model
