@@ -200,7 +200,13 @@ class LocalRuntime:
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.aws_port, verbose=False)
         self._moto.start()
         host, port = self._moto._server.server_address[:2]
-        return f"http://{host}:{port}"
+        endpoint = f"http://{host}:{port}"
+        # moto's backends live in the process, not in the server: a runtime started after another one
+        # in the same process (tests) would find its resources; every stand-in starts empty
+        import urllib.request
+
+        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))  # noqa: S310 - loopback
+        return endpoint
 
     def _synthesize(self) -> dict[str, Any]:
         import sys

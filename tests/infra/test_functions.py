@@ -17,6 +17,7 @@ EXPECTED_SIZING = {  # folder: (memory MB, timeout s)
     "validate_dataset": (1769, 900),
     "train_model": (3008, 900),
     "register_model": (512, 60),
+    "record_training_failure": (256, 60),
     "predict": (1024, 10),
     "models_api": (512, 30),
     "detect_drift": (512, 300),
@@ -25,11 +26,19 @@ EXPECTED_SIZING = {  # folder: (memory MB, timeout s)
 EXPECTED_LAYERS = {
     "validate_dataset": {"aws-lambda-powertools", "src/mlops", "numpy", "pyarrow", "onnxruntime"},
     "register_model": {"aws-lambda-powertools", "src/mlops"},
-    "predict": {"aws-lambda-powertools", "src/mlops", "numpy", "onnxruntime"},
+    "record_training_failure": {"aws-lambda-powertools", "src/mlops"},
+    "predict": {"aws-lambda-powertools", "src/mlops", "numpy", "onnxruntime", "graceful-shutdown"},
     "models_api": {"aws-lambda-powertools", "src/mlops"},
     "detect_drift": {"aws-lambda-powertools", "src/mlops", "numpy"},
 }
-_LAYER_PACKAGES = ("aws-lambda-powertools", "src/mlops", "onnxruntime", "pyarrow", "numpy")  # onnxruntime names numpy
+_LAYER_PACKAGES = (
+    "aws-lambda-powertools",
+    "src/mlops",
+    "onnxruntime",
+    "pyarrow",
+    "numpy",
+    "graceful-shutdown",
+)  # onnxruntime names numpy
 
 
 def _function(template: dict[str, Any], folder: str) -> dict[str, Any]:

@@ -244,12 +244,19 @@ IAM_TABLE: dict[str, set[Grant]] = {
     | _allow("dynamodb:GetItem dynamodb:PutItem", "ledger")
     | _allow("dynamodb:Query", "ledger/index/gsi1"),
     "train_model": OWN_LOGS_AND_TRACES
-    | DEAD_LETTERS
     | IDEMPOTENCY
+    | ALARM_TOPIC
     | _allow("s3:GetObject s3:GetObjectVersion", "data/datasets/* data/contracts/*")
     | _allow("s3:PutObject", "artifacts/models/* artifacts/baselines/*")
     | _allow("events:PutEvents", "bus")
-    | _allow("dynamodb:GetItem dynamodb:UpdateItem", "ledger"),
+    | _allow("dynamodb:GetItem dynamodb:PutItem", "ledger")
+    # its on-failure destination (OOM, timeout, expired events), not the dead-letter queue
+    | _allow("lambda:InvokeFunction", "function:record_training_failure function:record_training_failure:*"),
+    "record_training_failure": OWN_LOGS_AND_TRACES
+    | DEAD_LETTERS
+    | ALARM_TOPIC
+    | _allow("events:PutEvents", "bus")
+    | _allow("dynamodb:GetItem dynamodb:PutItem", "ledger"),
     "register_model": OWN_LOGS_AND_TRACES
     | DEAD_LETTERS
     | IDEMPOTENCY
@@ -259,7 +266,7 @@ IAM_TABLE: dict[str, set[Grant]] = {
     | _allow("events:PutEvents", "bus")
     | _allow("dynamodb:GetItem dynamodb:UpdateItem", "registry", MODEL)
     | _allow("dynamodb:PutItem", "registry", MODEL_OR_AUDIT)
-    | _allow("dynamodb:GetItem dynamodb:UpdateItem", "ledger"),
+    | _allow("dynamodb:GetItem dynamodb:PutItem", "ledger"),
     "predict": OWN_LOGS_AND_TRACES
     | _allow("s3:GetObject", "artifacts/models/*")
     | _allow("s3:PutObject", "artifacts/captures/*")
@@ -307,7 +314,8 @@ def _symbols(template: dict[str, Any], folder: str) -> dict[str, str]:
     }
     (key_id,) = resources(template, "AWS::KMS::Key")
     fn = template["Resources"][function_ids(template)[folder]]
-    return symbols | {key_id: "alarm-key", fn["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]: "own-logs"}
+    functions = {lid: f"function:{name}" for name, lid in function_ids(template).items()}
+    return symbols | functions | {key_id: "alarm-key", fn["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]: "own-logs"}
 
 
 def _symbolic(resource: Any, symbols: dict[str, str]) -> str:
