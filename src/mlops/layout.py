@@ -21,7 +21,7 @@ import posixpath
 import unicodedata
 from datetime import datetime
 
-from mlops.contract import is_valid_model_name
+from mlops.contract_rules import is_valid_model_name  # stdlib only: predict imports layout, not pydantic
 
 DATASETS_PREFIX = "datasets/"
 CONTRACTS_PREFIX = "contracts/"
