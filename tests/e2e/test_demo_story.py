@@ -86,7 +86,11 @@ def test_demo_story_leaves_the_registry_data_and_alarm_as_told(tmp_path: Path) -
         assert api.admin("GET", "/models/churn/datasets?state=held").body == []
 
         # the drift alarm went to ALARM and CloudWatch's notification was published to its topic
-        (alarm,) = [spec.name for spec in runtime.alarms.specs if dict(spec.dimensions).get("model") == "churn"]
+        (alarm,) = [
+            spec.name
+            for spec in runtime.alarms.specs
+            if spec.metric_name == "DriftScore" and dict(spec.dimensions).get("model") == "churn"
+        ]
         assert any(c.alarm == alarm and c.new == "ALARM" for c in runtime.alarms.changes), runtime.alarms.changes
         notices = (tmp_path / "local" / "logs" / "notifications.log").read_text()
         assert "ALARM" in notices
