@@ -129,8 +129,14 @@ class RegistryEngine:
 
     def production(self, name: str) -> ModelVersion | None:
         """The production version, or None when the model has none. Raises ModelNotFoundError."""
-        number = self.get_model(name).production_version
-        return None if number is None else self.get_version(name, number)
+        return self._champion_of(self.get_model(name))
+
+    def _champion_of(self, model: ModelRecord) -> ModelVersion | None:
+        """The production version `model` names: a decision reads the champion from the same model
+        read it is guarded by (a second read of the model could see a concurrent promotion, and the
+        plan would archive and promote one version at once)."""
+        number = model.production_version
+        return None if number is None else self.get_version(model.name, number)
 
     # ---- the production gate ----
 
@@ -196,7 +202,7 @@ class RegistryEngine:
                     version=current, created=created, promoted=False, decision=current.promotion_decision
                 )
             model = self.get_model(name)
-            champion = self.production(name)
+            champion = self._champion_of(model)
             try:
                 plan = lifecycle.plan_promotion_decision(
                     model,
@@ -345,7 +351,7 @@ class RegistryEngine:
             return lifecycle.plan_promote(
                 model,
                 self.get_version(name, version),
-                self.production(name),
+                self._champion_of(model),
                 actor=actor,
                 reason=reason,
                 request_id=request_id,
