@@ -138,20 +138,13 @@ class InMemoryDatasetLedger:
 
     def transition(self, entry, change, *, quarantine_key=None, model_version=None, artifact_sha256=None):  # type: ignore[no-untyped-def]
         from mlops.errors import ConflictError
-        from mlops.validation.ledger import can_move
+        from mlops.validation.ledger import moved
 
         stored = self.entries[(entry.model_name, entry.dataset_id)]
-        if stored.state is not entry.state or not can_move(stored.state, change.state):
+        if stored.state is not entry.state:  # the conditional write the DynamoDB ledger makes
             raise ConflictError(f"{entry.dataset_id} is no longer {entry.state.value}")
-        updated = stored.model_copy(
-            update={
-                "state": change.state,
-                "decided_at": change.at,
-                "history": [*stored.history, change],
-                "quarantine_key": quarantine_key or stored.quarantine_key,
-                "model_version": model_version if model_version is not None else stored.model_version,
-                "artifact_sha256": artifact_sha256 or stored.artifact_sha256,
-            }
+        updated = moved(
+            stored, change, quarantine_key=quarantine_key, model_version=model_version, artifact_sha256=artifact_sha256
         )
         self.entries[(entry.model_name, entry.dataset_id)] = updated
         return updated

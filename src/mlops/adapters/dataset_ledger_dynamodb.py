@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from mlops.adapters.aws import client
 from mlops.errors import ConflictError
-from mlops.validation.ledger import VALIDATED_STATES, DatasetState, LedgerChange, LedgerEntry, can_move
+from mlops.validation.ledger import VALIDATED_STATES, DatasetState, LedgerChange, LedgerEntry, moved
 
 DATASET_PREFIX = "DATASET#"
 INDEX = "gsi1"
@@ -77,20 +77,8 @@ class DynamoDatasetLedger:
         model_version: int | None = None,
         artifact_sha256: str | None = None,
     ) -> LedgerEntry:
-        if not can_move(entry.state, change.state):
-            raise ConflictError(
-                f"dataset {entry.dataset_id} of {entry.model_name} cannot move from {entry.state.value} "
-                f"to {change.state.value}"
-            )
-        updated = entry.model_copy(
-            update={
-                "state": change.state,
-                "decided_at": change.at,
-                "history": [*entry.history, change],
-                "quarantine_key": quarantine_key or entry.quarantine_key,
-                "model_version": model_version if model_version is not None else entry.model_version,
-                "artifact_sha256": artifact_sha256 or entry.artifact_sha256,
-            }
+        updated = moved(
+            entry, change, quarantine_key=quarantine_key, model_version=model_version, artifact_sha256=artifact_sha256
         )
         try:
             self.dynamodb.put_item(

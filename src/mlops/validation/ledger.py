@@ -1,6 +1,6 @@
 """The dataset ledger: exactly one state per dataset version, queryable, with its audit history.
 
-Stored on the registry table (adapters/dataset_ledger_dynamodb.py): `pk=MODEL#<model>`,
+Stored on its own table (adapters/dataset_ledger_dynamodb.py): `pk=MODEL#<model>`,
 `sk=DATASET#<dataset id>`; `gsi1pk=DATASETS#<model>#<state>`, `gsi1sk=<decided at>#<dataset id>` so
 "held datasets of a model" and "last accepted dataset of a model" are one Query each.
 """
@@ -12,6 +12,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mlops.errors import ConflictError
 from mlops.events import DatasetRef
 
 
@@ -107,6 +108,33 @@ class LedgerEntry(BaseModel):
             uploaded_at=self.uploaded_at,
             dataset_id=self.dataset_id,
         )
+
+
+def moved(
+    entry: LedgerEntry,
+    change: LedgerChange,
+    *,
+    quarantine_key: str | None = None,
+    model_version: int | None = None,
+    artifact_sha256: str | None = None,
+) -> LedgerEntry:
+    """`entry` after `change`, with the given outcome fields (the others kept). Every ledger builds
+    a move with it. Raises ConflictError when TRANSITIONS does not allow the move."""
+    if not can_move(entry.state, change.state):
+        raise ConflictError(
+            f"dataset {entry.dataset_id} of {entry.model_name} cannot move from {entry.state.value} "
+            f"to {change.state.value}"
+        )
+    return entry.model_copy(
+        update={
+            "state": change.state,
+            "decided_at": change.at,
+            "history": [*entry.history, change],
+            "quarantine_key": quarantine_key or entry.quarantine_key,
+            "model_version": model_version if model_version is not None else entry.model_version,
+            "artifact_sha256": artifact_sha256 or entry.artifact_sha256,
+        }
+    )
 
 
 class DatasetLedger(Protocol):
