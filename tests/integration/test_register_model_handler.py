@@ -16,9 +16,10 @@ from mlops.errors import IntegrityError, MlopsError, ModelNotFoundError, NotFoun
 from mlops.events import DatasetRef, DetailType, ModelTrained
 from mlops.ports import EventPublisher
 from mlops.training.outcome import dataset_id_of
-from mlops.validation.ledger import DatasetState, LedgerChange, LedgerEntry
+from mlops.validation.ledger import DatasetState, LedgerChange
 from mlops_local.handlers import load_handler_module
 from tests.support.bus import tap_bus
+from tests.support.datasets import accepted_entry
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.registry_fake import artifact_bytes, trained_event
 from tests.support.resources import TestResources
@@ -275,22 +276,7 @@ def trained_dataset_in_ledger(resources: TestResources, dataset: DatasetRef) -> 
     """The dataset as train_model leaves it in the ledger: trained."""
     ledger = DynamoDatasetLedger(resources.ledger_table)
     at = "2026-12-01T00:00:00+00:00"
-    entry = ledger.record(
-        LedgerEntry(
-            model_name="churn",
-            dataset_id=dataset_id_of(dataset),
-            state=DatasetState.ACCEPTED,
-            bucket=dataset.bucket,
-            key=dataset.key,
-            version_id=dataset.version_id,
-            sha256=dataset.sha256,
-            size_bytes=dataset.size_bytes,
-            rows=dataset.rows,
-            report_key="reports/churn/x.json",
-            decided_at=at,
-            history=[LedgerChange(at=at, state=DatasetState.ACCEPTED, actor="validate_dataset")],
-        )
-    )
+    entry = ledger.record(accepted_entry(dataset))
     ledger.transition(entry, LedgerChange(at=at, state=DatasetState.TRAINED, actor="train_model"))
     return ledger
 

@@ -18,9 +18,10 @@ from mlops.contract import parse_contract
 from mlops.events import EVENT_SOURCE, DatasetRef, DetailType
 from mlops.layout import artifact_key, baseline_key, contract_key
 from mlops.training.outcome import dataset_id_of
-from mlops.validation.ledger import DatasetState, LedgerChange, LedgerEntry
+from mlops.validation.ledger import DatasetState, LedgerEntry
 from mlops_local.handlers import load_handler_module
 from mlops_local.sample_data import churn_dataset
+from tests.support import datasets as ds
 from tests.support import resources as test_resources
 from tests.support.bus import drain, tap_bus
 from tests.support.lambda_context import FakeLambdaContext
@@ -241,24 +242,7 @@ def test_train_model_handler_raises_when_the_rejection_cannot_be_published(
 def accepted(resources: test_resources.TestResources, event: dict[str, Any]) -> DynamoDatasetLedger:
     """The event's dataset in the ledger as validation leaves it: accepted."""
     ledger = DynamoDatasetLedger(resources.ledger_table)
-    ref = DatasetRef.model_validate(event["detail"]["dataset"])
-    at = "2026-12-01T00:00:00+00:00"
-    ledger.record(
-        LedgerEntry(
-            model_name="churn",
-            dataset_id=dataset_id_of(ref),
-            state=DatasetState.ACCEPTED,
-            bucket=ref.bucket,
-            key=ref.key,
-            version_id=ref.version_id,
-            sha256=ref.sha256,
-            size_bytes=ref.size_bytes,
-            rows=ref.rows,
-            report_key="reports/churn/x.json",
-            decided_at=at,
-            history=[LedgerChange(at=at, state=DatasetState.ACCEPTED, actor="validate_dataset")],
-        )
-    )
+    ledger.record(ds.accepted_entry(DatasetRef.model_validate(event["detail"]["dataset"])))
     return ledger
 
 

@@ -13,6 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlops.contract import Contract, parse_contract
+from mlops.events import DatasetRef
+from mlops.training.outcome import dataset_id_of
+from mlops.validation.ledger import DatasetState, LedgerChange, LedgerEntry
 from mlops_local.handlers import REPO_ROOT
 from mlops_local.sample_data import churn_dataset
 
@@ -122,11 +125,28 @@ def flood_duplicates(frame: pd.DataFrame, copies: int, *, row: int = 0) -> pd.Da
     return pd.concat([frame, frame.iloc[[row] * copies]], ignore_index=True)
 
 
+def accepted_entry(ref: DatasetRef, *, model_name: str = "churn", at: str = "2026-12-01T00:00:00+00:00") -> LedgerEntry:
+    """The ledger entry validation leaves for an accepted dataset `ref`."""
+    return LedgerEntry(
+        model_name=model_name,
+        dataset_id=dataset_id_of(ref),
+        state=DatasetState.ACCEPTED,
+        bucket=ref.bucket,
+        key=ref.key,
+        version_id=ref.version_id,
+        sha256=ref.sha256,
+        size_bytes=ref.size_bytes,
+        rows=ref.rows,
+        report_key=f"reports/{model_name}/x.json",
+        decided_at=at,
+        history=[LedgerChange(at=at, state=DatasetState.ACCEPTED, actor="validate_dataset")],
+    )
+
+
 class InMemoryDatasetLedger:
     """DatasetLedger in memory, with the DynamoDB adapter's conditional semantics."""
 
     def __init__(self) -> None:
-        from mlops.validation.ledger import LedgerEntry
 
         self.entries: dict[tuple[str, str], LedgerEntry] = {}
 

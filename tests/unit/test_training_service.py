@@ -17,9 +17,9 @@ from mlops.layout import artifact_key, baseline_key, contract_key
 from mlops.profile import BaselineProfile
 from mlops.training.outcome import dataset_id_of
 from mlops.training.service import parse_dataset_validated, reject_malformed, train_from_event
-from mlops.validation.ledger import DatasetState, LedgerChange, LedgerEntry
+from mlops.validation.ledger import DatasetState
 from mlops_local.sample_data import churn_dataset
-from tests.support.datasets import InMemoryDatasetLedger, RecordingNotifier
+from tests.support.datasets import InMemoryDatasetLedger, RecordingNotifier, accepted_entry
 from tests.support.fakes import InMemoryObjectStore, RecordingPublisher
 
 CONTRACT_TEXT = (Path(__file__).resolve().parents[2] / "contracts" / "churn.json").read_text()
@@ -200,23 +200,7 @@ def test_reject_malformed_publishes_nothing_it_cannot_attribute(detail_type: str
 def accepted_in_ledger(event: DatasetValidated) -> InMemoryDatasetLedger:
     """A ledger holding the event's dataset as validation left it: accepted."""
     ledger = InMemoryDatasetLedger()
-    ref = event.dataset
-    ledger.record(
-        LedgerEntry(
-            model_name="churn",
-            dataset_id=dataset_id_of(ref),
-            state=DatasetState.ACCEPTED,
-            bucket=ref.bucket,
-            key=ref.key,
-            version_id=ref.version_id,
-            sha256=ref.sha256,
-            size_bytes=ref.size_bytes,
-            rows=ref.rows,
-            report_key="reports/x.json",
-            decided_at="2026-12-01T00:00:00+00:00",
-            history=[LedgerChange(at="2026-12-01T00:00:00+00:00", state=DatasetState.ACCEPTED, actor="v")],
-        )
-    )
+    ledger.record(accepted_entry(event.dataset))
     return ledger
 
 
