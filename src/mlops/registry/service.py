@@ -4,7 +4,6 @@ to the notification topic), and the API views (lists, compare, audit, served-at)
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +25,7 @@ from mlops.ports import EventPublisher, ObjectStore
 from mlops.profile_schema import BaselineProfile
 from mlops.registry.audit_chain import verify_chain
 from mlops.registry.engine import ArtifactRejectedError
+from mlops.registry.integrity import object_sha256
 from mlops.registry.names import (  # `X as X`: re-exported for the handlers and tests
     ALIAS_PATTERN as ALIAS_PATTERN,
 )
@@ -49,8 +49,6 @@ from mlops.registry.records import (
     VersionStatus,
 )
 
-_CHUNK = 1024 * 1024
-
 
 def verify_artifact(store: ObjectStore, trained: ModelTrained, *, artifact_bucket: str) -> None:
     """Check the artifact is in our artifact bucket and its bytes hash to `artifact_sha256`.
@@ -70,13 +68,10 @@ def verify_artifact(store: ObjectStore, trained: ModelTrained, *, artifact_bucke
             f"artifact s3://{artifact_bucket}/{trained.artifact_key} is {info.size} bytes, the event says "
             f"{trained.artifact_bytes}; refusing to register it"
         )
-    digest = hashlib.sha256()
-    with store.open(trained.artifact_bucket, trained.artifact_key) as body:  # type: ignore[attr-defined]
-        while chunk := body.read(_CHUNK):
-            digest.update(chunk)
-    if digest.hexdigest() != trained.artifact_sha256:
+    digest = object_sha256(store, trained.artifact_bucket, trained.artifact_key)
+    if digest != trained.artifact_sha256:
         raise IntegrityError(
-            f"artifact s3://{artifact_bucket}/{trained.artifact_key} has SHA-256 {digest.hexdigest()}, the event says "
+            f"artifact s3://{artifact_bucket}/{trained.artifact_key} has SHA-256 {digest}, the event says "
             f"{trained.artifact_sha256}; refusing to register it"
         )
 
