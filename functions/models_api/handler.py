@@ -38,6 +38,7 @@ from mlops.adapters.sns import SnsNotifier
 from mlops.adapters.validation_notifier import SnsSummaryNotifier
 from mlops.contract import MODEL_NAME_PATTERN, is_valid_model_name, parse_contract, predict_request_schema
 from mlops.errors import BadRequestError, ForbiddenError, MlopsError
+from mlops.inference.prediction_ids import PREDICTION_ID_PATTERN
 from mlops.ports import EventPublisher, ObjectStore
 from mlops.registry.access import AccessPolicy, Action, parse_patterns
 from mlops.registry.ports import ModelRegistry, NoNotifier, Notifier
@@ -509,7 +510,21 @@ _PREDICT_RESPONSE = {
     "properties": {
         "model": {"type": "string"},
         "version": {"type": "integer", "minimum": 1},
-        "predictions": {"type": "array", "items": {"type": "object"}},
+        "predictions": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "description": "one answer per record, in order: label and probabilities (classification) or value "
+                "(regression), and the prediction's id (send it with the label later)",
+                "required": ["prediction_id"],
+                "properties": {
+                    "prediction_id": {"type": "string", "pattern": PREDICTION_ID_PATTERN},
+                    "label": {"type": "string"},
+                    "probabilities": {"type": "object", "additionalProperties": {"type": "number"}},
+                    "value": {"type": "number"},
+                },
+            },
+        },
     },
 }
 

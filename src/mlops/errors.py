@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 
 class MlopsError(Exception):
     """Base of every error the domain raises on purpose."""
@@ -17,8 +19,29 @@ class ContractError(BadRequestError):
     """A contract document is invalid (the message names the field)."""
 
 
+class RejectionReason(StrEnum):
+    """Why predict refused a record: what drift's data-quality section counts per field."""
+
+    UNSEEN_CATEGORY = "unseen_category"
+    OUT_OF_RANGE = "out_of_range"
+    WRONG_TYPE = "wrong_type"
+    MISSING = "missing"  # absent, or null where the contract does not allow it
+    OTHER = "other"
+
+
+RECORD_FIELD = "(record)"  # the field of a rejection that concerns the whole record (not an object)
+
+
 class RecordError(BadRequestError):
-    """An inference record does not satisfy the contract (the message names record and field)."""
+    """An inference record does not satisfy the contract (the message names record and field);
+    `field` and `reason` say the same for counting, without the value."""
+
+    def __init__(
+        self, message: str, *, field: str = RECORD_FIELD, reason: RejectionReason = RejectionReason.OTHER
+    ) -> None:
+        super().__init__(message)
+        self.field = field
+        self.reason = reason
 
 
 class DatasetError(MlopsError):

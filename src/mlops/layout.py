@@ -11,7 +11,9 @@ Data bucket:      datasets/<model>/<file>      uploads (the only prefix that tri
                   reports/<model>/<id>.json    validation reports
 Artifact bucket:  models/<model>/<sha256>.onnx content-addressed artifacts
                   baselines/<model>/<sha256>.json training profile for drift
-                  captures/<model>/<yyyy>/<mm>/<dd>/<hh>/<id>.jsonl  sampled inference traffic
+                  captures/<model>/<yyyy>/<mm>/<dd>/<hh>/<yyyymmddThhmmss>-<id>.json  sampled inference traffic
+                  (columns, `mlops.captures`; objects written before end in .jsonl)
+                  monitoring/<model>/state.json, reports/<time>.json|.html  drift progress and results
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import unicodedata
-from datetime import datetime
+from datetime import UTC, datetime
 
+from mlops.captures import CAPTURE_SUFFIX  # stdlib only
 from mlops.contract_rules import is_valid_model_name  # stdlib only: predict imports layout, not pydantic
 
 DATASETS_PREFIX = "datasets/"
@@ -30,6 +33,7 @@ REPORTS_PREFIX = "reports/"
 MODELS_PREFIX = "models/"
 BASELINES_PREFIX = "baselines/"
 CAPTURES_PREFIX = "captures/"
+LEGACY_CAPTURE_SUFFIX = ".jsonl"  # row-per-line capture objects written before the columnar format
 # Reports and quarantined copies of keys that name no (valid) model; model names cannot start with "_".
 UNASSIGNED_MODEL = "_unassigned"
 
@@ -155,4 +159,22 @@ def captures_prefix(model: str) -> str:
 
 
 def capture_key(model: str, at: datetime, batch_id: str) -> str:
-    return posixpath.join(captures_prefix(model), at.strftime("%Y/%m/%d/%H"), f"{at:%Y%m%dT%H%M%S}-{batch_id}.jsonl")
+    """Where a capture object flushed at `at` lives: keys sort by flush time within a model."""
+    return f"{captures_time_key(model, at)}-{batch_id}{CAPTURE_SUFFIX}"
+
+
+def captures_time_key(model: str, at: datetime) -> str:
+    """The part of a capture key up to its flush second: every key flushed at or after `at` sorts
+    after it (a listing's `start_after` bound)."""
+    return posixpath.join(captures_prefix(model), at.strftime("%Y/%m/%d/%H"), f"{at:%Y%m%dT%H%M%S}")
+
+
+def capture_flushed_at(key: str) -> datetime | None:
+    """The flush time in a capture key (either format), None for a key that is no capture object."""
+    name = key.rsplit("/", 1)[-1]
+    if not name.endswith((CAPTURE_SUFFIX, LEGACY_CAPTURE_SUFFIX)):
+        return None
+    try:
+        return datetime.strptime(name.split("-", 1)[0], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None

@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 
 from infra.layers import REPO_ROOT
+from mlops.captures import Rejected, decode_batch
 from mlops.contract import parse_contract
 from mlops.layout import artifact_key, baseline_key, captures_prefix
 from mlops.training import TrainedModel, train_model
@@ -156,6 +157,8 @@ def test_predict_answers_with_predictions_and_version(deployed: Deployed) -> Non
     first = body["predictions"][0]
     assert first["label"] in ("no", "yes")
     assert set(first["probabilities"]) == {"no", "yes"}
+    assert set(first) == {"label", "probabilities", "prediction_id"}
+    assert len({p["prediction_id"] for p in body["predictions"]}) == 3
 
 
 def test_predict_accepts_bare_list_and_base64_body(deployed: Deployed) -> None:
@@ -335,19 +338,33 @@ def test_predict_refuses_a_version_the_registry_cannot_confirm_past_the_stale_li
 
 def test_predict_flushes_captures_to_s3(deployed: Deployed) -> None:
     # CAPTURE_MAX_RECORDS=5: the second request fills the buffer, which is written after it
+    answered_ids = []
     for _ in range(2):
-        status, _ = invoke(deployed.handler, rest_event("churn", json.dumps(sample_records(3))))
+        status, answer = invoke(deployed.handler, rest_event("churn", json.dumps(sample_records(3))))
         assert status == 200
+        answered_ids += [prediction["prediction_id"] for prediction in answer["predictions"]]
     s3 = boto3.client("s3")
     listed = s3.list_objects_v2(Bucket=deployed.resources.artifact_bucket, Prefix=captures_prefix("churn"))
     keys = [item["Key"] for item in listed.get("Contents", [])]
     assert len(keys) == 1
-    lines = s3.get_object(Bucket=deployed.resources.artifact_bucket, Key=keys[0])["Body"].read().decode().splitlines()
-    assert len(lines) == 6
-    row = json.loads(lines[0])
-    assert row["version"] == 1
-    assert set(row["input"]) == set(CONTRACT.feature_names)
-    assert set(row["output"]) == {"label", "probabilities"}
+    assert keys[0].endswith(".json")
+    batch = decode_batch(s3.get_object(Bucket=deployed.resources.artifact_bucket, Key=keys[0])["Body"].read())
+    assert len(batch) == 6
+    assert batch.versions == [1] * 6
+    assert set(batch.inputs) == set(CONTRACT.feature_names)
+    assert set(batch.outputs) == {"label", "probability:no", "probability:yes"}
+    assert batch.prediction_ids == answered_ids
+
+
+def test_predict_counts_refused_records_in_the_captures(deployed: Deployed) -> None:
+    rows = sample_records(2)
+    rows[1]["plan"] = "gold"
+    status, _ = invoke(deployed.handler, rest_event("churn", json.dumps(rows)))
+    assert status == 400
+    [flushed] = deployed.handler.service.shutdown()
+    assert (flushed.records, flushed.rejected) == (0, 1)
+    body = boto3.client("s3").get_object(Bucket=deployed.resources.artifact_bucket, Key=flushed.key)["Body"].read()
+    assert decode_batch(body).rejected == [Rejected("plan", "unseen_category", 1)]
 
 
 def test_predict_shutdown_flush_writes_partial_buffer(deployed: Deployed) -> None:
@@ -437,10 +454,8 @@ def test_predict_runtime_flushes_buffered_captures_to_s3_on_a_real_sigterm(
         process.wait()
     listed = s3.list_objects_v2(Bucket=deployed.resources.artifact_bucket, Prefix=prefix)
     [key] = [item["Key"] for item in listed.get("Contents", [])]
-    lines = s3.get_object(Bucket=deployed.resources.artifact_bucket, Key=key)["Body"].read().decode().splitlines()
-    assert [json.loads(line)["input"] for line in lines] == [
-        {name: record[name] for name in CONTRACT.feature_names} for record in sample_records(2)
-    ]
+    batch = decode_batch(s3.get_object(Bucket=deployed.resources.artifact_bucket, Key=key)["Body"].read())
+    assert batch.inputs == {name: [record[name] for record in sample_records(2)] for name in CONTRACT.feature_names}
 
 
 @pytest.mark.parametrize(("method", "path_parameters"), [("GET", {"name": "churn"}), ("POST", None)])

@@ -1,9 +1,9 @@
-"""CaptureBuffer flush rules (count, age, shutdown), sampling and the JSONL it writes."""
+"""CaptureBuffer flush rules (count, age, shutdown), sampling, rejection counts and the columnar
+capture objects it writes (read back with `mlops.captures.decode_batch`)."""
 
 from __future__ import annotations
 
 import gc
-import json
 import weakref
 from datetime import UTC, datetime
 
@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mlops.captures import Rejected, decode_batch
 from mlops.inference.capture import CaptureBuffer
 from tests.support.fakes import InMemoryObjectStore
 
@@ -34,7 +35,8 @@ class FailingStore(InMemoryObjectStore):
 
 def rows(n: int) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
     records = [{"x": float(i), "plan": "basic", "client_id": "secret"} for i in range(n)]
-    return records, [{"label": "no", "probabilities": {"no": 0.9, "yes": 0.1}} for _ in range(n)]
+    answers = [{"label": "no", "probabilities": {"no": 0.9, "yes": 0.1}, "prediction_id": f"p{i}"} for i in range(n)]
+    return records, answers
 
 
 def buffer(store: InMemoryObjectStore, clock: FakeClock, **kwargs: object) -> CaptureBuffer:
@@ -43,11 +45,23 @@ def buffer(store: InMemoryObjectStore, clock: FakeClock, **kwargs: object) -> Ca
 
 
 def captured(store: InMemoryObjectStore) -> dict[str, list[dict[str, object]]]:
-    return {
-        key: [json.loads(line) for line in data.decode().splitlines()]
-        for (bucket, key), (data, _, _) in store.objects.items()
-        if bucket == BUCKET
-    }
+    """Each capture object's rows, one dict per row (read through the shared decoder)."""
+    found = {}
+    for (bucket, key), (data, _, _) in store.objects.items():
+        if bucket == BUCKET:
+            batch = decode_batch(data)
+            assert batch.unreadable_rows == 0
+            found[key] = [
+                {
+                    "at": batch.at[i],
+                    "version": batch.versions[i],
+                    "prediction_id": batch.prediction_ids[i],
+                    "input": {name: column[i] for name, column in batch.inputs.items()},
+                    "output": {name: column[i] for name, column in batch.outputs.items()},
+                }
+                for i in range(len(batch))
+            ]
+    return found
 
 
 def test_capture_flushes_when_count_reached() -> None:
@@ -60,16 +74,19 @@ def test_capture_flushes_when_count_reached() -> None:
     [result] = capture.flush_due()
     assert result.records == 3
     assert result.error is None
-    assert result.key == "captures/churn/2026/03/04/05/20260304T050607-b0.jsonl"
+    assert result.key == "captures/churn/2026/03/04/05/20260304T050607-b0.json"
     lines = captured(store)[result.key]
     assert len(lines) == 3
-    # only the contract's features are kept (a client's extra fields are never stored)
+    # only the contract's features are kept (a client's extra fields are never stored), with the
+    # answer's prediction id and its outputs flattened to columns
     assert lines[0] == {
-        "at": "2026-03-04T05:06:07+00:00",
+        "at": START,
         "version": 2,
+        "prediction_id": "p0",
         "input": {"x": 0.0, "plan": "basic"},
-        "output": {"label": "no", "probabilities": {"no": 0.9, "yes": 0.1}},
+        "output": {"label": "no", "probability:no": 0.9, "probability:yes": 0.1},
     }
+    assert [line["prediction_id"] for line in lines] == ["p0", "p1", "p0"]
     assert len(capture) == 0
 
 
@@ -171,15 +188,20 @@ def test_capture_keeps_feature_values_not_the_request_record() -> None:
     [result] = capture.flush()
     [line] = captured(store)[result.key]
     assert line["input"] == {"x": 1.5, "plan": "basic"}
+    assert "note" not in store.objects[(BUCKET, result.key)][0].decode()
 
 
 def test_capture_writes_each_row_with_its_own_versions_features() -> None:
+    # a row's columns are its version's features; a feature its version does not take is None there
     store = InMemoryObjectStore()
     capture = buffer(store, FakeClock(), max_records=100)
     capture.add("churn", 1, ("x", "plan"), [{"x": 1.0, "plan": "basic", "y": 5}], [{"value": 1.0}], sample_rate=1.0)
     capture.add("churn", 2, ("x", "y"), [{"x": 2.0, "plan": "basic", "y": 6}], [{"value": 2.0}], sample_rate=1.0)
     [result] = capture.flush()
-    assert [line["input"] for line in captured(store)[result.key]] == [{"x": 1.0, "plan": "basic"}, {"x": 2.0, "y": 6}]
+    assert [(line["version"], line["input"]) for line in captured(store)[result.key]] == [
+        (1, {"x": 1.0, "plan": "basic", "y": None}),
+        (2, {"x": 2.0, "plan": None, "y": 6}),
+    ]
 
 
 class ClockedStore(InMemoryObjectStore):
@@ -230,7 +252,49 @@ def test_capture_never_holds_a_record_past_its_age_while_requests_arrive(
     for key, lines in captured(store).items():
         written = store.written_at[key]
         for line in lines:
-            added = datetime.fromisoformat(str(line["at"])).timestamp()
+            added = float(line["at"])  # type: ignore[arg-type]
             assert not [t for t in request_times if added + max_age <= t < written], (key, added, written)
             if key in leftover:
                 assert last - added < max_age
+
+
+def test_capture_counts_refused_records_and_flushes_them_without_rows() -> None:
+    # GIVEN only refused records for a model (nobody got an answer)
+    store, clock = InMemoryObjectStore(), FakeClock()
+    capture = buffer(store, clock, max_records=100, max_age_seconds=60)
+    capture.reject("churn", "plan", "unseen_category")
+    capture.reject("churn", "plan", "unseen_category")
+    capture.reject("churn", "tenure_months", "out_of_range")
+    assert capture.flush_due() == []
+    # WHEN the oldest count is max_age old
+    clock.now += 60
+    [result] = capture.flush_due()
+    # THEN an object with no rows carries the counts (fields and reasons, never values)
+    assert (result.records, result.rejected, result.error) == (0, 3, None)
+    written = decode_batch(store.get_bytes(BUCKET, str(result.key)))
+    assert len(written) == 0
+    assert written.rejected == [Rejected("plan", "unseen_category", 2), Rejected("tenure_months", "out_of_range", 1)]
+
+
+def test_capture_writes_rejections_with_the_rows_and_only_once() -> None:
+    store = InMemoryObjectStore()
+    capture = buffer(store, FakeClock(), max_records=2)
+    capture.reject("churn", "plan", "wrong_type")
+    capture.add("churn", 1, FEATURES, *rows(2), sample_rate=1.0)
+    [result] = capture.flush_due()
+    assert (result.records, result.rejected) == (2, 1)
+    assert decode_batch(store.get_bytes(BUCKET, str(result.key))).rejected == [Rejected("plan", "wrong_type", 1)]
+    capture.add("churn", 1, FEATURES, *rows(2), sample_rate=1.0)
+    [second] = capture.flush_due()
+    assert decode_batch(store.get_bytes(BUCKET, str(second.key))).rejected == []
+
+
+def test_capture_keeps_rejections_when_every_row_is_skipped() -> None:
+    store = InMemoryObjectStore()
+    capture = buffer(store, FakeClock())
+    records, _ = rows(1)
+    capture.add("churn", 1, FEATURES, records, [{"value": float("nan")}], sample_rate=1.0)
+    capture.reject("churn", "x", "missing")
+    [result] = capture.flush()
+    assert (result.records, result.skipped, result.rejected) == (0, 1, 1)
+    assert decode_batch(store.get_bytes(BUCKET, str(result.key))).rejected == [Rejected("x", "missing", 1)]

@@ -13,10 +13,19 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper
 
+from mlops.captures import Rejected, decode_batch
 from mlops.contract import Contract, parse_contract
-from mlops.errors import IntegrityError, ModelNotFoundError, ModelUnavailableError, PredictionError, RecordError
+from mlops.errors import (
+    RECORD_FIELD,
+    IntegrityError,
+    ModelNotFoundError,
+    ModelUnavailableError,
+    PredictionError,
+    RecordError,
+)
 from mlops.inference.capture import CaptureBuffer
 from mlops.inference.model import LoadedModel, ModelCache, load_model
+from mlops.inference.prediction_ids import is_prediction_id, new_prediction_ids
 from mlops.inference.service import PredictionService
 from mlops.registry.records import Artifact, ModelVersion, VersionStatus
 from mlops.training import TrainedModel, onnx_input_feed, train_model
@@ -440,8 +449,67 @@ def test_prediction_service_answers_and_captures(trained: TrainedModel) -> None:
     assert abs(sum(probabilities.values()) - 1) < 1e-5
     flushed = service.after_request()
     assert [(r.model, r.records) for r in flushed] == [("churn", 3)]
+    # every answer carries its own prediction id, and the capture keeps it with the version
+    ids = [prediction["prediction_id"] for prediction in answer["predictions"]]
+    assert len(set(ids)) == 3
+    assert all(is_prediction_id(i) for i in ids)
+    [key] = [key for _, key in store.objects if key.startswith("captures/churn/")]
+    captured = decode_batch(store.get_bytes(BUCKET, key))
+    assert (captured.prediction_ids, captured.versions) == (ids, [7, 7, 7])
     with pytest.raises(RecordError, match=r"records\[0\]\.plan"):
         service.predict("churn", json.dumps([rows[0] | {"plan": "gold"}]))
+
+
+def test_prediction_ids_are_unique_across_requests_and_time_ordered(trained: TrainedModel) -> None:
+    store, registry = InMemoryObjectStore(), FakeRegistry()
+    publish(store, registry, trained.onnx_bytes, 1)
+    service = PredictionService(ModelCache(registry, store))
+    body = json.dumps(records(trained.holdout[CONTRACT.feature_names].head(50)))
+    ids = [p["prediction_id"] for _ in range(40) for p in service.predict("churn", body)["predictions"]]
+    assert len(set(ids)) == len(ids) == 2_000
+    assert ids[:50] == sorted(ids[:50])  # within a request: record order
+    assert new_prediction_ids(2, clock=lambda: 1.0) < new_prediction_ids(2, clock=lambda: 2.0)
+    # past the precomputed suffixes the ids stay distinct
+    assert len(set(new_prediction_ids(70_000))) == 70_000
+
+
+def test_prediction_service_counts_refused_records_per_field_and_reason(trained: TrainedModel) -> None:
+    # GIVEN a request whose records break the contract in different ways
+    store, registry = InMemoryObjectStore(), FakeRegistry()
+    publish(store, registry, trained.onnx_bytes, 4)
+    capture = CaptureBuffer(store, BUCKET, max_records=100, max_age_seconds=0)
+    service = PredictionService(ModelCache(registry, store), capture)
+    good = records(trained.holdout[CONTRACT.feature_names].head(1))[0]
+    missing = {k: v for k, v in good.items() if k != "tenure_months"}
+    batch = [
+        good,
+        good | {"plan": "gold"},
+        good | {"plan": "platinum"},
+        good | {"tenure_months": 10_000},
+        good | {"monthly_charges": "cheap"},
+        missing,
+        good | {"autopay": None},
+        "not a record",
+        good | {"tenure_months": float("inf")},
+    ]
+    with pytest.raises(RecordError):
+        service.predict("churn", json.dumps(batch))
+    # WHEN the buffer is flushed
+    [flushed] = service.after_request()
+    # THEN each refused record is counted under its field and reason, the good one is not, and no
+    # value of any record is written
+    assert (flushed.records, flushed.rejected) == (0, 8)
+    data = store.get_bytes(BUCKET, str(flushed.key))
+    assert decode_batch(data).rejected == [
+        Rejected(RECORD_FIELD, "wrong_type", 1),
+        Rejected("autopay", "missing", 1),
+        Rejected("monthly_charges", "wrong_type", 1),
+        Rejected("plan", "unseen_category", 2),
+        Rejected("tenure_months", "missing", 1),
+        Rejected("tenure_months", "out_of_range", 2),
+    ]
+    assert b"gold" not in data
+    assert b"cheap" not in data
 
 
 SQUARE_CONTRACT = parse_contract(
@@ -487,7 +555,9 @@ def test_prediction_service_rejects_input_the_float32_graph_would_feed_as_inf() 
 
 def test_prediction_service_non_finite_answer_is_prediction_error_not_an_answer() -> None:
     service, capture = square_service()
-    assert service.predict("square", '[{"x": 3.0}]')["predictions"] == [{"value": 9.0}]
+    [answer] = service.predict("square", '[{"x": 3.0}]')["predictions"]
+    assert answer["value"] == 9.0
+    assert set(answer) == {"value", "prediction_id"}
     # GIVEN a valid float32 input whose square overflows float32
     with pytest.raises(PredictionError) as raised:
         service.predict("square", json.dumps([{"x": 2.0}, {"x": 2e19}]))

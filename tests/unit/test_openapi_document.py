@@ -9,9 +9,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import jsonschema
 import pytest
 
 from mlops.contract import parse_contract
+from mlops.inference.prediction_ids import new_prediction_ids
 from mlops.registry.access import AccessPolicy
 from mlops_local.handlers import load_handler_module
 from tests.support.datasets import InMemoryDatasetLedger
@@ -126,3 +128,24 @@ def test_openapi_documents_predict_with_the_production_contract(document: dict[s
     assert record["properties"]["tenure_months"] == {"type": "number", "minimum": 0, "maximum": 240}
     assert record["properties"]["autopay"] == {"type": "boolean"}
     assert {"type": "null"} in record["properties"]["data_usage_gb"]["anyOf"]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"label": "yes", "probabilities": {"no": 0.3, "yes": 0.7}},  # classification
+        {"value": 12.5},  # regression
+    ],
+    ids=["classification", "regression"],
+)
+def test_openapi_documents_a_prediction_id_per_answer(document: dict[str, Any], answer: dict[str, Any]) -> None:
+    response = document["components"]["schemas"]["PredictResponse"]
+    item = response["properties"]["predictions"]["items"]
+    assert "prediction_id" in item["required"]
+    with_id = {"model": "churn", "version": 3, "predictions": [answer | {"prediction_id": new_prediction_ids(1)[0]}]}
+    jsonschema.validate(with_id, response)
+    # an answer without its id, or with an id of another shape, is not what predict sends
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**with_id, "predictions": [answer]}, response)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**with_id, "predictions": [answer | {"prediction_id": "1"}]}, response)

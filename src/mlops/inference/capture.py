@@ -1,47 +1,67 @@
-"""Sampled inference traffic, buffered in memory and written to S3 in JSONL batches.
+"""Sampled inference traffic and refused records, buffered in memory and written to S3 as columns.
 
 Why a buffer: one S3 PUT per request would cost ~10-50 ms and a request per prediction. Instead
 each warm container keeps the sampled records (the contract's feature values, never the request's
-other fields, and the outputs) per model and writes one
-object under `captures/<model>/...` when the model's buffer holds `max_records` or its oldest
-record is older than `max_age_seconds`. The rules are checked after each request (Lambda freezes
-the process between invocations, so there is no timer), and `flush()` writes everything, for
-shutdown hooks (`flush_on_shutdown`).
+other fields, the outputs and each answer's prediction id) per model, counts the records predict
+refused per field and reason (never their values), and writes one columnar capture object
+(`mlops.captures.encode_batch`) under `captures/<model>/...` when the model's buffer holds
+`max_records` rows or its oldest entry is older than `max_age_seconds`. A model with only refused
+records is flushed too, so drift reports data quality on a model nobody can use. The rules are
+checked after each request (Lambda freezes the process between invocations, so there is no
+timer), and `flush()` writes everything, for shutdown hooks (`flush_on_shutdown`).
+
+`add` keeps one tuple per row and the answers as they were sent; the columns are built at flush
+time, paid once per object by the request that triggers it (with the PUT), not by every request.
 
 Trade-off: records buffered in a container that dies without a shutdown signal (crash, timeout,
 an environment recycled without a registered extension) are lost, and an idle container holds
 its last records until its next request or its shutdown. They are monitoring samples, not a
 ledger: drift statistics tolerate a few missing records, while a per-request PUT would tax
-every prediction. The request that triggers a flush pays the PUT.
+every prediction.
 """
 
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import random
 import signal
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from mlops.captures import NO_PREDICTION_ID, CaptureBatch, Rejected, encode_batch, flatten_output
 from mlops.layout import capture_key
 from mlops.ports import ObjectStore
 
 log = logging.getLogger(__name__)
 
+CONTENT_TYPE = "application/json"
+
+
+@dataclass
+class _Requests:
+    """The sampled rows of one request (or several of one version with the same features)."""
+
+    at: float
+    version: int
+    features: tuple[str, ...]
+    # only the contract's feature values, never the request record itself: a client's extra fields
+    # (ids, an 8 MB note) must not stay in memory until the flush
+    values: list[tuple[Any, ...]]
+    answers: list[dict[str, Any]]
+
 
 @dataclass
 class _Pending:
     first_at: float
-    # (epoch seconds, version, feature names, their values, prediction): serialised only at flush
-    # time. Only the contract's feature values are kept, never the request record itself: a
-    # client's extra fields (ids, an 8 MB note) must not stay in memory until the flush.
-    rows: list[tuple[float, int, tuple[str, ...], tuple[Any, ...], dict[str, Any]]] = field(default_factory=list)
+    rows: int = 0
+    requests: list[_Requests] = field(default_factory=list)
+    rejected: Counter[tuple[str, str]] = field(default_factory=Counter)
 
 
 @dataclass(frozen=True)
@@ -51,10 +71,12 @@ class FlushResult:
     records: int  # rows written (or lost, when `error` is set)
     error: str | None = None
     skipped: int = 0  # rows JSON cannot carry (a non-finite number): left out, never the whole batch
+    rejected: int = 0  # refused records counted in the object (or lost with it)
 
 
 class CaptureBuffer:
-    """Per-model buffers of sampled (input, output) pairs, flushed to `bucket` by count or age."""
+    """Per-model buffers of sampled (input, output) pairs and rejection counts, flushed to `bucket`
+    by count or age."""
 
     def __init__(
         self,
@@ -77,7 +99,15 @@ class CaptureBuffer:
         self._pending: dict[str, _Pending] = {}
 
     def __len__(self) -> int:
-        return sum(len(p.rows) for p in self._pending.values())
+        return sum(p.rows for p in self._pending.values())
+
+    def _buffer(self, model: str, now: float) -> _Pending:
+        pending = self._pending.get(model)
+        if pending is None:
+            pending = self._pending[model] = _Pending(now)
+        elif not pending.rows and not pending.rejected:
+            pending.first_at = now
+        return pending
 
     def add(
         self,
@@ -85,45 +115,50 @@ class CaptureBuffer:
         version: int,
         features: Sequence[str],
         records: Sequence[dict[str, Any]],
-        predictions: Sequence[dict[str, Any]],
+        answers: Sequence[dict[str, Any]],
         sample_rate: float,
     ) -> int:
-        """Keep each record's `features` values with probability `sample_rate`; returns how many were kept."""
+        """Keep each record's `features` values and its answer (with its `prediction_id`) with
+        probability `sample_rate`; returns how many were kept."""
         if sample_rate <= 0:
             return 0
         now = self._clock()
-        pending = self._pending.get(model)
-        if pending is None:
-            pending = self._pending[model] = _Pending(now)
-        elif not pending.rows:
-            pending.first_at = now
-        rows = pending.rows
-        before = len(rows)
         names = tuple(features)
         if sample_rate >= 1:
-            rows.extend(
-                (now, version, names, tuple(map(record.get, names)), prediction)
-                for record, prediction in zip(records, predictions, strict=True)
-            )
+            values = [tuple(map(record.get, names)) for record in records]
+            kept = list(answers)
+            if len(values) != len(kept):
+                raise ValueError("one answer per record")
         else:
             draw = self._random
-            rows.extend(
-                (now, version, names, tuple(map(record.get, names)), prediction)
-                for record, prediction in zip(records, predictions, strict=True)
+            chosen = [
+                (tuple(map(record.get, names)), answer)
+                for record, answer in zip(records, answers, strict=True)
                 if draw() < sample_rate
-            )
-        return len(rows) - before
+            ]
+            values = [value for value, _ in chosen]
+            kept = [answer for _, answer in chosen]
+        if not values:
+            return 0
+        pending = self._buffer(model, now)
+        pending.requests.append(_Requests(now, version, names, values, kept))
+        pending.rows += len(values)
+        return len(values)
+
+    def reject(self, model: str, field_name: str, reason: str, count: int = 1) -> None:
+        """Count `count` records predict refused for `field_name` and `reason` (no values kept)."""
+        self._buffer(model, self._clock()).rejected[(field_name, reason)] += count
 
     def due(self) -> list[str]:
-        """Models whose buffer is full or whose oldest record is older than max_age_seconds."""
+        """Models whose buffer is full or whose oldest entry is older than max_age_seconds."""
         if not self._pending:
             return []
         now = self._clock()
         return [
             model
             for model, pending in self._pending.items()
-            if pending.rows
-            and (len(pending.rows) >= self.max_records or now - pending.first_at >= self.max_age_seconds)
+            if (pending.rows or pending.rejected)
+            and (pending.rows >= self.max_records or now - pending.first_at >= self.max_age_seconds)
         ]
 
     def flush_due(self) -> list[FlushResult]:
@@ -132,47 +167,69 @@ class CaptureBuffer:
 
     def flush(self) -> list[FlushResult]:
         """Flush every non-empty buffer (shutdown). Never raises."""
-        return [self._flush_model(model) for model, pending in list(self._pending.items()) if pending.rows]
+        return [
+            self._flush_model(model)
+            for model, pending in list(self._pending.items())
+            if pending.rows or pending.rejected
+        ]
 
     def _flush_model(self, model: str) -> FlushResult:
         pending = self._pending.pop(model)
-        lines, skipped = _jsonl(pending)
+        rejected = sum(pending.rejected.values())
+        try:
+            data, skipped = encode_batch(_batch(pending))
+        except Exception as error:  # capture must never fail a prediction
+            log.warning("capture of %d %s rows cannot be encoded; dropped", pending.rows, model, exc_info=True)
+            return FlushResult(model, None, pending.rows, error=f"{type(error).__name__}: {error}", rejected=rejected)
         if skipped:
             log.warning("%d %s capture records cannot be serialised as JSON; skipped", skipped, model)
-        if not lines:
+        written = pending.rows - skipped
+        if not written and not rejected:
             return FlushResult(model, None, 0, skipped=skipped)
-        at = datetime.fromtimestamp(self._clock(), UTC)
-        key = capture_key(model, at, self._batch_id())
-        body = ("\n".join(lines) + "\n").encode()
+        key = capture_key(model, datetime.fromtimestamp(self._clock(), UTC), self._batch_id())
         try:
-            self._store.put_bytes(self.bucket, key, body, content_type="application/x-ndjson")
+            self._store.put_bytes(self.bucket, key, data, content_type=CONTENT_TYPE)
         except Exception as error:  # capture must never fail a prediction
-            log.warning("capture flush of %d %s records failed; dropped", len(lines), model, exc_info=True)
-            return FlushResult(model, None, len(lines), error=f"{type(error).__name__}: {error}", skipped=skipped)
-        return FlushResult(model, key, len(lines), skipped=skipped)
-
-
-def _jsonl(pending: _Pending) -> tuple[list[str], int]:
-    """One JSON line per row, and how many rows could not be serialised (one bad row drops only itself)."""
-    lines = []
-    skipped = 0
-    for at, version, names, values, prediction in pending.rows:
-        try:
-            lines.append(
-                json.dumps(
-                    {
-                        "at": datetime.fromtimestamp(at, UTC).isoformat(),
-                        "version": version,
-                        "input": dict(zip(names, values, strict=True)),
-                        "output": prediction,
-                    },
-                    separators=(",", ":"),
-                    allow_nan=False,
-                )
+            log.warning("capture flush of %d %s records failed; dropped", written, model, exc_info=True)
+            return FlushResult(
+                model, None, written, error=f"{type(error).__name__}: {error}", skipped=skipped, rejected=rejected
             )
-        except (ValueError, TypeError, RecursionError):  # NaN/inf, a value json cannot encode, a cycle
-            skipped += 1
-    return lines, skipped
+        return FlushResult(model, key, written, skipped=skipped, rejected=rejected)
+
+
+def _batch(pending: _Pending) -> CaptureBatch:
+    """The buffered rows as columns; a feature or output a row's version lacks is None there."""
+    at: list[float] = []
+    versions: list[int] = []
+    ids: list[str] = []
+    inputs: dict[str, list[Any]] = {}
+    outputs: dict[str, list[Any]] = {}
+    done = 0
+    for request in pending.requests:
+        count = len(request.values)
+        at.extend([round(request.at, 3)] * count)
+        versions.extend([request.version] * count)
+        for name, column in zip(request.features, zip(*request.values, strict=True), strict=True):
+            _column(inputs, name, done).extend(column)
+        for offset, answer in enumerate(request.answers):
+            ids.append(answer.get("prediction_id") or NO_PREDICTION_ID)
+            for name, value in flatten_output(answer):
+                _column(outputs, name, done + offset).append(value)
+        done += count
+        for column in (*inputs.values(), *outputs.values()):
+            column.extend([None] * (done - len(column)))
+    rejected = [Rejected(name, reason, count) for (name, reason), count in sorted(pending.rejected.items())]
+    return CaptureBatch(at, versions, ids, inputs, outputs, rejected)
+
+
+def _column(columns: dict[str, list[Any]], name: str, row: int) -> list[Any]:
+    """Column `name`, padded with None up to `row` (a column first seen at a later row)."""
+    column = columns.get(name)
+    if column is None:
+        column = columns[name] = []
+    if len(column) < row:
+        column.extend([None] * (row - len(column)))
+    return column
 
 
 def flush_on_shutdown(flush: Callable[[], object]) -> None:

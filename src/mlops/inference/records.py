@@ -32,7 +32,7 @@ from mlops.contract_rules import (
     FeatureRule,
     FeatureType,
 )
-from mlops.errors import BadRequestError, RecordError
+from mlops.errors import BadRequestError, RecordError, RejectionReason
 
 _NUMERIC, _BOOLEAN, _CATEGORICAL = 0, 1, 2
 _KINDS = {FeatureType.NUMERIC: _NUMERIC, FeatureType.BOOLEAN: _BOOLEAN, FeatureType.CATEGORICAL: _CATEGORICAL}
@@ -98,18 +98,22 @@ class RecordValidator:
         columns: tuple[list[Any], ...] = tuple([] for _ in specs)
         for index, record in enumerate(records):
             if type(record) is not dict:
-                raise RecordError(f"records[{index}]: expected an object, got {_kind(record)}")
+                raise RecordError(
+                    f"records[{index}]: expected an object, got {_kind(record)}", reason=RejectionReason.WRONG_TYPE
+                )
             for spec, column in zip(specs, columns, strict=True):
                 value = record.get(spec.name, _MISSING)
                 kind = spec.kind
                 if kind == _NUMERIC:
                     value_type = type(value)
                     if value_type is float:
-                        if value != value or value in (math.inf, -math.inf):
-                            raise _bad(index, spec, "expected a finite number", value)
+                        if value != value:
+                            raise _bad(index, spec, "expected a finite number", value, RejectionReason.WRONG_TYPE)
+                        if value in (math.inf, -math.inf):
+                            raise _bad(index, spec, "expected a finite number", value, RejectionReason.OUT_OF_RANGE)
                     elif value_type is int:
                         if not -FLOAT64_MAX <= value <= FLOAT64_MAX:
-                            raise _bad(index, spec, "expected a finite number", value)
+                            raise _bad(index, spec, "expected a finite number", value, RejectionReason.OUT_OF_RANGE)
                         value = float(value)
                     else:
                         column.append(_null(index, spec, value, _NAN, "expected a number"))
@@ -124,7 +128,13 @@ class RecordValidator:
                         elif spec.categories is None or value in spec.categories:
                             column.append(value)
                         else:
-                            raise _bad(index, spec, f"expected one of {sorted(spec.categories)}", value)
+                            raise _bad(
+                                index,
+                                spec,
+                                f"expected one of {sorted(spec.categories)}",
+                                value,
+                                RejectionReason.UNSEEN_CATEGORY,
+                            )
                     else:
                         column.append(_null(index, spec, value, MISSING_CATEGORY, "expected a string"))
                 elif value is True:
@@ -134,6 +144,19 @@ class RecordValidator:
                 else:
                     column.append(_null(index, spec, value, _NAN, "expected true or false"))
         return Columns(self.names, columns, records)
+
+    def problems(self, records: list[Any]) -> list[RecordError]:
+        """Each refused record's first problem (a batch `validate` refused with a RecordError):
+        what predict counts per field and reason. Slow path: one record at a time."""
+        found = []
+        for index, record in enumerate(records):
+            try:
+                self.validate([record])
+            except RecordError as error:
+                found.append(error)
+            except BadRequestError:  # cannot happen for one record; a future rule must not hide the others
+                found.append(RecordError(f"records[{index}]: refused"))
+        return found
 
 
 def _spec(rule: FeatureRule, limit: float) -> _Spec:
@@ -156,9 +179,13 @@ def _out_of_range(index: int, spec: _Spec, value: float) -> RecordError:
     """The contract's range when the value breaks it, else the range of the dtype the graph takes."""
     low, high = spec.contract_low, spec.contract_high
     if not low <= value <= high:
-        return _bad(index, spec, f"expected a number in [{low:g}, {high:g}]", value)
+        return _bad(index, spec, f"expected a number in [{low:g}, {high:g}]", value, RejectionReason.OUT_OF_RANGE)
     dtype = "float32" if spec.limit == FLOAT32_MAX else "float64"
-    return RecordError(f"records[{index}].{spec.name}: {value:g} is outside the {dtype} range the model takes")
+    return RecordError(
+        f"records[{index}].{spec.name}: {value:g} is outside the {dtype} range the model takes",
+        field=spec.name,
+        reason=RejectionReason.OUT_OF_RANGE,
+    )
 
 
 def _null(index: int, spec: _Spec, value: Any, null_value: Any, expected: str) -> Any:
@@ -166,16 +193,20 @@ def _null(index: int, spec: _Spec, value: Any, null_value: Any, expected: str) -
     if value is _MISSING:
         if spec.nullable:
             return null_value
-        raise RecordError(f"records[{index}].{spec.name}: required field is missing")
+        raise RecordError(
+            f"records[{index}].{spec.name}: required field is missing", field=spec.name, reason=RejectionReason.MISSING
+        )
     if value is None:
         if spec.nullable:
             return null_value
-        raise RecordError(f"records[{index}].{spec.name}: must not be null")
-    raise _bad(index, spec, expected, value)
+        raise RecordError(
+            f"records[{index}].{spec.name}: must not be null", field=spec.name, reason=RejectionReason.MISSING
+        )
+    raise _bad(index, spec, expected, value, RejectionReason.WRONG_TYPE)
 
 
-def _bad(index: int, spec: _Spec, expected: str, value: Any) -> RecordError:
-    return RecordError(f"records[{index}].{spec.name}: {expected}, got {_show(value)}")
+def _bad(index: int, spec: _Spec, expected: str, value: Any, reason: RejectionReason) -> RecordError:
+    return RecordError(f"records[{index}].{spec.name}: {expected}, got {_show(value)}", field=spec.name, reason=reason)
 
 
 def _show(value: Any) -> str:

@@ -7,9 +7,10 @@ import binascii
 import json
 from typing import Any
 
-from mlops.errors import BadRequestError
+from mlops.errors import BadRequestError, RecordError
 from mlops.inference.capture import CaptureBuffer, FlushResult
 from mlops.inference.model import ModelCache
+from mlops.inference.prediction_ids import new_prediction_ids
 
 
 def parse_records(body: str | None, *, is_base64: bool = False) -> Any:
@@ -68,11 +69,20 @@ class PredictionService:
         self.capture = capture
 
     def predict(self, name: str, body: str | None, *, is_base64: bool = False) -> dict[str, Any]:
-        """Raises BadRequestError/RecordError (400), ModelNotFoundError (404), IntegrityError (503)."""
+        """Answers carry a `prediction_id` each. Raises BadRequestError/RecordError (400),
+        ModelNotFoundError (404), IntegrityError (503); refused records are counted for drift."""
         records = parse_records(body, is_base64=is_base64)
         model = self.models.get(name)
-        columns = model.validator.validate(records)
+        try:
+            columns = model.validator.validate(records)
+        except RecordError:
+            if self.capture is not None:
+                for problem in model.validator.problems(records):
+                    self.capture.reject(name, problem.field, problem.reason)
+            raise
         predictions = model.predict_columns(columns)
+        for prediction, prediction_id in zip(predictions, new_prediction_ids(len(predictions)), strict=True):
+            prediction["prediction_id"] = prediction_id
         if self.capture is not None:
             self.capture.add(name, model.version, columns.names, columns.rows, predictions, model.capture_sample_rate)
         return {"model": name, "version": model.version, "predictions": predictions}
