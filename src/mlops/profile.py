@@ -41,6 +41,9 @@ __all__ = [
 
 DEFAULT_BINS = 10
 FINE_BINS = 100  # quantile bins of the fine histogram drift tests use (fewer when values repeat)
+# extra cuts in each tail (as shares of the data): a heavy tail's 1% bin would otherwise hold most
+# of the Wasserstein distance's error (a 1.5x spread: 0.52 instead of 0.47 with them)
+FINE_TAILS = (1e-4, 3e-4, 1e-3, 2e-3, 5e-3)
 
 
 def profile_numeric(values: Sequence[float] | np.ndarray, bins: int = DEFAULT_BINS) -> NumericProfile:
@@ -99,7 +102,8 @@ def _quantile_edges(finite: np.ndarray, bins: int) -> list[float]:
 def _fine_edges(finite: np.ndarray, bins: int) -> list[float]:
     """The fine histogram's cuts: FINE_BINS quantiles among which the `bins` quantiles are exactly
     the decile cuts (same probabilities, bit for bit), so each decile bin is a union of fine bins."""
-    probabilities = np.linspace(0, 1, FINE_BINS + 1)[1:-1]
+    tails = np.asarray(FINE_TAILS)
+    probabilities = np.sort(np.concatenate((np.linspace(0, 1, FINE_BINS + 1)[1:-1], tails, 1.0 - tails)))
     for p in np.linspace(0, 1, bins + 1)[1:-1]:
         nearest = int(np.argmin(np.abs(probabilities - p)))
         if abs(probabilities[nearest] - p) < 1e-9:
