@@ -207,10 +207,41 @@ class DataChecks(_Strict):
     allowed_uploaders: tuple[str, ...] | None = None
 
 
+class DriftTests(_Strict):
+    """How a window's drift is judged (mlops.drift.decisions). Defaults follow Evidently's
+    DataDriftPreset, except that the p-value tests are held to a family-wise false-alarm rate."""
+
+    # "auto": by the window's size (below); "psi": every feature by PSI > psi_alarm_threshold
+    method: Literal["auto", "psi"] = "auto"
+    # windows (and features) with at most this many values: KS / chi-square p-values; above:
+    # Wasserstein distance / baseline std (numeric) and Jensen-Shannon distance (categorical)
+    small_window_max_rows: Annotated[int, Field(ge=1)] = 1_000
+    # the chance a window without drift raises the drift alarm through the p-value tests (Holm's
+    # correction over the features and the prediction)
+    alpha: Annotated[float, Field(gt=0, lt=1)] = 0.01
+    wasserstein_threshold: Annotated[float, Field(gt=0)] = 0.1
+    jensen_shannon_threshold: Annotated[float, Field(gt=0, le=1)] = 0.1
+    # dataset drift: at least this share of the features drifted
+    drift_share: Annotated[float, Field(gt=0, le=1)] = 0.5
+
+
+class QualityChecks(_Strict):
+    """Data quality of live traffic, its own signal (a missing-value spike is not drift)."""
+
+    # a missing-value spike: the missing share rose by at least this much (absolute) and significantly
+    missing_increase: Annotated[float, Field(gt=0, le=1)] = 0.1
+    # share of a feature's non-null values outside the training data's [min, max] (or unseen categories)
+    out_of_range_share: Annotated[float, Field(ge=0, le=1)] = 0.02
+    # records predict refused (400) / all records it was sent
+    rejected_share: Annotated[float, Field(ge=0, le=1)] = 0.05
+
+
 class Monitoring(_Strict):
     psi_alarm_threshold: Annotated[float, Field(gt=0)] = 0.2
     min_window_rows: Annotated[int, Field(ge=1)] = 100
     capture_sample_rate: Annotated[float, Field(ge=0, le=1)] = DEFAULT_CAPTURE_SAMPLE_RATE
+    drift: DriftTests = DriftTests()
+    quality: QualityChecks = QualityChecks()
 
 
 class Contract(_Strict):
@@ -265,7 +296,8 @@ class Contract(_Strict):
         return [*self.feature_names, self.target.name]
 
     def canonical_json(self) -> str:
-        # defaults added later (the promotion policy, four_eyes off, a feature's show_values off) are
+        # defaults added later (the promotion policy, four_eyes off, a feature's show_values off, the
+        # monitoring drift tests and quality checks) are
         # left out, so contracts written before them keep their digest
         document = self.model_dump(mode="json")
         if self.promotion == Promotion():
@@ -275,6 +307,9 @@ class Contract(_Strict):
         for feature in document["features"]:
             if not feature.get("show_values"):
                 feature.pop("show_values", None)
+        for part, default in (("drift", DriftTests()), ("quality", QualityChecks())):
+            if getattr(self.monitoring, part) == default:
+                del document["monitoring"][part]
         return json.dumps(document, sort_keys=True, separators=(",", ":"))
 
     @property

@@ -30,6 +30,11 @@ class NumericProfile(BaseModel):
     max: float | None
     mean: float | None
     std: float | None
+    # A finer histogram of the same non-null values for drift tests (about 100 quantile bins; its cut
+    # points include `edges`, so decile bins are unions of fine bins). Same bin rule as `edges`.
+    # Absent in baselines stored before it: drift then falls back to the decile bins.
+    fine_edges: list[float] | None = None
+    fine_counts: list[int] | None = None  # len(fine_edges) + 1 counts of finite values
 
 
 class CategoricalProfile(BaseModel):
