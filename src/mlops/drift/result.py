@@ -28,6 +28,12 @@ class DriftMethod(StrEnum):
     JENSEN_SHANNON = "jensen_shannon"  # Jensen-Shannon distance (categorical, large windows)
     PSI = "psi"  # population stability index (any kind, when the contract asks for it)
 
+    @property
+    def gives_p_value(self) -> bool:
+        """KS and chi-square give p-values (drift when below the threshold); the others distances
+        (drift when above). The report and the notice word each decision by it."""
+        return self in (DriftMethod.KS, DriftMethod.CHI_SQUARE)
+
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True)
