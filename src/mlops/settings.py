@@ -147,6 +147,12 @@ class ModelsApiSettings(_Settings):
 class DriftSettings(_Settings):
     registry_table: str = env("REGISTRY_TABLE")
     artifact_bucket: str = env("ARTIFACT_BUCKET")
-    # captures younger than this wait for the next run: a batch flushed a moment earlier by
-    # another container may still be landing, and the window only moves forward
+    # captures flushed more recently wait for the next run (the one settle time; mlops.drift.monitor):
+    # one still landing then is read from the look-back below the marker, so this can stay short
     settle_seconds: float = env("DRIFT_SETTLE_SECONDS", 10.0, ge=0)
+    # a window this large is judged even while a backlog remains
+    max_window_rows: int = env("DRIFT_MAX_WINDOW_ROWS", 10_000_000, ge=1)
+    # drift and data-quality notices (mlops.drift.notice) go here; empty: none are sent
+    notice_topic_arn: str = env("DRIFT_NOTICE_TOPIC_ARN", "")
+    # the models API's base URL (https://<api>/<stage>): notices link the report page under it
+    report_base_url: str = env("REPORT_BASE_URL", "")

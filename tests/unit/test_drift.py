@@ -1,8 +1,10 @@
-"""PSI properties and the drift check of one model over captured windows (fakes, no AWS)."""
+"""PSI properties, and the drift run over captured windows: per model, in chunks, late captures
+(fakes, no AWS; real trained model, real captures, real statistics)."""
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,11 +14,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mlops.captures import CaptureBatch, Rejected, encode_batch
 from mlops.contract import parse_contract
-from mlops.drift.monitor import DriftStatus, check_model, detect_drift, drift_report_key, state_key
+from mlops.drift.monitor import DriftLimits, DriftRun, detect_drift, drift_report_key, state_key
 from mlops.drift.psi import column_psi, psi
+from mlops.drift.result import DriftResult, DriftStatus
 from mlops.inference.capture import CaptureBuffer
 from mlops.inference.model import load_model
+from mlops.layout import capture_key
 from mlops.profile import profile_categorical, profile_numeric
 from mlops.registry.records import Artifact, ModelRecord, ModelVersion, VersionStatus
 from mlops.training import TrainedModel, train_model
@@ -91,7 +96,9 @@ def test_psi_rejects_empty_window_and_mismatched_bins() -> None:
         psi([0.5, 0.5], [1])
 
 
-# ---- one model's drift check ----
+# ---- the drift run ----
+
+LIMITS = DriftLimits(settle_seconds=10)
 
 
 class RecordingMetrics:
@@ -100,6 +107,17 @@ class RecordingMetrics:
 
     def add(self, name: str, value: float, unit: str, dimensions: dict[str, str] | None = None) -> None:
         self.added.append((name, value, unit, dict(dimensions or {})))
+
+    def of(self, name: str, model: str = "churn") -> list[float]:
+        return [value for metric, value, _, dims in self.added if metric == name and dims == {"model": model}]
+
+
+class RecordingNotifier:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    def notify(self, subject: str, message: str) -> None:
+        self.sent.append((subject, message))
 
 
 class FakeRegistry:
@@ -117,139 +135,391 @@ class FakeRegistry:
         return self.versions[(name, version)]
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class ReadingStore(InMemoryObjectStore):
+    """Counts the reads of each capture object; each read takes a second on `clock`; can be told to
+    fail once after `fail_after` reads (a function that dies mid-run)."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        super().__init__()
+        self.clock = clock or Clock()
+        self.reads: list[str] = []
+        self.state_writes = 0
+        self.fail_after: int | None = None
+
+    def get_bytes(self, bucket: str, key: str, version_id: str | None = None) -> bytes:
+        if key.startswith("captures/"):
+            if self.fail_after is not None and len(self.reads) >= self.fail_after:
+                self.fail_after = None
+                raise ConnectionError("S3 went away")
+            self.reads.append(key)
+            self.clock.now += 1
+        return super().get_bytes(bucket, key, version_id)
+
+    def put_bytes(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+        if key.endswith("state.json"):
+            self.state_writes += 1
+        return super().put_bytes(bucket, key, data, content_type)
+
+
 @pytest.fixture(scope="module")
 def trained() -> TrainedModel:
     return train_model(churn_dataset(2_000), CONTRACT)
 
 
-@pytest.fixture
-def deployed(trained: TrainedModel) -> tuple[InMemoryObjectStore, ModelVersion]:
-    store = InMemoryObjectStore()
+def deploy(store: InMemoryObjectStore, trained: TrainedModel, name: str = "churn", number: int = 3) -> ModelVersion:
     digest = hashlib.sha256(trained.onnx_bytes).hexdigest()
     version = ModelVersion(
-        model_name="churn",
-        version=3,
+        model_name=name,
+        version=number,
         status=VersionStatus.PRODUCTION,
         metric_name="roc_auc",
         metrics={"roc_auc": 0.8},
         artifact=Artifact(
             bucket=BUCKET,
-            key=f"models/churn/{digest}.onnx",
+            key=f"models/{name}/{digest}.onnx",
             sha256=digest,
             size_bytes=len(trained.onnx_bytes),
-            baseline_key=f"baselines/churn/{digest}.json",
+            baseline_key=f"baselines/{name}/{digest}.json",
         ),
-        contract=CONTRACT.model_dump(mode="json"),
+        contract=CONTRACT.model_dump(mode="json") | {"name": name},
         lineage={},
         created_at=NOW,
     )
     store.put_bytes(BUCKET, version.artifact.key, trained.onnx_bytes)
     store.put_bytes(BUCKET, version.artifact.baseline_key, trained.profile.model_dump_json().encode())
-    return store, version
+    return version
+
+
+@pytest.fixture
+def deployed(trained: TrainedModel) -> tuple[ReadingStore, ModelVersion]:
+    store = ReadingStore()
+    return store, deploy(store, trained)
 
 
 def capture(
-    store: InMemoryObjectStore, version: ModelVersion, rows: int, *, drift: float = 0.0, at: datetime, seed: int = 3
-) -> None:
-    """Captures as the predict function writes them: real predictions, flushed at `at`."""
+    store: InMemoryObjectStore,
+    version: ModelVersion,
+    rows: int,
+    *,
+    drift: float = 0.0,
+    at: datetime,
+    seed: int = 3,
+    per_object: int = 500,
+) -> list[str]:
+    """Captures as the predict function writes them (real predictions, objects of `per_object`
+    rows) flushed at `at`; returns their keys."""
     model = load_model(version, store)
     batch = records(churn_features(rows, seed=seed, drift=drift))
-    buffer = CaptureBuffer(store, BUCKET, clock=lambda: at.timestamp())
-    buffer.add("churn", version.version, CONTRACT.feature_names, batch, model.predict(batch), sample_rate=1.0)
-    buffer.flush()
+    ids = (f"id{i}" for i in itertools.count())
+    batches = itertools.count()
+    buffer = CaptureBuffer(
+        store,
+        BUCKET,
+        max_records=per_object,
+        clock=lambda: at.timestamp(),
+        batch_id=lambda: f"{seed}-{next(batches):05d}",
+    )
+    keys = []
+    for start in range(0, rows, per_object):
+        part = slice(start, start + per_object)
+        answers = [answer | {"prediction_id": next(ids)} for answer in model.predict(batch[part])]
+        buffer.add(version.model_name, version.version, CONTRACT.feature_names, batch[part], answers, sample_rate=1.0)
+        keys += [r.key for r in buffer.flush()]
+    return keys
 
 
-def test_drift_normal_traffic_scores_low_and_advances_state(deployed: tuple[InMemoryObjectStore, ModelVersion]) -> None:
+def run(
+    store: InMemoryObjectStore,
+    versions: list[ModelVersion],
+    *,
+    now: datetime = NOW,
+    limits: DriftLimits = LIMITS,
+    metrics: RecordingMetrics | None = None,
+    **kwargs: object,
+) -> DriftRun:
+    registry = FakeRegistry(versions, {v.model_name: v.version for v in versions})
+    return detect_drift(registry, store, BUCKET, metrics or RecordingMetrics(), now=now, limits=limits, **kwargs)  # type: ignore[arg-type]
+
+
+def stored_result(store: InMemoryObjectStore, key: str) -> DriftResult:
+    return DriftResult.model_validate_json(store.get_bytes(BUCKET, key))
+
+
+def test_drift_normal_traffic_is_scored_stored_and_published(deployed: tuple[ReadingStore, ModelVersion]) -> None:
     store, version = deployed
     capture(store, version, 600, at=NOW - timedelta(hours=1))
     metrics = RecordingMetrics()
-    report = check_model(version, store, BUCKET, metrics, now=NOW)
-    assert report.status is DriftStatus.SCORED
-    assert report.window_rows == 600
-    assert report.drift_score is not None
-    assert report.drift_score < 0.1
-    assert not report.drifted
-    assert set(report.features) == set(CONTRACT.feature_names)
-    assert report.prediction_psi is not None
-    assert metrics.added == [
-        ("DriftScore", report.drift_score, "None", {"model": "churn"}),
-        ("DriftWindowRows", 600.0, "Count", {"model": "churn"}),
-    ]
-    written = json.loads(store.get_bytes(BUCKET, drift_report_key("churn", NOW)))
-    assert written["features"] == report.features
-    assert json.loads(store.get_bytes(BUCKET, state_key("churn")))["last_key"] == report.last_key
+    [model] = run(store, [version], metrics=metrics).models
+    assert (model.status, model.rows, model.captures_read) == ("scored", 600, 2)
+    [result] = model.results
+    assert result.status is DriftStatus.SCORED
+    assert result.window.rows == 600
+    assert result.window.captures == 2
+    assert not result.drift_detected
+    assert {f.name for f in result.features} == set(CONTRACT.feature_names)
+    assert result.prediction is not None
+    # the result JSON and its HTML page, side by side
+    assert stored_result(store, drift_report_key("churn", NOW)) == result
+    assert result.report_key == drift_report_key("churn", NOW, ".html")
+    assert store.get_bytes(BUCKET, result.report_key).startswith(b"<!")
+    assert metrics.of("DriftDetected") == [0.0]
+    assert metrics.of("PredictionDrift") == [0.0]
+    assert metrics.of("DriftWindowRows") == [600.0]
+    assert metrics.of("DriftedFeatureShare") == [result.dataset.share]  # type: ignore[union-attr]
+    assert metrics.of("DataQualityIssues") == [float(len(result.data_quality.issues))]
+    assert metrics.of("DriftCheckFailures") == [0.0]
+    assert metrics.of("CapturesLate") == [0.0]
 
-    # a second run with no new captures: insufficient data, no metric, no false alarm
+    # a second run with no new captures: nothing read, nothing judged, no drift metric
     again = RecordingMetrics()
-    second = check_model(version, store, BUCKET, again, now=NOW + timedelta(hours=1))
-    assert second.status is DriftStatus.INSUFFICIENT_DATA
-    assert second.window_rows == 0
-    assert second.drift_score is None
-    assert again.added == []
+    [second] = run(store, [version], now=NOW + timedelta(hours=1), metrics=again).models
+    assert (second.status, second.captures_read, second.results) == ("insufficient_data", 0, [])
+    assert again.of("DriftDetected") == []
+    assert again.of("DriftCheckFailures") == [0.0]
 
 
-def test_drift_shifted_traffic_scores_above_threshold(deployed: tuple[InMemoryObjectStore, ModelVersion]) -> None:
+def test_drift_shifted_traffic_is_detected_and_announced_with_the_report_link(
+    deployed: tuple[ReadingStore, ModelVersion],
+) -> None:
     store, version = deployed
     capture(store, version, 600, drift=1.0, at=NOW - timedelta(hours=1))
-    report = check_model(version, store, BUCKET, RecordingMetrics(), now=NOW)
-    assert report.drift_score is not None
-    assert report.drift_score > 0.2
-    assert report.drifted
-    assert report.prediction_psi is not None
-    assert report.prediction_psi > 0.1
+    metrics, notifier = RecordingMetrics(), RecordingNotifier()
+    [model] = run(
+        store, [version], metrics=metrics, notifier=notifier, report_base_url="https://api.example/prod/"
+    ).models
+    [result] = model.results
+    assert result.drift_detected
+    assert metrics.of("DriftDetected") == [1.0]
+    [(subject, body)] = notifier.sent
+    assert "churn v3" in subject
+    report_id = f"{NOW:%Y%m%dT%H%M%S%fZ}"
+    assert f"https://api.example/prod/models/churn/drift/{report_id}?format=html" in body
+    assert any(f.name in body for f in result.features if f.drifted)
 
 
-def test_drift_empty_window_on_first_run_is_insufficient(deployed: tuple[InMemoryObjectStore, ModelVersion]) -> None:
-    store, version = deployed
-    metrics = RecordingMetrics()
-    report = check_model(version, store, BUCKET, metrics, now=NOW)
-    assert report.status is DriftStatus.INSUFFICIENT_DATA
-    assert metrics.added == []
-    assert (BUCKET, state_key("churn")) not in store.objects
-
-
-def test_drift_small_windows_accumulate_until_min_rows(deployed: tuple[InMemoryObjectStore, ModelVersion]) -> None:
+def test_drift_small_windows_accumulate_until_min_rows(deployed: tuple[ReadingStore, ModelVersion]) -> None:
     store, version = deployed  # min_window_rows is 200 in the churn contract
     capture(store, version, 150, at=NOW - timedelta(hours=2))
     metrics = RecordingMetrics()
-    assert check_model(version, store, BUCKET, metrics, now=NOW).status is DriftStatus.INSUFFICIENT_DATA
-    assert metrics.added == []
+    [first] = run(store, [version], metrics=metrics).models
+    assert first.status == "insufficient_data"
+    assert [r.status for r in first.results] == [DriftStatus.INSUFFICIENT_DATA]  # stored, says so
+    assert metrics.of("DriftDetected") == []
+    assert metrics.of("DriftWindowRows") == []
     capture(store, version, 100, at=NOW + timedelta(minutes=30), seed=4)
-    report = check_model(version, store, BUCKET, metrics, now=NOW + timedelta(hours=1))
-    assert report.status is DriftStatus.SCORED
-    assert report.window_rows == 250
+    [second] = run(store, [version], now=NOW + timedelta(hours=1)).models
+    assert second.status == "scored"
+    assert second.results[-1].window.rows == 250
+    assert sorted(store.reads) == sorted(set(store.reads))  # the first 150 rows were not read twice
 
 
-def test_drift_leaves_recent_captures_for_the_next_run(deployed: tuple[InMemoryObjectStore, ModelVersion]) -> None:
-    store, version = deployed
-    capture(store, version, 300, at=NOW - timedelta(seconds=30))  # may still be settling
-    report = check_model(version, store, BUCKET, RecordingMetrics(), now=NOW, settle_seconds=120)
-    assert report.window_rows == 0
-    assert check_model(version, store, BUCKET, RecordingMetrics(), now=NOW + timedelta(minutes=5)).window_rows == 300
-
-
-def test_drift_ignores_rows_of_other_versions(deployed: tuple[InMemoryObjectStore, ModelVersion]) -> None:
-    store, version = deployed
-    capture(store, version.model_copy(update={"version": 2}), 300, at=NOW - timedelta(hours=1))
-    report = check_model(version, store, BUCKET, RecordingMetrics(), now=NOW)
-    assert report.window_rows == 0
-    assert report.other_version_rows == 300
-
-
-def test_detect_drift_skips_models_without_production_and_reports_failures(
-    deployed: tuple[InMemoryObjectStore, ModelVersion],
+def test_drift_leaves_captures_inside_the_settle_time_for_the_next_run(
+    deployed: tuple[ReadingStore, ModelVersion],
 ) -> None:
     store, version = deployed
+    capture(store, version, 300, at=NOW - timedelta(seconds=5))  # may still be landing
+    [model] = run(store, [version]).models
+    assert model.captures_read == 0
+    [later] = run(store, [version], now=NOW + timedelta(minutes=5)).models
+    assert later.rows == 300
+
+
+def test_drift_counts_rows_of_other_versions_without_comparing_them(
+    deployed: tuple[ReadingStore, ModelVersion],
+) -> None:
+    store, version = deployed
+    capture(store, version.model_copy(update={"version": 2}), 300, at=NOW - timedelta(hours=1))
+    [model] = run(store, [version]).models
+    [result] = model.results
+    assert (result.window.rows, result.window.other_version_rows) == (0, 300)
+    assert result.status is DriftStatus.INSUFFICIENT_DATA
+
+
+def test_drift_one_model_failing_leaves_the_others_scored(
+    deployed: tuple[ReadingStore, ModelVersion], trained: TrainedModel
+) -> None:
+    # GIVEN two models with traffic, one of them with its baseline gone
+    store, version = deployed
+    broken = deploy(store, trained, name="broken")
+    broken = broken.model_copy(update={"artifact": broken.artifact.model_copy(update={"baseline_key": "nope"})})
     capture(store, version, 300, at=NOW - timedelta(hours=1))
-    broken = version.model_copy(
-        update={"model_name": "broken", "artifact": version.artifact.model_copy(update={"baseline_key": "nope"})}
-    )
-    store.put_bytes(
-        BUCKET,
-        "captures/broken/2026/03/04/10/20260304T100000-x.jsonl",
-        store.get_bytes(BUCKET, next(k for _, k in store.objects if k.startswith("captures/churn/"))),
-    )
-    registry = FakeRegistry([version, broken], {"churn": 3, "broken": 3, "fresh": None})
-    reports, failures = detect_drift(registry, store, BUCKET, RecordingMetrics(), now=NOW)
-    assert [r.model_name for r in reports] == ["churn"]
-    assert list(failures) == ["broken"]
+    capture(store, broken, 300, at=NOW - timedelta(hours=1))
+    metrics = RecordingMetrics()
+    # WHEN the run checks both (the broken one first)
+    registry = FakeRegistry([broken, version], {"broken": 3, "churn": 3, "fresh": None})
+    result = detect_drift(registry, store, BUCKET, metrics, now=NOW, limits=LIMITS)
+    # THEN the other is still scored, and the failure is counted for the broken one only
+    assert {m.model: m.status for m in result.models} == {"broken": "failed", "churn": "scored"}
+    assert list(result.failures) == ["broken"]
+    assert metrics.of("DriftCheckFailures", "broken") == [1.0]
+    assert metrics.of("DriftCheckFailures", "churn") == [0.0]
+
+
+def test_drift_backlog_advances_one_bounded_chunk_per_run_and_is_judged_once_caught_up(
+    deployed: tuple[ReadingStore, ModelVersion],
+) -> None:
+    # GIVEN a backlog of 12 capture objects, chunks of 4, and time for one chunk per run
+    store, version = deployed
+    keys = capture(store, version, 1_200, at=NOW - timedelta(hours=3), per_object=100)
+    assert len(keys) == 12
+    limits = DriftLimits(settle_seconds=10, chunk_objects=4, read_threads=2)
+    statuses, read_per_run = [], []
+    for hour in range(3):
+        before = len(store.reads)
+        [model] = run(
+            store,
+            [version],
+            now=NOW + timedelta(hours=hour),
+            limits=limits,
+            deadline=store.clock.now + 3,
+            clock=store.clock,
+        ).models
+        statuses.append(model.status)
+        read_per_run.append(store.reads[before:])
+        state = json.loads(store.get_bytes(BUCKET, state_key("churn")))
+        assert state["marker"] == keys[4 * hour + 3]  # the progress is stored: the next run starts there
+    # THEN each run read the next chunk, nothing twice, and the window was judged once caught up
+    assert read_per_run == [keys[0:4], keys[4:8], keys[8:12]]
+    assert statuses == ["behind", "behind", "scored"]
+    result = stored_result(store, drift_report_key("churn", NOW + timedelta(hours=2)))
+    assert (result.window.rows, result.window.captures) == (1_200, 12)
+
+
+def test_drift_state_is_persisted_after_each_chunk_so_a_failed_run_loses_no_progress(
+    deployed: tuple[ReadingStore, ModelVersion],
+) -> None:
+    store, version = deployed
+    keys = capture(store, version, 1_000, at=NOW - timedelta(hours=3), per_object=100)
+    limits = DriftLimits(settle_seconds=10, chunk_objects=4, read_threads=1)
+    # GIVEN a run that dies while reading its third chunk
+    store.fail_after = 9
+    [failed] = run(store, [version], limits=limits).models
+    assert failed.status == "failed"
+    assert json.loads(store.get_bytes(BUCKET, state_key("churn")))["marker"] == keys[7]
+    # WHEN the next run comes THEN it reads only what the failed run had not counted, and judges all
+    [model] = run(store, [version], now=NOW + timedelta(hours=1), limits=limits).models
+    assert store.reads[9:] == keys[8:]  # the 9th read was in the chunk the failed run never counted
+    assert model.status == "scored"
+    assert model.results[-1].window.rows == 1_000
+    assert model.results[-1].window.captures == 10
+
+
+def test_drift_window_reaching_the_maximum_is_judged_while_behind(
+    deployed: tuple[ReadingStore, ModelVersion],
+) -> None:
+    store, version = deployed
+    capture(store, version, 1_000, at=NOW - timedelta(hours=3), per_object=100)
+    limits = DriftLimits(settle_seconds=10, chunk_objects=3, max_window_rows=500)
+    [model] = run(store, [version], limits=limits).models
+    # chunks of 300 rows: judged at 600 and (caught up) on the remaining 400
+    assert [(r.status, r.window.rows) for r in model.results] == [
+        (DriftStatus.SCORED, 600),
+        (DriftStatus.SCORED, 400),
+    ]
+    assert len({r.generated_at for r in model.results}) == 2  # two results, two ids
+
+
+def test_drift_gives_each_model_a_share_of_the_time(
+    deployed: tuple[ReadingStore, ModelVersion], trained: TrainedModel
+) -> None:
+    # GIVEN a model with a long backlog checked before one with a little traffic
+    store, version = deployed
+    other = deploy(store, trained, name="other")
+    capture(store, version, 2_000, at=NOW - timedelta(hours=3), per_object=100)
+    capture(store, other, 200, at=NOW - timedelta(hours=1), per_object=100)
+    limits = DriftLimits(settle_seconds=10, chunk_objects=4, read_threads=1)
+    # WHEN the run has time for ten object reads
+    result = run(store, [version, other], limits=limits, deadline=store.clock.now + 10, clock=store.clock)
+    # THEN the backlog advanced by its share and the other model was still checked
+    assert {m.model: (m.status, m.captures_read) for m in result.models} == {
+        "churn": ("behind", 8),
+        "other": ("scored", 2),
+    }
+
+
+def write_capture(
+    store: InMemoryObjectStore, version: ModelVersion, at: datetime, batch_id: str, rows: int = 50
+) -> str:
+    model = load_model(version, store)
+    batch = records(churn_features(rows, seed=len(batch_id) + rows))
+    buffer = CaptureBuffer(store, BUCKET, clock=lambda: at.timestamp(), batch_id=lambda: batch_id)
+    buffer.add("churn", version.version, CONTRACT.feature_names, batch, model.predict(batch), sample_rate=1.0)
+    [flushed] = buffer.flush()
+    assert flushed.key == capture_key("churn", at, batch_id)
+    return flushed.key
+
+
+def test_drift_reads_a_capture_landing_late_inside_the_look_back_and_counts_one_beyond_it(
+    deployed: tuple[ReadingStore, ModelVersion],
+) -> None:
+    store, version = deployed
+    limits = DriftLimits(settle_seconds=10, lookback_seconds=600)
+    # GIVEN a run that read captures up to NOW - 1 min
+    write_capture(store, version, NOW - timedelta(minutes=30), "a", rows=100)
+    marker = write_capture(store, version, NOW - timedelta(minutes=1), "b", rows=100)
+    [first] = run(store, [version], limits=limits).models
+    assert first.status == "scored"
+    # WHEN two objects land afterwards with earlier flush times: one 5 min below the marker (inside
+    # the 10 min look-back), one 15 min below it (beyond the look-back)
+    inside = write_capture(store, version, NOW - timedelta(minutes=6), "late-inside", rows=150)
+    beyond = write_capture(store, version, NOW - timedelta(minutes=16), "late-beyond", rows=150)
+    assert inside < marker
+    assert beyond < marker
+    metrics = RecordingMetrics()
+    [second] = run(store, [version], now=NOW + timedelta(hours=1), limits=limits, metrics=metrics).models
+    # THEN the one inside is read, the one beyond is counted (metric and result), not read
+    assert inside in store.reads
+    assert beyond not in store.reads
+    assert second.late_captures == 1
+    assert metrics.of("CapturesLate") == [1.0]
+    [result] = second.results
+    assert (result.window.rows, result.window.late_captures, result.window.late_captures_read) == (150, 1, 1)
+    # and neither is counted or read again by the run after
+    again = RecordingMetrics()
+    [third] = run(store, [version], now=NOW + timedelta(hours=2), limits=limits, metrics=again).models
+    assert (third.captures_read, third.late_captures) == (0, 0)
+    assert again.of("CapturesLate") == [0.0]
+    assert sorted(store.reads) == sorted(set(store.reads))
+
+
+def test_drift_reads_the_earlier_state_and_row_per_line_captures(deployed: tuple[ReadingStore, ModelVersion]) -> None:
+    # GIVEN the earlier state (a last key only) and earlier JSONL capture objects on both sides of it
+    store, version = deployed
+    model = load_model(version, store)
+    batch = records(churn_features(300, seed=9))
+
+    def jsonl(at: datetime, name: str) -> str:
+        key = f"captures/churn/{at:%Y/%m/%d/%H}/{at:%Y%m%dT%H%M%S}-{name}.jsonl"
+        lines = [
+            json.dumps({"at": at.isoformat(), "version": 3, "input": record, "output": answer})
+            for record, answer in zip(batch, model.predict(batch), strict=True)
+        ]
+        store.put_bytes(BUCKET, key, "\n".join(lines).encode())
+        return key
+
+    done = jsonl(NOW - timedelta(hours=2), "old")
+    store.put_bytes(BUCKET, state_key("churn"), json.dumps({"last_key": done, "updated_at": NOW.isoformat()}).encode())
+    new = jsonl(NOW - timedelta(hours=1), "new")
+    # WHEN the run comes THEN it continues after the earlier marker and reads the earlier format
+    [run_model] = run(store, [version]).models
+    assert store.reads == [new]
+    assert run_model.status == "scored"
+    assert run_model.results[-1].window.rows == 300
+
+
+def test_drift_window_of_only_rejections_reports_data_quality(deployed: tuple[ReadingStore, ModelVersion]) -> None:
+    store, version = deployed
+    data, _ = encode_batch(CaptureBatch([], [], [], {}, {}, rejected=[Rejected("plan", "unseen_category", 40)]))
+    store.put_bytes(BUCKET, capture_key("churn", NOW - timedelta(hours=1), "r"), data)
+    [model] = run(store, [version]).models
+    [result] = model.results
+    assert result.status is DriftStatus.INSUFFICIENT_DATA
+    assert result.data_quality.requests_rejected == 40

@@ -102,6 +102,8 @@ class WindowInfo(_Frozen):
     other_version_rows: int = 0
     unreadable_rows: int = 0
     captures: int = 0  # capture objects read into this window
+    late_captures: int = 0  # capture objects that landed later than the look-back: counted, not read
+    late_captures_read: int = 0  # ... that landed late but inside the look-back: read into this window
     first_at: datetime | None = None
     last_at: datetime | None = None
 
