@@ -135,51 +135,71 @@ def value(line: dict[str, Any], name: str) -> float:
     return float(single)
 
 
-def drift_scores(emf_lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def metric_lines(emf_lines: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
     return [
-        line
-        for line in emf_lines
-        if any(m["Name"] == "DriftScore" for m in line["_aws"]["CloudWatchMetrics"][0]["Metrics"])
+        line for line in emf_lines if any(m["Name"] == name for m in line["_aws"]["CloudWatchMetrics"][0]["Metrics"])
     ]
 
 
-def test_detect_drift_normal_traffic_scores_low(
+DRIFT_METRICS = ("DriftDetected", "DriftedFeatureShare", "PredictionDrift", "DriftScore", "DriftWindowRows")
+
+
+def test_detect_drift_normal_traffic_is_scored_without_drift(
     drift: tuple[TestResources, ModuleType], capsys: pytest.CaptureFixture[str]
 ) -> None:
     resources, handler = drift
     capture_traffic(resources, 800)
     result, emf = run(handler, capsys)
     assert result == {"models": {"churn": "scored"}}
-    [line] = drift_scores(emf)
-    assert value(line, "DriftScore") < 0.1
+    [line] = metric_lines(emf, "DriftDetected")
+    assert value(line, "DriftDetected") == 0
+    [failures] = metric_lines(emf, "DriftCheckFailures")
+    assert value(failures, "DriftCheckFailures") == 0
 
 
-def test_detect_drift_drifted_traffic_alarms_with_exact_dimensions(
-    drift: tuple[TestResources, ModuleType], capsys: pytest.CaptureFixture[str]
+def test_detect_drift_drifted_traffic_alarms_with_exact_dimensions_and_announces_the_report(
+    drift: tuple[TestResources, ModuleType], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    resources, handler = drift
+    resources, _ = drift
+    # GIVEN a notice topic with a queue subscribed, and the models API's address
+    sns, sqs = boto3.client("sns"), boto3.client("sqs")
+    topic = sns.create_topic(Name="drift-notices")["TopicArn"]
+    queue = sqs.create_queue(QueueName="drift-inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    monkeypatch.setenv("DRIFT_NOTICE_TOPIC_ARN", topic)
+    monkeypatch.setenv("REPORT_BASE_URL", "https://api.example/prod")
+    handler = load_handler_module("detect_drift", fresh=True)
     capture_traffic(resources, 800, drift=1.0)
     _, emf = run(handler, capsys)
-    [line] = drift_scores(emf)
-    directive = line["_aws"]["CloudWatchMetrics"][0]
-    # the CloudWatch alarm matches exactly this dimension set: nothing more, nothing less
-    assert directive["Namespace"] == "MLOps"
-    assert [sorted(d) for d in directive["Dimensions"]] == [["model", "service"]]
-    assert line["service"] == "detect-drift"
-    assert line["model"] == "churn"
-    assert value(line, "DriftScore") > 0.2
-    [rows] = [m for m in emf if "DriftWindowRows" in m]
-    assert value(rows, "DriftWindowRows") == 800
-    assert [sorted(d) for d in rows["_aws"]["CloudWatchMetrics"][0]["Dimensions"]] == [["model", "service"]]
+    # THEN every drift metric carries exactly the dimensions the alarms use
+    for name in DRIFT_METRICS:
+        [line] = metric_lines(emf, name)
+        directive = line["_aws"]["CloudWatchMetrics"][0]
+        assert directive["Namespace"] == "MLOps"
+        assert [sorted(d) for d in directive["Dimensions"]] == [["model", "service"]]
+        assert (line["service"], line["model"]) == ("detect-drift", "churn")
+    assert value(metric_lines(emf, "DriftDetected")[0], "DriftDetected") == 1
+    assert value(metric_lines(emf, "DriftWindowRows")[0], "DriftWindowRows") == 800
 
-    # the report names each feature's PSI
+    # the stored result names each feature's decision, and its page sits beside it
     s3 = boto3.client("s3")
     listed = s3.list_objects_v2(Bucket=resources.artifact_bucket, Prefix="monitoring/churn/reports/")
-    [key] = [item["Key"] for item in listed["Contents"]]
-    report = json.loads(s3.get_object(Bucket=resources.artifact_bucket, Key=key)["Body"].read())
-    assert set(report["features"]) == set(CONTRACT.feature_names)
-    assert report["drift_score"] == max(report["features"].values())
-    assert report["drifted"] is True
+    keys = sorted(item["Key"] for item in listed["Contents"])
+    assert [key.rsplit(".", 1)[1] for key in keys] == ["html", "json"]
+    report = json.loads(s3.get_object(Bucket=resources.artifact_bucket, Key=keys[1])["Body"].read())
+    assert {f["name"] for f in report["features"]} == set(CONTRACT.feature_names)
+    assert report["drift_detected"] is True
+    assert report["report_key"] == keys[0]
+    page = s3.get_object(Bucket=resources.artifact_bucket, Key=keys[0])
+    assert page["ContentType"].startswith("text/html")
+
+    # and the notice reached the subscribed queue, linking the page
+    [message] = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1)["Messages"]
+    notice = json.loads(message["Body"])
+    report_id = keys[1].rsplit("/", 1)[1].removesuffix(".json")
+    assert "churn v1" in notice["Subject"]
+    assert f"https://api.example/prod/models/churn/drift/{report_id}?format=html" in notice["Message"]
 
 
 def test_detect_drift_second_run_without_captures_is_insufficient_data(
@@ -191,16 +211,20 @@ def test_detect_drift_second_run_without_captures_is_insufficient_data(
     state = json.loads(
         boto3.client("s3").get_object(Bucket=resources.artifact_bucket, Key=state_key("churn"))["Body"].read()
     )
-    assert state["last_key"].startswith("captures/churn/")
+    assert state["marker"].startswith("captures/churn/")
+    assert state["window"]["rows"] == 0  # the 400 rows were judged; a new window begins
     result, emf = run(handler, capsys)
     assert result == {"models": {"churn": "insufficient_data"}}
-    assert emf == []
+    assert not [line for name in DRIFT_METRICS for line in metric_lines(emf, name)]
 
 
-def test_detect_drift_first_run_without_captures_publishes_nothing(
+def test_detect_drift_first_run_without_captures_publishes_no_drift_metric(
     drift: tuple[TestResources, ModuleType], capsys: pytest.CaptureFixture[str]
 ) -> None:
     _, handler = drift
     result, emf = run(handler, capsys)
     assert result == {"models": {"churn": "insufficient_data"}}
-    assert emf == []
+    assert not [line for name in DRIFT_METRICS for line in metric_lines(emf, name)]
+    # only the run's health: no failure, nothing late
+    assert [value(line, "DriftCheckFailures") for line in metric_lines(emf, "DriftCheckFailures")] == [0]
+    assert [value(line, "CapturesLate") for line in metric_lines(emf, "CapturesLate")] == [0]

@@ -298,3 +298,17 @@ def test_capture_keeps_rejections_when_every_row_is_skipped() -> None:
     [result] = capture.flush()
     assert (result.records, result.skipped, result.rejected) == (0, 1, 1)
     assert decode_batch(store.get_bytes(BUCKET, str(result.key))).rejected == [Rejected("x", "missing", 1)]
+
+
+def test_capture_writes_answers_of_different_shapes_in_one_object() -> None:
+    # a version that classifies and one that regresses, in one buffer: each row has its own outputs
+    store = InMemoryObjectStore()
+    capture = buffer(store, FakeClock(), max_records=100)
+    records, answers = rows(1)
+    capture.add("churn", 1, FEATURES, records, answers, sample_rate=1.0)
+    capture.add("churn", 2, FEATURES, records, [{"value": 2.5, "prediction_id": "q0"}], sample_rate=1.0)
+    [result] = capture.flush()
+    assert [(line["prediction_id"], line["output"]) for line in captured(store)[str(result.key)]] == [
+        ("p0", {"label": "no", "probability:no": 0.9, "probability:yes": 0.1, "value": None}),
+        ("q0", {"label": None, "probability:no": None, "probability:yes": None, "value": 2.5}),
+    ]

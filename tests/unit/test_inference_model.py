@@ -468,7 +468,11 @@ def test_prediction_ids_are_unique_across_requests_and_time_ordered(trained: Tra
     ids = [p["prediction_id"] for _ in range(40) for p in service.predict("churn", body)["predictions"]]
     assert len(set(ids)) == len(ids) == 2_000
     assert ids[:50] == sorted(ids[:50])  # within a request: record order
-    assert new_prediction_ids(2, clock=lambda: 1.0) < new_prediction_ids(2, clock=lambda: 2.0)
+    assert new_prediction_ids(2, clock=lambda: 1.5) < new_prediction_ids(2, clock=lambda: 2.0)
+    assert new_prediction_ids(2, clock=lambda: 1_700_000_000.5, random_bytes=lambda n: b"\xab" * n) == [
+        "6553f100" + "ab" * 10 + "0000",
+        "6553f100" + "ab" * 10 + "0001",
+    ]
     # past the precomputed suffixes the ids stay distinct
     assert len(set(new_prediction_ids(70_000))) == 70_000
 

@@ -23,6 +23,7 @@ every prediction.
 from __future__ import annotations
 
 import atexit
+import itertools
 import logging
 import random
 import signal
@@ -34,7 +35,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from mlops.captures import NO_PREDICTION_ID, CaptureBatch, Rejected, encode_batch, flatten_output
+from mlops.captures import (
+    NO_PREDICTION_ID,
+    PROBABILITY_PREFIX,
+    CaptureBatch,
+    Rejected,
+    encode_batch,
+    flatten_output,
+)
 from mlops.layout import capture_key
 from mlops.ports import ObjectStore
 
@@ -43,24 +51,18 @@ log = logging.getLogger(__name__)
 CONTENT_TYPE = "application/json"
 
 
-@dataclass
-class _Requests:
-    """The sampled rows of one request (or several of one version with the same features)."""
-
-    at: float
-    version: int
-    features: tuple[str, ...]
-    # only the contract's feature values, never the request record itself: a client's extra fields
-    # (ids, an 8 MB note) must not stay in memory until the flush
-    values: list[tuple[Any, ...]]
-    answers: list[dict[str, Any]]
+# The sampled rows of one request: (epoch seconds, version, feature names, one tuple of feature
+# values per row, the answers as sent). Only the contract's feature values, never the request record
+# itself: a client's extra fields (ids, an 8 MB note) must not stay in memory until the flush. A
+# plain tuple: this is on every request's path.
+_Request = tuple[float, int, tuple[str, ...], list[tuple[Any, ...]], Sequence[dict[str, Any]]]
 
 
 @dataclass
 class _Pending:
     first_at: float
     rows: int = 0
-    requests: list[_Requests] = field(default_factory=list)
+    requests: list[_Request] = field(default_factory=list)
     rejected: Counter[tuple[str, str]] = field(default_factory=Counter)
 
 
@@ -126,7 +128,7 @@ class CaptureBuffer:
         names = tuple(features)
         if sample_rate >= 1:
             values = [tuple(map(record.get, names)) for record in records]
-            kept = list(answers)
+            kept = answers  # the answers as sent (the caller does not change them afterwards)
             if len(values) != len(kept):
                 raise ValueError("one answer per record")
         else:
@@ -141,7 +143,7 @@ class CaptureBuffer:
         if not values:
             return 0
         pending = self._buffer(model, now)
-        pending.requests.append(_Requests(now, version, names, values, kept))
+        pending.requests.append((now, version, names, values, kept))
         pending.rows += len(values)
         return len(values)
 
@@ -201,25 +203,51 @@ def _batch(pending: _Pending) -> CaptureBatch:
     """The buffered rows as columns; a feature or output a row's version lacks is None there."""
     at: list[float] = []
     versions: list[int] = []
-    ids: list[str] = []
+    answers: list[dict[str, Any]] = []
     inputs: dict[str, list[Any]] = {}
-    outputs: dict[str, list[Any]] = {}
     done = 0
-    for request in pending.requests:
-        count = len(request.values)
-        at.extend([round(request.at, 3)] * count)
-        versions.extend([request.version] * count)
-        for name, column in zip(request.features, zip(*request.values, strict=True), strict=True):
+    # consecutive requests of one version (the usual case) are transposed in one go
+    for (version, features), group in itertools.groupby(pending.requests, key=lambda r: (r[1], r[2])):
+        values: list[tuple[Any, ...]] = []
+        for when, _, _, rows, sent in group:
+            at.extend([round(when, 3)] * len(rows))
+            values.extend(rows)
+            answers.extend(sent)
+        versions.extend([version] * len(values))
+        for name, column in zip(features, zip(*values, strict=True), strict=True):
             _column(inputs, name, done).extend(column)
-        for offset, answer in enumerate(request.answers):
-            ids.append(answer.get("prediction_id") or NO_PREDICTION_ID)
-            for name, value in flatten_output(answer):
-                _column(outputs, name, done + offset).append(value)
-        done += count
-        for column in (*inputs.values(), *outputs.values()):
+        done += len(values)
+        for column in inputs.values():
             column.extend([None] * (done - len(column)))
+    ids = [answer.get("prediction_id") or NO_PREDICTION_ID for answer in answers]
     rejected = [Rejected(name, reason, count) for (name, reason), count in sorted(pending.rejected.items())]
-    return CaptureBatch(at, versions, ids, inputs, outputs, rejected)
+    return CaptureBatch(at, versions, ids, inputs, _outputs(answers), rejected)
+
+
+def _outputs(answers: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """The answers' output columns (`flatten_output`): column by column when every answer has the
+    shape of the first (one model's answers), else row by row."""
+    first = answers[0] if answers else {}
+    probabilities = first.get("probabilities")
+    classes = probabilities.keys() if isinstance(probabilities, dict) else None
+    if all(answer.keys() == first.keys() for answer in answers) and (
+        classes is None or all(answer["probabilities"].keys() == classes for answer in answers)
+    ):
+        columns: dict[str, list[Any]] = {}
+        for name in first:
+            if name == "probabilities" and classes is not None:
+                for label in classes:
+                    columns[f"{PROBABILITY_PREFIX}{label}"] = [answer[name][label] for answer in answers]
+            elif name != "prediction_id":
+                columns[name] = [answer[name] for answer in answers]
+        return columns
+    columns = {}
+    for row, answer in enumerate(answers):
+        for name, value in flatten_output(answer):
+            _column(columns, name, row).append(value)
+    for column in columns.values():
+        column.extend([None] * (len(answers) - len(column)))
+    return columns
 
 
 def _column(columns: dict[str, list[Any]], name: str, row: int) -> list[Any]:
