@@ -115,7 +115,9 @@ FUNCTIONS: dict[str, FunctionSpec] = {
         FunctionSpec(
             "detect_drift",
             DriftSettings,
-            memory_mb=512,
+            # memory stays flat (~100 MB at 10M rows, scripts/bench_drift_function.py); 1024 MB buys
+            # the CPU share (Lambda scales CPU with memory) that reads a 10M-row backlog in a few runs
+            memory_mb=1024,
             timeout_seconds=300,
             layers=("powertools", "mlops-core", "numpy"),
         ),

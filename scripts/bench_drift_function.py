@@ -272,6 +272,7 @@ def main() -> None:
         return
     sizes = sorted(int(s) for s in args.sizes.split(","))
     data_dir = args.data or Path(tempfile.mkdtemp(prefix="bench-drift-"))
+    data_dir.mkdir(parents=True, exist_ok=True)
     sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
     try:
         if not (data_dir / "baseline.json").exists():

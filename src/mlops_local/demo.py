@@ -252,7 +252,19 @@ class Demo:
         score = points[-1].value
         self.numbers["drift_score"] = score
         dims = dict(points[-1].dimensions)
-        return f"DriftScore {score:.2f} (max PSI over features) with dimensions {dims}"
+        bucket = drift_function.environment["ARTIFACT_BUCKET"]
+        listed = self.s3.list_objects_v2(Bucket=bucket, Prefix=f"monitoring/{MODEL}/reports/").get("Contents", [])
+        newest = max((item["Key"] for item in listed if item["Key"].endswith(".json")), default=None)
+        if newest is None:
+            raise StepFailed("the drift function stored no result")
+        result = json.loads(self.s3.get_object(Bucket=bucket, Key=newest)["Body"].read())
+        drifted = [feature["name"] for feature in result["features"] if feature["drifted"]]
+        self.numbers["drifted_features"] = drifted
+        return (
+            f"DriftScore {score:.2f} (max PSI over features) with dimensions {dims}; "
+            f"{len(drifted)} of {len(result['features'])} features drifted ({', '.join(drifted) or 'none'}) "
+            f"in {result['window']['rows']:,} rows; page {result['report_key']}"
+        )
 
     def await_alarm(self, timeout: float = 30.0) -> str:
         deadline = time.monotonic() + timeout

@@ -20,7 +20,7 @@ EXPECTED_SIZING = {  # folder: (memory MB, timeout s)
     "record_training_failure": (256, 60),
     "predict": (1024, 10),
     "models_api": (512, 30),
-    "detect_drift": (512, 300),
+    "detect_drift": (1024, 300),
 }
 # each layer by the packages its description names
 EXPECTED_LAYERS = {

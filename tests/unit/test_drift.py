@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 
 from mlops.captures import CaptureBatch, Rejected, encode_batch
 from mlops.contract import parse_contract
+from mlops.drift import monitor
+from mlops.drift.decisions import evaluate
 from mlops.drift.monitor import DriftLimits, DriftRun, detect_drift, drift_report_key, state_key
 from mlops.drift.psi import column_psi, psi
 from mlops.drift.result import DriftResult, DriftStatus
@@ -523,3 +525,30 @@ def test_drift_window_of_only_rejections_reports_data_quality(deployed: tuple[Re
     [result] = model.results
     assert result.status is DriftStatus.INSUFFICIENT_DATA
     assert result.data_quality.requests_rejected == 40
+
+
+class FailingOnce:
+    def __init__(self) -> None:
+        self.failed = False
+
+    def __call__(self, *args: object, **kwargs: object) -> DriftResult:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("judging failed")
+        return evaluate(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def test_drift_window_read_but_not_judged_is_judged_by_the_next_run(
+    deployed: tuple[ReadingStore, ModelVersion], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a run that read the whole window and failed while judging it
+    store, version = deployed
+    capture(store, version, 600, at=NOW - timedelta(hours=1))
+    monkeypatch.setattr(monitor, "evaluate", FailingOnce())
+    [failed] = run(store, [version]).models
+    assert failed.status == "failed"
+    # WHEN the next run finds no new capture THEN it still judges the window it holds, without re-reading
+    [model] = run(store, [version], now=NOW + timedelta(hours=1)).models
+    assert (model.status, model.captures_read) == ("scored", 0)
+    assert model.results[-1].window.rows == 600
+    assert len(store.reads) == 2

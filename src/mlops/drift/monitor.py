@@ -19,7 +19,7 @@ another's; each gets a fair share of the invocation's remaining time):
    while behind. A smaller window keeps accumulating (its result is stored, nothing is alarmed).
 
 Memory is flat in the number of rows: a window is counts over the baseline's bins, and at most
-`read_threads * 2` decoded objects are held at once.
+`read_threads * 2` fetched objects (and one decoded) are held at once.
 """
 
 from __future__ import annotations
@@ -101,6 +101,7 @@ class DriftState(BaseModel):
     window: dict[str, object] | None = None  # WindowSketch.to_json()
     late_captures: int = 0  # keys landed beyond the look-back since the window began (counted, not read)
     late_captures_read: int = 0  # keys landed late inside the look-back since the window began (read)
+    unjudged_captures: int = 0  # objects added to the window since its last judgement
     updated_at: datetime | None = None
     last_key: str | None = None  # schema 1 (before the look-back): its marker
 
@@ -200,7 +201,6 @@ class _ModelCheck:
         )
         caught_up = False
         first = True
-        fresh = 0  # objects added to the window since it was last judged in this run
         while True:
             out_of_time = deadline is not None and self.clock() >= deadline - self.limits.min_chunk_seconds
             if not first and until is not None and self.clock() >= until:
@@ -214,13 +214,14 @@ class _ModelCheck:
                 progress.sketch.add(batch)
                 progress.mark_read(key)
             run.captures_read += len(chunk)
-            fresh += len(chunk)
+            progress.unjudged += len(chunk)
             if progress.sketch.rows >= self.limits.max_window_rows:
                 run.results.append(self._judge(contract, baseline, progress, run))
-                fresh = 0
             progress.save(self.store, self.bucket, self.now)
         run.late_captures = progress.late_this_run
-        if caught_up and fresh:  # nothing new: the stored result still says it all
+        # judged when something came in since the last judgement (in this run or one that failed
+        # before judging); nothing new: the stored result still says it all
+        if caught_up and progress.unjudged:
             run.results.append(self._judge(contract, baseline, progress, run))
         progress.save(self.store, self.bucket, self.now)
         if run.results and run.results[-1].status is DriftStatus.SCORED:
@@ -235,6 +236,7 @@ class _ModelCheck:
         an insufficient one keeps accumulating."""
         at = self.now + timedelta(microseconds=len(run.results))  # one id per result, in order
         result = evaluate(contract, baseline, progress.sketch, generated_at=at)
+        progress.unjudged = 0
         result = result.model_copy(
             update={
                 "window": result.window.model_copy(
@@ -316,6 +318,7 @@ class _Progress:
         self.limits = limits
         self.state_late = state.late_captures
         self.state_late_read = state.late_captures_read
+        self.unjudged = state.unjudged_captures
         self.late_this_run = 0
 
     @classmethod
@@ -348,7 +351,9 @@ class _Progress:
             model, state, sketch or WindowSketch.empty(contract, baseline, version), contract, baseline, version, limits
         )
         if sketch is None:
-            progress.state_late = progress.state_late_read = 0
+            if state.window is not None:
+                log.info("%s: production is v%d now; the window of v%s is dropped", model, version, state.version)
+            progress.state_late = progress.state_late_read = progress.unjudged = 0
         return progress
 
     def _below_marker(self, lookbacks: int) -> str | None:
@@ -411,6 +416,7 @@ class _Progress:
             window=self.sketch.to_json(),
             late_captures=self.state_late,
             late_captures_read=self.state_late_read,
+            unjudged_captures=self.unjudged,
             updated_at=now,
         )
         store.put_bytes(bucket, state_key(self.model), state.model_dump_json().encode(), "application/json")
