@@ -1,5 +1,7 @@
 """POST /models/{name}/predict (REST API, API key): validated records in, predictions of the cached
-production model out. Sampled traffic is buffered for drift monitoring.
+production model out, each with its `prediction_id`. Sampled traffic (with the ids) and the counts of
+refused records per field and reason are buffered and written as columnar capture objects for
+drift monitoring (mlops.inference.capture).
 
 Measured choices (scripts/bench_inference.py), because this function's latency is the product:
 - No Powertools event handler: API Gateway sends this function exactly one route, so there is
@@ -121,7 +123,13 @@ def _after_request() -> None:
         _count_model_event(event)
     for flushed in service.after_request():
         if flushed.error:
-            logger.warning("capture flush failed", model=flushed.model, records=flushed.records, error=flushed.error)
+            logger.warning(
+                "capture flush failed",
+                model=flushed.model,
+                records=flushed.records,
+                rejections=flushed.rejected,
+                error=flushed.error,
+            )
         if flushed.skipped:
             logger.warning("capture records skipped", model=flushed.model, records=flushed.skipped)
             metrics.add_metric(name="CaptureRecordsSkipped", unit=MetricUnit.Count, value=flushed.skipped)

@@ -31,11 +31,11 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlops.captures import decode_batch
+from mlops.captures import CaptureBatch, decode_batch
 from mlops.contract import Contract, parse_contract
 from mlops.drift import metrics as names
 from mlops.drift.decisions import evaluate
@@ -98,7 +98,7 @@ class DriftState(BaseModel):
     tracked_from: str | None = None
     read_keys: list[str] = Field(default_factory=list)
     version: int | None = None  # the version the window counts
-    window: dict[str, object] | None = None  # WindowSketch.to_json()
+    window: dict[str, Any] | None = None  # WindowSketch.to_json()
     late_captures: int = 0  # keys landed beyond the look-back since the window began (counted, not read)
     late_captures_read: int = 0  # keys landed late inside the look-back since the window began (read)
     unjudged_captures: int = 0  # objects added to the window since its last judgement
@@ -431,7 +431,7 @@ def _take(keys: Iterator[str], count: int) -> list[str]:
     return chunk
 
 
-def _read(store: ObjectStore, bucket: str, keys: list[str], threads: int) -> Iterator[tuple[str, object]]:
+def _read(store: ObjectStore, bucket: str, keys: list[str], threads: int) -> Iterator[tuple[str, CaptureBatch]]:
     """(key, decoded batch) in key order, fetched by a small pool; at most `threads * 2` objects
     are in memory at once."""
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
