@@ -1,7 +1,7 @@
 """Drift detection on 1M rows x 20 features: ours (mlops.drift) side by side with Evidently.
 
     .venv/bin/python scripts/bench_drift.py                   # 1M rows, every scenario, 200 clean windows
-    .venv/bin/python scripts/bench_drift.py --rows 200000 --evidently-windows 20   # quicker
+    .venv/bin/python scripts/bench_drift.py --rows 100000 --reference-rows 100000 --evidently-windows 3   # quicker
 
 Data: 15 numeric features (3 each: normal, skewed (lognormal), heavy-tailed (Student t), integer
 counts (Poisson), bimodal) and 5 categorical ones (3, 5, 10, 20 and 30 levels; the 20- and 30-level
@@ -24,8 +24,8 @@ peak memory of the whole process (ru_maxrss: imports, data and analysis), and th
 Ours never holds the window: it reads capture batches one at a time as the drift function reads
 capture objects (parsing them is not timed here); Evidently needs both data frames in memory.
 Then the false-alarm rate over `--windows` clean windows at the contract's minimum window size
-(100 rows), ours and Evidently's (`--evidently-windows`, 20 by default: each of its windows costs seconds
-because it reads the whole reference again; same reference).
+(100 rows), ours and Evidently's (`--evidently-windows`, 20 by default: each of its windows costs
+seconds because it reads the whole reference again; same reference).
 
 Evidently is a benchmark-only dependency in its own virtualenv (`.venv-evidently`, created from
 requirements/bench-evidently.txt when missing): evidently 0.7.23 imports a pandas API that pandas 3
