@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mlops.captures import Rejected
+from mlops.captures import CaptureBatch, Rejected
 from mlops.contract import Contract, parse_contract
 from mlops.drift.decisions import MAX_BUCKETS, evaluate
 from mlops.drift.result import DriftMethod, DriftResult, DriftStatus
 from mlops.drift.sketch import WindowSketch
-from mlops.profile import BaselineProfile
+from mlops.profile import BaselineProfile, profile_numeric
 from tests.support.drift_data import (
     CONTRACT,
     WIDE,
@@ -281,3 +281,45 @@ def test_monitoring_defaults_keep_the_contract_digest() -> None:
     explicit = _with_monitoring(CONTRACT, drift={"alpha": 0.01}, quality={"missing_increase": 0.1})
     assert explicit.digest == CONTRACT.digest
     assert _with_monitoring(CONTRACT, drift={"alpha": 0.05}).digest != CONTRACT.digest
+
+
+def test_a_feature_called_prediction_is_judged_apart_from_the_models_prediction() -> None:
+    # GIVEN a model whose feature is named "prediction" (a valid column name)
+    contract = parse_contract(
+        {
+            "name": "named",
+            "problem_type": "regression",
+            "target": {"name": "y"},
+            "features": [{"name": "prediction", "type": "numeric"}, {"name": "x", "type": "numeric"}],
+            "estimator": {"name": "ridge"},
+            "metric": {"name": "r2"},
+        }
+    )
+    rng = np.random.default_rng(30)
+    base = BaselineProfile(
+        model_name="named",
+        created_at=NOW,
+        rows=20_000,
+        features={
+            "prediction": profile_numeric(rng.normal(0, 1, 20_000)),
+            "x": profile_numeric(rng.normal(0, 1, 20_000)),
+        },
+        prediction=profile_numeric(rng.normal(5, 1, 20_000)),
+    )
+    # WHEN only the feature moves
+    rows = 5_000
+    window = CaptureBatch(
+        at=[0.0] * rows,
+        versions=[1] * rows,
+        prediction_ids=[""] * rows,
+        inputs={"prediction": rng.normal(1, 1, rows).tolist(), "x": rng.normal(0, 1, rows).tolist()},
+        outputs={"value": rng.normal(5, 1, rows).tolist()},
+    )
+    sketch = WindowSketch.empty(contract, base, 1)
+    sketch.add(window)
+    result = evaluate(contract, base, sketch, generated_at=NOW)
+    # THEN the feature drifted and the model's prediction did not
+    assert [f.name for f in result.features if f.drifted] == ["prediction"]
+    assert result.prediction is not None
+    assert not result.prediction.drifted
+    assert result.prediction.statistic < 0.1

@@ -116,12 +116,14 @@ def evaluate(
     ]
     prediction_column = _column("prediction", baseline.prediction, sketch.prediction)
     every = [*columns, *([prediction_column] if prediction_column else [])]
-    scores = {column.name: _score(contract, column) for column in every}
-    adjusted = _holm({name: s.p_value for name, s in scores.items() if s.p_value is not None})
+    scores = [_score(contract, column) for column in every]
+    # one family: every feature's test and the prediction's (keyed by position: a feature may be
+    # called "prediction")
+    adjusted = _holm([score.p_value for score in scores])
     significance = monitoring.drift.alpha if monitoring.drift.distance_needs_significance else None
-    judged = {column.name: _judge(column, scores[column.name], adjusted, significance) for column in every}
-    features = [judged[column.name] for column in columns]
-    prediction = judged[prediction_column.name] if prediction_column else None
+    judged = [_judge(c, s, p, significance) for c, s, p in zip(every, scores, adjusted, strict=True)]
+    features = judged[: len(columns)]
+    prediction = judged[-1] if prediction_column else None
     drifted = [f.name for f in features if f.drifted]
     share = len(drifted) / len(features) if features else 0.0
     dataset = DatasetDrift(
@@ -221,23 +223,23 @@ def _psi(column: _Column) -> float:
     return round(statistics.population_stability(reference, current), 6)
 
 
-def _holm(p_values: dict[str, float]) -> dict[str, float]:
-    """Holm-adjusted p-values: reject where adjusted < alpha holds the family-wise error to alpha."""
-    ordered = sorted(p_values.items(), key=lambda item: item[1])
-    k = len(ordered)
-    adjusted: dict[str, float] = {}
+def _holm(p_values: list[float | None]) -> list[float | None]:
+    """Holm-adjusted p-values (None stays None): rejecting where adjusted < alpha holds the chance
+    of any false rejection among them to alpha."""
+    ranked = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    adjusted: list[float | None] = [None] * len(p_values)
     running = 0.0
-    for rank, (name, p) in enumerate(ordered):
-        running = max(running, min(1.0, (k - rank) * p))
-        adjusted[name] = running
+    for rank, (p, i) in enumerate(ranked):
+        running = max(running, min(1.0, (len(ranked) - rank) * p))
+        adjusted[i] = running
     return adjusted
 
 
-def _judge(column: _Column, score: _Score, adjusted: dict[str, float], significance: float | None) -> FeatureDrift:
-    """The column's decision; `significance`: the alpha a distance's test must also pass (None: not)."""
-    p_value = adjusted.get(column.name)
-    if score.method in P_VALUE_METHODS:
-        statistic = adjusted[column.name]
+def _judge(column: _Column, score: _Score, p_value: float | None, significance: float | None) -> FeatureDrift:
+    """The column's decision; `p_value` is Holm-adjusted; `significance`: the alpha a distance's
+    test must also pass (None: the distance alone decides)."""
+    if score.method in P_VALUE_METHODS and p_value is not None:
+        statistic = p_value
         drifted = statistic < score.threshold
     else:
         statistic = score.value
