@@ -221,6 +221,9 @@ class DriftTests(_Strict):
     alpha: Annotated[float, Field(gt=0, lt=1)] = 0.01
     wasserstein_threshold: Annotated[float, Field(gt=0)] = 0.1
     jensen_shannon_threshold: Annotated[float, Field(gt=0, le=1)] = 0.1
+    # a distance over its threshold counts only when the column's KS / chi-square test (Holm, alpha)
+    # agrees: near the small-window size a distance alone is noisy
+    distance_needs_significance: bool = True
     # dataset drift: at least this share of the features drifted
     drift_share: Annotated[float, Field(gt=0, le=1)] = 0.5
 

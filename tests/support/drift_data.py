@@ -43,7 +43,12 @@ def traffic(
         "region": rng.choice(np.array(REGIONS, dtype=object), rows, p=[0.4, 0.3, 0.2, 0.1]),
         "autopay": rng.random(rows) < 0.6,
     }
-    # the prediction depends on tenure and support calls only (not on the shifted/missing columns)
+    return predicted(columns)
+
+
+def predicted(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The columns with the model's probability of "yes": it depends on tenure and support calls
+    only (not on the columns the tests shift or blank)."""
     logit = -1.0 - 0.03 * columns["tenure_months"] + 0.5 * columns["support_calls"]
     columns["probability:yes"] = 1.0 / (1.0 + np.exp(-logit))
     return columns
@@ -96,4 +101,78 @@ def batch(
             "probability:yes": probability.tolist(),
         },
         rejected=list(rejected),
+    )
+
+
+# ---- a wider contract: the shapes that made small windows alarm (a 30-level categorical) ----
+
+LEVELS = tuple(f"level_{i:02d}" for i in range(30))
+LEVEL_SHARES = (1.0 / np.arange(1, 31)) / (1.0 / np.arange(1, 31)).sum()  # Zipf: the rarest ~0.8 %
+WIDE = parse_contract(
+    {
+        "name": "wide",
+        "problem_type": "classification",
+        "target": {"name": "label", "classes": ["no", "yes"]},
+        "features": [
+            {"name": "normal", "type": "numeric"},
+            {"name": "skewed", "type": "numeric"},
+            {"name": "heavy", "type": "numeric"},
+            {"name": "counts", "type": "numeric"},
+            {"name": "bimodal", "type": "numeric", "nullable": True},
+            {"name": "small_set", "type": "categorical"},
+            {"name": "many_levels", "type": "categorical", "nullable": True},
+            {"name": "flag", "type": "boolean"},
+        ],
+        "estimator": {"name": "logistic_regression"},
+        "metric": {"name": "accuracy"},
+    }
+)
+
+
+def wide_traffic(rng: np.random.Generator, rows: int) -> dict[str, np.ndarray]:
+    bimodal = np.where(rng.random(rows) < 0.3, rng.normal(-2, 0.5, rows), rng.normal(2, 1, rows))
+    bimodal[rng.random(rows) < 0.05] = np.nan
+    levels = rng.choice(np.array(LEVELS, dtype=object), rows, p=LEVEL_SHARES)
+    levels[rng.random(rows) < 0.05] = None
+    columns = {
+        "normal": rng.normal(10, 2, rows),
+        "skewed": rng.lognormal(0, 1, rows),
+        "heavy": rng.standard_t(3, rows),
+        "counts": rng.poisson(2.0, rows).astype(np.float64),
+        "bimodal": bimodal,
+        "small_set": rng.choice(np.array(["a", "b", "c"], dtype=object), rows, p=[0.6, 0.3, 0.1]),
+        "many_levels": levels,
+        "flag": rng.random(rows) < 0.3,
+    }
+    columns["probability:yes"] = 1.0 / (1.0 + np.exp(-(columns["normal"] - 10) / 2 - 0.2 * columns["counts"]))
+    return columns
+
+
+def wide_baseline(columns: dict[str, np.ndarray]) -> BaselineProfile:
+    features = {
+        f.name: profile_numeric(columns[f.name])
+        if f.type == "numeric"
+        else profile_categorical(columns[f.name].tolist())
+        for f in WIDE.features
+    }
+    return BaselineProfile(
+        model_name=WIDE.name,
+        created_at=datetime(2026, 3, 1, tzinfo=UTC),
+        rows=len(columns["normal"]),
+        features=features,
+        prediction=profile_numeric(columns["probability:yes"]),
+    )
+
+
+def wide_batch(columns: dict[str, np.ndarray], version: int = 1) -> CaptureBatch:
+    rows = len(columns["normal"])
+    return CaptureBatch(
+        at=[T0] * rows,
+        versions=[version] * rows,
+        prediction_ids=[""] * rows,
+        inputs={
+            f.name: [None if isinstance(v, float) and v != v else v for v in columns[f.name].tolist()]
+            for f in WIDE.features
+        },
+        outputs={"probability:yes": columns["probability:yes"].tolist()},
     )

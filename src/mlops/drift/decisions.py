@@ -15,6 +15,11 @@
   a clean window of 20 features would alarm about 64 % of the time. Holm's correction holds the
   chance that any of them fires on a clean window to `monitoring.drift.alpha` (1 %); the reported
   statistic is the Holm-adjusted p-value, drifted below `alpha`.
+- A distance alone is noisy just above the small-window size: at 1000 values a heavy-tailed
+  feature's normalised Wasserstein distance crosses 0.1 in about 3 % of clean windows. So a
+  distance counts only when the same column's test (KS / chi-square, Holm-adjusted, reported as
+  `p_value`) also says it is no chance (`drift.distance_needs_significance`, on by default). In
+  large windows any real drift past the threshold is that significant anyway.
 - Dataset drift: the share of drifted features against `drift_share` (0.5). The drift alarm's
   signal (`drift_detected`) is any feature or the prediction drifted.
 - Data quality, its own alarm: a missing-value spike (the share rose by at least
@@ -77,6 +82,7 @@ class _Score:
     method: DriftMethod
     value: float  # a raw p-value or a distance
     threshold: float
+    p_value: float | None  # the KS / chi-square p-value (None for PSI)
 
 
 def evaluate(
@@ -110,11 +116,14 @@ def evaluate(
     ]
     prediction_column = _column("prediction", baseline.prediction, sketch.prediction)
     every = [*columns, *([prediction_column] if prediction_column else [])]
-    scores = {column.name: _score(contract, column) for column in every}
-    adjusted = _holm({name: s.value for name, s in scores.items() if s.method in P_VALUE_METHODS})
-    judged = {column.name: _judge(column, scores[column.name], adjusted) for column in every}
-    features = [judged[column.name] for column in columns]
-    prediction = judged[prediction_column.name] if prediction_column else None
+    scores = [_score(contract, column) for column in every]
+    # one family: every feature's test and the prediction's (keyed by position: a feature may be
+    # called "prediction")
+    adjusted = _holm([score.p_value for score in scores])
+    significance = monitoring.drift.alpha if monitoring.drift.distance_needs_significance else None
+    judged = [_judge(c, s, p, significance) for c, s, p in zip(every, scores, adjusted, strict=True)]
+    features = judged[: len(columns)]
+    prediction = judged[-1] if prediction_column else None
     drifted = [f.name for f in features if f.drifted]
     share = len(drifted) / len(features) if features else 0.0
     dataset = DatasetDrift(
@@ -171,18 +180,19 @@ def _column(name: str, profile: ColumnProfile, counts: NumericCounts | Categoric
 def _score(contract: Contract, column: _Column) -> _Score:
     drift = contract.monitoring.drift
     if drift.method == "psi":
-        return _Score(DriftMethod.PSI, _psi(column), contract.monitoring.psi_alarm_threshold)
+        return _Score(DriftMethod.PSI, _psi(column), contract.monitoring.psi_alarm_threshold, None)
     small = column.current.sum() <= drift.small_window_max_rows
     if column.kind == "categorical":
+        _, _, p_value = statistics.chi_square_test(column.reference, column.current)
         if small:
-            _, _, p_value = statistics.chi_square_test(column.reference, column.current)
-            return _Score(DriftMethod.CHI_SQUARE, p_value, drift.alpha)
+            return _Score(DriftMethod.CHI_SQUARE, p_value, drift.alpha, p_value)
         distance = statistics.jensen_shannon_distance(column.reference, column.current)
-        return _Score(DriftMethod.JENSEN_SHANNON, distance, drift.jensen_shannon_threshold)
+        return _Score(DriftMethod.JENSEN_SHANNON, distance, drift.jensen_shannon_threshold, p_value)
+    _, p_value = statistics.ks_test(column.reference, column.current)
     if small:
-        _, p_value = statistics.ks_test(column.reference, column.current)
-        return _Score(DriftMethod.KS, p_value, drift.alpha)
-    return _Score(DriftMethod.WASSERSTEIN, _normalised_wasserstein(column), drift.wasserstein_threshold)
+        return _Score(DriftMethod.KS, p_value, drift.alpha, p_value)
+    distance = _normalised_wasserstein(column)
+    return _Score(DriftMethod.WASSERSTEIN, distance, drift.wasserstein_threshold, p_value)
 
 
 def _normalised_wasserstein(column: _Column) -> float:
@@ -213,25 +223,29 @@ def _psi(column: _Column) -> float:
     return round(statistics.population_stability(reference, current), 6)
 
 
-def _holm(p_values: dict[str, float]) -> dict[str, float]:
-    """Holm-adjusted p-values: reject where adjusted < alpha holds the family-wise error to alpha."""
-    ordered = sorted(p_values.items(), key=lambda item: item[1])
-    k = len(ordered)
-    adjusted: dict[str, float] = {}
+def _holm(p_values: list[float | None]) -> list[float | None]:
+    """Holm-adjusted p-values (None stays None): rejecting where adjusted < alpha holds the chance
+    of any false rejection among them to alpha."""
+    ranked = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    adjusted: list[float | None] = [None] * len(p_values)
     running = 0.0
-    for rank, (name, p) in enumerate(ordered):
-        running = max(running, min(1.0, (k - rank) * p))
-        adjusted[name] = running
+    for rank, (p, i) in enumerate(ranked):
+        running = max(running, min(1.0, (len(ranked) - rank) * p))
+        adjusted[i] = running
     return adjusted
 
 
-def _judge(column: _Column, score: _Score, adjusted: dict[str, float]) -> FeatureDrift:
-    if score.method in P_VALUE_METHODS:
-        statistic = adjusted[column.name]
+def _judge(column: _Column, score: _Score, p_value: float | None, significance: float | None) -> FeatureDrift:
+    """The column's decision; `p_value` is Holm-adjusted; `significance`: the alpha a distance's
+    test must also pass (None: the distance alone decides)."""
+    if score.method in P_VALUE_METHODS and p_value is not None:
+        statistic = p_value
         drifted = statistic < score.threshold
     else:
         statistic = score.value
         drifted = statistic > score.threshold
+        if significance is not None and p_value is not None:
+            drifted = drifted and p_value < significance
     return FeatureDrift(
         name=column.name,
         kind=column.kind,  # type: ignore[arg-type]
@@ -240,6 +254,7 @@ def _judge(column: _Column, score: _Score, adjusted: dict[str, float]) -> Featur
         threshold=score.threshold,
         drifted=drifted,
         psi=_psi(column),
+        p_value=p_value,
         rows=int(column.current.sum()),
         distribution=_distribution(column),
     )

@@ -55,6 +55,9 @@ class FeatureDrift(_Frozen):
     threshold: float  # drifted when statistic < threshold (p-values) or > threshold (distances)
     drifted: bool
     psi: float | None = None  # always computed, for continuity with earlier reports
+    # the Holm-adjusted KS / chi-square p-value of this column (the statistic itself for those
+    # methods; the significance a distance must also show); None with the PSI method
+    p_value: float | None = None
     rows: int = 0  # non-null values compared
     distribution: Distribution | None = None
 

@@ -82,13 +82,18 @@ def chi_square_test(
 ) -> tuple[float, int, float]:
     """(statistic, degrees of freedom, p-value) of `current` counts against `reference`'s shares.
 
-    Levels with an expected count below `min_expected` are pooled into one bucket (and that bucket
-    into the smallest other level while it is still too small). A level the reference never had
-    (expected 0) that the window has is infinitely unlikely: p = 0. One bucket left: p = 1.
+    A level the reference never had (expected 0) that the window has is infinitely unlikely: p = 0
+    (as scipy's chisquare gives, and Evidently reports a new category). Then levels with an expected
+    count below `min_expected` are pooled into one bucket (and that bucket into the smallest other
+    level while it is still too small). One bucket left: p = 1.
     Raises ValueError when either sample is empty or the bins differ in number.
     """
     ref, cur = _pair(reference, current)
     expected = ref / ref.sum() * cur.sum()
+    never = expected == 0
+    if np.any(cur[never] > 0):  # before pooling, which would hide a level training never had
+        return math.inf, max(int((~never).sum()), 1), 0.0
+    expected, cur = expected[~never], cur[~never]
     rare = expected < min_expected
     observed_buckets = list(cur[~rare])
     expected_buckets = list(expected[~rare])
@@ -105,10 +110,7 @@ def chi_square_test(
         return 0.0, 0, 1.0
     exp = np.asarray(expected_buckets)
     obs = np.asarray(observed_buckets)
-    if np.any((exp == 0) & (obs > 0)):
-        return math.inf, dof, 0.0
-    used = exp > 0
-    statistic = float(np.sum((obs[used] - exp[used]) ** 2 / exp[used]))
+    statistic = float(np.sum((obs - exp) ** 2 / exp))
     return statistic, dof, chi_square_sf(statistic, dof)
 
 
