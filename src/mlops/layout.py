@@ -12,14 +12,17 @@ Data bucket:      datasets/<model>/<file>      uploads (the only prefix that tri
 Artifact bucket:  models/<model>/<sha256>.onnx content-addressed artifacts
                   baselines/<model>/<sha256>.json training profile for drift
                   captures/<model>/<yyyy>/<mm>/<dd>/<hh>/<id>.jsonl  sampled inference traffic
+                  monitoring/<model>/reports/<report id>.json  a drift run's result (`.html`: its page);
+                  the report id is the run's UTC time, `YYYYMMDDTHHMMSSffffffZ`, so ids sort by time
 """
 
 from __future__ import annotations
 
 import hashlib
 import posixpath
+import re
 import unicodedata
-from datetime import datetime
+from datetime import UTC, datetime
 
 from mlops.contract_rules import is_valid_model_name  # stdlib only: predict imports layout, not pydantic
 
@@ -30,6 +33,9 @@ REPORTS_PREFIX = "reports/"
 MODELS_PREFIX = "models/"
 BASELINES_PREFIX = "baselines/"
 CAPTURES_PREFIX = "captures/"
+MONITORING_PREFIX = "monitoring/"
+DRIFT_REPORT_ID_PATTERN = "^[0-9]{8}T[0-9]{12}Z$"
+_DRIFT_REPORT_ID = re.compile(DRIFT_REPORT_ID_PATTERN)
 # Reports and quarantined copies of keys that name no (valid) model; model names cannot start with "_".
 UNASSIGNED_MODEL = "_unassigned"
 
@@ -156,3 +162,26 @@ def captures_prefix(model: str) -> str:
 
 def capture_key(model: str, at: datetime, batch_id: str) -> str:
     return posixpath.join(captures_prefix(model), at.strftime("%Y/%m/%d/%H"), f"{at:%Y%m%dT%H%M%S}-{batch_id}.jsonl")
+
+
+def drift_reports_prefix(model: str) -> str:
+    return f"{MONITORING_PREFIX}{model}/reports/"
+
+
+def drift_report_id(at: datetime) -> str:
+    """A drift run's report id: its UTC time to the microsecond (ids sort as times do)."""
+    return f"{at.astimezone(UTC):%Y%m%dT%H%M%S%fZ}"
+
+
+def is_drift_report_id(text: str) -> bool:
+    return _DRIFT_REPORT_ID.fullmatch(text) is not None
+
+
+def drift_result_key(model: str, report_id: str) -> str:
+    """The drift result (JSON) of one run."""
+    return f"{drift_reports_prefix(model)}{report_id}.json"
+
+
+def drift_page_key(model: str, report_id: str) -> str:
+    """The HTML report page beside the result."""
+    return f"{drift_reports_prefix(model)}{report_id}.html"

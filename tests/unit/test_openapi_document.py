@@ -15,6 +15,7 @@ from mlops.contract import parse_contract
 from mlops.registry.access import AccessPolicy
 from mlops_local.handlers import load_handler_module
 from tests.support.datasets import InMemoryDatasetLedger
+from tests.support.drift import InMemoryDriftResults
 from tests.support.fakes import InMemoryObjectStore, RecordingPublisher
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.registry_fake import InMemoryRegistry, api_event, artifact_bytes, trained_event
@@ -31,6 +32,7 @@ def module() -> ModuleType:
         patch.setenv("LEDGER_TABLE", "ledger")
         patch.setenv("EVENT_BUS_NAME", "bus")
         patch.setenv("DATA_BUCKET", "data")
+        patch.setenv("ARTIFACT_BUCKET", "artifacts")
         return load_handler_module("models_api")
 
 
@@ -47,6 +49,7 @@ def document(module: ModuleType) -> dict[str, Any]:
         store=store,
         access=AccessPolicy(admins=[ADMIN], approvers=[], readers=[]),
         ledger=InMemoryDatasetLedger(),
+        drift_results=InMemoryDriftResults(),
     )
     response = app.resolve(api_event("GET", "/openapi.json", user_arn=ADMIN), FakeLambdaContext())
     assert response["statusCode"] == 200, response["body"]
