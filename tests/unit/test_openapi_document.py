@@ -129,3 +129,23 @@ def test_openapi_documents_predict_with_the_production_contract(document: dict[s
     assert record["properties"]["tenure_months"] == {"type": "number", "minimum": 0, "maximum": 240}
     assert record["properties"]["autopay"] == {"type": "boolean"}
     assert {"type": "null"} in record["properties"]["data_usage_gb"]["anyOf"]
+
+
+def test_openapi_documents_the_drift_routes(document: dict[str, Any]) -> None:
+    operations = _operations(document)
+    history = operations[("GET", "/models/{name}/drift")]
+    assert history["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/DriftHistory"
+    }
+    assert (_parameter(history, "limit")["minimum"], _parameter(history, "limit")["maximum"]) == (1, 50)
+    assert _parameter(history, "next")["pattern"] == "^[0-9]{8}T[0-9]{12}Z$"
+    report = operations[("GET", "/models/{name}/drift/{report_id}")]
+    assert _parameter(report, "report_id")["pattern"] == "^[0-9]{8}T[0-9]{12}Z$"
+    # one route, two representations: the stored result, or its page with ?format=html / Accept: text/html
+    content = report["responses"]["200"]["content"]
+    assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/DriftResult"}
+    assert content["text/html"]["schema"] == {"type": "string"}
+    assert document["components"]["schemas"]["ReportFormat"]["enum"] == ["json", "html"]
+    summary = document["components"]["schemas"]["DriftSummary"]["properties"]
+    assert {"generated_at", "status", "drift_detected", "dataset_drift_share", "drifted_features"} <= set(summary)
+    assert {"data_quality_alarm", "report_id"} <= set(summary)
