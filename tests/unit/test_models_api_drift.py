@@ -234,3 +234,14 @@ def test_drift_routes_need_a_role(call: Any, results: InMemoryDriftResults) -> N
     for path in ("/models/churn/drift", f"/models/churn/drift/{report_id}?format=html"):
         response = call(path, user=STRANGER)
         assert (response["statusCode"], body(response)["error"]) == (403, "ForbiddenError")
+
+
+def test_drift_report_keys_are_where_the_drift_function_writes_them() -> None:
+    # the API reads through mlops.layout; the drift function names its objects with its own helper
+    from mlops.drift.monitor import drift_report_key
+    from mlops.layout import drift_report_id, drift_result_key, is_drift_report_id
+
+    at = GENERATED_AT + timedelta(microseconds=123)
+    assert drift_report_key("churn", at) == drift_result_key("churn", drift_report_id(at))
+    assert drift_report_id(at) == "20261202T100500000123Z"
+    assert is_drift_report_id(drift_report_id(at))
