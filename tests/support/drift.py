@@ -48,10 +48,11 @@ def feature_drift(
     levels: int = 5,
     seed: int = 0,
     rows: int = 5_000,
+    bins: int = 10,
 ) -> FeatureDrift:
     """One feature's result, its decision as given; a distribution whose current shares move when drifted."""
     rng = random.Random(f"{name}-{seed}")
-    buckets = _numeric_buckets(10) if kind == "numeric" else [f"{name}-level-{i}" for i in range(levels)]
+    buckets = _numeric_buckets(bins) if kind == "numeric" else [f"{name}-level-{i}" for i in range(levels)]
     baseline = _shares(rng, len(buckets))
     noise = 0.6 if drifted else 0.02
     current = [max(share * (1 + rng.uniform(-noise, noise)), 0.0) for share in baseline]

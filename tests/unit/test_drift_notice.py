@@ -70,7 +70,7 @@ def test_drift_notice_subject_fits_sns_with_any_names() -> None:
     listed = [line for line in body.splitlines() if line.endswith("values compared")]
     assert len(listed) == 25
     assert all(line.startswith("- caf\u00e9\ufffd") for line in listed)
-    assert "- and 15 more (see the report)" in body
+    assert "- and 15 more drifted features (see the report)" in body
 
 
 def test_drift_notice_carries_no_captured_values_or_categories() -> None:
@@ -89,3 +89,22 @@ def test_needs_notice_only_for_drift_or_a_data_quality_alarm() -> None:
     rejected = DataQuality(rejections=[Rejection(field="plan", reason="unseen_category", count=3)], alarm=False)
     assert not needs_notice(quiet.model_copy(update={"data_quality": rejected}))
     assert needs_notice(drift_result(features=3, drifted=(1,)))
+
+
+def test_drift_notice_body_stays_bounded_with_many_problems() -> None:
+    names = [f"f{i}" for i in range(400)]
+    quality = DataQuality(
+        missing=[MissingValues(name=n, baseline_share=0.0, current_share=0.5, spike=True) for n in names],
+        rejections=[Rejection(field=n, reason="wrong_type", count=1) for n in names],
+        requests_rejected=400,
+        rejected_share=0.5,
+        alarm=True,
+    )
+    result = drift_result(features=400, drifted=tuple(range(400)), names=names, data_quality=quality)
+
+    _, body = drift_notice(result, report_link=LINK)
+
+    assert len(body.encode()) < 20_000
+    assert "- and 375 more drifted features (see the report)" in body
+    assert "- and 375 more missing-value spikes (see the report)" in body
+    assert "  - and 375 more field/reason pairs (see the report)" in body

@@ -243,3 +243,14 @@ def test_render_html_measures(features: int) -> None:
     """Size of a report (the brief's figure): 20 features of which 6 categorical with 30 levels."""
     size = len(render_html(drift_result(features=features, levels=30)).encode())
     assert size < 200_000
+
+
+def test_render_html_merges_neighbouring_bins_past_forty() -> None:
+    many = feature_drift("fine", bins=200, drifted=True)
+    result = drift_result(features=2).model_copy(update={"features": [many]})
+
+    page = parse(render_html(result))
+
+    [label] = [a["aria-label"] for t, a in page.tags if t == "svg" and (a["aria-label"] or "").startswith("fine")]
+    assert label == "fine: baseline and window distributions over 40 bins"
+    assert "(-inf, -2.0] .. " in " ".join(page.text)  # a merged bin names its first and last

@@ -60,6 +60,7 @@ _REGIMES = {
 }
 _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 _MAX_CATEGORY_ROWS = 12  # more categories are summed into one "other" row
+_MAX_BINS = 40  # more numeric bins are merged, neighbours together, to keep a plot legible and small
 _LABEL_CHARS = 22
 
 
@@ -318,7 +319,16 @@ def _plot(distribution: Distribution, kind: str, name: str) -> str:
     ]
     if kind == "categorical":
         return _category_bars(triples, name)
-    return _step_lines(triples, name)
+    return _step_lines(_coarsen(triples), name)
+
+
+def _coarsen(buckets: list[tuple[str, float, float]]) -> list[tuple[str, float, float]]:
+    """At most _MAX_BINS ordered buckets: runs of neighbours summed, labelled first to last."""
+    if len(buckets) <= _MAX_BINS:
+        return buckets
+    size = math.ceil(len(buckets) / _MAX_BINS)
+    runs = [buckets[i : i + size] for i in range(0, len(buckets), size)]
+    return [(f"{run[0][0]} .. {run[-1][0]}", sum(t[1] for t in run), sum(t[2] for t in run)) for run in runs]
 
 
 def _tip(label: str, baseline: float, current: float) -> str:
