@@ -28,7 +28,7 @@ def test_drift_notice_names_model_version_features_and_numbers() -> None:
     assert "- feature_00: 7.0% of values outside the training range (threshold 5.0%)" in body
     assert "- requests rejected: 92, 1.8% of requests (threshold 5.0%)" in body
     assert "  - feature_02: unseen category x 80" in body
-    assert body.rstrip().endswith(f"Report: {LINK}")
+    assert f"\nReport: {LINK}\n(served by the models API to IAM-signed requests: reader role or above)\n" in body
     assert "Window: 5,000 rows captured 2026-12-02 09:00 to 2026-12-02 10:05 UTC" in body
 
 
@@ -36,7 +36,7 @@ def test_drift_notice_words_p_values_in_small_windows() -> None:
     _, body = drift_notice(drift_result(features=3, drifted=(2,), regime="small"), report_link=None)
 
     assert "- feature_02 (categorical): chi-square p-value p 0.0004 < 0.05; PSI 0.31" in body
-    assert "Report: not stored for this run" in body
+    assert "Report: no link for this run (see the model's drift history in the models API)" in body
 
 
 def test_drift_notice_for_a_missing_value_spike_alone_is_a_data_quality_notice() -> None:

@@ -135,5 +135,12 @@ def _body(result: DriftResult, report_link: str | None) -> str:
         )
     if result.data_quality.alarm:
         lines += ["", "Data quality:", *_quality_lines(result.data_quality)]
-    lines += ["", f"Report: {report_link}" if report_link else "Report: not stored for this run"]
+    if report_link:
+        lines += [
+            "",
+            f"Report: {report_link}",
+            "(served by the models API to IAM-signed requests: reader role or above)",
+        ]
+    else:
+        lines += ["", "Report: no link for this run (see the model's drift history in the models API)"]
     return "\n".join(lines) + "\n"
