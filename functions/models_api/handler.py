@@ -368,7 +368,7 @@ def build_app(
         caller(Action.READ)
         if wants_html(report_format, _header(app.current_event.headers, "accept")):
             page = drift_page(registry, drift_results, name, report_id)
-            return Response(200, HTML_CONTENT_TYPE, page, headers=HTML_HEADERS)
+            return Response(200, HTML_CONTENT_TYPE, page, headers=dict(HTML_HEADERS))
         result = drift_result(registry, drift_results, name, report_id)
         return Response(200, content_types.APPLICATION_JSON, result.model_dump_json(), headers={"Vary": "Accept"})
 
@@ -547,6 +547,7 @@ def wants_html(report_format: ReportFormat | None, accept: str | None) -> bool:
                     quality = float(value)
                 except ValueError:
                     quality = 0.0
+                quality = quality if 0.0 <= quality <= 1.0 else 0.0  # also NaN
         ranks[media.lower()] = max(ranks.get(media.lower(), 0.0), quality)
     json_rank = ranks.get("application/json", ranks.get("application/*", ranks.get("*/*", 0.0)))
     return ranks.get("text/html", 0.0) > json_rank

@@ -245,3 +245,27 @@ def test_drift_report_keys_are_where_the_drift_function_writes_them() -> None:
     assert drift_report_key("churn", at) == drift_result_key("churn", drift_report_id(at))
     assert drift_report_id(at) == "20261202T100500000123Z"
     assert is_drift_report_id(drift_report_id(at))
+
+
+@pytest.mark.parametrize(
+    ("accept", "html"),
+    [
+        (None, False),
+        ("", False),
+        ("*/*", False),
+        ("application/json", False),
+        ("text/html", True),
+        ("TEXT/HTML", True),
+        ("application/json;q=0.9, text/html", True),
+        ("text/html;q=0.5, application/json", False),
+        ("text/html;q=nan, application/json;q=0.1", False),
+        ("text/html;q=x", False),
+        ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", True),
+    ],
+)
+def test_wants_html_follows_the_accept_header_when_no_format_is_given(
+    module: ModuleType, accept: str | None, html: bool
+) -> None:
+    assert module.wants_html(None, accept) is html
+    assert module.wants_html(module.ReportFormat.JSON, "text/html") is False
+    assert module.wants_html(module.ReportFormat.HTML, "application/json") is True
