@@ -153,7 +153,7 @@ def _insufficient(result: DriftResult) -> str:
     return (
         '<p class="verdict na">Not enough data to judge drift: '
         f"{result.window.rows:,} rows in this window, {result.min_window_rows:,} needed. "
-        "Nothing was scored; these rows count towards the next window.</p>"
+        "Nothing was scored.</p>"
     )
 
 
@@ -390,7 +390,7 @@ def _category_bars(buckets: list[tuple[str, float, float]], name: str) -> str:
         y = 2 + i * row_h
         text = _e(_short(label, 20))
         body.append(
-            f'<g><rect class="hit" x="0" y="{y}" width="{width}" height="{row_h}"/>{_tip(label, b, c)}'
+            f'<g>{_tip(label, b, c)}<rect class="hit" x="0" y="{y}" width="{width}" height="{row_h}"/>'
             f'<text x="{label_w - 4}" y="{y + 12}" text-anchor="end"{_ITALIC if other else ""}>'
             f"{text}</text>"
             f'<rect class="b" x="{label_w}" y="{y + 2}" width="{_f(b / peak * bar_w)}" height="6"/>'
