@@ -227,7 +227,10 @@ def test_render_html_survives_non_finite_and_empty_parts() -> None:
         distribution=Distribution(buckets=["a", "b"], baseline=[math.nan, 1.0], current=[0.5, math.inf]),
     )
     empty = broken.model_copy(update={"name": "empty", "distribution": None})
-    result = drift_result(features=2).model_copy(update={"features": [broken, empty], "prediction": None})
+    lopsided = broken.model_copy(
+        update={"name": "lopsided", "distribution": Distribution(buckets=["a", "b"], baseline=[], current=[])}
+    )
+    result = drift_result(features=2).model_copy(update={"features": [broken, empty, lopsided], "prediction": None})
 
     page = parse(render_html(result))
     text = " ".join(page.text)

@@ -214,6 +214,9 @@ _FEATURE_HEAD = (
 _LEGEND = '<p class="meta">Shares of non-null values:<span class="sw sb"></span>training baseline<span class="sw sc"></span>this window</p>'
 
 
+_NO_DISTRIBUTION = '<p class="muted">No distribution recorded.</p>'
+
+
 def _card(feature: FeatureDrift, anchor: str) -> str:
     meta = (
         f"{feature.kind} &middot; {_e(method_name(feature.method))} {_e(decision_text(feature))}"
@@ -222,7 +225,7 @@ def _card(feature: FeatureDrift, anchor: str) -> str:
     plot = (
         _plot(feature.distribution, feature.kind, feature.name)
         if feature.distribution is not None and feature.distribution.buckets
-        else '<p class="muted">No distribution recorded.</p>'
+        else _NO_DISTRIBUTION
     )
     return (
         f'<section class="card" id="{anchor}"><h3>{_e(feature.name)} {_decision_tag(feature)}</h3>'
@@ -317,6 +320,8 @@ def _plot(distribution: Distribution, kind: str, name: str) -> str:
         (str(label), _share(b), _share(c))
         for label, b, c in zip(distribution.buckets, distribution.baseline, distribution.current, strict=False)
     ]
+    if not triples:  # buckets without shares: nothing to draw
+        return _NO_DISTRIBUTION
     if kind == "categorical":
         return _category_bars(triples, name)
     return _step_lines(_coarsen(triples), name)
