@@ -10,6 +10,8 @@ import re
 from html.parser import HTMLParser
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlops.drift.report import CONTENT_SECURITY_POLICY, render_html
 from mlops.drift.result import DataQuality, Distribution, DriftMethod, FeatureDrift, Rejection
@@ -257,3 +259,40 @@ def test_render_html_merges_neighbouring_bins_past_forty() -> None:
     [label] = [a["aria-label"] for t, a in page.tags if t == "svg" and (a["aria-label"] or "").startswith("fine")]
     assert label == "fine: baseline and window distributions over 40 bins"
     assert "(-inf, -2.0] .. " in " ".join(page.text)  # a merged bin names its first and last
+
+
+_floats = st.floats(allow_nan=True, allow_infinity=True) | st.floats(0, 1)
+_distributions = st.builds(
+    Distribution,
+    buckets=st.lists(st.text(max_size=30), max_size=60),
+    baseline=st.lists(_floats, max_size=60),
+    current=st.lists(_floats, max_size=60),
+)
+_features = st.builds(
+    FeatureDrift,
+    name=st.text(max_size=40),
+    kind=st.sampled_from(["numeric", "categorical"]),
+    method=st.sampled_from(list(DriftMethod)),
+    statistic=_floats,
+    threshold=_floats,
+    drifted=st.booleans(),
+    psi=st.none() | _floats,
+    rows=st.integers(0, 10**9),
+    distribution=st.none() | _distributions,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(features=st.lists(_features, max_size=8), prediction=st.none() | _features, scored=st.booleans())
+def test_render_html_renders_any_result_without_leaking_markup(
+    features: list[FeatureDrift], prediction: FeatureDrift | None, scored: bool
+) -> None:
+    base = drift_result(features=1) if scored else insufficient_result()
+    result = base.model_copy(update={"features": features, "prediction": prediction})
+
+    page = parse(render_html(result))
+
+    assert {tag for tag, _ in page.tags} <= {
+        "html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "table", "tr", "th", "td", "p", "ul",
+        "li", "span", "a", "section", "div", "svg", "path", "rect", "text", "g",
+    }  # fmt: skip
