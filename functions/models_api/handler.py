@@ -9,12 +9,15 @@ first outcome (header `Idempotent-Replayed: true`) and changes nothing. Routes d
 mlops.registry.service; every MlopsError maps to its `http_status` in one handler, with the body
 `{"error": <class>, "message": ...}`. `GET /openapi.json` serves the generated OpenAPI document.
 Dataset reviews delegate to mlops.validation.review (light: no numpy/pyarrow in this function).
+Drift runs (`/models/{name}/drift...`) are read from the artifact bucket's monitoring/ prefix by
+mlops.drift.history; a run's report page is rendered from its stored result (mlops.drift.report).
 """
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any
 from urllib.parse import unquote
 
@@ -31,14 +34,27 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
 from mlops.adapters.dataset_ledger_dynamodb import DynamoDatasetLedger
+from mlops.adapters.drift_results_s3 import S3DriftResults
 from mlops.adapters.events import EventBridgePublisher
 from mlops.adapters.registry_dynamodb import DynamoRegistry
 from mlops.adapters.s3 import S3ObjectStore
 from mlops.adapters.sns import SnsNotifier
 from mlops.adapters.validation_notifier import SnsSummaryNotifier
 from mlops.contract import MODEL_NAME_PATTERN, is_valid_model_name, parse_contract, predict_request_schema
+from mlops.drift.history import (
+    DEFAULT_PAGE,
+    MAX_PAGE,
+    DriftHistory,
+    DriftResults,
+    drift_history,
+    drift_page,
+    drift_result,
+)
+from mlops.drift.report import HEADER_CONTENT_SECURITY_POLICY
+from mlops.drift.result import DriftResult
 from mlops.errors import BadRequestError, ForbiddenError, MlopsError
 from mlops.inference.prediction_ids import PREDICTION_ID_PATTERN
+from mlops.layout import DRIFT_REPORT_ID_PATTERN, is_drift_report_id
 from mlops.ports import EventPublisher, ObjectStore
 from mlops.registry.access import AccessPolicy, Action, parse_patterns
 from mlops.registry.ports import ModelRegistry, NoNotifier, Notifier
@@ -73,7 +89,7 @@ from mlops.validation.review import ReviewDecision, ReviewRequest, datasets_in_s
 
 SERVICE = "models_api"
 API_TITLE = "MLOps models API"
-API_VERSION = "1.3.0"  # 1.2: compare reports training_data_drift; 1.3: audit/verify
+API_VERSION = "1.4.0"  # 1.2: compare reports training_data_drift; 1.3: audit/verify; 1.4: drift
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_IDEMPOTENCY_KEY = 255
@@ -98,6 +114,13 @@ SettableAlias = Annotated[
         json_schema_extra={"pattern": ALIAS_PATTERN, "not": {"const": "production"}},
     ),
 ]
+ReportId = Annotated[
+    str,
+    Path(
+        description="a drift report id from the model's drift history: the run's UTC time, YYYYMMDDTHHMMSSffffffZ",
+        json_schema_extra={"pattern": DRIFT_REPORT_ID_PATTERN},
+    ),
+]
 DatasetId = Annotated[
     str,
     Path(
@@ -105,6 +128,23 @@ DatasetId = Annotated[
         json_schema_extra={"pattern": DATASET_ID_PATTERN},
     ),
 ]
+
+
+class ReportFormat(StrEnum):
+    JSON = "json"
+    HTML = "html"
+
+
+# The report page: its own CSP (no script, nothing fetched), never sniffed, framed or cached.
+HTML_HEADERS = {
+    "Content-Security-Policy": HEADER_CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "private, no-store",
+    "Vary": "Accept",
+}
+HTML_CONTENT_TYPE = "text/html; charset=utf-8"
 
 
 class ErrorBody(BaseModel):
@@ -117,9 +157,10 @@ class ErrorBody(BaseModel):
 
 
 _STATUS_MEANINGS = {
-    400: "A path value or body field breaks a rule the message names (model name, version, alias, dataset id)",
+    400: "A path value or body field breaks a rule the message names (model name, version, alias, dataset id, "
+    "drift report id or `next` token)",
     403: "No valid SigV4 signature, a role that does not allow the action, or an API key on an IAM route",
-    404: "No such model, version, alias move or dataset (or no route)",
+    404: "No such model, version, alias move, dataset or drift report (or no route)",
     409: "The transition is not allowed from the current state, or a concurrent change won",
     413: "The body is larger than API Gateway's 10 MB payload limit",
     422: "The request does not match this document (details), or an Idempotency-Key was reused for another request",
@@ -165,11 +206,13 @@ def build_app(
     store: ObjectStore,
     access: AccessPolicy,
     ledger: DatasetLedger,
+    drift_results: DriftResults,
     notifier: Notifier | None = None,
     dataset_notifier: DatasetNotifier | None = None,
 ) -> APIGatewayRestResolver:
     """The resolver with every route, wired to its ports (fakes in unit tests). `notifier` hears
-    about production changes, `dataset_notifier` about rejected datasets (both: the alarm topic)."""
+    about production changes, `dataset_notifier` about rejected datasets (both: the alarm topic);
+    `drift_results` holds the drift function's stored results."""
     app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=_json_body)
     lifecycle = Lifecycle(registry, publisher, store, notifier or NoNotifier())
 
@@ -286,6 +329,49 @@ def build_app(
         if move is None or move.to_version is None:
             raise _NothingServed(f"{name}: alias {alias} pointed at no version at {at.isoformat()}")
         return move
+
+    # ---- drift ----
+
+    @app.get(
+        "/models/<name>/drift",
+        summary="Drift runs: the latest result in full and a page of summaries, newest first (`next` pages on); "
+        "no runs yet: an empty history",
+        responses=responses(),
+    )
+    def drift(
+        name: ModelName,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="runs per page")] = DEFAULT_PAGE,
+        after: Annotated[
+            str | None,
+            Query(
+                alias="next",
+                description="the `next` value of the previous page (a report id)",
+                json_schema_extra={"pattern": DRIFT_REPORT_ID_PATTERN},
+            ),
+        ] = None,
+    ) -> DriftHistory:
+        caller(Action.READ)
+        return drift_history(registry, drift_results, name, limit=limit, after=after)
+
+    @app.get(
+        "/models/<name>/drift/<report_id>",
+        summary="One drift run: its result (JSON), or its report page with `Accept: text/html` or `?format=html`",
+        responses=_drift_report_responses(),
+    )
+    def drift_report(
+        name: ModelName,
+        report_id: ReportId,
+        report_format: Annotated[
+            ReportFormat | None,
+            Query(alias="format", description="json or html; without it the Accept header decides (JSON by default)"),
+        ] = None,
+    ):  # no return annotation: a Response (JSON or HTML) is not one schema
+        caller(Action.READ)
+        if wants_html(report_format, _header(app.current_event.headers, "accept")):
+            page = drift_page(registry, drift_results, name, report_id)
+            return Response(200, HTML_CONTENT_TYPE, page, headers=dict(HTML_HEADERS))
+        result = drift_result(registry, drift_results, name, report_id)
+        return Response(200, content_types.APPLICATION_JSON, result.model_dump_json(), headers={"Vary": "Accept"})
 
     # ---- changes ----
 
@@ -425,6 +511,8 @@ def build_app(
             return _error(400, "BadRequestError", f"{unquote(segments[1])!r} is not a valid model name")
         if len(segments) >= 4 and segments[2] == "datasets" and not is_valid_dataset_id(unquote(segments[3])):
             return _error(400, "BadRequestError", f"{unquote(segments[3])!r} is not a dataset id")
+        if len(segments) == 4 and segments[2] == "drift" and not is_drift_report_id(unquote(segments[3])):
+            return _error(400, "BadRequestError", f"{unquote(segments[3])[:80]!r} is not a drift report id")
         return _error(404, "NotFound", f"no route for {event.http_method} {event.path}")
 
     @app.exception_handler(Exception)
@@ -433,6 +521,42 @@ def build_app(
         return _error(500, "InternalError", "internal error; see the function logs")
 
     return app
+
+
+def _drift_report_responses() -> dict[int, OpenAPIResponse]:
+    documented = responses(DriftResult)
+    documented[200] = {
+        "description": "The run's stored result (JSON), or its self-contained report page (HTML)",
+        "content": {"application/json": {"model": DriftResult}, "text/html": {"schema": {"type": "string"}}},
+    }
+    return documented
+
+
+def wants_html(report_format: ReportFormat | None, accept: str | None) -> bool:
+    """`?format=` decides; without it, HTML when the Accept header ranks text/html above JSON
+    (a browser's does); JSON otherwise."""
+    if report_format is not None:
+        return report_format is ReportFormat.HTML
+    ranks: dict[str, float] = {}
+    for item in (accept or "").split(","):
+        media, *params = (part.strip() for part in item.split(";"))
+        quality = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+                quality = quality if 0.0 <= quality <= 1.0 else 0.0  # also NaN
+        ranks[media.lower()] = max(ranks.get(media.lower(), 0.0), quality)
+    json_rank = ranks.get("application/json", ranks.get("application/*", ranks.get("*/*", 0.0)))
+    return ranks.get("text/html", 0.0) > json_rank
+
+
+def _header(headers: dict[str, str] | None, name: str) -> str | None:
+    """A request header by name, whatever its spelling (the event keeps the client's)."""
+    return next((value for key, value in (headers or {}).items() if key.lower() == name), None)
 
 
 SECURITY_SCHEMES = {
@@ -560,6 +684,7 @@ app = build_app(
     store=S3ObjectStore(),
     access=access_policy(settings),
     ledger=DynamoDatasetLedger(settings.ledger_table),
+    drift_results=S3DriftResults(settings.artifact_bucket),
     notifier=SnsNotifier(settings.alarm_topic_arn) if settings.alarm_topic_arn else None,
     # the same topic; dataset notices are plain-text summaries (as validate_dataset sends them)
     dataset_notifier=SnsSummaryNotifier(settings.alarm_topic_arn) if settings.alarm_topic_arn else None,

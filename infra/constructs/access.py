@@ -59,6 +59,8 @@ MODEL_ROUTES: dict[tuple[str, str], Action] = {
     ("POST", "/models/{name}/rollback"): Action.ROLLBACK,
     ("PUT", "/models/{name}/aliases/{alias}"): Action.SET_ALIAS,
     ("GET", "/models/{name}/datasets"): Action.READ,
+    ("GET", "/models/{name}/drift"): Action.READ,
+    ("GET", "/models/{name}/drift/{report_id}"): Action.READ,
     ("POST", "/models/{name}/datasets/{dataset_id}/review"): Action.REVIEW_DATASET,
 }
 

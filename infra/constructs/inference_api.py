@@ -1,6 +1,6 @@
 """The REST API: `POST /models/{name}/predict` (API key, usage plan) -> predict; the model
 management routes (infra.constructs.access.MODEL_ROUTES: reads, approve, reject, promote,
-rollback, archive, aliases, dataset ledger and held-dataset review, `GET /openapi.json`) ->
+rollback, archive, aliases, dataset ledger and held-dataset review, drift runs, `GET /openapi.json`) ->
 models_api with IAM authorization, and the reader/approver/admin roles allowed to invoke them.
 """
 
@@ -21,7 +21,14 @@ from infra.constructs.function_defaults import LOG_RETENTION, LayerLibrary, Mlop
 from infra.constructs.ledger import DatasetLedger
 from infra.constructs.nag import acknowledge
 from infra.constructs.registry import Registry, connect_alarm_topic
-from mlops.layout import BASELINES_PREFIX, CAPTURES_PREFIX, DATASETS_PREFIX, MODELS_PREFIX, QUARANTINE_PREFIX
+from mlops.layout import (
+    BASELINES_PREFIX,
+    CAPTURES_PREFIX,
+    DATASETS_PREFIX,
+    MODELS_PREFIX,
+    MONITORING_PREFIX,
+    QUARANTINE_PREFIX,
+)
 
 STAGE_NAME = "v1"
 RATE_LIMIT = 50  # requests per second, steady
@@ -96,6 +103,7 @@ class InferenceApi(Construct):
                 "LEDGER_TABLE": ledger.table_name,
                 "EVENT_BUS_NAME": backbone.bus.event_bus_name,
                 "DATA_BUCKET": data_bucket.bucket_name,
+                "ARTIFACT_BUCKET": artifact_bucket.bucket_name,
             },
             layers=layers,
         )
@@ -113,6 +121,17 @@ class InferenceApi(Construct):
             ["s3:GetObject"],
             [artifact_bucket.arn_for_objects(f"{BASELINES_PREFIX}*")],
             why_wildcard="Reads training baseline profiles under baselines/ to compare two versions' training data.",
+        )
+        # Drift runs: list a model's results under monitoring/ (a missing one is then a 404, not a 403), read them.
+        self.models_api.grant(
+            ["s3:GetObject"],
+            [artifact_bucket.arn_for_objects(f"{MONITORING_PREFIX}*")],
+            why_wildcard="Reads drift results under monitoring/ only.",
+        )
+        self.models_api.grant(
+            ["s3:ListBucket"],
+            [artifact_bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{MONITORING_PREFIX}*"]}},
         )
         # A rejected held dataset: copy its exact version under quarantine/, then delete it.
         data = data_bucket.arn_for_objects

@@ -13,13 +13,16 @@ Artifact bucket:  models/<model>/<sha256>.onnx content-addressed artifacts
                   baselines/<model>/<sha256>.json training profile for drift
                   captures/<model>/<yyyy>/<mm>/<dd>/<hh>/<yyyymmddThhmmss>-<id>.json  sampled inference traffic
                   (columns, `mlops.captures`; objects written before end in .jsonl)
-                  monitoring/<model>/state.json, reports/<time>.json|.html  drift progress and results
+                  monitoring/<model>/state.json  a model's drift progress (mlops.drift.monitor)
+                  monitoring/<model>/reports/<report id>.json  a drift run's result (`.html`: its page);
+                  the report id is the run's UTC time, `YYYYMMDDTHHMMSSffffffZ`, so ids sort by time
 """
 
 from __future__ import annotations
 
 import hashlib
 import posixpath
+import re
 import unicodedata
 from datetime import UTC, datetime
 
@@ -34,6 +37,9 @@ MODELS_PREFIX = "models/"
 BASELINES_PREFIX = "baselines/"
 CAPTURES_PREFIX = "captures/"
 LEGACY_CAPTURE_SUFFIX = ".jsonl"  # row-per-line capture objects written before the columnar format
+MONITORING_PREFIX = "monitoring/"
+DRIFT_REPORT_ID_PATTERN = "^[0-9]{8}T[0-9]{12}Z$"
+_DRIFT_REPORT_ID = re.compile(DRIFT_REPORT_ID_PATTERN)
 # Reports and quarantined copies of keys that name no (valid) model; model names cannot start with "_".
 UNASSIGNED_MODEL = "_unassigned"
 
@@ -178,3 +184,26 @@ def capture_flushed_at(key: str) -> datetime | None:
         return datetime.strptime(name.split("-", 1)[0], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
     except ValueError:
         return None
+
+
+def drift_reports_prefix(model: str) -> str:
+    return f"{MONITORING_PREFIX}{model}/reports/"
+
+
+def drift_report_id(at: datetime) -> str:
+    """A drift run's report id: its UTC time to the microsecond (ids sort as times do)."""
+    return f"{at.astimezone(UTC):%Y%m%dT%H%M%S%fZ}"
+
+
+def is_drift_report_id(text: str) -> bool:
+    return _DRIFT_REPORT_ID.fullmatch(text) is not None
+
+
+def drift_result_key(model: str, report_id: str) -> str:
+    """The drift result (JSON) of one run."""
+    return f"{drift_reports_prefix(model)}{report_id}.json"
+
+
+def drift_page_key(model: str, report_id: str) -> str:
+    """The HTML report page beside the result."""
+    return f"{drift_reports_prefix(model)}{report_id}.html"

@@ -135,6 +135,7 @@ class ModelsApiSettings(_Settings):
     registry_table: str = env("REGISTRY_TABLE")
     ledger_table: str = env("LEDGER_TABLE")  # lists datasets by state, records reviews
     data_bucket: str = env("DATA_BUCKET")  # a rejected held dataset moves to quarantine/ here
+    artifact_bucket: str = env("ARTIFACT_BUCKET")  # drift results under monitoring/, baselines to compare
     event_bus_name: str = env("EVENT_BUS_NAME")
     alarm_topic_arn: str = env("ALARM_TOPIC_ARN", "")
     # comma-separated shell patterns of IAM principal ARNs per role (mlops.registry.access)

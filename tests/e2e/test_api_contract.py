@@ -27,10 +27,14 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from mlops.drift.report import HEADER_CONTENT_SECURITY_POLICY, render_html
+from mlops.drift.result import DriftResult
+from mlops.layout import drift_page_key, drift_report_id, drift_result_key
 from mlops_local.client import ApiClient
 from mlops_local.demo import InvocationWatch
 from mlops_local.runtime import Endpoints, LocalRuntime
 from mlops_local.sample_data import churn_dataset
+from tests.support.drift import drift_result
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("local-runtime")]
 
@@ -56,6 +60,9 @@ class SigV4(requests.auth.AuthBase):
         return request
 
 
+_DRIFT_FEATURES = ("tenure_months", "monthly_charges", "support_calls", "data_usage_gb", "plan", "region", "autopay")
+
+
 @pytest.fixture(scope="module")
 def local_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalRuntime, Endpoints]]:
     runtime = LocalRuntime(tmp_path_factory.mktemp("api-contract") / "local", schedules=False)
@@ -77,6 +84,12 @@ def local_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalR
             Bucket=endpoints.outputs["DataBucketName"], Key="datasets/churn/contract.csv", Body=csv.getvalue().encode()
         )
         watch.wait_for("register_model", mark, timeout=300)
+        # a drift run stored as the drift function stores it, so the drift routes answer with data
+        run = drift_result(features=7, drifted=(0, 4), names=list(_DRIFT_FEATURES))
+        report_id = drift_report_id(run.generated_at)
+        artifacts = endpoints.outputs["ArtifactBucketName"]
+        s3.put_object(Bucket=artifacts, Key=drift_result_key("churn", report_id), Body=run.model_dump_json().encode())
+        s3.put_object(Bucket=artifacts, Key=drift_page_key("churn", report_id), Body=render_html(run).encode())
         yield runtime, endpoints
     finally:
         runtime.stop()
@@ -160,3 +173,32 @@ def test_api_contract_run_reached_predict_and_models_api(local_api: tuple[LocalR
     text = log.read_text()
     assert "predict" in text
     assert "models_api" in text
+
+
+def test_local_mode_serves_the_drift_history_and_report_page(local_api: tuple[LocalRuntime, Endpoints]) -> None:
+    _, endpoints = local_api
+    session = requests.Session()
+    signed = {"auth": SigV4(endpoints), "verify": endpoints.ca_bundle, "timeout": 60}
+
+    history = session.get(f"{endpoints.api_url}/models/churn/drift", **signed)
+    assert history.status_code == 200, history.text
+    [run] = history.json()["history"]
+    assert run["drifted_features"] == ["tenure_months", "plan"]
+
+    as_json = session.get(f"{endpoints.api_url}/models/churn/drift/{run['report_id']}", **signed)
+    assert as_json.status_code == 200, as_json.text
+    assert as_json.headers["Content-Type"] == "application/json"
+    assert DriftResult.model_validate(as_json.json()).dataset.drifted_features == ["tenure_months", "plan"]  # type: ignore[union-attr]
+
+    for query, headers in (("?format=html", {}), ("", {"Accept": "text/html"})):
+        page = session.get(
+            f"{endpoints.api_url}/models/churn/drift/{run['report_id']}{query}", headers=headers, **signed
+        )
+        assert page.status_code == 200, page.text
+        assert page.headers["Content-Type"] == "text/html; charset=utf-8"
+        assert page.headers["Content-Security-Policy"] == HEADER_CONTENT_SECURITY_POLICY
+        assert page.headers["X-Content-Type-Options"] == "nosniff"
+        assert page.text.startswith("<!doctype html>")
+        assert "tenure_months" in page.text
+        assert "<svg" in page.text
+        assert "<script" not in page.text

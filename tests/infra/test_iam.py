@@ -134,15 +134,16 @@ def test_models_api_reads_artifacts_and_baselines_and_moves_rejected_datasets_on
         "s3:DeleteObjectVersion",
         "s3:ListBucket",
     }
-    # models/: artifact digests before a promotion; baselines/: compare's training data drift
-    assert _prefixes(grants["s3:GetObject"]) == {"/models/*", "/baselines/*", "/datasets/*"}
+    # models/: artifact digests before a promotion; baselines/: compare's training data drift;
+    # monitoring/: drift results (listed with a prefix condition, see IAM_TABLE)
+    assert _prefixes(grants["s3:GetObject"]) == {"/models/*", "/baselines/*", "/monitoring/*", "/datasets/*"}
     assert _prefixes(grants["s3:GetObjectVersion"]) == {"/datasets/*"}
     assert _prefixes(grants["s3:PutObject"]) == {"/quarantine/*"}
     assert _prefixes(grants["s3:DeleteObject"]) == _prefixes(grants["s3:DeleteObjectVersion"]) == {"/datasets/*"}
     # every dataset grant is on the data bucket, never the artifact bucket, and the other way round
     fn = template["Resources"][function_ids(template)["models_api"]]
     data_bucket = fn["Properties"]["Environment"]["Variables"]["DATA_BUCKET"]["Ref"]
-    for action in ("s3:GetObjectVersion", "s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:ListBucket"):
+    for action in ("s3:GetObjectVersion", "s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"):
         assert all(data_bucket in resource for resource in grants[action]), action
     for resource in grants["s3:GetObject"]:
         assert (data_bucket in resource) == ("/datasets/*" in resource), resource
@@ -274,10 +275,11 @@ IAM_TABLE: dict[str, set[Grant]] = {
     "models_api": OWN_LOGS_AND_TRACES
     | ALARM_TOPIC
     | AUDIT_APPEND_ONLY
-    | _allow("s3:GetObject", "artifacts/models/* artifacts/baselines/* data/datasets/*")
+    | _allow("s3:GetObject", "artifacts/models/* artifacts/baselines/* artifacts/monitoring/* data/datasets/*")
     | _allow("s3:GetObjectVersion s3:DeleteObject s3:DeleteObjectVersion", "data/datasets/*")
     | _allow("s3:PutObject", "data/quarantine/*")
     | _allow("s3:ListBucket", "data")
+    | _allow("s3:ListBucket", "artifacts", {"StringLike": {"s3:prefix": ["monitoring/*"]}})
     | _allow("events:PutEvents", "bus")
     | _allow("dynamodb:GetItem dynamodb:Query dynamodb:PutItem", "registry", MODEL_OR_AUDIT)
     | _allow("dynamodb:UpdateItem", "registry", MODEL)

@@ -94,6 +94,8 @@ def test_api_routes_map_to_functions_with_their_auth(template: dict[str, Any]) -
         ("GET", "/openapi.json"): ("models_api", "AWS_IAM", False),
         ("GET", "/models/{name}/datasets"): ("models_api", "AWS_IAM", False),
         ("POST", "/models/{name}/datasets/{dataset_id}/review"): ("models_api", "AWS_IAM", False),
+        ("GET", "/models/{name}/drift"): ("models_api", "AWS_IAM", False),
+        ("GET", "/models/{name}/drift/{report_id}"): ("models_api", "AWS_IAM", False),
     }
     assert set(found) == set(expected)
     for route, (folder, auth, key_required) in expected.items():

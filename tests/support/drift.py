@@ -20,6 +20,8 @@ from mlops.drift.result import (
     Rejection,
     WindowInfo,
 )
+from mlops.errors import NotFoundError
+from mlops.layout import drift_report_id
 
 GENERATED_AT = datetime(2026, 12, 2, 10, 5, tzinfo=UTC)
 
@@ -46,10 +48,11 @@ def feature_drift(
     levels: int = 5,
     seed: int = 0,
     rows: int = 5_000,
+    bins: int = 10,
 ) -> FeatureDrift:
     """One feature's result, its decision as given; a distribution whose current shares move when drifted."""
     rng = random.Random(f"{name}-{seed}")
-    buckets = _numeric_buckets(10) if kind == "numeric" else [f"{name}-level-{i}" for i in range(levels)]
+    buckets = _numeric_buckets(bins) if kind == "numeric" else [f"{name}-level-{i}" for i in range(levels)]
     baseline = _shares(rng, len(buckets))
     noise = 0.6 if drifted else 0.02
     current = [max(share * (1 + rng.uniform(-noise, noise)), 0.0) for share in baseline]
@@ -151,3 +154,25 @@ def insufficient_result(*, rows: int = 37, generated_at: datetime = GENERATED_AT
         min_window_rows=100,
         window=WindowInfo(rows=rows, captures=1, first_at=generated_at - timedelta(minutes=50), last_at=generated_at),
     )
+
+
+class InMemoryDriftResults:
+    """DriftResults in memory: stored JSON per (model, report id)."""
+
+    def __init__(self) -> None:
+        self.stored: dict[tuple[str, str], bytes] = {}
+
+    def add(self, result: DriftResult, report_id: str | None = None) -> str:
+        report_id = report_id or drift_report_id(result.generated_at)
+        self.stored[(result.model_name, report_id)] = result.model_dump_json().encode()
+        return report_id
+
+    def report_ids(self, model: str, *, before: str | None, limit: int) -> list[str]:
+        ids = sorted((i for m, i in self.stored if m == model and (before is None or i < before)), reverse=True)
+        return ids[:limit]
+
+    def read(self, model: str, report_id: str) -> bytes:
+        try:
+            return self.stored[(model, report_id)]
+        except KeyError:
+            raise NotFoundError(f"{model}/{report_id} does not exist") from None

@@ -23,7 +23,7 @@ from mlops.drift.psi import column_psi, psi
 from mlops.drift.result import DriftResult, DriftStatus
 from mlops.inference.capture import CaptureBuffer
 from mlops.inference.model import load_model
-from mlops.layout import capture_key
+from mlops.layout import capture_key, drift_page_key, drift_report_id
 from mlops.profile import profile_categorical, profile_numeric
 from mlops.registry.records import Artifact, ModelRecord, ModelVersion, VersionStatus
 from mlops.training import TrainedModel, train_model
@@ -270,7 +270,7 @@ def test_drift_normal_traffic_is_scored_stored_and_published(deployed: tuple[Rea
     assert result.prediction is not None
     # the result JSON and its HTML page, side by side
     assert stored_result(store, drift_report_key("churn", NOW)) == result
-    assert result.report_key == drift_report_key("churn", NOW, ".html")
+    assert result.report_key == drift_page_key("churn", drift_report_id(NOW))
     assert store.get_bytes(BUCKET, result.report_key).startswith(b"<!")
     assert metrics.of("DriftDetected") == [0.0]
     assert metrics.of("PredictionDrift") == [0.0]

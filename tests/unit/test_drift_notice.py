@@ -28,7 +28,7 @@ def test_drift_notice_names_model_version_features_and_numbers() -> None:
     assert "- feature_00: 7.0% of values outside the training range (threshold 5.0%)" in body
     assert "- requests rejected: 92, 1.8% of requests (threshold 5.0%)" in body
     assert "  - feature_02: unseen category x 80" in body
-    assert body.rstrip().endswith(f"Report: {LINK}")
+    assert f"\nReport: {LINK}\n(served by the models API to IAM-signed requests: reader role or above)\n" in body
     assert "Window: 5,000 rows captured 2026-12-02 09:00 to 2026-12-02 10:05 UTC" in body
 
 
@@ -36,7 +36,7 @@ def test_drift_notice_words_p_values_in_small_windows() -> None:
     _, body = drift_notice(drift_result(features=3, drifted=(2,), regime="small"), report_link=None)
 
     assert "- feature_02 (categorical): chi-square p-value p 0.0004 < 0.05; PSI 0.31" in body
-    assert "Report: not stored for this run" in body
+    assert "Report: no link for this run (see the model's drift history in the models API)" in body
 
 
 def test_drift_notice_for_a_missing_value_spike_alone_is_a_data_quality_notice() -> None:
@@ -70,7 +70,7 @@ def test_drift_notice_subject_fits_sns_with_any_names() -> None:
     listed = [line for line in body.splitlines() if line.endswith("values compared")]
     assert len(listed) == 25
     assert all(line.startswith("- caf\u00e9\ufffd") for line in listed)
-    assert "- and 15 more (see the report)" in body
+    assert "- and 15 more drifted features (see the report)" in body
 
 
 def test_drift_notice_carries_no_captured_values_or_categories() -> None:
@@ -89,3 +89,22 @@ def test_needs_notice_only_for_drift_or_a_data_quality_alarm() -> None:
     rejected = DataQuality(rejections=[Rejection(field="plan", reason="unseen_category", count=3)], alarm=False)
     assert not needs_notice(quiet.model_copy(update={"data_quality": rejected}))
     assert needs_notice(drift_result(features=3, drifted=(1,)))
+
+
+def test_drift_notice_body_stays_bounded_with_many_problems() -> None:
+    names = [f"f{i}" for i in range(400)]
+    quality = DataQuality(
+        missing=[MissingValues(name=n, baseline_share=0.0, current_share=0.5, spike=True) for n in names],
+        rejections=[Rejection(field=n, reason="wrong_type", count=1) for n in names],
+        requests_rejected=400,
+        rejected_share=0.5,
+        alarm=True,
+    )
+    result = drift_result(features=400, drifted=tuple(range(400)), names=names, data_quality=quality)
+
+    _, body = drift_notice(result, report_link=LINK)
+
+    assert len(body.encode()) < 20_000
+    assert "- and 375 more drifted features (see the report)" in body
+    assert "- and 375 more missing-value spikes (see the report)" in body
+    assert "  - and 375 more field/reason pairs (see the report)" in body

@@ -10,6 +10,8 @@ import re
 from html.parser import HTMLParser
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlops.drift.report import CONTENT_SECURITY_POLICY, render_html
 from mlops.drift.result import DataQuality, Distribution, DriftMethod, FeatureDrift, Rejection
@@ -227,7 +229,10 @@ def test_render_html_survives_non_finite_and_empty_parts() -> None:
         distribution=Distribution(buckets=["a", "b"], baseline=[math.nan, 1.0], current=[0.5, math.inf]),
     )
     empty = broken.model_copy(update={"name": "empty", "distribution": None})
-    result = drift_result(features=2).model_copy(update={"features": [broken, empty], "prediction": None})
+    lopsided = broken.model_copy(
+        update={"name": "lopsided", "distribution": Distribution(buckets=["a", "b"], baseline=[], current=[])}
+    )
+    result = drift_result(features=2).model_copy(update={"features": [broken, empty, lopsided], "prediction": None})
 
     page = parse(render_html(result))
     text = " ".join(page.text)
@@ -243,3 +248,51 @@ def test_render_html_measures(features: int) -> None:
     """Size of a report (the brief's figure): 20 features of which 6 categorical with 30 levels."""
     size = len(render_html(drift_result(features=features, levels=30)).encode())
     assert size < 200_000
+
+
+def test_render_html_merges_neighbouring_bins_past_forty() -> None:
+    many = feature_drift("fine", bins=200, drifted=True)
+    result = drift_result(features=2).model_copy(update={"features": [many]})
+
+    page = parse(render_html(result))
+
+    [label] = [a["aria-label"] for t, a in page.tags if t == "svg" and (a["aria-label"] or "").startswith("fine")]
+    assert label == "fine: baseline and window distributions over 40 bins"
+    assert "(-inf, -2.0] .. " in " ".join(page.text)  # a merged bin names its first and last
+
+
+_floats = st.floats(allow_nan=True, allow_infinity=True) | st.floats(0, 1)
+_distributions = st.builds(
+    Distribution,
+    buckets=st.lists(st.text(max_size=30), max_size=60),
+    baseline=st.lists(_floats, max_size=60),
+    current=st.lists(_floats, max_size=60),
+)
+_features = st.builds(
+    FeatureDrift,
+    name=st.text(max_size=40),
+    kind=st.sampled_from(["numeric", "categorical"]),
+    method=st.sampled_from(list(DriftMethod)),
+    statistic=_floats,
+    threshold=_floats,
+    drifted=st.booleans(),
+    psi=st.none() | _floats,
+    rows=st.integers(0, 10**9),
+    distribution=st.none() | _distributions,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(features=st.lists(_features, max_size=8), prediction=st.none() | _features, scored=st.booleans())
+def test_render_html_renders_any_result_without_leaking_markup(
+    features: list[FeatureDrift], prediction: FeatureDrift | None, scored: bool
+) -> None:
+    base = drift_result(features=1) if scored else insufficient_result()
+    result = base.model_copy(update={"features": features, "prediction": prediction})
+
+    page = parse(render_html(result))
+
+    assert {tag for tag, _ in page.tags} <= {
+        "html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "table", "tr", "th", "td", "p", "ul",
+        "li", "span", "a", "section", "div", "svg", "path", "rect", "text", "g",
+    }  # fmt: skip

@@ -18,6 +18,7 @@ from mlops.validation.ledger import DatasetState, LedgerChange, LedgerEntry
 from mlops_local.handlers import load_handler_module
 from tests.support.baselines import training_baseline
 from tests.support.datasets import InMemoryDatasetLedger, RecordingNotifier
+from tests.support.drift import InMemoryDriftResults
 from tests.support.fakes import FlakyPublisher, InMemoryObjectStore, RecordingPublisher
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.registry_fake import (
@@ -46,6 +47,7 @@ def module() -> ModuleType:
         patch.setenv("LEDGER_TABLE", "ledger")
         patch.setenv("EVENT_BUS_NAME", "bus")
         patch.setenv("DATA_BUCKET", "data")
+        patch.setenv("ARTIFACT_BUCKET", "artifacts")
         return load_handler_module("models_api")
 
 
@@ -80,6 +82,11 @@ def notifier() -> RecordingNotifier:
 
 
 @pytest.fixture
+def drift_results() -> InMemoryDriftResults:
+    return InMemoryDriftResults()
+
+
+@pytest.fixture
 def call(
     module: ModuleType,
     registry: InMemoryRegistry,
@@ -87,8 +94,17 @@ def call(
     store: InMemoryObjectStore,
     ledger: InMemoryDatasetLedger,
     notifier: RecordingNotifier,
+    drift_results: InMemoryDriftResults,
 ) -> Any:
-    app = module.build_app(registry, publisher, store=store, access=ACCESS, ledger=ledger, dataset_notifier=notifier)
+    app = module.build_app(
+        registry,
+        publisher,
+        store=store,
+        access=ACCESS,
+        ledger=ledger,
+        drift_results=drift_results,
+        dataset_notifier=notifier,
+    )
 
     def call(
         method: str, path: str, body: Any = None, *, user: str = ADMIN, headers: dict[str, str] | None = None
@@ -209,6 +225,8 @@ def test_models_api_serves_its_openapi_document(call: Any) -> None:
         "/models/{name}/datasets",
         "/models/{name}/datasets/{dataset_id}/review",
         "/models/{name}/predict",  # served by the predict function, documented with the rest
+        "/models/{name}/drift",
+        "/models/{name}/drift/{report_id}",
     }
     assert "post" in document["paths"]["/models/{name}/rollback"]
     assert "RollbackRequest" in json.dumps(document["components"])
@@ -314,7 +332,14 @@ def _api_key_event(method: str, path: str, body: Any = None) -> dict[str, Any]:
 
 def test_models_api_api_keys_never_authorise_admin_actions(module: ModuleType, registry: InMemoryRegistry) -> None:
     ledger = InMemoryDatasetLedger()
-    app = module.build_app(registry, RecordingPublisher(), store=InMemoryObjectStore(), access=ACCESS, ledger=ledger)
+    app = module.build_app(
+        registry,
+        RecordingPublisher(),
+        store=InMemoryObjectStore(),
+        access=ACCESS,
+        ledger=ledger,
+        drift_results=InMemoryDriftResults(),
+    )
     response = app.resolve(_api_key_event("POST", "/models/churn/rollback"), FakeLambdaContext())
     assert response["statusCode"] == 403
     assert registry.production("churn").version == 3  # type: ignore[union-attr]
@@ -366,7 +391,15 @@ def test_models_api_replay_announces_a_change_whose_first_announcement_failed(
     if path.endswith("/promote"):
         registry.approve("churn", 2, actor=ADMIN, reason="reviewed")
     publisher, notifier = FlakyPublisher(failures=1), RecordingNotifier()
-    app = module.build_app(registry, publisher, store=store, access=ACCESS, ledger=ledger, notifier=notifier)
+    app = module.build_app(
+        registry,
+        publisher,
+        store=store,
+        access=ACCESS,
+        ledger=ledger,
+        drift_results=InMemoryDriftResults(),
+        notifier=notifier,
+    )
     event = api_event(method, path, body=body, user_arn=ADMIN)
     event["headers"]["Idempotency-Key"] = "k-1"
     # GIVEN the change was written but the bus refused its announcement
@@ -515,7 +548,14 @@ def test_models_api_body_json_cannot_hold_is_400(
     event = api_event("POST", "/models/churn/rollback", user_arn=ADMIN)
     event["body"] = base64.b64encode(body.encode()).decode() if encoded else body
     event["isBase64Encoded"] = encoded
-    app = module.build_app(registry, RecordingPublisher(), store=InMemoryObjectStore(), access=ACCESS, ledger=ledger)
+    app = module.build_app(
+        registry,
+        RecordingPublisher(),
+        store=InMemoryObjectStore(),
+        access=ACCESS,
+        ledger=ledger,
+        drift_results=InMemoryDriftResults(),
+    )
 
     response = app.resolve(event, FakeLambdaContext())
 
@@ -652,7 +692,14 @@ def test_models_api_only_approvers_and_admins_review_datasets(
 def test_models_api_api_keys_never_review_datasets(
     module: ModuleType, registry: InMemoryRegistry, held: LedgerEntry, ledger: InMemoryDatasetLedger
 ) -> None:
-    app = module.build_app(registry, RecordingPublisher(), store=InMemoryObjectStore(), access=ACCESS, ledger=ledger)
+    app = module.build_app(
+        registry,
+        RecordingPublisher(),
+        store=InMemoryObjectStore(),
+        access=ACCESS,
+        ledger=ledger,
+        drift_results=InMemoryDriftResults(),
+    )
     for method, path, body in [
         ("POST", _review_path(held), {"decision": "approve", "reason": "ok"}),
         ("GET", "/models/churn/datasets", None),

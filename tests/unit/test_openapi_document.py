@@ -17,6 +17,7 @@ from mlops.inference.prediction_ids import new_prediction_ids
 from mlops.registry.access import AccessPolicy
 from mlops_local.handlers import load_handler_module
 from tests.support.datasets import InMemoryDatasetLedger
+from tests.support.drift import InMemoryDriftResults
 from tests.support.fakes import InMemoryObjectStore, RecordingPublisher
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.registry_fake import InMemoryRegistry, api_event, artifact_bytes, trained_event
@@ -33,6 +34,7 @@ def module() -> ModuleType:
         patch.setenv("LEDGER_TABLE", "ledger")
         patch.setenv("EVENT_BUS_NAME", "bus")
         patch.setenv("DATA_BUCKET", "data")
+        patch.setenv("ARTIFACT_BUCKET", "artifacts")
         return load_handler_module("models_api")
 
 
@@ -49,6 +51,7 @@ def document(module: ModuleType) -> dict[str, Any]:
         store=store,
         access=AccessPolicy(admins=[ADMIN], approvers=[], readers=[]),
         ledger=InMemoryDatasetLedger(),
+        drift_results=InMemoryDriftResults(),
     )
     response = app.resolve(api_event("GET", "/openapi.json", user_arn=ADMIN), FakeLambdaContext())
     assert response["statusCode"] == 200, response["body"]
@@ -149,3 +152,23 @@ def test_openapi_documents_a_prediction_id_per_answer(document: dict[str, Any], 
         jsonschema.validate({**with_id, "predictions": [answer]}, response)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**with_id, "predictions": [answer | {"prediction_id": "1"}]}, response)
+
+
+def test_openapi_documents_the_drift_routes(document: dict[str, Any]) -> None:
+    operations = _operations(document)
+    history = operations[("GET", "/models/{name}/drift")]
+    assert history["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/DriftHistory"
+    }
+    assert (_parameter(history, "limit")["minimum"], _parameter(history, "limit")["maximum"]) == (1, 50)
+    assert _parameter(history, "next")["pattern"] == "^[0-9]{8}T[0-9]{12}Z$"
+    report = operations[("GET", "/models/{name}/drift/{report_id}")]
+    assert _parameter(report, "report_id")["pattern"] == "^[0-9]{8}T[0-9]{12}Z$"
+    # one route, two representations: the stored result, or its page with ?format=html / Accept: text/html
+    content = report["responses"]["200"]["content"]
+    assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/DriftResult"}
+    assert content["text/html"]["schema"] == {"type": "string"}
+    assert document["components"]["schemas"]["ReportFormat"]["enum"] == ["json", "html"]
+    summary = document["components"]["schemas"]["DriftSummary"]["properties"]
+    assert {"generated_at", "status", "drift_detected", "dataset_drift_share", "drifted_features"} <= set(summary)
+    assert {"data_quality_alarm", "report_id"} <= set(summary)

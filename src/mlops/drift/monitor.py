@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -44,14 +44,21 @@ from mlops.drift.report import render_html
 from mlops.drift.result import DriftResult, DriftStatus
 from mlops.drift.sketch import WindowSketch
 from mlops.errors import NotFoundError
-from mlops.layout import capture_flushed_at, captures_prefix, captures_time_key
+from mlops.layout import (
+    MONITORING_PREFIX,
+    capture_flushed_at,
+    captures_prefix,
+    captures_time_key,
+    drift_page_key,
+    drift_report_id,
+    drift_result_key,
+)
 from mlops.ports import MetricsSink, ObjectStore
 from mlops.profile import BaselineProfile
 from mlops.registry.records import ModelRecord, ModelVersion
 
 log = logging.getLogger(__name__)
 
-MONITORING_PREFIX = "monitoring/"
 STATE_SCHEMA_VERSION = 2
 
 
@@ -59,9 +66,9 @@ def state_key(model: str) -> str:
     return f"{MONITORING_PREFIX}{model}/state.json"
 
 
-def drift_report_key(model: str, at: datetime, suffix: str = ".json") -> str:
-    """A run's result (`.json`) or page (`.html`); the id is the run's UTC time to the microsecond."""
-    return f"{MONITORING_PREFIX}{model}/reports/{at.astimezone(UTC):%Y%m%dT%H%M%S%fZ}{suffix}"
+def drift_report_key(model: str, at: datetime) -> str:
+    """Where the result of a run at `at` is stored (its page: `drift_page_key`, mlops.layout)."""
+    return drift_result_key(model, drift_report_id(at))
 
 
 class DriftRegistry(Protocol):
@@ -245,7 +252,7 @@ class _ModelCheck:
                         "late_captures_read": progress.state_late_read,
                     }
                 ),
-                "report_key": drift_report_key(contract.name, at, ".html"),
+                "report_key": drift_page_key(contract.name, drift_report_id(at)),
             }
         )
         self._store_result(result, at)
@@ -259,7 +266,10 @@ class _ModelCheck:
     def _store_result(self, result: DriftResult, at: datetime) -> None:
         name = result.model_name
         self.store.put_bytes(
-            self.bucket, drift_report_key(name, at, ".html"), render_html(result).encode(), "text/html; charset=utf-8"
+            self.bucket,
+            drift_page_key(name, drift_report_id(at)),
+            render_html(result).encode(),
+            "text/html; charset=utf-8",
         )
         self.store.put_bytes(
             self.bucket, drift_report_key(name, at), result.model_dump_json(indent=2).encode(), "application/json"
@@ -283,7 +293,7 @@ class _ModelCheck:
     def _announce(self, result: DriftResult, at: datetime) -> None:
         link = None
         if self.base_url:
-            report_id = f"{at.astimezone(UTC):%Y%m%dT%H%M%S%fZ}"
+            report_id = drift_report_id(at)
             link = f"{self.base_url.rstrip('/')}/models/{result.model_name}/drift/{report_id}?format=html"
         subject, body = drift_notice(result, report_link=link)
         assert self.notifier is not None

@@ -69,18 +69,25 @@ def _window(result: DriftResult) -> str:
     return f"{window.rows:,} rows captured {span}"
 
 
+def _listed(lines: list[str], what: str) -> list[str]:
+    """At most MAX_LISTED lines, then how many more the report has."""
+    extra = [f"- and {len(lines) - MAX_LISTED} more {what} (see the report)"] if len(lines) > MAX_LISTED else []
+    return lines[:MAX_LISTED] + extra
+
+
 def _quality_lines(quality: DataQuality) -> list[str]:
-    lines = [
+    spikes = [
         f"- {safe_text(m.name)}: missing values {percent(m.current_share)} in this window, "
         f"{percent(m.baseline_share)} in training (spike)"
         for m in quality.missing
         if m.spike
     ]
-    lines += [
+    breaches = [
         f"- {safe_text(o.name)}: {percent(o.share)} of values outside the training range (threshold {percent(o.threshold)})"
         for o in quality.out_of_range
         if o.breached
     ]
+    lines = _listed(spikes, "missing-value spikes") + _listed(breaches, "out-of-range features")
     if quality.requests_rejected:
         lines.append(
             f"- requests rejected: {quality.requests_rejected:,}, {percent(quality.rejected_share)} of requests "
@@ -118,9 +125,7 @@ def _body(result: DriftResult, report_link: str | None) -> str:
         )
     elif drifted:
         lines.append(f"Drifted features: {len(drifted)} of {len(result.features)}")
-    lines += [_feature_line(f) for f in drifted[:MAX_LISTED]]
-    if len(drifted) > MAX_LISTED:
-        lines.append(f"- and {len(drifted) - MAX_LISTED} more (see the report)")
+    lines += _listed([_feature_line(f) for f in drifted], "drifted features")
     if result.prediction is not None:
         prediction = result.prediction
         state = "drifted" if prediction.drifted else "no drift"
@@ -130,5 +135,12 @@ def _body(result: DriftResult, report_link: str | None) -> str:
         )
     if result.data_quality.alarm:
         lines += ["", "Data quality:", *_quality_lines(result.data_quality)]
-    lines += ["", f"Report: {report_link}" if report_link else "Report: not stored for this run"]
+    if report_link:
+        lines += [
+            "",
+            f"Report: {report_link}",
+            "(served by the models API to IAM-signed requests: reader role or above)",
+        ]
+    else:
+        lines += ["", "Report: no link for this run (see the model's drift history in the models API)"]
     return "\n".join(lines) + "\n"

@@ -60,6 +60,7 @@ _REGIMES = {
 }
 _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 _MAX_CATEGORY_ROWS = 12  # more categories are summed into one "other" row
+_MAX_BINS = 40  # more numeric bins are merged, neighbours together, to keep a plot legible and small
 _LABEL_CHARS = 22
 
 
@@ -152,7 +153,7 @@ def _insufficient(result: DriftResult) -> str:
     return (
         '<p class="verdict na">Not enough data to judge drift: '
         f"{result.window.rows:,} rows in this window, {result.min_window_rows:,} needed. "
-        "Nothing was scored; these rows count towards the next window.</p>"
+        "Nothing was scored.</p>"
     )
 
 
@@ -213,6 +214,9 @@ _FEATURE_HEAD = (
 _LEGEND = '<p class="meta">Shares of non-null values:<span class="sw sb"></span>training baseline<span class="sw sc"></span>this window</p>'
 
 
+_NO_DISTRIBUTION = '<p class="muted">No distribution recorded.</p>'
+
+
 def _card(feature: FeatureDrift, anchor: str) -> str:
     meta = (
         f"{feature.kind} &middot; {_e(method_name(feature.method))} {_e(decision_text(feature))}"
@@ -221,7 +225,7 @@ def _card(feature: FeatureDrift, anchor: str) -> str:
     plot = (
         _plot(feature.distribution, feature.kind, feature.name)
         if feature.distribution is not None and feature.distribution.buckets
-        else '<p class="muted">No distribution recorded.</p>'
+        else _NO_DISTRIBUTION
     )
     return (
         f'<section class="card" id="{anchor}"><h3>{_e(feature.name)} {_decision_tag(feature)}</h3>'
@@ -316,9 +320,20 @@ def _plot(distribution: Distribution, kind: str, name: str) -> str:
         (str(label), _share(b), _share(c))
         for label, b, c in zip(distribution.buckets, distribution.baseline, distribution.current, strict=False)
     ]
+    if not triples:  # buckets without shares: nothing to draw
+        return _NO_DISTRIBUTION
     if kind == "categorical":
         return _category_bars(triples, name)
-    return _step_lines(triples, name)
+    return _step_lines(_coarsen(triples), name)
+
+
+def _coarsen(buckets: list[tuple[str, float, float]]) -> list[tuple[str, float, float]]:
+    """At most _MAX_BINS ordered buckets: runs of neighbours summed, labelled first to last."""
+    if len(buckets) <= _MAX_BINS:
+        return buckets
+    size = math.ceil(len(buckets) / _MAX_BINS)
+    runs = [buckets[i : i + size] for i in range(0, len(buckets), size)]
+    return [(f"{run[0][0]} .. {run[-1][0]}", sum(t[1] for t in run), sum(t[2] for t in run)) for run in runs]
 
 
 def _tip(label: str, baseline: float, current: float) -> str:
@@ -380,7 +395,7 @@ def _category_bars(buckets: list[tuple[str, float, float]], name: str) -> str:
         y = 2 + i * row_h
         text = _e(_short(label, 20))
         body.append(
-            f'<g><rect class="hit" x="0" y="{y}" width="{width}" height="{row_h}"/>{_tip(label, b, c)}'
+            f'<g>{_tip(label, b, c)}<rect class="hit" x="0" y="{y}" width="{width}" height="{row_h}"/>'
             f'<text x="{label_w - 4}" y="{y + 12}" text-anchor="end"{_ITALIC if other else ""}>'
             f"{text}</text>"
             f'<rect class="b" x="{label_w}" y="{y + 2}" width="{_f(b / peak * bar_w)}" height="6"/>'

@@ -25,7 +25,7 @@ class Role(StrEnum):
 
 
 class Action(StrEnum):
-    READ = "read"  # list, get, versions, compare, audit, alias history, served-at
+    READ = "read"  # list, get, versions, compare, audit, alias history, served-at, datasets, drift
     APPROVE = "approve"
     REJECT = "reject"
     PROMOTE = "promote"
