@@ -150,3 +150,5 @@ class DriftSettings(_Settings):
     # captures younger than this wait for the next run: a batch flushed a moment earlier by
     # another container may still be landing, and the window only moves forward
     settle_seconds: float = env("DRIFT_SETTLE_SECONDS", 10.0, ge=0)
+    notice_topic_arn: str = env("DRIFT_NOTICE_TOPIC_ARN", "")
+    report_base_url: str = env("REPORT_BASE_URL", "")
