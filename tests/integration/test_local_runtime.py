@@ -271,7 +271,7 @@ def test_alarm_fires_only_on_exact_dimensions(local: tuple[LocalRuntime, Path]) 
     spec = runtime.alarms.specs[0]
     from mlops_local.alarms import Datapoint
 
-    runtime.metrics.points.append(Datapoint("Test", "Score", frozenset({("model", "churn")}), 5.0, time.time()))
+    runtime.metrics.add([Datapoint("Test", "Score", frozenset({("model", "churn")}), 5.0, time.time())])
     runtime.alarms.evaluate_all()
     assert runtime.alarms.states[spec.name] != "ALARM"  # a subset of the dimensions never matches
 
