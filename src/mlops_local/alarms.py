@@ -783,9 +783,14 @@ class AlarmEvaluator:
                 self._by_series.setdefault(key, []).append(spec)
         self._arn_of = {s.name: s.arn for s in self.specs} | {c.name: c.arn for c in self.composites}
         self._unmirrored: list[Datapoint] = []
+        self._rewrites: list[tuple[str, str]] = []
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def rewrite_descriptions(self, old: str, new: str) -> None:
+        """Notifications write `new` for `old` in descriptions (a deployed URL served locally elsewhere)."""
+        self._rewrites.append((old, new))
 
     # --- datapoints in ---------------------------------------------------------------------------
 
@@ -905,6 +910,8 @@ class AlarmEvaluator:
     # --- notifications ---------------------------------------------------------------------------
 
     def _base_message(self, name: str, arn: str, description: str | None, change: StateChange) -> dict[str, Any]:
+        for old, new in self._rewrites:
+            description = description.replace(old, new) if description else description
         return {
             "AlarmName": name,
             "AlarmDescription": description,

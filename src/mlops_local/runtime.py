@@ -136,6 +136,7 @@ class LocalRuntime:
         local_origin = f"https://localhost:{port}"
         for origin in self.deployment.execute_api_origins():
             self.runner.rewrite_environment(origin, local_origin)
+            self.alarms.rewrite_descriptions(origin, local_origin)
 
         outputs = {
             name: _rewritten(self.deployment.resolve(value), self.deployment.execute_api_origins(), local_origin)

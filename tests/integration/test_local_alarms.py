@@ -137,7 +137,7 @@ def alarms_template(echo_log: Path) -> dict[str, Any]:
                 "Type": "AWS::CloudWatch::CompositeAlarm",
                 "Properties": {
                     "AlarmName": "ops-health",
-                    "AlarmDescription": "echo, its API or its dead letters need attention",
+                    "AlarmDescription": {"Fn::Join": ["", ["echo needs attention; its API: ", stage_url]]},
                     "AlarmRule": {
                         "Fn::Join": [
                             "",
@@ -228,6 +228,8 @@ def test_function_api_and_queue_metrics_raise_one_composite_notification(local: 
     assert [m["NewStateValue"] for m in messages] == ["ALARM"], messages
     [message] = messages
     assert message["AlarmName"] == "ops-health"
+    # the deployed API's URL in the description is the local API's
+    assert message["AlarmDescription"] == f"echo needs attention; its API: {endpoints.api_url}/"
     assert message["OldStateValue"] == "OK"
     assert by_logical_id["EchoErrors"].arn in message["AlarmRule"]
     children = {child["Arn"] for child in message["TriggeringChildren"]}
