@@ -348,3 +348,28 @@ def test_drift_function_knows_the_notice_topic_and_the_report_base_url(template:
     assert variables["DRIFT_NOTICE_TOPIC_ARN"] == _topic(template)
     # the API's stage URL, exactly the ApiUrl output (https://<api>.execute-api.<region>.<suffix>/v1/)
     assert variables["REPORT_BASE_URL"] == template["Outputs"]["ApiUrl"]["Value"]
+
+
+def test_the_longest_model_name_keeps_alarm_names_and_descriptions_within_cloudwatch_limits() -> None:
+    # GIVEN a contract with the longest name the name rule allows, and a long deployed API URL
+    from aws_cdk import App, Stack
+    from aws_cdk import aws_sns as sns
+
+    from infra.constructs.alarms import ModelAlarms
+    from infra.constructs.monitoring import CONTRACTS_DIR
+    from mlops.contract import parse_contract
+
+    document = json.loads((CONTRACTS_DIR / "churn.json").read_text())
+    contract = parse_contract(json.dumps(document | {"name": "m" * 63}), source="longest.json")
+    stack = Stack(App(), "MlopsStack")
+    url = "https://abcdefghij.execute-api.ap-southeast-2.amazonaws.com/v1/"
+    ModelAlarms(stack, "Alarms", contract=contract, topic=sns.Topic(stack, "Topic"), api_url=url)
+    from aws_cdk.assertions import Template
+
+    rendered = Template.from_stack(stack).to_json()["Resources"].values()
+    alarms = [r["Properties"] for r in rendered if r["Type"].startswith("AWS::CloudWatch::")]
+    assert len(alarms) == 6
+    for alarm in alarms:
+        # THEN names stay within 255 characters and descriptions within 1024 (CloudWatch's limits)
+        assert len(alarm["AlarmName"]) <= 255, alarm["AlarmName"]
+        assert len(alarm["AlarmDescription"]) <= 1024, alarm["AlarmDescription"]
