@@ -1,5 +1,5 @@
-"""Metrics from the functions' EMF lines, the local runtime and the local API, and the template's
-alarms evaluated with CloudWatch's rules.
+"""The template's alarms evaluated with CloudWatch's rules on local mode's datapoints
+(mlops_local.metrics; expressions and rules in mlops_local.alarm_rules).
 
 The stand-in never evaluates alarms and matches dimensions as a subset; CloudWatch matches the
 exact dimension set. So local mode keeps its own datapoints (also mirrored to the stand-in for
@@ -23,27 +23,32 @@ published to the alarm's SNS actions in CloudWatch's format.
 
 from __future__ import annotations
 
-import bisect
 import json
 import logging
 import math
-import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from mlops_local.alarm_rules import NotEmulatedError, Value, parse_math, parse_rule
 from mlops_local.deployment import LocalDeployment
+from mlops_local.metrics import (
+    PERCENTILE,
+    SQS_ATTRIBUTES,
+    Datapoint,
+    Dimensions,
+    MetricStore,
+    SeriesKey,
+    check_statistic,
+    dimensions_of,
+    statistic,
+)
 
 log = logging.getLogger("mlops_local")
-
-Dimensions = frozenset[tuple[str, str]]
-SeriesKey = tuple[str, str, Dimensions]
-STATES = ("OK", "ALARM", "INSUFFICIENT_DATA")
 
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
     "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
@@ -51,336 +56,6 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {
     "LessThanThreshold": lambda v, t: v < t,
     "LessThanOrEqualToThreshold": lambda v, t: v <= t,
 }
-_PERCENTILE = re.compile(r"^p(\d{1,2}(?:\.\d+)?)$")
-# CloudWatch metric -> the SQS queue attribute it reports
-SQS_ATTRIBUTES = {
-    "ApproximateNumberOfMessagesVisible": "ApproximateNumberOfMessages",
-    "ApproximateNumberOfMessagesNotVisible": "ApproximateNumberOfMessagesNotVisible",
-    "ApproximateNumberOfMessagesDelayed": "ApproximateNumberOfMessagesDelayed",
-}
-
-
-class NotEmulatedError(ValueError):
-    """An alarm uses something local mode cannot evaluate (its state stays INSUFFICIENT_DATA)."""
-
-
-@dataclass(frozen=True)
-class Datapoint:
-    namespace: str
-    name: str
-    dimensions: Dimensions
-    value: float
-    timestamp: float  # epoch seconds
-    unit: str = "None"
-
-    @property
-    def key(self) -> SeriesKey:
-        return (self.namespace, self.name, self.dimensions)
-
-
-def dimensions_of(pairs: Iterable[dict[str, Any]]) -> Dimensions:
-    return frozenset((d["Name"], str(d["Value"])) for d in pairs)
-
-
-# --- datapoints of what local mode runs ------------------------------------------------------
-
-
-def lambda_datapoints(function_name: str, ok: bool, duration_ms: float, at: float) -> list[Datapoint]:
-    """What Lambda publishes for one invocation (FunctionName dimension)."""
-    dims = frozenset({("FunctionName", function_name)})
-    return [
-        Datapoint("AWS/Lambda", "Invocations", dims, 1.0, at, "Count"),
-        Datapoint("AWS/Lambda", "Errors", dims, 0.0 if ok else 1.0, at, "Count"),
-        Datapoint("AWS/Lambda", "Throttles", dims, 0.0, at, "Count"),
-        Datapoint("AWS/Lambda", "Duration", dims, duration_ms, at, "Milliseconds"),
-    ]
-
-
-@dataclass(frozen=True)
-class ApiRequest:
-    """One request the local API answered (resource: the route template, None when no route matched)."""
-
-    api_name: str
-    stage: str
-    method: str
-    resource: str | None
-    status: int
-    latency_ms: float
-    integration_ms: float | None
-    at: float
-
-
-def api_datapoints(request: ApiRequest, *, detailed: bool) -> list[Datapoint]:
-    """What API Gateway publishes for one request: per stage, and per method with detailed metrics."""
-    sets = [frozenset({("ApiName", request.api_name), ("Stage", request.stage)})]
-    if detailed and request.resource is not None:
-        sets.append(sets[0] | {("Method", request.method), ("Resource", request.resource)})
-    points = []
-    for dims in sets:
-        values = [
-            ("Count", 1.0, "Count"),
-            ("4XXError", float(400 <= request.status < 500), "Count"),
-            ("5XXError", float(request.status >= 500), "Count"),
-            ("Latency", request.latency_ms, "Milliseconds"),
-        ]
-        if request.integration_ms is not None:
-            values.append(("IntegrationLatency", request.integration_ms, "Milliseconds"))
-        points += [Datapoint("AWS/ApiGateway", name, dims, value, request.at, unit) for name, value, unit in values]
-    return points
-
-
-# --- the store -----------------------------------------------------------------------------
-
-
-class MetricStore:
-    """Datapoints by series (namespace, name, exact dimension set), each kept in time order."""
-
-    def __init__(self) -> None:
-        self.points: list[Datapoint] = []  # every datapoint in arrival order, for readers
-        self._series: dict[SeriesKey, tuple[list[float], list[float]]] = {}
-        self._lock = threading.Lock()
-
-    def add(self, points: Iterable[Datapoint]) -> list[Datapoint]:
-        added = list(points)
-        with self._lock:
-            for point in added:
-                times, values = self._series.setdefault(point.key, ([], []))
-                index = bisect.bisect_right(times, point.timestamp)
-                times.insert(index, point.timestamp)
-                values.insert(index, point.value)
-            self.points.extend(added)
-        return added
-
-    def add_emf(self, document: dict[str, Any]) -> list[Datapoint]:
-        """Datapoints of one EMF document (every metric, every declared dimension set)."""
-        meta = document["_aws"]
-        timestamp = float(meta.get("Timestamp", time.time() * 1000)) / 1000
-        found = []
-        for directive in meta["CloudWatchMetrics"]:
-            for dimension_set in directive.get("Dimensions", [[]]):
-                dimensions = frozenset((key, str(document[key])) for key in dimension_set)
-                for metric in directive["Metrics"]:
-                    raw = document.get(metric["Name"])
-                    for value in raw if isinstance(raw, list) else [raw]:
-                        if isinstance(value, int | float):
-                            found.append(
-                                Datapoint(
-                                    directive["Namespace"],
-                                    metric["Name"],
-                                    dimensions,
-                                    float(value),
-                                    timestamp,
-                                    metric.get("Unit", "None"),
-                                )
-                            )
-        return self.add(found)
-
-    def values(self, namespace: str, name: str, dimensions: Dimensions, start: float, end: float) -> list[float]:
-        with self._lock:
-            series = self._series.get((namespace, name, dimensions))
-            if series is None:
-                return []
-            times, values = series
-            return values[bisect.bisect_left(times, start) : bisect.bisect_left(times, end)]
-
-
-def statistic(values: Sequence[float], name: str) -> float:
-    if name == "Maximum":
-        return max(values)
-    if name == "Minimum":
-        return min(values)
-    if name == "Sum":
-        return sum(values)
-    if name == "SampleCount":
-        return float(len(values))
-    if name == "Average":
-        return sum(values) / len(values)
-    found = _PERCENTILE.match(name)
-    if found:  # nearest rank over the raw values (CloudWatch approximates; exact here)
-        ordered = sorted(values)
-        rank = max(1, math.ceil(float(found.group(1)) / 100 * len(ordered)))
-        return ordered[rank - 1]
-    raise NotEmulatedError(f"statistic {name} is not emulated")
-
-
-def _check_statistic(name: str) -> None:
-    if name not in {"Maximum", "Minimum", "Sum", "SampleCount", "Average"} and not _PERCENTILE.match(name):
-        raise NotEmulatedError(f"statistic {name} is not emulated")
-
-
-# --- metric math -------------------------------------------------------------------------------
-
-_TOKEN = re.compile(
-    r"\s*(?:(\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)|([A-Za-z_][A-Za-z0-9_]*)|(>=|<=|==|!=|&&|\|\||[-+*/^(),<>!]))"
-)
-Value = float | None
-Expression = Callable[[dict[str, Value]], Value]
-
-
-def _tokens(text: str) -> list[str]:
-    tokens, position = [], 0
-    text = text.rstrip()
-    while position < len(text):
-        found = _TOKEN.match(text, position)
-        if not found or found.end() == position:
-            raise NotEmulatedError(f"cannot read {text[position:]!r} in {text!r}")
-        tokens.append(next(group for group in found.groups() if group is not None))
-        position = found.end()
-    return tokens
-
-
-def _arith(op: str, a: Value, b: Value) -> Value:
-    if a is None or b is None:
-        return None
-    if op == "+":
-        return a + b
-    if op == "-":
-        return a - b
-    if op == "*":
-        return a * b
-    if op == "^":
-        return a**b
-    return None if b == 0 else a / b  # a division by zero has no value
-
-
-_COMPARISONS: dict[str, Callable[[float, float], bool]] = {
-    ">=": lambda a, b: a >= b,
-    "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b,
-    "<": lambda a, b: a < b,
-    "==": lambda a, b: a == b,
-    "!=": lambda a, b: a != b,
-}
-
-
-class _MathParser:
-    """CloudWatch metric math on one value per query per period (a missing value propagates)."""
-
-    FUNCTIONS = {"IF", "FILL", "ABS"}
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.tokens = _tokens(text)
-        self.index = 0
-        self.references: set[str] = set()
-
-    def parse(self) -> Expression:
-        expression = self._or()
-        if self.index != len(self.tokens):
-            raise NotEmulatedError(f"unexpected {self.tokens[self.index]!r} in {self.text!r}")
-        return expression
-
-    def _peek(self) -> str | None:
-        return self.tokens[self.index] if self.index < len(self.tokens) else None
-
-    def _take(self, expected: str | None = None) -> str:
-        token = self._peek()
-        if token is None or (expected is not None and token != expected):
-            raise NotEmulatedError(f"expected {expected or 'more'} in {self.text!r}")
-        self.index += 1
-        return token
-
-    def _binary(
-        self, operators: set[str], operand: Callable[[], Expression], combine: Callable[[str, Value, Value], Value]
-    ) -> Expression:
-        left = operand()
-        while self._peek() in operators:
-            op = self._take()
-            right = operand()
-            left = (lambda a, b, o: lambda env: combine(o, a(env), b(env)))(left, right, op)
-        return left
-
-    def _or(self) -> Expression:
-        return self._binary({"OR", "||"}, self._and, _logical)
-
-    def _and(self) -> Expression:
-        return self._binary({"AND", "&&"}, self._not, _logical)
-
-    def _not(self) -> Expression:
-        if self._peek() in {"NOT", "!"}:
-            self._take()
-            inner = self._not()
-            return lambda env: None if (v := inner(env)) is None else float(v == 0)
-        return self._comparison()
-
-    def _comparison(self) -> Expression:
-        left = self._sum()
-        if self._peek() in _COMPARISONS:
-            op = self._take()
-            right = self._sum()
-            compare = _COMPARISONS[op]
-            return lambda env: None if (a := left(env)) is None or (b := right(env)) is None else float(compare(a, b))
-        return left
-
-    def _sum(self) -> Expression:
-        return self._binary({"+", "-"}, self._product, _arith)
-
-    def _product(self) -> Expression:
-        return self._binary({"*", "/", "^"}, self._unary, _arith)
-
-    def _unary(self) -> Expression:
-        if self._peek() == "-":
-            self._take()
-            inner = self._unary()
-            return lambda env: None if (v := inner(env)) is None else -v
-        return self._atom()
-
-    def _atom(self) -> Expression:
-        word = self._take()
-        if word == "(":
-            inner = self._or()
-            self._take(")")
-            return inner
-        if word[0].isdigit():
-            number = float(word)
-            return lambda env: number
-        if not (word[0].isalpha() or word[0] == "_"):
-            raise NotEmulatedError(f"unexpected {word!r} in {self.text!r}")
-        if self._peek() == "(":
-            return self._call(word)
-        self.references.add(word)
-        return lambda env: env.get(word)
-
-    def _call(self, name: str) -> Expression:
-        if name not in self.FUNCTIONS:
-            raise NotEmulatedError(f"metric math function {name} is not emulated")
-        self._take("(")
-        args = [self._or()]
-        while self._peek() == ",":
-            self._take()
-            args.append(self._or())
-        self._take(")")
-        if name == "IF" and len(args) in (2, 3):
-            condition, then = args[0], args[1]
-            otherwise = args[2] if len(args) == 3 else (lambda env: None)
-
-            def if_(env: dict[str, Value]) -> Value:
-                test = condition(env)
-                if test is None:
-                    return None
-                return then(env) if test != 0 else otherwise(env)
-
-            return if_
-        if name == "FILL" and len(args) == 2:
-            series, filler = args
-            return lambda env: v if (v := series(env)) is not None else filler(env)
-        if name == "ABS" and len(args) == 1:
-            inner = args[0]
-            return lambda env: None if (v := inner(env)) is None else abs(v)
-        raise NotEmulatedError(f"{name} with {len(args)} arguments is not emulated")
-
-
-def _logical(op: str, a: Value, b: Value) -> Value:
-    if a is None or b is None:
-        return None
-    return float((a != 0 and b != 0) if op in {"AND", "&&"} else (a != 0 or b != 0))
-
-
-@lru_cache(maxsize=256)
-def parse_math(text: str) -> tuple[Expression, frozenset[str]]:
-    """The expression as a function of the query values, and the query ids it reads."""
-    parser = _MathParser(text)
-    return parser.parse(), frozenset(parser.references)
 
 
 # --- alarm specifications -----------------------------------------------------------------------
@@ -471,7 +146,7 @@ def _query(raw: dict[str, Any], alarm_period: int | None) -> MetricQuery:
     if "MetricStat" in raw:
         metric_stat = raw["MetricStat"]
         metric = metric_stat["Metric"]
-        _check_statistic(metric_stat["Stat"])
+        check_statistic(metric_stat["Stat"])
         stat = MetricStat(
             metric["Namespace"],
             metric["MetricName"],
@@ -544,7 +219,7 @@ def _metric_alarm(props: dict[str, Any], common: dict[str, Any]) -> AlarmSpec:
             namespace="", metric_name="", dimensions=frozenset(), statistic="", period=period, queries=queries, **common
         )
     name = props.get("ExtendedStatistic") or props.get("Statistic", "Average")
-    _check_statistic(name)
+    check_statistic(name)
     return AlarmSpec(
         namespace=props["Namespace"],
         metric_name=props["MetricName"],
@@ -553,95 +228,6 @@ def _metric_alarm(props: dict[str, Any], common: dict[str, Any]) -> AlarmSpec:
         period=int(props["Period"]),
         **common,
     )
-
-
-# --- composite rules ---------------------------------------------------------------------------
-
-_RULE_TOKEN = re.compile(r'\s*(?:(\()|(\))|"([^"]*)"|([^\s()"]+))')
-
-
-def parse_rule(text: str) -> tuple[Callable[[dict[str, str]], bool], list[str]]:
-    """An AlarmRule as a predicate on alarm states (by name or ARN), and the alarms it names."""
-    tokens: list[tuple[str, str]] = []  # (kind, text): kind in ( ) name word
-    position = 0
-    while position < len(text.rstrip()):
-        found = _RULE_TOKEN.match(text, position)
-        if not found or found.end() == position:
-            raise NotEmulatedError(f"cannot read the alarm rule at {text[position:]!r}")
-        opened, closed, quoted, word = found.groups()
-        tokens.append(
-            ("(", "(")
-            if opened
-            else (")", ")")
-            if closed
-            else ("name", quoted)
-            if quoted is not None
-            else ("word", word)
-        )
-        position = found.end()
-    names: list[str] = []
-    index = 0
-
-    def peek() -> tuple[str, str] | None:
-        return tokens[index] if index < len(tokens) else None
-
-    def take(kind: str) -> str:
-        nonlocal index
-        token = peek()
-        if token is None or token[0] != kind:
-            raise NotEmulatedError(f"alarm rule {text!r}: expected {kind}")
-        index += 1
-        return token[1]
-
-    Predicate = Callable[[dict[str, str]], bool]
-
-    def expression() -> Predicate:
-        left = conjunction()
-        while peek() == ("word", "OR"):
-            take("word")
-            right = conjunction()
-            left = (lambda a, b: lambda states: a(states) or b(states))(left, right)
-        return left
-
-    def conjunction() -> Predicate:
-        left = negation()
-        while peek() == ("word", "AND"):
-            take("word")
-            right = negation()
-            left = (lambda a, b: lambda states: a(states) and b(states))(left, right)
-        return left
-
-    def negation() -> Predicate:
-        if peek() == ("word", "NOT"):
-            take("word")
-            inner = negation()
-            return lambda states: not inner(states)
-        return atom()
-
-    def atom() -> Predicate:
-        token = peek()
-        if token == ("(", "("):
-            take("(")
-            inner = expression()
-            take(")")
-            return inner
-        word = take("word")
-        if word in ("TRUE", "FALSE"):
-            constant = word == "TRUE"
-            return lambda states: constant
-        if word not in STATES:
-            raise NotEmulatedError(f"alarm rule {text!r}: {word} is not emulated")
-        take("(")
-        following = peek()
-        child = take("name") if following and following[0] == "name" else take("word")
-        take(")")
-        names.append(child)
-        return lambda states: states.get(child) == word
-
-    predicate = expression()
-    if index != len(tokens):
-        raise NotEmulatedError(f"alarm rule {text!r}: unexpected {tokens[index][1]!r}")
-    return predicate, names
 
 
 def composite_specs(deployment: LocalDeployment, alarms: Sequence[AlarmSpec]) -> list[CompositeSpec]:
@@ -697,7 +283,7 @@ def _period_value(spec: AlarmSpec, store: MetricStore, start: float) -> tuple[Va
         values = store.values(spec.namespace, spec.metric_name, spec.dimensions, start, end)
         if not values:
             return None, False
-        percentile = _PERCENTILE.match(spec.statistic)
+        percentile = PERCENTILE.match(spec.statistic)
         if percentile and spec.low_sample_count == "ignore":
             needed = 10 / (1 - float(percentile.group(1)) / 100)
             if len(values) < needed:
@@ -1056,7 +642,7 @@ def _trigger(spec: AlarmSpec) -> dict[str, Any]:
             ],
             **common,
         }
-    extended = bool(_PERCENTILE.match(spec.statistic))
+    extended = bool(PERCENTILE.match(spec.statistic))
     return {
         "MetricName": spec.metric_name,
         "Namespace": spec.namespace,

@@ -28,10 +28,10 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from mlops_local.alarms import ApiRequest
 from mlops_local.apigw import rest_proxy_event
 from mlops_local.deployment import LocalDeployment
 from mlops_local.functions import FunctionRunner
+from mlops_local.metrics import ApiRequest
 from mlops_local.template import TemplateError
 
 log = logging.getLogger("mlops_local")

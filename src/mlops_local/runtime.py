@@ -21,11 +21,12 @@ from typing import Any
 from mlops.adapters.aws import reset_clients
 from mlops.contract import parse_contract
 from mlops.layout import contract_key
-from mlops_local.alarms import AlarmEvaluator, ApiRequest, MetricStore, api_datapoints, lambda_datapoints
+from mlops_local.alarms import AlarmEvaluator
 from mlops_local.api import LocalApi
 from mlops_local.deployment import LocalDeployment
 from mlops_local.functions import FunctionRunner, Invocation, discover_functions
 from mlops_local.handlers import REPO_ROOT
+from mlops_local.metrics import ApiRequest, MetricStore, api_datapoints, lambda_datapoints
 from mlops_local.template import LOCAL_ADMIN_ARN, REGION, Template
 from mlops_local.triggers import TriggerWiring
 

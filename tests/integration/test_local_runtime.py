@@ -269,7 +269,7 @@ def test_alarm_fires_only_on_exact_dimensions(local: tuple[LocalRuntime, Path]) 
     runtime.runner.invoke(echo, {"detail": {**breaching["detail"], "extra_dimensions": {"feature": "x"}}}, "test")
     assert runtime.alarms.states[runtime.alarms.specs[0].name] in {"OK", "INSUFFICIENT_DATA"}
     spec = runtime.alarms.specs[0]
-    from mlops_local.alarms import Datapoint
+    from mlops_local.metrics import Datapoint
 
     runtime.metrics.add([Datapoint("Test", "Score", frozenset({("model", "churn")}), 5.0, time.time())])
     runtime.alarms.evaluate_all()

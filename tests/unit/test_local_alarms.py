@@ -7,20 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from mlops_local.alarms import (
-    AlarmSpec,
-    ApiRequest,
-    Datapoint,
-    MetricQuery,
-    MetricStat,
-    MetricStore,
-    NotEmulatedError,
-    api_datapoints,
-    evaluate,
-    parse_math,
-    parse_rule,
-    statistic,
-)
+from mlops_local.alarm_rules import NotEmulatedError, parse_math, parse_rule
+from mlops_local.alarms import AlarmSpec, MetricQuery, MetricStat, evaluate
+from mlops_local.metrics import ApiRequest, Datapoint, MetricStore, api_datapoints, statistic
 
 PERIOD = 300
 NOW = 1_000_000 * PERIOD + 10  # 10 s into a period
