@@ -8,9 +8,11 @@ from aws_cdk import Stack
 from constructs import Construct
 
 from infra import outputs
+from infra.constructs.alarms import ApiSignals, ModelAlarms, OperationalAlarms
+from infra.constructs.dashboards import ModelDashboard, PipelineDashboard
 from infra.constructs.datasets import Datasets
 from infra.constructs.events import EventBackbone
-from infra.constructs.function_defaults import LayerLibrary
+from infra.constructs.function_defaults import LayerLibrary, MlopsFunction
 from infra.constructs.inference_api import InferenceApi
 from infra.constructs.ledger import DatasetLedger
 from infra.constructs.monitoring import Monitoring, load_contracts
@@ -70,13 +72,14 @@ class MlopsStack(Stack):
             backbone=backbone,
             registry=registry,
             layers=layers,
-            contracts=load_contracts(),
+            api_url=api.api.url,
         )
         datasets.announce_to(monitoring.topic, monitoring.key)
         # production changes (auto-promotions, promote, rollback) reach the alarm topic's subscribers
         registry.connect_alarm_topic(monitoring.topic, monitoring.key)
         training.connect_alarm_topic(monitoring.topic, monitoring.key)
         api.connect_alarm_topic(monitoring.topic, monitoring.key)
+        self._alarms_and_dashboards(monitoring, api, backbone)
         self._acknowledge_cdk_internals()
 
         add = outputs.add_output
@@ -93,6 +96,39 @@ class MlopsStack(Stack):
         add(self, outputs.API_URL, api.api.url, "REST API base URL (stage included)")
         add(self, outputs.API_KEY_ID, api.api_key.key_id, "id of the generated prediction API key")
         add(self, outputs.ALARM_TOPIC_ARN, monitoring.topic.topic_arn, "drift alarm notifications")
+
+    def _alarms_and_dashboards(self, monitoring: Monitoring, api: InferenceApi, backbone: EventBackbone) -> None:
+        """Every function's alarms (found in the tree, so a new function cannot be missed), per model and
+        operational composites notifying the alarm topic, and the dashboards."""
+        functions = [node for node in self.node.find_all() if isinstance(node, MlopsFunction)]
+        serving = [api.predict, api.models_api]  # API-facing: a throttle is a refused request
+        signals = ApiSignals.of(api.api, api.predict_method)
+        models = [
+            ModelAlarms(self, f"Alarms-{contract.name}", contract=contract, topic=monitoring.topic, api_url=api.api.url)
+            for contract in load_contracts()
+        ]
+        dead_letter_queues = [backbone.dead_letters]
+        operations = OperationalAlarms(
+            self,
+            "Alarms",
+            topic=monitoring.topic,
+            serving=serving,
+            pipeline=[fn for fn in functions if fn not in serving],
+            api=signals,
+            dead_letter_queues=dead_letter_queues,
+            late_captures=[m.late_captures for m in models],
+        )
+        for model in models:
+            ModelDashboard(self, f"Dashboard-{model.model}", model=model.model, alarms=model, api=signals)
+        PipelineDashboard(
+            self,
+            "PipelineDashboard",
+            functions=functions,
+            api=signals,
+            dead_letter_queues=dead_letter_queues,
+            operations=operations,
+            models=models,
+        )
 
     def _acknowledge_cdk_internals(self) -> None:
         handler = self.node.try_find_child(BUCKET_NOTIFICATIONS_HANDLER)

@@ -6,7 +6,7 @@ models_api with IAM authorization, and the reader/approver/admin roles allowed t
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -160,6 +160,8 @@ class InferenceApi(Construct):
         self.api = apigw.RestApi(
             self,
             "Api",
+            # the ApiName dimension of API Gateway's metrics: two stacks' APIs must not share one
+            rest_api_name=f"{Stack.of(self).stack_name}-api",
             description="mlops model serving and management",
             endpoint_types=[apigw.EndpointType.REGIONAL],
             cloud_watch_role=False,

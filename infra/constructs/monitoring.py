@@ -1,13 +1,12 @@
-"""Drift monitoring: detect_drift every hour, a PSI alarm and a model-load-failure alarm per contract,
-and the encrypted alarm topic."""
+"""Drift monitoring: detect_drift every hour, the encrypted alarm topic it and the alarms notify, and
+its notice settings (the topic, the API's base URL for report links). The alarms and dashboards live
+in infra.constructs.alarms and infra.constructs.dashboards."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy
-from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import RemovalPolicy
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -25,8 +24,6 @@ from mlops.contract import Contract, parse_contract
 from mlops.layout import BASELINES_PREFIX, CAPTURES_PREFIX
 
 CONTRACTS_DIR = REPO_ROOT / "contracts"
-DRIFT_METRIC = "DriftScore"
-LOAD_FAILURE_METRIC = "ModelLoadFailures"  # emitted by functions/predict, one per failed load attempt
 MONITORING_PREFIX = "monitoring/"
 SCHEDULE = "rate(1 hour)"
 
@@ -46,9 +43,27 @@ class Monitoring(Construct):
         backbone: EventBackbone,
         registry: Registry,
         layers: LayerLibrary,
-        contracts: list[Contract],
+        api_url: str,
     ) -> None:
+        """`api_url`: the models API's base URL (stage included, ending in '/'), for report links."""
         super().__init__(scope, construct_id)
+        self.key = kms.Key(
+            self,
+            "AlarmTopicKey",
+            enable_key_rotation=True,
+            description="alarm topic encryption (CloudWatch may publish)",
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        # CloudWatch alarms cannot publish to a topic under the AWS managed key.
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                resources=["*"],
+            )
+        )
+        self.topic = sns.Topic(self, "AlarmTopic", master_key=self.key, enforce_ssl=True)
+
         self.drift = MlopsFunction(
             self,
             "DetectDrift",
@@ -56,10 +71,15 @@ class Monitoring(Construct):
             environment={
                 "REGISTRY_TABLE": registry.table.table_name,
                 "ARTIFACT_BUCKET": artifact_bucket.bucket_name,
+                # the drift notice (model, version, drifted features, report link) goes to the alarm topic
+                "DRIFT_NOTICE_TOPIC_ARN": self.topic.topic_arn,
+                "REPORT_BASE_URL": api_url,
             },
             layers=layers,
             failure_queue=backbone.dead_letters,
         )
+        self.drift.grant(["sns:Publish"], [self.topic.topic_arn])
+        self.drift.grant(["kms:GenerateDataKey", "kms:Decrypt"], [self.key.key_arn])  # the topic is encrypted
         registry.grant_model_listing(self.drift)  # every model, then each production version
         registry.grant_model_reads(self.drift)
         objects = artifact_bucket.arn_for_objects
@@ -90,71 +110,3 @@ class Monitoring(Construct):
             description="hourly drift check",
         )
         self.schedule.add_target(targets.LambdaFunction(self.drift.function, retry_attempts=2))
-
-        self.key = kms.Key(
-            self,
-            "AlarmTopicKey",
-            enable_key_rotation=True,
-            description="alarm topic encryption (CloudWatch may publish)",
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        # CloudWatch alarms cannot publish to a topic under the AWS managed key.
-        self.key.add_to_resource_policy(
-            iam.PolicyStatement(
-                actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                resources=["*"],
-            )
-        )
-        self.topic = sns.Topic(self, "AlarmTopic", master_key=self.key, enforce_ssl=True)
-
-        action = cw_actions.SnsAction(self.topic)
-        self.alarms: dict[str, cloudwatch.Alarm] = {}
-        for contract in contracts:
-            alarm = cloudwatch.Alarm(
-                self,
-                f"Drift-{contract.name}",
-                alarm_description=f"Input drift (PSI) of model {contract.name} crossed its contract threshold",
-                metric=cloudwatch.Metric(
-                    namespace=METRICS_NAMESPACE,
-                    metric_name=DRIFT_METRIC,
-                    dimensions_map={"service": self.drift.spec.service_name, "model": contract.name},
-                    statistic=cloudwatch.Stats.MAXIMUM,
-                    period=Duration.hours(1),
-                ),
-                threshold=contract.monitoring.psi_alarm_threshold,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            )
-            alarm.add_alarm_action(action)
-            alarm.add_ok_action(action)
-            self.alarms[contract.name] = alarm
-            self._load_failure_alarm(contract, action)
-
-    def _load_failure_alarm(self, contract: Contract, action: cw_actions.SnsAction) -> None:
-        """predict cannot load the production version (it serves the previous one, or answers 503)."""
-        alarm = cloudwatch.Alarm(
-            self,
-            f"ModelLoadFailures-{contract.name}",
-            alarm_description=(
-                f"predict cannot load the production version of model {contract.name} (bad digest, corrupt graph, "
-                "S3 error); containers serve the previous version or answer 503"
-            ),
-            metric=cloudwatch.Metric(
-                namespace=METRICS_NAMESPACE,
-                metric_name=LOAD_FAILURE_METRIC,
-                dimensions_map={"service": FUNCTIONS["predict"].service_name, "model": contract.name},
-                statistic=cloudwatch.Stats.SUM,
-                period=Duration.minutes(5),
-            ),
-            threshold=1,
-            # retries back off to one per MODEL_LOAD_RETRY_MAX_SECONDS (5 min): any failure in the
-            # last 15 minutes keeps the alarm raised, so a failing version does not flap OK/ALARM
-            evaluation_periods=3,
-            datapoints_to_alarm=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
-        alarm.add_alarm_action(action)
-        alarm.add_ok_action(action)

@@ -17,6 +17,7 @@ import secrets
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -30,6 +31,7 @@ from botocore.credentials import Credentials
 from mlops_local.apigw import rest_proxy_event
 from mlops_local.deployment import LocalDeployment
 from mlops_local.functions import FunctionRunner
+from mlops_local.metrics import ApiRequest
 from mlops_local.template import TemplateError
 
 log = logging.getLogger("mlops_local")
@@ -106,7 +108,9 @@ class LocalApi:
         access_key: str,
         secret_key: str,
         stage: str | None = None,
+        on_request: Callable[[ApiRequest], None] | None = None,
     ) -> None:
+        """`on_request` hears of every answered request (API Gateway's metrics)."""
         self.deployment = deployment
         self.runner = runner
         self.access_key = access_key
@@ -114,6 +118,8 @@ class LocalApi:
         self.routes = self._routes()
         self.stage = stage or self._stage_name()
         self.api_keys = self._api_keys()
+        self.api_name, self.detailed_metrics = self._metrics_settings()
+        self.on_request = on_request
         self._lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
 
@@ -160,6 +166,19 @@ class LocalApi:
         stages = [r.properties.get("StageName") for r in self.deployment.template.of_type("AWS::ApiGateway::Stage")]
         return stages[0] if stages and isinstance(stages[0], str) else "prod"
 
+    def _metrics_settings(self) -> tuple[str, bool]:
+        """The ApiName dimension (the API's Name) and whether the stage publishes per-method metrics."""
+        api = next(self.deployment.template.of_type("AWS::ApiGateway::RestApi"), None)
+        name = str(self.deployment.resolve(api.properties.get("Name", api.logical_id))) if api else ""
+        detailed = any(
+            setting.get("MetricsEnabled") in (True, "true")
+            and setting.get("HttpMethod", "*") == "*"
+            and setting.get("ResourcePath", "/*") == "/*"
+            for stage in self.deployment.template.of_type("AWS::ApiGateway::Stage")
+            for setting in stage.properties.get("MethodSettings", []) or []
+        )
+        return name, detailed
+
     def _api_keys(self) -> dict[str, ApiKey]:
         template = self.deployment.template
         plans = {p.logical_id: p.properties for p in template.of_type("AWS::ApiGateway::UsagePlan")}
@@ -185,6 +204,31 @@ class LocalApi:
     def handle(
         self, method: str, raw_path: str, headers: dict[str, str], body: bytes, source_ip: str
     ) -> tuple[int, dict[str, str], bytes]:
+        started = time.perf_counter()
+        seen: dict[str, Any] = {}
+        answer = self._handle(method, raw_path, headers, body, source_ip, seen)
+        if self.on_request is not None and seen.get("stage"):
+            try:
+                self.on_request(
+                    ApiRequest(
+                        self.api_name,
+                        self.stage,
+                        method,
+                        seen.get("resource"),
+                        answer[0],
+                        (time.perf_counter() - started) * 1000,
+                        seen.get("integration_ms"),
+                        time.time(),
+                    )
+                )
+            except Exception:  # metrics never change an answer
+                log.warning("could not record the request's metrics", exc_info=True)
+        return answer
+
+    def _handle(
+        self, method: str, raw_path: str, headers: dict[str, str], body: bytes, source_ip: str, seen: dict[str, Any]
+    ) -> tuple[int, dict[str, str], bytes]:
+        """The answer; `seen` learns whether the stage answered, the route and the integration time."""
         url = urlsplit(raw_path)
         served = sorted({r.method for r in self.routes})
         if method not in served and "ANY" not in served:  # TRACE, CONNECT, any other token
@@ -196,6 +240,7 @@ class LocalApi:
         if not (url.path == prefix or url.path.startswith(prefix + "/")):
             return _json(404, {"message": f"Not Found: routes live under /{self.stage}/"})
         path = url.path[len(prefix) :] or "/"
+        seen["stage"] = True
         matches = [(route, params) for route in self.routes if (params := route.match(path)) is not None]
         if not matches:
             return _json(404, {"message": f"Not Found: no route for {path}"})
@@ -206,6 +251,7 @@ class LocalApi:
                 405, {"message": f"Method Not Allowed: {method} {path}; allowed: {allowed}"}, {"Allow": allowed}
             )
         route, params = chosen
+        seen["resource"] = route.path
         lower = {k.lower(): v for k, v in headers.items()}
         identity: dict[str, Any] = {"sourceIp": source_ip, "userAgent": lower.get("user-agent")}
         if route.api_key_required:
@@ -240,6 +286,7 @@ class LocalApi:
             )
         event = self._proxy_event(route, method, url, params, headers, body, identity)
         invocation = self.runner.invoke(route.function_id, event, f"api:{method} {route.path}")
+        seen["integration_ms"] = invocation.duration_ms
         if not invocation.ok or not isinstance(invocation.result, dict) or "statusCode" not in invocation.result:
             return _json(502, {"message": "Internal server error"})
         return _response(invocation.result)

@@ -74,6 +74,18 @@ class LocalDeployment:
                 creator(resource)
         for alarm in self.template.of_type("AWS::CloudWatch::Alarm"):
             self._create_alarm(alarm)
+        # composite alarms are not declared on the stand-in (moto 5.2.5 has no PutCompositeAlarm);
+        # mlops_local.alarms evaluates them, and their notifications carry their state
+        for dashboard in self.template.of_type("AWS::CloudWatch::Dashboard"):
+            self._create_dashboard(dashboard)
+
+    def execute_api_origins(self) -> list[str]:
+        """The origin each REST API of the template has once deployed (`https://<id>.execute-api...`),
+        as the template's references resolve here: local mode serves it elsewhere and rewrites it."""
+        return [
+            f"https://{self._ref(api)}.execute-api.{self.region}.amazonaws.com"
+            for api in self.template.of_type("AWS::ApiGateway::RestApi")
+        ]
 
     def _create_bucket(self, resource: Resource) -> None:
         props = self.resolve(resource.properties)
@@ -164,6 +176,8 @@ class LocalDeployment:
                 "MetricName",
                 "Namespace",
                 "Statistic",
+                "ExtendedStatistic",
+                "Metrics",
                 "Dimensions",
                 "Period",
                 "EvaluationPeriods",
@@ -171,11 +185,25 @@ class LocalDeployment:
                 "Threshold",
                 "ComparisonOperator",
                 "TreatMissingData",
+                "EvaluateLowSampleCountPercentile",
                 "Unit",
             )
             if key in props
         }
-        self.client("cloudwatch").put_metric_alarm(AlarmName=self.names[resource.logical_id], **args)
+        try:
+            self.client("cloudwatch").put_metric_alarm(AlarmName=self.names[resource.logical_id], **args)
+        except Exception:  # the listing is a convenience: evaluation never reads it
+            log.warning("alarm %s: not declared on the stand-in", self.names[resource.logical_id], exc_info=True)
+
+    def _create_dashboard(self, resource: Resource) -> None:
+        """Stored on the stand-in so clients can read it (nothing renders it locally)."""
+        props = self.resolve(resource.properties)
+        try:
+            self.client("cloudwatch").put_dashboard(
+                DashboardName=self.names[resource.logical_id], DashboardBody=str(props["DashboardBody"])
+            )
+        except Exception:
+            log.warning("dashboard %s: not stored on the stand-in", self.names[resource.logical_id], exc_info=True)
 
     # --- names, refs and attributes -----------------------------------------------------------
 
@@ -190,6 +218,8 @@ class LocalDeployment:
             "AWS::SQS::Queue": "QueueName",
             "AWS::Lambda::Function": "FunctionName",
             "AWS::CloudWatch::Alarm": "AlarmName",
+            "AWS::CloudWatch::CompositeAlarm": "AlarmName",
+            "AWS::CloudWatch::Dashboard": "DashboardName",
         }.get(resource.type)
         if explicit and isinstance(props.get(explicit), str):
             return props[explicit]
@@ -198,8 +228,10 @@ class LocalDeployment:
 
     def _ref(self, resource: Resource) -> str:
         name = self.names[resource.logical_id]
-        if resource.type in {"AWS::SNS::Topic", "AWS::CloudWatch::Alarm"}:
+        if resource.type == "AWS::SNS::Topic":
             return self._attribute(resource.logical_id, "Arn")
+        if resource.type == "AWS::ApiGateway::Stage" and isinstance(resource.properties.get("StageName"), str):
+            return resource.properties["StageName"]  # CloudFormation: Ref of a stage is its name
         if resource.type == "AWS::SQS::Queue":
             return f"{self.endpoint}/{self.account}/{name}"
         return name
@@ -219,6 +251,7 @@ class LocalDeployment:
             "AWS::SQS::Queue": f"arn:aws:sqs:{region}:{account}:{name}",
             "AWS::Lambda::Function": f"arn:aws:lambda:{region}:{account}:function:{name}",
             "AWS::CloudWatch::Alarm": f"arn:aws:cloudwatch:{region}:{account}:alarm:{name}",
+            "AWS::CloudWatch::CompositeAlarm": f"arn:aws:cloudwatch:{region}:{account}:alarm:{name}",
             "AWS::IAM::Role": f"arn:aws:iam::{account}:role/{name}",
             "AWS::KMS::Key": f"arn:aws:kms:{region}:{account}:key/{name}",
             "AWS::ApiGateway::RestApi": f"arn:aws:apigateway:{region}::/restapis/{name}",

@@ -155,6 +155,13 @@ class FunctionRunner:
     def close(self) -> None:
         self._invocations_log.close()
 
+    def rewrite_environment(self, old: str, new: str) -> None:
+        """Replace `old` by `new` in every function's variables (a deployed URL served locally elsewhere)."""
+        for function in self.functions.values():
+            for name, value in function.environment.items():
+                if old in value:
+                    function.environment[name] = value.replace(old, new)
+
     def by_name(self, short_name: str) -> LocalFunction:
         for function in self.functions.values():
             if short_name in (function.short_name, function.logical_id, function.name):

@@ -21,11 +21,12 @@ from typing import Any
 from mlops.adapters.aws import reset_clients
 from mlops.contract import parse_contract
 from mlops.layout import contract_key
-from mlops_local.alarms import AlarmEvaluator, MetricStore
+from mlops_local.alarms import AlarmEvaluator
 from mlops_local.api import LocalApi
 from mlops_local.deployment import LocalDeployment
 from mlops_local.functions import FunctionRunner, Invocation, discover_functions
 from mlops_local.handlers import REPO_ROOT
+from mlops_local.metrics import ApiRequest, MetricStore, api_datapoints, lambda_datapoints
 from mlops_local.template import LOCAL_ADMIN_ARN, REGION, Template
 from mlops_local.triggers import TriggerWiring
 
@@ -123,11 +124,25 @@ class LocalRuntime:
         )
         self.triggers = TriggerWiring(self.deployment, self.runner, self.log_dir)
         self.triggers.wire()
-        self.api = LocalApi(self.deployment, self.runner, access_key=LOCAL_ACCESS_KEY, secret_key=secret_key)
+        self.api = LocalApi(
+            self.deployment,
+            self.runner,
+            access_key=LOCAL_ACCESS_KEY,
+            secret_key=secret_key,
+            on_request=self._on_api_request,
+        )
         port, cert = self.api.serve("127.0.0.1", self.api_port, self.workdir / "tls")
         control_port = self._serve_control()
+        # the deployed API's origin (in REPORT_BASE_URL, the ApiUrl output) is served here
+        local_origin = f"https://localhost:{port}"
+        for origin in self.deployment.execute_api_origins():
+            self.runner.rewrite_environment(origin, local_origin)
+            self.alarms.rewrite_descriptions(origin, local_origin)
 
-        outputs = {name: self.deployment.resolve(value) for name, value in template.outputs().items()}
+        outputs = {
+            name: _rewritten(self.deployment.resolve(value), self.deployment.execute_api_origins(), local_origin)
+            for name, value in template.outputs().items()
+        }
         api_key = next(iter(self.api.api_keys.values())).value if self.api.api_keys else ""
         self.endpoints = Endpoints(
             aws_endpoint_url=endpoint,
@@ -217,7 +232,12 @@ class LocalRuntime:
 
         return synthesize_template(self.workdir / "cdk.out", context=LOCAL_SYNTH_CONTEXT)
 
+    def _on_api_request(self, request: ApiRequest) -> None:
+        self.alarms.record(api_datapoints(request, detailed=self.api.detailed_metrics))
+
     def _on_invocation(self, invocation: Invocation) -> None:
+        function = self.runner.by_name(invocation.function)
+        self.alarms.record(lambda_datapoints(function.name, invocation.ok, invocation.duration_ms, invocation.started))
         for listener in list(self.invocation_listeners):
             listener(invocation)
 
@@ -248,6 +268,13 @@ class LocalRuntime:
         self._control = ThreadingHTTPServer(("127.0.0.1", 0), Control)
         threading.Thread(target=self._control.serve_forever, name="local-control", daemon=True).start()
         return self._control.server_address[1]
+
+
+def _rewritten(value: Any, origins: list[str], local_origin: str) -> Any:
+    if isinstance(value, str):
+        for origin in origins:
+            value = value.replace(origin, local_origin)
+    return value
 
 
 def _quiet_stand_in_logs() -> None:

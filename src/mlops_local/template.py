@@ -30,6 +30,8 @@ EMULATED_TYPES = frozenset(
         "AWS::SNS::Topic",
         "AWS::SQS::Queue",
         "AWS::CloudWatch::Alarm",
+        "AWS::CloudWatch::CompositeAlarm",
+        "AWS::CloudWatch::Dashboard",
         "AWS::Lambda::Function",
         "AWS::ApiGateway::RestApi",
         "AWS::ApiGateway::Resource",

@@ -89,7 +89,7 @@ def test_demo_story_leaves_the_registry_data_and_alarm_as_told(tmp_path: Path) -
         (alarm,) = [
             spec.name
             for spec in runtime.alarms.specs
-            if spec.metric_name == "DriftScore" and dict(spec.dimensions).get("model") == "churn"
+            if spec.metric_name == "DriftDetected" and dict(spec.dimensions).get("model") == "churn"
         ]
         assert any(c.alarm == alarm and c.new == "ALARM" for c in runtime.alarms.changes), runtime.alarms.changes
         notices = (tmp_path / "local" / "logs" / "notifications.log").read_text()

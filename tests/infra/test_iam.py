@@ -288,6 +288,7 @@ IAM_TABLE: dict[str, set[Grant]] = {
     | _allow("dynamodb:Query", "ledger/index/gsi1"),
     "detect_drift": OWN_LOGS_AND_TRACES
     | DEAD_LETTERS
+    | ALARM_TOPIC  # its drift notice (DRIFT_NOTICE_TOPIC_ARN) on the encrypted alarm topic
     | _allow("s3:GetObject", "artifacts/baselines/* artifacts/captures/*")
     | _allow("s3:PutObject", "artifacts/monitoring/*")
     | _allow("dynamodb:GetItem", "registry", MODEL)

@@ -269,9 +269,9 @@ def test_alarm_fires_only_on_exact_dimensions(local: tuple[LocalRuntime, Path]) 
     runtime.runner.invoke(echo, {"detail": {**breaching["detail"], "extra_dimensions": {"feature": "x"}}}, "test")
     assert runtime.alarms.states[runtime.alarms.specs[0].name] in {"OK", "INSUFFICIENT_DATA"}
     spec = runtime.alarms.specs[0]
-    from mlops_local.alarms import Datapoint
+    from mlops_local.metrics import Datapoint
 
-    runtime.metrics.points.append(Datapoint("Test", "Score", frozenset({("model", "churn")}), 5.0, time.time()))
+    runtime.metrics.add([Datapoint("Test", "Score", frozenset({("model", "churn")}), 5.0, time.time())])
     runtime.alarms.evaluate_all()
     assert runtime.alarms.states[spec.name] != "ALARM"  # a subset of the dimensions never matches
 

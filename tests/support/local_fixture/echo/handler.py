@@ -1,4 +1,4 @@
-"""A tiny function for testing the local runtime: records each event, emits one EMF metric."""
+"""A tiny function for testing the local runtime: records each event, emits one EMF metric, fails on request."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             metrics.add_dimension(name=name, value=value)
         metrics.add_metric(name="Score", unit=MetricUnit.Count, value=float(event["detail"]["metric_value"]))
         metrics.flush_metrics()
+    if event.get("path", "").endswith("/fail") or event.get("detail", {}).get("fail"):
+        raise RuntimeError("asked to fail")  # a function error, as Lambda reports it
     if "httpMethod" in event:
         return {
             "statusCode": 200,
