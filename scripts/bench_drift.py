@@ -475,14 +475,16 @@ def main() -> None:
             if ours["prediction_drift"]:
                 print(f"{'':<19} ours: prediction drift", flush=True)
 
-        false_alarms = _run(sys.executable, "ours-false-alarms", args, windows=args.windows)
-        results["false_alarms"] = {"ours": false_alarms}
-        rate = false_alarms["alarms"] / false_alarms["windows"]
-        print(
-            f"\nfalse alarms, {false_alarms['windows']} clean windows of {false_alarms['rows']} rows (the minimum): "
-            f"ours {false_alarms['alarms']} ({rate:.1%}) {false_alarms['flagged'] or ''}",
-            flush=True,
-        )
+        results["false_alarms"] = {}
+        if args.windows:
+            false_alarms = _run(sys.executable, "ours-false-alarms", args, windows=args.windows)
+            results["false_alarms"]["ours"] = false_alarms
+            rate = false_alarms["alarms"] / false_alarms["windows"]
+            print(
+                f"\nfalse alarms, {false_alarms['windows']} clean windows of {false_alarms['rows']} rows (the minimum): "
+                f"ours {false_alarms['alarms']} ({rate:.1%}) {false_alarms['flagged'] or ''}",
+                flush=True,
+            )
         if evidently and args.evidently_windows:
             theirs = _run(evidently, "evidently-false-alarms", args, windows=args.evidently_windows)
             results["false_alarms"]["evidently"] = theirs
