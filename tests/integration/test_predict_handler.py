@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import signal
@@ -464,6 +465,34 @@ def test_predict_unexpected_error_is_500_without_details(deployed: Deployed, mon
     status, answer = invoke(deployed.handler, rest_event("churn", json.dumps(sample_records(1))))
     assert status == 500
     assert answer == {"error": "InternalError", "message": "internal error; see the function logs"}
+
+
+def test_predict_log_lines_carry_the_lambda_context_of_their_request(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the function's log stream, and invocations with their own request ids
+    handler = deployed.handler
+    stream = io.StringIO()
+    monkeypatch.setattr(handler.logger.registered_handler, "stream", stream)
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:predict"
+    first, second, third = (FakeLambdaContext(function_name="predict", invoked_function_arn=arn) for _ in range(3))
+    # WHEN the first loads the model (a log line), the second answers and the third fails unexpectedly
+    for context in (first, second):
+        assert handler.lambda_handler(rest_event("churn", json.dumps(sample_records(1))), context)["statusCode"] == 200
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(handler.service, "predict", broken)
+    assert handler.lambda_handler(rest_event("churn", json.dumps(sample_records(1))), third)["statusCode"] == 500
+    # THEN each line carries the Lambda context of the request that logged it (Powertools' keys)
+    lines = {line["message"]: line for line in map(json.loads, stream.getvalue().splitlines())}
+    context = {"function_name": "predict", "function_memory_size": 1024, "function_arn": arn}
+    assert lines["model loaded"].items() >= (context | {"function_request_id": first.aws_request_id}).items()
+    assert (
+        lines["unexpected error"].items()
+        >= (context | {"function_request_id": third.aws_request_id, "cold_start": False}).items()
+    )
 
 
 class _NaNSession:
