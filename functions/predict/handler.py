@@ -13,6 +13,9 @@ Measured choices (scripts/bench_inference.py), because this function's latency i
   ~16 us of a ~125 us request); `_log_context` sets the same keys (function name, memory, ARN,
   request id, cold start) and per request only what changes (~4 us). Predict uses neither of the
   decorator's options (logging the event, debug-log sampling).
+- OpenBLAS runs one thread (OPENBLAS_NUM_THREADS, unless set): predict never calls BLAS
+  (onnxruntime has its own kernels), and the idle workers numpy's import starts spin first, which
+  measured ~30-40 ms of CPU of the cold start, on a function that has ~0.6 vCPU at 1024 MB.
 - No pydantic on the import and first-request path (plain-dataclass settings, the registry read as
   a `ServedVersion`, the contract as a `ServingContract`): it cost ~0.2-0.3 s of CPU at cold
   start. A test fails if a first request imports it.
@@ -29,8 +32,12 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from typing import TYPE_CHECKING, Any
+
+if "numpy" not in sys.modules:  # read once, when numpy loads OpenBLAS (through onnxruntime below)
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit

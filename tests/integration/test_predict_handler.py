@@ -231,6 +231,26 @@ def test_predict_cold_start_and_first_answer_do_not_import_pydantic(deployed: De
     assert outcome == {"status": 200, "pydantic": []}
 
 
+def test_predict_cold_start_leaves_numpy_blas_single_threaded() -> None:
+    # GIVEN a fresh interpreter that has not set OpenBLAS's thread count, importing the handler as Lambda does
+    script = textwrap.dedent(
+        """
+        import json, sys
+        sys.path[:0] = ["src", "functions/predict"]
+        import handler
+        from threadpoolctl import threadpool_info
+        print(json.dumps([pool["num_threads"] for pool in threadpool_info() if pool["internal_api"] == "openblas"]))
+        """
+    )
+    env = {name: value for name, value in os.environ.items() if name != "OPENBLAS_NUM_THREADS"}
+    env |= {"REGISTRY_TABLE": "registry", "ARTIFACT_BUCKET": "artifacts", "POWERTOOLS_TRACE_DISABLED": "1"}
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # THEN numpy's OpenBLAS runs one thread: predict never calls BLAS, and idle workers spinning at
+    # start-up took ~30-40 ms of CPU from the cold start (a Lambda of 1024 MB has about 0.6 vCPU)
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [1]
+
+
 def test_predict_too_many_records_is_400(deployed: Deployed, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MAX_RECORDS_PER_REQUEST", "2")
     handler = load_handler_module("predict")
