@@ -1,7 +1,7 @@
 """Serving benchmark: the predict function (onnxruntime) vs the raw onnxruntime call vs a plain
 scikit-learn handler, warm and cold, on one churn model, against a local moto server.
 
-    .venv/bin/python scripts/bench_inference.py [--warm-iterations 3000] [--cold-runs 5]
+    .venv/bin/python scripts/bench_inference.py [--warm-iterations 3000] [--cold-runs 7]
 
 Warm: p50/p99 of one-record requests in this process (the predict handler gets a realistic API
 Gateway REST event and runs everything it runs in Lambda: routing, validation, capture, metrics).
@@ -314,7 +314,7 @@ def _median(runs: list[tuple[float, float, float]], index: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--warm-iterations", type=int, default=3_000)
-    parser.add_argument("--cold-runs", type=int, default=5)
+    parser.add_argument("--cold-runs", type=int, default=7)
     parser.add_argument("--cold", choices=["predict", "sklearn"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.cold:
