@@ -1,12 +1,16 @@
 """Serving benchmark: the predict function (onnxruntime) vs the raw onnxruntime call vs a plain
 scikit-learn handler, warm and cold, on one churn model, against a local moto server.
 
-    .venv/bin/python scripts/bench_inference.py [--warm-iterations 3000] [--cold-runs 5]
+    .venv/bin/python scripts/bench_inference.py [--warm-iterations 3000] [--cold-runs 7]
 
 Warm: p50/p99 of one-record requests in this process (the predict handler gets a realistic API
 Gateway REST event and runs everything it runs in Lambda: routing, validation, capture, metrics).
 Cold: a fresh interpreter per run (`--cold predict|sklearn`): imports, registry lookup, artifact
-fetch (+ SHA-256 verification for ONNX), model load, first answer.
+fetch (+ SHA-256 verification for ONNX), model load, first answer. The two kinds run alternately
+(ABBA), so a change in the shared machine's load hits both; the table gives medians and the
+spread of the per-round ratios. As in Lambda, where the mlops-core layer ships bytecode
+(infra/layers.py) and the function folder does not, `src/` is compiled before the runs and the
+runs write no bytecode (PYTHONDONTWRITEBYTECODE) whatever the caller's environment says.
 Aims: handler p50 within 0.1 ms of the raw call; >= 25x faster warm than scikit-learn; cold start
 <= 1/4 of scikit-learn's.
 """
@@ -14,6 +18,7 @@ Aims: handler p50 within 0.1 ms of the raw call; >= 25x faster warm than scikit-
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import io
 import json
@@ -273,32 +278,43 @@ def cold_child(kind: str) -> None:
     print(json.dumps({"seconds": elapsed, "cpu_seconds": cpu}))
 
 
-def cold(kind: str, runs: int, env: dict[str, str]) -> tuple[float, float, float]:
-    """Medians of (time to first answer inside the process, whole process wall time incl. interpreter,
-    CPU time to the first answer: on a busy shared machine the steadier measure of the work done)."""
-    inner, outer, cpu = [], [], []
-    for _ in range(runs):
-        started = time.perf_counter()
-        completed = subprocess.run(
-            [sys.executable, str(Path(__file__).resolve()), "--cold", kind],
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        outer.append(time.perf_counter() - started)
-        if completed.returncode != 0:
-            raise SystemExit(f"cold {kind} failed:\n{completed.stderr[-3000:]}")
-        last = [line for line in completed.stdout.splitlines() if line.startswith('{"seconds"')][-1]
-        inner.append(json.loads(last)["seconds"])
-        cpu.append(json.loads(last)["cpu_seconds"])
-    return statistics.median(inner), statistics.median(outer), statistics.median(cpu)
+def cold_run(kind: str, env: dict[str, str]) -> tuple[float, float, float]:
+    """(time to first answer inside the process, whole process wall time incl. interpreter, CPU time
+    to the first answer: on a busy shared machine the steadier measure of the work done)."""
+    started = time.perf_counter()
+    completed = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--cold", kind],
+        env={**os.environ, **env, "PYTHONDONTWRITEBYTECODE": "1"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    outer = time.perf_counter() - started
+    if completed.returncode != 0:
+        raise SystemExit(f"cold {kind} failed:\n{completed.stderr[-3000:]}")
+    last = json.loads([line for line in completed.stdout.splitlines() if line.startswith('{"seconds"')][-1])
+    return last["seconds"], outer, last["cpu_seconds"]
+
+
+def cold(runs: int, env: dict[str, str]) -> dict[str, list[tuple[float, float, float]]]:
+    """`runs` cold starts of each kind, alternating (ABBA) so that load changes hit both alike."""
+    # what the mlops-core layer ships precompiled (mlops_local is this script's glue, not in Lambda)
+    compileall.compile_dir(ROOT / "src", quiet=1)
+    results: dict[str, list[tuple[float, float, float]]] = {"predict": [], "sklearn": []}
+    for round_ in range(runs):
+        for kind in ("predict", "sklearn") if round_ % 2 == 0 else ("sklearn", "predict"):
+            results[kind].append(cold_run(kind, env))
+    return results
+
+
+def _median(runs: list[tuple[float, float, float]], index: int) -> float:
+    return statistics.median(run[index] for run in runs)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--warm-iterations", type=int, default=3_000)
-    parser.add_argument("--cold-runs", type=int, default=5)
+    parser.add_argument("--cold-runs", type=int, default=7)
     parser.add_argument("--cold", choices=["predict", "sklearn"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.cold:
@@ -334,8 +350,7 @@ def main() -> None:
         )
 
         results = warm(args.warm_iterations)
-        cold_predict = cold("predict", args.cold_runs, env)
-        cold_sklearn = cold("sklearn", args.cold_runs, env)
+        cold_runs = cold(args.cold_runs, env)
     finally:
         server.stop()
 
@@ -346,6 +361,8 @@ def main() -> None:
         print(f"{name:<34}{p50:>10.4f}{p99:>10.4f}{p50 / raw_p50:>11.1f}")
     handler_p50 = results["predict handler (REST event)"][0]
     sklearn_p50 = results["scikit-learn + pandas handler"][0]
+    cold_predict = tuple(_median(cold_runs["predict"], i) for i in range(3))
+    cold_sklearn = tuple(_median(cold_runs["sklearn"], i) for i in range(3))
     print()
     print(f"{'cold start (median)':<34}{'first answer s':>15}{'process s':>11}{'x sklearn':>11}{'CPU s':>8}{'x':>7}")
     for name, (inner, outer, cpu) in (("predict handler", cold_predict), ("scikit-learn handler", cold_sklearn)):
@@ -353,6 +370,11 @@ def main() -> None:
             f"{name:<34}{inner:>15.3f}{outer:>11.3f}{inner / cold_sklearn[0]:>11.2f}"
             f"{cpu:>8.3f}{cpu / cold_sklearn[2]:>7.2f}"
         )
+    ratios = sorted(p[0] / s[0] for p, s in zip(cold_runs["predict"], cold_runs["sklearn"], strict=True))
+    print(
+        f"first-answer ratio per round ({len(ratios)} rounds): median {statistics.median(ratios):.3f}, "
+        f"range {ratios[0]:.3f}-{ratios[-1]:.3f}"
+    )
     print()
     checks = [
         (

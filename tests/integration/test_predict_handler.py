@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import signal
@@ -231,6 +232,26 @@ def test_predict_cold_start_and_first_answer_do_not_import_pydantic(deployed: De
     assert result.returncode == 0, result.stderr[-3000:]
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome == {"status": 200, "pydantic": []}
+
+
+def test_predict_cold_start_leaves_numpy_blas_single_threaded() -> None:
+    # GIVEN a fresh interpreter that has not set OpenBLAS's thread count, importing the handler as Lambda does
+    script = textwrap.dedent(
+        """
+        import json, sys
+        sys.path[:0] = ["src", "functions/predict"]
+        import handler
+        from threadpoolctl import threadpool_info
+        print(json.dumps([pool["num_threads"] for pool in threadpool_info() if pool["internal_api"] == "openblas"]))
+        """
+    )
+    env = {name: value for name, value in os.environ.items() if name != "OPENBLAS_NUM_THREADS"}
+    env |= {"REGISTRY_TABLE": "registry", "ARTIFACT_BUCKET": "artifacts", "POWERTOOLS_TRACE_DISABLED": "1"}
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # THEN numpy's OpenBLAS runs one thread: predict never calls BLAS, and idle workers spinning at
+    # start-up took ~30-40 ms of CPU from the cold start (a Lambda of 1024 MB has about 0.6 vCPU)
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [1]
 
 
 def test_predict_too_many_records_is_400(deployed: Deployed, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -479,6 +500,34 @@ def test_predict_unexpected_error_is_500_without_details(deployed: Deployed, mon
     status, answer = invoke(deployed.handler, rest_event("churn", json.dumps(sample_records(1))))
     assert status == 500
     assert answer == {"error": "InternalError", "message": "internal error; see the function logs"}
+
+
+def test_predict_log_lines_carry_the_lambda_context_of_their_request(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the function's log stream, and invocations with their own request ids
+    handler = deployed.handler
+    stream = io.StringIO()
+    monkeypatch.setattr(handler.logger.registered_handler, "stream", stream)
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:predict"
+    first, second, third = (FakeLambdaContext(function_name="predict", invoked_function_arn=arn) for _ in range(3))
+    # WHEN the first loads the model (a log line), the second answers and the third fails unexpectedly
+    for context in (first, second):
+        assert handler.lambda_handler(rest_event("churn", json.dumps(sample_records(1))), context)["statusCode"] == 200
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(handler.service, "predict", broken)
+    assert handler.lambda_handler(rest_event("churn", json.dumps(sample_records(1))), third)["statusCode"] == 500
+    # THEN each line carries the Lambda context of the request that logged it (Powertools' keys)
+    lines = {line["message"]: line for line in map(json.loads, stream.getvalue().splitlines())}
+    context = {"function_name": "predict", "function_memory_size": 1024, "function_arn": arn}
+    assert lines["model loaded"].items() >= (context | {"function_request_id": first.aws_request_id}).items()
+    assert (
+        lines["unexpected error"].items()
+        >= (context | {"function_request_id": third.aws_request_id, "cold_start": False}).items()
+    )
 
 
 class _NaNSession:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -122,6 +123,23 @@ def test_loaded_model_feed_matches_training_convention(trained: TrainedModel) ->
             assert ours[name].tolist() == theirs[name].tolist()
         else:
             np.testing.assert_array_equal(ours[name], theirs[name])
+
+
+def test_loaded_model_answers_each_batch_alone_whatever_ran_before_or_beside_it(trained: TrainedModel) -> None:
+    # GIVEN one loaded model and batches of different sizes, each with its answer from a fresh model
+    store = InMemoryObjectStore()
+    version = publish(store, FakeRegistry(), trained.onnx_bytes, 1)
+    model = load_model(version, store)
+    holdout = records(trained.holdout[CONTRACT.feature_names].head(40))
+    batches = [holdout[i : i + size] for i, size in ((0, 1), (1, 1), (2, 5), (7, 5), (12, 1), (13, 27))]
+    alone = [load_model(version, store).predict(batch) for batch in batches]
+    # WHEN the same model answers them one after another, and then from 4 threads at once
+    in_turn = [model.predict(batch) for batch in batches]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        concurrent = list(pool.map(lambda i: model.predict(batches[i % len(batches)]), range(400)))
+    # THEN every answer is the batch's own
+    assert in_turn == alone
+    assert concurrent == [alone[i % len(batches)] for i in range(400)]
 
 
 def test_model_cache_refuses_tampered_artifact(trained: TrainedModel) -> None:

@@ -61,17 +61,27 @@ class LoadedModel:
     capture_sample_rate: float
     _feed: tuple[tuple[str, Any], ...] = field(repr=False)
     _output_names: list[str] = field(repr=False)
+    _buffers: threading.local = field(default_factory=threading.local, init=False, repr=False, compare=False)
 
     @property
     def classification(self) -> bool:
         return self.contract.classification
 
     def feed(self, columns: Columns) -> dict[str, np.ndarray]:
-        """ONNX feed arrays, [N, 1] per graph input, in the dtype the graph declares."""
-        feed = {}
-        for (name, dtype), values in zip(self._feed, columns.values, strict=True):
-            feed[name] = np.array(values, dtype=dtype).reshape(-1, 1)
-        return feed
+        """ONNX feed arrays, [N, 1] per graph input, in the dtype the graph declares.
+
+        The arrays are this thread's, refilled in place while the batch size stays the same, so they
+        are valid until the thread's next call: onnxruntime runs a one-record batch ~5 us faster on
+        arrays it ran before than on new ones (measured on the churn model, a ~40 us run)."""
+        buffers = self._buffers
+        rows = len(columns)
+        if getattr(buffers, "rows", -1) != rows:
+            buffers.arrays = [np.empty((rows, 1), dtype=dtype) for _, dtype in self._feed]
+            buffers.feed = {name: array for (name, _), array in zip(self._feed, buffers.arrays, strict=True)}
+            buffers.rows = rows
+        for array, values in zip(buffers.arrays, columns.values, strict=True):
+            array[:, 0] = values
+        return buffers.feed
 
     def predict_columns(self, columns: Columns) -> list[dict[str, Any]]:
         """Run the graph on a validated batch; one answer per record, in order.
