@@ -24,7 +24,7 @@ from urllib.parse import unquote
 from aws_lambda_powertools import Logger, Tracer, single_metric
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupportedContentType, RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
@@ -502,6 +502,13 @@ def build_app(
     def invalid_request(error: RequestValidationError) -> Response:
         details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in error.errors()]
         return _error(422, "RequestValidationError", "the request does not match the API schema", details=details)
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def unreadable_body(error: RequestUnsupportedContentType) -> Response:
+        declared = _header(app.current_event.headers, "content-type") or ""
+        return _error(
+            415, "UnsupportedMediaType", f"the body is {declared[:80]!r}; this API reads application/json bodies"
+        )
 
     @app.not_found
     def no_route(_: RouteNotFoundError) -> Response:

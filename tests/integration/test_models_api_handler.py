@@ -350,3 +350,18 @@ def test_models_api_handler_rejecting_a_held_dataset_moves_it_to_quarantine(
     assert (status, body["state"]) == (200, "quarantined")
     status, quarantined = send(reviewers, "GET", "/models/churn/datasets?state=quarantined", user=READER)
     assert [d["dataset_id"] for d in quarantined] == [held.dataset_id]
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/xml", "image/png"])
+def test_models_api_handler_answers_415_to_a_body_it_cannot_read(handler: ModuleType, content_type: str) -> None:
+    # GIVEN a rollback request whose body is declared in a media type the API does not take
+    event = api_event("POST", "/models/churn/rollback", body={"reason": "bad release"})
+    event["headers"]["Content-Type"] = content_type
+    event["multiValueHeaders"]["Content-Type"] = [content_type]
+    # WHEN it arrives
+    response = handler.lambda_handler(event, FakeLambdaContext())
+    # THEN the caller hears which media type to send, not an internal error
+    body = json.loads(response["body"])
+    assert response["statusCode"] == 415, body
+    assert body["error"] == "UnsupportedMediaType"
+    assert content_type in body["message"] and "application/json" in body["message"]
