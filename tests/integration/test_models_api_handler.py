@@ -364,4 +364,5 @@ def test_models_api_handler_answers_415_to_a_body_it_cannot_read(handler: Module
     body = json.loads(response["body"])
     assert response["statusCode"] == 415, body
     assert body["error"] == "UnsupportedMediaType"
-    assert content_type in body["message"] and "application/json" in body["message"]
+    assert content_type in body["message"]
+    assert "application/json" in body["message"]
