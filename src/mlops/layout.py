@@ -13,6 +13,8 @@ Artifact bucket:  models/<model>/<sha256>.onnx content-addressed artifacts
                   baselines/<model>/<sha256>.json training profile for drift
                   captures/<model>/<yyyy>/<mm>/<dd>/<hh>/<yyyymmddThhmmss>-<id>.json  sampled inference traffic
                   (columns, `mlops.captures`; objects written before end in .jsonl)
+                  labels/<model>/<yyyy>/<mm>/<dd>/<hh>/<yyyymmddThhmm>-<id>.json  ground truth by the
+                  minute its predictions were answered (columns, `mlops.labels`)
                   monitoring/<model>/state.json  a model's drift progress (mlops.drift.monitor)
                   monitoring/<model>/reports/<report id>.json  a drift run's result (`.html`: its page);
                   the report id is the run's UTC time, `YYYYMMDDTHHMMSSffffffZ`, so ids sort by time
@@ -28,6 +30,7 @@ from datetime import UTC, datetime
 
 from mlops.captures import CAPTURE_SUFFIX  # stdlib only
 from mlops.contract_rules import is_valid_model_name  # stdlib only: predict imports layout, not pydantic
+from mlops.labels import LABEL_SUFFIX  # stdlib only
 
 DATASETS_PREFIX = "datasets/"
 CONTRACTS_PREFIX = "contracts/"
@@ -38,6 +41,7 @@ BASELINES_PREFIX = "baselines/"
 CAPTURES_PREFIX = "captures/"
 LEGACY_CAPTURE_SUFFIX = ".jsonl"  # row-per-line capture objects written before the columnar format
 MONITORING_PREFIX = "monitoring/"
+LABELS_PREFIX = "labels/"
 DRIFT_REPORT_ID_PATTERN = "^[0-9]{8}T[0-9]{12}Z$"
 _DRIFT_REPORT_ID = re.compile(DRIFT_REPORT_ID_PATTERN)
 # Reports and quarantined copies of keys that name no (valid) model; model names cannot start with "_".
@@ -207,3 +211,17 @@ def drift_result_key(model: str, report_id: str) -> str:
 def drift_page_key(model: str, report_id: str) -> str:
     """The HTML report page beside the result."""
     return f"{drift_reports_prefix(model)}{report_id}.html"
+
+
+def labels_prefix(model: str) -> str:
+    return f"{LABELS_PREFIX}{model}/"
+
+
+def labels_minute_key(model: str, minute: datetime) -> str:
+    """The part of a label key up to its prediction minute: a minute's objects share it."""
+    return posixpath.join(labels_prefix(model), minute.strftime("%Y/%m/%d/%H"), f"{minute:%Y%m%dT%H%M}")
+
+
+def label_key(model: str, minute: datetime, batch_id: str) -> str:
+    """Where labels of predictions answered in `minute` (UTC, `mlops.labels.prediction_minute`) live."""
+    return f"{labels_minute_key(model, minute)}-{batch_id}{LABEL_SUFFIX}"
