@@ -4,7 +4,9 @@ quality join reads. One format, one rule for which label of a prediction counts.
 A label object (`labels/<model>/<yyyy>/<mm>/<dd>/<hh>/<yyyymmddThhmm>-<batch id>.json`, see
 `mlops.layout.label_key`) holds labels whose predictions were answered in ONE minute (the
 minute is in the prediction id), so the join reads a minute of labels beside the captures of
-that minute and its memory does not grow with the number of labelled rows.
+that minute and its memory does not grow with the number of labelled rows. A batch id starts
+with its arrival time (`new_label_batch_id`), so within a minute the objects that arrived after
+a reader's last key sort after it, even for a prediction minute long past (late labels).
 
 Stdlib only: the feedback route runs beside predict's code.
 """
@@ -12,6 +14,7 @@ Stdlib only: the feedback route runs beside predict's code.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,6 +47,11 @@ def prediction_minute(prediction_id: str) -> datetime:
     """The UTC minute a prediction was answered: the label object its label goes to."""
     second = prediction_second(prediction_id)
     return datetime.fromtimestamp(second - second % 60, tz=UTC)
+
+
+def new_label_batch_id(arrived: datetime) -> str:
+    """`<arrival, UTC, yyyymmddThhmmssffffff>-<8 random hex>`: sorts by arrival, unique."""
+    return f"{arrived.astimezone(UTC):%Y%m%dT%H%M%S%f}-{os.urandom(4).hex()}"
 
 
 def encode_labels(batch: LabelBatch) -> bytes:

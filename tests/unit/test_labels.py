@@ -12,6 +12,7 @@ from mlops.labels import (
     decode_labels,
     encode_labels,
     merge_labels,
+    new_label_batch_id,
     prediction_minute,
     split_by_minute,
 )
@@ -57,3 +58,11 @@ def test_the_first_label_received_counts_and_replays_change_nothing() -> None:
     for batches in ([first, correction, replay], [replay, correction, first]):
         merged = merge_labels(batches)
         assert (merged.labels, merged.duplicates, merged.conflicts) == ({prediction_id: "yes"}, 1, 1)
+
+
+def test_label_batch_ids_sort_by_arrival_within_a_minute() -> None:
+    minute = prediction_minute(ids_at(ANSWERED)[0])
+    earlier = label_key("churn", minute, new_label_batch_id(datetime(2026, 12, 9, 8, 0, 0, 5, tzinfo=UTC)))
+    later = label_key("churn", minute, new_label_batch_id(datetime(2026, 12, 9, 8, 0, 1, tzinfo=UTC)))
+    assert earlier < later
+    assert new_label_batch_id(ANSWERED) != new_label_batch_id(ANSWERED)
