@@ -575,7 +575,8 @@ class AlarmEvaluator:
         )
         with self.notifications_log.open("a") as notifications:
             notifications.write(line + "\n")
-        log.warning("%s", line)
+        # on the console only what an operator would be paged about; every change is in the log file
+        log.log(logging.WARNING if "ALARM" in (change.old, change.new) else logging.INFO, "%s", line)
 
     def _mirror(self) -> None:
         """Mirror datapoints to the stand-in (batched) so ordinary clients can read the metrics."""

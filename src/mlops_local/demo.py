@@ -267,17 +267,35 @@ class Demo:
         )
 
     def await_alarm(self, timeout: float = 30.0) -> str:
+        """The two messages a subscriber gets: CloudWatch's (the model's composite alarm) and the drift
+        notice a person reads (what drifted, by how much, the report's link), printed in full."""
+        alarm: dict[str, Any] | None = None
+        notice: tuple[str, str] | None = None
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and (alarm is None or notice is None):
             messages = self.sqs.receive_message(QueueUrl=self.inbox, MaxNumberOfMessages=10, WaitTimeSeconds=1)
             for message in messages.get("Messages", []):
+                envelope = json.loads(message["Body"])
+                subject, text = envelope.get("Subject") or "", envelope.get("Message", "")
+                if subject.startswith(("Drift:", "Data quality:")) and f" {MODEL} v" in subject:
+                    notice = notice or (subject, text)
+                    continue
                 try:  # the topic also carries production-change and dataset notices, in plain text
-                    alarm = json.loads(json.loads(message["Body"])["Message"])
+                    state = json.loads(text)
                 except ValueError:
                     continue
-                if isinstance(alarm, dict) and alarm.get("NewStateValue") == "ALARM":
-                    return f"SNS -> queue: {alarm['AlarmName']} is ALARM ({alarm['NewStateReason']})"
-        raise StepFailed("no ALARM notification reached the subscribed queue")
+                if isinstance(state, dict) and state.get("NewStateValue") == "ALARM" and alarm is None:
+                    alarm = state
+        if alarm is None:
+            raise StepFailed("no ALARM notification reached the subscribed queue")
+        if notice is None:
+            raise StepFailed("no drift notice reached the subscribed queue")
+        subject, text = notice
+        self.story.out.write(f"     Subject: {subject}\n" + "".join(f"     | {line}\n" for line in text.splitlines()))
+        return (
+            f"SNS -> queue: {alarm['AlarmName']} is ALARM ({alarm['NewStateReason']}); "
+            f"and the drift notice '{subject}' (above)"
+        )
 
     def quarantine_bad_dataset(self) -> str:
         frame = churn_dataset(500, seed=3).drop(columns=["region"])

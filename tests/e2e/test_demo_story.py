@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,10 @@ def test_demo_story_leaves_the_registry_data_and_alarm_as_told(tmp_path: Path) -
         assert any(c.alarm == alarm and c.new == "ALARM" for c in runtime.alarms.changes), runtime.alarms.changes
         notices = (tmp_path / "local" / "logs" / "notifications.log").read_text()
         assert "ALARM" in notices
+        # ... and the drift notice a person reads: the features that drifted and the report's link
+        assert "Drift: churn v1" in story, story
+        assert re.search(r"Report: https://localhost:\d+/v1/models/churn/drift/\w+", story), story
+        assert "- tenure_months (numeric):" in story, story
 
         # every function ran, and each logged under its own service name
         invocations = (tmp_path / "local" / "logs" / "invocations.log").read_text()
