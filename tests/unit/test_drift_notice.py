@@ -35,7 +35,7 @@ def test_drift_notice_names_model_version_features_and_numbers() -> None:
 def test_drift_notice_words_p_values_in_small_windows() -> None:
     _, body = drift_notice(drift_result(features=3, drifted=(2,), regime="small"), report_link=None)
 
-    assert "- feature_02 (categorical): chi-square p-value p 0.0004 < 0.05; PSI 0.31" in body
+    assert "- feature_02 (categorical): chi-square test p 0.0004 < 0.05; PSI 0.31" in body
     assert "Report: no link for this run (see the model's drift history in the models API)" in body
 
 

@@ -129,8 +129,8 @@ def test_render_html_words_p_values_and_distances_by_their_decision() -> None:
 
     html = render_html(result)
 
-    assert "Kolmogorov-Smirnov p-value p 0.0004 &lt; 0.05" in html  # drifted: p below the threshold
-    assert "chi-square p-value p 0.41 &gt;= 0.05" in html  # kept: p at or above it
+    assert "Kolmogorov-Smirnov test p 0.0004 &lt; 0.05" in html  # drifted: p below the threshold
+    assert "chi-square test p 0.41 &gt;= 0.05" in html  # kept: p at or above it
     assert "small window: Kolmogorov-Smirnov and chi-square p-values" in html
 
 

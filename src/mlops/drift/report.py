@@ -48,8 +48,8 @@ CONTENT_SECURITY_POLICY = (
 HEADER_CONTENT_SECURITY_POLICY = f"{CONTENT_SECURITY_POLICY}; frame-ancestors 'none'"
 
 _METHOD_NAMES = {
-    DriftMethod.KS: "Kolmogorov-Smirnov p-value",
-    DriftMethod.CHI_SQUARE: "chi-square p-value",
+    DriftMethod.KS: "Kolmogorov-Smirnov test",
+    DriftMethod.CHI_SQUARE: "chi-square test",
     DriftMethod.WASSERSTEIN: "Wasserstein distance (normalised)",
     DriftMethod.JENSEN_SHANNON: "Jensen-Shannon distance",
     DriftMethod.PSI: "PSI",
