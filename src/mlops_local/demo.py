@@ -294,8 +294,21 @@ class Demo:
         self.story.out.write(f"     Subject: {subject}\n" + "".join(f"     | {line}\n" for line in text.splitlines()))
         return (
             f"SNS -> queue: {alarm['AlarmName']} is ALARM ({alarm['NewStateReason']}); "
-            f"and the drift notice '{subject}' (above)"
+            f"the drift notice '{subject}' (above); {self.open_report(text)}"
         )
+
+    def open_report(self, notice: str) -> str:
+        """Follow the notice's link as a reader would: a SigV4-signed GET of the report page."""
+        link = next(
+            (line.removeprefix("Report: ") for line in notice.splitlines() if line.startswith("Report: https")), ""
+        )
+        if not link.startswith(self.api.api_url):
+            raise StepFailed(f"the notice links no report on this API: {link or 'no link'}")
+        page = self.api.admin("GET", link.removeprefix(self.api.api_url))
+        content_type = page.headers.get("Content-Type", "")
+        if page.status != 200 or not content_type.startswith("text/html") or "<svg" not in str(page.body):
+            raise StepFailed(f"the report link answered HTTP {page.status} {content_type}")
+        return f"report page served: HTTP 200 {content_type}, {len(str(page.body).encode()) // 1024} KB"
 
     def quarantine_bad_dataset(self) -> str:
         frame = churn_dataset(500, seed=3).drop(columns=["region"])

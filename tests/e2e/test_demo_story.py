@@ -99,6 +99,7 @@ def test_demo_story_leaves_the_registry_data_and_alarm_as_told(tmp_path: Path) -
         assert "Drift: churn v1" in story, story
         assert re.search(r"Report: https://localhost:\d+/v1/models/churn/drift/\w+", story), story
         assert "- tenure_months (numeric):" in story, story
+        assert "report page served: HTTP 200 text/html" in story, story
 
         # every function ran, and each logged under its own service name
         invocations = (tmp_path / "local" / "logs" / "invocations.log").read_text()
