@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
-
-# before aws_cdk starts its Node process: silence jsii's end-of-life banner for Node 20
-os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 from aws_cdk import App, Validations
 from cdk_nag import AwsSolutionsChecks

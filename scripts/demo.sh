@@ -4,5 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
-export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
 exec .venv/bin/mlops demo "$@"

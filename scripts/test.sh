@@ -4,7 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
-export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 exec .venv/bin/pytest -n 2 --dist loadgroup --cov --cov-report=term:skip-covered "$@"
