@@ -12,6 +12,7 @@ from pathlib import Path
 from infra.layers import REPO_ROOT
 from mlops.settings import (
     DriftSettings,
+    FeedbackSettings,
     ModelsApiSettings,
     PredictSettings,
     RegisterSettings,
@@ -104,6 +105,13 @@ FUNCTIONS: dict[str, FunctionSpec] = {
             # shutdown-extension: registered, it makes Lambda send SIGTERM, on which the capture buffers flush
             layers=("powertools", "mlops-core", "numpy", "onnxruntime", "shutdown-extension"),
             size_aim_bytes=PREDICT_AIM_BYTES,
+        ),
+        FunctionSpec(
+            "record_feedback",
+            FeedbackSettings,
+            memory_mb=512,  # a 1,000-label request is ~100 KB of JSON: CPU, not memory, bounds it
+            timeout_seconds=30,
+            layers=("powertools", "mlops-core"),
         ),
         FunctionSpec(
             "models_api",

@@ -101,7 +101,7 @@ class MlopsStack(Stack):
         """Every function's alarms (found in the tree, so a new function cannot be missed), per model and
         operational composites notifying the alarm topic, and the dashboards."""
         functions = [node for node in self.node.find_all() if isinstance(node, MlopsFunction)]
-        serving = [api.predict, api.models_api]  # API-facing: a throttle is a refused request
+        serving = [api.predict, api.record_feedback, api.models_api]  # API-facing: a throttle is a refused request
         signals = ApiSignals.of(api.api, api.predict_method)
         models = [
             ModelAlarms(self, f"Alarms-{contract.name}", contract=contract, topic=monitoring.topic, api_url=api.api.url)

@@ -286,6 +286,10 @@ IAM_TABLE: dict[str, set[Grant]] = {
     | _allow("dynamodb:Query", "registry/index/gsi1")
     | _allow("dynamodb:GetItem dynamodb:PutItem", "ledger")
     | _allow("dynamodb:Query", "ledger/index/gsi1"),
+    # labels in through the API: the production contract (GetItem), label objects out (labels/ only)
+    "record_feedback": OWN_LOGS_AND_TRACES
+    | _allow("s3:PutObject", "artifacts/labels/*")
+    | _allow("dynamodb:GetItem", "registry", MODEL),
     "detect_drift": OWN_LOGS_AND_TRACES
     | DEAD_LETTERS
     | ALARM_TOPIC  # its drift notice (DRIFT_NOTICE_TOPIC_ARN) on the encrypted alarm topic

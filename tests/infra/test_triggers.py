@@ -76,6 +76,7 @@ def test_api_routes_map_to_functions_with_their_auth(template: dict[str, Any]) -
     found = routes(template)
     expected = {
         ("POST", "/models/{name}/predict"): ("predict", "NONE", True),
+        ("POST", "/models/{name}/feedback"): ("record_feedback", "NONE", True),
         ("GET", "/models"): ("models_api", "AWS_IAM", False),
         ("GET", "/models/{name}"): ("models_api", "AWS_IAM", False),
         ("GET", "/models/{name}/versions"): ("models_api", "AWS_IAM", False),
@@ -119,6 +120,22 @@ def test_predict_validates_body_and_usage_plan_throttles_key(template: dict[str,
     (plan_key,) = resources(template, "AWS::ApiGateway::UsagePlanKey").values()
     assert plan_key["Properties"]["KeyId"] == {"Ref": key_id}
     assert template["Outputs"]["ApiKeyId"]["Value"] == {"Ref": key_id}
+
+
+def test_feedback_route_validates_the_body_shape_and_shares_the_usage_plan(template: dict[str, Any]) -> None:
+    feedback = routes(template)[("POST", "/models/{name}/feedback")]
+    predict = routes(template)[("POST", "/models/{name}/predict")]
+    assert feedback["ApiKeyRequired"] is True
+    assert feedback["RequestValidatorId"] == predict["RequestValidatorId"]
+    model_id = feedback["RequestModels"]["application/json"]["Ref"]
+    schema = template["Resources"][model_id]["Properties"]["Schema"]
+    assert schema["required"] == ["labels"]
+    # no maxItems here: the function answers a 400 naming the limit, API Gateway only "Invalid request body"
+    assert schema["properties"]["labels"] == {"type": "array", "minItems": 1}
+    # the one usage plan covers the whole stage, so the key and throttle of predict apply
+    (plan,) = resources(template, "AWS::ApiGateway::UsagePlan").values()
+    assert len(plan["Properties"]["ApiStages"]) == 1
+    assert not plan["Properties"]["ApiStages"][0].get("Throttle")  # no per-method override
 
 
 def test_api_stage_has_access_logs_and_tracing(template: dict[str, Any]) -> None:
