@@ -140,7 +140,7 @@ def test_feedback_refuses_the_whole_request_naming_each_item(handler: ModuleType
     assert status == 400
     assert answer["error"] == "LabelsRefused"
     assert answer["problems_total"] == 4
-    assert [(p["index"], p["prediction_id"], p["reason"]) for p in answer["problems"]] == [
+    assert [(p["index"], p["prediction_id"], p["reason"]) for p in answer["details"]] == [
         (1, unknown_class, "unknown_class"),
         (2, old, "older_than_horizon"),
         (3, "zz", "malformed_prediction_id"),
@@ -198,4 +198,4 @@ def test_feedback_for_a_regression_model_takes_values(stack: TestResources) -> N
     assert (status, answer["accepted"], answer["horizon_hours"]) == (200, 1, 1.0)
     assert read(stack, label_objects(stack, "price")[0]).labels == [12.0]
     status, answer = invoke(handler, feedback_event("price", {"labels": [{"prediction_id": stale, "value": 1}]}))
-    assert (status, answer["problems"][0]["reason"]) == (400, "older_than_horizon")
+    assert (status, answer["details"][0]["reason"]) == (400, "older_than_horizon")
