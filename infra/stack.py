@@ -12,6 +12,7 @@ from infra.constructs.alarms import ApiSignals, ModelAlarms, OperationalAlarms
 from infra.constructs.dashboards import ModelDashboard, PipelineDashboard
 from infra.constructs.datasets import Datasets
 from infra.constructs.events import EventBackbone
+from infra.constructs.feedback import FeedbackFiles
 from infra.constructs.function_defaults import LayerLibrary, MlopsFunction
 from infra.constructs.inference_api import InferenceApi
 from infra.constructs.ledger import DatasetLedger
@@ -63,6 +64,15 @@ class MlopsStack(Stack):
             backbone=backbone,
             registry=registry,
             ledger=ledger,
+            layers=layers,
+        )
+        FeedbackFiles(
+            self,
+            "Feedback",
+            data_bucket=datasets.bucket,
+            artifact_bucket=storage.artifact_bucket,
+            backbone=backbone,
+            registry=registry,
             layers=layers,
         )
         monitoring = Monitoring(

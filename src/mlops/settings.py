@@ -141,6 +141,17 @@ class FeedbackSettings(_Settings):
 
 
 @dataclass(frozen=True, kw_only=True)
+class FeedbackFileSettings(_Settings):
+    """ingest_feedback: label files under feedback/ of the data bucket (mlops.feedback_files)."""
+
+    data_bucket: str = env("DATA_BUCKET")  # the files, their reports, quarantine/_feedback/
+    artifact_bucket: str = env("ARTIFACT_BUCKET")  # label objects under labels/
+    registry_table: str = env("REGISTRY_TABLE")  # the production version's contract (read only)
+    idempotency_table: str = env("IDEMPOTENCY_TABLE")
+    batch_rows: int = env("FEEDBACK_BATCH_ROWS", 16_384, ge=1_000)
+
+
+@dataclass(frozen=True, kw_only=True)
 class ModelsApiSettings(_Settings):
     registry_table: str = env("REGISTRY_TABLE")
     ledger_table: str = env("LEDGER_TABLE")  # lists datasets by state, records reviews

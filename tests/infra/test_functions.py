@@ -22,6 +22,7 @@ EXPECTED_SIZING = {  # folder: (memory MB, timeout s)
     "models_api": (512, 30),
     "detect_drift": (1024, 300),
     "record_feedback": (512, 30),
+    "ingest_feedback": (1024, 900),
 }
 # each layer by the packages its description names
 EXPECTED_LAYERS = {
@@ -32,6 +33,7 @@ EXPECTED_LAYERS = {
     "models_api": {"aws-lambda-powertools", "src/mlops"},
     "detect_drift": {"aws-lambda-powertools", "src/mlops", "numpy"},
     "record_feedback": {"aws-lambda-powertools", "src/mlops"},  # no numpy: predict's aims stay its own
+    "ingest_feedback": {"aws-lambda-powertools", "src/mlops", "numpy", "pyarrow"},  # the dataset readers
 }
 _LAYER_PACKAGES = (
     "aws-lambda-powertools",

@@ -16,16 +16,22 @@ from tests.infra.support import (
 )
 
 
-def test_s3_notification_datasets_prefix_invokes_validate(template: dict[str, Any]) -> None:
+def test_s3_notifications_datasets_to_validate_and_feedback_to_ingest(template: dict[str, Any]) -> None:
     # GIVEN the bucket-notifications custom resource
     (notification,) = resources(template, "Custom::S3BucketNotifications").values()
     configs = notification["Properties"]["NotificationConfiguration"]["LambdaFunctionConfigurations"]
-    # THEN exactly one configuration: ObjectCreated under datasets/ -> validate_dataset
-    assert len(configs) == 1
-    (config,) = configs
-    assert config["Events"] == ["s3:ObjectCreated:*"]
-    assert config["Filter"]["Key"]["FilterRules"] == [{"Name": "prefix", "Value": "datasets/"}]
-    assert target_function_id(config["LambdaFunctionArn"]) == function_ids(template)["validate_dataset"]
+    # THEN exactly two configurations: ObjectCreated under datasets/ -> validate_dataset, under
+    # feedback/ -> ingest_feedback (neither function writes under the other's prefix or its own)
+    functions = function_ids(template)
+    found = {
+        (config["Filter"]["Key"]["FilterRules"][0]["Value"], target_function_id(config["LambdaFunctionArn"]))
+        for config in configs
+    }
+    assert len(configs) == 2
+    assert found == {("datasets/", functions["validate_dataset"]), ("feedback/", functions["ingest_feedback"])}
+    for config in configs:
+        assert config["Events"] == ["s3:ObjectCreated:*"]
+        assert len(config["Filter"]["Key"]["FilterRules"]) == 1
     bucket_ref = notification["Properties"]["BucketName"]["Ref"]
     assert template["Outputs"]["DataBucketName"]["Value"] == {"Ref": bucket_ref}
 
