@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -51,6 +52,8 @@ from mlops.ports import ObjectStore
 MAX_LABELS_PER_REQUEST = 1_000
 MAX_PROBLEMS_LISTED = 100  # problems named in a refusal or a file report; the total is counted
 MAX_PREDICTION_ID_CHARS = 40  # 32 hex; longer only past 65,535 records in one request
+# label objects written at once: boto3 clients are thread-safe, and botocore pools 10 connections
+WRITE_PARALLEL = 8
 CLOCK_SKEW_SECONDS = 300.0  # a prediction answered this far "in the future" is still believed
 API_SOURCE = "api"
 LABEL_FIELD = "label"  # classification: the true class, as text
@@ -266,16 +269,26 @@ def judge_request(rules: LabelRules, items: Sequence[Any], now: float) -> Accept
     return AcceptedLabels(unique, len(items), merged.duplicates, merged.conflicts)
 
 
-def write_labels(store: ObjectStore, bucket: str, model: str, batch: LabelBatch, arrived: datetime) -> list[str]:
-    """One label object per prediction minute of `batch`; the keys written, in minute order.
-    A failure part way leaves the objects written so far: a retry of the whole batch adds only
-    duplicates, which `merge_labels` absorbs (the first received counts)."""
-    keys = []
-    for minute, part in split_by_minute(batch):
-        key = label_key(model, minute, new_label_batch_id(arrived))
-        store.put_bytes(bucket, key, encode_labels(part), "application/json")
-        keys.append(key)
-    return keys
+def write_labels(
+    store: ObjectStore, bucket: str, model: str, batch: LabelBatch, arrived: datetime, *, parallel: int = WRITE_PARALLEL
+) -> list[str]:
+    """One label object per prediction minute of `batch`, written `parallel` at a time (a request's
+    labels may span hundreds of minutes: one PUT after another would add their latencies); the keys,
+    in minute order. A failure part way leaves the objects written so far: a retry of the whole batch
+    adds only duplicates, which `merge_labels` absorbs (the first received counts)."""
+    objects = [
+        (label_key(model, minute, new_label_batch_id(arrived)), encode_labels(part))
+        for minute, part in split_by_minute(batch)
+    ]
+
+    def put(item: tuple[str, bytes]) -> str:
+        store.put_bytes(bucket, item[0], item[1], "application/json")
+        return item[0]
+
+    if parallel <= 1 or len(objects) <= 1:
+        return [put(item) for item in objects]
+    with ThreadPoolExecutor(max_workers=min(parallel, len(objects))) as pool:
+        return list(pool.map(put, objects))
 
 
 class ProductionContracts(Protocol):

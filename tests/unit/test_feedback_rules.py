@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,11 @@ from mlops.feedback import (
     LabelsRefused,
     judge_request,
     parse_feedback_body,
+    write_labels,
 )
 from mlops.inference.prediction_ids import new_prediction_ids
 from mlops.inference.served import ServedArtifact, ServedVersion
-from mlops.labels import decode_labels, merge_labels, prediction_minute
+from mlops.labels import LabelBatch, decode_labels, merge_labels, prediction_minute
 from mlops.layout import labels_minute_key
 from tests.support.fakes import InMemoryObjectStore
 
@@ -268,3 +270,42 @@ def test_label_rules_cache_rereads_the_registry_after_its_ttl() -> None:
     clock[0] = 61
     cache.get("churn")
     assert registry.reads == 2
+
+
+class SlowStore(InMemoryObjectStore):
+    """Each PUT takes `seconds` (S3's latency); `fail_on` raises for keys containing it."""
+
+    def __init__(self, seconds: float, fail_on: str | None = None) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.fail_on = fail_on
+
+    def put_bytes(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+        time.sleep(self.seconds)
+        if self.fail_on is not None and self.fail_on in key:
+            raise OSError("S3 is unavailable")
+        return super().put_bytes(bucket, key, data, content_type)
+
+
+def spread_batch(minutes: int) -> LabelBatch:
+    ids = [i for m in range(minutes) for i in ids_at(NOW - timedelta(minutes=m + 1))]
+    return LabelBatch(ids, ["yes"] * minutes, [NOW.timestamp()] * minutes, "api")
+
+
+def test_write_labels_puts_a_requests_minutes_in_parallel_in_minute_order() -> None:
+    # GIVEN labels of 40 prediction minutes and a store whose PUT takes 20 ms
+    store = SlowStore(0.02)
+    started = time.perf_counter()
+    keys = write_labels(store, "artifacts", "churn", spread_batch(40), NOW)
+    elapsed = time.perf_counter() - started
+    # THEN 40 objects, keys in minute order, in far less than 40 x 20 ms
+    assert len(keys) == len(store.objects) == 40
+    assert keys == sorted(keys)
+    assert elapsed < 40 * 0.02 / 3
+
+
+def test_write_labels_failure_of_one_put_fails_the_call() -> None:
+    batch = spread_batch(10)
+    failing_minute = labels_minute_key("churn", prediction_minute(batch.prediction_ids[4])).rsplit("/", 1)[1]
+    with pytest.raises(OSError, match="S3 is unavailable"):
+        write_labels(SlowStore(0.001, fail_on=failing_minute), "artifacts", "churn", batch, NOW)
