@@ -373,7 +373,7 @@ def openapi_schemas() -> dict[str, Any]:
         "properties": {
             "prediction_id": {
                 "type": "string",
-                "pattern": "^[0-9a-f]{32,40}$",
+                "pattern": f"^[0-9a-f]{{32,{MAX_PREDICTION_ID_CHARS}}}$",
                 "description": "the id predict answered with",
             },
             LABEL_FIELD: {"type": "string"},
