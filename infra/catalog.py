@@ -12,6 +12,8 @@ from pathlib import Path
 from infra.layers import REPO_ROOT
 from mlops.settings import (
     DriftSettings,
+    FeedbackFileSettings,
+    FeedbackSettings,
     ModelsApiSettings,
     PredictSettings,
     RegisterSettings,
@@ -104,6 +106,22 @@ FUNCTIONS: dict[str, FunctionSpec] = {
             # shutdown-extension: registered, it makes Lambda send SIGTERM, on which the capture buffers flush
             layers=("powertools", "mlops-core", "numpy", "onnxruntime", "shutdown-extension"),
             size_aim_bytes=PREDICT_AIM_BYTES,
+        ),
+        FunctionSpec(
+            "record_feedback",
+            FeedbackSettings,
+            memory_mb=512,  # a 1,000-label request is ~100 KB of JSON: CPU, not memory, bounds it
+            timeout_seconds=30,
+            layers=("powertools", "mlops-core"),
+        ),
+        FunctionSpec(
+            "ingest_feedback",
+            FeedbackFileSettings,
+            # streamed and flushed every 50k labels (mlops.feedback_files): memory stays flat; the
+            # CPU share of 1024 MB reads a 1M-row file well within the timeout
+            memory_mb=1024,
+            timeout_seconds=15 * 60,
+            layers=("powertools", "mlops-core", "numpy", "pyarrow"),
         ),
         FunctionSpec(
             "models_api",

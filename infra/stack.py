@@ -12,6 +12,7 @@ from infra.constructs.alarms import ApiSignals, ModelAlarms, OperationalAlarms
 from infra.constructs.dashboards import ModelDashboard, PipelineDashboard
 from infra.constructs.datasets import Datasets
 from infra.constructs.events import EventBackbone
+from infra.constructs.feedback import FeedbackFiles
 from infra.constructs.function_defaults import LayerLibrary, MlopsFunction
 from infra.constructs.inference_api import InferenceApi
 from infra.constructs.ledger import DatasetLedger
@@ -65,6 +66,15 @@ class MlopsStack(Stack):
             ledger=ledger,
             layers=layers,
         )
+        FeedbackFiles(
+            self,
+            "Feedback",
+            data_bucket=datasets.bucket,
+            artifact_bucket=storage.artifact_bucket,
+            backbone=backbone,
+            registry=registry,
+            layers=layers,
+        )
         monitoring = Monitoring(
             self,
             "Monitoring",
@@ -101,7 +111,7 @@ class MlopsStack(Stack):
         """Every function's alarms (found in the tree, so a new function cannot be missed), per model and
         operational composites notifying the alarm topic, and the dashboards."""
         functions = [node for node in self.node.find_all() if isinstance(node, MlopsFunction)]
-        serving = [api.predict, api.models_api]  # API-facing: a throttle is a refused request
+        serving = [api.predict, api.record_feedback, api.models_api]  # API-facing: a throttle is a refused request
         signals = ApiSignals.of(api.api, api.predict_method)
         models = [
             ModelAlarms(self, f"Alarms-{contract.name}", contract=contract, topic=monitoring.topic, api_url=api.api.url)

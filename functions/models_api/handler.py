@@ -33,6 +33,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
+from mlops import feedback_openapi
 from mlops.adapters.dataset_ledger_dynamodb import DynamoDatasetLedger
 from mlops.adapters.drift_results_s3 import S3DriftResults
 from mlops.adapters.events import EventBridgePublisher
@@ -578,8 +579,9 @@ SECURITY_SCHEMES = {
 
 
 def openapi_document(app: APIGatewayRestResolver, registry: ModelRegistry) -> str:
-    """The API's OpenAPI document: this function's routes (IAM) and the predict route (API key),
-    whose request schema is built from the contract of each model's production version."""
+    """The API's OpenAPI document: this function's routes (IAM), the predict route (API key), whose
+    request schema is built from the contract of each model's production version, and the feedback
+    route (API key, mlops.feedback_openapi)."""
     document = json.loads(
         app.get_openapi_json_schema(
             title=API_TITLE, version=API_VERSION, security_schemes=SECURITY_SCHEMES, security=[{"sigv4": []}]
@@ -593,6 +595,7 @@ def openapi_document(app: APIGatewayRestResolver, registry: ModelRegistry) -> st
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     schemas["PredictRequest"] = predict_request_schema(contracts)
     schemas["PredictResponse"] = _PREDICT_RESPONSE
+    schemas |= feedback_openapi.openapi_schemas()
     schemas.setdefault("ErrorBody", ErrorBody.model_json_schema())
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
     predict_errors = {
@@ -632,6 +635,7 @@ def openapi_document(app: APIGatewayRestResolver, registry: ModelRegistry) -> st
             },
         }
     }
+    document["paths"][feedback_openapi.FEEDBACK_PATH] = feedback_openapi.openapi_operation(MODEL_NAME_PATTERN)
     return json.dumps(document)
 
 

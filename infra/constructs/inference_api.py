@@ -1,4 +1,5 @@
-"""The REST API: `POST /models/{name}/predict` (API key, usage plan) -> predict; the model
+"""The REST API: `POST /models/{name}/predict` (API key, usage plan) -> predict;
+`POST /models/{name}/feedback` (the same key and plan) -> record_feedback; the model
 management routes (infra.constructs.access.MODEL_ROUTES: reads, approve, reject, promote,
 rollback, archive, aliases, dataset ledger and held-dataset review, drift runs, `GET /openapi.json`) ->
 models_api with IAM authorization, and the reader/approver/admin roles allowed to invoke them.
@@ -25,6 +26,7 @@ from mlops.layout import (
     BASELINES_PREFIX,
     CAPTURES_PREFIX,
     DATASETS_PREFIX,
+    LABELS_PREFIX,
     MODELS_PREFIX,
     MONITORING_PREFIX,
     QUARANTINE_PREFIX,
@@ -55,6 +57,17 @@ PREDICT_BODY_SCHEMA = apigw.JsonSchema(
             type=apigw.JsonSchemaType.ARRAY, min_items=1, items=apigw.JsonSchema(type=apigw.JsonSchemaType.OBJECT)
         ),
     ],
+)
+
+# `{"labels": [{...}, ...]}`: the shape only. The batch limit and each label's rules are the
+# function's (mlops.feedback), so a refusal names the limit or the item instead of API Gateway's
+# bare "Invalid request body".
+FEEDBACK_BODY_SCHEMA = apigw.JsonSchema(
+    schema=apigw.JsonSchemaVersion.DRAFT4,
+    title="FeedbackRequest",
+    type=apigw.JsonSchemaType.OBJECT,
+    required=["labels"],
+    properties={"labels": apigw.JsonSchema(type=apigw.JsonSchemaType.ARRAY, min_items=1)},
 )
 
 
@@ -92,6 +105,24 @@ class InferenceApi(Construct):
             ["s3:PutObject"],
             [artifact_bucket.arn_for_objects(f"{CAPTURES_PREFIX}*")],
             why_wildcard="Writes sampled inference captures under captures/ only.",
+        )
+
+        # Ground truth in: its own function, so predict's package and cold start do not move.
+        self.record_feedback = MlopsFunction(
+            self,
+            "RecordFeedback",
+            spec=FUNCTIONS["record_feedback"],
+            environment={
+                "REGISTRY_TABLE": registry.table.table_name,
+                "ARTIFACT_BUCKET": artifact_bucket.bucket_name,
+            },
+            layers=layers,
+        )
+        registry.grant_model_reads(self.record_feedback)  # the production version's contract
+        self.record_feedback.grant(
+            ["s3:PutObject"],
+            [artifact_bucket.arn_for_objects(f"{LABELS_PREFIX}*")],
+            why_wildcard="Writes label objects under labels/ only.",
         )
 
         self.models_api = MlopsFunction(
@@ -205,6 +236,16 @@ class InferenceApi(Construct):
             request_validator=validator,
             request_models={"application/json": predict_model},
         )
+        feedback_model = self.api.add_model(
+            "FeedbackRequest", content_type="application/json", schema=FEEDBACK_BODY_SCHEMA
+        )
+        self.feedback_method = model.add_resource("feedback").add_method(
+            "POST",
+            apigw.LambdaIntegration(self.record_feedback.function),
+            api_key_required=True,
+            request_validator=validator,
+            request_models={"application/json": feedback_model},
+        )
         acknowledge(
             self.predict_method,
             "AwsSolutions-APIG4",
@@ -212,12 +253,17 @@ class InferenceApi(Construct):
             "non-sensitive scores and is throttled per key.",
         )
         acknowledge(
-            self.predict_method,
-            "AwsSolutions-COG4",
-            "Callers are machine clients identified by API key, not Cognito users.",
+            self.feedback_method,
+            "AwsSolutions-APIG4",
+            "Label senders are the prediction clients, identified by API key with the same usage plan; "
+            "the route only appends labels (repeats are absorbed) and is throttled per key.",
         )
+        for method in (self.predict_method, self.feedback_method):
+            acknowledge(
+                method, "AwsSolutions-COG4", "Callers are machine clients identified by API key, not Cognito users."
+            )
         for method in self.api.methods:
-            if method is not self.predict_method:
+            if method not in (self.predict_method, self.feedback_method):
                 acknowledge(method, "AwsSolutions-COG4", "Management routes use IAM (SigV4) authorization.")
 
         self.access = ModelsApiAccess(self, "Access", api=self.api, stage=STAGE_NAME)

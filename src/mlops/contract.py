@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mlops.contract_rules import (
     COLUMN_NAME_PATTERN,
     DEFAULT_CAPTURE_SAMPLE_RATE,
+    DEFAULT_FEEDBACK_HORIZON_HOURS,
     MODEL_NAME_PATTERN,
     FeatureRule,
     FeatureType,
@@ -239,12 +240,21 @@ class QualityChecks(_Strict):
     rejected_share: Annotated[float, Field(ge=0, le=1)] = 0.05
 
 
+class FeedbackRules(_Strict):
+    """Ground truth for served predictions (mlops.feedback): how late a label may arrive."""
+
+    # a label for a prediction answered longer ago than this is refused (the quality join has
+    # judged its window by then)
+    horizon_hours: Annotated[float, Field(gt=0, le=24 * 366)] = DEFAULT_FEEDBACK_HORIZON_HOURS
+
+
 class Monitoring(_Strict):
     psi_alarm_threshold: Annotated[float, Field(gt=0)] = 0.2
     min_window_rows: Annotated[int, Field(ge=1)] = 100
     capture_sample_rate: Annotated[float, Field(ge=0, le=1)] = DEFAULT_CAPTURE_SAMPLE_RATE
     drift: DriftTests = DriftTests()
     quality: QualityChecks = QualityChecks()
+    feedback: FeedbackRules = FeedbackRules()
 
 
 class Contract(_Strict):
@@ -300,7 +310,7 @@ class Contract(_Strict):
 
     def canonical_json(self) -> str:
         # defaults added later (the promotion policy, four_eyes off, a feature's show_values off, the
-        # monitoring drift tests and quality checks) are
+        # monitoring drift tests, quality checks and feedback rules) are
         # left out, so contracts written before them keep their digest
         document = self.model_dump(mode="json")
         if self.promotion == Promotion():
@@ -310,7 +320,7 @@ class Contract(_Strict):
         for feature in document["features"]:
             if not feature.get("show_values"):
                 feature.pop("show_values", None)
-        for part, default in (("drift", DriftTests()), ("quality", QualityChecks())):
+        for part, default in (("drift", DriftTests()), ("quality", QualityChecks()), ("feedback", FeedbackRules())):
             if getattr(self.monitoring, part) == default:
                 del document["monitoring"][part]
         return json.dumps(document, sort_keys=True, separators=(",", ":"))

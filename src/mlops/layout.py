@@ -9,6 +9,9 @@ Data bucket:      datasets/<model>/<file>      uploads (the only prefix that tri
                   quarantine/<model>/<file>    datasets that failed validation
                   quarantine/_unassigned/<file>~<hash>  ... whose key broke the dataset-key rule
                   reports/<model>/<id>.json    validation reports
+                  feedback/<model>/<file>      label files (CSV or Parquet; mlops.feedback_files)
+                  reports/<model>/feedback/<id>.json  what became of each label file's rows
+                  quarantine/_feedback/<model>/<file>  label files that could not be read
 Artifact bucket:  models/<model>/<sha256>.onnx content-addressed artifacts
                   baselines/<model>/<sha256>.json training profile for drift
                   captures/<model>/<yyyy>/<mm>/<dd>/<hh>/<yyyymmddThhmmss>-<id>.json  sampled inference traffic
@@ -42,6 +45,9 @@ CAPTURES_PREFIX = "captures/"
 LEGACY_CAPTURE_SUFFIX = ".jsonl"  # row-per-line capture objects written before the columnar format
 MONITORING_PREFIX = "monitoring/"
 LABELS_PREFIX = "labels/"
+FEEDBACK_PREFIX = "feedback/"
+# label files that cannot be read; "_" keeps them apart from every model's quarantined datasets
+FEEDBACK_QUARANTINE_PREFIX = f"{QUARANTINE_PREFIX}_feedback/"
 DRIFT_REPORT_ID_PATTERN = "^[0-9]{8}T[0-9]{12}Z$"
 _DRIFT_REPORT_ID = re.compile(DRIFT_REPORT_ID_PATTERN)
 # Reports and quarantined copies of keys that name no (valid) model; model names cannot start with "_".
@@ -76,10 +82,11 @@ def dataset_key_problem(key: str) -> str | None:
     return problem
 
 
-def _path_problem(key: str) -> str | None:
-    """`dataset_key_problem` but for the file type: whether the key safely names a model's upload."""
-    if not key.startswith(DATASETS_PREFIX):
-        return f"the key is not under {DATASETS_PREFIX}"
+def _path_problem(key: str, prefix: str = DATASETS_PREFIX) -> str | None:
+    """`dataset_key_problem` but for the file type: whether the key safely names a model's upload
+    under `prefix` (datasets/, or feedback/ for label files)."""
+    if not key.startswith(prefix):
+        return f"the key is not under {prefix}"
     if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
         return f"the key is longer than {MAX_KEY_BYTES} bytes"
     bad = next((c for c in key if unicodedata.category(c) in _FORBIDDEN_CATEGORIES), None)
@@ -89,7 +96,7 @@ def _path_problem(key: str) -> str | None:
         return "the key contains a backslash (a path separator elsewhere)"
     parts = key.split("/")
     if len(parts) < 3:
-        return f"the key is not {DATASETS_PREFIX}<model>/<file>"
+        return f"the key is not {prefix}<model>/<file>"
     if any(part == "" for part in parts):
         return "the key has an empty path segment ('//' or a trailing '/')"
     if any(part in (".", "..") for part in parts):
@@ -225,3 +232,36 @@ def labels_minute_key(model: str, minute: datetime) -> str:
 def label_key(model: str, minute: datetime, batch_id: str) -> str:
     """Where labels of predictions answered in `minute` (UTC, `mlops.labels.prediction_minute`) live."""
     return f"{labels_minute_key(model, minute)}-{batch_id}{LABEL_SUFFIX}"
+
+
+def feedback_key_problem(key: str) -> str | None:
+    """Why `key` is not a label file key `feedback/<model>/[<folder>/...]<file>` (.csv, .csv.gz or
+    .parquet), or None: the dataset-key rule under feedback/."""
+    problem = _path_problem(key, FEEDBACK_PREFIX)
+    if problem is None and dataset_suffix(key.rsplit("/", 1)[-1]) is None:
+        problem = f"unsupported file type {key.rsplit('/', 1)[-1]!r}: expected .csv, .csv.gz or .parquet"
+    return problem
+
+
+def model_of_feedback_key(key: str) -> str | None:
+    """`feedback/<model>/<file>` -> `<model>`; None unless the key's path is sound."""
+    return None if _path_problem(key, FEEDBACK_PREFIX) is not None else key.split("/")[1]
+
+
+def feedback_report_key(model: str, file_id: str) -> str:
+    return _bounded(f"{REPORTS_PREFIX}{model}/feedback/", file_id, file_id, suffix=".json")
+
+
+def feedback_quarantine_key(key: str) -> str:
+    """Where an unreadable label file goes: `quarantine/_feedback/<key after feedback/>` (bounded, a
+    hash suffix when long); a key whose path is unsound keeps only a sanitised name, under
+    `quarantine/_feedback/_unassigned/`."""
+    if _path_problem(key, FEEDBACK_PREFIX) is None:
+        plain = FEEDBACK_QUARANTINE_PREFIX + key.removeprefix(FEEDBACK_PREFIX)
+        if _fits(plain):
+            return plain
+        model, rest = key.split("/", 2)[1:]
+        return _bounded(f"{FEEDBACK_QUARANTINE_PREFIX}{model}/", rest, key, always_hash=True)
+    file_name = next((part for part in reversed(key.split("/")) if part), "")
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in file_name)
+    return _bounded(f"{FEEDBACK_QUARANTINE_PREFIX}{UNASSIGNED_MODEL}/", safe, key, always_hash=True)

@@ -131,6 +131,27 @@ class PredictSettings(_Settings):
 
 
 @dataclass(frozen=True, kw_only=True)
+class FeedbackSettings(_Settings):
+    """record_feedback: labels in through the API, label objects out under labels/ (mlops.feedback)."""
+
+    registry_table: str = env("REGISTRY_TABLE")  # the production version's contract (read only)
+    artifact_bucket: str = env("ARTIFACT_BUCKET")  # label objects under labels/
+    # how long a warm container trusts a model's label rules (a new contract applies within it)
+    contract_cache_seconds: float = env("FEEDBACK_CONTRACT_CACHE_SECONDS", 60.0, ge=0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeedbackFileSettings(_Settings):
+    """ingest_feedback: label files under feedback/ of the data bucket (mlops.feedback_files)."""
+
+    data_bucket: str = env("DATA_BUCKET")  # the files, their reports, quarantine/_feedback/
+    artifact_bucket: str = env("ARTIFACT_BUCKET")  # label objects under labels/
+    registry_table: str = env("REGISTRY_TABLE")  # the production version's contract (read only)
+    idempotency_table: str = env("IDEMPOTENCY_TABLE")
+    batch_rows: int = env("FEEDBACK_BATCH_ROWS", 16_384, ge=1_000)
+
+
+@dataclass(frozen=True, kw_only=True)
 class ModelsApiSettings(_Settings):
     registry_table: str = env("REGISTRY_TABLE")
     ledger_table: str = env("LEDGER_TABLE")  # lists datasets by state, records reviews

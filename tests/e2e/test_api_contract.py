@@ -1,6 +1,6 @@
 """The API answers as its OpenAPI document says: schemathesis generates requests from the document
 local mode serves (GET /openapi.json) and sends them over HTTPS, SigV4-signed for the IAM routes
-and with the API key for predict. Checks: no server error, no undocumented status, every body
+and with the API key for predict and feedback. Checks: no server error, no undocumented status, every body
 matches its schema, every content type is documented."""
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("local-runtime")]
 MAX_EXAMPLES = 6  # per operation and run: the three runs take about two minutes on 2 cores
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance, content_type_conformance]
 PREDICT_PATH = "/models/{name}/predict"
+FEEDBACK_PATH = "/models/{name}/feedback"
 
 
 class SigV4(requests.auth.AuthBase):
@@ -150,7 +151,7 @@ def test_api_answers_as_its_openapi_document_says(
     statuses: Counter[tuple[str, int]] = Counter()
     for result in api_schema.get_all_operations():
         operation = result.ok()
-        credentials = keyed if operation.path == PREDICT_PATH else signed
+        credentials = keyed if operation.path in (PREDICT_PATH, FEEDBACK_PATH) else signed
 
         def send(case: Any, credentials: dict[str, Any] = credentials) -> Any:
             return case.call(

@@ -21,6 +21,8 @@ EXPECTED_SIZING = {  # folder: (memory MB, timeout s)
     "predict": (1024, 10),
     "models_api": (512, 30),
     "detect_drift": (1024, 300),
+    "record_feedback": (512, 30),
+    "ingest_feedback": (1024, 900),
 }
 # each layer by the packages its description names
 EXPECTED_LAYERS = {
@@ -30,6 +32,8 @@ EXPECTED_LAYERS = {
     "predict": {"aws-lambda-powertools", "src/mlops", "numpy", "onnxruntime", "graceful-shutdown"},
     "models_api": {"aws-lambda-powertools", "src/mlops"},
     "detect_drift": {"aws-lambda-powertools", "src/mlops", "numpy"},
+    "record_feedback": {"aws-lambda-powertools", "src/mlops"},  # no numpy: predict's aims stay its own
+    "ingest_feedback": {"aws-lambda-powertools", "src/mlops", "numpy", "pyarrow"},  # the dataset readers
 }
 _LAYER_PACKAGES = (
     "aws-lambda-powertools",

@@ -286,6 +286,19 @@ IAM_TABLE: dict[str, set[Grant]] = {
     | _allow("dynamodb:Query", "registry/index/gsi1")
     | _allow("dynamodb:GetItem dynamodb:PutItem", "ledger")
     | _allow("dynamodb:Query", "ledger/index/gsi1"),
+    # labels in through the API: the production contract (GetItem), label objects out (labels/ only)
+    "record_feedback": OWN_LOGS_AND_TRACES
+    | _allow("s3:PutObject", "artifacts/labels/*")
+    | _allow("dynamodb:GetItem", "registry", MODEL),
+    # label files in: read feedback/, reports and quarantine of its own, labels/ out, no ledger or bus
+    "ingest_feedback": OWN_LOGS_AND_TRACES
+    | DEAD_LETTERS
+    | IDEMPOTENCY
+    | _allow("s3:GetObject s3:GetObjectVersion", "data/feedback/*")
+    | _allow("s3:PutObject", "data/reports/*/feedback/* data/quarantine/_feedback/* artifacts/labels/*")
+    | _allow("s3:DeleteObject s3:DeleteObjectVersion", "data/feedback/*")
+    | _allow("s3:ListBucket", "data")
+    | _allow("dynamodb:GetItem", "registry", MODEL),
     "detect_drift": OWN_LOGS_AND_TRACES
     | DEAD_LETTERS
     | ALARM_TOPIC  # its drift notice (DRIFT_NOTICE_TOPIC_ARN) on the encrypted alarm topic

@@ -170,7 +170,7 @@ def test_every_function_has_errors_and_throttles_alarms(template: dict[str, Any]
         assert alarm["TreatMissingData"] == "notBreaching"
     _, throttles = _one(template, "Throttles", FunctionName={"Ref": function_id})
     # a throttled API call is a refused request; async pipeline invokes are retried for hours
-    assert throttles["EvaluationPeriods"] == (1 if folder in {"predict", "models_api"} else 6)
+    assert throttles["EvaluationPeriods"] == (1 if folder in {"predict", "record_feedback", "models_api"} else 6)
 
 
 def _api_dimensions(template: dict[str, Any]) -> dict[str, Any]:
@@ -262,13 +262,15 @@ def test_serving_and_pipeline_composites_split_the_operational_alarms(template: 
     assert serving == {
         "MlopsStack-predict-errors",
         "MlopsStack-predict-throttles",
+        "MlopsStack-record-feedback-errors",
+        "MlopsStack-record-feedback-throttles",
         "MlopsStack-models-api-errors",
         "MlopsStack-models-api-throttles",
         "MlopsStack-api-5xx-rate",
         "MlopsStack-predict-latency-p99",
         "MlopsStack-capture-drops",
     }
-    others = [f.replace("_", "-") for f in FUNCTIONS if f not in {"predict", "models_api"}]
+    others = [f.replace("_", "-") for f in FUNCTIONS if f not in {"predict", "record_feedback", "models_api"}]
     assert pipeline == (
         {f"MlopsStack-{f}-{kind}" for f in others for kind in ("errors", "throttles")}
         | {"MlopsStack-dead-letters-0"}

@@ -16,16 +16,22 @@ from tests.infra.support import (
 )
 
 
-def test_s3_notification_datasets_prefix_invokes_validate(template: dict[str, Any]) -> None:
+def test_s3_notifications_datasets_to_validate_and_feedback_to_ingest(template: dict[str, Any]) -> None:
     # GIVEN the bucket-notifications custom resource
     (notification,) = resources(template, "Custom::S3BucketNotifications").values()
     configs = notification["Properties"]["NotificationConfiguration"]["LambdaFunctionConfigurations"]
-    # THEN exactly one configuration: ObjectCreated under datasets/ -> validate_dataset
-    assert len(configs) == 1
-    (config,) = configs
-    assert config["Events"] == ["s3:ObjectCreated:*"]
-    assert config["Filter"]["Key"]["FilterRules"] == [{"Name": "prefix", "Value": "datasets/"}]
-    assert target_function_id(config["LambdaFunctionArn"]) == function_ids(template)["validate_dataset"]
+    # THEN exactly two configurations: ObjectCreated under datasets/ -> validate_dataset, under
+    # feedback/ -> ingest_feedback (neither function writes under the other's prefix or its own)
+    functions = function_ids(template)
+    found = {
+        (config["Filter"]["Key"]["FilterRules"][0]["Value"], target_function_id(config["LambdaFunctionArn"]))
+        for config in configs
+    }
+    assert len(configs) == 2
+    assert found == {("datasets/", functions["validate_dataset"]), ("feedback/", functions["ingest_feedback"])}
+    for config in configs:
+        assert config["Events"] == ["s3:ObjectCreated:*"]
+        assert len(config["Filter"]["Key"]["FilterRules"]) == 1
     bucket_ref = notification["Properties"]["BucketName"]["Ref"]
     assert template["Outputs"]["DataBucketName"]["Value"] == {"Ref": bucket_ref}
 
@@ -76,6 +82,7 @@ def test_api_routes_map_to_functions_with_their_auth(template: dict[str, Any]) -
     found = routes(template)
     expected = {
         ("POST", "/models/{name}/predict"): ("predict", "NONE", True),
+        ("POST", "/models/{name}/feedback"): ("record_feedback", "NONE", True),
         ("GET", "/models"): ("models_api", "AWS_IAM", False),
         ("GET", "/models/{name}"): ("models_api", "AWS_IAM", False),
         ("GET", "/models/{name}/versions"): ("models_api", "AWS_IAM", False),
@@ -119,6 +126,22 @@ def test_predict_validates_body_and_usage_plan_throttles_key(template: dict[str,
     (plan_key,) = resources(template, "AWS::ApiGateway::UsagePlanKey").values()
     assert plan_key["Properties"]["KeyId"] == {"Ref": key_id}
     assert template["Outputs"]["ApiKeyId"]["Value"] == {"Ref": key_id}
+
+
+def test_feedback_route_validates_the_body_shape_and_shares_the_usage_plan(template: dict[str, Any]) -> None:
+    feedback = routes(template)[("POST", "/models/{name}/feedback")]
+    predict = routes(template)[("POST", "/models/{name}/predict")]
+    assert feedback["ApiKeyRequired"] is True
+    assert feedback["RequestValidatorId"] == predict["RequestValidatorId"]
+    model_id = feedback["RequestModels"]["application/json"]["Ref"]
+    schema = template["Resources"][model_id]["Properties"]["Schema"]
+    assert schema["required"] == ["labels"]
+    # no maxItems here: the function answers a 400 naming the limit, API Gateway only "Invalid request body"
+    assert schema["properties"]["labels"] == {"type": "array", "minItems": 1}
+    # the one usage plan covers the whole stage, so the key and throttle of predict apply
+    (plan,) = resources(template, "AWS::ApiGateway::UsagePlan").values()
+    assert len(plan["Properties"]["ApiStages"]) == 1
+    assert not plan["Properties"]["ApiStages"][0].get("Throttle")  # no per-method override
 
 
 def test_api_stage_has_access_logs_and_tracing(template: dict[str, Any]) -> None:

@@ -225,6 +225,7 @@ def test_models_api_serves_its_openapi_document(call: Any) -> None:
         "/models/{name}/datasets",
         "/models/{name}/datasets/{dataset_id}/review",
         "/models/{name}/predict",  # served by the predict function, documented with the rest
+        "/models/{name}/feedback",  # served by record_feedback, documented with the rest
         "/models/{name}/drift",
         "/models/{name}/drift/{report_id}",
     }

@@ -66,10 +66,15 @@ def _parameter(operation: dict[str, Any], name: str) -> dict[str, Any]:
     return next(p for p in operation["parameters"] if p["name"] == name)["schema"]
 
 
+# routes that never answer 422: the feedback route refuses bad labels with a 400 listing each
+NO_422 = {("POST", "/models/{name}/feedback")}
+
+
 def test_openapi_every_route_documents_each_error_status_with_the_error_body(document: dict[str, Any]) -> None:
     for (method, path), operation in _operations(document).items():
         responses = operation["responses"]
-        assert {"200", "400", "403", "404", "413", "422", "429"} <= set(responses), (method, path)
+        assert {"200", "400", "403", "404", "413", "429"} <= set(responses), (method, path)
+        assert ("422" in responses) is ((method, path) not in NO_422), (method, path)
         for status, response in responses.items():
             if status != "200":
                 assert response["content"]["application/json"]["schema"] == ERROR_BODY, (method, path, status)
@@ -87,6 +92,7 @@ def test_openapi_every_route_documents_each_error_status_with_the_error_body(doc
         ("POST", "/models/{name}/datasets/{dataset_id}/review", {"409"}),
         ("GET", "/models/{name}/compare", {"503"}),
         ("POST", "/models/{name}/predict", {"503"}),
+        ("POST", "/models/{name}/feedback", {"409", "503"}),
     ],
 )
 def test_openapi_changes_document_conflicts_and_integrity_failures(
@@ -172,3 +178,20 @@ def test_openapi_documents_the_drift_routes(document: dict[str, Any]) -> None:
     summary = document["components"]["schemas"]["DriftSummary"]["properties"]
     assert {"generated_at", "status", "drift_detected", "dataset_drift_share", "drifted_features"} <= set(summary)
     assert {"data_quality_alarm", "report_id"} <= set(summary)
+
+
+def test_openapi_documents_the_feedback_route_and_its_rules(document: dict[str, Any]) -> None:
+    feedback = _operations(document)[("POST", "/models/{name}/feedback")]
+    assert feedback["security"] == [{"api_key": []}]
+    # the description states the repeat rule and what an id never issued becomes
+    assert "the first label received for a prediction counts" in feedback["description"]
+    assert "counted as unmatched by the quality join" in feedback["description"]
+    assert "All or nothing" in feedback["description"]
+    request = document["components"]["schemas"]["FeedbackRequest"]
+    (prediction_id,) = new_prediction_ids(1)
+    jsonschema.validate({"labels": [{"prediction_id": prediction_id, "label": "yes"}]}, request)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"labels": [{"prediction_id": prediction_id, "label": "yes"}] * 1001}, request)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"labels": [{"prediction_id": "1", "label": "yes"}]}, request)
+    assert "older_than_horizon" in feedback["responses"]["400"]["description"]

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from typing import Any
 
 from mlops.errors import BadRequestError, RecordError
 from mlops.inference.capture import CaptureBuffer, FlushResult
 from mlops.inference.model import ModelCache
 from mlops.inference.prediction_ids import new_prediction_ids
+from mlops.json_body import decode_json_body
 
 
 def parse_records(body: str | None, *, is_base64: bool = False) -> Any:
@@ -18,22 +16,7 @@ def parse_records(body: str | None, *, is_base64: bool = False) -> Any:
 
     Raises BadRequestError for an empty body, invalid JSON, a duplicate key or another shape.
     """
-    if is_base64 and body:
-        try:
-            body = base64.b64decode(body, validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            raise BadRequestError("request body is not valid base64-encoded UTF-8") from None
-    if body is None or not body.strip():
-        raise BadRequestError('request body is empty; send {"records": [...]}')
-    try:
-        document = _DECODER.decode(body)
-    except (ValueError, RecursionError) as error:  # JSONDecodeError, huge ints, absurd nesting
-        detail = (
-            f" ({error.msg} at line {error.lineno} column {error.colno})"
-            if isinstance(error, json.JSONDecodeError)
-            else ""
-        )
-        raise BadRequestError(f"request body is not valid JSON{detail}") from None
+    document = decode_json_body(body, is_base64=is_base64, expected='{"records": [...]}')
     if type(document) is dict:
         if "records" not in document:
             raise BadRequestError('request body must be {"records": [...]} or a JSON list of records')
@@ -41,24 +24,6 @@ def parse_records(body: str | None, *, is_base64: bool = False) -> Any:
     if type(document) is list:
         return document
     raise BadRequestError('request body must be {"records": [...]} or a JSON list of records')
-
-
-def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object as a dict, refusing a key named twice: json.loads would keep the last value
-    silently, so a first, invalid value would never be checked (keys compare after unescaping)."""
-    document = dict(pairs)
-    if len(document) != len(pairs):
-        seen: set[str] = set()
-        duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
-        raise BadRequestError(
-            f'duplicate field "{duplicate}" in the request body (a JSON object may name each field once)'
-        )
-    return document
-
-
-# One decoder, built once: json.loads(..., object_pairs_hook=...) would build one per request
-# (measured: +0.9 us a 1-record body this way, +6 us that way).
-_DECODER = json.JSONDecoder(object_pairs_hook=_object_without_duplicates)
 
 
 class PredictionService:
