@@ -35,6 +35,7 @@ MISSING_CATEGORY = "__missing__"  # a null category as the graph sees it; also t
 FLOAT32_MAX = 3.4028234663852886e38  # the largest finite float32: the graph's numeric inputs
 FLOAT64_MAX = 1.7976931348623157e308
 NULL_CATEGORY_TEXTS = frozenset({"", MISSING_CATEGORY})  # category texts that stand for a null
+DEFAULT_FEEDBACK_HORIZON_HOURS = 7 * 24.0  # how late a label may arrive (mlops.feedback) unless the contract says
 DEFAULT_CAPTURE_SAMPLE_RATE = 1.0  # share of predictions captured for drift when the contract says nothing
 BOOLEAN_TEXT: dict[str, bool] = {"true": True, "false": False, "1": True, "0": False}  # after trim + lower
 
