@@ -21,6 +21,7 @@ EXPECTED_SIZING = {  # folder: (memory MB, timeout s)
     "predict": (1024, 10),
     "models_api": (512, 30),
     "detect_drift": (1024, 300),
+    "evaluate_quality": (1024, 900),
 }
 # each layer by the packages its description names
 EXPECTED_LAYERS = {
@@ -30,6 +31,7 @@ EXPECTED_LAYERS = {
     "predict": {"aws-lambda-powertools", "src/mlops", "numpy", "onnxruntime", "graceful-shutdown"},
     "models_api": {"aws-lambda-powertools", "src/mlops"},
     "detect_drift": {"aws-lambda-powertools", "src/mlops", "numpy"},
+    "evaluate_quality": {"aws-lambda-powertools", "src/mlops", "numpy"},
 }
 _LAYER_PACKAGES = (
     "aws-lambda-powertools",
