@@ -102,6 +102,7 @@ def test_api_routes_map_to_functions_with_their_auth(template: dict[str, Any]) -
         ("POST", "/models/{name}/datasets/{dataset_id}/review"): ("models_api", "AWS_IAM", False),
         ("GET", "/models/{name}/drift"): ("models_api", "AWS_IAM", False),
         ("GET", "/models/{name}/drift/{report_id}"): ("models_api", "AWS_IAM", False),
+        ("GET", "/models/{name}/quality"): ("models_api", "AWS_IAM", False),
     }
     assert set(found) == set(expected)
     for route, (folder, auth, key_required) in expected.items():

@@ -140,3 +140,24 @@ def test_evaluate_quality_without_labels_publishes_no_score(
     assert not metric_lines(emf, "LiveRocAuc")
     assert [value(line, "QualityCheckFailures") for line in metric_lines(emf, "QualityCheckFailures")] == [0]
     assert stored_results(resources)[0]["status"] == "insufficient_data"
+
+
+def test_models_api_reads_the_stored_quality_runs_from_s3(
+    quality: tuple[TestResources, ModuleType], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlops.adapters.drift_results_s3 import S3DriftResults
+    from mlops.adapters.registry_dynamodb import DynamoRegistry
+    from mlops.layout import quality_result_key
+    from mlops.quality.history import quality_history
+
+    resources, handler = quality
+    serve_and_label(resources, 300)
+    run(handler, capsys)
+    run(handler, capsys)  # nothing new: the same window judged again
+    results = S3DriftResults(resources.artifact_bucket, prefix_of=quality_results_prefix, key_of=quality_result_key)
+    history = quality_history(DynamoRegistry(resources.registry_table), results, "churn")
+    assert len(history.history) == 2
+    assert history.latest is not None
+    assert history.latest.production is not None
+    assert history.latest.production.labelled_rows == 300
+    assert [summary.labels_joined for summary in history.history] == [0, 300]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mlops.captures import CaptureBatch, encode_batch
@@ -16,6 +16,7 @@ from mlops.labels import LabelBatch, encode_labels, new_label_batch_id, predicti
 from mlops.layout import capture_key, label_key
 from mlops.ports import ObjectStore
 from mlops.profile import BaselineProfile, profile_categorical, profile_numeric
+from mlops.quality.result import QualityResult, QualityStatus, QualityVerdict, RunCounts, VersionQuality
 from mlops.registry.records import Artifact, ModelRecord, ModelVersion, VersionStatus
 
 BUCKET = "artifacts"
@@ -173,3 +174,44 @@ def write_labels(
         store.put_bytes(BUCKET, key, encode_labels(batch), "application/json")
         keys.append(key)
     return keys
+
+
+def stored_quality_result(
+    generated_at: datetime, *, live: float | None = 0.82, holdout: float = 0.9, rows: int = 400
+) -> QualityResult:
+    """A live-quality result as evaluate_quality stores it (None `live`: too few labels to judge)."""
+    scored = live is not None
+    production = VersionQuality(
+        version=1,
+        labelled_rows=rows,
+        metrics={"roc_auc": live, "roc_auc_error_bound": 0.0004, "accuracy": 0.8} if scored else {},
+        holdout={"roc_auc": holdout},
+        label_counts={"no": rows - rows // 4, "yes": rows // 4},
+        label_drift_psi=0.01,
+    )
+    return QualityResult(
+        model_name="churn",
+        version=1,
+        generated_at=generated_at,
+        status=QualityStatus.SCORED if scored else QualityStatus.INSUFFICIENT_DATA,
+        window_hours=24,
+        window_start=generated_at - timedelta(hours=24),
+        min_labels=200,
+        f1_averaging="binary, positive class 'yes'",
+        auc_bins=1000,
+        production=production,
+        verdict=QualityVerdict(
+            metric="roc_auc",
+            higher_is_better=True,
+            live=live,
+            holdout=holdout,
+            minimum=0.7,
+            margin=0.05,
+            below_minimum=live < 0.7,
+            below_holdout=live < holdout - 0.05,
+        )
+        if live is not None
+        else None,
+        label_drift_threshold=0.2,
+        run=RunCounts(labels=rows, joined=rows, unmatched=3),
+    )
