@@ -57,7 +57,7 @@ from mlops.errors import BadRequestError, ForbiddenError, MlopsError, NotFoundEr
 from mlops.inference.prediction_ids import PREDICTION_ID_PATTERN
 from mlops.layout import DRIFT_REPORT_ID_PATTERN, is_drift_report_id, quality_result_key, quality_results_prefix
 from mlops.ports import EventPublisher, ObjectStore
-from mlops.quality.history import QualityHistory, quality_history
+from mlops.quality.history import QualityHistory, quality_at, quality_history
 from mlops.registry.access import AccessPolicy, Action, parse_patterns
 from mlops.registry.ports import ModelRegistry, NoNotifier, Notifier
 from mlops.registry.records import AliasMove, AuditEvent, Change
@@ -372,7 +372,13 @@ def build_app(
     ):  # no return annotation: a Response (JSON or HTML) is not one schema
         caller(Action.READ)
         if wants_html(report_format, _header(app.current_event.headers, "accept")):
-            page = drift_page(registry, drift_results, name, report_id)
+            page = drift_page(
+                registry,
+                drift_results,
+                name,
+                report_id,
+                live_quality=lambda at: quality_at(quality_results or _NoRuns(), name, at),
+            )
             return Response(200, HTML_CONTENT_TYPE, page, headers=dict(HTML_HEADERS))
         result = drift_result(registry, drift_results, name, report_id)
         return Response(200, content_types.APPLICATION_JSON, result.model_dump_json(), headers={"Vary": "Accept"})

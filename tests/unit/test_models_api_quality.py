@@ -14,7 +14,7 @@ from mlops.layout import drift_report_id
 from mlops.registry.access import AccessPolicy
 from mlops_local.handlers import load_handler_module
 from tests.support.datasets import InMemoryDatasetLedger
-from tests.support.drift import InMemoryDriftResults
+from tests.support.drift import InMemoryDriftResults, drift_result
 from tests.support.fakes import InMemoryObjectStore, RecordingPublisher
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.quality import NOW, stored_quality_result
@@ -46,7 +46,12 @@ def results() -> InMemoryDriftResults:
 
 
 @pytest.fixture
-def call(module: ModuleType, results: InMemoryDriftResults) -> Any:
+def drift_runs() -> InMemoryDriftResults:
+    return InMemoryDriftResults()
+
+
+@pytest.fixture
+def call(module: ModuleType, results: InMemoryDriftResults, drift_runs: InMemoryDriftResults) -> Any:
     store = InMemoryObjectStore()
     registry = InMemoryRegistry(artifacts=store)
     event = trained_event(score=0.8)
@@ -58,12 +63,14 @@ def call(module: ModuleType, results: InMemoryDriftResults) -> Any:
         store=store,
         access=ACCESS,
         ledger=InMemoryDatasetLedger(),
-        drift_results=InMemoryDriftResults(),
+        drift_results=drift_runs,
         quality_results=results,
     )
 
     def call(path: str, *, user: str = ADMIN) -> tuple[int, Any]:
         response = app.resolve(api_event("GET", path, user_arn=user), FakeLambdaContext())
+        if "format=html" in path:
+            return response["statusCode"], response["body"]
         return response["statusCode"], json.loads(response["body"])
 
     return call
@@ -126,3 +133,30 @@ def test_models_api_quality_lists_an_unreadable_run_with_its_reason(call: Any, r
 )
 def test_models_api_quality_refuses_bad_requests(call: Any, path: str, user: str, status: int) -> None:
     assert call(path, user=user)[0] == status
+
+
+def test_drift_report_page_shows_the_live_quality_of_its_time(
+    call: Any, results: InMemoryDriftResults, drift_runs: InMemoryDriftResults
+) -> None:
+    # GIVEN a drift run now, a quality run an hour before it (below the minimum) and one after it
+    report_id = drift_runs.add(drift_result(generated_at=NOW))
+    store_run(results, 1, live=0.61)
+    store_run(results, -1, live=0.95)
+    # WHEN its page is asked for
+    status, page = call(f"/models/churn/drift/{report_id}?format=html")
+    # THEN it shows the quality of its time: live vs holdout, the verdict and the labelled rows
+    assert status == 200
+    assert "Live quality (labelled traffic)" in page
+    assert "0.61" in page
+    assert "0.95" not in page
+    assert "below the contract minimum" in page
+    assert "400 labelled rows" in page
+
+
+def test_drift_report_page_without_quality_runs_has_no_quality_section(
+    call: Any, drift_runs: InMemoryDriftResults
+) -> None:
+    report_id = drift_runs.add(drift_result(generated_at=NOW))
+    status, page = call(f"/models/churn/drift/{report_id}?format=html")
+    assert status == 200
+    assert "Live quality" not in page

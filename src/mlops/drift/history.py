@@ -19,6 +19,7 @@ from mlops.drift.report import render_html
 from mlops.drift.result import DriftResult, DriftStatus
 from mlops.errors import BadRequestError, NotFoundError
 from mlops.layout import DRIFT_REPORT_ID_PATTERN, is_drift_report_id
+from mlops.quality.result import QualityResult
 from mlops.registry.names import require_model_name
 from mlops.registry.ports import ModelRegistry
 
@@ -160,10 +161,19 @@ def drift_result(registry: ModelRegistry, results: DriftResults, name: str, repo
     return _load(results, name, require_report_id(report_id))
 
 
-def drift_page(registry: ModelRegistry, results: DriftResults, name: str, report_id: str) -> str:
+def drift_page(
+    registry: ModelRegistry,
+    results: DriftResults,
+    name: str,
+    report_id: str,
+    *,
+    live_quality: Callable[[datetime], QualityResult | None] = lambda _: None,
+) -> str:
     """One run's report page, rendered from its stored result (the same page the drift function
-    stores beside it, by the current renderer)."""
-    return render_html(drift_result(registry, results, name, report_id))
+    stores beside it, by the current renderer), with the live quality `live_quality` gives for the
+    run's time (`mlops.quality.history.quality_at`), if any."""
+    result = drift_result(registry, results, name, report_id)
+    return render_html(result, live_quality(result.generated_at))
 
 
 def _load(results: DriftResults, name: str, report_id: str) -> DriftResult:

@@ -5,12 +5,13 @@ Pydantic only: models_api has no numpy."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlops.drift.history import DEFAULT_PAGE, DriftResults, history_page, load_stored, time_of
 from mlops.errors import NotFoundError
+from mlops.layout import drift_report_id
 from mlops.quality.result import QualityResult, QualityStatus
 from mlops.registry.ports import ModelRegistry
 
@@ -89,3 +90,14 @@ def quality_history(
 def latest_quality(results: DriftResults, name: str, report_id: str) -> QualityResult:
     """One stored run; raises QualityResultNotFoundError (none, or unreadable)."""
     return load_stored(results, name, report_id, QualityResult, QualityResultNotFoundError, "live-quality result")
+
+
+def quality_at(results: DriftResults, name: str, at: datetime) -> QualityResult | None:
+    """The newest readable live-quality run of `name` up to `at` (None: none yet, or unreadable)."""
+    ids = results.report_ids(name, before=drift_report_id(at + timedelta(microseconds=1)), limit=1)
+    if not ids:
+        return None
+    try:
+        return latest_quality(results, name, ids[0])
+    except NotFoundError:
+        return None
