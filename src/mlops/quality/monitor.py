@@ -227,11 +227,11 @@ class _ModelQuality:
 
     def _add(self, rows: JoinedRows) -> None:
         """Each joined row into its version's hour of prediction time."""
-        groups: dict[tuple[int, str], list[int]] = {}
+        groups: dict[tuple[int, int], list[int]] = {}
         for row, (version, second) in enumerate(zip(rows.versions, rows.answered, strict=True)):
-            hour = datetime.fromtimestamp(second - second % 3600, tz=UTC).strftime(HOUR_FORMAT)
-            groups.setdefault((version, hour), []).append(row)
-        for (number, hour), picked in groups.items():
+            groups.setdefault((version, second - second % 3600), []).append(row)  # ints: no per-row strftime
+        for (number, hour_start), picked in groups.items():
+            hour = datetime.fromtimestamp(hour_start, tz=UTC).strftime(HOUR_FORMAT)
             if number != self.production.record.version:
                 self.other_version_rows += len(picked)
             version = self._version(number)
@@ -239,6 +239,9 @@ class _ModelQuality:
                 continue
             by_hour = self.hours.setdefault(number, {})
             sketch = by_hour.get(hour) or by_hour.setdefault(hour, version.sketch())
+            if len(picked) == len(rows):  # the usual case: one version, one hour per capture object
+                sketch.add(LabelledRows(rows.labels, rows.outputs))
+                continue
             sketch.add(
                 LabelledRows(
                     [rows.labels[r] for r in picked],
