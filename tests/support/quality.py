@@ -47,6 +47,7 @@ def deploy(
     holdout: float = 0.9,
     contract: dict[str, Any] | None = None,
     target_shares: tuple[int, int] | None = (70, 30),
+    target: Any = None,
 ) -> ModelVersion:
     """A registry version with its baseline stored (with a target profile unless told otherwise)."""
     document = contract or contract_document(name)
@@ -69,11 +70,8 @@ def deploy(
         lineage={},
         created_at=NOW,
     )
-    target = (
-        profile_categorical(["no"] * target_shares[0] + ["yes"] * target_shares[1])
-        if target_shares is not None
-        else None
-    )
+    if target is None and target_shares is not None:
+        target = profile_categorical(["no"] * target_shares[0] + ["yes"] * target_shares[1])
     baseline = BaselineProfile(
         model_name=name,
         created_at=NOW,

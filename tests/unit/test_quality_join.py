@@ -283,3 +283,65 @@ def test_quality_result_is_stored_as_json(store) -> None:
     assert result.status is QualityStatus.INSUFFICIENT_DATA
     assert result.production is None
     assert json.loads(result.model_dump_json())["auc_bins"] == 1000
+
+
+def test_quality_join_reads_only_the_captures_near_labelled_minutes(store) -> None:
+    # GIVEN a capture object every minute for three hours, and labels for the first and last minute
+    registry = FakeRegistry([deploy(store, 1)], {"churn": 1})
+    start = NOW - timedelta(hours=4)
+    first_ids, first_predicted = served(store, 110, at=start, batch_id="m000")
+    for minute in range(1, 180):
+        served(store, 5, at=start + timedelta(minutes=minute), batch_id=f"m{minute:03d}")
+    last_ids, last_predicted = served(store, 110, at=start + timedelta(minutes=180), batch_id="m180")
+    write_labels(store, first_ids, first_predicted, arrived=start + timedelta(minutes=5))
+    write_labels(store, last_ids, last_predicted, arrived=start + timedelta(minutes=185))
+    run(store, registry, at=NOW)
+    result = latest_result(store)
+    # THEN both minutes join, reading the objects flushed within the lag of each (11 + 11), not all 181
+    assert result.run.joined == 220
+    assert result.run.unmatched == 0
+    assert result.run.capture_objects_read <= 24
+
+
+def test_quality_run_scores_a_regression_model_against_sklearn(store) -> None:
+    import numpy as np
+    from sklearn import metrics as skmetrics
+
+    from mlops.captures import CaptureBatch, encode_batch
+    from mlops.layout import capture_key
+    from mlops.profile import profile_numeric
+
+    # GIVEN a regression model (rmse, minimum 5.0) and 300 labelled predictions
+    rng = np.random.default_rng(5)
+    contract = contract_document() | {
+        "problem_type": "regression",
+        "target": {"name": "spend"},
+        "estimator": {"name": "ridge"},
+        "metric": {"name": "rmse", "minimum": 5.0},
+    }
+    version = deploy(store, 1, contract=contract, holdout=3.0, target=profile_numeric(rng.normal(50, 10, 2_000)))
+    registry = FakeRegistry([version], {"churn": 1})
+    ids = answer(300, ANSWERED)
+    truth = rng.normal(50, 10, 300)
+    predicted = truth + rng.normal(0, 4, 300)
+    batch = CaptureBatch(
+        at=[ANSWERED.timestamp()] * 300,
+        versions=[1] * 300,
+        prediction_ids=ids,
+        inputs={"x": [1.0] * 300},
+        outputs={"value": predicted.tolist()},
+    )
+    store.put_bytes(BUCKET, capture_key("churn", ANSWERED + timedelta(seconds=30), "r"), encode_batch(batch)[0])
+    write_labels(store, ids, truth.tolist(), arrived=ANSWERED + timedelta(minutes=10))
+    _, metrics = run(store, registry, at=NOW)
+    result = latest_result(store)
+    assert result.production is not None
+    values = result.production.metrics
+    assert values["rmse"] == pytest.approx(np.sqrt(skmetrics.mean_squared_error(truth, predicted)), rel=1e-9)
+    assert values["mae"] == pytest.approx(skmetrics.mean_absolute_error(truth, predicted), rel=1e-9)
+    assert values["r2"] == pytest.approx(skmetrics.r2_score(truth, predicted), rel=1e-9)
+    # rmse ~4: within the minimum (5.0) but more than 5% above the holdout's 3.0
+    assert result.verdict is not None
+    assert (result.verdict.below_minimum, result.verdict.below_holdout) == (False, True)
+    assert result.production.label_drifted is False
+    assert metrics.of(names.LIVE_RMSE) == [pytest.approx(values["rmse"])]
