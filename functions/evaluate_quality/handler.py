@@ -4,6 +4,7 @@ and join counts published per model for the quality alarm."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,8 @@ from mlops.errors import MlopsError
 from mlops.quality.join import JoinLimits
 from mlops.quality.monitor import evaluate_quality
 from mlops.settings import QualitySettings
+
+RESERVE_SECONDS = 20.0  # left at the end of an invocation: the last model's writes, logs, metrics
 
 settings = QualitySettings.from_env()
 logger = Logger()
@@ -36,7 +39,15 @@ limits = JoinLimits(
 @tracer.capture_lambda_handler
 @event_source(data_class=EventBridgeEvent)
 def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
-    run = evaluate_quality(registry, store, settings.artifact_bucket, metrics, now=datetime.now(UTC), limits=limits)
+    run = evaluate_quality(
+        registry,
+        store,
+        settings.artifact_bucket,
+        metrics,
+        now=datetime.now(UTC),
+        limits=limits,
+        deadline=time.monotonic() + context.get_remaining_time_in_millis() / 1000 - RESERVE_SECONDS,
+    )
     for model in run.models:
         result = model.result
         logger.info(

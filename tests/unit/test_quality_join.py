@@ -42,7 +42,7 @@ def latest_result(store, model="churn") -> QualityResult:
     return QualityResult.model_validate_json(store.get_bytes(BUCKET, keys[-1]))
 
 
-def served(store, count, *, at=ANSWERED, version=1, flush_after=timedelta(seconds=40), batch_id="b"):
+def served(store, count, *, at=ANSWERED, version=1, flush_after=timedelta(seconds=40), batch_id="b", model="churn"):
     """`count` predictions answered at `at` (half predicted "yes"), captured in one object."""
     ids = answer(count, at)
     predicted = ["yes" if i % 2 else "no" for i in range(count)]
@@ -54,6 +54,7 @@ def served(store, count, *, at=ANSWERED, version=1, flush_after=timedelta(second
         yes_probability=[0.8 if p == "yes" else 0.2 for p in predicted],
         version=version,
         batch_id=batch_id,
+        model=model,
     )
     return ids, predicted
 
@@ -345,3 +346,35 @@ def test_quality_run_scores_a_regression_model_against_sklearn(store) -> None:
     assert (result.verdict.below_minimum, result.verdict.below_holdout) == (False, True)
     assert result.production.label_drifted is False
     assert metrics.of(names.LIVE_RMSE) == [pytest.approx(values["rmse"])]
+
+
+def test_quality_run_a_backlog_out_of_time_fails_its_model_only(store) -> None:
+    # GIVEN a model with 60 labelled minutes and one with a single minute; a clock that ticks one
+    # second per look, a deadline at 100 and 50 seconds kept for each model after the current one
+    big = deploy(store, 1, name="big", contract=contract_document("big"))
+    registry = FakeRegistry([big, deploy(store, 1)], {"big": 1, "churn": 1})
+    for minute in range(60):
+        at = ANSWERED + timedelta(minutes=minute)
+        ids, predicted = served(store, 5, at=at, batch_id=f"b{minute}", model="big")
+        write_labels(store, ids, predicted, arrived=at + timedelta(minutes=1), model="big")
+    ids, predicted = served(store, 200)
+    write_labels(store, ids, predicted, arrived=ANSWERED + timedelta(minutes=30))
+    ticks = iter(range(10_000))
+    metrics = RecordingMetrics()
+    outcome = evaluate_quality(
+        registry,
+        store,
+        BUCKET,
+        metrics,
+        now=NOW,
+        limits=LIMITS,
+        deadline=100,
+        clock=lambda: next(ticks),
+        reserve_seconds=50,
+    )
+    # THEN the big model stops at its share (nothing saved: read again next run), the other is judged
+    assert list(outcome.failures) == ["big"]
+    assert "OutOfTimeError" in outcome.failures["big"]
+    assert not list(store.list(BUCKET, quality_results_prefix("big")))
+    assert latest_result(store).run.joined == 200
+    assert metrics.of(names.QUALITY_CHECK_FAILURES, "big") == [1.0]

@@ -37,11 +37,17 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlops.captures import decode_batch
+from mlops.errors import MlopsError
 from mlops.labels import LABEL_SUFFIX, LabelBatch, decode_labels, merge_labels, prediction_second
 from mlops.layout import capture_flushed_at, captures_prefix, captures_time_key, labels_minute_key, labels_prefix
 from mlops.ports import ObjectStore
 
 MINUTE = timedelta(minutes=1)
+
+
+class OutOfTimeError(MlopsError):
+    """A model's join did not finish within its share of the invocation: nothing of it is saved,
+    and the next run reads the same labels again."""
 
 
 @dataclass(frozen=True)
@@ -213,9 +219,11 @@ class CaptureJoin:
         limits: JoinLimits,
         counts: JoinCounts,
         sink: Callable[[JoinedRows], None],
+        out_of_time: Callable[[], bool] = lambda: False,
     ) -> None:
         self.store, self.bucket, self.model = store, bucket, model
         self.limits, self.counts, self.sink = limits, counts, sink
+        self.out_of_time = out_of_time
         self.lag = MINUTE + timedelta(seconds=limits.capture_lag_seconds)
         self.waiting: dict[str, Any] = {}  # prediction id -> label, of the open minutes
         self.open: deque[tuple[datetime, list[str]]] = deque()
@@ -224,6 +232,11 @@ class CaptureJoin:
 
     def run(self, minutes: Iterator[tuple[datetime, dict[str, Any]]]) -> None:
         for minute, labels in minutes:
+            if self.out_of_time():
+                raise OutOfTimeError(
+                    f"{self.model}: the join was still at prediction minute {minute:%Y-%m-%d %H:%M} when its share "
+                    "of the run ended; its labels are read again next run"
+                )
             if self.open:
                 self._advance(min(minute - timedelta(seconds=1), self.open[-1][0] + self.lag))
             if not self.open:

@@ -16,6 +16,8 @@ Per model with a production version, on its own (one model's failure never stops
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -96,17 +98,30 @@ def evaluate_quality(
     *,
     now: datetime,
     limits: JoinLimits,
+    deadline: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    reserve_seconds: float = 30.0,
 ) -> QualityRun:
     """Every model with a production version, each on its own; a failure is reported
-    (`QualityCheckFailures`, and in the run) after the others were evaluated."""
+    (`QualityCheckFailures`, and in the run) after the others were evaluated. `deadline` is a
+    `clock()` time the run must end by: a model may use what is left but `reserve_seconds` for each
+    model after it, so one model's backlog cannot starve the others (it fails, `OutOfTimeError`)."""
     run = QualityRun()
-    for record in registry.list_models():
-        if record.production_version is None:
-            continue
-        version_number = int(record.production_version)
+    records = [record for record in registry.list_models() if record.production_version is not None]
+    for index, record in enumerate(records):
+        version_number = int(record.production_version or 0)
+        until = None if deadline is None else deadline - reserve_seconds * (len(records) - index - 1)
         try:
             production = registry.get_version(record.name, version_number)
-            model_run = _ModelQuality(registry, store, bucket, production, now=now, limits=limits).run()
+            model_run = _ModelQuality(
+                registry,
+                store,
+                bucket,
+                production,
+                now=now,
+                limits=limits,
+                out_of_time=(lambda until=until: until is not None and clock() >= until),
+            ).run()
             _publish(metrics, model_run.result)
         except Exception as error:  # one broken model must not hide the others' quality
             log.exception("live quality of %s failed", record.name)
@@ -147,8 +162,10 @@ class _ModelQuality:
         *,
         now: datetime,
         limits: JoinLimits,
+        out_of_time: Callable[[], bool],
     ) -> None:
         self.registry, self.store, self.bucket = registry, store, bucket
+        self.out_of_time = out_of_time
         self.name = production.model_name
         self.now, self.limits = now, limits
         self.production = _Version(production, store)
@@ -181,9 +198,15 @@ class _ModelQuality:
             limits=self.limits,
             counts=counts,
         )
-        CaptureJoin(self.store, self.bucket, self.name, limits=self.limits, counts=counts, sink=self._add).run(
-            scan.minutes()
-        )
+        CaptureJoin(
+            self.store,
+            self.bucket,
+            self.name,
+            limits=self.limits,
+            counts=counts,
+            sink=self._add,
+            out_of_time=self.out_of_time,
+        ).run(scan.minutes())
         keep_from = self.now - max(horizon, timedelta(hours=settings.window_hours)) - timedelta(hours=1)
         hours = {
             str(version): {
