@@ -16,6 +16,7 @@ from mlops.settings import (
     FeedbackSettings,
     ModelsApiSettings,
     PredictSettings,
+    QualitySettings,
     RegisterSettings,
     TrainingFailureSettings,
     TrainSettings,
@@ -137,6 +138,15 @@ FUNCTIONS: dict[str, FunctionSpec] = {
             # the CPU share (Lambda scales CPU with memory) that reads a 10M-row backlog in a few runs
             memory_mb=1024,
             timeout_seconds=300,
+            layers=("powertools", "mlops-core", "numpy"),
+        ),
+        FunctionSpec(
+            "evaluate_quality",
+            QualitySettings,
+            # the join holds about a capture lag's worth of labels, flat in the labelled rows
+            # (scripts/bench_quality.py); one run reads its whole backlog, so the longest timeout
+            memory_mb=1024,
+            timeout_seconds=900,
             layers=("powertools", "mlops-core", "numpy"),
         ),
     )

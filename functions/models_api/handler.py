@@ -11,6 +11,7 @@ mlops.registry.service; every MlopsError maps to its `http_status` in one handle
 Dataset reviews delegate to mlops.validation.review (light: no numpy/pyarrow in this function).
 Drift runs (`/models/{name}/drift...`) are read from the artifact bucket's monitoring/ prefix by
 mlops.drift.history; a run's report page is rendered from its stored result (mlops.drift.report).
+Live-quality runs (`/models/{name}/quality`) likewise, by mlops.quality.history (the same paging).
 """
 
 from __future__ import annotations
@@ -53,10 +54,11 @@ from mlops.drift.history import (
 )
 from mlops.drift.report import HEADER_CONTENT_SECURITY_POLICY
 from mlops.drift.result import DriftResult
-from mlops.errors import BadRequestError, ForbiddenError, MlopsError
+from mlops.errors import BadRequestError, ForbiddenError, MlopsError, NotFoundError
 from mlops.inference.prediction_ids import PREDICTION_ID_PATTERN
-from mlops.layout import DRIFT_REPORT_ID_PATTERN, is_drift_report_id
+from mlops.layout import DRIFT_REPORT_ID_PATTERN, is_drift_report_id, quality_result_key, quality_results_prefix
 from mlops.ports import EventPublisher, ObjectStore
+from mlops.quality.history import QualityHistory, quality_at, quality_history
 from mlops.registry.access import AccessPolicy, Action, parse_patterns
 from mlops.registry.ports import ModelRegistry, NoNotifier, Notifier
 from mlops.registry.records import AliasMove, AuditEvent, Change
@@ -90,7 +92,7 @@ from mlops.validation.review import ReviewDecision, ReviewRequest, datasets_in_s
 
 SERVICE = "models_api"
 API_TITLE = "MLOps models API"
-API_VERSION = "1.4.0"  # 1.2: compare reports training_data_drift; 1.3: audit/verify; 1.4: drift
+API_VERSION = "1.5.0"  # 1.2: compare reports training_data_drift; 1.3: audit/verify; 1.4: drift; 1.5: quality
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_IDEMPOTENCY_KEY = 255
@@ -210,10 +212,12 @@ def build_app(
     drift_results: DriftResults,
     notifier: Notifier | None = None,
     dataset_notifier: DatasetNotifier | None = None,
+    quality_results: DriftResults | None = None,
 ) -> APIGatewayRestResolver:
     """The resolver with every route, wired to its ports (fakes in unit tests). `notifier` hears
     about production changes, `dataset_notifier` about rejected datasets (both: the alarm topic);
-    `drift_results` holds the drift function's stored results."""
+    `drift_results` holds the drift function's stored results, `quality_results` evaluate_quality's
+    (none given: no runs)."""
     app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=_json_body)
     lifecycle = Lifecycle(registry, publisher, store, notifier or NoNotifier())
 
@@ -369,10 +373,37 @@ def build_app(
     ):  # no return annotation: a Response (JSON or HTML) is not one schema
         caller(Action.READ)
         if wants_html(report_format, _header(app.current_event.headers, "accept")):
-            page = drift_page(registry, drift_results, name, report_id)
+            page = drift_page(
+                registry,
+                drift_results,
+                name,
+                report_id,
+                live_quality=lambda at: quality_at(quality_results or _NoRuns(), name, at),
+            )
             return Response(200, HTML_CONTENT_TYPE, page, headers=dict(HTML_HEADERS))
         result = drift_result(registry, drift_results, name, report_id)
         return Response(200, content_types.APPLICATION_JSON, result.model_dump_json(), headers={"Vary": "Accept"})
+
+    @app.get(
+        "/models/<name>/quality",
+        summary="Live-quality runs (labels joined to served predictions): the latest result in full and a page of "
+        "summaries, newest first (`next` pages on); no runs yet: an empty history",
+        responses=responses(),
+    )
+    def quality(
+        name: ModelName,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="runs per page")] = DEFAULT_PAGE,
+        after: Annotated[
+            str | None,
+            Query(
+                alias="next",
+                description="the `next` value of the previous page (a report id)",
+                json_schema_extra={"pattern": DRIFT_REPORT_ID_PATTERN},
+            ),
+        ] = None,
+    ) -> QualityHistory:
+        caller(Action.READ)
+        return quality_history(registry, quality_results or _NoRuns(), name, limit=limit, after=after)
 
     # ---- changes ----
 
@@ -684,6 +715,16 @@ def _error(status: int, kind: str, message: str, **extra: Any) -> Response:
     return Response(status, content_types.APPLICATION_JSON, {"error": kind, "message": message, **extra})
 
 
+class _NoRuns:
+    """Stored runs of a deployment that keeps none."""
+
+    def report_ids(self, model: str, *, before: str | None, limit: int) -> list[str]:
+        return []
+
+    def read(self, model: str, report_id: str) -> bytes:
+        raise NotFoundError(f"{model} has no run {report_id}")
+
+
 def _count(name: str, model: str) -> None:
     with single_metric(name=name, unit=MetricUnit.Count, value=1, default_dimensions={"service": SERVICE}) as metric:
         metric.add_dimension("model", model)
@@ -696,6 +737,9 @@ app = build_app(
     access=access_policy(settings),
     ledger=DynamoDatasetLedger(settings.ledger_table),
     drift_results=S3DriftResults(settings.artifact_bucket),
+    quality_results=S3DriftResults(
+        settings.artifact_bucket, prefix_of=quality_results_prefix, key_of=quality_result_key
+    ),
     notifier=SnsNotifier(settings.alarm_topic_arn) if settings.alarm_topic_arn else None,
     # the same topic; dataset notices are plain-text summaries (as validate_dataset sends them)
     dataset_notifier=SnsSummaryNotifier(settings.alarm_topic_arn) if settings.alarm_topic_arn else None,

@@ -61,6 +61,7 @@ MODEL_ROUTES: dict[tuple[str, str], Action] = {
     ("GET", "/models/{name}/datasets"): Action.READ,
     ("GET", "/models/{name}/drift"): Action.READ,
     ("GET", "/models/{name}/drift/{report_id}"): Action.READ,
+    ("GET", "/models/{name}/quality"): Action.READ,
     ("POST", "/models/{name}/datasets/{dataset_id}/review"): Action.REVIEW_DATASET,
 }
 

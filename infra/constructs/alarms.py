@@ -3,7 +3,8 @@
 Metric alarms watch one signal each and take no action of their own; each feeds exactly one
 composite alarm, and only composites notify the alarm topic (on ALARM and on OK):
 
-- per model `<stack>-model-<name>-health`: drift, data quality, model loads, drift-check failures;
+- per model `<stack>-model-<name>-health`: drift, data quality, live quality, model loads, drift-check
+  and quality-check failures;
 - `<stack>-serving-health`: predict and models_api errors/throttles, API 5xx rate, predict p99
   latency, capture drops;
 - `<stack>-pipeline-health`: the other functions' errors/throttles, dead-letter depth, late captures.
@@ -31,6 +32,7 @@ from infra.catalog import FUNCTIONS, METRICS_NAMESPACE
 from infra.constructs.function_defaults import MlopsFunction
 from mlops.contract import Contract
 from mlops.drift import metrics as names
+from mlops.quality import metrics as quality_names
 
 DRIFT_PERIOD = Duration.hours(1)  # detect_drift runs hourly: one scored window per model per period
 OPERATIONS_PERIOD = Duration.minutes(5)
@@ -116,6 +118,21 @@ class ApiSignals:
         )
 
 
+def quality_route(model: str) -> str:
+    return f"GET /models/{model}/quality"
+
+
+def quality_metric(model: str, metric_name: str, statistic: str = cloudwatch.Stats.MAXIMUM) -> cloudwatch.Metric:
+    """A metric evaluate_quality publishes per model (same dimension rule as `drift_metric`)."""
+    return cloudwatch.Metric(
+        namespace=METRICS_NAMESPACE,
+        metric_name=metric_name,
+        dimensions_map={"service": FUNCTIONS["evaluate_quality"].service_name, "model": model},
+        statistic=statistic,
+        period=DRIFT_PERIOD,
+    )
+
+
 def _notify(alarm: cloudwatch.CompositeAlarm, topic: sns.ITopic) -> None:
     action = cw_actions.SnsAction(topic)
     alarm.add_alarm_action(action)
@@ -123,7 +140,7 @@ def _notify(alarm: cloudwatch.CompositeAlarm, topic: sns.ITopic) -> None:
 
 
 class ModelAlarms(Construct):
-    """One model's alarms: four signals and the composite that notifies for them."""
+    """One model's alarms: six signals and the composite that notifies for them."""
 
     def __init__(
         self, scope: Construct, construct_id: str, *, contract: Contract, topic: sns.ITopic, api_url: str
@@ -199,7 +216,40 @@ class ModelAlarms(Construct):
             evaluation_periods=LATE_CAPTURE_PERIODS,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        self.children = (self.drift, self.data_quality, self.load_failures, self.check_failures)
+        # QualityBelowMinimum is published only for a window with enough labels (like DriftDetected):
+        # a quiet day keeps the state, only a judged window clears it
+        live = contract.monitoring.live_quality
+        minimum = f"{contract.metric.minimum}" if contract.metric.minimum is not None else "none"
+        self.quality = alarm(
+            "Quality",
+            "quality",
+            f"live {contract.metric.name} (labels joined to served predictions, last {live.window_hours:g} h, "
+            f"at least {live.min_labels} labels) is below the contract minimum ({minimum}) or more than "
+            f"{live.margin:g} below the version's holdout score. Result: {quality_route(model)}.",
+            metric=quality_metric(model, quality_names.QUALITY_BELOW_MINIMUM),
+            threshold=1,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.IGNORE,
+        )
+        self.quality_check_failures = alarm(
+            "QualityChecks",
+            "quality-checks",
+            "evaluate_quality could not evaluate this model in one of the last two hourly runs, so live "
+            "quality is not being judged. See evaluate_quality's logs.",
+            metric=quality_metric(model, quality_names.QUALITY_CHECK_FAILURES, cloudwatch.Stats.SUM),
+            threshold=1,
+            evaluation_periods=2,
+            datapoints_to_alarm=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.children = (
+            self.drift,
+            self.data_quality,
+            self.quality,
+            self.load_failures,
+            self.check_failures,
+            self.quality_check_failures,
+        )
         self.health = cloudwatch.CompositeAlarm(
             self,
             "Health",
@@ -207,7 +257,8 @@ class ModelAlarms(Construct):
             alarm_rule=cloudwatch.AlarmRule.any_of(*self.children),
             alarm_description=(
                 f"Model {model} needs attention: ALARM while any of its alarms is in ALARM (drift, data quality, "
-                "model loads, drift checks), one notification per incident; OK when all are clear. "
+                "live quality, model loads, drift and quality checks), one notification per incident; OK when all "
+                "are clear. "
                 f"TriggeringChildren names the alarm that opened it. Report: {report}."
             ),
         )

@@ -23,9 +23,12 @@ from infra.constructs.alarms import (
     OperationalAlarms,
     drift_metric,
     predict_metric,
+    quality_metric,
+    quality_route,
 )
 from infra.constructs.function_defaults import MlopsFunction
 from mlops.drift import metrics as names
+from mlops.quality import metrics as quality_names
 
 # published by validate_dataset, train_model, record_training_failure and register_model per model
 PIPELINE_OUTCOMES = (
@@ -146,6 +149,45 @@ class ModelDashboard(Construct):
                     for name in (LOAD_FAILURE_METRIC, "RegistryLookupFailures", "StaleModelRefusals")
                 ],
                 width=QUARTER,
+                height=HEIGHT,
+            ),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title=f"Live quality of the production version ({quality_route(model)})",
+                left=[
+                    quality_metric(model, name).with_(label=name)
+                    for name in (
+                        quality_names.LIVE_ACCURACY,
+                        quality_names.LIVE_F1,
+                        quality_names.LIVE_ROC_AUC,
+                        quality_names.LIVE_R2,
+                    )
+                ],
+                right=[
+                    quality_metric(model, name).with_(label=name)
+                    for name in (quality_names.LIVE_LOG_LOSS, quality_names.LIVE_RMSE, quality_names.LIVE_MAE)
+                ],
+                width=HALF,
+                height=HEIGHT,
+            ),
+            cloudwatch.GraphWidget(
+                title="Labels joined / unmatched / other versions; below minimum (1)",
+                left=[
+                    quality_metric(model, name, cloudwatch.Stats.SUM).with_(label=name)
+                    for name in (
+                        quality_names.LABELS_JOINED,
+                        quality_names.LABELS_UNMATCHED,
+                        quality_names.LABELS_OTHER_VERSION,
+                    )
+                ],
+                right=[
+                    quality_metric(model, quality_names.QUALITY_BELOW_MINIMUM).with_(
+                        label=quality_names.QUALITY_BELOW_MINIMUM
+                    ),
+                    quality_metric(model, quality_names.LABEL_DRIFT).with_(label=quality_names.LABEL_DRIFT),
+                ],
+                width=HALF,
                 height=HEIGHT,
             ),
         )

@@ -1,4 +1,4 @@
-"""Drift monitoring: detect_drift every hour, the encrypted alarm topic it and the alarms notify, and
+"""Drift and live-quality monitoring: detect_drift and evaluate_quality every hour, the encrypted alarm topic it and the alarms notify, and
 its notice settings (the topic, the API's base URL for report links). The alarms and dashboards live
 in infra.constructs.alarms and infra.constructs.dashboards."""
 
@@ -21,7 +21,7 @@ from infra.constructs.function_defaults import LayerLibrary, MlopsFunction
 from infra.constructs.registry import Registry
 from infra.layers import REPO_ROOT
 from mlops.contract import Contract, parse_contract
-from mlops.layout import BASELINES_PREFIX, CAPTURES_PREFIX
+from mlops.layout import BASELINES_PREFIX, CAPTURES_PREFIX, LABELS_PREFIX
 
 CONTRACTS_DIR = REPO_ROOT / "contracts"
 MONITORING_PREFIX = "monitoring/"
@@ -110,3 +110,53 @@ class Monitoring(Construct):
             description="hourly drift check",
         )
         self.schedule.add_target(targets.LambdaFunction(self.drift.function, retry_attempts=2))
+
+        self.quality = self._quality_function(artifact_bucket, backbone, registry, layers)
+
+    def _quality_function(
+        self, artifact_bucket: s3.IBucket, backbone: EventBackbone, registry: Registry, layers: LayerLibrary
+    ) -> MlopsFunction:
+        """evaluate_quality: reads labels, captures and baselines; writes only its results and state
+        under monitoring/<model>/quality*; its own hourly schedule, so a failure stays its own."""
+        quality = MlopsFunction(
+            self,
+            "EvaluateQuality",
+            spec=FUNCTIONS["evaluate_quality"],
+            environment={
+                "REGISTRY_TABLE": registry.table.table_name,
+                "ARTIFACT_BUCKET": artifact_bucket.bucket_name,
+            },
+            layers=layers,
+            failure_queue=backbone.dead_letters,
+        )
+        registry.grant_model_listing(quality)
+        registry.grant_model_reads(quality)
+        objects = artifact_bucket.arn_for_objects
+        quality.grant(
+            ["s3:GetObject"],
+            [objects(f"{BASELINES_PREFIX}*"), objects(f"{CAPTURES_PREFIX}*"), objects(f"{LABELS_PREFIX}*")],
+            why_wildcard="Reads training baselines, inference captures and labels, by prefix.",
+        )
+        quality.grant(
+            ["s3:GetObject", "s3:PutObject"],
+            [objects(f"{MONITORING_PREFIX}*/quality/*"), objects(f"{MONITORING_PREFIX}*/quality-state.json")],
+            why_wildcard="Reads and writes its own state and results under monitoring/<model>/quality only.",
+        )
+        quality.grant(
+            ["s3:ListBucket"],
+            [artifact_bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{CAPTURES_PREFIX}*", f"{LABELS_PREFIX}*"]}},
+        )
+        quality.grant(
+            ["cloudwatch:PutMetricData"],
+            ["*"],
+            conditions={"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
+        )
+        schedule = events.Rule(
+            self,
+            "QualitySchedule",
+            schedule=events.Schedule.expression(SCHEDULE),
+            description="hourly live-quality check (labels joined to captures)",
+        )
+        schedule.add_target(targets.LambdaFunction(quality.function, retry_attempts=2))
+        return quality

@@ -248,6 +248,18 @@ class FeedbackRules(_Strict):
     horizon_hours: Annotated[float, Field(gt=0, le=24 * 366)] = DEFAULT_FEEDBACK_HORIZON_HOURS
 
 
+class LiveQuality(_Strict):
+    """How live quality (labels joined to captured predictions, mlops.quality) is judged."""
+
+    # labelled rows of the production version in the window before its quality is judged
+    min_labels: Annotated[int, Field(ge=1)] = 200
+    # the window: predictions answered in the last this many hours (a late label updates its hour)
+    window_hours: Annotated[float, Field(gt=0, le=24 * 366)] = 24.0
+    # judged below when worse than the version's holdout score by more than this: absolute for
+    # scores (accuracy, f1_macro, roc_auc, r2), a share of the holdout value for errors (log_loss, rmse, mae)
+    margin: Annotated[float, Field(ge=0)] = 0.05
+
+
 class Monitoring(_Strict):
     psi_alarm_threshold: Annotated[float, Field(gt=0)] = 0.2
     min_window_rows: Annotated[int, Field(ge=1)] = 100
@@ -255,6 +267,7 @@ class Monitoring(_Strict):
     drift: DriftTests = DriftTests()
     quality: QualityChecks = QualityChecks()
     feedback: FeedbackRules = FeedbackRules()
+    live_quality: LiveQuality = LiveQuality()
 
 
 class Contract(_Strict):
@@ -310,7 +323,7 @@ class Contract(_Strict):
 
     def canonical_json(self) -> str:
         # defaults added later (the promotion policy, four_eyes off, a feature's show_values off, the
-        # monitoring drift tests, quality checks and feedback rules) are
+        # monitoring drift tests, quality checks, feedback rules and live quality) are
         # left out, so contracts written before them keep their digest
         document = self.model_dump(mode="json")
         if self.promotion == Promotion():
@@ -320,7 +333,12 @@ class Contract(_Strict):
         for feature in document["features"]:
             if not feature.get("show_values"):
                 feature.pop("show_values", None)
-        for part, default in (("drift", DriftTests()), ("quality", QualityChecks()), ("feedback", FeedbackRules())):
+        for part, default in (
+            ("drift", DriftTests()),
+            ("quality", QualityChecks()),
+            ("feedback", FeedbackRules()),
+            ("live_quality", LiveQuality()),
+        ):
             if getattr(self.monitoring, part) == default:
                 del document["monitoring"][part]
         return json.dumps(document, sort_keys=True, separators=(",", ":"))
@@ -328,6 +346,14 @@ class Contract(_Strict):
     @property
     def digest(self) -> str:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+
+def positive_class(contract: Contract) -> str | None:
+    """For binary classification, the class whose probability is profiled and scored by roc_auc
+    (training's holdout and live quality): the second class the contract lists (e.g. "yes" of
+    ["no", "yes"])."""
+    classes = contract.target.classes or ()
+    return classes[1] if contract.problem_type is ProblemType.CLASSIFICATION and len(classes) == 2 else None
 
 
 def parse_contract(document: str | bytes | dict[str, Any], *, source: str = "contract") -> Contract:

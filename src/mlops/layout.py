@@ -21,6 +21,8 @@ Artifact bucket:  models/<model>/<sha256>.onnx content-addressed artifacts
                   monitoring/<model>/state.json  a model's drift progress (mlops.drift.monitor)
                   monitoring/<model>/reports/<report id>.json  a drift run's result (`.html`: its page);
                   the report id is the run's UTC time, `YYYYMMDDTHHMMSSffffffZ`, so ids sort by time
+                  monitoring/<model>/quality-state.json  a model's live-quality progress (mlops.quality)
+                  monitoring/<model>/quality/<report id>.json  a live-quality run's result (same ids)
 """
 
 from __future__ import annotations
@@ -265,3 +267,14 @@ def feedback_quarantine_key(key: str) -> str:
     file_name = next((part for part in reversed(key.split("/")) if part), "")
     safe = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in file_name)
     return _bounded(f"{FEEDBACK_QUARANTINE_PREFIX}{UNASSIGNED_MODEL}/", safe, key, always_hash=True)
+def quality_results_prefix(model: str) -> str:
+    return f"{MONITORING_PREFIX}{model}/quality/"
+
+
+def quality_result_key(model: str, report_id: str) -> str:
+    """The live-quality result of one run (ids as drift report ids: `drift_report_id`)."""
+    return f"{quality_results_prefix(model)}{report_id}.json"
+
+
+def quality_state_key(model: str) -> str:
+    return f"{MONITORING_PREFIX}{model}/quality-state.json"

@@ -56,3 +56,6 @@ class BaselineProfile(BaseModel):
     rows: int
     features: dict[str, ColumnProfile]
     prediction: ColumnProfile
+    # the training target (class shares, or the value's bins): live labels are compared to it
+    # (mlops.quality). Absent in baselines stored before it: label drift is then not judged.
+    target: ColumnProfile | None = None

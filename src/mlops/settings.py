@@ -178,3 +178,18 @@ class DriftSettings(_Settings):
     notice_topic_arn: str = env("DRIFT_NOTICE_TOPIC_ARN", "")
     # the models API's base URL (https://<api>/<stage>): notices link the report page under it
     report_base_url: str = env("REPORT_BASE_URL", "")
+
+
+@dataclass(frozen=True, kw_only=True)
+class QualitySettings(_Settings):
+    """evaluate_quality: labels joined to captures (mlops.quality.join.JoinLimits reads these)."""
+
+    registry_table: str = env("REGISTRY_TABLE")
+    artifact_bucket: str = env("ARTIFACT_BUCKET")
+    # a label object stamped this long ago has landed (its batch id starts with its arrival time)
+    settle_seconds: float = env("QUALITY_SETTLE_SECONDS", 120.0, ge=0)
+    # captures of a minute's predictions are flushed within this long after the minute ends
+    # (predict flushes at CAPTURE_MAX_AGE_SECONDS, 60 s, or on shutdown; a quiet container later)
+    capture_lag_seconds: float = env("QUALITY_CAPTURE_LAG_SECONDS", 600.0, ge=0)
+    # ready label keys remembered this long, so an object that lands late is still found
+    lookback_seconds: float = env("QUALITY_LOOKBACK_SECONDS", 900.0, ge=0)

@@ -23,6 +23,7 @@ EXPECTED_SIZING = {  # folder: (memory MB, timeout s)
     "detect_drift": (1024, 300),
     "record_feedback": (512, 30),
     "ingest_feedback": (1024, 900),
+    "evaluate_quality": (1024, 900),
 }
 # each layer by the packages its description names
 EXPECTED_LAYERS = {
@@ -34,6 +35,7 @@ EXPECTED_LAYERS = {
     "detect_drift": {"aws-lambda-powertools", "src/mlops", "numpy"},
     "record_feedback": {"aws-lambda-powertools", "src/mlops"},  # no numpy: predict's aims stay its own
     "ingest_feedback": {"aws-lambda-powertools", "src/mlops", "numpy", "pyarrow"},  # the dataset readers
+    "evaluate_quality": {"aws-lambda-powertools", "src/mlops", "numpy"},
 }
 _LAYER_PACKAGES = (
     "aws-lambda-powertools",

@@ -308,6 +308,15 @@ IAM_TABLE: dict[str, set[Grant]] = {
     | _allow("dynamodb:Query", "registry/index/gsi1")
     | _allow("s3:ListBucket", "artifacts", {"StringLike": {"s3:prefix": ["captures/*", "baselines/*"]}})
     | _allow("cloudwatch:PutMetricData", "*", {"StringEquals": {"cloudwatch:namespace": "MLOps"}}),
+    # reads labels, captures and baselines; reads and writes only its own state and results
+    "evaluate_quality": OWN_LOGS_AND_TRACES
+    | DEAD_LETTERS
+    | _allow("s3:GetObject", "artifacts/baselines/* artifacts/captures/* artifacts/labels/*")
+    | _allow("s3:GetObject s3:PutObject", "artifacts/monitoring/*/quality/* artifacts/monitoring/*/quality-state.json")
+    | _allow("dynamodb:GetItem", "registry", MODEL)
+    | _allow("dynamodb:Query", "registry/index/gsi1")
+    | _allow("s3:ListBucket", "artifacts", {"StringLike": {"s3:prefix": ["captures/*", "labels/*"]}})
+    | _allow("cloudwatch:PutMetricData", "*", {"StringEquals": {"cloudwatch:namespace": "MLOps"}}),
 }
 
 

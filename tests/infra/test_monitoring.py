@@ -126,7 +126,14 @@ def test_model_load_failure_alarm_per_contract_matches_the_predict_metric(templa
 def test_model_composite_notifies_once_while_any_model_alarm_is_raised(template: dict[str, Any], model: str) -> None:
     children = {
         _one(template, metric, model=model)[0]
-        for metric in ("DriftDetected", "DataQualityIssues", "ModelLoadFailures", "DriftCheckFailures")
+        for metric in (
+            "DriftDetected",
+            "DataQualityIssues",
+            "QualityBelowMinimum",
+            "ModelLoadFailures",
+            "DriftCheckFailures",
+            "QualityCheckFailures",
+        )
     }
     [composite] = [c for c in _composites(template).values() if c["AlarmName"] == f"MlopsStack-model-{model}-health"]
     rule, referenced = _rule_children(composite)
@@ -370,7 +377,7 @@ def test_the_longest_model_name_keeps_alarm_names_and_descriptions_within_cloudw
 
     rendered = Template.from_stack(stack).to_json()["Resources"].values()
     alarms = [r["Properties"] for r in rendered if r["Type"].startswith("AWS::CloudWatch::")]
-    assert len(alarms) == 6
+    assert len(alarms) == 8
     for alarm in alarms:
         # THEN names stay within 255 characters and descriptions within 1024 (CloudWatch's limits)
         assert len(alarm["AlarmName"]) <= 255, alarm["AlarmName"]

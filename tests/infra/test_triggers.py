@@ -65,16 +65,22 @@ def test_dead_letter_queue_is_encrypted(template: dict[str, Any]) -> None:
     assert props.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in props
 
 
-def test_schedule_invokes_detect_drift_hourly(template: dict[str, Any]) -> None:
+def test_schedules_invoke_detect_drift_and_evaluate_quality_hourly_each_on_its_own_rule(
+    template: dict[str, Any],
+) -> None:
     scheduled = [
         r["Properties"]
         for r in resources(template, "AWS::Events::Rule").values()
         if "ScheduleExpression" in r["Properties"]
     ]
-    (rule,) = scheduled
-    assert rule["ScheduleExpression"] == "rate(1 hour)"
-    (target,) = rule["Targets"]
-    assert target_function_id(target["Arn"]) == function_ids(template)["detect_drift"]
+    targeted = set()
+    for rule in scheduled:
+        assert rule["ScheduleExpression"] == "rate(1 hour)"
+        (target,) = rule["Targets"]  # one function per rule: a failure of one never retries the other
+        targeted.add(target_function_id(target["Arn"]))
+    ids = function_ids(template)
+    assert len(scheduled) == 2
+    assert targeted == {ids["detect_drift"], ids["evaluate_quality"]}
 
 
 def test_api_routes_map_to_functions_with_their_auth(template: dict[str, Any]) -> None:
@@ -103,6 +109,7 @@ def test_api_routes_map_to_functions_with_their_auth(template: dict[str, Any]) -
         ("POST", "/models/{name}/datasets/{dataset_id}/review"): ("models_api", "AWS_IAM", False),
         ("GET", "/models/{name}/drift"): ("models_api", "AWS_IAM", False),
         ("GET", "/models/{name}/drift/{report_id}"): ("models_api", "AWS_IAM", False),
+        ("GET", "/models/{name}/quality"): ("models_api", "AWS_IAM", False),
     }
     assert set(found) == set(expected)
     for route, (folder, auth, key_required) in expected.items():

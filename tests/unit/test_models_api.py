@@ -228,6 +228,7 @@ def test_models_api_serves_its_openapi_document(call: Any) -> None:
         "/models/{name}/feedback",  # served by record_feedback, documented with the rest
         "/models/{name}/drift",
         "/models/{name}/drift/{report_id}",
+        "/models/{name}/quality",
     }
     assert "post" in document["paths"]["/models/{name}/rollback"]
     assert "RollbackRequest" in json.dumps(document["components"])

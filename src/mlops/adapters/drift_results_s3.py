@@ -1,4 +1,6 @@
-"""DriftResults on S3: the drift function's stored results under `monitoring/<model>/reports/`.
+"""DriftResults on S3: the drift function's stored results under `monitoring/<model>/reports/`
+(or, given `prefix_of`/`key_of`, any runs stored the same way: live quality under
+`monitoring/<model>/quality/`).
 
 S3 lists keys oldest first only. Report ids start with their UTC date and a `T`, so one listing
 with `Delimiter="T"` returns the days that have reports (a few years in one page); a page of
@@ -7,6 +9,7 @@ history then lists only the newest days it needs, whatever the length of the his
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -20,16 +23,24 @@ _DAY = 8  # YYYYMMDD
 
 
 class S3DriftResults:
-    def __init__(self, bucket: str, s3: Any | None = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        s3: Any | None = None,
+        *,
+        prefix_of: Callable[[str], str] = drift_reports_prefix,
+        key_of: Callable[[str, str], str] = drift_result_key,
+    ) -> None:
         self.bucket = bucket
         self._s3 = s3
+        self.prefix_of, self.key_of = prefix_of, key_of
 
     @property
     def s3(self) -> Any:
         return self._s3 or client("s3")
 
     def report_ids(self, model: str, *, before: str | None, limit: int) -> list[str]:
-        prefix = drift_reports_prefix(model)
+        prefix = self.prefix_of(model)
         found: list[str] = []
         for day in self._days_newest_first(prefix):
             if before is not None and day[len(prefix) :] > before[:_DAY] + "T":
@@ -41,7 +52,7 @@ class S3DriftResults:
         return found[:limit]
 
     def read(self, model: str, report_id: str) -> bytes:
-        key = drift_result_key(model, report_id)
+        key = self.key_of(model, report_id)
         try:
             response = self.s3.get_object(Bucket=self.bucket, Key=key)
         except ClientError as error:

@@ -9,8 +9,9 @@ with the reason instead of failing the request.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -18,8 +19,13 @@ from mlops.drift.report import render_html
 from mlops.drift.result import DriftResult, DriftStatus
 from mlops.errors import BadRequestError, NotFoundError
 from mlops.layout import DRIFT_REPORT_ID_PATTERN, is_drift_report_id
+from mlops.quality.result import QualityResult
 from mlops.registry.names import require_model_name
 from mlops.registry.ports import ModelRegistry
+
+Result = TypeVar("Result")
+Summary = TypeVar("Summary")
+Stored = TypeVar("Stored", bound=BaseModel)
 
 DEFAULT_PAGE = 10
 MAX_PAGE = 50  # each summary is one read of a stored result
@@ -98,6 +104,35 @@ def drift_history(
 ) -> DriftHistory:
     """A page of `name`'s drift runs, newest first, older than the `after` report id when given.
     Raises BadRequestError (name, `after`, `limit`), ModelNotFoundError. No runs yet: an empty history."""
+    latest, summaries, following = history_page(
+        registry,
+        results,
+        name,
+        limit=limit,
+        after=after,
+        load=lambda report_id: _load(results, name, report_id),
+        summarize=summarize,
+        unreadable=lambda report_id, problem: DriftSummary(
+            report_id=report_id, generated_at=_time_of(report_id), problem=problem
+        ),
+    )
+    return DriftHistory(model=name, latest=latest, history=summaries, next=following)
+
+
+def history_page(
+    registry: ModelRegistry,
+    results: DriftResults,
+    name: str,
+    *,
+    limit: int,
+    after: str | None,
+    load: Callable[[str], Result],
+    summarize: Callable[[str, Result], Summary],
+    unreadable: Callable[[str, str], Summary],
+) -> tuple[Result | None, list[Summary], str | None]:
+    """(the newest result on the first page, a page of summaries newest first, the `next` token) of
+    any stored runs keyed by report id (drift reports, live-quality results). `load` raises
+    NotFoundError for a run that is unreadable or gone: it is listed through `unreadable`."""
     registry.get_model(require_model_name(name))
     if after is not None:
         require_report_id(after, what="`next` token (a report id)")
@@ -105,17 +140,18 @@ def drift_history(
         raise BadRequestError(f"limit must be between 1 and {MAX_PAGE}, got {limit}")
     ids = results.report_ids(name, before=after, limit=limit + 1)
     page = ids[:limit]
-    summaries, latest = [], None
+    summaries: list[Summary] = []
+    latest: Result | None = None
     for report_id in page:
         try:
-            result = _load(results, name, report_id)
-        except DriftReportNotFoundError as error:  # unreadable, or deleted since it was listed
-            summaries.append(DriftSummary(report_id=report_id, generated_at=_time_of(report_id), problem=str(error)))
+            result = load(report_id)
+        except NotFoundError as error:  # unreadable, or deleted since it was listed
+            summaries.append(unreadable(report_id, str(error)))
             continue
         if after is None and report_id == page[0]:
             latest = result
         summaries.append(summarize(report_id, result))
-    return DriftHistory(model=name, latest=latest, history=summaries, next=page[-1] if len(ids) > limit else None)
+    return latest, summaries, page[-1] if len(ids) > limit else None
 
 
 def drift_result(registry: ModelRegistry, results: DriftResults, name: str, report_id: str) -> DriftResult:
@@ -125,25 +161,46 @@ def drift_result(registry: ModelRegistry, results: DriftResults, name: str, repo
     return _load(results, name, require_report_id(report_id))
 
 
-def drift_page(registry: ModelRegistry, results: DriftResults, name: str, report_id: str) -> str:
+def drift_page(
+    registry: ModelRegistry,
+    results: DriftResults,
+    name: str,
+    report_id: str,
+    *,
+    live_quality: Callable[[datetime], QualityResult | None] = lambda _: None,
+) -> str:
     """One run's report page, rendered from its stored result (the same page the drift function
-    stores beside it, by the current renderer)."""
-    return render_html(drift_result(registry, results, name, report_id))
+    stores beside it, by the current renderer), with the live quality `live_quality` gives for the
+    run's time (`mlops.quality.history.quality_at`), if any."""
+    result = drift_result(registry, results, name, report_id)
+    return render_html(result, live_quality(result.generated_at))
 
 
 def _load(results: DriftResults, name: str, report_id: str) -> DriftResult:
+    return load_stored(results, name, report_id, DriftResult, DriftReportNotFoundError, "drift report")
+
+
+def load_stored(
+    results: DriftResults, name: str, report_id: str, schema: type[Stored], missing: type[NotFoundError], what: str
+) -> Stored:
+    """A stored run as `schema`; raises `missing` for no such run or a form this code cannot read."""
     try:
         data = results.read(name, report_id)
     except NotFoundError:
-        raise DriftReportNotFoundError(f"{name} has no drift report {report_id}") from None
+        raise missing(f"{name} has no {what} {report_id}") from None
     try:
-        return DriftResult.model_validate_json(data)
+        return schema.model_validate_json(data)
     except ValidationError as error:
         problem = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:3])
-        raise DriftReportNotFoundError(
-            f"{name}'s drift report {report_id} is stored in a form this API cannot read "
+        raise missing(
+            f"{name}'s {what} {report_id} is stored in a form this API cannot read "
             f"(an older schema or a damaged object): {problem}"
         ) from None
+
+
+def time_of(report_id: str) -> datetime | None:
+    """A report id's time (None for a malformed one)."""
+    return _time_of(report_id)
 
 
 def _time_of(report_id: str) -> datetime | None:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from html import escape
 
 from mlops.drift.result import DataQuality, Distribution, DriftMethod, DriftResult, DriftStatus, FeatureDrift
+from mlops.quality.result import QualityResult, QualityStatus
 
 _STYLE = (
     "body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0 auto;max-width:1100px;"
@@ -109,8 +110,9 @@ def _when(at: datetime | None) -> str:
     return "n/a" if at is None else at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def render_html(result: DriftResult) -> str:
-    """The report page of one drift run (scored, or too small to judge: said plainly, nothing scored)."""
+def render_html(result: DriftResult, live_quality: QualityResult | None = None) -> str:
+    """The report page of one drift run (scored, or too small to judge: said plainly, nothing scored),
+    with a live-quality section when a live-quality result of the same model is given."""
     title = f"Drift report: {result.model_name} v{result.version}, {_when(result.generated_at)}"
     parts = [_header(result)]
     if result.status is DriftStatus.INSUFFICIENT_DATA:
@@ -119,6 +121,8 @@ def render_html(result: DriftResult) -> str:
             parts.append(_data_quality(result.data_quality))
     else:
         parts += [_summary(result), _features(result), _prediction(result), _data_quality(result.data_quality)]
+    if live_quality is not None:
+        parts.append(_live_quality(live_quality))
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">'
@@ -248,6 +252,48 @@ def _prediction(result: DriftResult) -> str:
     prediction = result.prediction
     table = f"<table>{_FEATURE_HEAD}{_feature_row(prediction, 'pred')}</table>"
     return f"<h2>Prediction</h2>{table}<div class=grid>{_card(prediction, 'pred')}</div>"
+
+
+def _live_quality(quality: QualityResult) -> str:
+    """Live scores vs holdout of the production version, and how many labelled rows they rest on."""
+    production = quality.production
+    head = (
+        f'<h2>Live quality (labelled traffic)</h2><p class="meta">Run {_when(quality.generated_at)}: version '
+        f"{quality.version}, predictions answered since {_when(quality.window_start)} "
+        f"({quality.window_hours:g} h); {quality.run.joined} labels joined this run, "
+        f"{quality.run.unmatched} unmatched.</p>"
+    )
+    verdict = quality.verdict
+    if quality.status is QualityStatus.INSUFFICIENT_DATA or verdict is None:
+        rows = production.labelled_rows if production else 0
+        return head + (f'<p class="verdict na">Not judged: {rows} labelled rows of at least {quality.min_labels}.</p>')
+    if verdict.below:
+        why = "below the contract minimum" if verdict.below_minimum else "more than the margin below the holdout score"
+        line = f'<p class="verdict bad">Live {_e(verdict.metric)} {number(verdict.live)}: {why}.</p>'
+    else:
+        line = f'<p class="verdict ok">Live {_e(verdict.metric)} {number(verdict.live)}: within bounds.</p>'
+    assert production is not None
+    names = [name for name in production.metrics if name != "roc_auc_error_bound"]
+    rows = [
+        f"<tr><td>{_e(name)}</td><td class=n>{number(production.metrics[name])}</td>"
+        f"<td class=n>{number(production.holdout.get(name))}</td></tr>"
+        for name in names
+    ]
+    notes = [
+        f"{production.labelled_rows} labelled rows ({production.unusable_rows} unusable)",
+        f"minimum {number(verdict.minimum)}, margin {number(verdict.margin)}",
+        f"F1: {_e(quality.f1_averaging)}",
+    ]
+    if "roc_auc_error_bound" in production.metrics:
+        notes.append(
+            f"ROC AUC from {quality.auc_bins} bins, within {number(production.metrics['roc_auc_error_bound'])}"
+        )
+    if production.label_drift_psi is not None:
+        notes.append(
+            f"label drift PSI {number(production.label_drift_psi)} (alarm above {number(quality.label_drift_threshold)})"
+        )
+    table = _table(["metric", "#live", "#holdout"], rows, "No score.")
+    return head + line + table + f'<p class="muted">{"; ".join(notes)}.</p>'
 
 
 def _has_quality_facts(quality: DataQuality) -> bool:

@@ -20,7 +20,7 @@ from sklearn import metrics as skmetrics
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
-from mlops.contract import Contract, FeatureType, ProblemType
+from mlops.contract import Contract, FeatureType, ProblemType, positive_class
 from mlops.errors import TrainingRejectedError
 from mlops.profile import BaselineProfile, ColumnProfile, profile_categorical, profile_numeric
 from mlops.training.dataset import frame_feed, model_inputs
@@ -115,7 +115,7 @@ def train_model(frame: pd.DataFrame, contract: Contract) -> TrainedModel:
         onnx_bytes=onnx_bytes,
         sha256=sha256,
         metrics=metrics,
-        profile=_profile(contract, train_frame, predictions, probabilities, classes),
+        profile=_profile(contract, train_frame, predictions, probabilities, classes, y_train),
         params=effective_params(contract),
         seed=contract.training.seed,
         library_versions=library_versions(),
@@ -124,13 +124,6 @@ def train_model(frame: pd.DataFrame, contract: Contract) -> TrainedModel:
         onnx_max_abs_diff=agreement.max_abs_diff,
         holdout=holdout.reset_index(drop=True)[contract.columns],
     )
-
-
-def positive_class(contract: Contract) -> str | None:
-    """For binary classification, the class whose probability is profiled and scored by roc_auc:
-    the second class the contract lists (e.g. "yes" of ["no", "yes"])."""
-    classes = contract.target.classes or ()
-    return classes[1] if contract.problem_type is ProblemType.CLASSIFICATION and len(classes) == 2 else None
 
 
 def _target(frame: pd.DataFrame, contract: Contract) -> np.ndarray:
@@ -204,6 +197,7 @@ def _profile(
     predictions: np.ndarray,
     probabilities: np.ndarray | None,
     classes: list[str],
+    y_train: np.ndarray,
 ) -> BaselineProfile:
     features: dict[str, ColumnProfile] = {}
     for feature in contract.features:
@@ -227,4 +221,9 @@ def _profile(
         rows=len(train_frame),
         features=features,
         prediction=prediction,
+        target=(
+            profile_numeric(np.asarray(y_train, dtype=np.float64))
+            if probabilities is None
+            else profile_categorical([str(label) for label in y_train])
+        ),
     )
