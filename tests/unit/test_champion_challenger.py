@@ -1,0 +1,130 @@
+"""A fair champion/challenger with real scikit-learn: training scores the production graph on the
+candidate's holdout, and registration's promotion policy decides on those same-data scores."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlops.contract import parse_contract
+from mlops.events import DatasetRef, DatasetValidated, ModelTrained
+from mlops.layout import contract_key
+from mlops.registry.records import AuditAction
+from mlops.training.service import train_from_event
+from tests.support.fakes import InMemoryObjectStore, RecordingPublisher
+from tests.support.registry_fake import InMemoryRegistry
+
+DATA, ARTIFACTS = "data", "artifacts"
+FEATURES = 30
+WEIGHTS = np.linspace(1.0, -1.0, FEATURES) + 0.3
+
+
+def risk_contract(**feature_overrides: dict[str, Any]) -> dict[str, Any]:
+    features = [{"name": f"x{i}", "type": "numeric"} for i in range(FEATURES)]
+    for feature in features:
+        feature.update(feature_overrides.get(feature["name"], {}))
+    return {
+        "name": "risk",
+        "problem_type": "classification",
+        "target": {"name": "label", "classes": ["no", "yes"]},
+        "features": features,
+        "estimator": {"name": "logistic_regression", "params": {}},
+        "metric": {"name": "roc_auc", "minimum": 0.6},
+        "data": {"min_rows": 50},
+    }
+
+
+def risk_rows(rows: int, noise: float, seed: int) -> pd.DataFrame:
+    """Labels from one linear rule plus noise: more noise, a harder holdout."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, FEATURES))
+    frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(FEATURES)])
+    frame["label"] = np.where(x @ WEIGHTS + rng.normal(scale=noise, size=rows) > 0, "yes", "no")
+    return frame
+
+
+class Pipeline:
+    """train_model then register_model, with in-memory stores and a registry that verifies artifacts."""
+
+    def __init__(self) -> None:
+        self.store = InMemoryObjectStore()
+        self.registry = InMemoryRegistry(artifacts=self.store)
+        self.publisher = RecordingPublisher()
+
+    def upload(self, frame: pd.DataFrame, name: str, contract: dict[str, Any]) -> DatasetValidated:
+        text = json.dumps(contract)
+        self.store.put_bytes(DATA, contract_key("risk"), text.encode(), "application/json")
+        data = frame.to_csv(index=False).encode()
+        key = f"datasets/risk/{name}.csv"
+        version = self.store.put_bytes(DATA, key, data, "text/csv")
+        ref = DatasetRef(
+            bucket=DATA,
+            key=key,
+            version_id=version,
+            sha256=hashlib.sha256(data).hexdigest(),
+            size_bytes=len(data),
+            rows=len(frame),
+        )
+        return DatasetValidated(
+            model_name="risk", dataset=ref, contract_digest=parse_contract(text).digest, report_key="r.json"
+        )
+
+    def train(self, frame: pd.DataFrame, name: str, contract: dict[str, Any] | None = None) -> ModelTrained:
+        event = self.upload(frame, name, contract or risk_contract())
+        outcome = train_from_event(
+            event,
+            store=self.store,
+            publisher=self.publisher,
+            data_bucket=DATA,
+            artifact_bucket=ARTIFACTS,
+            registry=self.registry,
+        )
+        assert isinstance(outcome.detail, ModelTrained), outcome.detail
+        return outcome.detail
+
+    def train_and_register(self, frame: pd.DataFrame, name: str, contract: dict[str, Any] | None = None):  # type: ignore[no-untyped-def]
+        trained = self.train(frame, name, contract)
+        return trained, self.registry.register(trained, actor="register_model")
+
+
+@pytest.fixture(scope="module")
+def champion_data() -> pd.DataFrame:
+    return risk_rows(4000, noise=3.0, seed=1)  # a hard holdout: heavy label noise, but plenty of rows
+
+
+@pytest.fixture(scope="module")
+def easy_data() -> pd.DataFrame:
+    return risk_rows(150, noise=0.3, seed=2)  # an easier upload: little noise, few rows
+
+
+def test_promotion_declines_a_candidate_whose_holdout_was_easier_when_production_scores_better_on_it(
+    champion_data: pd.DataFrame, easy_data: pd.DataFrame
+) -> None:
+    # GIVEN production v1 trained on plenty of noisy rows (its own holdout is hard)
+    flow = Pipeline()
+    _, first = flow.train_and_register(champion_data, "hard")
+    assert first.promoted
+    # WHEN a candidate is trained on a small, easy upload: it scores higher on its own holdout
+    trained, result = flow.train_and_register(easy_data, "easy")
+    assert trained.metrics["roc_auc"] > first.version.metrics["roc_auc"]
+    # THEN production scored on the candidate's holdout does better, so the candidate is not promoted
+    [score] = trained.same_data
+    assert (score.data, score.champion_version, score.rows) == ("candidate_holdout", 1, trained.holdout_rows)
+    assert score.champion_sha256 == first.version.artifact.sha256
+    assert score.candidate_value == trained.metrics["roc_auc"]
+    assert score.champion_value is not None
+    assert score.champion_value > score.candidate_value
+    assert not result.promoted
+    assert "the candidate's holdout" in result.decision
+    assert f"{trained.holdout_rows} rows" in result.decision
+    assert f"{score.champion_value:.6g}" in result.decision
+    assert f"{score.candidate_value:.6g}" in result.decision
+    assert flow.registry.get_model("risk").production_version == 1
+    declined = [e for e in flow.registry.audit_events("risk") if e.action == AuditAction.PROMOTION_DECLINED.value]
+    assert declined[-1].reason == result.decision
+    assert flow.registry.get_version("risk", 2).lineage["same_data"][0]["champion_value"] == score.champion_value
