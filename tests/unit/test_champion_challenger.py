@@ -128,3 +128,101 @@ def test_promotion_declines_a_candidate_whose_holdout_was_easier_when_production
     declined = [e for e in flow.registry.audit_events("risk") if e.action == AuditAction.PROMOTION_DECLINED.value]
     assert declined[-1].reason == result.decision
     assert flow.registry.get_version("risk", 2).lineage["same_data"][0]["champion_value"] == score.champion_value
+
+
+def test_promotion_takes_a_candidate_with_a_harder_holdout_that_beats_production_on_it(
+    champion_data: pd.DataFrame, easy_data: pd.DataFrame
+) -> None:
+    # GIVEN production v1 trained on the small easy upload (its own holdout flatters it)
+    flow = Pipeline()
+    _, first = flow.train_and_register(easy_data, "easy")
+    # WHEN a candidate trained on plenty of noisy rows scores lower on its own (harder) holdout
+    trained, result = flow.train_and_register(champion_data, "hard")
+    assert trained.metrics["roc_auc"] < first.version.metrics["roc_auc"]
+    # THEN on the candidate's holdout it beats production, and it is promoted
+    [score] = trained.same_data
+    assert score.champion_value is not None
+    assert score.champion_value < trained.metrics["roc_auc"]
+    assert result.promoted
+    assert result.decision.startswith(f"on the candidate's holdout ({trained.holdout_rows} rows): roc_auc")
+
+
+def test_a_champion_artifact_that_fails_verification_is_never_loaded_and_the_reason_is_recorded(
+    champion_data: pd.DataFrame, easy_data: pd.DataFrame
+) -> None:
+    # GIVEN production v1 whose stored artifact was replaced by another valid graph of the same contract
+    flow = Pipeline()
+    _, first = flow.train_and_register(champion_data, "hard")
+    impostor = train_model_bytes(risk_rows(400, noise=0.1, seed=9))
+    artifact = first.version.artifact
+    flow.store.put_bytes(artifact.bucket, artifact.key, impostor)
+    # WHEN a candidate is trained
+    trained, result = flow.train_and_register(easy_data, "easy")
+    # THEN the champion is not scored (the impostor would have scored), and the policy says why
+    [score] = trained.same_data
+    assert score.champion_value is None
+    assert score.unavailable is not None
+    assert "does not match its registered digest" in score.unavailable
+    assert "compared on each version's own holdout (production v1 could not be scored" in result.decision
+
+
+def test_a_champion_whose_features_the_candidate_lacks_is_not_scored_and_the_old_comparison_says_why(
+    champion_data: pd.DataFrame, easy_data: pd.DataFrame
+) -> None:
+    flow = Pipeline()
+    flow.train_and_register(champion_data, "hard")
+    narrower = risk_contract()
+    narrower["features"] = narrower["features"][:-1]  # the candidate no longer reads x29
+    trained, result = flow.train_and_register(easy_data.drop(columns=["x29"]), "easy", narrower)
+    [score] = trained.same_data
+    assert score.unavailable == "production v1 could not be scored: the candidate's data lacks its features ['x29']"
+    assert "compared on each version's own holdout" in result.decision
+
+
+def test_production_with_other_features_is_fed_through_its_own_contract(
+    champion_data: pd.DataFrame, easy_data: pd.DataFrame
+) -> None:
+    # GIVEN production reads 29 features; the candidate adds x29 as a nullable feature (compatible)
+    flow = Pipeline()
+    older = risk_contract()
+    older["features"] = older["features"][:-1]
+    flow.train_and_register(champion_data.drop(columns=["x29"]), "hard", older)
+    wider = risk_contract(x29={"nullable": True})
+    trained, result = flow.train_and_register(easy_data, "easy", wider)
+    # THEN production is scored on the candidate's holdout all the same
+    [score] = trained.same_data
+    assert score.champion_value is not None
+    assert "same data" in result.decision
+
+
+def test_a_candidate_that_would_reject_requests_production_accepts_is_not_promoted_and_the_audit_says_why(
+    champion_data: pd.DataFrame, easy_data: pd.DataFrame
+) -> None:
+    # GIVEN production trained on the easy upload, and a candidate that beats it on the same data
+    flow = Pipeline()
+    flow.train_and_register(easy_data, "easy")
+    # WHEN the candidate's contract narrows x0 to [-1, 1] (production accepts any number)
+    narrowed = risk_contract(x0={"min": -1, "max": 1})
+    _, result = flow.train_and_register(champion_data.assign(x0=champion_data.x0.clip(-1, 1)), "hard", narrowed)
+    # THEN it is not promoted automatically, and the audited reason names the break
+    assert "beats production v1" in result.decision
+    assert not result.promoted
+    expected = "schema: the candidate would reject requests production v1 accepts: x0: range narrowed from [-inf, inf] to [-1, 1]"
+    assert expected in result.decision
+    [declined] = [e for e in flow.registry.audit_events("risk") if e.action == AuditAction.PROMOTION_DECLINED.value]
+    assert declined.reason == result.decision
+    assert flow.registry.get_version("risk", 2).promotion_decision == result.decision
+
+
+def test_model_trained_events_from_before_same_data_still_parse() -> None:
+    from tests.support.registry_fake import trained_event
+
+    document = trained_event().model_dump(mode="json")
+    del document["same_data"]
+    assert ModelTrained.model_validate(document).same_data == []
+
+
+def train_model_bytes(frame: pd.DataFrame) -> bytes:
+    from mlops.training.trainer import train_model
+
+    return train_model(frame, parse_contract(risk_contract())).onnx_bytes
