@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops.adapters.dataset_ledger_dynamodb import DynamoDatasetLedger
 from mlops.adapters.events import EventBridgePublisher
+from mlops.adapters.registry_dynamodb import DynamoRegistry
 from mlops.adapters.s3 import S3ObjectStore
 from mlops.adapters.validation_notifier import SnsSummaryNotifier
 from mlops.errors import BadRequestError
@@ -38,6 +39,7 @@ idempotency = IdempotencyConfig(
 )
 persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
 ledger = DynamoDatasetLedger(settings.ledger_table)
+registry = DynamoRegistry(settings.registry_table)  # read only: the champion scored on the candidate's holdout
 notifier = SnsSummaryNotifier(settings.alarm_topic_arn) if settings.alarm_topic_arn else None
 
 
@@ -67,6 +69,7 @@ def train(detail: dict[str, Any]) -> dict[str, Any]:
         artifact_bucket=settings.artifact_bucket,
         ledger=ledger,
         notifier=notifier,
+        registry=registry,
     )
     metrics.add_dimension(name="model", value=event.model_name)
     metrics.add_metric(name="TrainingSeconds", unit=MetricUnit.Seconds, value=outcome.seconds)

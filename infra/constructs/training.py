@@ -57,6 +57,7 @@ class Training(Construct):
                 "EVENT_BUS_NAME": backbone.bus.event_bus_name,
                 "IDEMPOTENCY_TABLE": registry.idempotency_table.table_name,
                 "LEDGER_TABLE": ledger.table_name,
+                "REGISTRY_TABLE": registry.table.table_name,
             },
             layers=layers,
             # the whole destination record (request payload included): it names the dataset
@@ -83,6 +84,12 @@ class Training(Construct):
             ],
             why_wildcard="Writes content-addressed artifacts and baselines under models/ and baselines/ only.",
         )
+        self.train.grant(
+            ["s3:GetObject"],
+            [artifact_bucket.arn_for_objects(f"{MODELS_PREFIX}*")],
+            why_wildcard="Reads the production artifact under models/ (verified, then scored on the candidate's holdout).",
+        )
+        registry.grant_model_reads(self.train)  # the production version: the champion to score
         backbone.bus.grant_put_events_to(self.train.role)
         registry.grant_idempotency(self.train)
         ledger.grant_training_outcomes(self.train)

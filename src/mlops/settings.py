@@ -90,6 +90,8 @@ class TrainSettings(_Settings):
     event_bus_name: str = env("EVENT_BUS_NAME")
     idempotency_table: str = env("IDEMPOTENCY_TABLE")
     ledger_table: str = env("LEDGER_TABLE")  # records the training outcome of a dataset
+    # read only: the production version, scored on the candidate's holdout (fair champion/challenger)
+    registry_table: str = env("REGISTRY_TABLE")
     # rejections and failures are announced here (the monitoring alarm topic); empty: not announced
     alarm_topic_arn: str = env("ALARM_TOPIC_ARN", "")
 

@@ -7,7 +7,6 @@ import hashlib
 import json
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -16,36 +15,11 @@ from mlops.events import DatasetRef, DatasetValidated, ModelTrained
 from mlops.layout import contract_key
 from mlops.registry.records import AuditAction
 from mlops.training.service import train_from_event
+from tests.support.challenger import easy_rows, hard_rows, risk_contract, risk_rows
 from tests.support.fakes import InMemoryObjectStore, RecordingPublisher
 from tests.support.registry_fake import InMemoryRegistry
 
 DATA, ARTIFACTS = "data", "artifacts"
-FEATURES = 30
-WEIGHTS = np.linspace(1.0, -1.0, FEATURES) + 0.3
-
-
-def risk_contract(**feature_overrides: dict[str, Any]) -> dict[str, Any]:
-    features = [{"name": f"x{i}", "type": "numeric"} for i in range(FEATURES)]
-    for feature in features:
-        feature.update(feature_overrides.get(feature["name"], {}))
-    return {
-        "name": "risk",
-        "problem_type": "classification",
-        "target": {"name": "label", "classes": ["no", "yes"]},
-        "features": features,
-        "estimator": {"name": "logistic_regression", "params": {}},
-        "metric": {"name": "roc_auc", "minimum": 0.6},
-        "data": {"min_rows": 50},
-    }
-
-
-def risk_rows(rows: int, noise: float, seed: int) -> pd.DataFrame:
-    """Labels from one linear rule plus noise: more noise, a harder holdout."""
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(rows, FEATURES))
-    frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(FEATURES)])
-    frame["label"] = np.where(x @ WEIGHTS + rng.normal(scale=noise, size=rows) > 0, "yes", "no")
-    return frame
 
 
 class Pipeline:
@@ -94,12 +68,12 @@ class Pipeline:
 
 @pytest.fixture(scope="module")
 def champion_data() -> pd.DataFrame:
-    return risk_rows(4000, noise=3.0, seed=1)  # a hard holdout: heavy label noise, but plenty of rows
+    return hard_rows()
 
 
 @pytest.fixture(scope="module")
 def easy_data() -> pd.DataFrame:
-    return risk_rows(150, noise=0.3, seed=2)  # an easier upload: little noise, few rows
+    return easy_rows()
 
 
 def test_promotion_declines_a_candidate_whose_holdout_was_easier_when_production_scores_better_on_it(
