@@ -149,7 +149,7 @@ def test_a_champion_whose_features_the_candidate_lacks_is_not_scored_and_the_old
     narrower["features"] = narrower["features"][:-1]  # the candidate no longer reads x29
     trained, result = flow.train_and_register(easy_data.drop(columns=["x29"]), "easy", narrower)
     [score] = trained.same_data
-    assert score.unavailable == "production v1 could not be scored: the candidate's data lacks its features ['x29']"
+    assert score.unavailable == "production v1 could not be scored: the rows lack its features ['x29']"
     assert "compared on each version's own holdout" in result.decision
 
 

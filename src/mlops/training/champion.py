@@ -12,10 +12,12 @@ themselves propagate (a retry may succeed).
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+import onnxruntime as ort
 import pandas as pd
 
 from mlops.contract import Contract, ProblemType, parse_contract
@@ -24,7 +26,11 @@ from mlops.events import SameDataScore
 from mlops.ports import ObjectStore
 from mlops.registry.records import ModelVersion
 from mlops.training.dataset import frame_feed, model_inputs
-from mlops.training.onnx_io import OUTPUT_LABEL, OUTPUT_PROBABILITIES, OUTPUT_VALUE
+from mlops.training.onnx_io import META_CLASSES, OUTPUT_LABEL, OUTPUT_PROBABILITIES, OUTPUT_VALUE
+from mlops.training.traffic import LabelledTraffic, TrafficWindow, recent_labelled_traffic
+
+if TYPE_CHECKING:
+    from mlops.training.trainer import TrainedModel
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +57,83 @@ def production_version(registry: ProductionVersions | None, name: str) -> ModelV
         return None
 
 
+def same_data_scores(
+    registry: ProductionVersions | None,
+    store: ObjectStore,
+    candidate: TrainedModel,
+    contract: Contract,
+    traffic: TrafficWindow | None = None,
+) -> list[SameDataScore]:
+    """The production version (if any) and the candidate on the same rows: the candidate's holdout,
+    and recent labelled traffic when a `traffic` window is given (too few rows: an unavailable score)."""
+    champion = production_version(registry, contract.name)
+    if champion is None:
+        return []
+    scorer = ChampionScorer(champion, store)
+    scores = [scorer.score(candidate.holdout, contract, data=CANDIDATE_HOLDOUT, candidate_value=candidate.metric_value)]
+    if traffic is not None:
+        labelled = recent_labelled_traffic(store, contract.name, contract.target.name, traffic)
+        scores.append(score_on_traffic(scorer, candidate.onnx_bytes, labelled, contract, min_rows=traffic.min_rows))
+    return scores
+
+
+class ChampionScorer:
+    """Scores one production version on sets of rows; its graph is fetched, verified and loaded
+    once, on first use (an artifact that fails verification is never loaded, and every score says why)."""
+
+    def __init__(self, champion: ModelVersion, store: ObjectStore) -> None:
+        self.champion = champion
+        self.store = store
+        self._loaded: Any = None
+        self._load_error: Exception | None = None
+
+    def score(
+        self, rows: pd.DataFrame, contract: Contract, *, data: str, candidate_value: float | None
+    ) -> SameDataScore:
+        """The champion's metrics on `rows` (features and the target of the candidate's `contract`),
+        judged by the candidate's contract metric. Never raises for an unscorable champion: the
+        returned score's `unavailable` says why."""
+        champion = self.champion
+        base = SameDataScore(
+            data=data,
+            metric_name=contract.metric.name,
+            rows=len(rows),
+            candidate_value=candidate_value,
+            champion_version=champion.version,
+            champion_sha256=champion.artifact.sha256,
+        )
+        label = f"production v{champion.version}"
+        try:
+            champion_contract = _contract_of(champion)
+            _check_comparable(champion_contract, contract)
+            _require_columns(rows, champion_contract, "its", fill_nullable=False)
+            loaded = self._model()
+            metrics = graph_metrics(loaded.session, list(loaded.classes), rows, champion_contract, contract)
+        # ValueError: a metric that cannot be computed on these rows (e.g. one class only)
+        except (_Unscorable, IntegrityError, NotFoundError, ContractError, ValueError) as error:
+            logger.warning("%s not scored on the %s: %s", label, data, error)
+            return base.model_copy(update={"unavailable": f"{label} could not be scored: {error}"})
+        value = metrics.get(contract.metric.name)
+        if value is None or not np.isfinite(value):
+            return base.model_copy(
+                update={"unavailable": f"{label} has no finite {contract.metric.name} on these rows"}
+            )
+        return base.model_copy(update={"champion_value": float(value), "champion_metrics": metrics})
+
+    def _model(self) -> Any:
+        from mlops.inference.model import load_model  # verifies the digest before onnxruntime loads the bytes
+
+        if self._load_error is not None:
+            raise self._load_error
+        if self._loaded is None:
+            try:
+                self._loaded = load_model(self.champion, self.store, max_records=1)
+            except (IntegrityError, NotFoundError) as error:
+                self._load_error = error
+                raise
+        return self._loaded
+
+
 def score_champion(
     champion: ModelVersion,
     store: ObjectStore,
@@ -60,34 +143,64 @@ def score_champion(
     data: str,
     candidate_value: float | None,
 ) -> SameDataScore:
-    """The champion's metrics on `rows` (features and the target of the candidate's `contract`),
-    judged by the candidate's contract metric. Never raises for an unscorable champion: the
-    returned score's `unavailable` says why."""
-    from mlops.training.trainer import holdout_metrics  # scikit-learn: only when a champion exists
+    """`ChampionScorer(champion, store).score(...)` for one set of rows."""
+    return ChampionScorer(champion, store).score(rows, contract, data=data, candidate_value=candidate_value)
 
+
+def score_on_traffic(
+    scorer: ChampionScorer, candidate_onnx: bytes, traffic: LabelledTraffic, contract: Contract, *, min_rows: int
+) -> SameDataScore:
+    """Both graphs on recent labelled traffic, when there are at least `min_rows` labelled rows."""
+    rows = traffic.frame
     base = SameDataScore(
-        data=data,
+        data=RECENT_TRAFFIC,
         metric_name=contract.metric.name,
         rows=len(rows),
-        candidate_value=candidate_value,
-        champion_version=champion.version,
-        champion_sha256=champion.artifact.sha256,
+        champion_version=scorer.champion.version,
+        champion_sha256=scorer.champion.artifact.sha256,
     )
-    label = f"production v{champion.version}"
+    if len(rows) < min_rows:
+        return base.model_copy(
+            update={
+                "unavailable": f"{len(rows)} labelled rows of recent traffic, {min_rows} needed "
+                f"({traffic.labels_read} labels read, {traffic.unmatched} without a captured prediction)"
+            }
+        )
     try:
-        champion_contract = _contract_of(champion)
-        _check_comparable(champion_contract, contract)
-        predictions, probabilities, classes = _predict(champion, store, rows, champion_contract)
-        y_true = _targets(rows, contract)
-        metrics = holdout_metrics(contract, y_true, predictions, probabilities, classes)
-    # ValueError: a metric that cannot be computed on these rows (e.g. one class only)
-    except (_Unscorable, IntegrityError, NotFoundError, ContractError, ValueError) as error:
-        logger.warning("%s not scored on the %s: %s", label, data, error)
-        return base.model_copy(update={"unavailable": f"{label} could not be scored: {error}"})
-    value = metrics.get(contract.metric.name)
-    if value is None or not np.isfinite(value):
-        return base.model_copy(update={"unavailable": f"{label} has no finite {contract.metric.name} on these rows"})
-    return base.model_copy(update={"champion_value": float(value), "champion_metrics": metrics})
+        session = ort.InferenceSession(candidate_onnx, providers=["CPUExecutionProvider"])
+        classes = json.loads(session.get_modelmeta().custom_metadata_map.get(META_CLASSES) or "[]")
+        rows = _require_columns(rows, contract, "the candidate's", fill_nullable=True)
+        ours = graph_metrics(session, [str(c) for c in classes], rows, contract, contract)[contract.metric.name]
+    except (_Unscorable, ValueError, KeyError) as error:
+        return base.model_copy(update={"unavailable": f"the candidate could not be scored on recent traffic: {error}"})
+    return scorer.score(rows, contract, data=RECENT_TRAFFIC, candidate_value=ours)
+
+
+def graph_metrics(
+    session: ort.InferenceSession,
+    classes: list[str],
+    rows: pd.DataFrame,
+    graph_contract: Contract,
+    judge: Contract,
+) -> dict[str, float]:
+    """A graph's metrics on `rows`: fed through its own contract's features, judged by `judge`'s
+    target and metrics. Raises _Unscorable (the graph cannot run on them) or ValueError (a metric
+    cannot be computed on them)."""
+    from mlops.training.trainer import holdout_metrics  # scikit-learn: only when there is something to score
+
+    predictions, probabilities = _run(session, rows, graph_contract)
+    return holdout_metrics(
+        judge, _targets(rows, judge), predictions, probabilities, classes if probabilities is not None else []
+    )
+
+
+def _require_columns(rows: pd.DataFrame, contract: Contract, whose: str, *, fill_nullable: bool) -> pd.DataFrame:
+    absent = [f for f in contract.features if f.name not in rows.columns]
+    fillable = [f.name for f in absent if fill_nullable and f.nullable]
+    missing = [f.name for f in absent if f.name not in fillable]
+    if missing:
+        raise _Unscorable(f"the rows lack {whose} features {missing}")
+    return rows.assign(**dict.fromkeys(fillable)) if fillable else rows
 
 
 def _contract_of(version: ModelVersion) -> Contract:
@@ -105,41 +218,33 @@ def _check_comparable(champion: Contract, candidate: Contract) -> None:
             f"{list(candidate.target.classes or ())}"
         )
     ours = {f.name: f.type for f in candidate.features}
-    missing = [f.name for f in champion.features if f.name not in ours]
-    if missing:
-        raise _Unscorable(f"the candidate's data lacks its features {missing}")
     retyped = [
         f"{f.name} ({f.type.value}, candidate {ours[f.name].value})"
         for f in champion.features
-        if ours[f.name] is not f.type
+        if f.name in ours and ours[f.name] is not f.type
     ]
     if retyped:
         raise _Unscorable(f"features read as another type: {', '.join(retyped)}")
 
 
-def _predict(
-    champion: ModelVersion, store: ObjectStore, rows: pd.DataFrame, contract: Contract
-) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
-    from mlops.inference.model import load_model  # verifies the digest before onnxruntime loads the bytes
-
-    loaded = load_model(champion, store, max_records=max(len(rows), 1))
-    dtypes = {item.name: _FEED_DTYPES.get(item.type, np.float32) for item in loaded.session.get_inputs()}
-    feed = {
-        name: values.astype(dtypes[name], copy=False)
-        for name, values in frame_feed(model_inputs(rows, contract), contract).items()
-    }
+def _run(session: ort.InferenceSession, rows: pd.DataFrame, contract: Contract) -> tuple[np.ndarray, np.ndarray | None]:
+    dtypes = {item.name: _FEED_DTYPES.get(item.type, np.float32) for item in session.get_inputs()}
     try:
+        feed = {
+            name: values.astype(dtypes[name], copy=False)
+            for name, values in frame_feed(model_inputs(rows, contract), contract).items()
+        }
         if contract.problem_type is ProblemType.CLASSIFICATION:
-            labels, probabilities = loaded.session.run([OUTPUT_LABEL, OUTPUT_PROBABILITIES], feed)
+            labels, probabilities = session.run([OUTPUT_LABEL, OUTPUT_PROBABILITIES], feed)
             predictions = np.array([str(v) for v in np.asarray(labels).reshape(-1).tolist()], dtype=object)
             scores = np.asarray(probabilities, dtype=np.float64)
             # float32 rows sum to 1 within ~1e-7; log_loss warns about anything else
-            scores = scores / np.where(scores.sum(axis=1, keepdims=True) > 0, scores.sum(axis=1, keepdims=True), 1.0)
-            return predictions, scores, list(loaded.classes)
-        (values,) = loaded.session.run([OUTPUT_VALUE], feed)
-    except Exception as error:  # onnxruntime raises its own exception types per failure
-        raise _Unscorable(f"onnxruntime cannot run it on these rows ({error})") from None
-    return np.asarray(values, dtype=np.float64).reshape(-1), None, []
+            totals = scores.sum(axis=1, keepdims=True)
+            return predictions, scores / np.where(totals > 0, totals, 1.0)
+        (values,) = session.run([OUTPUT_VALUE], feed)
+    except Exception as error:  # onnxruntime raises its own exception types per failure; a value that cannot be fed
+        raise _Unscorable(f"the graph cannot run on these rows ({type(error).__name__}: {error})") from None
+    return np.asarray(values, dtype=np.float64).reshape(-1), None
 
 
 def _targets(rows: pd.DataFrame, contract: Contract) -> np.ndarray:

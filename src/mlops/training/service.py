@@ -23,9 +23,10 @@ from mlops.layout import (
 )
 from mlops.ports import EventPublisher, ObjectStore
 from mlops.training.budget import over_budget
-from mlops.training.champion import CANDIDATE_HOLDOUT, ProductionVersions, production_version, score_champion
+from mlops.training.champion import ProductionVersions, same_data_scores
 from mlops.training.dataset import read_dataset
 from mlops.training.outcome import record_training_failure, record_training_outcome
+from mlops.training.traffic import TrafficWindow
 from mlops.training.trainer import TrainedModel, train_model
 from mlops.validation.ledger import DatasetLedger, DatasetState, Notifier
 
@@ -96,6 +97,7 @@ def train_from_event(
     notifier: Notifier | None = None,
     memory_mb: int | None = None,
     registry: ProductionVersions | None = None,
+    traffic: TrafficWindow | None = None,
 ) -> TrainingOutcome:
     """Train on exactly the dataset version the event names, store the artifact and baseline, and
     publish `ModelTrained`; or publish `TrainingRejected` when the inputs cannot make a model. The
@@ -111,7 +113,17 @@ def train_from_event(
     started = time.monotonic()
     try:
         return _train(
-            event, store, publisher, data_bucket, artifact_bucket, ledger, notifier, memory_mb, registry, started
+            event,
+            store,
+            publisher,
+            data_bucket,
+            artifact_bucket,
+            ledger,
+            notifier,
+            memory_mb,
+            registry,
+            traffic,
+            started,
         )
     except Exception as error:
         if ledger is not None:
@@ -141,6 +153,7 @@ def _train(
     notifier: Notifier | None,
     memory_mb: int | None,
     registry: ProductionVersions | None,
+    traffic: TrafficWindow | None,
     started: float,
 ) -> TrainingOutcome:
     try:
@@ -168,21 +181,7 @@ def _train(
             )
         return TrainingOutcome(DetailType.TRAINING_REJECTED, rejected, time.monotonic() - started)
 
-    champion = production_version(registry, contract.name)
-    same_data = (
-        []
-        if champion is None
-        else [
-            score_champion(
-                champion,
-                store,
-                model.holdout,
-                contract,
-                data=CANDIDATE_HOLDOUT,
-                candidate_value=model.metric_value,
-            )
-        ]
-    )
+    same_data = same_data_scores(registry, store, model, contract, traffic)
     key = artifact_key(contract.name, model.sha256)
     baseline = baseline_key(contract.name, model.sha256)
     # Baseline first: once the artifact exists, everything that refers to it can be read.
