@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -15,7 +17,8 @@ from mlops.events import DatasetRef, DatasetValidated, ModelTrained
 from mlops.layout import contract_key
 from mlops.registry.records import AuditAction
 from mlops.training.service import train_from_event
-from tests.support.challenger import easy_rows, hard_rows, risk_contract, risk_rows
+from mlops.training.traffic import TrafficWindow
+from tests.support.challenger import easy_rows, hard_rows, risk_contract, risk_rows, write_labelled_traffic
 from tests.support.fakes import InMemoryObjectStore, RecordingPublisher
 from tests.support.registry_fake import InMemoryRegistry
 
@@ -48,7 +51,13 @@ class Pipeline:
             model_name="risk", dataset=ref, contract_digest=parse_contract(text).digest, report_key="r.json"
         )
 
-    def train(self, frame: pd.DataFrame, name: str, contract: dict[str, Any] | None = None) -> ModelTrained:
+    def train(
+        self,
+        frame: pd.DataFrame,
+        name: str,
+        contract: dict[str, Any] | None = None,
+        traffic: TrafficWindow | None = None,
+    ) -> ModelTrained:
         event = self.upload(frame, name, contract or risk_contract())
         outcome = train_from_event(
             event,
@@ -57,12 +66,19 @@ class Pipeline:
             data_bucket=DATA,
             artifact_bucket=ARTIFACTS,
             registry=self.registry,
+            traffic=traffic,
         )
         assert isinstance(outcome.detail, ModelTrained), outcome.detail
         return outcome.detail
 
-    def train_and_register(self, frame: pd.DataFrame, name: str, contract: dict[str, Any] | None = None):  # type: ignore[no-untyped-def]
-        trained = self.train(frame, name, contract)
+    def train_and_register(  # type: ignore[no-untyped-def]
+        self,
+        frame: pd.DataFrame,
+        name: str,
+        contract: dict[str, Any] | None = None,
+        traffic: TrafficWindow | None = None,
+    ):
+        trained = self.train(frame, name, contract, traffic)
         return trained, self.registry.register(trained, actor="register_model")
 
 
@@ -200,3 +216,46 @@ def train_model_bytes(frame: pd.DataFrame) -> bytes:
     from mlops.training.trainer import train_model
 
     return train_model(frame, parse_contract(risk_contract())).onnx_bytes
+
+
+def test_a_leaky_candidate_that_wins_its_holdout_but_loses_on_recent_labelled_traffic_is_not_promoted(
+    champion_data: pd.DataFrame,
+) -> None:
+    # GIVEN production v1, and 600 served predictions of the real distribution labelled since
+    flow = Pipeline()
+    flow.train_and_register(champion_data, "hard")
+    served = datetime.now(UTC) - timedelta(hours=5)
+    write_labelled_traffic(flow.store, ARTIFACTS, risk_rows(600, noise=1.0, seed=5), answered_at=served)
+    # WHEN a candidate is trained on an upload whose x29 leaks the label (in its holdout too)
+    leaky = risk_rows(400, noise=1.0, seed=3)
+    leaky["x29"] = np.where(leaky["label"] == "yes", 3.0, -3.0)
+    trained, result = flow.train_and_register(leaky, "leaky", traffic=TrafficWindow(ARTIFACTS))
+    # THEN it beats production on its own holdout, loses on the traffic, and is not promoted
+    holdout, traffic = trained.same_data
+    assert (holdout.data, traffic.data) == ("candidate_holdout", "recent_traffic")
+    assert holdout.candidate_value is not None
+    assert holdout.champion_value is not None
+    assert holdout.candidate_value > holdout.champion_value
+    assert traffic.rows == 600
+    assert traffic.candidate_value is not None
+    assert traffic.champion_value is not None
+    assert traffic.candidate_value < traffic.champion_value
+    assert not result.promoted
+    assert result.decision.startswith("on recent labelled traffic (600 rows): roc_auc")
+    assert "does not beat production v1" in result.decision
+
+
+def test_too_little_labelled_traffic_is_recorded_as_unavailable_and_the_holdout_decides(
+    champion_data: pd.DataFrame, easy_data: pd.DataFrame
+) -> None:
+    flow = Pipeline()
+    flow.train_and_register(easy_data, "easy")
+    served = datetime.now(UTC) - timedelta(hours=1)
+    write_labelled_traffic(flow.store, ARTIFACTS, risk_rows(50, noise=1.0, seed=5), answered_at=served, labelled=0.5)
+    trained, result = flow.train_and_register(champion_data, "hard", traffic=TrafficWindow(ARTIFACTS, min_rows=200))
+    _, traffic = trained.same_data
+    assert traffic.unavailable == (
+        "25 labelled rows of recent traffic, 200 needed (25 labels read, 0 without a captured prediction)"
+    )
+    assert result.promoted
+    assert result.decision.startswith("on the candidate's holdout")
