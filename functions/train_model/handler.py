@@ -26,6 +26,7 @@ from mlops.errors import BadRequestError
 from mlops.events import DatasetValidated, TrainingRejected
 from mlops.settings import TrainSettings
 from mlops.training.service import parse_dataset_validated, reject_malformed, train_from_event
+from mlops.training.traffic import TrafficWindow
 
 settings = TrainSettings.from_env()
 logger = Logger()
@@ -40,6 +41,17 @@ idempotency = IdempotencyConfig(
 persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
 ledger = DynamoDatasetLedger(settings.ledger_table)
 registry = DynamoRegistry(settings.registry_table)  # read only: the champion scored on the candidate's holdout
+# both graphs on recent labelled traffic too (TRAFFIC_WINDOW_HOURS=0 turns it off)
+traffic = (
+    TrafficWindow(
+        settings.artifact_bucket,
+        hours=settings.traffic_window_hours,
+        min_rows=settings.traffic_min_rows,
+        max_rows=settings.traffic_max_rows,
+    )
+    if settings.traffic_window_hours > 0
+    else None
+)
 notifier = SnsSummaryNotifier(settings.alarm_topic_arn) if settings.alarm_topic_arn else None
 
 
@@ -70,6 +82,7 @@ def train(detail: dict[str, Any]) -> dict[str, Any]:
         ledger=ledger,
         notifier=notifier,
         registry=registry,
+        traffic=traffic,
     )
     metrics.add_dimension(name="model", value=event.model_name)
     metrics.add_metric(name="TrainingSeconds", unit=MetricUnit.Seconds, value=outcome.seconds)

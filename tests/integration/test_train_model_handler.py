@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -332,7 +333,8 @@ def test_train_then_register_decides_on_the_same_data_in_dynamodb(
 ) -> None:
     # GIVEN production v1 trained on plenty of noisy rows and registered (DynamoDB on moto)
     from mlops.adapters.registry_dynamodb import DynamoRegistry
-    from tests.support.challenger import easy_rows, hard_rows, risk_contract
+    from mlops.adapters.s3 import S3ObjectStore
+    from tests.support.challenger import easy_rows, hard_rows, risk_contract, risk_rows, write_labelled_traffic
 
     register = load_handler_module("register_model")
     registry = DynamoRegistry(resources.registry_table)
@@ -360,11 +362,16 @@ def test_train_then_register_decides_on_the_same_data_in_dynamodb(
 
     train_and_register(hard_rows(), "hard")
     assert registry.get_model("risk").production_version == 1
+    served = datetime.now(UTC) - timedelta(hours=2)
+    write_labelled_traffic(S3ObjectStore(), resources.artifact_bucket, risk_rows(300, 1.0, seed=5), answered_at=served)
     # WHEN a candidate trained on an easier upload arrives
     detail = train_and_register(easy_rows(), "easy")
     # THEN training scored production's graph on the candidate's holdout, and the registry decided on it
-    [score] = detail["same_data"]
+    score, traffic = detail["same_data"]
     assert score["champion_version"] == 1
+    # and both on the 300 labelled predictions production served (captures/ and labels/ on S3)
+    assert (traffic["data"], traffic["rows"], traffic["unavailable"]) == ("recent_traffic", 300, None)
+    assert traffic["champion_value"] > traffic["candidate_value"]
     assert score["champion_value"] > score["candidate_value"] == detail["metrics"]["roc_auc"]
     candidate = registry.get_version("risk", 2)
     assert candidate.lineage["same_data"][0]["champion_value"] == pytest.approx(score["champion_value"])
