@@ -56,10 +56,11 @@ class InputCompatibility:
     def compatible(self) -> bool:
         return not self.breaks
 
-    def summary(self) -> str:
+    def summary(self, reference: str = "production") -> str:
+        """In words, against `reference` (the version whose accepted requests were compared)."""
         if self.compatible:
-            return "accepts every request production accepts"
-        return "would reject requests production accepts: " + "; ".join(str(b) for b in self.breaks)
+            return f"accepts every request {reference} accepts"
+        return f"would reject requests {reference} accepts: " + "; ".join(str(b) for b in self.breaks)
 
 
 def input_compatibility(production: Mapping[str, Any], candidate: Mapping[str, Any]) -> InputCompatibility:

@@ -259,3 +259,46 @@ def test_too_little_labelled_traffic_is_recorded_as_unavailable_and_the_holdout_
     )
     assert result.promoted
     assert result.decision.startswith("on the candidate's holdout")
+
+
+def _with(document: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    changed = json.loads(json.dumps(document))
+    for path, value in changes.items():
+        *parents, leaf = path.split("__")
+        target = changed
+        for part in parents:
+            target = target[int(part)] if part.isdigit() else target[part]
+        target[leaf] = value
+    return changed
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        (
+            {"target__classes": ["no", "yes", "maybe"], "metric__name": "accuracy"},
+            "its classes ['no', 'yes'] differ from the candidate's ['no', 'yes', 'maybe']",
+        ),
+        ({"target__name": "churned"}, "it predicts 'label', the candidate 'churned'"),
+        (
+            {"features__0__type": "categorical"},
+            "features read as another type: x (numeric, candidate categorical)",
+        ),
+        ({}, "artifact of churn v1 is missing"),  # nothing stored at the artifact's key
+    ],
+)
+def test_a_champion_that_cannot_be_scored_fairly_says_why(changes: dict[str, Any], reason: str) -> None:
+    from mlops.registry.records import candidate_from_trained
+    from mlops.training.champion import score_champion
+    from tests.support.registry_fake import contract_document, trained_event
+
+    champion = candidate_from_trained(trained_event(), 1, datetime.now(UTC))
+    candidate = parse_contract(_with(contract_document(), **changes))
+    rows = pd.DataFrame({"x": [1.0, 2.0], "plan": ["a", "b"], candidate.target.name: ["no", "yes"]})
+    score = score_champion(
+        champion, InMemoryObjectStore(), rows, candidate, data="candidate_holdout", candidate_value=0.9
+    )
+    assert score.champion_value is None
+    assert score.unavailable is not None
+    assert score.unavailable.startswith("production v1 could not be scored: ")
+    assert reason in score.unavailable

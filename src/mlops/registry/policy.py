@@ -164,8 +164,9 @@ def apply_compatibility(
     if verdict.compatible:
         return decision
     label = f"production v{champion_version}" if champion_version is not None else "production"
-    summary = verdict.summary().replace("production", label, 1)
-    return PromotionDecision(False, f"{decision.reason}; schema: the candidate {summary}; not promoted automatically")
+    return PromotionDecision(
+        False, f"{decision.reason}; schema: the candidate {verdict.summary(label)}; not promoted automatically"
+    )
 
 
 def apply_promotion_mode(decision: PromotionDecision, mode: PromotionMode) -> PromotionDecision:

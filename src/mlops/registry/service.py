@@ -586,7 +586,7 @@ def compare_versions(registry: ModelRegistry, name: str, a: int, b: int, *, stor
         same_data_unavailable=same_data_unavailable,
         schema_compatibility=SchemaCompatibility(
             compatible=verdict.compatible,
-            summary=verdict.summary().replace("production", f"v{a}", 1),
+            summary=verdict.summary(f"v{a}"),
             breaks=[InputBreak(feature=x.feature, kind=x.kind.value, detail=x.detail) for x in verdict.breaks],
             notes=list(verdict.notes),
         ),

@@ -234,6 +234,9 @@ def _run(session: ort.InferenceSession, rows: pd.DataFrame, contract: Contract) 
             name: values.astype(dtypes[name], copy=False)
             for name, values in frame_feed(model_inputs(rows, contract), contract).items()
         }
+    except Exception as error:  # the error would quote the value: only its kind goes into reasons and logs
+        raise _Unscorable(f"a value of the rows cannot be fed to its inputs ({type(error).__name__})") from None
+    try:
         if contract.problem_type is ProblemType.CLASSIFICATION:
             labels, probabilities = session.run([OUTPUT_LABEL, OUTPUT_PROBABILITIES], feed)
             predictions = np.array([str(v) for v in np.asarray(labels).reshape(-1).tolist()], dtype=object)
@@ -242,7 +245,7 @@ def _run(session: ort.InferenceSession, rows: pd.DataFrame, contract: Contract) 
             totals = scores.sum(axis=1, keepdims=True)
             return predictions, scores / np.where(totals > 0, totals, 1.0)
         (values,) = session.run([OUTPUT_VALUE], feed)
-    except Exception as error:  # onnxruntime raises its own exception types per failure; a value that cannot be fed
+    except Exception as error:  # onnxruntime raises its own exception types per failure
         raise _Unscorable(f"the graph cannot run on these rows ({type(error).__name__}: {error})") from None
     return np.asarray(values, dtype=np.float64).reshape(-1), None
 
