@@ -378,3 +378,13 @@ def test_train_then_register_decides_on_the_same_data_in_dynamodb(
     assert registry.get_model("risk").production_version == 1
     assert candidate.promotion_decision.startswith(f"on the candidate's holdout ({detail['holdout_rows']} rows)")
     assert "does not beat production v1" in candidate.promotion_decision
+    # the compare answer reads the same-data scores back from DynamoDB
+    from mlops.registry.service import compare_versions
+
+    comparison = compare_versions(registry, "risk", 1, 2, store=S3ObjectStore())
+    assert [(p.data, p.recorded_by, p.a, p.b) for p in comparison.same_data] == [
+        ("candidate_holdout", 2, pytest.approx(score["champion_value"]), pytest.approx(score["candidate_value"])),
+        ("recent_traffic", 2, pytest.approx(traffic["champion_value"]), pytest.approx(traffic["candidate_value"])),
+    ]
+    assert (comparison.better, comparison.better_basis) == (1, "same_data")
+    assert comparison.schema_compatibility.compatible
