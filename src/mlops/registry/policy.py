@@ -22,8 +22,10 @@ class PromotionDecision:
     reason: str
 
 
-# what the rows of a same-data comparison were (mlops.training.champion records them)
-DATA_DESCRIPTIONS = {"candidate_holdout": "the candidate's holdout", "recent_traffic": "recent labelled traffic"}
+# which rows a same-data comparison scored (mlops.training.champion records them), in words
+CANDIDATE_HOLDOUT = "candidate_holdout"
+RECENT_TRAFFIC = "recent_traffic"
+DATA_DESCRIPTIONS = {CANDIDATE_HOLDOUT: "the candidate's holdout", RECENT_TRAFFIC: "recent labelled traffic"}
 
 
 @dataclass(frozen=True)

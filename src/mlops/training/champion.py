@@ -24,6 +24,7 @@ from mlops.contract import Contract, ProblemType, parse_contract
 from mlops.errors import ContractError, IntegrityError, NotFoundError
 from mlops.events import SameDataScore
 from mlops.ports import ObjectStore
+from mlops.registry.policy import CANDIDATE_HOLDOUT, RECENT_TRAFFIC
 from mlops.registry.records import ModelVersion
 from mlops.training.dataset import frame_feed, model_inputs
 from mlops.training.onnx_io import META_CLASSES, OUTPUT_LABEL, OUTPUT_PROBABILITIES, OUTPUT_VALUE
@@ -34,9 +35,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CANDIDATE_HOLDOUT = "candidate_holdout"
 _FEED_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(string)": object}
-RECENT_TRAFFIC = "recent_traffic"
 
 
 class ProductionVersions(Protocol):
