@@ -407,12 +407,23 @@ class VersionComparison(_View):
     a: VersionSummary
     b: VersionSummary
     primary_metric: str
-    # the version with the better primary metric, None when tied, unknown or the same-data sets disagree
-    better: int | None = None
-    better_basis: str = "own_holdouts"  # same_data (both on the same rows) | own_holdouts (each on its own)
-    same_data: list[SameDataPair] = Field(default_factory=list)
-    same_data_unavailable: str | None = None  # why there is no same-data score of the two
-    schema_compatibility: SchemaCompatibility
+    better: int | None = Field(
+        default=None,
+        description="The version with the better primary metric (on the same data when recorded); "
+        "null when tied, unknown or the same-data sets disagree",
+    )
+    better_basis: str = Field(
+        default="own_holdouts",
+        description="same_data: both versions scored on the same rows; own_holdouts: each on its own holdout",
+    )
+    same_data: list[SameDataPair] = Field(
+        default_factory=list,
+        description="Both versions on the same rows, recorded when one was trained while the other served",
+    )
+    same_data_unavailable: str | None = Field(default=None, description="Why there is no same-data score")
+    schema_compatibility: SchemaCompatibility = Field(
+        description="Whether b accepts every request a accepts (the automatic promotion's schema rule)"
+    )
     metrics: dict[str, MetricPair]
     params: dict[str, ValuePair]
     same_dataset: bool
