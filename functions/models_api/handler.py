@@ -92,7 +92,9 @@ from mlops.validation.review import ReviewDecision, ReviewRequest, datasets_in_s
 
 SERVICE = "models_api"
 API_TITLE = "MLOps models API"
-API_VERSION = "1.5.0"  # 1.2: compare reports training_data_drift; 1.3: audit/verify; 1.4: drift; 1.5: quality
+# 1.2: compare reports training_data_drift; 1.3: audit/verify; 1.4: drift; 1.5: quality;
+# 1.6: compare reports same_data (both versions on the same rows) and schema_compatibility
+API_VERSION = "1.6.0"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_IDEMPOTENCY_KEY = 255
@@ -285,7 +287,10 @@ def build_app(
 
     @app.get(
         "/models/<name>/compare",
-        summary="Two versions side by side: metrics, params, lineage, PSI of b's training data against a's",
+        summary=(
+            "Two versions side by side: metrics, both on the same data (when recorded at training), "
+            "whether b accepts every request a accepts, params, lineage, PSI of b's training data against a's"
+        ),
         responses=responses(None, 503),
     )
     def compare(

@@ -19,12 +19,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops.adapters.dataset_ledger_dynamodb import DynamoDatasetLedger
 from mlops.adapters.events import EventBridgePublisher
+from mlops.adapters.registry_dynamodb import DynamoRegistry
 from mlops.adapters.s3 import S3ObjectStore
 from mlops.adapters.validation_notifier import SnsSummaryNotifier
 from mlops.errors import BadRequestError
 from mlops.events import DatasetValidated, TrainingRejected
 from mlops.settings import TrainSettings
 from mlops.training.service import parse_dataset_validated, reject_malformed, train_from_event
+from mlops.training.traffic import TrafficWindow
 
 settings = TrainSettings.from_env()
 logger = Logger()
@@ -38,6 +40,18 @@ idempotency = IdempotencyConfig(
 )
 persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
 ledger = DynamoDatasetLedger(settings.ledger_table)
+registry = DynamoRegistry(settings.registry_table)  # read only: the champion scored on the candidate's holdout
+# both graphs on recent labelled traffic too (TRAFFIC_WINDOW_HOURS=0 turns it off)
+traffic = (
+    TrafficWindow(
+        settings.artifact_bucket,
+        hours=settings.traffic_window_hours,
+        min_rows=settings.traffic_min_rows,
+        max_rows=settings.traffic_max_rows,
+    )
+    if settings.traffic_window_hours > 0
+    else None
+)
 notifier = SnsSummaryNotifier(settings.alarm_topic_arn) if settings.alarm_topic_arn else None
 
 
@@ -67,6 +81,8 @@ def train(detail: dict[str, Any]) -> dict[str, Any]:
         artifact_bucket=settings.artifact_bucket,
         ledger=ledger,
         notifier=notifier,
+        registry=registry,
+        traffic=traffic,
     )
     metrics.add_dimension(name="model", value=event.model_name)
     metrics.add_metric(name="TrainingSeconds", unit=MetricUnit.Seconds, value=outcome.seconds)

@@ -17,7 +17,14 @@ from infra.constructs.ledger import DatasetLedger
 from infra.constructs.nag import acknowledge_wildcard_resources
 from infra.constructs.registry import Registry, connect_alarm_topic
 from mlops.events import DetailType
-from mlops.layout import BASELINES_PREFIX, CONTRACTS_PREFIX, DATASETS_PREFIX, MODELS_PREFIX
+from mlops.layout import (
+    BASELINES_PREFIX,
+    CAPTURES_PREFIX,
+    CONTRACTS_PREFIX,
+    DATASETS_PREFIX,
+    LABELS_PREFIX,
+    MODELS_PREFIX,
+)
 
 
 class Training(Construct):
@@ -57,6 +64,7 @@ class Training(Construct):
                 "EVENT_BUS_NAME": backbone.bus.event_bus_name,
                 "IDEMPOTENCY_TABLE": registry.idempotency_table.table_name,
                 "LEDGER_TABLE": ledger.table_name,
+                "REGISTRY_TABLE": registry.table.table_name,
             },
             layers=layers,
             # the whole destination record (request payload included): it names the dataset
@@ -83,6 +91,24 @@ class Training(Construct):
             ],
             why_wildcard="Writes content-addressed artifacts and baselines under models/ and baselines/ only.",
         )
+        self.train.grant(
+            ["s3:GetObject"],
+            [
+                artifact_bucket.arn_for_objects(f"{MODELS_PREFIX}*"),
+                artifact_bucket.arn_for_objects(f"{CAPTURES_PREFIX}*"),
+                artifact_bucket.arn_for_objects(f"{LABELS_PREFIX}*"),
+            ],
+            why_wildcard=(
+                "Reads the production artifact under models/ (verified, then scored on the candidate's holdout) "
+                "and recent labelled traffic under captures/ and labels/ (both graphs scored on it)."
+            ),
+        )
+        self.train.grant(
+            ["s3:ListBucket"],
+            [artifact_bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{CAPTURES_PREFIX}*", f"{LABELS_PREFIX}*"]}},
+        )
+        registry.grant_model_reads(self.train)  # the production version: the champion to score
         backbone.bus.grant_put_events_to(self.train.role)
         registry.grant_idempotency(self.train)
         ledger.grant_training_outcomes(self.train)

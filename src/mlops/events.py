@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 EVENT_SOURCE = "mlops"
 
@@ -73,6 +73,25 @@ class DatasetHeld(_Detail):
     reasons: list[str]
 
 
+class SameDataScore(_Detail):
+    """The candidate and the production version (the champion) scored on the same rows.
+
+    `data` names the rows: "candidate_holdout" (the candidate's own holdout) or "recent_traffic"
+    (recent labelled predictions). `champion_value` is None when the champion could not be scored,
+    and `unavailable` says why (the policy then falls back to each version's own holdout).
+    """
+
+    data: str
+    metric_name: str
+    rows: int = 0
+    candidate_value: float | None = None
+    champion_version: int | None = None
+    champion_sha256: str | None = None
+    champion_value: float | None = None
+    champion_metrics: dict[str, float] = Field(default_factory=dict)
+    unavailable: str | None = None
+
+
 class ModelTrained(_Detail):
     model_name: str
     artifact_bucket: str
@@ -91,6 +110,9 @@ class ModelTrained(_Detail):
     training_rows: int
     holdout_rows: int
     onnx_max_abs_diff: float
+    # the champion scored on the candidate's data (empty in events from before it existed, or
+    # when the model had no production version at training time)
+    same_data: list[SameDataScore] = Field(default_factory=list)
 
 
 class TrainingRejected(_Detail):

@@ -267,6 +267,8 @@ def feedback_quarantine_key(key: str) -> str:
     file_name = next((part for part in reversed(key.split("/")) if part), "")
     safe = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in file_name)
     return _bounded(f"{FEEDBACK_QUARANTINE_PREFIX}{UNASSIGNED_MODEL}/", safe, key, always_hash=True)
+
+
 def quality_results_prefix(model: str) -> str:
     return f"{MONITORING_PREFIX}{model}/quality/"
 

@@ -90,6 +90,13 @@ class TrainSettings(_Settings):
     event_bus_name: str = env("EVENT_BUS_NAME")
     idempotency_table: str = env("IDEMPOTENCY_TABLE")
     ledger_table: str = env("LEDGER_TABLE")  # records the training outcome of a dataset
+    # read only: the production version, scored on the candidate's holdout (fair champion/challenger)
+    registry_table: str = env("REGISTRY_TABLE")
+    # ... and both versions on the newest labelled traffic (captures/ + labels/ of the artifact bucket)
+    # within this many hours, when at least TRAFFIC_MIN_ROWS rows are labelled; at most TRAFFIC_MAX_ROWS
+    traffic_window_hours: float = env("TRAFFIC_WINDOW_HOURS", 168.0, ge=0)
+    traffic_min_rows: int = env("TRAFFIC_MIN_ROWS", 200, ge=1)
+    traffic_max_rows: int = env("TRAFFIC_MAX_ROWS", 20_000, ge=1)
     # rejections and failures are announced here (the monitoring alarm topic); empty: not announced
     alarm_topic_arn: str = env("ALARM_TOPIC_ARN", "")
 

@@ -25,6 +25,7 @@ from mlops_local.runtime import Endpoints, LocalRuntime
 from mlops_local.sample_data import churn_dataset, churn_features, records
 
 MODEL = "churn"
+FIRST_EXPORT_ROWS = 2_000  # version 1's dataset: small, so the full export makes a better model
 
 
 class StepFailed(Exception):
@@ -137,8 +138,12 @@ class Demo:
         run = self.story.run
         run("subscribe a queue to the alarm topic", self.subscribe_to_alarms)
         run("declare the sample model", self.declare_model)
+        # The first export is small: version 2, trained on the full one, is better on the same rows
+        # (promotion compares both on the candidate's holdout, not each on its own).
+        first_rows = min(self.rows, FIRST_EXPORT_ROWS)
         first = run(
-            f"drop a dataset ({self.rows:,} rows) into S3", lambda: self.drop_dataset("churn-2026-11.csv", 0.12)
+            f"drop a first export ({first_rows:,} rows) into S3",
+            lambda: self.drop_dataset("churn-2026-11.csv", 0.12, rows=first_rows),
         )
         del first
         run("validated", lambda: self.await_stage("validate_dataset"))
@@ -152,7 +157,7 @@ class Demo:
         run("a bad dataset is quarantined", self.quarantine_bad_dataset)
         run("a label-flipped dataset is held for review", self.hold_suspicious_dataset)
         run("a reviewer rejects it through the API", self.reject_held_dataset)
-        run("a better dataset promotes version 2", self.promote_better)
+        run(f"the full export ({self.rows:,} rows) promotes version 2", self.promote_better)
         run("rollback to version 1", self.rollback)
         run("a weaker model waits as a candidate", self.weaker_candidate)
         run("an approver promotes version 3 through the API", self.approve_and_promote)
@@ -177,8 +182,8 @@ class Demo:
             f"{contract['metric']['name']} >= {contract['metric']['minimum']}"
         )
 
-    def drop_dataset(self, name: str, label_noise: float, *, seed: int = 7) -> str:
-        frame = churn_dataset(self.rows, seed=seed, label_noise=label_noise)
+    def drop_dataset(self, name: str, label_noise: float, *, seed: int = 7, rows: int | None = None) -> str:
+        frame = churn_dataset(rows or self.rows, seed=seed, label_noise=label_noise)
         buffer = io.StringIO()
         frame.to_csv(buffer, index=False)
         payload = buffer.getvalue().encode()

@@ -113,15 +113,25 @@ def test_train_writes_models_and_baselines_only(template: dict[str, Any]) -> Non
 
 def test_train_reads_only_datasets_and_contracts_of_the_data_bucket(template: dict[str, Any]) -> None:
     grants = _grants(template, "train_model")
-    assert {a for a in grants if a.startswith("s3:")} == {"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"}
-    # never quarantine/ or reports/: training trusts only what validation left under datasets/
-    assert (
-        _prefixes(grants["s3:GetObject"]) == _prefixes(grants["s3:GetObjectVersion"]) == {"/datasets/*", "/contracts/*"}
-    )
+    assert {a for a in grants if a.startswith("s3:")} == {
+        "s3:GetObject",
+        "s3:GetObjectVersion",
+        "s3:PutObject",
+        "s3:ListBucket",
+    }
+    # never quarantine/ or reports/: training trusts only what validation left under datasets/;
+    # of the artifact bucket it reads models/ (the production graph it scores on the candidate's
+    # holdout), captures/ and labels/ (recent labelled traffic)
+    assert _prefixes(grants["s3:GetObjectVersion"]) == {"/datasets/*", "/contracts/*"}
+    assert _prefixes(grants["s3:GetObject"]) == {"/datasets/*", "/contracts/*", "/models/*", "/captures/*", "/labels/*"}
     fn = template["Resources"][function_ids(template)["train_model"]]
     data_bucket = fn["Properties"]["Environment"]["Variables"]["DATA_BUCKET"]["Ref"]
-    for action in ("s3:GetObject", "s3:GetObjectVersion"):
-        assert all(data_bucket in resource for resource in grants[action]), action
+    assert all(data_bucket in resource for resource in grants["s3:GetObjectVersion"])
+    assert _prefixes({r for r in grants["s3:GetObject"] if data_bucket not in r}) == {
+        "/models/*",
+        "/captures/*",
+        "/labels/*",
+    }
 
 
 def test_models_api_reads_artifacts_and_baselines_and_moves_rejected_datasets_only(template: dict[str, Any]) -> None:
@@ -249,6 +259,11 @@ IAM_TABLE: dict[str, set[Grant]] = {
     | ALARM_TOPIC
     | _allow("s3:GetObject s3:GetObjectVersion", "data/datasets/* data/contracts/*")
     | _allow("s3:PutObject", "artifacts/models/* artifacts/baselines/*")
+    # the production artifact and version, scored on the candidate's holdout and on recent labelled
+    # traffic (fair champion/challenger)
+    | _allow("s3:GetObject", "artifacts/models/* artifacts/captures/* artifacts/labels/*")
+    | _allow("s3:ListBucket", "artifacts", {"StringLike": {"s3:prefix": ["captures/*", "labels/*"]}})
+    | _allow("dynamodb:GetItem", "registry", MODEL)
     | _allow("events:PutEvents", "bus")
     | _allow("dynamodb:GetItem dynamodb:PutItem", "ledger")
     # its on-failure destination (OOM, timeout, expired events), not the dead-letter queue

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -325,3 +326,65 @@ def test_record_training_failure_handler_ends_an_out_of_memory_kill_as_training_
     assert announced["detail"]["dataset"]["key"] == DATASET_KEY
     # and the dataset is found by state, as the models API lists it
     assert [e.dataset_id for e in ledger.by_state("churn", DatasetState.TRAINING_FAILED)] == [entry.dataset_id]
+
+
+def test_train_then_register_decides_on_the_same_data_in_dynamodb(
+    handler: ModuleType, resources: test_resources.TestResources
+) -> None:
+    # GIVEN production v1 trained on plenty of noisy rows and registered (DynamoDB on moto)
+    from mlops.adapters.registry_dynamodb import DynamoRegistry
+    from mlops.adapters.s3 import S3ObjectStore
+    from tests.support.challenger import easy_rows, hard_rows, risk_contract, risk_rows, write_labelled_traffic
+
+    register = load_handler_module("register_model")
+    registry = DynamoRegistry(resources.registry_table)
+
+    def train_and_register(frame: Any, name: str) -> dict[str, Any]:
+        text = json.dumps(risk_contract())
+        s3 = boto3.client("s3")
+        s3.put_object(Bucket=resources.data_bucket, Key=contract_key("risk"), Body=text.encode())
+        data = frame.to_csv(index=False).encode()
+        key = f"datasets/risk/{name}.csv"
+        version = s3.put_object(Bucket=resources.data_bucket, Key=key, Body=data)["VersionId"]
+        event = dataset_validated(resources, data, version, rows=len(frame))
+        event["detail"] |= {"model_name": "risk", "contract_digest": parse_contract(text).digest}
+        event["detail"]["dataset"]["key"] = key
+        result = handler.lambda_handler(event, FakeLambdaContext())
+        assert result["status"] == DetailType.MODEL_TRAINED
+        trained = {
+            **event,
+            "id": str(uuid.uuid4()),
+            "detail-type": DetailType.MODEL_TRAINED,
+            "detail": result["detail"],
+        }
+        register.lambda_handler(trained, FakeLambdaContext())
+        return result["detail"]
+
+    train_and_register(hard_rows(), "hard")
+    assert registry.get_model("risk").production_version == 1
+    served = datetime.now(UTC) - timedelta(hours=2)
+    write_labelled_traffic(S3ObjectStore(), resources.artifact_bucket, risk_rows(300, 1.0, seed=5), answered_at=served)
+    # WHEN a candidate trained on an easier upload arrives
+    detail = train_and_register(easy_rows(), "easy")
+    # THEN training scored production's graph on the candidate's holdout, and the registry decided on it
+    score, traffic = detail["same_data"]
+    assert score["champion_version"] == 1
+    # and both on the 300 labelled predictions production served (captures/ and labels/ on S3)
+    assert (traffic["data"], traffic["rows"], traffic["unavailable"]) == ("recent_traffic", 300, None)
+    assert traffic["champion_value"] > traffic["candidate_value"]
+    assert score["champion_value"] > score["candidate_value"] == detail["metrics"]["roc_auc"]
+    candidate = registry.get_version("risk", 2)
+    assert candidate.lineage["same_data"][0]["champion_value"] == pytest.approx(score["champion_value"])
+    assert registry.get_model("risk").production_version == 1
+    assert candidate.promotion_decision.startswith(f"on the candidate's holdout ({detail['holdout_rows']} rows)")
+    assert "does not beat production v1" in candidate.promotion_decision
+    # the compare answer reads the same-data scores back from DynamoDB
+    from mlops.registry.service import compare_versions
+
+    comparison = compare_versions(registry, "risk", 1, 2, store=S3ObjectStore())
+    assert [(p.data, p.recorded_by, p.a, p.b) for p in comparison.same_data] == [
+        ("candidate_holdout", 2, pytest.approx(score["champion_value"]), pytest.approx(score["candidate_value"])),
+        ("recent_traffic", 2, pytest.approx(traffic["champion_value"]), pytest.approx(traffic["candidate_value"])),
+    ]
+    assert (comparison.better, comparison.better_basis) == (1, "same_data")
+    assert comparison.schema_compatibility.compatible

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from mlops.errors import NotFoundError
-from mlops.events import DatasetQuarantined, DatasetValidated, DetailType, ModelRolledBack
+from mlops.events import DatasetQuarantined, DatasetValidated, DetailType, ModelRolledBack, SameDataScore
 from mlops.layout import quarantine_key
 from mlops.registry.access import AccessPolicy
 from mlops.validation.decisions import dataset_id
@@ -233,7 +233,13 @@ def test_models_api_serves_its_openapi_document(call: Any) -> None:
     assert "post" in document["paths"]["/models/{name}/rollback"]
     assert "RollbackRequest" in json.dumps(document["components"])
     assert "training data" in document["paths"]["/models/{name}/compare"]["get"]["summary"]
+    assert "same data" in document["paths"]["/models/{name}/compare"]["get"]["summary"]
     schemas = document["components"]["schemas"]
+    assert {"same_data", "same_data_unavailable", "better_basis", "schema_compatibility"} <= set(
+        schemas["VersionComparison"]["properties"]
+    )
+    assert {"compatible", "summary", "breaks", "notes"} <= set(schemas["SchemaCompatibility"]["properties"])
+    assert {"data", "rows", "a", "b", "recorded_by", "unavailable"} <= set(schemas["SameDataPair"]["properties"])
     assert schemas["VersionComparison"]["properties"]["training_data_drift"] == {
         "$ref": "#/components/schemas/TrainingDataDrift"
     }
@@ -827,3 +833,73 @@ def test_models_api_audit_verify_reports_an_intact_chain(call: Any) -> None:
     assert (status, body["ok"], body["problem"], body["events"]) == (200, True, None, body["head_seq"])
     assert body["alias_moves_checked"] == 2
     assert call("GET", "/models/unknown/audit/verify", user=READER)[0] == 404
+
+
+def test_models_api_compare_shows_both_versions_on_the_same_data_and_the_schema_verdict(
+    call: Any, registry: InMemoryRegistry, store: InMemoryObjectStore
+) -> None:
+    # GIVEN v4, trained while v3 served: its holdout scored both (v4 better on its own holdout, worse
+    # on the same rows), and its contract narrows x to [0, 10]
+    document = contract_document()
+    document["features"][0] |= {"min": 0, "max": 10}
+    event = trained_event(score=0.97, contract=document)
+    same = SameDataScore(
+        data="candidate_holdout",
+        metric_name="roc_auc",
+        rows=30,
+        candidate_value=0.97,
+        champion_version=3,
+        champion_sha256="c" * 64,
+        champion_value=0.99,
+    )
+    event = event.model_copy(update={"same_data": [same]})
+    store.put_bytes(event.artifact_bucket, event.artifact_key, artifact_bytes("churn-0.97"))
+    result = registry.register(event, actor="trainer")
+    assert not result.promoted
+    # WHEN a reader compares production v3 with v4
+    status, comparison = call("GET", "/models/churn/compare?a=3&b=4", user=READER)
+    # THEN the same-data scores decide which is better, and the breaking change is named
+    assert status == 200
+    assert comparison["same_data"] == [
+        {
+            "data": "candidate_holdout",
+            "description": "the candidate's holdout (30 rows)",
+            "rows": 30,
+            "metric_name": "roc_auc",
+            "a": 0.99,
+            "b": 0.97,
+            "delta": pytest.approx(-0.02),
+            "recorded_by": 4,
+            "unavailable": None,
+        }
+    ]
+    assert (comparison["better"], comparison["better_basis"]) == (3, "same_data")
+    assert comparison["metrics"]["roc_auc"]["delta"] == pytest.approx(0.07)  # own holdouts say otherwise
+    compatibility = comparison["schema_compatibility"]
+    assert compatibility["compatible"] is False
+    assert compatibility["breaks"] == [
+        {"feature": "x", "kind": "range_narrowed", "detail": "range narrowed from [-inf, inf] to [0, 10]"}
+    ]
+    assert compatibility["summary"] == (
+        "would reject requests v3 accepts: x: range narrowed from [-inf, inf] to [0, 10]"
+    )
+    assert "schema: the candidate would reject requests production v3 accepts" in result.decision
+    # the other way round, v4's record is read from the same lineage
+    status, flipped = call("GET", "/models/churn/compare?a=4&b=3", user=READER)
+    assert [(p["a"], p["b"], p["recorded_by"]) for p in flipped["same_data"]] == [(0.97, 0.99, 4)]
+    assert flipped["better"] == 3
+    assert flipped["schema_compatibility"]["compatible"] is True
+
+
+def test_models_api_compare_says_why_there_is_no_same_data_score(call: Any) -> None:
+    status, comparison = call("GET", "/models/churn/compare?a=1&b=3", user=READER)
+    assert status == 200
+    assert comparison["same_data"] == []
+    assert comparison["better_basis"] == "own_holdouts"
+    assert comparison["same_data_unavailable"].startswith("neither v1 nor v3 was trained while the other served")
+    assert comparison["schema_compatibility"] == {
+        "compatible": True,
+        "summary": "accepts every request v1 accepts",
+        "breaks": [],
+        "notes": [],
+    }

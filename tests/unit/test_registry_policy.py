@@ -7,9 +7,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mlops.contract import Metric, PromotionMode, parse_contract
+from mlops.contract_compat import Break, Incompatibility, InputCompatibility
 from mlops.errors import ConflictError, ForbiddenError
 from mlops.registry.access import PERMISSIONS, AccessPolicy, Action, Role, minimum_role
-from mlops.registry.policy import PromotionDecision, apply_promotion_mode, decide_promotion
+from mlops.registry.policy import (
+    PromotionDecision,
+    SameDataComparison,
+    apply_compatibility,
+    apply_promotion_mode,
+    decide_promotion,
+    same_data_of,
+)
 from mlops.registry.records import VersionStatus
 from mlops.registry.transitions import ALLOWED_TRANSITIONS, check_transition, is_allowed, rollback_target
 from tests.support.registry_fake import contract_document
@@ -218,3 +226,147 @@ def test_access_policy_maps_principals_to_roles(principal: str | None, role: Rol
     elif role is Role.READER:
         with pytest.raises(ForbiddenError, match="promote needs the role approver, admin"):
             policy.require(principal, Action.PROMOTE)
+
+
+def same(
+    candidate: float | None,
+    champion: float | None,
+    *,
+    data: str = "candidate_holdout",
+    version: int | None = 1,
+    metric: str = "roc_auc",
+    rows: int = 30,
+    unavailable: str | None = None,
+) -> SameDataComparison:
+    return SameDataComparison(
+        data=data,
+        metric_name=metric,
+        rows=rows,
+        candidate_value=candidate,
+        champion_version=version,
+        champion_value=champion,
+        unavailable=unavailable,
+    )
+
+
+@pytest.mark.parametrize(
+    ("own", "same_data", "promote", "reasons"),
+    [
+        # same data decides, whatever the own holdouts say
+        (
+            (0.97, 0.85),
+            [same(0.97, 0.99)],
+            False,
+            ["on the candidate's holdout (30 rows): roc_auc 0.97 does not beat production v1 0.99", "same data"],
+        ),
+        (
+            (0.80, 0.90),
+            [same(0.93, 0.91)],
+            True,
+            ["on the candidate's holdout (30 rows): roc_auc 0.93 beats production v1 0.91"],
+        ),
+        # every same-data set must be won: a better holdout and a worse recent traffic decline
+        (
+            (0.9, 0.8),
+            [same(0.93, 0.91), same(0.70, 0.75, data="recent_traffic", rows=500)],
+            False,
+            ["on recent labelled traffic (500 rows): roc_auc 0.7 does not beat production v1 0.75"],
+        ),
+        (
+            (0.9, 0.8),
+            [same(0.93, 0.91), same(0.80, 0.75, data="recent_traffic", rows=500)],
+            True,
+            ["on the candidate's holdout (30 rows)", "on recent labelled traffic (500 rows)"],
+        ),
+        # the old comparison only when no same-data score is usable, saying why
+        ((0.9, 0.8), [], True, ["beats production v1 0.8", "own holdout", "not scored on the candidate's data"]),
+        (
+            (0.9, 0.8),
+            [same(0.9, None, unavailable="production v1 could not be scored: its classes differ")],
+            True,
+            ["own holdout (production v1 could not be scored: its classes differ)"],
+        ),
+        ((0.9, 0.8), [same(0.9, 0.95, version=2)], True, ["training scored v2, but production v1 has served since"]),
+        (
+            (0.9, 0.95),
+            [same(0.9, 0.8, metric="accuracy")],
+            False,
+            ["does not beat production v1 0.95", "no same-data roc_auc"],
+        ),
+    ],
+)
+def test_decide_promotion_on_the_same_data(
+    own: tuple[float, float], same_data: list[SameDataComparison], promote: bool, reasons: list[str]
+) -> None:
+    decision = decide_promotion(
+        Metric(name="roc_auc", minimum=0.6),
+        {"roc_auc": own[0]},
+        {"roc_auc": own[1]},
+        champion_version=1,
+        same_data=same_data,
+    )
+    assert decision.promote is promote
+    for reason in reasons:
+        assert reason in decision.reason
+
+
+def test_decide_promotion_same_data_still_needs_the_contract_minimum() -> None:
+    decision = decide_promotion(
+        Metric(name="roc_auc", minimum=0.9),
+        {"roc_auc": 0.85},
+        {"roc_auc": 0.8},
+        champion_version=1,
+        same_data=[same(0.85, 0.7)],
+    )
+    assert not decision.promote
+    assert "does not meet the contract minimum 0.9" in decision.reason
+
+
+def test_decide_promotion_same_data_margin_applies() -> None:
+    metric = Metric(name="log_loss", min_improvement=0.05)
+    near = decide_promotion(
+        metric, {"log_loss": 0.2}, {"log_loss": 0.5}, champion_version=1, same_data=[same(0.46, 0.5, metric="log_loss")]
+    )
+    far = decide_promotion(
+        metric, {"log_loss": 0.2}, {"log_loss": 0.5}, champion_version=1, same_data=[same(0.44, 0.5, metric="log_loss")]
+    )
+    assert not near.promote
+    assert "by at least 0.05" in near.reason
+    assert far.promote
+
+
+def test_same_data_of_reads_lineage_records_and_tolerates_older_versions() -> None:
+    record = {
+        "data": "candidate_holdout",
+        "metric_name": "roc_auc",
+        "rows": 30,
+        "candidate_value": 1,
+        "champion_version": 3,
+        "champion_value": 0.9,
+        "unavailable": None,
+        "champion_metrics": {},
+    }
+    assert same_data_of({"same_data": [record]}) == [same(1.0, 0.9, version=3)]
+    assert same_data_of({}) == []
+
+
+@pytest.mark.parametrize(
+    ("promote", "breaking", "expected_promote", "reason"),
+    [
+        (True, False, True, "beats"),
+        (
+            True,
+            True,
+            False,
+            "schema: the candidate would reject requests production v4 accepts: x: new required feature; not promoted automatically",
+        ),
+        (False, True, False, "does not beat; schema: the candidate would reject"),
+    ],
+)
+def test_apply_compatibility(promote: bool, breaking: bool, expected_promote: bool, reason: str) -> None:
+    breaks = (Incompatibility("x", Break.NEW_REQUIRED_FEATURE, "new required feature"),) if breaking else ()
+    decision = apply_compatibility(
+        PromotionDecision(promote, "beats" if promote else "does not beat"), InputCompatibility(breaks), 4
+    )
+    assert decision.promote is expected_promote
+    assert reason in decision.reason

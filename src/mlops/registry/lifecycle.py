@@ -19,10 +19,17 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mlops.contract import Contract, parse_contract
+from mlops.contract_compat import input_compatibility
 from mlops.errors import BadRequestError, ConflictError, IntegrityError, NotFoundError
 from mlops.registry.audit_chain import event_hash
 from mlops.registry.names import PRODUCTION_ALIAS
-from mlops.registry.policy import PromotionDecision, apply_promotion_mode, decide_promotion
+from mlops.registry.policy import (
+    PromotionDecision,
+    apply_compatibility,
+    apply_promotion_mode,
+    decide_promotion,
+    same_data_of,
+)
 from mlops.registry.records import (
     AliasMove,
     Artifact,
@@ -199,14 +206,21 @@ def plan_registration(
 
 def automatic_decision(version: ModelVersion, champion: ModelVersion | None) -> PromotionDecision:
     """Should a newly registered version replace production without a person? The contract's
-    metric policy, then its mode; a four-eyes contract never promotes automatically."""
+    metric policy (on the same data as the champion when training recorded it), then schema
+    compatibility with the champion's contract, then the contract's mode; a four-eyes contract
+    never promotes automatically."""
     contract = _contract(version)
     decision = decide_promotion(
         contract.metric,
         version.metrics,
         champion.metrics if champion else None,
         champion_version=champion.version if champion else None,
+        same_data=same_data_of(version.lineage),
     )
+    if champion is not None:
+        decision = apply_compatibility(
+            decision, input_compatibility(champion.contract, version.contract), champion.version
+        )
     decision = apply_promotion_mode(decision, contract.promotion.mode)
     if contract.promotion.four_eyes and decision.promote:
         return PromotionDecision(False, f"{decision.reason}; the contract requires two people to approve and promote")

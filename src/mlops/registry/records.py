@@ -166,6 +166,8 @@ def candidate_from_trained(trained: ModelTrained, version: int, now: datetime) -
             "training_rows": trained.training_rows,
             "holdout_rows": trained.holdout_rows,
             "onnx_max_abs_diff": trained.onnx_max_abs_diff,
+            # the champion on the candidate's data (mlops.registry.policy decides on it)
+            **({"same_data": [s.model_dump(mode="json") for s in trained.same_data]} if trained.same_data else {}),
         },
         created_at=now,
     )

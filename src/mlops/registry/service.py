@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from mlops.contract import SUPPORTED_METRICS
+from mlops.contract_compat import input_compatibility
 from mlops.drift.stability import TrainingDataDrift, training_data_drift
 from mlops.errors import BadRequestError, IntegrityError, NotFoundError
 from mlops.events import (
@@ -38,6 +39,7 @@ from mlops.registry.names import (
 )
 from mlops.registry.names import IdempotencyKeyReusedError as IdempotencyKeyReusedError
 from mlops.registry.names import parse_version as parse_version
+from mlops.registry.policy import same_data_of
 from mlops.registry.ports import ModelRegistry, Notifier
 from mlops.registry.records import (
     AliasMove,
@@ -366,15 +368,62 @@ class MetricPair(_View):
     delta: float | None = None  # b - a
 
 
+class SameDataPair(_View):
+    """Both versions scored on the same rows: recorded when one was trained while the other served
+    (mlops.training.champion); `a`/`b` None when the serving one could not be scored (`unavailable`)."""
+
+    data: str  # candidate_holdout | recent_traffic
+    description: str  # e.g. "the candidate's holdout (800 rows)"
+    rows: int
+    metric_name: str
+    a: float | None = None
+    b: float | None = None
+    delta: float | None = None  # b - a
+    recorded_by: int  # the version whose training scored both
+    unavailable: str | None = None
+
+
+class InputBreak(_View):
+    feature: str
+    kind: str  # new_required_feature | null_refused | type_changed | categories_removed | range_narrowed
+    detail: str
+
+
+class SchemaCompatibility(_View):
+    """Would b reject requests a accepts? The rule the automatic promotion applies (mlops.contract_compat)."""
+
+    compatible: bool
+    summary: str
+    breaks: list[InputBreak] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+
 class VersionComparison(_View):
-    """Two versions side by side: metrics, params, lineage, and the PSI of b's training data
-    against a's (from their baseline profiles)."""
+    """Two versions side by side: metrics, params, lineage, the PSI of b's training data against
+    a's (from their baseline profiles), both versions on the same data when the registry recorded
+    it, and whether b accepts every request a accepts."""
 
     model_name: str
     a: VersionSummary
     b: VersionSummary
     primary_metric: str
-    better: int | None = None  # the version with the better primary metric, None when tied or unknown
+    better: int | None = Field(
+        default=None,
+        description="The version with the better primary metric (on the same data when recorded); "
+        "null when tied, unknown or the same-data sets disagree",
+    )
+    better_basis: str = Field(
+        default="own_holdouts",
+        description="same_data: both versions scored on the same rows; own_holdouts: each on its own holdout",
+    )
+    same_data: list[SameDataPair] = Field(
+        default_factory=list,
+        description="Both versions on the same rows, recorded when one was trained while the other served",
+    )
+    same_data_unavailable: str | None = Field(default=None, description="Why there is no same-data score")
+    schema_compatibility: SchemaCompatibility = Field(
+        description="Whether b accepts every request a accepts (the automatic promotion's schema rule)"
+    )
     metrics: dict[str, MetricPair]
     params: dict[str, ValuePair]
     same_dataset: bool
@@ -506,7 +555,9 @@ def served_at(registry: ModelRegistry, name: str, at: datetime, alias: str = "pr
 
 def compare_versions(registry: ModelRegistry, name: str, a: int, b: int, *, store: ObjectStore) -> VersionComparison:
     """Metrics, params, lineage of two versions of one model, side by side, and the drift of b's
-    training data against a's (read from each version's baseline profile in `store`).
+    training data against a's (read from each version's baseline profile in `store`). When one was
+    trained while the other served, both versions' scores on the same rows (`same_data`) decide
+    `better`; `schema_compatibility` says whether b accepts every request a accepts.
 
     Raises BadRequestError, ModelNotFoundError, VersionNotFoundError; a baseline that is missing
     or not a profile leaves `training_data_drift.unavailable` set instead of failing the request.
@@ -524,17 +575,32 @@ def compare_versions(registry: ModelRegistry, name: str, a: int, b: int, *, stor
         for metric in sorted(set(left.metrics) | set(right.metrics))
     }
     primary = left.metric_name
-    better = None
+    higher_wins = SUPPORTED_METRICS.get(primary, (None, True))[1]
+    same_data, same_data_unavailable = _same_data(left, right)
+    scored = [(p.a, p.b) for p in same_data if p.metric_name == primary and p.a is not None and p.b is not None]
     pair = metrics.get(primary)
-    if pair is not None and pair.a is not None and pair.b is not None and pair.a != pair.b:
-        higher_wins = SUPPORTED_METRICS.get(primary, (None, True))[1]
-        better = b if (pair.b > pair.a) == higher_wins else a
+    if scored:
+        basis, winners = "same_data", {_winner(ours, theirs, higher_wins, a, b) for ours, theirs in scored}
+        better = winners.pop() if len(winners) == 1 else None
+    else:
+        own = [] if pair is None or pair.a is None or pair.b is None else [(pair.a, pair.b)]
+        basis, better = "own_holdouts", _winner(*own[0], higher_wins, a, b) if own else None
+    verdict = input_compatibility(left.contract, right.contract)
     return VersionComparison(
         model_name=name,
         a=summarize_version(left),
         b=summarize_version(right),
         primary_metric=primary,
         better=better,
+        better_basis=basis,
+        same_data=same_data,
+        same_data_unavailable=same_data_unavailable,
+        schema_compatibility=SchemaCompatibility(
+            compatible=verdict.compatible,
+            summary=verdict.summary(f"v{a}"),
+            breaks=[InputBreak(feature=x.feature, kind=x.kind.value, detail=x.detail) for x in verdict.breaks],
+            notes=list(verdict.notes),
+        ),
         metrics=metrics,
         params=_pairs(left.lineage.get("params") or {}, right.lineage.get("params") or {}),
         same_dataset=(left.lineage.get("dataset") or {}).get("sha256")
@@ -544,6 +610,44 @@ def compare_versions(registry: ModelRegistry, name: str, a: int, b: int, *, stor
             left.lineage.get("library_versions") or {}, right.lineage.get("library_versions") or {}
         ),
         training_data_drift=_training_data_drift(store, left, right),
+    )
+
+
+def _winner(a_value: float, b_value: float, higher_wins: bool, a: int, b: int) -> int | None:
+    if a_value == b_value:
+        return None
+    return b if (b_value > a_value) == higher_wins else a
+
+
+def _same_data(left: ModelVersion, right: ModelVersion) -> tuple[list[SameDataPair], str | None]:
+    """The same-data scores one version's training recorded against the other (the one serving then)."""
+    for trained, other, flipped in ((right, left, False), (left, right, True)):
+        found = [c for c in same_data_of(trained.lineage) if c.champion_version == other.version]
+        if found:
+            pairs = []
+            for c in found:
+                ours, theirs = (
+                    (c.champion_value, c.candidate_value) if not flipped else (c.candidate_value, c.champion_value)
+                )
+                pairs.append(
+                    SameDataPair(
+                        data=c.data,
+                        description=c.description,
+                        rows=c.rows,
+                        metric_name=c.metric_name,
+                        a=ours,
+                        b=theirs,
+                        delta=theirs - ours if ours is not None and theirs is not None else None,
+                        recorded_by=trained.version,
+                        unavailable=c.unavailable,
+                    )
+                )
+            return pairs, None
+    if left.version == right.version:
+        return [], "a version compared with itself"
+    return [], (
+        f"neither v{left.version} nor v{right.version} was trained while the other served production, "
+        "so no same-data score was recorded; metrics are each version's own holdout"
     )
 
 

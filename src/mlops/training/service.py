@@ -23,8 +23,10 @@ from mlops.layout import (
 )
 from mlops.ports import EventPublisher, ObjectStore
 from mlops.training.budget import over_budget
+from mlops.training.champion import ProductionVersions, same_data_scores
 from mlops.training.dataset import read_dataset
 from mlops.training.outcome import record_training_failure, record_training_outcome
+from mlops.training.traffic import TrafficWindow
 from mlops.training.trainer import TrainedModel, train_model
 from mlops.validation.ledger import DatasetLedger, DatasetState, Notifier
 
@@ -94,6 +96,8 @@ def train_from_event(
     ledger: DatasetLedger | None = None,
     notifier: Notifier | None = None,
     memory_mb: int | None = None,
+    registry: ProductionVersions | None = None,
+    traffic: TrafficWindow | None = None,
 ) -> TrainingOutcome:
     """Train on exactly the dataset version the event names, store the artifact and baseline, and
     publish `ModelTrained`; or publish `TrainingRejected` when the inputs cannot make a model. The
@@ -108,7 +112,19 @@ def train_from_event(
     """
     started = time.monotonic()
     try:
-        return _train(event, store, publisher, data_bucket, artifact_bucket, ledger, notifier, memory_mb, started)
+        return _train(
+            event,
+            store,
+            publisher,
+            data_bucket,
+            artifact_bucket,
+            ledger,
+            notifier,
+            memory_mb,
+            registry,
+            traffic,
+            started,
+        )
     except Exception as error:
         if ledger is not None:
             reason = f"{type(error).__name__}: {error}"[:MAX_ERROR_CHARS]
@@ -136,6 +152,8 @@ def _train(
     ledger: DatasetLedger | None,
     notifier: Notifier | None,
     memory_mb: int | None,
+    registry: ProductionVersions | None,
+    traffic: TrafficWindow | None,
     started: float,
 ) -> TrainingOutcome:
     try:
@@ -163,6 +181,7 @@ def _train(
             )
         return TrainingOutcome(DetailType.TRAINING_REJECTED, rejected, time.monotonic() - started)
 
+    same_data = same_data_scores(registry, store, model, contract, traffic)
     key = artifact_key(contract.name, model.sha256)
     baseline = baseline_key(contract.name, model.sha256)
     # Baseline first: once the artifact exists, everything that refers to it can be read.
@@ -186,6 +205,7 @@ def _train(
         training_rows=model.training_rows,
         holdout_rows=model.holdout_rows,
         onnx_max_abs_diff=model.onnx_max_abs_diff,
+        same_data=same_data,
     )
     if ledger is not None:  # before the event: register_model finds the dataset trained
         record_training_outcome(

@@ -97,7 +97,7 @@ def train_model(frame: pd.DataFrame, contract: Contract) -> TrainedModel:
         )
 
     classes = [str(c) for c in pipeline.classes_] if probabilities is not None else []
-    metrics = _metrics(contract, y_holdout, predictions, probabilities, classes)
+    metrics = holdout_metrics(contract, y_holdout, predictions, probabilities, classes)
     if not all(np.isfinite(v) for v in metrics.values()):
         raise TrainingRejectedError(f"holdout metrics are not finite: {metrics}")
 
@@ -166,13 +166,15 @@ def _split(frame: pd.DataFrame, y: np.ndarray, contract: Contract) -> tuple[np.n
     return np.sort(train_index), np.sort(holdout_index)
 
 
-def _metrics(
+def holdout_metrics(
     contract: Contract,
     y_true: np.ndarray,
     predictions: np.ndarray,
     probabilities: np.ndarray | None,
     classes: list[str],
 ) -> dict[str, float]:
+    """The metrics of predictions against the truth; `probabilities` columns follow `classes`
+    (None for regression). Raises ValueError when a metric cannot be computed on the rows."""
     values: dict[str, float] = {}
     if probabilities is None:
         values["r2"] = float(skmetrics.r2_score(y_true, predictions))
