@@ -27,6 +27,7 @@ class DetailType:
     MODEL_REJECTED = "ModelRejected"
     MODEL_ARCHIVED = "ModelArchived"
     MODEL_ALIAS_MOVED = "ModelAliasMoved"
+    MODEL_IMPORT_REJECTED = "ModelImportRejected"
 
 
 class _Detail(BaseModel):
@@ -73,6 +74,20 @@ class DatasetHeld(_Detail):
     reasons: list[str]
 
 
+class ImportSource(_Detail):
+    """Where an imported (externally built) graph came from, and who brought it."""
+
+    bucket: str
+    key: str
+    version_id: str | None = None
+    sha256: str | None = None  # of the file as dropped (None: never read, e.g. too large)
+    size_bytes: int
+    importer: str  # who asked: the approver the models API signed into the upload, else the uploader
+    uploaded_by: str | None = None  # the S3 event's principal
+    uploaded_at: str | None = None
+    producer: str | None = None  # the graph's producer_name and producer_version, as it claims
+
+
 class ModelTrained(_Detail):
     model_name: str
     artifact_bucket: str
@@ -91,6 +106,17 @@ class ModelTrained(_Detail):
     training_rows: int
     holdout_rows: int
     onnx_max_abs_diff: float
+    origin: str = "trained"  # "trained" by the suite, or "imported" (built elsewhere, scored here)
+    imported: ImportSource | None = None  # set when origin is "imported"
+
+
+class ModelImportRejected(_Detail):
+    """An imported graph failed its checks or could not be scored; nothing was registered."""
+
+    model_name: str
+    source: ImportSource
+    report_key: str | None = None
+    problems: list[str]
 
 
 class TrainingRejected(_Detail):

@@ -166,6 +166,8 @@ def candidate_from_trained(trained: ModelTrained, version: int, now: datetime) -
             "training_rows": trained.training_rows,
             "holdout_rows": trained.holdout_rows,
             "onnx_max_abs_diff": trained.onnx_max_abs_diff,
+            "origin": trained.origin,
+            **({"imported": trained.imported.model_dump(mode="json")} if trained.imported else {}),
         },
         created_at=now,
     )

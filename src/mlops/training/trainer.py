@@ -77,8 +77,8 @@ def train_model(frame: pd.DataFrame, contract: Contract) -> TrainedModel:
     labels outside the contract) or the ONNX export fails to convert or to agree with scikit-learn.
     """
     frame = frame.reset_index(drop=True)
-    y = _target(frame, contract)
-    train_index, holdout_index = _split(frame, y, contract)
+    y = target_values(frame, contract)
+    train_index, holdout_index = split_holdout(frame, y, contract)
     train_frame, holdout = frame.iloc[train_index], frame.iloc[holdout_index]
     y_train, y_holdout = y[train_index], y[holdout_index]
 
@@ -97,7 +97,7 @@ def train_model(frame: pd.DataFrame, contract: Contract) -> TrainedModel:
         )
 
     classes = [str(c) for c in pipeline.classes_] if probabilities is not None else []
-    metrics = _metrics(contract, y_holdout, predictions, probabilities, classes)
+    metrics = holdout_metrics(contract, y_holdout, predictions, probabilities, classes)
     if not all(np.isfinite(v) for v in metrics.values()):
         raise TrainingRejectedError(f"holdout metrics are not finite: {metrics}")
 
@@ -115,7 +115,7 @@ def train_model(frame: pd.DataFrame, contract: Contract) -> TrainedModel:
         onnx_bytes=onnx_bytes,
         sha256=sha256,
         metrics=metrics,
-        profile=_profile(contract, train_frame, predictions, probabilities, classes),
+        profile=baseline_profile(contract, train_frame, predictions, probabilities, classes),
         params=effective_params(contract),
         seed=contract.training.seed,
         library_versions=library_versions(),
@@ -133,7 +133,8 @@ def positive_class(contract: Contract) -> str | None:
     return classes[1] if contract.problem_type is ProblemType.CLASSIFICATION and len(classes) == 2 else None
 
 
-def _target(frame: pd.DataFrame, contract: Contract) -> np.ndarray:
+def target_values(frame: pd.DataFrame, contract: Contract) -> np.ndarray:
+    """The target column as labels (str) or values (float64). Raises TrainingRejectedError."""
     target = contract.target.name
     if target not in frame.columns:
         raise TrainingRejectedError(f"the dataset has no target column {target!r}")
@@ -157,7 +158,9 @@ def _target(frame: pd.DataFrame, contract: Contract) -> np.ndarray:
     return labels
 
 
-def _split(frame: pd.DataFrame, y: np.ndarray, contract: Contract) -> tuple[np.ndarray, np.ndarray]:
+def split_holdout(frame: pd.DataFrame, y: np.ndarray, contract: Contract) -> tuple[np.ndarray, np.ndarray]:
+    """Row indexes of the training part and the holdout: THE split (contract seed and fraction,
+    stratified for classification) that training and imports both score on."""
     if len(frame) < MIN_TRAINING_ROWS:
         raise TrainingRejectedError(f"{len(frame)} rows are too few to train (need at least {MIN_TRAINING_ROWS})")
     stratify = y if contract.problem_type is ProblemType.CLASSIFICATION else None
@@ -173,7 +176,7 @@ def _split(frame: pd.DataFrame, y: np.ndarray, contract: Contract) -> tuple[np.n
     return np.sort(train_index), np.sort(holdout_index)
 
 
-def _metrics(
+def holdout_metrics(
     contract: Contract,
     y_true: np.ndarray,
     predictions: np.ndarray,
@@ -198,7 +201,7 @@ def _metrics(
     return {contract.metric.name: values[contract.metric.name], **values}
 
 
-def _profile(
+def baseline_profile(
     contract: Contract,
     train_frame: pd.DataFrame,
     predictions: np.ndarray,
