@@ -11,6 +11,7 @@ Data bucket:      datasets/<model>/<file>      uploads (the only prefix that tri
                   reports/<model>/<id>.json    validation reports
                   models/<model>/incoming/<file>.onnx   models built elsewhere, dropped for import
                   models/<model>/imports/<import id>.json  an import's report (checks, scores)
+                  models/<model>/requests/<upload id>.json  who asked the models API for an upload URL
 Artifact bucket:  models/<model>/<sha256>.onnx content-addressed artifacts
                   baselines/<model>/<sha256>.json training profile for drift
                   captures/<model>/<yyyy>/<mm>/<dd>/<hh>/<yyyymmddThhmmss>-<id>.json  sampled inference traffic
@@ -160,6 +161,7 @@ def _bounded(prefix: str, name: str, identity: str, *, suffix: str = "", always_
 
 INCOMING_FOLDER = "incoming"
 IMPORTS_FOLDER = "imports"
+REQUESTS_FOLDER = "requests"
 IMPORT_SUFFIX = ".onnx"
 
 
@@ -202,6 +204,11 @@ def import_id(key: str, version_id: str | None) -> str:
 def import_report_key(model: str, the_import_id: str) -> str:
     """The report of one import (data bucket)."""
     return _bounded(f"{MODELS_PREFIX}{model}/{IMPORTS_FOLDER}/", the_import_id, the_import_id, suffix=".json")
+
+
+def import_request_key(model: str, upload_id: str) -> str:
+    """The models API's record of an upload URL for `models/<model>/incoming/<upload id>.onnx` (data bucket)."""
+    return f"{MODELS_PREFIX}{model}/{REQUESTS_FOLDER}/{upload_id}.json"
 
 
 def artifact_key(model: str, sha256: str) -> str:

@@ -20,14 +20,31 @@ def test_s3_notification_datasets_prefix_invokes_validate(template: dict[str, An
     # GIVEN the bucket-notifications custom resource
     (notification,) = resources(template, "Custom::S3BucketNotifications").values()
     configs = notification["Properties"]["NotificationConfiguration"]["LambdaFunctionConfigurations"]
-    # THEN exactly one configuration: ObjectCreated under datasets/ -> validate_dataset
-    assert len(configs) == 1
-    (config,) = configs
+    # THEN exactly two configurations: ObjectCreated under datasets/ -> validate_dataset, and import
+    # drops (models/...onnx) -> train_model; nothing else in the data bucket triggers anything
+    assert len(configs) == 2
+    by_function = {target_function_id(c["LambdaFunctionArn"]): c for c in configs}
+    config = by_function[function_ids(template)["validate_dataset"]]
     assert config["Events"] == ["s3:ObjectCreated:*"]
     assert config["Filter"]["Key"]["FilterRules"] == [{"Name": "prefix", "Value": "datasets/"}]
-    assert target_function_id(config["LambdaFunctionArn"]) == function_ids(template)["validate_dataset"]
     bucket_ref = notification["Properties"]["BucketName"]["Ref"]
     assert template["Outputs"]["DataBucketName"]["Value"] == {"Ref": bucket_ref}
+
+
+def test_s3_notification_import_drops_invoke_train_model(template: dict[str, Any]) -> None:
+    # GIVEN the data bucket's notifications (the artifact bucket has none: training writes models/ there)
+    (notification,) = resources(template, "Custom::S3BucketNotifications").values()
+    assert template["Outputs"]["DataBucketName"]["Value"] == {"Ref": notification["Properties"]["BucketName"]["Ref"]}
+    configs = notification["Properties"]["NotificationConfiguration"]["LambdaFunctionConfigurations"]
+    # THEN ObjectCreated of models/...onnx -> train_model (its import path)
+    [config] = [
+        c for c in configs if target_function_id(c["LambdaFunctionArn"]) == function_ids(template)["train_model"]
+    ]
+    assert config["Events"] == ["s3:ObjectCreated:*"]
+    assert sorted(config["Filter"]["Key"]["FilterRules"], key=lambda rule: rule["Name"]) == [
+        {"Name": "prefix", "Value": "models/"},
+        {"Name": "suffix", "Value": ".onnx"},
+    ]
 
 
 @pytest.mark.parametrize(
@@ -96,6 +113,7 @@ def test_api_routes_map_to_functions_with_their_auth(template: dict[str, Any]) -
         ("POST", "/models/{name}/datasets/{dataset_id}/review"): ("models_api", "AWS_IAM", False),
         ("GET", "/models/{name}/drift"): ("models_api", "AWS_IAM", False),
         ("GET", "/models/{name}/drift/{report_id}"): ("models_api", "AWS_IAM", False),
+        ("POST", "/models/{name}/imports"): ("models_api", "AWS_IAM", False),
     }
     assert set(found) == set(expected)
     for route, (folder, auth, key_required) in expected.items():

@@ -13,9 +13,11 @@ import onnxruntime as ort
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from mlops.errors import BadRequestError
 from mlops.events import DatasetRef, DetailType, ModelImportRejected, ModelTrained
-from mlops.imports.drops import IMPORTER_METADATA, ImportDrop
+from mlops.imports.drops import ImportDrop
 from mlops.imports.graph import GraphRejectedError, check_graph
+from mlops.imports.requests import ImportRequest, request_import
 from mlops.imports.service import import_model
 from mlops.layout import artifact_key, baseline_key, contract_key, import_id, import_report_key
 from mlops.profile import BaselineProfile
@@ -25,25 +27,13 @@ from mlops.training.trainer import split_holdout, target_values, train_model
 from mlops_local.sample_data import churn_dataset
 from tests.support.datasets import InMemoryDatasetLedger, RecordingNotifier, accepted_entry, churn_contract
 from tests.support.external_models import lightgbm_pipeline, to_onnx_bytes
-from tests.support.fakes import InMemoryObjectStore, RecordingPublisher
+from tests.support.fakes import InMemoryObjectStore, RecordingPublisher, SignedUrls
 
 CONTRACT = churn_contract()
 DATA, ARTIFACTS = "data", "artifacts"
 DATASET_KEY = "datasets/churn/2026-12.csv"
 DROP_KEY = "models/churn/incoming/lgbm.onnx"
 ROWS = 600
-
-
-class StoreWithMetadata(InMemoryObjectStore):
-    """The in-memory store plus S3 user metadata on heads (what an upload URL signs in)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.metadata: dict[tuple[str, str], dict[str, str]] = {}
-
-    def head(self, bucket: str, key: str, version_id: str | None = None):  # type: ignore[no-untyped-def]
-        info = super().head(bucket, key, version_id)
-        return type(info)(**{**vars(info), "metadata": self.metadata.get((bucket, key), {})})
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +46,9 @@ def lgbm_bytes(frame) -> bytes:  # type: ignore[no-untyped-def]
     return to_onnx_bytes(lightgbm_pipeline(frame, CONTRACT), CONTRACT)
 
 
-def staged(*, contract_digest: str | None = CONTRACT.digest) -> tuple[StoreWithMetadata, InMemoryDatasetLedger]:
+def staged(*, contract_digest: str | None = CONTRACT.digest) -> tuple[InMemoryObjectStore, InMemoryDatasetLedger]:
     """A data bucket with the contract and an accepted dataset, and the ledger entry validation left."""
-    store = StoreWithMetadata()
+    store = InMemoryObjectStore()
     store.put_bytes(DATA, contract_key("churn"), json.dumps(CONTRACT.model_dump(mode="json")).encode())
     data = churn_dataset(ROWS).to_csv(index=False).encode()
     version = store.put_bytes(DATA, DATASET_KEY, data, "text/csv")
@@ -75,10 +65,8 @@ def staged(*, contract_digest: str | None = CONTRACT.digest) -> tuple[StoreWithM
     return store, ledger
 
 
-def drop(store: StoreWithMetadata, data: bytes, key: str = DROP_KEY, importer: str | None = None) -> ImportDrop:
+def drop(store: InMemoryObjectStore, data: bytes, key: str = DROP_KEY) -> ImportDrop:
     version = store.put_bytes(DATA, key, data)
-    if importer:
-        store.metadata[(DATA, key)] = {IMPORTER_METADATA: importer}
     return ImportDrop(bucket=DATA, key=key, version_id=version, uploaded_by="AWS:AROAUPLOADER:alice", uploaded_at=None)
 
 
@@ -113,7 +101,17 @@ def rejected_problems(store: Any, ledger: Any, the_drop: ImportDrop, **kwargs: A
 def test_import_model_scores_a_lightgbm_graph_on_the_suites_own_holdout(frame, lgbm_bytes: bytes) -> None:  # type: ignore[no-untyped-def]
     # GIVEN a LightGBM model converted with onnxmltools, dropped by an approver through an upload URL
     store, ledger = staged()
-    the_drop = drop(store, lgbm_bytes, importer="arn:aws:sts::1:assumed-role/approver/bob")
+    urls = SignedUrls()
+    upload = request_import(
+        "churn",
+        ImportRequest(file_name="lgbm.onnx", reason="the vendor's model"),
+        importer="arn:aws:sts::1:assumed-role/approver/bob",
+        store=store,
+        urls=urls,
+        data_bucket=DATA,
+    )
+    assert urls.signed == [(DATA, upload.key, 900)]
+    the_drop = drop(store, lgbm_bytes, key=upload.key)
     # WHEN it is imported
     outcome, publisher, _ = run(store, ledger, the_drop)
     # THEN ModelTrained says imported, by whom, from which file
@@ -126,7 +124,7 @@ def test_import_model_scores_a_lightgbm_graph_on_the_suites_own_holdout(frame, l
     assert trained.imported.importer == "arn:aws:sts::1:assumed-role/approver/bob"
     assert trained.imported.uploaded_by == "AWS:AROAUPLOADER:alice"
     assert trained.imported.sha256 == hashlib.sha256(lgbm_bytes).hexdigest()
-    assert trained.imported.key == DROP_KEY
+    assert trained.imported.key == upload.key
     # AND the metrics are the suite's own: the training split's holdout, scored with onnxruntime
     y = target_values(frame, CONTRACT)
     _, holdout_index = split_holdout(frame, y, CONTRACT)
@@ -152,7 +150,7 @@ def test_import_model_scores_a_lightgbm_graph_on_the_suites_own_holdout(frame, l
     assert set(profile.features) == {f.name for f in CONTRACT.features}
     assert profile.rows == ROWS - len(holdout_index)
     # AND the report says imported, with the scores
-    report = json.loads(store.get_bytes(DATA, import_report_key("churn", import_id(DROP_KEY, the_drop.version_id))))
+    report = json.loads(store.get_bytes(DATA, import_report_key("churn", import_id(upload.key, the_drop.version_id))))
     assert report["outcome"] == "imported"
     assert report["metrics"] == trained.metrics
 
@@ -274,3 +272,43 @@ def test_check_graph_refuses_custom_operator_domains(lgbm_bytes: bytes) -> None:
     assert raised.value.problems[0] == (
         "operator domains ['com.example.native'] need custom-op libraries; only the standard ONNX domains load"
     )
+
+
+def test_request_import_signs_a_fresh_incoming_key_and_records_who_asked() -> None:
+    store, urls = InMemoryObjectStore(), SignedUrls()
+    upload = request_import(
+        "churn",
+        ImportRequest(file_name="vendor.v2.onnx"),
+        importer="arn:aws:sts::1:assumed-role/approver/bob",
+        store=store,
+        urls=urls,
+        data_bucket=DATA,
+        token=lambda: "0a1b2c3d",
+    )
+    assert upload.key.startswith("models/churn/incoming/vendor.v2-")
+    assert upload.key.endswith("-0a1b2c3d.onnx")
+    assert upload.upload_url == f"https://{DATA}.example/{upload.key}?signature=fake"
+    [(bucket, ticket_key)] = [k for k in store.objects if k[1].startswith("models/churn/requests/")]
+    assert json.loads(store.get_bytes(bucket, ticket_key))["importer"] == "arn:aws:sts::1:assumed-role/approver/bob"
+
+
+@pytest.mark.parametrize(
+    ("name", "file_name", "message"),
+    [
+        ("Churn", "a.onnx", "'Churn' is not a valid model name"),
+        ("churn", "../a.onnx", "file_name '../a.onnx' is not a plain ONNX file name"),
+        ("churn", "a.pkl", "file_name 'a.pkl' is not a plain ONNX file name"),
+        ("churn", "a b.onnx", "file_name 'a b.onnx' is not a plain ONNX file name"),
+    ],
+)
+def test_request_import_refuses_bad_names(name: str, file_name: str, message: str) -> None:
+    with pytest.raises(BadRequestError) as raised:
+        request_import(
+            name,
+            ImportRequest(file_name=file_name),
+            importer="x",
+            store=InMemoryObjectStore(),
+            urls=SignedUrls(),
+            data_bucket=DATA,
+        )
+    assert str(raised.value).startswith(message)

@@ -227,6 +227,7 @@ def test_models_api_serves_its_openapi_document(call: Any) -> None:
         "/models/{name}/predict",  # served by the predict function, documented with the rest
         "/models/{name}/drift",
         "/models/{name}/drift/{report_id}",
+        "/models/{name}/imports",
     }
     assert "post" in document["paths"]["/models/{name}/rollback"]
     assert "RollbackRequest" in json.dumps(document["components"])

@@ -1,7 +1,6 @@
 """An import drop: one ONNX file put under `models/<model>/incoming/` of the data bucket.
 
-Light (stdlib only): train_model's handler reads S3 events with it, the models API signs upload
-URLs with its metadata name.
+Light (stdlib only): train_model's handler reads S3 events with it; settings read its size limit.
 """
 
 from __future__ import annotations
@@ -12,9 +11,6 @@ from urllib.parse import unquote_plus
 
 from mlops.errors import BadRequestError
 
-# S3 user metadata the models API signs into an upload URL: the approver who asked for it
-# (`x-amz-meta-importer`); the upload itself is then made with the API's credentials.
-IMPORTER_METADATA = "importer"
 # Far above what a sound model of a contract's size needs (a capped forest is a few MB) and well
 # below what predict's 1 GB can load next to a second version. Refused before a byte is read.
 MAX_IMPORT_BYTES = 64 * 1024 * 1024

@@ -21,8 +21,9 @@ import onnxruntime
 from mlops.contract import Contract, parse_contract
 from mlops.errors import ContractError, DatasetError, NotFoundError, TrainingRejectedError
 from mlops.events import DetailType, ImportSource, ModelImportRejected, ModelTrained
-from mlops.imports.drops import IMPORTER_METADATA, MAX_IMPORT_BYTES, ImportDrop
+from mlops.imports.drops import MAX_IMPORT_BYTES, ImportDrop
 from mlops.imports.graph import GraphRejectedError, check_graph, size_problem, with_suite_metadata
+from mlops.imports.requests import ticket_of
 from mlops.imports.scoring import ScoredImport, score_graph
 from mlops.layout import artifact_key, baseline_key, contract_key, import_id, import_report_key, model_of_incoming_key
 from mlops.ports import EventPublisher, ObjectStore
@@ -144,7 +145,9 @@ def _read_source(
         info = store.head(drop.bucket, drop.key, drop.version_id)
     except NotFoundError:
         raise ImportRejectedError([f"{where} no longer exists"]) from None
-    importer = (info.metadata or {}).get(IMPORTER_METADATA) or drop.uploaded_by or "unknown"
+    # an upload URL the models API signed names the approver who asked; otherwise the uploader
+    ticket = ticket_of(store, drop.bucket, drop.key)
+    importer = ticket.importer if ticket is not None else (drop.uploaded_by or "unknown")
     source = source.model_copy(update={"size_bytes": info.size, "importer": importer})
     if info.size > max_bytes:  # refused before a byte is read
         raise ImportRejectedError([size_problem(info.size, max_bytes)])
