@@ -49,6 +49,8 @@ import_idempotency = IdempotencyConfig(
     expires_after_seconds=7 * 24 * 3600,
 )
 persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
+# its own layer: Powertools configures a persistence layer once, with the first function's key
+import_persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
 ledger = DynamoDatasetLedger(settings.ledger_table)
 notifier = SnsSummaryNotifier(settings.alarm_topic_arn) if settings.alarm_topic_arn else None
 
@@ -100,7 +102,7 @@ def train(detail: dict[str, Any]) -> dict[str, Any]:
     return {"status": outcome.detail_type, "detail": outcome.detail.model_dump(mode="json")}
 
 
-@idempotent_function(data_keyword_argument="drop", config=import_idempotency, persistence_store=persistence)
+@idempotent_function(data_keyword_argument="drop", config=import_idempotency, persistence_store=import_persistence)
 def import_drop(drop: dict[str, Any]) -> dict[str, Any]:
     logger.append_keys(import_key=drop["key"])
     outcome = import_model(
@@ -113,14 +115,8 @@ def import_drop(drop: dict[str, Any]) -> dict[str, Any]:
         notifier=notifier,
         max_bytes=settings.max_import_bytes,
     )
-    model_name = outcome.detail.model_name
-    with single_metric(
-        name="ModelsImported" if outcome.imported else "ImportsRejected",
-        unit=MetricUnit.Count,
-        value=1,
-        default_dimensions={"model": model_name},
-    ):
-        pass
+    metrics.add_dimension(name="model", value=outcome.detail.model_name)
+    metrics.add_metric(name="ModelsImported" if outcome.imported else "ImportsRejected", unit=MetricUnit.Count, value=1)
     if isinstance(outcome.detail, ModelImportRejected):
         logger.warning("import rejected", extra={"problems": outcome.detail.problems, "report": outcome.report_key})
     else:
