@@ -12,12 +12,15 @@ import pandas as pd
 from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
 from skl2onnx import convert_sklearn, update_registered_converter
 from skl2onnx.common.data_types import FloatTensorType, StringTensorType
-from skl2onnx.common.shape_calculator import calculate_linear_classifier_output_shapes
+from skl2onnx.common.shape_calculator import (
+    calculate_linear_classifier_output_shapes,
+    calculate_linear_regressor_output_shapes,
+)
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from mlops.contract import Contract, FeatureType
+from mlops.contract import Contract, FeatureType, ProblemType
 from mlops.training.dataset import model_inputs
 
 update_registered_converter(
@@ -29,8 +32,22 @@ update_registered_converter(
 )
 
 
+update_registered_converter(
+    lightgbm.LGBMRegressor,
+    "LightGbmLGBMRegressor",
+    calculate_linear_regressor_output_shapes,
+    convert_lightgbm,
+    options={"split": None},
+)
+
+
 def lightgbm_pipeline(frame: pd.DataFrame, contract: Contract, *, labels: Any = None) -> Pipeline:
     """A fitted LightGBM pipeline on `frame` (read_dataset shape); `labels` replaces the target."""
+    estimator: Any = (
+        lightgbm.LGBMClassifier(n_estimators=40, num_leaves=15, random_state=3, verbose=-1)
+        if contract.problem_type is ProblemType.CLASSIFICATION
+        else lightgbm.LGBMRegressor(n_estimators=40, num_leaves=15, random_state=3, verbose=-1)
+    )
     numeric = [f.name for f in contract.features if f.type is not FeatureType.CATEGORICAL]
     categorical = [f.name for f in contract.features if f.type is FeatureType.CATEGORICAL]
     pipeline = Pipeline(
@@ -45,7 +62,7 @@ def lightgbm_pipeline(frame: pd.DataFrame, contract: Contract, *, labels: Any = 
                     sparse_threshold=0.0,
                 ),
             ),
-            ("model", lightgbm.LGBMClassifier(n_estimators=40, num_leaves=15, random_state=3, verbose=-1)),
+            ("model", estimator),
         ]
     )
     target = frame[contract.target.name] if labels is None else labels
@@ -76,7 +93,9 @@ def to_onnx_bytes(
     model = convert_sklearn(
         pipeline,
         initial_types=initial_types,
-        options={id(pipeline.named_steps["model"]): {"zipmap": zipmap}},
+        options={id(pipeline.named_steps["model"]): {"zipmap": zipmap}}
+        if contract.problem_type is ProblemType.CLASSIFICATION
+        else None,
         target_opset={"": 17, "ai.onnx.ml": 3},
     )
     return model.SerializeToString()

@@ -312,3 +312,123 @@ def test_request_import_refuses_bad_names(name: str, file_name: str, message: st
             data_bucket=DATA,
         )
     assert str(raised.value).startswith(message)
+
+
+def test_import_model_scores_a_lightgbm_regressor_as_training_scores_regression() -> None:
+    from sklearn.metrics import r2_score
+
+    from tests.unit.test_training import regression_contract, regression_frame
+
+    contract = regression_contract()
+    raw = regression_frame(ROWS)
+    frame = read_dataset(raw.to_csv(index=False).encode(), "x.csv", contract)
+    data = to_onnx_bytes(lightgbm_pipeline(frame, contract), contract)
+    store, ledger = InMemoryObjectStore(), InMemoryDatasetLedger()
+    store.put_bytes(DATA, contract_key("charges"), json.dumps(contract.model_dump(mode="json")).encode())
+    csv = raw.to_csv(index=False).encode()
+    key = "datasets/charges/x.csv"
+    version = store.put_bytes(DATA, key, csv)
+    ref = DatasetRef(
+        bucket=DATA, key=key, version_id=version, sha256=hashlib.sha256(csv).hexdigest(), size_bytes=len(csv), rows=ROWS
+    )
+    ledger.record(accepted_entry(ref, model_name="charges").model_copy(update={"contract_digest": contract.digest}))
+    outcome, _, _ = run(store, ledger, drop(store, data, key="models/charges/incoming/lgbm.onnx"))
+    trained = outcome.detail
+    assert isinstance(trained, ModelTrained), outcome.detail
+    y = target_values(frame, contract)
+    _, holdout_index = split_holdout(frame, y, contract)
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    [values] = session.run(["variable"], frame_feed(frame.iloc[holdout_index], contract))
+    assert next(iter(trained.metrics)) == "r2"
+    assert trained.metrics["r2"] == pytest.approx(r2_score(y[holdout_index], values.ravel()))
+
+
+def test_check_graph_names_inputs_of_the_wrong_type_with_what_it_found(lgbm_bytes: bytes) -> None:
+    model = onnx.load_from_string(lgbm_bytes)
+    inputs = {value.name: value for value in model.graph.input}
+    inputs["plan"].type.tensor_type.elem_type = onnx.TensorProto.FLOAT
+    inputs["tenure_months"].type.tensor_type.elem_type = onnx.TensorProto.INT64
+    inputs["region"].type.tensor_type.shape.dim[1].dim_value = 3
+    with pytest.raises(GraphRejectedError) as raised:
+        check_graph(model.SerializeToString(), CONTRACT)
+    assert raised.value.problems[:3] == [
+        "input 'tenure_months' (numeric feature): expected a float or double tensor [N, 1], "
+        "found a int64 tensor of shape ['?', 1]",
+        "input 'plan' (categorical feature): expected a string tensor [N, 1], found a float tensor of shape ['?', 1]",
+        "input 'region' (categorical feature): expected a string tensor [N, 1], found a string tensor of shape ['?', 3]",
+    ]
+
+
+def test_import_model_reports_a_graph_onnxruntime_cannot_run(frame) -> None:  # type: ignore[no-untyped-def]
+    # double-precision inputs through scikit-learn's imputer: the ai.onnx.ml Imputer has no double
+    # kernel in onnxruntime (the project's facts), so the session cannot be created
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
+
+    trained = train_model(frame, CONTRACT)
+    types = [
+        (f.name, StringTensorType([None, 1]) if f.type.value == "categorical" else DoubleTensorType([None, 1]))
+        for f in CONTRACT.features
+    ]
+    estimator = trained.pipeline.named_steps["estimator"]
+    graph = convert_sklearn(trained.pipeline, initial_types=types, options={id(estimator): {"zipmap": False}})
+    store, ledger = staged()
+    # in double precision the classifier is plain MatMul arithmetic: no node names the classes
+    problems = rejected_problems(store, ledger, drop(store, graph.SerializeToString()))
+    assert problems == [
+        "classes: cannot tell which class each probability column is (no classifier node names its classes); "
+        "name them, in column order, as a JSON list in the model's metadata_props 'mlops.classes'"
+    ]
+    # named, it gets as far as onnxruntime, which cannot create the session
+    onnx.helper.set_model_props(graph, {META_CLASSES: json.dumps(["no", "yes"])})
+    store, ledger = staged()
+    problems = rejected_problems(store, ledger, drop(store, graph.SerializeToString()))
+    assert len(problems) == 1
+    assert problems[0].startswith("onnxruntime cannot run the graph: ")
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        ("models/churn/incoming/lgbm.onnx", None),
+        ("models/churn/incoming/v2.final.onnx", None),
+        ("models/churn/lgbm.onnx", "the key is not models/<model>/incoming/<file>.onnx"),
+        ("models/churn/incoming/sub/lgbm.onnx", "the key is not models/<model>/incoming/<file>.onnx"),
+        ("models/churn/incoming/.onnx", "the file name '.onnx' is not a plain <name>.onnx"),
+        ("models/churn/incoming/lgbm.pkl", "the file name 'lgbm.pkl' is not a plain <name>.onnx"),
+        ("models/churn/incoming/ lgbm.onnx", "the file name ' lgbm.onnx' is not a plain <name>.onnx"),
+        ("models/_x/incoming/lgbm.onnx", "'_x' is not a valid model name (lowercase letters, digits and '-')"),
+        ("models/churn/incoming/l\u202egbm.onnx", "the key contains the control or invisible character U+202E"),
+        ("datasets/churn/lgbm.onnx", "the key is not under models/"),
+        ("models/churn/incoming/" + "a" * 1100 + ".onnx", "the key is longer than 1024 bytes"),
+    ],
+)
+def test_incoming_key_problem(key: str, problem: str | None) -> None:
+    from mlops.layout import incoming_key_problem
+
+    assert incoming_key_problem(key) == problem
+
+
+def test_drops_from_s3_event_decodes_keys_and_keeps_the_uploader() -> None:
+    from mlops.imports.drops import drops_from_s3_event
+
+    event = {
+        "Records": [
+            {
+                "eventTime": "2026-12-03T04:00:00.000Z",
+                "userIdentity": {"principalId": "AWS:AROA:alice"},
+                "s3": {"bucket": {"name": "data"}, "object": {"key": "models/churn/incoming/my+model%281%29.onnx"}},
+            }
+        ]
+    }
+    assert drops_from_s3_event(event) == [
+        ImportDrop(
+            bucket="data",
+            key="models/churn/incoming/my model(1).onnx",
+            version_id=None,
+            uploaded_by="AWS:AROA:alice",
+            uploaded_at="2026-12-03T04:00:00.000Z",
+        )
+    ]
+    with pytest.raises(BadRequestError, match=r"Records\[0\] names no S3 bucket and key"):
+        drops_from_s3_event({"Records": [{"s3": {"bucket": {"name": "data"}}}]})

@@ -224,7 +224,10 @@ def _check_classes(model: onnx.ModelProto, contract: Contract) -> tuple[tuple[st
         classes = list(next(iter(found)))
     else:
         where = "no classifier node names its classes" if not found else f"classifier nodes disagree: {sorted(found)}"
-        return (), [f"classes: cannot tell which class each probability column is ({where})"]
+        return (), [
+            f"classes: cannot tell which class each probability column is ({where}); name them, in column "
+            f"order, as a JSON list in the model's metadata_props {META_CLASSES!r}"
+        ]
     if sorted(classes) != sorted(declared) or len(set(classes)) != len(classes):
         return (), [f"classes: expected the contract's {declared}, found {classes}"]
     probabilities = next((v for v in model.graph.output if v.name == OUTPUT_PROBABILITIES), None)
