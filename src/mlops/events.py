@@ -6,7 +6,7 @@ the handlers parse the detail with these models.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -85,7 +85,7 @@ class ImportSource(_Detail):
     importer: str  # who asked: the approver the models API signed into the upload, else the uploader
     uploaded_by: str | None = None  # the S3 event's principal
     uploaded_at: str | None = None
-    producer: str | None = None  # the graph's producer_name and producer_version, as it claims
+    reason: str = ""  # the importer's, from the models API request
 
 
 class ModelTrained(_Detail):
@@ -106,7 +106,7 @@ class ModelTrained(_Detail):
     training_rows: int
     holdout_rows: int
     onnx_max_abs_diff: float
-    origin: str = "trained"  # "trained" by the suite, or "imported" (built elsewhere, scored here)
+    origin: Literal["trained", "imported"] = "trained"  # imported: built elsewhere, scored here
     imported: ImportSource | None = None  # set when origin is "imported"
 
 

@@ -123,6 +123,7 @@ def test_import_model_scores_a_lightgbm_graph_on_the_suites_own_holdout(frame, l
     assert trained.imported is not None
     assert trained.imported.importer == "arn:aws:sts::1:assumed-role/approver/bob"
     assert trained.imported.uploaded_by == "AWS:AROAUPLOADER:alice"
+    assert trained.imported.reason == "the vendor's model"
     assert trained.imported.sha256 == hashlib.sha256(lgbm_bytes).hexdigest()
     assert trained.imported.key == upload.key
     # AND the metrics are the suite's own: the training split's holdout, scored with onnxruntime

@@ -148,7 +148,8 @@ def _read_source(
     # an upload URL the models API signed names the approver who asked; otherwise the uploader
     ticket = ticket_of(store, drop.bucket, drop.key)
     importer = ticket.importer if ticket is not None else (drop.uploaded_by or "unknown")
-    source = source.model_copy(update={"size_bytes": info.size, "importer": importer})
+    reason = ticket.reason if ticket is not None else ""
+    source = source.model_copy(update={"size_bytes": info.size, "importer": importer, "reason": reason})
     if info.size > max_bytes:  # refused before a byte is read
         raise ImportRejectedError([size_problem(info.size, max_bytes)])
     try:

@@ -207,6 +207,7 @@ def _import_provenance(trained: ModelTrained) -> dict[str, Any]:
         "importer": trained.imported.importer,
         "source_key": trained.imported.key,
         "source_sha256": trained.imported.sha256,
+        "import_reason": trained.imported.reason,
     }
 
 
