@@ -1,7 +1,8 @@
 """REST `/models...` (IAM auth): read the registry (models, versions, compare with the PSI
 between the versions' training data, audit, alias history, served-at) and change it (approve,
 reject, promote, rollback, archive, aliases); list a model's datasets by ledger state and review
-held ones (approve: train on it; reject: quarantine).
+held ones (approve: train on it; reject: quarantine); sign upload URLs for models built elsewhere
+(`POST /models/{name}/imports`, mlops.imports.requests: the graph goes to S3, never through the API).
 
 Every route first checks the caller's role (mlops.registry.access; IAM policies are the first
 line). Mutating routes accept an `Idempotency-Key` header: a retry with the same key returns the
@@ -55,6 +56,7 @@ from mlops.drift.history import (
 from mlops.drift.report import HEADER_CONTENT_SECURITY_POLICY
 from mlops.drift.result import DriftResult
 from mlops.errors import BadRequestError, ForbiddenError, MlopsError, NotFoundError
+from mlops.imports.requests import ImportRequest, ImportUpload, UploadUrls, request_import
 from mlops.inference.prediction_ids import PREDICTION_ID_PATTERN
 from mlops.layout import DRIFT_REPORT_ID_PATTERN, is_drift_report_id, quality_result_key, quality_results_prefix
 from mlops.ports import EventPublisher, ObjectStore
@@ -93,8 +95,8 @@ from mlops.validation.review import ReviewDecision, ReviewRequest, datasets_in_s
 SERVICE = "models_api"
 API_TITLE = "MLOps models API"
 # 1.2: compare reports training_data_drift; 1.3: audit/verify; 1.4: drift; 1.5: quality;
-# 1.6: compare reports same_data (both versions on the same rows) and schema_compatibility
-API_VERSION = "1.6.0"
+# 1.6: compare reports same_data (both versions on the same rows) and schema_compatibility; 1.7: imports
+API_VERSION = "1.7.0"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_IDEMPOTENCY_KEY = 255
@@ -215,11 +217,13 @@ def build_app(
     notifier: Notifier | None = None,
     dataset_notifier: DatasetNotifier | None = None,
     quality_results: DriftResults | None = None,
+    upload_urls: UploadUrls | None = None,
+    data_bucket: str = "",
 ) -> APIGatewayRestResolver:
     """The resolver with every route, wired to its ports (fakes in unit tests). `notifier` hears
     about production changes, `dataset_notifier` about rejected datasets (both: the alarm topic);
     `drift_results` holds the drift function's stored results, `quality_results` evaluate_quality's
-    (none given: no runs)."""
+    (none given: no runs); `upload_urls` signs import uploads into `data_bucket`."""
     app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=_json_body)
     lifecycle = Lifecycle(registry, publisher, store, notifier or NoNotifier())
 
@@ -524,6 +528,28 @@ def build_app(
         logger.info("dataset reviewed", model=name, dataset_id=dataset_id, state=entry.state.value)
         return entry
 
+    @app.post(
+        "/models/<name>/imports",
+        summary="Import a model built elsewhere: a presigned PUT URL for its ONNX file; on arrival it is "
+        "checked against the contract, scored on the suite's holdout and registered like a trained one",
+        responses=responses(),
+    )
+    def import_model(name: ModelName, request: Annotated[ImportRequest, Body()]) -> ImportUpload:
+        importer = caller(Action.IMPORT_MODEL)
+        if upload_urls is None or not data_bucket:
+            raise RuntimeError("build_app was not given upload_urls and data_bucket")
+        upload = request_import(
+            name,
+            request,
+            importer=importer,
+            store=store,
+            urls=upload_urls,
+            data_bucket=data_bucket,
+            request_id=app.current_event.request_context.request_id or "",
+        )
+        logger.info("import requested", model=name, key=upload.key)
+        return upload
+
     @app.get("/openapi.json", include_in_schema=False)
     def openapi():  # no return annotation: a Response is not a schema
         caller(Action.READ)
@@ -735,10 +761,11 @@ def _count(name: str, model: str) -> None:
         metric.add_dimension("model", model)
 
 
+_s3 = S3ObjectStore()
 app = build_app(
     DynamoRegistry(settings.registry_table),
     EventBridgePublisher(settings.event_bus_name),
-    store=S3ObjectStore(),
+    store=_s3,
     access=access_policy(settings),
     ledger=DynamoDatasetLedger(settings.ledger_table),
     drift_results=S3DriftResults(settings.artifact_bucket),
@@ -748,6 +775,8 @@ app = build_app(
     notifier=SnsNotifier(settings.alarm_topic_arn) if settings.alarm_topic_arn else None,
     # the same topic; dataset notices are plain-text summaries (as validate_dataset sends them)
     dataset_notifier=SnsSummaryNotifier(settings.alarm_topic_arn) if settings.alarm_topic_arn else None,
+    upload_urls=_s3,
+    data_bucket=settings.data_bucket,
 )
 
 

@@ -5,7 +5,8 @@ bus and a notice on the alarm topic.
 This is the path for what no code in train_model can catch: Lambda invokes this function
 asynchronously with the destination record once train_model's retries are spent. Recording is
 idempotent (a dataset already training_failed is left alone), so a duplicate delivery is harmless;
-a record naming no dataset is logged and answered, never retried.
+a record naming no dataset is logged and answered, never retried. A record of an import drop (an
+S3 event: mlops.imports) is announced as `ModelImportRejected` instead; it has no ledger entry.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from mlops.adapters.dataset_ledger_dynamodb import DynamoDatasetLedger
 from mlops.adapters.events import EventBridgePublisher
 from mlops.adapters.validation_notifier import SnsSummaryNotifier
 from mlops.errors import BadRequestError
+from mlops.events import DetailType
+from mlops.imports.failures import failed_imports
 from mlops.settings import TrainingFailureSettings
 from mlops.training.outcome import failed_training, record_training_failure
 
@@ -38,6 +41,21 @@ notifier = SnsSummaryNotifier(settings.alarm_topic_arn) if settings.alarm_topic_
 @logger.inject_lambda_context(log_event=False)
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        imports = failed_imports(event)
+    except BadRequestError as error:
+        logger.warning("destination record rejected", extra={"reason": str(error)})
+        return {"status": "Malformed", "reason": str(error)}
+    if imports:  # an import drop, not a DatasetValidated event: no dataset ledger entry to move
+        for rejected in imports:
+            publisher.publish(DetailType.MODEL_IMPORT_REJECTED, rejected)
+            if notifier is not None:
+                notifier.notify(
+                    f"Model import failed: {rejected.model_name}",
+                    f"The import of s3://{rejected.source.bucket}/{rejected.source.key} failed: {rejected.problems[0]}\n",
+                )
+            logger.warning("import failed", extra={"key": rejected.source.key, "problems": rejected.problems})
+        return {"status": "ImportFailed", "imports": [r.source.key for r in imports]}
     try:
         failure = failed_training(event)
     except BadRequestError as error:

@@ -71,18 +71,21 @@ def register(detail: dict[str, Any], *, actor: str, request_id: str) -> dict[str
         _count("ModelsRegistered", trained.model_name)
     if result.promoted:
         _count("ModelsPromoted", trained.model_name)
-    # the dataset's ledger entry says what its training came to: a new version, or identical to one
-    outcome, _ = record_registration(
-        ledger,
-        trained.model_name,
-        trained.dataset,
-        version=result.version.version,
-        version_dataset=result.version.lineage.get("dataset"),
-        created=result.created,
-        artifact_sha256=trained.artifact_sha256,
-        actor=SERVICE,
-        status=result.version.status.value,
-    )
+    # the dataset's ledger entry says what its training came to: a new version, or identical to one;
+    # an imported model was only scored on that dataset, which its training outcome must not mention
+    outcome = "imported: dataset ledger untouched"
+    if trained.imported is None:
+        outcome, _ = record_registration(
+            ledger,
+            trained.model_name,
+            trained.dataset,
+            version=result.version.version,
+            version_dataset=result.version.lineage.get("dataset"),
+            created=result.created,
+            artifact_sha256=trained.artifact_sha256,
+            actor=SERVICE,
+            status=result.version.status.value,
+        )
     logger.info(
         "registered" if result.created else "identical model, no new version",
         model=trained.model_name,

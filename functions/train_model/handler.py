@@ -1,6 +1,10 @@
 """train_model: a `DatasetValidated` event -> ONNX artifact + baseline -> `ModelTrained` (or `TrainingRejected`),
 and the dataset's ledger entry says which (trained, training_rejected; training_failed on an error).
 
+Also imports models built elsewhere: an S3 ObjectCreated under `models/<model>/incoming/` of the data
+bucket -> checks, holdout score -> `ModelTrained` (origin "imported") or `ModelImportRejected`
+(mlops.imports). This image already holds what scoring must share with training.
+
 What no code here can catch (out of memory, timeout) reaches record_training_failure through the
 function's on-failure destination once Lambda's retries are spent."""
 
@@ -23,7 +27,9 @@ from mlops.adapters.registry_dynamodb import DynamoRegistry
 from mlops.adapters.s3 import S3ObjectStore
 from mlops.adapters.validation_notifier import SnsSummaryNotifier
 from mlops.errors import BadRequestError
-from mlops.events import DatasetValidated, TrainingRejected
+from mlops.events import DatasetValidated, ModelImportRejected, TrainingRejected
+from mlops.imports.drops import ImportDrop, drops_from_s3_event, is_s3_event
+from mlops.imports.service import import_model
 from mlops.settings import TrainSettings
 from mlops.training.service import parse_dataset_validated, reject_malformed, train_from_event
 from mlops.training.traffic import TrafficWindow
@@ -38,7 +44,15 @@ idempotency = IdempotencyConfig(
     raise_on_no_idempotency_key=True,
     expires_after_seconds=7 * 24 * 3600,
 )
+# One import per exact object version dropped (S3 notifications are at least once).
+import_idempotency = IdempotencyConfig(
+    event_key_jmespath="[bucket, key, version_id]",
+    raise_on_no_idempotency_key=True,
+    expires_after_seconds=7 * 24 * 3600,
+)
 persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
+# its own layer: Powertools configures a persistence layer once, with the first function's key
+import_persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
 ledger = DynamoDatasetLedger(settings.ledger_table)
 registry = DynamoRegistry(settings.registry_table)  # read only: the champion scored on the candidate's holdout
 # both graphs on recent labelled traffic too (TRAFFIC_WINDOW_HOURS=0 turns it off)
@@ -60,6 +74,14 @@ notifier = SnsSummaryNotifier(settings.alarm_topic_arn) if settings.alarm_topic_
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     idempotency.register_lambda_context(context)
+    import_idempotency.register_lambda_context(context)
+    if is_s3_event(event):
+        try:
+            drops = drops_from_s3_event(event)
+        except BadRequestError as error:
+            logger.warning("event rejected", extra={"reason": str(error)})
+            return {"status": "Malformed", "reason": str(error)}
+        return {"imports": [import_drop(drop=vars(drop)) for drop in drops]}
     envelope = event if isinstance(event, dict) else {}
     try:
         detail = parse_dataset_validated(envelope.get("detail-type"), envelope.get("detail"))
@@ -94,6 +116,34 @@ def train(detail: dict[str, Any]) -> dict[str, Any]:
         _emit_holdout_metric(event.model_name, outcome.model.metric_name, outcome.model.metric_value)
         logger.info("model trained", extra={"sha256": outcome.model.sha256, "metrics": outcome.model.metrics})
     return {"status": outcome.detail_type, "detail": outcome.detail.model_dump(mode="json")}
+
+
+@idempotent_function(data_keyword_argument="drop", config=import_idempotency, persistence_store=import_persistence)
+def import_drop(drop: dict[str, Any]) -> dict[str, Any]:
+    logger.append_keys(import_key=drop["key"])
+    outcome = import_model(
+        ImportDrop(**drop),
+        store=S3ObjectStore(),
+        publisher=EventBridgePublisher(settings.event_bus_name),
+        ledger=ledger,
+        data_bucket=settings.data_bucket,
+        artifact_bucket=settings.artifact_bucket,
+        notifier=notifier,
+        max_bytes=settings.max_import_bytes,
+    )
+    metrics.add_dimension(name="model", value=outcome.detail.model_name)
+    metrics.add_metric(name="ModelsImported" if outcome.imported else "ImportsRejected", unit=MetricUnit.Count, value=1)
+    if isinstance(outcome.detail, ModelImportRejected):
+        logger.warning("import rejected", extra={"problems": outcome.detail.problems, "report": outcome.report_key})
+    else:
+        logger.info(
+            "model imported", extra={"sha256": outcome.detail.artifact_sha256, "metrics": outcome.detail.metrics}
+        )
+    return {
+        "status": outcome.detail_type,
+        "report_key": outcome.report_key,
+        "detail": outcome.detail.model_dump(mode="json"),
+    }
 
 
 def _reject_malformed(envelope: dict[str, Any], reason: str) -> dict[str, Any]:

@@ -63,6 +63,7 @@ MODEL_ROUTES: dict[tuple[str, str], Action] = {
     ("GET", "/models/{name}/drift/{report_id}"): Action.READ,
     ("GET", "/models/{name}/quality"): Action.READ,
     ("POST", "/models/{name}/datasets/{dataset_id}/review"): Action.REVIEW_DATASET,
+    ("POST", "/models/{name}/imports"): Action.IMPORT_MODEL,
 }
 
 ENV_NAMES = {Role.ADMIN: "ADMIN_PRINCIPALS", Role.APPROVER: "APPROVER_PRINCIPALS", Role.READER: "READER_PRINCIPALS"}

@@ -26,10 +26,12 @@ from mlops.layout import (
     BASELINES_PREFIX,
     CAPTURES_PREFIX,
     DATASETS_PREFIX,
+    INCOMING_FOLDER,
     LABELS_PREFIX,
     MODELS_PREFIX,
     MONITORING_PREFIX,
     QUARANTINE_PREFIX,
+    REQUESTS_FOLDER,
 )
 
 STAGE_NAME = "v1"
@@ -180,6 +182,13 @@ class InferenceApi(Construct):
             ["s3:DeleteObject", "s3:DeleteObjectVersion"],
             [data(f"{DATASETS_PREFIX}*")],
             why_wildcard="Removes a rejected dataset version from datasets/ once it is copied to quarantine/.",
+        )
+        # imports: the upload URL is signed with this role (so it may put exactly the incoming keys),
+        # and the request record beside it names the approver who asked (uploaders cannot write there)
+        self.models_api.grant(
+            ["s3:PutObject"],
+            [data(f"{MODELS_PREFIX}*/{INCOMING_FOLDER}/*"), data(f"{MODELS_PREFIX}*/{REQUESTS_FOLDER}/*")],
+            why_wildcard="Signs import uploads under models/<model>/incoming/ and records them under requests/ only.",
         )
         # Without ListBucket S3 answers 403, not 404, for a version already moved: a reviewer's
         # retried rejection (review.py redoes the move) could not tell "already done" from "denied".

@@ -28,6 +28,10 @@ class DatasetLedger(Construct):
         fn.grant(["dynamodb:GetItem", "dynamodb:PutItem"], [self.table.table_arn])
         fn.grant(["dynamodb:Query"], [index_arn(self.table)])
 
+    def grant_index_reads(self, fn: MlopsFunction) -> None:
+        """List a model's entries by state on the index (an import finds the last accepted dataset)."""
+        fn.grant(["dynamodb:Query"], [index_arn(self.table)])
+
     def grant_training_outcomes(self, fn: MlopsFunction) -> None:
         """Move an existing entry to a training or registration outcome (train_model, register_model,
         record_training_failure): read it, write it back with a conditional PutItem."""

@@ -1,5 +1,6 @@
-"""Training: train_model (a container image: scikit-learn does not fit a zip) on `DatasetValidated`,
-and record_training_failure, its on-failure destination: what no code in train_model can catch (out
+"""Training: train_model (a container image: scikit-learn does not fit a zip) on `DatasetValidated`
+and on import drops (`models/<model>/incoming/*.onnx` of the data bucket: models built elsewhere,
+scored with the same split, metrics and profile code), and record_training_failure, its on-failure destination: what no code in train_model can catch (out
 of memory, timeout, an event too old) still ends as `training_failed` in the dataset ledger."""
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
@@ -22,8 +24,12 @@ from mlops.layout import (
     CAPTURES_PREFIX,
     CONTRACTS_PREFIX,
     DATASETS_PREFIX,
+    IMPORT_SUFFIX,
+    IMPORTS_FOLDER,
+    INCOMING_FOLDER,
     LABELS_PREFIX,
     MODELS_PREFIX,
+    REQUESTS_FOLDER,
 )
 
 
@@ -109,9 +115,32 @@ class Training(Construct):
             conditions={"StringLike": {"s3:prefix": [f"{CAPTURES_PREFIX}*", f"{LABELS_PREFIX}*"]}},
         )
         registry.grant_model_reads(self.train)  # the production version: the champion to score
+        self.train.grant(
+            ["s3:GetObject", "s3:GetObjectVersion"],
+            [data_bucket.arn_for_objects(f"{MODELS_PREFIX}*/{INCOMING_FOLDER}/*")],
+            why_wildcard="Reads the exact version of a graph dropped for import, under models/<model>/incoming/ only.",
+        )
+        self.train.grant(
+            ["s3:GetObject"],
+            [data_bucket.arn_for_objects(f"{MODELS_PREFIX}*/{REQUESTS_FOLDER}/*")],
+            why_wildcard="Reads the models API's record of who asked for an import's upload URL.",
+        )
+        self.train.grant(
+            ["s3:PutObject"],
+            [data_bucket.arn_for_objects(f"{MODELS_PREFIX}*/{IMPORTS_FOLDER}/*")],
+            why_wildcard="Writes import reports under models/<model>/imports/ of the data bucket only.",
+        )
         backbone.bus.grant_put_events_to(self.train.role)
         registry.grant_idempotency(self.train)
         ledger.grant_training_outcomes(self.train)
+        ledger.grant_index_reads(self.train)  # an import scores on the model's last accepted dataset
+        # Import drops go to the data bucket: in the artifact bucket the same filter would also match
+        # every artifact training writes (models/<model>/<sha256>.onnx) and wake this image for nothing.
+        data_bucket.add_event_notification(
+            s3.EventType.OBJECT_CREATED,
+            s3n.LambdaDestination(self.train.function),
+            s3.NotificationKeyFilter(prefix=MODELS_PREFIX, suffix=IMPORT_SUFFIX),
+        )
         self.rule = backbone.route(
             "DatasetValidatedRule", DetailType.DATASET_VALIDATED, self.train.function, "train_model"
         )

@@ -6,7 +6,7 @@ the handlers parse the detail with these models.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,6 +27,7 @@ class DetailType:
     MODEL_REJECTED = "ModelRejected"
     MODEL_ARCHIVED = "ModelArchived"
     MODEL_ALIAS_MOVED = "ModelAliasMoved"
+    MODEL_IMPORT_REJECTED = "ModelImportRejected"
 
 
 class _Detail(BaseModel):
@@ -92,6 +93,20 @@ class SameDataScore(_Detail):
     unavailable: str | None = None
 
 
+class ImportSource(_Detail):
+    """Where an imported (externally built) graph came from, and who brought it."""
+
+    bucket: str
+    key: str
+    version_id: str | None = None
+    sha256: str | None = None  # of the file as dropped (None: never read, e.g. too large)
+    size_bytes: int
+    importer: str  # who asked: the approver the models API signed into the upload, else the uploader
+    uploaded_by: str | None = None  # the S3 event's principal
+    uploaded_at: str | None = None
+    reason: str = ""  # the importer's, from the models API request
+
+
 class ModelTrained(_Detail):
     model_name: str
     artifact_bucket: str
@@ -113,6 +128,17 @@ class ModelTrained(_Detail):
     # the champion scored on the candidate's data (empty in events from before it existed, or
     # when the model had no production version at training time)
     same_data: list[SameDataScore] = Field(default_factory=list)
+    origin: Literal["trained", "imported"] = "trained"  # imported: built elsewhere, scored here
+    imported: ImportSource | None = None  # set when origin is "imported"
+
+
+class ModelImportRejected(_Detail):
+    """An imported graph failed its checks or could not be scored; nothing was registered."""
+
+    model_name: str
+    source: ImportSource
+    report_key: str | None = None
+    problems: list[str]
 
 
 class TrainingRejected(_Detail):

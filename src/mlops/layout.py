@@ -12,6 +12,9 @@ Data bucket:      datasets/<model>/<file>      uploads (the only prefix that tri
                   feedback/<model>/<file>      label files (CSV or Parquet; mlops.feedback_files)
                   reports/<model>/feedback/<id>.json  what became of each label file's rows
                   quarantine/_feedback/<model>/<file>  label files that could not be read
+                  models/<model>/incoming/<file>.onnx   models built elsewhere, dropped for import
+                  models/<model>/imports/<import id>.json  an import's report (checks, scores)
+                  models/<model>/requests/<upload id>.json  who asked the models API for an upload URL
 Artifact bucket:  models/<model>/<sha256>.onnx content-addressed artifacts
                   baselines/<model>/<sha256>.json training profile for drift
                   captures/<model>/<yyyy>/<mm>/<dd>/<hh>/<yyyymmddThhmmss>-<id>.json  sampled inference traffic
@@ -163,6 +166,58 @@ def _bounded(prefix: str, name: str, identity: str, *, suffix: str = "", always_
     room = MAX_KEY_BYTES - len((prefix + tail).encode("utf-8", "surrogatepass"))
     cut = stem.encode("utf-8", "surrogatepass")[: max(room, 0)].decode("utf-8", "ignore")
     return prefix + cut + tail
+
+
+INCOMING_FOLDER = "incoming"
+IMPORTS_FOLDER = "imports"
+REQUESTS_FOLDER = "requests"
+IMPORT_SUFFIX = ".onnx"
+
+
+def incoming_key_problem(key: str) -> str | None:
+    """Why `key` (data bucket) is not an import drop `models/<model>/incoming/<file>.onnx`, or None."""
+    if not key.startswith(MODELS_PREFIX):
+        return f"the key is not under {MODELS_PREFIX}"
+    if not _fits(key):
+        return f"the key is longer than {MAX_KEY_BYTES} bytes"
+    bad = next((c for c in key if unicodedata.category(c) in _FORBIDDEN_CATEGORIES), None)
+    if bad is not None:
+        return f"the key contains the control or invisible character U+{ord(bad):04X}"
+    parts = key.split("/")
+    if len(parts) != 4 or parts[2] != INCOMING_FOLDER:
+        return f"the key is not {MODELS_PREFIX}<model>/{INCOMING_FOLDER}/<file>{IMPORT_SUFFIX}"
+    if not is_valid_model_name(parts[1]):
+        return f"{parts[1]!r} is not a valid model name (lowercase letters, digits and '-')"
+    name = parts[3]
+    if "\\" in name or name.strip() != name or name in ("", IMPORT_SUFFIX) or not name.endswith(IMPORT_SUFFIX):
+        return f"the file name {name!r} is not a plain <name>{IMPORT_SUFFIX}"
+    return None
+
+
+def model_of_incoming_key(key: str) -> str | None:
+    """`models/<model>/incoming/<file>.onnx` -> `<model>`; None for any other key."""
+    return None if incoming_key_problem(key) is not None else key.split("/")[1]
+
+
+def incoming_key(model: str, file_name: str) -> str:
+    """Where an import of `model` is dropped (data bucket)."""
+    return f"{MODELS_PREFIX}{model}/{INCOMING_FOLDER}/{file_name}"
+
+
+def import_id(key: str, version_id: str | None) -> str:
+    """An import's id: the dropped file's name and 16 hex of its key and version (as dataset ids)."""
+    digest = hashlib.sha256(f"{key}\n{version_id or 'null'}".encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{key.rsplit('/', 1)[-1].removesuffix(IMPORT_SUFFIX)}-{digest[:_HASH_CHARS]}"
+
+
+def import_report_key(model: str, the_import_id: str) -> str:
+    """The report of one import (data bucket)."""
+    return _bounded(f"{MODELS_PREFIX}{model}/{IMPORTS_FOLDER}/", the_import_id, the_import_id, suffix=".json")
+
+
+def import_request_key(model: str, upload_id: str) -> str:
+    """The models API's record of an upload URL for `models/<model>/incoming/<upload id>.onnx` (data bucket)."""
+    return f"{MODELS_PREFIX}{model}/{REQUESTS_FOLDER}/{upload_id}.json"
 
 
 def artifact_key(model: str, sha256: str) -> str:

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any, Self
 
+from mlops.imports.drops import MAX_IMPORT_BYTES  # stdlib only
+
 _CONVERTERS = {"str": str, "int": int, "float": float}
 
 
@@ -99,6 +101,8 @@ class TrainSettings(_Settings):
     traffic_max_rows: int = env("TRAFFIC_MAX_ROWS", 20_000, ge=1)
     # rejections and failures are announced here (the monitoring alarm topic); empty: not announced
     alarm_topic_arn: str = env("ALARM_TOPIC_ARN", "")
+    # imported ONNX files (models/<model>/incoming/ of the data bucket) larger than this are refused unread
+    max_import_bytes: int = env("MAX_IMPORT_BYTES", MAX_IMPORT_BYTES, ge=1)
 
 
 @dataclass(frozen=True, kw_only=True)

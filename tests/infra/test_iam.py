@@ -108,10 +108,15 @@ def test_drift_writes_only_monitoring_prefix(template: dict[str, Any]) -> None:
 
 def test_train_writes_models_and_baselines_only(template: dict[str, Any]) -> None:
     grants = _grants(template, "train_model")
-    assert _prefixes(grants["s3:PutObject"]) == {"/models/*", "/baselines/*"}
+    # models/*/imports/*: import reports, in the data bucket (models/ and baselines/: the artifact bucket)
+    assert _prefixes(grants["s3:PutObject"]) == {"/models/*", "/baselines/*", "/models/*/imports/*"}
+    fn = template["Resources"][function_ids(template)["train_model"]]
+    data_bucket = fn["Properties"]["Environment"]["Variables"]["DATA_BUCKET"]["Ref"]
+    for resource in grants["s3:PutObject"]:
+        assert (data_bucket in resource) == ("/imports/*" in resource), resource
 
 
-def test_train_reads_only_datasets_and_contracts_of_the_data_bucket(template: dict[str, Any]) -> None:
+def test_train_reads_only_datasets_contracts_and_import_drops_of_the_data_bucket(template: dict[str, Any]) -> None:
     grants = _grants(template, "train_model")
     assert {a for a in grants if a.startswith("s3:")} == {
         "s3:GetObject",
@@ -120,10 +125,16 @@ def test_train_reads_only_datasets_and_contracts_of_the_data_bucket(template: di
         "s3:ListBucket",
     }
     # never quarantine/ or reports/: training trusts only what validation left under datasets/;
+    # imports read the dropped graph's version and the models API's record of who asked for it;
     # of the artifact bucket it reads models/ (the production graph it scores on the candidate's
     # holdout), captures/ and labels/ (recent labelled traffic)
-    assert _prefixes(grants["s3:GetObjectVersion"]) == {"/datasets/*", "/contracts/*"}
-    assert _prefixes(grants["s3:GetObject"]) == {"/datasets/*", "/contracts/*", "/models/*", "/captures/*", "/labels/*"}
+    assert _prefixes(grants["s3:GetObjectVersion"]) == {"/datasets/*", "/contracts/*", "/models/*/incoming/*"}
+    assert _prefixes(grants["s3:GetObject"]) == _prefixes(grants["s3:GetObjectVersion"]) | {
+        "/models/*/requests/*",
+        "/models/*",
+        "/captures/*",
+        "/labels/*",
+    }
     fn = template["Resources"][function_ids(template)["train_model"]]
     data_bucket = fn["Properties"]["Environment"]["Variables"]["DATA_BUCKET"]["Ref"]
     assert all(data_bucket in resource for resource in grants["s3:GetObjectVersion"])
@@ -148,7 +159,7 @@ def test_models_api_reads_artifacts_and_baselines_and_moves_rejected_datasets_on
     # monitoring/: drift results (listed with a prefix condition, see IAM_TABLE)
     assert _prefixes(grants["s3:GetObject"]) == {"/models/*", "/baselines/*", "/monitoring/*", "/datasets/*"}
     assert _prefixes(grants["s3:GetObjectVersion"]) == {"/datasets/*"}
-    assert _prefixes(grants["s3:PutObject"]) == {"/quarantine/*"}
+    assert _prefixes(grants["s3:PutObject"]) == {"/quarantine/*", "/models/*/incoming/*", "/models/*/requests/*"}
     assert _prefixes(grants["s3:DeleteObject"]) == _prefixes(grants["s3:DeleteObjectVersion"]) == {"/datasets/*"}
     # every dataset grant is on the data bucket, never the artifact bucket, and the other way round
     fn = template["Resources"][function_ids(template)["models_api"]]
@@ -264,8 +275,13 @@ IAM_TABLE: dict[str, set[Grant]] = {
     | _allow("s3:GetObject", "artifacts/models/* artifacts/captures/* artifacts/labels/*")
     | _allow("s3:ListBucket", "artifacts", {"StringLike": {"s3:prefix": ["captures/*", "labels/*"]}})
     | _allow("dynamodb:GetItem", "registry", MODEL)
+    # imports: the dropped graph (exact version), the import's report; the last accepted dataset
+    | _allow("s3:GetObject s3:GetObjectVersion", "data/models/*/incoming/*")
+    | _allow("s3:PutObject", "data/models/*/imports/*")
+    | _allow("s3:GetObject", "data/models/*/requests/*")
     | _allow("events:PutEvents", "bus")
     | _allow("dynamodb:GetItem dynamodb:PutItem", "ledger")
+    | _allow("dynamodb:Query", "ledger/index/gsi1")
     # its on-failure destination (OOM, timeout, expired events), not the dead-letter queue
     | _allow("lambda:InvokeFunction", "function:record_training_failure function:record_training_failure:*"),
     "record_training_failure": OWN_LOGS_AND_TRACES
@@ -293,6 +309,8 @@ IAM_TABLE: dict[str, set[Grant]] = {
     | _allow("s3:GetObject", "artifacts/models/* artifacts/baselines/* artifacts/monitoring/* data/datasets/*")
     | _allow("s3:GetObjectVersion s3:DeleteObject s3:DeleteObjectVersion", "data/datasets/*")
     | _allow("s3:PutObject", "data/quarantine/*")
+    # the upload URL of an import (POST /models/{name}/imports) is signed with this role
+    | _allow("s3:PutObject", "data/models/*/incoming/* data/models/*/requests/*")
     | _allow("s3:ListBucket", "data")
     | _allow("s3:ListBucket", "artifacts", {"StringLike": {"s3:prefix": ["monitoring/*"]}})
     | _allow("events:PutEvents", "bus")

@@ -20,20 +20,43 @@ def test_s3_notifications_datasets_to_validate_and_feedback_to_ingest(template: 
     # GIVEN the bucket-notifications custom resource
     (notification,) = resources(template, "Custom::S3BucketNotifications").values()
     configs = notification["Properties"]["NotificationConfiguration"]["LambdaFunctionConfigurations"]
-    # THEN exactly two configurations: ObjectCreated under datasets/ -> validate_dataset, under
-    # feedback/ -> ingest_feedback (neither function writes under the other's prefix or its own)
+    # THEN exactly three configurations: ObjectCreated under datasets/ -> validate_dataset, under
+    # feedback/ -> ingest_feedback, import drops (models/...onnx) -> train_model; none of the
+    # functions writes under another's prefix or its own
     functions = function_ids(template)
     found = {
-        (config["Filter"]["Key"]["FilterRules"][0]["Value"], target_function_id(config["LambdaFunctionArn"]))
+        (
+            tuple((rule["Name"], rule["Value"]) for rule in config["Filter"]["Key"]["FilterRules"]),
+            target_function_id(config["LambdaFunctionArn"]),
+        )
         for config in configs
     }
-    assert len(configs) == 2
-    assert found == {("datasets/", functions["validate_dataset"]), ("feedback/", functions["ingest_feedback"])}
+    assert len(configs) == 3
+    assert found == {
+        ((("prefix", "datasets/"),), functions["validate_dataset"]),
+        ((("prefix", "feedback/"),), functions["ingest_feedback"]),
+        ((("prefix", "models/"), ("suffix", ".onnx")), functions["train_model"]),
+    }
     for config in configs:
         assert config["Events"] == ["s3:ObjectCreated:*"]
-        assert len(config["Filter"]["Key"]["FilterRules"]) == 1
     bucket_ref = notification["Properties"]["BucketName"]["Ref"]
     assert template["Outputs"]["DataBucketName"]["Value"] == {"Ref": bucket_ref}
+
+
+def test_s3_notification_import_drops_invoke_train_model(template: dict[str, Any]) -> None:
+    # GIVEN the data bucket's notifications (the artifact bucket has none: training writes models/ there)
+    (notification,) = resources(template, "Custom::S3BucketNotifications").values()
+    assert template["Outputs"]["DataBucketName"]["Value"] == {"Ref": notification["Properties"]["BucketName"]["Ref"]}
+    configs = notification["Properties"]["NotificationConfiguration"]["LambdaFunctionConfigurations"]
+    # THEN ObjectCreated of models/...onnx -> train_model (its import path)
+    [config] = [
+        c for c in configs if target_function_id(c["LambdaFunctionArn"]) == function_ids(template)["train_model"]
+    ]
+    assert config["Events"] == ["s3:ObjectCreated:*"]
+    assert sorted(config["Filter"]["Key"]["FilterRules"], key=lambda rule: rule["Name"]) == [
+        {"Name": "prefix", "Value": "models/"},
+        {"Name": "suffix", "Value": ".onnx"},
+    ]
 
 
 @pytest.mark.parametrize(
@@ -110,6 +133,7 @@ def test_api_routes_map_to_functions_with_their_auth(template: dict[str, Any]) -
         ("GET", "/models/{name}/drift"): ("models_api", "AWS_IAM", False),
         ("GET", "/models/{name}/drift/{report_id}"): ("models_api", "AWS_IAM", False),
         ("GET", "/models/{name}/quality"): ("models_api", "AWS_IAM", False),
+        ("POST", "/models/{name}/imports"): ("models_api", "AWS_IAM", False),
     }
     assert set(found) == set(expected)
     for route, (folder, auth, key_required) in expected.items():

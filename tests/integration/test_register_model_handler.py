@@ -13,7 +13,7 @@ import pytest
 from mlops.adapters.dataset_ledger_dynamodb import DynamoDatasetLedger
 from mlops.adapters.registry_dynamodb import DynamoRegistry
 from mlops.errors import IntegrityError, MlopsError, ModelNotFoundError, NotFoundError
-from mlops.events import DatasetRef, DetailType, ModelTrained
+from mlops.events import DatasetRef, DetailType, ImportSource, ModelTrained
 from mlops.ports import EventPublisher
 from mlops.training.outcome import dataset_id_of
 from mlops.validation.ledger import DatasetState, LedgerChange
@@ -328,3 +328,31 @@ def test_register_handler_says_a_retrained_identical_model_is_identical_not_sile
     assert entry.history[-1].reason == "identical to v1, no new version"
     [record] = [r for r in caplog.records if r.getMessage() == "identical model, no new version"]
     assert (record.version, record.outcome) == (1, "identical to v1, no new version")  # type: ignore[attr-defined]
+
+
+def test_register_handler_leaves_the_holdout_datasets_ledger_entry_alone_for_an_imported_model(
+    handler: ModuleType, resources: TestResources, registry: DynamoRegistry
+) -> None:
+    # GIVEN a model built elsewhere, scored on a dataset the suite trained on (its entry: trained)
+    data = artifact_bytes("imported")
+    source = ImportSource(
+        bucket="data", key="models/churn/incoming/lgbm.onnx", sha256="ab" * 32, size_bytes=10, importer="bob"
+    )
+    event = trained_event(score=0.8, artifact=data, bucket=resources.artifact_bucket).model_copy(
+        update={"origin": "imported", "imported": source}
+    )
+    ledger = trained_dataset_in_ledger(resources, event.dataset)
+    before = ledger.get("churn", dataset_id_of(event.dataset))
+    upload(resources, event, data)
+    # WHEN it is registered
+    result = handler.lambda_handler(bus_event(event), FakeLambdaContext())
+    # THEN it is a version like any other, its lineage says imported and by whom, the audit names the importer
+    assert result["created"] is True
+    version = registry.get_version("churn", result["version"])
+    assert version.lineage["origin"] == "imported"
+    assert version.lineage["imported"]["importer"] == "bob"
+    [registered] = [e for e in registry.audit_events("churn") if e.action == "registered"]
+    assert registered.after["importer"] == "bob"
+    assert registered.after["source_sha256"] == "ab" * 32
+    # AND the dataset's entry still says what the suite's own training came to
+    assert ledger.get("churn", dataset_id_of(event.dataset)) == before

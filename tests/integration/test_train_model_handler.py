@@ -388,3 +388,40 @@ def test_train_then_register_decides_on_the_same_data_in_dynamodb(
     ]
     assert (comparison.better, comparison.better_basis) == (1, "same_data")
     assert comparison.schema_compatibility.compatible
+
+
+def test_record_training_failure_handler_announces_an_import_lambda_gave_up_on(
+    failure_handler: ModuleType, resources: test_resources.TestResources
+) -> None:
+    # GIVEN train_model timed out on every attempt at an import drop (an S3 event, not DatasetValidated)
+    rejected = tap_bus(resources.event_bus_name, [DetailType.MODEL_IMPORT_REJECTED], name="import-failures")
+    record = {
+        "version": "1.0",
+        "requestContext": {"requestId": "c0ffee", "condition": "RetriesExhausted", "approximateInvokeCount": 3},
+        "requestPayload": {
+            "Records": [
+                {
+                    "eventTime": "2026-12-02T10:00:00.000Z",
+                    "userIdentity": {"principalId": "AWS:AROAUPLOADER:alice"},
+                    "s3": {
+                        "bucket": {"name": resources.data_bucket},
+                        "object": {"key": "models/churn/incoming/big+model.onnx", "versionId": "v7"},
+                    },
+                }
+            ]
+        },
+        "responsePayload": {"errorMessage": "Task timed out after 900.00 seconds"},
+    }
+    # WHEN the on-failure destination receives it
+    result = failure_handler.lambda_handler(record, FakeLambdaContext())
+    # THEN the import is announced as rejected, naming the file, the uploader and why
+    assert result["status"] == "ImportFailed"
+    [event] = drain(rejected)
+    detail = event["detail"]
+    assert detail["model_name"] == "churn"
+    assert detail["source"]["key"] == "models/churn/incoming/big model.onnx"
+    assert detail["source"]["version_id"] == "v7"
+    assert detail["source"]["importer"] == "AWS:AROAUPLOADER:alice"
+    assert detail["problems"] == [
+        "the import did not finish: RetriesExhausted after 3 attempts: Task timed out after 900.00 seconds"
+    ]

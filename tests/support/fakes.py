@@ -76,3 +76,14 @@ class FlakyPublisher(RecordingPublisher):
             self.failures -= 1
             raise MlopsError(f"EventBridge refused {detail_type}: ThrottlingException")
         super().publish(detail_type, detail)
+
+
+class SignedUrls:
+    """Upload URLs as a fake signer makes them (the S3 adapter signs real ones)."""
+
+    def __init__(self) -> None:
+        self.signed: list[tuple[str, str, int]] = []
+
+    def upload_url(self, bucket: str, key: str, expires_seconds: int) -> str:
+        self.signed.append((bucket, key, expires_seconds))
+        return f"https://{bucket}.example/{key}?signature=fake"

@@ -190,6 +190,7 @@ def test_contract_promotion_defaults_to_auto_and_keeps_the_digest() -> None:
                 Action.ROLLBACK,
                 Action.SET_ALIAS,
                 Action.REVIEW_DATASET,
+                Action.IMPORT_MODEL,
             },
         ),
         (Role.ADMIN, set(Action)),

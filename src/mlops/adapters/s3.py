@@ -65,6 +65,15 @@ class S3ObjectStore:
         self.s3.delete_object(Bucket=bucket, Key=key, **_version(version_id))
         return copied.get("VersionId")
 
+    def upload_url(self, bucket: str, key: str, expires_seconds: int) -> str:
+        """A presigned PUT URL for exactly `key`, signed with this function's credentials (SigV4)."""
+        return cast(
+            str,
+            self.s3.generate_presigned_url(
+                "put_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_seconds, HttpMethod="PUT"
+            ),
+        )
+
     def list(self, bucket: str, prefix: str, start_after: str | None = None) -> Iterator[ObjectInfo]:
         paginator = self.s3.get_paginator("list_objects_v2")
         kwargs: dict[str, str] = {"Bucket": bucket, "Prefix": prefix}

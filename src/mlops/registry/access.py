@@ -34,6 +34,7 @@ class Action(StrEnum):
     ARCHIVE = "archive"
     # the seam for held datasets (validation's side decides what "held" means)
     REVIEW_DATASET = "review_dataset"
+    IMPORT_MODEL = "import_model"  # ask for an upload URL for a model built elsewhere (mlops.imports)
 
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {
@@ -47,6 +48,7 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
             Action.ROLLBACK,
             Action.SET_ALIAS,
             Action.REVIEW_DATASET,
+            Action.IMPORT_MODEL,
         }
     ),
     Role.ADMIN: frozenset(Action),

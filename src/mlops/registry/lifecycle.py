@@ -198,10 +198,24 @@ def plan_registration(
     draft.audit(
         AuditAction.REGISTERED,
         number,
-        after={"status": version.status.value, "artifact_sha256": trained.artifact_sha256, "metrics": version.metrics},
+        after={"status": version.status.value, "artifact_sha256": trained.artifact_sha256, "metrics": version.metrics}
+        | _import_provenance(trained),
     )
     draft.plan.claim = trained.artifact_sha256
     return draft.finish(version, latest_version=number)
+
+
+def _import_provenance(trained: ModelTrained) -> dict[str, Any]:
+    """What the audit trail keeps of a model built elsewhere: who imported which file (none for trained ones)."""
+    if trained.imported is None:
+        return {}
+    return {
+        "origin": trained.origin,
+        "importer": trained.imported.importer,
+        "source_key": trained.imported.key,
+        "source_sha256": trained.imported.sha256,
+        "import_reason": trained.imported.reason,
+    }
 
 
 def automatic_decision(version: ModelVersion, champion: ModelVersion | None) -> PromotionDecision:

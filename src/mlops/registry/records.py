@@ -168,6 +168,8 @@ def candidate_from_trained(trained: ModelTrained, version: int, now: datetime) -
             "onnx_max_abs_diff": trained.onnx_max_abs_diff,
             # the champion on the candidate's data (mlops.registry.policy decides on it)
             **({"same_data": [s.model_dump(mode="json") for s in trained.same_data]} if trained.same_data else {}),
+            "origin": trained.origin,
+            **({"imported": trained.imported.model_dump(mode="json")} if trained.imported else {}),
         },
         created_at=now,
     )

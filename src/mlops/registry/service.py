@@ -317,6 +317,8 @@ class LineageSummary(_View):
     onnx_max_abs_diff: float | None = None
     library_versions: dict[str, str] = Field(default_factory=dict)
     params: dict[str, Any] = Field(default_factory=dict)
+    origin: str = "trained"  # or "imported": built elsewhere, scored on the suite's holdout
+    imported: dict[str, Any] | None = None  # the source file, its SHA-256 and who imported it
 
 
 class VersionSummary(_View):
@@ -468,6 +470,8 @@ def summarize_version(version: ModelVersion) -> VersionSummary:
             onnx_max_abs_diff=lineage.get("onnx_max_abs_diff"),
             library_versions=dict(lineage.get("library_versions") or {}),
             params=dict(lineage.get("params") or {}),
+            origin=lineage.get("origin") or "trained",
+            imported=lineage.get("imported"),
         ),
     )
 

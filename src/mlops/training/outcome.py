@@ -125,7 +125,14 @@ def failed_training(record: object) -> FailedTraining:
     except ValidationError as error:
         fields = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'detail'}: {e['msg']}" for e in error.errors())
         raise BadRequestError(f"the record's requestPayload is no DatasetValidated event: {fields}") from None
-    context = record.get("requestContext") if isinstance(record.get("requestContext"), dict) else {}
+    return FailedTraining(event.model_name, event.dataset, destination_failure_reason(record))
+
+
+def destination_failure_reason(record: dict[str, object]) -> str:
+    """Why Lambda gave up on an asynchronous invocation, from its on-failure destination record:
+    the condition, the attempts made and the last error."""
+    context = record.get("requestContext")
+    context = context if isinstance(context, dict) else {}
     response = record.get("responsePayload")
     condition = str(context.get("condition") or "Failed")
     attempts = context.get("approximateInvokeCount")
@@ -135,7 +142,7 @@ def failed_training(record: object) -> FailedTraining:
         reason += ": " + ": ".join(str(part) for part in (error_type, message) if part)
     elif response:
         reason += f": {response}"
-    return FailedTraining(event.model_name, event.dataset, reason[:MAX_REASON_CHARS])
+    return reason[:MAX_REASON_CHARS]
 
 
 def registration_outcome(dataset: DatasetRef, version: int, version_dataset: object, created: bool) -> str:

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from mlops.contract import Contract, parse_contract
 from mlops.errors import BadRequestError, ContractError, DatasetError, NotFoundError, TrainingRejectedError
-from mlops.events import DatasetValidated, DetailType, ModelTrained, TrainingRejected
+from mlops.events import DatasetRef, DatasetValidated, DetailType, ModelTrained, TrainingRejected
 from mlops.layout import (
     DATASETS_PREFIX,
     artifact_key,
@@ -159,8 +159,8 @@ def _train(
     try:
         _check_dataset_location(event, data_bucket)
         contract = _load_contract(store, data_bucket, event)
-        _check_budget(event, contract, memory_mb)
-        data = _load_dataset(store, event)
+        check_budget(event.dataset, contract, memory_mb)
+        data = load_dataset_version(store, event.dataset)
         model = train_model(read_dataset(data, event.dataset.key, contract), contract)
     except (TrainingRejectedError, DatasetError, ContractError, NotFoundError) as error:
         rejected = TrainingRejected(model_name=event.model_name, dataset=event.dataset, reason=str(error))
@@ -221,12 +221,12 @@ def _train(
     return TrainingOutcome(DetailType.MODEL_TRAINED, trained, time.monotonic() - started, model)
 
 
-def _check_budget(event: DatasetValidated, contract: Contract, memory_mb: int | None) -> None:
+def check_budget(dataset: DatasetRef, contract: Contract, memory_mb: int | None) -> None:
     """Refuse, before loading a byte, a dataset training's memory cannot hold (validation's rows count)."""
     limits = {} if memory_mb is None else {"memory_mb": memory_mb}
-    reason = over_budget(event.dataset.rows, len(contract.columns), event.dataset.size_bytes, **limits)
+    reason = over_budget(dataset.rows, len(contract.columns), dataset.size_bytes, **limits)
     if reason is not None:
-        raise TrainingRejectedError(f"dataset s3://{event.dataset.bucket}/{event.dataset.key}: {reason}")
+        raise TrainingRejectedError(f"dataset s3://{dataset.bucket}/{dataset.key}: {reason}")
 
 
 def _check_dataset_location(event: DatasetValidated, data_bucket: str) -> None:
@@ -262,8 +262,8 @@ def _load_contract(store: ObjectStore, data_bucket: str, event: DatasetValidated
     return contract
 
 
-def _load_dataset(store: ObjectStore, event: DatasetValidated) -> bytes:
-    ref = event.dataset
+def load_dataset_version(store: ObjectStore, ref: DatasetRef) -> bytes:
+    """The exact dataset version validation read. Raises TrainingRejectedError when it is gone or changed."""
     where = f"s3://{ref.bucket}/{ref.key} (version {ref.version_id or 'null'})"
     try:
         data = store.get_bytes(ref.bucket, ref.key, ref.version_id)

@@ -77,8 +77,8 @@ def train_model(frame: pd.DataFrame, contract: Contract) -> TrainedModel:
     labels outside the contract) or the ONNX export fails to convert or to agree with scikit-learn.
     """
     frame = frame.reset_index(drop=True)
-    y = _target(frame, contract)
-    train_index, holdout_index = _split(frame, y, contract)
+    y = target_values(frame, contract)
+    train_index, holdout_index = split_holdout(frame, y, contract)
     train_frame, holdout = frame.iloc[train_index], frame.iloc[holdout_index]
     y_train, y_holdout = y[train_index], y[holdout_index]
 
@@ -115,7 +115,7 @@ def train_model(frame: pd.DataFrame, contract: Contract) -> TrainedModel:
         onnx_bytes=onnx_bytes,
         sha256=sha256,
         metrics=metrics,
-        profile=_profile(contract, train_frame, predictions, probabilities, classes, y_train),
+        profile=baseline_profile(contract, train_frame, predictions, probabilities, classes, y_train),
         params=effective_params(contract),
         seed=contract.training.seed,
         library_versions=library_versions(),
@@ -126,7 +126,8 @@ def train_model(frame: pd.DataFrame, contract: Contract) -> TrainedModel:
     )
 
 
-def _target(frame: pd.DataFrame, contract: Contract) -> np.ndarray:
+def target_values(frame: pd.DataFrame, contract: Contract) -> np.ndarray:
+    """The target column as labels (str) or values (float64). Raises TrainingRejectedError."""
     target = contract.target.name
     if target not in frame.columns:
         raise TrainingRejectedError(f"the dataset has no target column {target!r}")
@@ -150,7 +151,9 @@ def _target(frame: pd.DataFrame, contract: Contract) -> np.ndarray:
     return labels
 
 
-def _split(frame: pd.DataFrame, y: np.ndarray, contract: Contract) -> tuple[np.ndarray, np.ndarray]:
+def split_holdout(frame: pd.DataFrame, y: np.ndarray, contract: Contract) -> tuple[np.ndarray, np.ndarray]:
+    """Row indexes of the training part and the holdout: THE split (contract seed and fraction,
+    stratified for classification) that training and imports both score on."""
     if len(frame) < MIN_TRAINING_ROWS:
         raise TrainingRejectedError(f"{len(frame)} rows are too few to train (need at least {MIN_TRAINING_ROWS})")
     stratify = y if contract.problem_type is ProblemType.CLASSIFICATION else None
@@ -193,7 +196,7 @@ def holdout_metrics(
     return {contract.metric.name: values[contract.metric.name], **values}
 
 
-def _profile(
+def baseline_profile(
     contract: Contract,
     train_frame: pd.DataFrame,
     predictions: np.ndarray,

@@ -1,0 +1,1 @@
+"""Models built elsewhere, imported under the same gates as trained ones."""
