@@ -26,16 +26,16 @@ def test_s3_notifications_datasets_to_validate_and_feedback_to_ingest(template: 
     functions = function_ids(template)
     found = {
         (
-            tuple((rule["Name"], rule["Value"]) for rule in config["Filter"]["Key"]["FilterRules"]),
+            frozenset((rule["Name"], rule["Value"]) for rule in config["Filter"]["Key"]["FilterRules"]),
             target_function_id(config["LambdaFunctionArn"]),
         )
         for config in configs
     }
     assert len(configs) == 3
     assert found == {
-        ((("prefix", "datasets/"),), functions["validate_dataset"]),
-        ((("prefix", "feedback/"),), functions["ingest_feedback"]),
-        ((("prefix", "models/"), ("suffix", ".onnx")), functions["train_model"]),
+        (frozenset({("prefix", "datasets/")}), functions["validate_dataset"]),
+        (frozenset({("prefix", "feedback/")}), functions["ingest_feedback"]),
+        (frozenset({("prefix", "models/"), ("suffix", ".onnx")}), functions["train_model"]),
     }
     for config in configs:
         assert config["Events"] == ["s3:ObjectCreated:*"]

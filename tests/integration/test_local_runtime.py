@@ -495,13 +495,19 @@ def test_each_function_logs_under_its_own_service_name(local: tuple[LocalRuntime
     assert sorted(seen) == ["r1", "r1", "r2", "r2", "v1", "v1", "v2", "v2"]
 
 
-def test_local_runtime_logs_keep_their_own_format_after_a_function_ran(local: tuple[LocalRuntime, Path]) -> None:
+def test_local_runtime_logs_keep_their_own_format_after_a_function_ran(
+    local: tuple[LocalRuntime, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import logging
 
     runtime, _ = local
-    assert runtime.runner.invoke("Registrar", {"marker": "r3"}, "test").ok
-    # the shared `mlops` logger is back as the runtime had it, not a function's JSON handler
+    # GIVEN the shared `mlops` logger as a process that imported no handler module has it (a test
+    # earlier in this worker may have imported one, which configures it at import)
     mlops = logging.getLogger("mlops")
+    monkeypatch.setattr(mlops, "handlers", [])
+    monkeypatch.setattr(mlops, "propagate", True)
+    assert runtime.runner.invoke("Registrar", {"marker": "r3"}, "test").ok
+    # THEN it is back as the runtime had it, not a function's JSON handler
     assert (mlops.handlers, mlops.propagate) == ([], True)
 
 
