@@ -18,6 +18,22 @@ from mlops_local.template import ACCOUNT, REGION, Resolver, Resource, Template, 
 log = logging.getLogger("mlops_local")
 
 STACK = "mlops-local"
+KEPT_KINDS = {
+    "AWS::S3::Bucket": "bucket",
+    "AWS::DynamoDB::Table": "table",
+    "AWS::SQS::Queue": "queue",
+    "AWS::SNS::Topic": "topic",
+}
+LOCAL_PREFIX = "local-"  # the runtime's own wiring (trigger queues), not declared by the template
+
+
+@dataclass
+class Reconciled:
+    """The template against the stand-in's (restored) resources, by physical name."""
+
+    created: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    undeclared: list[str] = field(default_factory=list)  # kept with their data, reported
 
 
 @dataclass
@@ -60,7 +76,11 @@ class LocalDeployment:
 
     # --- creation -------------------------------------------------------------------------
 
-    def create_all(self) -> None:
+    def create_all(self) -> Reconciled:
+        """Create what the template declares and the stand-in lacks; what it already holds (restored
+        state) is kept with its data. Returns what was created, kept, and found but not declared."""
+        existing = self._existing_names()
+        reconciled = Reconciled()
         creators = {
             "AWS::S3::Bucket": self._create_bucket,
             "AWS::DynamoDB::Table": self._create_table,
@@ -70,14 +90,87 @@ class LocalDeployment:
         }
         for resource in self.template.resources.values():
             creator = creators.get(resource.type)
-            if creator:
+            if creator is None:
+                continue
+            name = self.names[resource.logical_id]
+            if resource.type not in existing:  # not kept across restarts: always created
                 creator(resource)
+            elif name in existing[resource.type]:
+                self._check_kept(resource)
+                reconciled.kept.append(name)
+            else:
+                creator(resource)
+                reconciled.created.append(name)
+        declared = set(self.names.values())
+        reconciled.undeclared = sorted(
+            f"{KEPT_KINDS[kind]} {name}"
+            for kind, names in existing.items()
+            for name in names - declared
+            if not name.startswith(LOCAL_PREFIX)
+        )
+        self.declare_monitoring()
+        return reconciled
+
+    def declare_monitoring(self, retract: tuple[dict[str, str], dict[str, str]] | None = None) -> None:
+        """Declare the template's alarms and dashboards on the stand-in; `retract` holds the (alarm,
+        dashboard) names by logical id of an earlier template, deleted where no longer declared."""
         for alarm in self.template.of_type("AWS::CloudWatch::Alarm"):
             self._create_alarm(alarm)
         # composite alarms are not declared on the stand-in (moto 5.2.5 has no PutCompositeAlarm);
         # mlops_local.alarms evaluates them, and their notifications carry their state
         for dashboard in self.template.of_type("AWS::CloudWatch::Dashboard"):
             self._create_dashboard(dashboard)
+        if retract:
+            alarms, dashboards = (set(names.values()) - set(self.names.values()) for names in retract)
+            cloudwatch = self.client("cloudwatch")
+            if alarms:
+                cloudwatch.delete_alarms(AlarmNames=sorted(alarms))
+            if dashboards:
+                cloudwatch.delete_dashboards(DashboardNames=sorted(dashboards))
+
+    def monitoring_names(self) -> tuple[dict[str, str], dict[str, str]]:
+        """(alarm names, dashboard names) by logical id."""
+        return tuple(  # type: ignore[return-value]
+            {r.logical_id: self.names[r.logical_id] for r in self.template.of_type(kind)}
+            for kind in ("AWS::CloudWatch::Alarm", "AWS::CloudWatch::Dashboard")
+        )
+
+    def replace_template(self, template: Template) -> None:
+        """Adopt a re-synthesized template (names and references follow it)."""
+        self.template = template
+        self.__post_init__()
+
+    def _existing_names(self) -> dict[str, set[str]]:
+        """Names of the kept resource kinds already on the stand-in (restored state)."""
+        s3, dynamodb, sqs, sns = (self.client(s) for s in ("s3", "dynamodb", "sqs", "sns"))
+        tables = [name for page in dynamodb.get_paginator("list_tables").paginate() for name in page["TableNames"]]
+        topics = [t["TopicArn"] for page in sns.get_paginator("list_topics").paginate() for t in page["Topics"]]
+        return {
+            "AWS::S3::Bucket": {b["Name"] for b in s3.list_buckets().get("Buckets", [])},
+            "AWS::DynamoDB::Table": set(tables),
+            "AWS::SQS::Queue": {url.rsplit("/", 1)[-1] for url in sqs.list_queues().get("QueueUrls", [])},
+            "AWS::SNS::Topic": {arn.rsplit(":", 1)[-1] for arn in topics},
+        }
+
+    def _check_kept(self, resource: Resource) -> None:
+        """A kept table must have the keys the template declares: its items are useless under others."""
+        if resource.type != "AWS::DynamoDB::Table":
+            return
+        props = self.resolve(resource.properties)
+        name = self.names[resource.logical_id]
+        table = self.client("dynamodb").describe_table(TableName=name)["Table"]
+
+        def keys(schema: list[dict[str, str]]) -> list[tuple[str, str]]:
+            return sorted((k["AttributeName"], k["KeyType"]) for k in schema)
+
+        declared = {i["IndexName"]: keys(i["KeySchema"]) for i in props.get("GlobalSecondaryIndexes", [])}
+        kept = {i["IndexName"]: keys(i["KeySchema"]) for i in table.get("GlobalSecondaryIndexes", [])}
+        if keys(table["KeySchema"]) != keys(props["KeySchema"]) or declared != kept:
+            raise TemplateError(
+                f"table {name} ({resource.logical_id}) was saved with other keys or indexes than the template "
+                "declares now; its items cannot be kept: start with `mlops local up --fresh` (discards the saved "
+                "state), or restore the table's previous definition"
+            )
 
     def execute_api_origins(self) -> list[str]:
         """The origin each REST API of the template has once deployed (`https://<id>.execute-api...`),
