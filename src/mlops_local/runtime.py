@@ -47,7 +47,13 @@ LOCAL_ACCESS_KEY = "AKIALOCALMLOPS000001"
 # call) is the only principal named; the stand-in has no MFA, and a deployed stack never sees it.
 LOCAL_SYNTH_CONTEXT: dict[str, Any] = {"adminPrincipals": [LOCAL_ADMIN_ARN], "requireMfa": False}
 CONTRACTS_DIR_CONTEXT = "mlops:contractsDir"  # infra.constructs.monitoring reads it
-MONITORING_TYPES = {"AWS::CloudWatch::Alarm", "AWS::CloudWatch::CompositeAlarm", "AWS::CloudWatch::Dashboard"}
+# what a contract change may change in a running local mode (CDK metadata lists constructs: ignored)
+MONITORING_TYPES = {
+    "AWS::CloudWatch::Alarm",
+    "AWS::CloudWatch::CompositeAlarm",
+    "AWS::CloudWatch::Dashboard",
+    "AWS::CDK::Metadata",
+}
 
 
 @dataclass(frozen=True)
