@@ -372,9 +372,11 @@ class AlarmEvaluator:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.reload(kept_states or {})
+        # saved states wait for their alarms: a contract's alarms may be declared only after a re-synthesis
+        self._kept_states = dict(kept_states or {})
+        self.reload()
 
-    def reload(self, kept_states: dict[str, str] | None = None) -> tuple[list[str], list[str]]:
+    def reload(self) -> tuple[list[str], list[str]]:
         """Read the alarms from the deployment's (possibly new) template: alarms still declared keep
         their state, new ones start INSUFFICIENT_DATA and are evaluated. Returns (added, removed)."""
         with self._lock:
@@ -382,7 +384,7 @@ class AlarmEvaluator:
             composites = composite_specs(self.deployment, specs)
             started = datetime.now(UTC)
             names = [s.name for s in specs] + [c.name for c in composites]
-            previous = dict(self.states) | {k: v for k, v in (kept_states or {}).items() if k not in self.states}
+            previous = self._kept_states | self.states
             added = [name for name in names if name not in self.states]
             removed = [name for name in self.states if name not in names]
             self.specs, self.composites = specs, composites

@@ -103,26 +103,31 @@ Try:
 
 def _local_up(api_port: int, aws_port: int, fresh: bool) -> int:
     from mlops_local.runtime import LocalRuntime
-    from mlops_local.state import StateError
 
-    runtime = LocalRuntime(api_port=api_port, aws_port=aws_port, fresh=fresh)
-    # SIGTERM stops like Ctrl-C does, so the state is saved on the way out
+    return serve_until_stopped(LocalRuntime(api_port=api_port, aws_port=aws_port, fresh=fresh))
+
+
+def serve_until_stopped(runtime: Any, out: Any = sys.stdout) -> int:
+    """Start `runtime` and keep it up until Ctrl-C or SIGTERM; either stops it, which saves its state."""
+    from mlops_local.state import StateError
+    from mlops_local.template import TemplateError
+
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         endpoints = runtime.start()
-    except StateError as error:
-        runtime.stop()
+    except (StateError, TemplateError) as error:  # start() stopped what it had started, saving nothing
         print(f"local mode did not start: {error}", file=sys.stderr)
         return 1
-    print(_state_line(runtime))
-    print_usage(endpoints)
+    print(_state_line(runtime), file=out)
+    print_usage(endpoints, out)
     for schedule in runtime.triggers.schedules.values():
-        print(f"  schedule: {schedule.rule_id} ({schedule.expression}) -> mlops local trigger {schedule.rule_id}")
+        out.write(f"  schedule: {schedule.rule_id} ({schedule.expression}) -> mlops local trigger {schedule.rule_id}\n")
+    out.flush()
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
-        print("stopping local mode: saving its state ...", flush=True)
+        print("stopping local mode: saving its state ...", file=out, flush=True)
         return 0
     finally:
         runtime.stop()

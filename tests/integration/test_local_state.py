@@ -5,7 +5,11 @@ waiting queue messages, subscriptions, the API key and the credentials. `fresh` 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +20,7 @@ import pytest
 from mlops.adapters.registry_dynamodb import DynamoRegistry
 from mlops.errors import ModelNotFoundError
 from mlops_local.client import ApiClient
+from mlops_local.handlers import REPO_ROOT
 from mlops_local.runtime import LocalRuntime
 from mlops_local.state import StateError
 from mlops_local.template import TemplateError
@@ -304,3 +309,54 @@ def test_local_persist_false_neither_restores_nor_saves(workdir: Path) -> None:
     finally:
         runtime.stop()
     assert (workdir / "state" / "manifest.json").read_text() == saved
+
+
+def test_local_mode_stopped_by_sigterm_saves_its_state(workdir: Path) -> None:
+    # GIVEN `mlops local up`'s serving loop in its own process
+    workdir.mkdir(parents=True)
+    script = f"""
+import sys
+from pathlib import Path
+from mlops_local.cli import serve_until_stopped
+from mlops_local.runtime import LocalRuntime
+from tests.integration.test_local_state import stateful_template
+workdir = Path({str(workdir)!r})
+(workdir / "echo.jsonl").touch()
+runtime = LocalRuntime(workdir, template=stateful_template(workdir / "echo.jsonl"), contracts_dir=workdir / "none",
+                       schedules=False)
+sys.exit(serve_until_stopped(runtime))
+"""
+    process = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=os.environ | {"PYTHONPATH": f"{REPO_ROOT / 'src'}{os.pathsep}{REPO_ROOT}"},
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if "Local mode is running" in line:
+                break
+        endpoints = json.loads((workdir / "state.json").read_text())
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoints["aws_endpoint_url"],
+            region_name=endpoints["region"],
+            aws_access_key_id=endpoints["access_key_id"],
+            aws_secret_access_key=endpoints["secret_access_key"],
+        )
+        bucket = endpoints["outputs"]["DataBucketName"]
+        version = s3.put_object(Bucket=bucket, Key="reports/f.json", Body=b"before SIGTERM")["VersionId"]
+        # WHEN it gets SIGTERM (long before the periodic save)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    finally:
+        process.kill()
+    # THEN the object is there on the next start
+    runtime = start(workdir)
+    try:
+        got = _client(runtime, "s3").get_object(Bucket=bucket, Key="reports/f.json", VersionId=version)
+        assert got["Body"].read() == b"before SIGTERM"
+    finally:
+        runtime.stop()
