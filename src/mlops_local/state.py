@@ -162,6 +162,7 @@ class LocalState:
 
     def check_compatible(self) -> dict[str, Any]:
         """The manifest, when this moto and Python can load the state; else StateError naming the fix."""
+        self._check_private()
         try:
             manifest = json.loads(self.manifest_path.read_text())
         except (OSError, ValueError) as error:
@@ -246,6 +247,16 @@ class LocalState:
             }
             _write_private(self.manifest_path, json.dumps(manifest, indent=1).encode())
             return sizes
+
+    def _check_private(self) -> None:
+        """Unpickling runs code: only files this user owns and nobody else can write are loaded."""
+        for path in [self.directory, *self.directory.iterdir()]:
+            info = path.stat()
+            if info.st_uid != os.getuid() or info.st_mode & 0o022:
+                raise StateError(
+                    f"{path} is not private to this user (owner {info.st_uid}, mode {info.st_mode & 0o777:o}); "
+                    "local mode loads only its own state: fix the ownership/permissions, or start with `--fresh`"
+                )
 
     def _ensure_directory(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)

@@ -360,3 +360,10 @@ sys.exit(serve_until_stopped(runtime))
         assert got["Body"].read() == b"before SIGTERM"
     finally:
         runtime.stop()
+
+
+def test_local_state_writable_by_others_is_not_loaded(workdir: Path) -> None:
+    start(workdir).stop()
+    (workdir / "state" / "s3.pickle").chmod(0o666)
+    with pytest.raises(StateError, match=r"s3\.pickle is not private"):
+        start(workdir)
