@@ -136,6 +136,7 @@ class LocalRuntime:
         self._contracts_seen: dict[str, str] = {}  # object key -> ETag, as last synchronised
         self._synthesized_with: Path | None = None
         self._started = False
+        self._saved_changes = -1  # the gate's change count at the last periodic save
 
     def start(self) -> Endpoints:
         """Start every part; on failure stop what started (saving nothing) and raise."""
@@ -301,8 +302,13 @@ class LocalRuntime:
         )
 
     def _save_quietly(self) -> None:
+        """The periodic save: skipped while no request could have changed the kept data."""
+        changes = self._gate.changes
+        if changes == self._saved_changes:
+            return
         try:
             self.save()
+            self._saved_changes = changes
         except Exception:  # the next round tries again; stop() saves once more
             log.warning("periodic state save failed", exc_info=True)
 

@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import shutil
 import sys
 import threading
@@ -79,6 +80,7 @@ class RequestGate:
         self._condition = threading.Condition()
         self._active = 0
         self._writer = False
+        self.changes = 0  # requests that may have changed persisted data (a periodic save skips when none)
 
     def wrap(self, app: Callable[..., Any]) -> Callable[..., Any]:
         def gated(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
@@ -86,6 +88,8 @@ class RequestGate:
                 while self._writer:
                     self._condition.wait()
                 self._active += 1
+                if _may_change_persisted_data(environ):
+                    self.changes += 1
             try:
                 # materialised inside the gate: moto builds whole bodies, this makes sure of it
                 return list(app(environ, start_response))
@@ -118,6 +122,22 @@ class RequestGate:
             with self._condition:
                 self._writer = False
                 self._condition.notify_all()
+
+
+_SIGNED_SERVICE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
+_READS = ("Get", "List", "Describe", "Query", "Scan", "BatchGet", "Receive", "Head")
+
+
+def _may_change_persisted_data(environ: dict[str, Any]) -> bool:
+    """False for reads and for services not persisted (the signature's scope names the service);
+    True when unsure (unsigned, form-encoded actions)."""
+    if environ.get("REQUEST_METHOD") in {"GET", "HEAD", "OPTIONS"}:
+        return False
+    signed = _SIGNED_SERVICE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    if signed and signed.group(1) not in {service for service, _ in PERSISTED_SERVICES}:
+        return False
+    operation = environ.get("HTTP_X_AMZ_TARGET", "").rpartition(".")[2]
+    return not operation.startswith(_READS)
 
 
 class LocalState:

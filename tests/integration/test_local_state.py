@@ -367,3 +367,24 @@ def test_local_state_writable_by_others_is_not_loaded(workdir: Path) -> None:
     (workdir / "state" / "s3.pickle").chmod(0o666)
     with pytest.raises(StateError, match=r"s3\.pickle is not private"):
         start(workdir)
+
+
+def test_local_periodic_save_skips_while_nothing_changed(workdir: Path) -> None:
+    runtime = start(workdir, save_every_seconds=0.3)
+    try:
+        manifest = workdir / "state" / "manifest.json"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not manifest.exists():  # the first round always saves
+            time.sleep(0.1)
+        first = manifest.stat().st_mtime_ns
+        time.sleep(1.5)  # reads only (the trigger queues are polled every second)
+        assert manifest.stat().st_mtime_ns == first
+        assert runtime.endpoints is not None
+        bucket = runtime.endpoints.outputs["DataBucketName"]
+        _client(runtime, "s3").put_object(Bucket=bucket, Key="reports/g.json", Body=b"changed")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and manifest.stat().st_mtime_ns == first:
+            time.sleep(0.1)
+        assert manifest.stat().st_mtime_ns != first
+    finally:
+        runtime.stop()
