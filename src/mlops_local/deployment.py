@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ from mlops_local.template import ACCOUNT, REGION, Resolver, Resource, Template, 
 log = logging.getLogger("mlops_local")
 
 STACK = "mlops-local"
+_CLIENTS_LOCK = threading.Lock()
 KEPT_KINDS = {
     "AWS::S3::Bucket": "bucket",
     "AWS::DynamoDB::Table": "table",
@@ -46,6 +48,7 @@ class LocalDeployment:
     account: str = ACCOUNT
     names: dict[str, str] = field(init=False)
     resolver: Resolver = field(init=False)
+    _clients: dict[tuple[str, str, str], Any] = field(init=False, default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.names = {r.logical_id: self._physical_name(r) for r in self.template.resources.values()}
@@ -57,7 +60,12 @@ class LocalDeployment:
         )
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=self.region)
+        """One client per service (creating one costs ~50 ms; clients are thread-safe once made)."""
+        with _CLIENTS_LOCK:
+            key = (service, self.endpoint, self.region)
+            if key not in self._clients:
+                self._clients[key] = boto3.client(service, endpoint_url=self.endpoint, region_name=self.region)
+            return self._clients[key]
 
     def resolve(self, value: Any) -> Any:
         return self.resolver.resolve(value)
