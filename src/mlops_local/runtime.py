@@ -26,6 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import boto3
+
 from mlops.adapters.aws import reset_clients
 from mlops.contract import parse_contract
 from mlops.errors import ContractError
@@ -135,6 +137,8 @@ class LocalRuntime:
         self._contracts_fingerprint = ""
         self._contracts_seen: dict[str, str] = {}  # object key -> ETag, as last synchronised
         self._synthesized_with: Path | None = None
+        self._initial_contracts = self.contracts_dir  # what the start-up template is synthesized with
+        self._initial_fingerprint = ""
         self._started = False
         self._saved_changes = -1  # the gate's change count at the last periodic save
 
@@ -182,6 +186,9 @@ class LocalRuntime:
         os.environ.pop("AWS_PROFILE", None)
         reset_clients()
 
+        if self.template_body is None:
+            self._initial_contracts = self._contracts_to_synthesize()
+            self._initial_fingerprint = _fingerprint(self._initial_contracts)
         template = Template(self.template_body if self.template_body is not None else self._synthesize())
         skipped = template.check_supported()
         (self.workdir / "template.json").write_text(json.dumps(template.body, indent=1))
@@ -299,6 +306,7 @@ class LocalRuntime:
             resources=resources,
             alarm_states=dict(alarms.states) if alarms else {},
             datapoints=list(self.metrics.points) if hasattr(self, "metrics") else [],
+            data_bucket=self.data_bucket,
         )
 
     def _save_quietly(self) -> None:
@@ -378,7 +386,7 @@ class LocalRuntime:
             if (
                 not self._contracts_fingerprint
                 and self.template_body is None
-                and fingerprint == _fingerprint(self.contracts_dir)
+                and fingerprint == self._initial_fingerprint
             ):
                 # the start-up template was synthesized from exactly these contracts
                 self._contracts_fingerprint = fingerprint
@@ -428,6 +436,30 @@ class LocalRuntime:
         added, removed = self.alarms.reload()
         self.alarms.evaluate_all()
         return ContractSync(self._contract_names(), added, removed, refused, restart_needed)
+
+    def _contracts_to_synthesize(self) -> Path:
+        """The runtime's contracts plus those a restored data bucket holds (the runtime's win on a name
+        clash, as they are published over them), so a restart synthesizes once."""
+        bucket = self.restored.data_bucket if self.restored else ""
+        if not bucket:
+            return self.contracts_dir
+        directory = self.workdir / "synth-contracts"
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True)
+        s3 = boto3.client("s3")  # the environment points at the stand-in by now
+        documents: dict[str, str] = {}
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=CONTRACTS_PREFIX):
+            for obj in page.get("Contents", []):
+                documents[obj["Key"]] = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read().decode()
+        for path in sorted(self.contracts_dir.glob("*.json")):
+            documents[path.name] = path.read_text()
+        for source, text in documents.items():
+            try:
+                contract = parse_contract(text, source=source)
+            except ContractError:
+                continue  # sync_contracts names it as refused
+            (directory / f"{contract.name}.json").write_text(contract.canonical_json())
+        return directory
 
     def _contract_names(self) -> list[str]:
         directory = self._synthesized_with or self.contracts_dir
@@ -486,7 +518,8 @@ class LocalRuntime:
             sys.path.insert(0, str(REPO_ROOT))
         from infra.synth import synthesize_template
 
-        context = LOCAL_SYNTH_CONTEXT | {CONTRACTS_DIR_CONTEXT: str(contracts_dir or self.contracts_dir)}
+        context = LOCAL_SYNTH_CONTEXT | {CONTRACTS_DIR_CONTEXT: str(contracts_dir or self._initial_contracts)}
+        self._synthesized_with = contracts_dir or self._initial_contracts
         return synthesize_template(self.workdir / "cdk.out", context=context)
 
     def _on_api_request(self, request: ApiRequest) -> None:

@@ -63,6 +63,7 @@ class SavedState:
     resources: dict[str, dict[str, str]]  # logical id -> {"type", "name"}
     alarm_states: dict[str, str]
     datapoints: list[Datapoint]
+    data_bucket: str = ""  # where its contracts are, read before the first synthesis
 
 
 def runtime_versions() -> dict[str, str]:
@@ -223,6 +224,7 @@ class LocalState:
             resources=dict(manifest.get("resources", {})),
             alarm_states=dict(manifest.get("alarm_states", {})),
             datapoints=points,
+            data_bucket=str(manifest.get("data_bucket", "")),
         )
 
     def save(
@@ -232,6 +234,7 @@ class LocalState:
         resources: dict[str, dict[str, str]],
         alarm_states: dict[str, str],
         datapoints: list[Datapoint],
+        data_bucket: str = "",
         timeout: float = 30.0,
     ) -> dict[str, int]:
         """Write the persisted backends (a consistent snapshot), then the manifest; returns bytes per file.
@@ -264,6 +267,7 @@ class LocalState:
                 "saved_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "resources": resources,
                 "alarm_states": alarm_states,
+                "data_bucket": data_bucket,
             }
             _write_private(self.manifest_path, json.dumps(manifest, indent=1).encode())
             return sizes

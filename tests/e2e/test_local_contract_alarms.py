@@ -41,6 +41,18 @@ def _alarm_names(endpoints: Endpoints, model: str) -> list[str]:
     return [alarm["AlarmName"] for alarm in listed["MetricAlarms"]]
 
 
+def _count_syntheses(runtime: LocalRuntime) -> list[Any]:
+    calls: list[Any] = []
+    synthesize = runtime._synthesize
+
+    def counted(*args: Any) -> Any:
+        calls.append(args)
+        return synthesize(*args)
+
+    runtime._synthesize = counted  # type: ignore[method-assign]
+    return calls
+
+
 def test_contract_published_while_running_gets_its_drift_alarm_kept_after_restart(tmp_path: Path) -> None:
     workdir = tmp_path / "local"
     drift_alarm = f"{STACK_NAME}-model-penguins-drift"
@@ -72,10 +84,12 @@ def test_contract_published_while_running_gets_its_drift_alarm_kept_after_restar
 
     # WHEN local mode starts again, with the watcher on
     runtime = LocalRuntime(workdir, schedules=False, contracts_poll_seconds=0.5)
+    synthesized = _count_syntheses(runtime)
     endpoints = runtime.start()
     try:
-        # THEN the restored contract has its alarm, in the state it had
+        # THEN the restored contract has its alarm, in the state it had, from a single synthesis
         assert runtime.alarms.states[drift_alarm] == "ALARM"
+        assert len(synthesized) == 1
         assert drift_alarm in _alarm_names(endpoints, "penguins")
         # and an upload under contracts/ alone is picked up by the watcher
         _client(endpoints, "s3").put_object(
