@@ -161,23 +161,46 @@ class LocalDeployment:
         }
 
     def _check_kept(self, resource: Resource) -> None:
-        """A kept table must have the keys the template declares: its items are useless under others."""
+        """Bring a kept table to the template's settings: indexes added or dropped and TTL set as declared.
+        Its primary key cannot change under its items: another key is refused, with the fix."""
         if resource.type != "AWS::DynamoDB::Table":
             return
         props = self.resolve(resource.properties)
         name = self.names[resource.logical_id]
-        table = self.client("dynamodb").describe_table(TableName=name)["Table"]
+        dynamodb = self.client("dynamodb")
+        table = dynamodb.describe_table(TableName=name)["Table"]
 
         def keys(schema: list[dict[str, str]]) -> list[tuple[str, str]]:
             return sorted((k["AttributeName"], k["KeyType"]) for k in schema)
 
-        declared = {i["IndexName"]: keys(i["KeySchema"]) for i in props.get("GlobalSecondaryIndexes", [])}
-        kept = {i["IndexName"]: keys(i["KeySchema"]) for i in table.get("GlobalSecondaryIndexes", [])}
-        if keys(table["KeySchema"]) != keys(props["KeySchema"]) or declared != kept:
+        if keys(table["KeySchema"]) != keys(props["KeySchema"]):
             raise TemplateError(
-                f"table {name} ({resource.logical_id}) was saved with other keys or indexes than the template "
-                "declares now; its items cannot be kept: start with `mlops local up --fresh` (discards the saved "
-                "state), or restore the table's previous definition"
+                f"table {name} ({resource.logical_id}) was saved with the key {keys(table['KeySchema'])}, the "
+                f"template declares {keys(props['KeySchema'])}; its items cannot be kept under another key: start "
+                "with `mlops local up --fresh` (discards the saved state), or restore the table's previous key"
+            )
+        declared = {i["IndexName"]: i for i in props.get("GlobalSecondaryIndexes", [])}
+        kept = {i["IndexName"]: keys(i["KeySchema"]) for i in table.get("GlobalSecondaryIndexes", [])}
+        updates: list[dict[str, Any]] = [
+            {"Delete": {"IndexName": index}}
+            for index in kept
+            if index not in declared or kept[index] != keys(declared[index]["KeySchema"])
+        ]
+        updates += [
+            {"Create": {k: v for k, v in index.items() if k in {"IndexName", "KeySchema", "Projection"}}}
+            for index_name, index in declared.items()
+            if kept.get(index_name) != keys(index["KeySchema"])
+        ]
+        for update in updates:  # one index change per call, as DynamoDB allows
+            dynamodb.update_table(
+                TableName=name, AttributeDefinitions=props["AttributeDefinitions"], GlobalSecondaryIndexUpdates=[update]
+            )
+            log.info("table %s: index %s", name, update)
+        ttl = props.get("TimeToLiveSpecification") or {}
+        current = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+        if ttl.get("Enabled") and current.get("AttributeName") != ttl["AttributeName"]:
+            dynamodb.update_time_to_live(
+                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]}
             )
 
     def execute_api_origins(self) -> list[str]:

@@ -34,7 +34,12 @@ REGISTRY_TABLE = "mlops-local-registry"
 
 
 def stateful_template(
-    echo_log: Path, *, bucket_id: str = "Uploads", registry_keys: tuple[str, str] = ("pk", "sk")
+    echo_log: Path,
+    *,
+    bucket_id: str = "Uploads",
+    registry_keys: tuple[str, str] = ("pk", "sk"),
+    index: str = "gsi1",
+    ttl_attribute: str = "expires_at",
 ) -> dict[str, Any]:
     """The runtime tests' template, plus a versioned artifact bucket, the registry's table (keys, GSI,
     TTL as infra declares them) and a queue."""
@@ -64,7 +69,7 @@ def stateful_template(
             ],
             "GlobalSecondaryIndexes": [
                 {
-                    "IndexName": "gsi1",
+                    "IndexName": index,
                     "KeySchema": [
                         {"AttributeName": "gsi1pk", "KeyType": "HASH"},
                         {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
@@ -72,7 +77,7 @@ def stateful_template(
                     "Projection": {"ProjectionType": "ALL"},
                 }
             ],
-            "TimeToLiveSpecification": {"Enabled": True, "AttributeName": "expires_at"},
+            "TimeToLiveSpecification": {"Enabled": True, "AttributeName": ttl_attribute},
         },
     }
     resources["Work"] = {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "mlops-local-work"}}
@@ -386,5 +391,34 @@ def test_local_periodic_save_skips_while_nothing_changed(workdir: Path) -> None:
         while time.monotonic() < deadline and manifest.stat().st_mtime_ns == first:
             time.sleep(0.1)
         assert manifest.stat().st_mtime_ns != first
+    finally:
+        runtime.stop()
+
+
+def test_local_kept_table_gets_the_indexes_and_ttl_the_template_declares_now(workdir: Path) -> None:
+    runtime = start(workdir)
+    try:
+        dynamodb = _client(runtime, "dynamodb")
+        dynamodb.put_item(
+            TableName=REGISTRY_TABLE,
+            Item={"pk": {"S": "a"}, "sk": {"S": "b"}, "gsi1pk": {"S": "g"}, "gsi1sk": {"S": "1"}},
+        )
+    finally:
+        runtime.stop()
+    template = stateful_template(workdir / "echo.jsonl", index="by_stage", ttl_attribute="expires")
+    runtime = start(workdir, template=template)
+    try:
+        dynamodb = _client(runtime, "dynamodb")
+        table = dynamodb.describe_table(TableName=REGISTRY_TABLE)["Table"]
+        assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == ["by_stage"]
+        found = dynamodb.query(
+            TableName=REGISTRY_TABLE,
+            IndexName="by_stage",
+            KeyConditionExpression="gsi1pk = :g",
+            ExpressionAttributeValues={":g": {"S": "g"}},
+        )["Items"]
+        assert [item["pk"]["S"] for item in found] == ["a"]  # the kept item, found through the new index
+        ttl = dynamodb.describe_time_to_live(TableName=REGISTRY_TABLE)["TimeToLiveDescription"]
+        assert ttl["AttributeName"] == "expires"
     finally:
         runtime.stop()
