@@ -155,6 +155,8 @@ class LocalRuntime:
     def _start(self) -> Endpoints:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         _quiet_stand_in_logs()
+        if self.persist:
+            self.state.acquire()
         if self.persist and self.fresh:
             self.discarded = self.state.discard()
             log.info(
@@ -286,6 +288,7 @@ class LocalRuntime:
             log.info("state saved in %s (%.1f MB)", self.state.directory, sum(sizes.values()) / 1e6)
         if self._moto:
             self._moto.stop()
+        self.state.release()
         if self._saved_environ is not None:
             os.environ.clear()
             os.environ.update(self._saved_environ)

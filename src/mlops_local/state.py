@@ -149,6 +149,33 @@ class LocalState:
         self.account = account
         self.region = region
         self._save_lock = threading.Lock()
+        self._owner: Any = None  # the open lock file while this process uses the state
+
+    def acquire(self) -> None:
+        """Claim the state for this process: two local modes saving one state would overwrite each other."""
+        import fcntl
+
+        self.directory.parent.mkdir(parents=True, exist_ok=True)
+        handle = (self.directory.parent / "state.lock").open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise StateError(
+                f"{self.directory} is in use by another local mode (pid {holder}); stop it first"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._owner = handle
+
+    def release(self) -> None:
+        if self._owner is not None:
+            self._owner.close()  # closing drops the lock
+            self._owner = None
 
     @property
     def manifest_path(self) -> Path:

@@ -422,3 +422,16 @@ def test_local_kept_table_gets_the_indexes_and_ttl_the_template_declares_now(wor
         assert ttl["AttributeName"] == "expires"
     finally:
         runtime.stop()
+
+
+def test_local_state_in_use_by_a_running_local_mode_is_refused(workdir: Path) -> None:
+    runtime = start(workdir)
+    try:
+        with pytest.raises(StateError, match=r"in use by another local mode \(pid \d+\)"):
+            LocalRuntime(workdir, template=stateful_template(workdir / "echo.jsonl"), schedules=False).start()
+        assert runtime.endpoints is not None
+        bucket = runtime.endpoints.outputs["DataBucketName"]
+        _client(runtime, "s3").put_object(Bucket=bucket, Key="reports/h.json", Body=b"still mine")  # undisturbed
+    finally:
+        runtime.stop()
+    start(workdir).stop()  # released at stop
