@@ -19,6 +19,7 @@ import pytest
 
 from mlops.adapters.registry_dynamodb import DynamoRegistry
 from mlops.errors import ModelNotFoundError
+from mlops_local import cli
 from mlops_local.client import ApiClient
 from mlops_local.handlers import REPO_ROOT
 from mlops_local.runtime import LocalRuntime
@@ -435,3 +436,26 @@ def test_local_state_in_use_by_a_running_local_mode_is_refused(workdir: Path) ->
     finally:
         runtime.stop()
     start(workdir).stop()  # released at stop
+
+
+def test_contracts_publish_without_bucket_targets_the_running_local_mode(
+    workdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runtime = start(workdir)
+    try:
+        assert runtime.endpoints is not None
+        monkeypatch.setattr(cli, "STATE_FILE", workdir / "state.json")
+        contracts = tmp_path / "contracts"
+        contracts.mkdir()
+        document = json.loads((REPO_ROOT / "contracts" / "churn.json").read_text()) | {"name": "penguins"}
+        (contracts / "penguins.json").write_text(json.dumps(document))
+
+        assert cli.main(["contracts", "publish", "--dir", str(contracts)]) == 0
+
+        bucket = runtime.endpoints.outputs["DataBucketName"]
+        published = _client(runtime, "s3").get_object(Bucket=bucket, Key="contracts/penguins.json")
+        assert json.loads(published["Body"].read())["name"] == "penguins"
+        answer = json.loads(capsys.readouterr().out.splitlines()[-1])  # the control endpoint's sync answer
+        assert answer["refused"] == {}
+    finally:
+        runtime.stop()
