@@ -43,6 +43,7 @@ STATE_FORMAT = 1
 # (moto service, the backend's region key): S3 is one backend per partition
 PERSISTED_SERVICES: tuple[tuple[str, str], ...] = (("s3", "aws"), ("dynamodb", ""), ("sqs", ""), ("sns", ""))
 METRICS_KEPT_SECONDS = 24 * 3600
+SNAPSHOT_PREFIX = "snapshot-"
 
 
 class StateError(Exception):
@@ -142,7 +143,8 @@ def _may_change_persisted_data(environ: dict[str, Any]) -> bool:
 
 
 class LocalState:
-    """The state directory: `manifest.json`, `secrets.json`, one `<service>.pickle` per service."""
+    """The state directory: `secrets.json`, and `manifest.json` naming the current `snapshot-<ns>/`
+    (one `<service>.pickle` per kept service, `metrics.json`)."""
 
     def __init__(self, directory: Path, *, account: str, region: str) -> None:
         self.directory = directory
@@ -237,15 +239,16 @@ class LocalState:
         manifest = self.check_compatible()
         from moto.backends import get_backend
 
+        snapshot = self.directory / str(manifest.get("snapshot", ""))
         for service, region in PERSISTED_SERVICES:
-            path = self.directory / f"{service}.pickle"
+            path = snapshot / f"{service}.pickle"
             if not path.is_file():
                 continue
             backend = pickle.loads(path.read_bytes())  # noqa: S301 - our own file (module docstring)
             get_backend(service)[self.account][region or self.region] = backend  # type: ignore[index]
             if service == "s3":
                 _register_bucket_names(backend, self.account)
-        points = [_datapoint(raw) for raw in _read_json(self.directory / "metrics.json", [])]
+        points = [_datapoint(raw) for raw in _read_json(snapshot / "metrics.json", [])]
         return SavedState(
             saved_at=str(manifest.get("saved_at")),
             resources=dict(manifest.get("resources", {})),
@@ -264,8 +267,9 @@ class LocalState:
         data_bucket: str = "",
         timeout: float = 30.0,
     ) -> dict[str, int]:
-        """Write the persisted backends (a consistent snapshot), then the manifest; returns bytes per file.
-        Each file is replaced atomically; the manifest last, so a crash mid-save keeps the previous one."""
+        """Write the persisted backends (one consistent snapshot) into a new snapshot directory, then the
+        manifest naming it, then drop older snapshots; returns bytes per file. Until the manifest is
+        replaced (atomically) it names the previous snapshot, so a crash mid-save keeps that one whole."""
         from moto.backends import get_backend
 
         with self._save_lock:
@@ -275,9 +279,11 @@ class LocalState:
                     service: _dumps(get_backend(service)[self.account][region or self.region])  # type: ignore[index]
                     for service, region in PERSISTED_SERVICES
                 }
+            snapshot = f"{SNAPSHOT_PREFIX}{time.time_ns()}"
+            (self.directory / snapshot).mkdir(mode=0o700)
             sizes = {}
             for service, blob in blobs.items():
-                _write_private(self.directory / f"{service}.pickle", blob)
+                _write_private(self.directory / snapshot / f"{service}.pickle", blob)
                 sizes[service] = len(blob)
             now = time.time()
             kept = [
@@ -286,7 +292,7 @@ class LocalState:
                 if p.timestamp > now - METRICS_KEPT_SECONDS
             ]
             metrics = json.dumps(kept).encode()
-            _write_private(self.directory / "metrics.json", metrics)
+            _write_private(self.directory / snapshot / "metrics.json", metrics)
             sizes["metrics"] = len(metrics)
             manifest = {
                 "format": STATE_FORMAT,
@@ -295,13 +301,17 @@ class LocalState:
                 "resources": resources,
                 "alarm_states": alarm_states,
                 "data_bucket": data_bucket,
+                "snapshot": snapshot,
             }
             _write_private(self.manifest_path, json.dumps(manifest, indent=1).encode())
+            for older in self.directory.glob(f"{SNAPSHOT_PREFIX}*"):
+                if older.name != snapshot:
+                    shutil.rmtree(older, ignore_errors=True)
             return sizes
 
     def _check_private(self) -> None:
         """Unpickling runs code: only files this user owns and nobody else can write are loaded."""
-        for path in [self.directory, *self.directory.iterdir()]:
+        for path in [self.directory, *self.directory.rglob("*")]:
             info = path.stat()
             if info.st_uid != os.getuid() or info.st_mode & 0o022:
                 raise StateError(

@@ -20,6 +20,7 @@ import pytest
 from mlops.adapters.registry_dynamodb import DynamoRegistry
 from mlops.errors import ModelNotFoundError
 from mlops_local import cli
+from mlops_local import state as state_module
 from mlops_local.client import ApiClient
 from mlops_local.handlers import REPO_ROOT
 from mlops_local.runtime import LocalRuntime
@@ -250,12 +251,13 @@ def test_local_state_is_saved_periodically_so_a_crash_loses_little(workdir: Path
 
 
 def test_local_state_files_are_private(workdir: Path) -> None:
-    runtime = start(workdir)
-    runtime.stop()
+    start(workdir).stop()
     state = workdir / "state"
-    assert state.stat().st_mode & 0o777 == 0o700
-    assert {p.name for p in state.iterdir()} >= {"manifest.json", "secrets.json", "s3.pickle", "dynamodb.pickle"}
-    assert all(p.stat().st_mode & 0o777 == 0o600 for p in state.iterdir())
+    snapshot = state / json.loads((state / "manifest.json").read_text())["snapshot"]
+    assert {p.name for p in state.iterdir()} == {"manifest.json", "secrets.json", snapshot.name}
+    assert {p.name for p in snapshot.iterdir()} >= {"s3.pickle", "dynamodb.pickle", "sqs.pickle", "sns.pickle"}
+    assert all(p.stat().st_mode & 0o777 == 0o700 for p in (state, snapshot))
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in [*state.glob("*.json"), *snapshot.iterdir()])
 
 
 def test_local_state_of_another_moto_is_refused_with_the_fix(workdir: Path) -> None:
@@ -370,7 +372,7 @@ sys.exit(serve_until_stopped(runtime))
 
 def test_local_state_writable_by_others_is_not_loaded(workdir: Path) -> None:
     start(workdir).stop()
-    (workdir / "state" / "s3.pickle").chmod(0o666)
+    next((workdir / "state").glob("snapshot-*/s3.pickle")).chmod(0o666)
     with pytest.raises(StateError, match=r"s3\.pickle is not private"):
         start(workdir)
 
@@ -457,5 +459,43 @@ def test_contracts_publish_without_bucket_targets_the_running_local_mode(
         assert json.loads(published["Body"].read())["name"] == "penguins"
         answer = json.loads(capsys.readouterr().out.splitlines()[-1])  # the control endpoint's sync answer
         assert answer["refused"] == {}
+    finally:
+        runtime.stop()
+
+
+def test_local_save_interrupted_midway_keeps_the_previous_snapshot_whole(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = start(workdir)
+    try:
+        assert runtime.endpoints is not None
+        bucket = runtime.endpoints.outputs["DataBucketName"]
+        runtime.save()  # a first, complete snapshot (empty bucket and table)
+        # GIVEN an object and a registry item written after it
+        _client(runtime, "s3").put_object(Bucket=bucket, Key="reports/i.json", Body=b"after the snapshot")
+        _client(runtime, "dynamodb").put_item(
+            TableName=REGISTRY_TABLE,
+            Item={"pk": {"S": "a"}, "sk": {"S": "b"}, "gsi1pk": {"S": "g"}, "gsi1sk": {"S": "1"}},
+        )
+        # WHEN the next save dies after writing S3's file, before DynamoDB's (a crash, a full disk)
+        write = state_module._write_private
+
+        def dies_at_dynamodb(path: Path, data: bytes) -> None:
+            if path.name.startswith("dynamodb"):
+                raise OSError("No space left on device")
+            write(path, data)
+
+        monkeypatch.setattr(state_module, "_write_private", dies_at_dynamodb)
+        with pytest.raises(OSError, match="No space"):
+            runtime.save()
+        monkeypatch.setattr(runtime, "_started", False)  # the crashed process never saves again
+    finally:
+        runtime.stop()
+    monkeypatch.undo()
+    # THEN the restart sees the first snapshot whole: neither the object nor the item, not one without the other
+    runtime = start(workdir)
+    try:
+        assert "Contents" not in _client(runtime, "s3").list_objects_v2(Bucket=bucket)
+        assert _client(runtime, "dynamodb").scan(TableName=REGISTRY_TABLE)["Items"] == []
     finally:
         runtime.stop()
