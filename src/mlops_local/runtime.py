@@ -49,6 +49,8 @@ LOCAL_ACCESS_KEY = "AKIALOCALMLOPS000001"
 # call) is the only principal named; the stand-in has no MFA, and a deployed stack never sees it.
 LOCAL_SYNTH_CONTEXT: dict[str, Any] = {"adminPrincipals": [LOCAL_ADMIN_ARN], "requireMfa": False}
 CONTRACTS_DIR_CONTEXT = "mlops:contractsDir"  # infra.constructs.monitoring reads it
+SYNTHESIS_INPUTS = ("infra", "functions", "src", "layers", "requirements")
+TEMPLATES_CACHED = 4
 # what a contract change may change in a running local mode (CDK metadata lists constructs: ignored)
 MONITORING_TYPES = {
     "AWS::CloudWatch::Alarm",
@@ -521,9 +523,21 @@ class LocalRuntime:
             sys.path.insert(0, str(REPO_ROOT))
         from infra.synth import synthesize_template
 
-        context = LOCAL_SYNTH_CONTEXT | {CONTRACTS_DIR_CONTEXT: str(contracts_dir or self._initial_contracts)}
-        self._synthesized_with = contracts_dir or self._initial_contracts
-        return synthesize_template(self.workdir / "cdk.out", context=context)
+        contracts = contracts_dir or self._initial_contracts
+        context = LOCAL_SYNTH_CONTEXT | {CONTRACTS_DIR_CONTEXT: str(contracts)}
+        self._synthesized_with = contracts
+        # a cold synthesis costs 10-15 s (jsii starts Node): the same inputs give the same template
+        cache = self.workdir / "template-cache"
+        cached = cache / f"{_synthesis_key(context, contracts)}.json"
+        if cached.is_file():
+            log.info("template from %s: the app, its context and its contracts are unchanged", cached.name)
+            return dict(json.loads(cached.read_text()))
+        template = synthesize_template(self.workdir / "cdk.out", context=context)
+        cache.mkdir(parents=True, exist_ok=True)
+        for older in sorted(cache.glob("*.json"), key=lambda path: path.stat().st_mtime)[: -(TEMPLATES_CACHED - 1)]:
+            older.unlink(missing_ok=True)
+        cached.write_text(json.dumps(template))
+        return template
 
     def _on_api_request(self, request: ApiRequest) -> None:
         self.alarms.record(api_datapoints(request, detailed=self.api.detailed_metrics))
@@ -565,6 +579,31 @@ class LocalRuntime:
         self._control = ThreadingHTTPServer(("127.0.0.1", 0), Control)
         threading.Thread(target=self._control.serve_forever, name="local-control", daemon=True).start()
         return self._control.server_address[1]
+
+
+def _synthesis_key(context: dict[str, Any], contracts: Path) -> str:
+    """A digest of everything the synthesized template depends on: the app's sources (infra, functions,
+    the shared packages, layer pins), cdk.json and its context, the contracts, and the CDK library's version."""
+    from importlib.metadata import version
+
+    digest = hashlib.sha256()
+    digest.update(json.dumps(context, sort_keys=True, default=str).encode())
+    digest.update(_fingerprint(contracts).encode())
+    digest.update(version("aws-cdk-lib").encode())
+    files = [REPO_ROOT / name for name in ("cdk.json", "cdk.context.json", "pyproject.toml", "package-lock.json")]
+    for folder in SYNTHESIS_INPUTS:
+        files += [
+            path
+            for path in (REPO_ROOT / folder).rglob("*")
+            if path.is_file()
+            and path.suffix in {".py", ".txt", ".json", ".toml", ".in", ".cfg"}
+            and "__pycache__" not in path.parts
+            and not path.is_relative_to(REPO_ROOT / "layers" / "build")
+        ]
+    for path in sorted(files):
+        if path.is_file():
+            digest.update(str(path.relative_to(REPO_ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:32]
 
 
 def _fingerprint(directory: Path) -> str:

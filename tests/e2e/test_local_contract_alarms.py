@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
+import infra.synth
 from infra.outputs import STACK_NAME
 from mlops_local.handlers import REPO_ROOT
 from mlops_local.metrics import Datapoint
@@ -53,7 +54,9 @@ def _count_syntheses(runtime: LocalRuntime) -> list[Any]:
     return calls
 
 
-def test_contract_published_while_running_gets_its_drift_alarm_kept_after_restart(tmp_path: Path) -> None:
+def test_contract_published_while_running_gets_its_drift_alarm_kept_after_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     workdir = tmp_path / "local"
     drift_alarm = f"{STACK_NAME}-model-penguins-drift"
     runtime = LocalRuntime(workdir, schedules=False, contracts_poll_seconds=0)
@@ -85,11 +88,18 @@ def test_contract_published_while_running_gets_its_drift_alarm_kept_after_restar
     # WHEN local mode starts again, with the watcher on
     runtime = LocalRuntime(workdir, schedules=False, contracts_poll_seconds=0.5)
     synthesized = _count_syntheses(runtime)
+    real_syntheses: list[Any] = []
+    synthesize_template = infra.synth.synthesize_template
+    monkeypatch.setattr(
+        infra.synth, "synthesize_template", lambda *a, **k: real_syntheses.append(a) or synthesize_template(*a, **k)
+    )
     endpoints = runtime.start()
     try:
-        # THEN the restored contract has its alarm, in the state it had, from a single synthesis
+        # THEN the restored contract has its alarm, in the state it had, from one template: the one
+        # synthesized with the same contracts before the restart (cached), so no CDK synthesis at all
         assert runtime.alarms.states[drift_alarm] == "ALARM"
         assert len(synthesized) == 1
+        assert real_syntheses == []
         assert drift_alarm in _alarm_names(endpoints, "penguins")
         # and an upload under contracts/ alone is picked up by the watcher
         _client(endpoints, "s3").put_object(
@@ -99,5 +109,6 @@ def test_contract_published_while_running_gets_its_drift_alarm_kept_after_restar
         while time.monotonic() < deadline and f"{STACK_NAME}-model-wine-drift" not in runtime.alarms.states:
             time.sleep(0.2)
         assert f"{STACK_NAME}-model-wine-drift" in _alarm_names(endpoints, "wine")
+        assert len(real_syntheses) == 1  # new contracts, a new template
     finally:
         runtime.stop()
