@@ -16,7 +16,7 @@ from infra.constructs.feedback import FeedbackFiles
 from infra.constructs.function_defaults import LayerLibrary, MlopsFunction
 from infra.constructs.inference_api import InferenceApi
 from infra.constructs.ledger import DatasetLedger
-from infra.constructs.monitoring import Monitoring, load_contracts
+from infra.constructs.monitoring import Monitoring, contracts_directory, load_contracts
 from infra.constructs.nag import acknowledge
 from infra.constructs.registry import Registry
 from infra.constructs.storage import SharedStorage
@@ -115,7 +115,7 @@ class MlopsStack(Stack):
         signals = ApiSignals.of(api.api, api.predict_method)
         models = [
             ModelAlarms(self, f"Alarms-{contract.name}", contract=contract, topic=monitoring.topic, api_url=api.api.url)
-            for contract in load_contracts()
+            for contract in load_contracts(contracts_directory(self))
         ]
         dead_letter_queues = [backbone.dead_letters]
         operations = OperationalAlarms(

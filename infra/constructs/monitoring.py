@@ -28,6 +28,17 @@ MONITORING_PREFIX = "monitoring/"
 SCHEDULE = "rate(1 hour)"
 
 
+# Context key naming another contracts directory: local mode re-synthesizes with the contracts
+# published to its data bucket (a deployment always uses contracts/).
+CONTRACTS_DIR_CONTEXT = "mlops:contractsDir"
+
+
+def contracts_directory(scope: Construct) -> Path:
+    """contracts/, unless the `mlops:contractsDir` context names another directory."""
+    chosen = scope.node.try_get_context(CONTRACTS_DIR_CONTEXT)
+    return Path(chosen) if chosen else CONTRACTS_DIR
+
+
 def load_contracts(directory: Path = CONTRACTS_DIR) -> list[Contract]:
     """Every `contracts/*.json`, parsed (a broken contract fails synth)."""
     return [parse_contract(path.read_text(), source=str(path.name)) for path in sorted(directory.glob("*.json"))]

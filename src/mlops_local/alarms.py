@@ -352,27 +352,50 @@ def _timestamp(at: datetime) -> str:
 
 
 class AlarmEvaluator:
-    def __init__(self, deployment: LocalDeployment, store: MetricStore, log_dir: Path) -> None:
+    def __init__(
+        self,
+        deployment: LocalDeployment,
+        store: MetricStore,
+        log_dir: Path,
+        *,
+        kept_states: dict[str, str] | None = None,
+    ) -> None:
+        """`kept_states`: alarm states saved by an earlier run (by alarm name), kept where still declared."""
         self.deployment = deployment
         self.store = store
-        self.specs = alarm_specs(deployment)
-        self.composites = composite_specs(deployment, self.specs)
-        started = datetime.now(UTC)
-        names = [s.name for s in self.specs] + [c.name for c in self.composites]
-        self.states = dict.fromkeys(names, "INSUFFICIENT_DATA")
-        self.changed_at = dict.fromkeys(names, started)
+        self.states: dict[str, str] = {}
+        self.changed_at: dict[str, datetime] = {}
         self.changes: list[StateChange] = []
         self.notifications_log = log_dir / "notifications.log"
-        self._by_series: dict[SeriesKey, list[AlarmSpec]] = {}
-        for spec in self.specs:
-            for key in spec.series():
-                self._by_series.setdefault(key, []).append(spec)
-        self._arn_of = {s.name: s.arn for s in self.specs} | {c.name: c.arn for c in self.composites}
         self._unmirrored: list[Datapoint] = []
         self._rewrites: list[tuple[str, str]] = []
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # saved states wait for their alarms: a contract's alarms may be declared only after a re-synthesis
+        self._kept_states = dict(kept_states or {})
+        self.reload()
+
+    def reload(self) -> tuple[list[str], list[str]]:
+        """Read the alarms from the deployment's (possibly new) template: alarms still declared keep
+        their state, new ones start INSUFFICIENT_DATA and are evaluated. Returns (added, removed)."""
+        with self._lock:
+            specs = alarm_specs(self.deployment)
+            composites = composite_specs(self.deployment, specs)
+            started = datetime.now(UTC)
+            names = [s.name for s in specs] + [c.name for c in composites]
+            previous = self._kept_states | self.states
+            added = [name for name in names if name not in self.states]
+            removed = [name for name in self.states if name not in names]
+            self.specs, self.composites = specs, composites
+            self.states = {name: previous.get(name, "INSUFFICIENT_DATA") for name in names}
+            self.changed_at = {name: self.changed_at.get(name, started) for name in names}
+            self._by_series = {}
+            for spec in self.specs:
+                for key in spec.series():
+                    self._by_series.setdefault(key, []).append(spec)
+            self._arn_of = {s.name: s.arn for s in self.specs} | {c.name: c.arn for c in self.composites}
+        return added, removed
 
     def rewrite_descriptions(self, old: str, new: str) -> None:
         """Notifications write `new` for `old` in descriptions (a deployed URL served locally elsewhere)."""

@@ -109,15 +109,17 @@ class LocalApi:
         secret_key: str,
         stage: str | None = None,
         on_request: Callable[[ApiRequest], None] | None = None,
+        key_values: dict[str, str] | None = None,
     ) -> None:
-        """`on_request` hears of every answered request (API Gateway's metrics)."""
+        """`on_request` hears of every answered request (API Gateway's metrics); `key_values` are the
+        values of generated API keys by logical id (kept across restarts), new keys are generated."""
         self.deployment = deployment
         self.runner = runner
         self.access_key = access_key
         self.secret_key = secret_key
         self.routes = self._routes()
         self.stage = stage or self._stage_name()
-        self.api_keys = self._api_keys()
+        self.api_keys = self._api_keys(key_values or {})
         self.api_name, self.detailed_metrics = self._metrics_settings()
         self.on_request = on_request
         self._lock = threading.Lock()
@@ -179,7 +181,7 @@ class LocalApi:
         )
         return name, detailed
 
-    def _api_keys(self) -> dict[str, ApiKey]:
+    def _api_keys(self, kept: dict[str, str]) -> dict[str, ApiKey]:
         template = self.deployment.template
         plans = {p.logical_id: p.properties for p in template.of_type("AWS::ApiGateway::UsagePlan")}
         keys: dict[str, ApiKey] = {}
@@ -187,7 +189,7 @@ class LocalApi:
             if key.properties.get("Enabled") is False:
                 continue
             value = key.properties.get("Value")
-            value = value if isinstance(value, str) else secrets.token_urlsafe(30)
+            value = value if isinstance(value, str) else kept.get(key.logical_id) or secrets.token_urlsafe(30)
             keys[key.logical_id] = ApiKey(key.logical_id, value, [])
         for link in template.of_type("AWS::ApiGateway::UsagePlanKey"):
             key_id = link.properties["KeyId"].get("Ref")

@@ -1,10 +1,12 @@
 """`mlops`: the command line of the suite.
 
 mlops demo [--rows N] [--keep-running]   the whole story against local mode
-mlops local up [--api-port P]            local mode, until Ctrl-C
+mlops local up [--api-port P] [--fresh]  local mode, until Ctrl-C or SIGTERM; keeps its state in .local/state/
 mlops local trigger <rule>               run a scheduled rule of a running local mode now
+mlops local save                         save a running local mode's state now
 mlops contracts check <file>...          validate contract documents
-mlops contracts publish --bucket B       upload contracts/ to a deployed data bucket
+mlops contracts publish [--bucket B]     upload contracts/ to a deployed data bucket (no --bucket: to the
+                                         running local mode, which adds their alarms at once)
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 import time
 import urllib.request
@@ -36,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     up = local.add_parser("up", help="start local mode and keep it running")
     up.add_argument("--api-port", type=int, default=8443)
     up.add_argument("--aws-port", type=int, default=4566)
+    up.add_argument(
+        "--fresh", action="store_true", help="discard the saved state (data, API key, credentials) and start over"
+    )
+    local.add_parser("save", help="save a running local mode's state now")
     trigger = local.add_parser("trigger", help="run a scheduled rule now")
     trigger.add_argument("rule", help="the rule's logical id (or its start) or physical name")
 
@@ -45,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     check = contracts.add_parser("check", help="validate contract files")
     check.add_argument("files", nargs="+", type=Path)
     publish = contracts.add_parser("publish", help="upload validated contracts to a data bucket")
-    publish.add_argument("--bucket", required=True)
+    publish.add_argument("--bucket", help="a deployed data bucket (default: the running local mode's)")
     publish.add_argument("--dir", type=Path, default=REPO_ROOT / "contracts")
     schema = contracts.add_parser("schema", help="print the contract's JSON schema")
     del schema
@@ -59,9 +66,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_demo(args.rows, args.keep_running)
     if args.command == "local" and args.local_command == "up":
-        return _local_up(args.api_port, args.aws_port)
+        return _local_up(args.api_port, args.aws_port, args.fresh)
     if args.command == "local" and args.local_command == "trigger":
-        return _local_trigger(args.rule)
+        return _control(f"trigger/{args.rule}")
+    if args.command == "local" and args.local_command == "save":
+        return _control("state/save")
     if args.command == "contracts":
         return _contracts(args)
     parser.error("unknown command")
@@ -92,29 +101,65 @@ Try:
     out.flush()
 
 
-def _local_up(api_port: int, aws_port: int) -> int:
+def _local_up(api_port: int, aws_port: int, fresh: bool) -> int:
     from mlops_local.runtime import LocalRuntime
 
-    runtime = LocalRuntime(api_port=api_port, aws_port=aws_port)
-    endpoints = runtime.start()
-    print_usage(endpoints)
+    return serve_until_stopped(LocalRuntime(api_port=api_port, aws_port=aws_port, fresh=fresh))
+
+
+def serve_until_stopped(runtime: Any, out: Any = sys.stdout) -> int:
+    """Start `runtime` and keep it up until Ctrl-C or SIGTERM; either stops it, which saves its state."""
+    from mlops_local.state import StateError
+    from mlops_local.template import TemplateError
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        endpoints = runtime.start()
+    except (StateError, TemplateError) as error:  # start() stopped what it had started, saving nothing
+        print(f"local mode did not start: {error}", file=sys.stderr)
+        return 1
+    print(_state_line(runtime), file=out)
+    print_usage(endpoints, out)
     for schedule in runtime.triggers.schedules.values():
-        print(f"  schedule: {schedule.rule_id} ({schedule.expression}) -> mlops local trigger {schedule.rule_id}")
+        out.write(f"  schedule: {schedule.rule_id} ({schedule.expression}) -> mlops local trigger {schedule.rule_id}\n")
+    out.flush()
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
+        print("stopping local mode: saving its state ...", file=out, flush=True)
         return 0
     finally:
         runtime.stop()
 
 
-def _local_trigger(rule: str) -> int:
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _state_line(runtime: Any) -> str:
+    where = runtime.state.directory
+    if runtime.fresh:
+        said = f"discarded the saved state in {where}" if runtime.discarded else f"nothing was saved in {where}"
+        return f"\nStarted fresh ({said}): new API key and credentials, empty buckets and tables."
+    if runtime.restored is None:
+        return f"\nNo saved state: starting empty. State is saved in {where} on exit and every minute."
+    line = (
+        f"\nState restored from {where} (saved {runtime.restored.saved_at}): same API key and credentials, "
+        f"{len(runtime.reconciled.kept)} resources kept with their data, {len(runtime.reconciled.created)} created."
+    )
+    if runtime.reconciled.undeclared:
+        line += "\n  kept but no longer declared by the template: " + ", ".join(runtime.reconciled.undeclared)
+    return line + "\n  `mlops local up --fresh` starts over."
+
+
+def _control(path: str) -> int:
+    """POST to a running local mode's control endpoint and print the answer."""
     if not STATE_FILE.exists():
         print("local mode is not running (no .local/state.json); start it with `mlops local up`", file=sys.stderr)
         return 1
     state = json.loads(STATE_FILE.read_text())
-    request = urllib.request.Request(f"{state['control_url']}/trigger/{rule}", method="POST")  # noqa: S310
+    request = urllib.request.Request(f"{state['control_url']}/{path}", method="POST")  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=900) as response:  # noqa: S310
             print(response.read().decode())
@@ -149,15 +194,31 @@ def _contracts(args: argparse.Namespace) -> int:
 
     from mlops.layout import contract_key
 
-    s3 = boto3.client("s3")
+    bucket, s3 = args.bucket, None
+    if bucket is None:  # the running local mode: its bucket, endpoint and credentials
+        if not STATE_FILE.exists():
+            print("no --bucket and local mode is not running (no .local/state.json)", file=sys.stderr)
+            return 1
+        state = json.loads(STATE_FILE.read_text())
+        bucket = state["outputs"]["DataBucketName"]
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=state["aws_endpoint_url"],
+            region_name=state["region"],
+            aws_access_key_id=state["access_key_id"],
+            aws_secret_access_key=state["secret_access_key"],
+        )
+    s3 = s3 or boto3.client("s3")
     for contract in parsed:
         s3.put_object(
-            Bucket=args.bucket,
+            Bucket=bucket,
             Key=contract_key(contract.name),
             Body=contract.canonical_json().encode(),
             ContentType="application/json",
         )
-        print(f"published s3://{args.bucket}/{contract_key(contract.name)}")
+        print(f"published s3://{bucket}/{contract_key(contract.name)}")
+    if args.bucket is None:
+        return _control("contracts/sync")  # alarms now, not at the watcher's next look
     return 0
 
 

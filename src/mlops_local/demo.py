@@ -453,7 +453,8 @@ def _metric_of(versions: Any, version: int) -> str:
 
 def run_demo(rows: int, keep_running: bool, out: Any = sys.stdout) -> int:
     out.write("Starting local mode (synthesizing the CDK app, creating its resources on the local AWS stand-in)...\n")
-    runtime = LocalRuntime()
+    # the story starts from nothing and leaves `mlops local up`'s saved state alone
+    runtime = LocalRuntime(persist=False)
     started = time.perf_counter()
     try:
         endpoints = runtime.start()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,23 @@ from mlops_local.template import ACCOUNT, REGION, Resolver, Resource, Template, 
 log = logging.getLogger("mlops_local")
 
 STACK = "mlops-local"
+_CLIENTS_LOCK = threading.Lock()
+KEPT_KINDS = {
+    "AWS::S3::Bucket": "bucket",
+    "AWS::DynamoDB::Table": "table",
+    "AWS::SQS::Queue": "queue",
+    "AWS::SNS::Topic": "topic",
+}
+LOCAL_PREFIX = "local-"  # the runtime's own wiring (trigger queues), not declared by the template
+
+
+@dataclass
+class Reconciled:
+    """The template against the stand-in's (restored) resources, by physical name."""
+
+    created: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    undeclared: list[str] = field(default_factory=list)  # kept with their data, reported
 
 
 @dataclass
@@ -30,6 +48,7 @@ class LocalDeployment:
     account: str = ACCOUNT
     names: dict[str, str] = field(init=False)
     resolver: Resolver = field(init=False)
+    _clients: dict[tuple[str, str, str], Any] = field(init=False, default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.names = {r.logical_id: self._physical_name(r) for r in self.template.resources.values()}
@@ -41,7 +60,12 @@ class LocalDeployment:
         )
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=self.region)
+        """One client per service (creating one costs ~50 ms; clients are thread-safe once made)."""
+        with _CLIENTS_LOCK:
+            key = (service, self.endpoint, self.region)
+            if key not in self._clients:
+                self._clients[key] = boto3.client(service, endpoint_url=self.endpoint, region_name=self.region)
+            return self._clients[key]
 
     def resolve(self, value: Any) -> Any:
         return self.resolver.resolve(value)
@@ -60,7 +84,11 @@ class LocalDeployment:
 
     # --- creation -------------------------------------------------------------------------
 
-    def create_all(self) -> None:
+    def create_all(self) -> Reconciled:
+        """Create what the template declares and the stand-in lacks; what it already holds (restored
+        state) is kept with its data. Returns what was created, kept, and found but not declared."""
+        existing = self._existing_names()
+        reconciled = Reconciled()
         creators = {
             "AWS::S3::Bucket": self._create_bucket,
             "AWS::DynamoDB::Table": self._create_table,
@@ -70,14 +98,110 @@ class LocalDeployment:
         }
         for resource in self.template.resources.values():
             creator = creators.get(resource.type)
-            if creator:
+            if creator is None:
+                continue
+            name = self.names[resource.logical_id]
+            if resource.type not in existing:  # not kept across restarts: always created
                 creator(resource)
+            elif name in existing[resource.type]:
+                self._check_kept(resource)
+                reconciled.kept.append(name)
+            else:
+                creator(resource)
+                reconciled.created.append(name)
+        declared = set(self.names.values())
+        reconciled.undeclared = sorted(
+            f"{KEPT_KINDS[kind]} {name}"
+            for kind, names in existing.items()
+            for name in names - declared
+            if not name.startswith(LOCAL_PREFIX)
+        )
+        self.declare_monitoring()
+        return reconciled
+
+    def declare_monitoring(self, retract: tuple[dict[str, str], dict[str, str]] | None = None) -> None:
+        """Declare the template's alarms and dashboards on the stand-in; `retract` holds the (alarm,
+        dashboard) names by logical id of an earlier template, deleted where no longer declared."""
         for alarm in self.template.of_type("AWS::CloudWatch::Alarm"):
             self._create_alarm(alarm)
         # composite alarms are not declared on the stand-in (moto 5.2.5 has no PutCompositeAlarm);
         # mlops_local.alarms evaluates them, and their notifications carry their state
         for dashboard in self.template.of_type("AWS::CloudWatch::Dashboard"):
             self._create_dashboard(dashboard)
+        if retract:
+            alarms, dashboards = (set(names.values()) - set(self.names.values()) for names in retract)
+            cloudwatch = self.client("cloudwatch")
+            if alarms:
+                cloudwatch.delete_alarms(AlarmNames=sorted(alarms))
+            if dashboards:
+                cloudwatch.delete_dashboards(DashboardNames=sorted(dashboards))
+
+    def monitoring_names(self) -> tuple[dict[str, str], dict[str, str]]:
+        """(alarm names, dashboard names) by logical id."""
+        return tuple(  # type: ignore[return-value]
+            {r.logical_id: self.names[r.logical_id] for r in self.template.of_type(kind)}
+            for kind in ("AWS::CloudWatch::Alarm", "AWS::CloudWatch::Dashboard")
+        )
+
+    def replace_template(self, template: Template) -> None:
+        """Adopt a re-synthesized template (names and references follow it)."""
+        self.template = template
+        self.__post_init__()
+
+    def _existing_names(self) -> dict[str, set[str]]:
+        """Names of the kept resource kinds already on the stand-in (restored state)."""
+        s3, dynamodb, sqs, sns = (self.client(s) for s in ("s3", "dynamodb", "sqs", "sns"))
+        tables = [name for page in dynamodb.get_paginator("list_tables").paginate() for name in page["TableNames"]]
+        topics = [t["TopicArn"] for page in sns.get_paginator("list_topics").paginate() for t in page["Topics"]]
+        return {
+            "AWS::S3::Bucket": {b["Name"] for b in s3.list_buckets().get("Buckets", [])},
+            "AWS::DynamoDB::Table": set(tables),
+            "AWS::SQS::Queue": {url.rsplit("/", 1)[-1] for url in sqs.list_queues().get("QueueUrls", [])},
+            "AWS::SNS::Topic": {arn.rsplit(":", 1)[-1] for arn in topics},
+        }
+
+    def _check_kept(self, resource: Resource) -> None:
+        """Bring a kept table to the template's settings: indexes added or dropped and TTL set as declared.
+        Its primary key cannot change under its items: another key is refused, with the fix."""
+        if resource.type != "AWS::DynamoDB::Table":
+            return
+        props = self.resolve(resource.properties)
+        name = self.names[resource.logical_id]
+        dynamodb = self.client("dynamodb")
+        table = dynamodb.describe_table(TableName=name)["Table"]
+
+        def keys(schema: list[dict[str, str]]) -> list[tuple[str, str]]:
+            return sorted((k["AttributeName"], k["KeyType"]) for k in schema)
+
+        if keys(table["KeySchema"]) != keys(props["KeySchema"]):
+            raise TemplateError(
+                f"table {name} ({resource.logical_id}) was saved with the key {keys(table['KeySchema'])}, the "
+                f"template declares {keys(props['KeySchema'])}; its items cannot be kept under another key: start "
+                "with `mlops local up --fresh` (discards the saved state), or restore the table's previous key"
+            )
+        declared = {i["IndexName"]: i for i in props.get("GlobalSecondaryIndexes", [])}
+        kept = {i["IndexName"]: keys(i["KeySchema"]) for i in table.get("GlobalSecondaryIndexes", [])}
+        updates: list[dict[str, Any]] = [
+            {"Delete": {"IndexName": index}}
+            for index in kept
+            if index not in declared or kept[index] != keys(declared[index]["KeySchema"])
+        ]
+        updates += [
+            {"Create": {k: v for k, v in index.items() if k in {"IndexName", "KeySchema", "Projection"}}}
+            for index_name, index in declared.items()
+            if kept.get(index_name) != keys(index["KeySchema"])
+        ]
+        for update in updates:  # one index change per call, as DynamoDB allows
+            dynamodb.update_table(
+                TableName=name, AttributeDefinitions=props["AttributeDefinitions"], GlobalSecondaryIndexUpdates=[update]
+            )
+            log.info("table %s: index %s", name, update)
+        ttl = props.get("TimeToLiveSpecification") or {}
+        current = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+        if ttl.get("Enabled") and current.get("AttributeName") != ttl["AttributeName"]:
+            dynamodb.update_time_to_live(
+                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]}
+            )
 
     def execute_api_origins(self) -> list[str]:
         """The origin each REST API of the template has once deployed (`https://<id>.execute-api...`),
