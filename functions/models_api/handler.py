@@ -93,6 +93,16 @@ from mlops.validation.ledger import Notifier as DatasetNotifier
 from mlops.validation.review import ReviewDecision, ReviewRequest, datasets_in_state, review_held_dataset
 
 SERVICE = "models_api"
+# the paging of stored runs (drift, live quality): newest first, `next` is the last report id seen
+RunsPerPage = Annotated[int, Query(ge=1, le=MAX_PAGE, description="runs per page")]
+RunsAfter = Annotated[
+    str | None,
+    Query(
+        alias="next",
+        description="the `next` value of the previous page (a report id)",
+        json_schema_extra={"pattern": DRIFT_REPORT_ID_PATTERN},
+    ),
+]
 API_TITLE = "MLOps models API"
 # 1.2: compare reports training_data_drift; 1.3: audit/verify; 1.4: drift; 1.5: quality;
 # 1.6: compare reports same_data (both versions on the same rows) and schema_compatibility; 1.7: imports
@@ -354,15 +364,8 @@ def build_app(
     )
     def drift(
         name: ModelName,
-        limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="runs per page")] = DEFAULT_PAGE,
-        after: Annotated[
-            str | None,
-            Query(
-                alias="next",
-                description="the `next` value of the previous page (a report id)",
-                json_schema_extra={"pattern": DRIFT_REPORT_ID_PATTERN},
-            ),
-        ] = None,
+        limit: RunsPerPage = DEFAULT_PAGE,
+        after: RunsAfter = None,
     ) -> DriftHistory:
         caller(Action.READ)
         return drift_history(registry, drift_results, name, limit=limit, after=after)
@@ -401,15 +404,8 @@ def build_app(
     )
     def quality(
         name: ModelName,
-        limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="runs per page")] = DEFAULT_PAGE,
-        after: Annotated[
-            str | None,
-            Query(
-                alias="next",
-                description="the `next` value of the previous page (a report id)",
-                json_schema_extra={"pattern": DRIFT_REPORT_ID_PATTERN},
-            ),
-        ] = None,
+        limit: RunsPerPage = DEFAULT_PAGE,
+        after: RunsAfter = None,
     ) -> QualityHistory:
         caller(Action.READ)
         return quality_history(registry, quality_results or _NoRuns(), name, limit=limit, after=after)
