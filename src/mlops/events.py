@@ -6,9 +6,12 @@ the handlers parse the detail with these models.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from mlops.imports.drops import ImportDrop
 
 EVENT_SOURCE = "mlops"
 
@@ -105,6 +108,20 @@ class ImportSource(_Detail):
     uploaded_by: str | None = None  # the S3 event's principal
     uploaded_at: str | None = None
     reason: str = ""  # the importer's, from the models API request
+
+    @classmethod
+    def unread(cls, drop: ImportDrop) -> ImportSource:
+        """What a drop says of itself before its object is read: no digest or size yet, and the
+        uploader as the importer until the models API's record of who asked is found."""
+        return cls(
+            bucket=drop.bucket,
+            key=drop.key,
+            version_id=drop.version_id,
+            size_bytes=0,
+            importer=drop.uploaded_by or "unknown",
+            uploaded_by=drop.uploaded_by,
+            uploaded_at=drop.uploaded_at,
+        )
 
 
 class ModelTrained(_Detail):

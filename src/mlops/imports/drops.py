@@ -10,7 +10,6 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from mlops.errors import BadRequestError
-from mlops.events import ImportSource
 
 # Far above what a sound model of a contract's size needs (a capped forest is a few MB) and well
 # below what predict's 1 GB can load next to a second version. Refused before a byte is read.
@@ -24,20 +23,6 @@ class ImportDrop:
     version_id: str | None
     uploaded_by: str | None  # the S3 event's principal
     uploaded_at: str | None
-
-
-def unread_source(drop: ImportDrop) -> ImportSource:
-    """What a drop says of itself before its object is read: no digest or size yet, and the uploader
-    as the importer until the models API's record of who asked is found."""
-    return ImportSource(
-        bucket=drop.bucket,
-        key=drop.key,
-        version_id=drop.version_id,
-        size_bytes=0,
-        importer=drop.uploaded_by or "unknown",
-        uploaded_by=drop.uploaded_by,
-        uploaded_at=drop.uploaded_at,
-    )
 
 
 def is_s3_event(event: object) -> bool:

@@ -6,8 +6,8 @@ Light (pydantic, stdlib): record_training_failure's layers ship no numpy or onnx
 
 from __future__ import annotations
 
-from mlops.events import ModelImportRejected
-from mlops.imports.drops import drops_from_s3_event, is_s3_event, unread_source
+from mlops.events import ImportSource, ModelImportRejected
+from mlops.imports.drops import drops_from_s3_event, is_s3_event
 from mlops.layout import UNASSIGNED_MODEL, model_of_incoming_key
 from mlops.training.outcome import destination_failure_reason
 
@@ -22,7 +22,7 @@ def failed_imports(record: object) -> list[ModelImportRejected]:
     return [
         ModelImportRejected(
             model_name=model_of_incoming_key(drop.key) or UNASSIGNED_MODEL,
-            source=unread_source(drop),
+            source=ImportSource.unread(drop),
             problems=[f"the import did not finish: {reason}"],
         )
         for drop in drops_from_s3_event(record["requestPayload"])

@@ -21,7 +21,7 @@ import onnxruntime
 from mlops.contract import Contract, parse_contract
 from mlops.errors import ContractError, DatasetError, NotFoundError, TrainingRejectedError
 from mlops.events import DetailType, ImportSource, ModelImportRejected, ModelTrained
-from mlops.imports.drops import MAX_IMPORT_BYTES, ImportDrop, unread_source
+from mlops.imports.drops import MAX_IMPORT_BYTES, ImportDrop
 from mlops.imports.graph import GraphRejectedError, check_graph, size_problem, with_suite_metadata
 from mlops.imports.requests import ticket_of
 from mlops.imports.scoring import ScoredImport, score_graph
@@ -74,7 +74,7 @@ def import_model(
     report; raises only on anything else (S3, EventBridge, a bug), which a retry may fix."""
     started = time.monotonic()
     model_name = model_of_incoming_key(drop.key)
-    source = unread_source(drop)
+    source = ImportSource.unread(drop)
     report = import_report_key(model_name, import_id(drop.key, drop.version_id)) if model_name else None
     try:
         if model_name is None or drop.bucket != data_bucket:
