@@ -160,6 +160,7 @@ def test_api_routes_map_to_functions_with_their_auth(template: dict[str, Any]) -
         ("GET", "/models/{name}/drift/{report_id}"): ("models_api", "AWS_IAM", False),
         ("GET", "/models/{name}/quality"): ("models_api", "AWS_IAM", False),
         ("POST", "/models/{name}/imports"): ("models_api", "AWS_IAM", False),
+        ("POST", "/models/{name}/retrain"): ("models_api", "AWS_IAM", False),
     }
     assert set(found) == set(expected)
     for route, (folder, auth, key_required) in expected.items():

@@ -23,32 +23,15 @@ from mlops.contract import Contract, ProblemType, parse_contract
 from mlops.errors import ModelNotFoundError, NotFoundError
 from mlops.layout import contract_key, retrain_dataset_key
 from mlops.ports import ObjectStore
-from mlops.registry.records import AuditAction, AuditEvent, ModelRecord
+from mlops.registry.records import AuditAction, AuditEvent
 from mlops.retraining.gates import Gate, before_reading, enough_labels
+from mlops.retraining.ports import RetrainingRegistry
 from mlops.retraining.triggers import RetrainTrigger, TriggerKind
 from mlops.training.dataset import read_dataset
 from mlops.training.traffic import TrafficWindow, recent_labelled_traffic
 from mlops.validation.ledger import LedgerEntry
 
 SYSTEM_ACTORS = (TriggerKind.ALARM, TriggerKind.SCHEDULE)  # audited here; an approver by the models API
-
-
-class RetrainingRegistry(Protocol):
-    def get_model(self, name: str) -> ModelRecord: ...
-
-    def audit_events(self, name: str) -> list[AuditEvent]: ...
-
-    def record_retraining(
-        self,
-        name: str,
-        action: AuditAction,
-        details: dict[str, Any],
-        *,
-        actor: str,
-        reason: str,
-        request_id: str = "",
-        idempotency_key: str = "",
-    ) -> AuditEvent: ...
 
 
 class AcceptedDatasets(Protocol):
