@@ -171,7 +171,7 @@ class Demo:
         run("the retrained version passes the gates and is promoted", self.await_retrained)
         run("rollback to version 1", self.rollback)
         run("a weaker model waits as a candidate", self.weaker_candidate)
-        run("an approver promotes version 3 through the API", self.approve_and_promote)
+        run("an approver promotes the candidate through the API", self.approve_and_promote)
         run("the audit trail through the API", self.audit_trail)
         return self.story.ok
 
@@ -441,10 +441,10 @@ class Demo:
         rule = next(rule for rule in self.runtime.triggers.schedules if "QualitySchedule" in rule)
         if not all(self.runtime.triggers.fire(rule)):
             raise StepFailed("the quality function failed")
-        results = _items(self.api.admin("GET", f"/models/{MODEL}/quality").body)
-        if not results:
-            raise StepFailed("GET /models/churn/quality lists no result")
-        latest = max(results, key=lambda r: r.get("generated_at", ""))
+        answer = self.api.admin("GET", f"/models/{MODEL}/quality")
+        latest = answer.body.get("latest") if isinstance(answer.body, dict) else None
+        if answer.status != 200 or not latest:
+            raise StepFailed(f"GET /models/{MODEL}/quality: HTTP {answer.status}: {answer.body}")
         verdict = latest.get("verdict") or {}
         if not (verdict.get("below_minimum") or verdict.get("below_holdout")):
             raise StepFailed(f"live quality was not judged below: {latest.get('status')} {verdict}")

@@ -109,8 +109,9 @@ def test_demo_story_leaves_the_registry_data_and_alarm_as_told(tmp_path: Path) -
         retrain_key = started["after"]["dataset_key"]
         assert re.fullmatch(r"datasets/churn/retrain-\d{8}T\d{6}Z-[0-9a-f]{8}\.parquet", retrain_key), started
         assert started["after"]["traffic_rows"] >= 1_500, started  # of the 2,000 labelled predictions
-        assert versions[3]["lineage"]["dataset"]["key"] == retrain_key, versions[3]["lineage"]
-        assert re.search(r"From the quality alarm to the retrained version serving: \d+\.\d s", story), story
+        assert versions[3]["lineage"]["dataset_key"] == retrain_key, versions[3]["lineage"]
+        assert re.search(r"\d+\.\d s from the quality alarm to the retrained version serving", story), story
+        assert re.search(r"live roc_auc 0\.\d+ on \d[\d,]* labelled predictions, minimum 0\.7", story), story
 
         # predictions come from production v4 over HTTPS with the API key; none without it
         record = {
