@@ -265,7 +265,7 @@ class Retraining(_Strict):
 
     # EventBridge schedule expression, e.g. "rate(7 days)"; None: alarms and approvers only
     schedule: (
-        Annotated[str, Field(pattern=r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$")] | None
+        Annotated[str, Field(pattern=r"^(rate\([1-9]\d* (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$")] | None
     ) = None
     # no retraining starts within this many hours of the last one (an admin may override)
     cooldown_hours: Annotated[float, Field(ge=0, le=24 * 366)] = 6.0

@@ -258,3 +258,23 @@ def test_a_redelivered_trigger_resumes_its_own_retraining_instead_of_hitting_its
     assert redelivered.dataset_key == first.dataset_key
     assert world.actions().count(AuditAction.RETRAIN_STARTED) == 1
     assert world.actions().count(AuditAction.RETRAIN_REQUESTED) == 1
+
+
+@pytest.mark.parametrize("schedule", ["rate(7 days)", "rate(1 hour)", "cron(0 3 ? * MON *)"])
+def test_the_contract_accepts_an_eventbridge_schedule(schedule: str) -> None:
+    contract = parse_contract({**contract_document("risk"), "retraining": {"schedule": schedule}})
+    assert contract.retraining.schedule == schedule
+
+
+@pytest.mark.parametrize("schedule", ["rate(0 days)", "every week", "rate(7 weeks)", ""])
+def test_the_contract_refuses_a_schedule_eventbridge_would_refuse(schedule: str) -> None:
+    from mlops.errors import ContractError
+
+    with pytest.raises(ContractError, match=r"retraining\.schedule"):
+        parse_contract({**contract_document("risk"), "retraining": {"schedule": schedule}})
+
+
+def test_default_retraining_rules_leave_existing_contract_digests_unchanged() -> None:
+    document = contract_document("risk")
+    assert parse_contract(document).digest == parse_contract({**document, "retraining": {}}).digest
+    assert parse_contract(document).digest != parse_contract({**document, "retraining": {"cooldown_hours": 1}}).digest
