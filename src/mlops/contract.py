@@ -269,7 +269,7 @@ class Retraining(_Strict):
     ) = None
     # no retraining starts within this many hours of the last one (an admin may override)
     cooldown_hours: Annotated[float, Field(ge=0, le=24 * 366)] = 6.0
-    # labelled predictions answered since the newest version was trained (an approver may bypass)
+    # labelled predictions answered since the last accepted dataset was uploaded (an approver skips it)
     min_new_labels: Annotated[int, Field(ge=1)] = 200
     # labelled traffic added to the last accepted dataset: predictions of the last this many hours ...
     window_hours: Annotated[float, Field(gt=0, le=24 * 366)] = 168.0
