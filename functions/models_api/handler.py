@@ -194,6 +194,13 @@ def responses(ok: Any = None, *extra: int) -> dict[int, OpenAPIResponse]:
     return documented
 
 
+def accepted(ok: Any, *extra: int) -> dict[int, OpenAPIResponse]:
+    """The responses of a route that queues work: 202 with `ok`'s schema instead of 200."""
+    documented = responses(ok, *extra)
+    documented[202] = {**documented.pop(200), "description": "Accepted"}
+    return documented
+
+
 settings = ModelsApiSettings.from_env()
 logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE)
@@ -556,7 +563,7 @@ def build_app(
         summary="Ask for a retraining (reason required, audited): the last accepted dataset plus labelled "
         "traffic goes through the dataset gate, training and the promotion policy; an approver's request "
         "skips the new-label minimum, only an admin's may override the cooldown",
-        responses=responses(RetrainAccepted, *CHANGE),
+        responses=accepted(RetrainAccepted, *CHANGE),
     )
     def retrain(name: ModelName, request: Annotated[RetrainRequest, Body()]):  # a Response is not a schema
         context = who(Action.RETRAIN, request.reason)
