@@ -169,6 +169,7 @@ class Demo:
         run("the quality check finds live quality below the minimum", self.check_quality)
         run("the quality alarm triggers a retraining", self.await_retraining)
         run("the retrained version passes the gates and is promoted", self.await_retrained)
+        run("a retraining asked through the API waits for the cooldown", self.ask_retraining)
         run("rollback to version 1", self.rollback)
         run("a weaker model waits as a candidate", self.weaker_candidate)
         run("an approver promotes the candidate through the API", self.approve_and_promote)
@@ -505,6 +506,16 @@ class Demo:
             f"version {version} in production ({promoted.get('reason', '')[:160]}); answering after {pickup:.1f} s; "
             f"{elapsed:.1f} s from the quality alarm to the retrained version serving; audit: {'; '.join(why)}"
         )
+
+    def ask_retraining(self) -> str:
+        mark = self.watch.mark()
+        response = self.api.admin("POST", f"/models/{MODEL}/retrain", {"reason": "demo: the east campaign ended"})
+        if response.status != 202:
+            raise StepFailed(f"HTTP {response.status}: {response.body}")
+        result = self.watch.wait_for("retrain_model", mark, 60).result or {}
+        if result.get("started") or not str(result.get("reason", "")).startswith("cooldown"):
+            raise StepFailed(f"expected the cooldown to hold the request: {result}")
+        return f"POST /models/{MODEL}/retrain -> 202 (audited retrain_requested); retrain_model: {result['reason']}"
 
     def rollback(self) -> str:
         response = self.api.admin(

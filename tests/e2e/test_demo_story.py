@@ -96,14 +96,19 @@ def test_demo_story_leaves_the_registry_data_and_alarm_as_told(tmp_path: Path) -
         # the retraining: asked by the quality alarm, its training set written under datasets/ and trained
         # on (v3's lineage names it), each step in the audit trail with its reason
         retraining = [(e["action"], e["actor"]) for e in events if e["action"].startswith("retrain")]
+        endpoints_admin = next(actor for action, actor in retraining[::-1] if action == "retrain_requested")
+        assert not endpoints_admin.startswith("alarm:")
         drift_alarm, quality_alarm = "alarm:MlopsStack-model-churn-drift", "alarm:MlopsStack-model-churn-quality"
         assert retraining == [
             ("retrain_requested", drift_alarm),  # the drift alarm asked before any label had arrived...
             ("retrain_skipped", drift_alarm),
             ("retrain_requested", quality_alarm),  # ... the quality alarm, once labels showed the damage
             ("retrain_started", quality_alarm),
+            ("retrain_requested", endpoints_admin),  # an admin asks through the API, without an override...
+            ("retrain_skipped", endpoints_admin),  # ... and the cooldown holds
         ], retraining
-        skipped, started = [e for e in events if e["action"] in {"retrain_skipped", "retrain_started"}]
+        skipped, started, held = [e for e in events if e["action"] in {"retrain_skipped", "retrain_started"}]
+        assert held["reason"].startswith("cooldown: the last retraining started "), held
         assert skipped["reason"] == "too few labels: 0 new labelled rows (minimum 200)", skipped
         assert "quality alarm entered ALARM" in started["reason"], started
         retrain_key = started["after"]["dataset_key"]
