@@ -503,7 +503,7 @@ class Demo:
             if str(e.get("action", "")).startswith("retrain")
         ]
         return (
-            f"version {version} in production ({promoted.get('reason', '')[:160]}); answering after {pickup:.1f} s; "
+            f"version {version} in production ({promoted.get('reason', '')[:300]}); answering after {pickup:.1f} s; "
             f"{elapsed:.1f} s from the quality alarm to the retrained version serving; audit: {'; '.join(why)}"
         )
 
