@@ -18,6 +18,7 @@ from mlops.settings import (
     PredictSettings,
     QualitySettings,
     RegisterSettings,
+    RetrainSettings,
     TrainingFailureSettings,
     TrainSettings,
     ValidateSettings,
@@ -84,6 +85,15 @@ FUNCTIONS: dict[str, FunctionSpec] = {
             timeout_seconds=15 * 60,
             container_image=True,  # scikit-learn + pandas + pyarrow do not fit a 250 MB zip
             reserved_concurrency=2,  # caps the cost of an upload storm; events wait in the retry queue
+        ),
+        FunctionSpec(
+            "retrain_model",
+            RetrainSettings,
+            # reads the last accepted dataset whole, as training does, so training's memory budget
+            memory_mb=TRAINING_MEMORY_MB,
+            timeout_seconds=15 * 60,
+            container_image=True,  # pandas + pyarrow: train_model's image recipe
+            reserved_concurrency=1,  # one retraining decision at a time: the cooldown reads what the last wrote
         ),
         FunctionSpec(
             "record_training_failure",

@@ -19,6 +19,7 @@ from infra.constructs.ledger import DatasetLedger
 from infra.constructs.monitoring import Monitoring, contracts_directory, load_contracts
 from infra.constructs.nag import acknowledge
 from infra.constructs.registry import Registry
+from infra.constructs.retraining import Retraining
 from infra.constructs.storage import SharedStorage
 from infra.constructs.training import Training
 
@@ -49,6 +50,17 @@ class MlopsStack(Stack):
         training = Training(
             self,
             "Training",
+            data_bucket=datasets.bucket,
+            artifact_bucket=storage.artifact_bucket,
+            backbone=backbone,
+            registry=registry,
+            ledger=ledger,
+            layers=layers,
+        )
+        Retraining(
+            self,
+            "Retraining",
+            contracts=load_contracts(),
             data_bucket=datasets.bucket,
             artifact_bucket=storage.artifact_bucket,
             backbone=backbone,

@@ -86,6 +86,7 @@ from mlops.registry.service import (
     version_summaries,
     version_summary,
 )
+from mlops.retraining.requests import RetrainAccepted, RetrainRequest, request_retraining
 from mlops.settings import ModelsApiSettings
 from mlops.validation.decisions import DATASET_ID_PATTERN, is_valid_dataset_id
 from mlops.validation.ledger import DatasetLedger, DatasetState, LedgerEntry
@@ -200,6 +201,13 @@ def responses(ok: Any = None, *extra: int) -> dict[int, OpenAPIResponse]:
             "description": _STATUS_MEANINGS[status],
             "content": {"application/json": {"model": ErrorBody}},
         }
+    return documented
+
+
+def accepted(ok: Any, *extra: int) -> dict[int, OpenAPIResponse]:
+    """The responses of a route that queues work: 202 with `ok`'s schema instead of 200."""
+    documented = responses(ok, *extra)
+    documented[202] = {**documented.pop(200), "description": "Accepted"}
     return documented
 
 
@@ -545,6 +553,29 @@ def build_app(
         )
         logger.info("import requested", model=name, key=upload.key)
         return upload
+
+    @app.post(
+        "/models/<name>/retrain",
+        summary="Ask for a retraining (reason required, audited): the last accepted dataset plus labelled "
+        "traffic goes through the dataset gate, training and the promotion policy; an approver's request "
+        "skips the new-label minimum, only an admin's may override the cooldown",
+        responses=accepted(RetrainAccepted, *CHANGE),
+    )
+    def retrain(name: ModelName, request: Annotated[RetrainRequest, Body()]):  # a Response is not a schema
+        context = who(Action.RETRAIN, request.reason)
+        accepted = request_retraining(
+            registry,
+            publisher,
+            name,
+            request,
+            actor=context["actor"],
+            may_override_cooldown=access.allows(context["actor"], Action.OVERRIDE_COOLDOWN),
+            request_id=context["request_id"],
+            idempotency_key=context["idempotency_key"],
+        )
+        logger.info("retraining requested", model=name, override_cooldown=request.override_cooldown)
+        _count("ModelsRetrainRequested", name)
+        return Response(202, content_types.APPLICATION_JSON, accepted.model_dump_json())
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi():  # no return annotation: a Response is not a schema

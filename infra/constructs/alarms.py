@@ -139,6 +139,16 @@ def _notify(alarm: cloudwatch.CompositeAlarm, topic: sns.ITopic) -> None:
     alarm.add_ok_action(action)
 
 
+def model_alarm_prefix(stack: Stack) -> str:
+    """Every model alarm's name starts with this; `<model>-<signal>` follows (retrain_model reads it)."""
+    return f"{stack.stack_name}-model-"
+
+
+def retraining_alarm_names(stack: Stack, model: str) -> list[str]:
+    """The alarms whose ALARM is evidence the model should retrain: drift and live quality."""
+    return [f"{model_alarm_prefix(stack)}{model}-{signal}" for signal in ("drift", "quality")]
+
+
 class ModelAlarms(Construct):
     """One model's alarms: six signals and the composite that notifies for them."""
 
@@ -147,7 +157,7 @@ class ModelAlarms(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         model = self.model = contract.name
-        prefix = f"{Stack.of(self).stack_name}-model-{model}"
+        prefix = f"{model_alarm_prefix(Stack.of(self))}{model}"
         report = f"{report_route(model)} on the models API ({api_url}models/{model}/drift)"
         self.report = report
 

@@ -260,6 +260,23 @@ class LiveQuality(_Strict):
     margin: Annotated[float, Field(ge=0)] = 0.05
 
 
+class Retraining(_Strict):
+    """When a model retrains on evidence (mlops.retraining): its triggers' gates and training set."""
+
+    # EventBridge schedule expression, e.g. "rate(7 days)"; None: alarms and approvers only
+    schedule: (
+        Annotated[str, Field(pattern=r"^(rate\([1-9]\d* (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$")] | None
+    ) = None
+    # no retraining starts within this many hours of the last one (an admin may override)
+    cooldown_hours: Annotated[float, Field(ge=0, le=24 * 366)] = 6.0
+    # labelled predictions answered since the last accepted dataset was uploaded (an approver skips it)
+    min_new_labels: Annotated[int, Field(ge=1)] = 200
+    # labelled traffic added to the last accepted dataset: predictions of the last this many hours ...
+    window_hours: Annotated[float, Field(gt=0, le=24 * 366)] = 168.0
+    # ... at most this many rows (the bounded read of mlops.training.traffic)
+    max_traffic_rows: Annotated[int, Field(ge=1, le=1_000_000)] = 100_000
+
+
 class Monitoring(_Strict):
     psi_alarm_threshold: Annotated[float, Field(gt=0)] = 0.2
     min_window_rows: Annotated[int, Field(ge=1)] = 100
@@ -282,6 +299,7 @@ class Contract(_Strict):
     data: DataChecks = DataChecks()
     monitoring: Monitoring = Monitoring()
     promotion: Promotion = Promotion()
+    retraining: Retraining = Retraining()
 
     @model_validator(mode="after")
     def _consistent(self) -> Contract:
@@ -326,6 +344,8 @@ class Contract(_Strict):
         # monitoring drift tests, quality checks, feedback rules and live quality) are
         # left out, so contracts written before them keep their digest
         document = self.model_dump(mode="json")
+        if self.retraining == Retraining():
+            del document["retraining"]
         if self.promotion == Promotion():
             del document["promotion"]
         elif not self.promotion.four_eyes:

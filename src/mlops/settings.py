@@ -106,6 +106,19 @@ class TrainSettings(_Settings):
 
 
 @dataclass(frozen=True, kw_only=True)
+class RetrainSettings(_Settings):
+    """retrain_model: a drift/quality alarm, a contract's schedule or an approver -> gates -> a training
+    set under datasets/ of the data bucket (mlops.retraining)."""
+
+    data_bucket: str = env("DATA_BUCKET")  # contracts/ read, datasets/<model>/retrain-* written
+    artifact_bucket: str = env("ARTIFACT_BUCKET")  # captures/ and labels/ read
+    registry_table: str = env("REGISTRY_TABLE")  # production version; retraining audit events
+    ledger_table: str = env("LEDGER_TABLE")  # the last accepted dataset (read only)
+    # the model alarms' names start with this (`<stack>-model-`); `<model>-drift|quality` follows
+    alarm_name_prefix: str = env("ALARM_NAME_PREFIX")
+
+
+@dataclass(frozen=True, kw_only=True)
 class TrainingFailureSettings(_Settings):
     """record_training_failure: train_model's on-failure destination -> ledger training_failed."""
 

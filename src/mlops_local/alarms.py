@@ -582,6 +582,7 @@ class AlarmEvaluator:
             )
         except Exception:  # the listing on the stand-in is a convenience
             log.debug("could not mirror the state of %s", name, exc_info=True)
+        self._put_state_change_event(name, message.get("AlarmArn", ""), message.get("AlarmDescription"), change)
         sns = self.deployment.client("sns") if targets else None
         for topic_arn in targets:
             try:
@@ -600,6 +601,30 @@ class AlarmEvaluator:
             notifications.write(line + "\n")
         # on the console only what an operator would be paged about; every change is in the log file
         log.log(logging.WARNING if "ALARM" in (change.old, change.new) else logging.INFO, "%s", line)
+
+    def _put_state_change_event(self, name: str, arn: str, description: str | None, change: StateChange) -> None:
+        """CloudWatch puts every alarm state change on the account's default bus (whatever the alarm's
+        actions); rules there start work on an alarm (retrain_model on a model's drift or quality alarm)."""
+        detail = {
+            "alarmName": name,
+            "state": {"value": change.new, "reason": change.reason[:1000], "timestamp": _timestamp(change.at)},
+            "previousState": {"value": change.old},
+            "configuration": {"description": description},
+        }
+        try:
+            self.deployment.client("events").put_events(
+                Entries=[
+                    {
+                        "Source": "aws.cloudwatch",
+                        "DetailType": "CloudWatch Alarm State Change",
+                        "Resources": [arn] if arn else [],
+                        "Detail": json.dumps(detail),
+                        "Time": change.at,
+                    }
+                ]
+            )
+        except Exception:
+            log.warning("could not put %s's state change on the default bus", name, exc_info=True)
 
     def _mirror(self) -> None:
         """Mirror datapoints to the stand-in (batched) so ordinary clients can read the metrics."""

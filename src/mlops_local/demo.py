@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
+import numpy as np
 
 from mlops_local.client import ApiClient
 from mlops_local.functions import Invocation
@@ -26,6 +27,12 @@ from mlops_local.sample_data import churn_dataset, churn_features, records
 
 MODEL = "churn"
 FIRST_EXPORT_ROWS = 2_000  # version 1's dataset: small, so the full export makes a better model
+# labelled traffic for the retraining story: a tenth of the export (at least 2,000), so the new evidence
+# weighs in the retrained model yet stays below the dataset gate's label-flip threshold
+LABELLED_TRAFFIC_SHARE = 10
+# local mode only: the quality join waits this long (deployed: 120 s settle, 600 s capture lag) so the
+# demo's labels are joined within a minute of their predictions
+DEMO_QUALITY_WAIT_SECONDS = "1"
 
 
 class StepFailed(Exception):
@@ -158,9 +165,14 @@ class Demo:
         run("a label-flipped dataset is held for review", self.hold_suspicious_dataset)
         run("a reviewer rejects it through the API", self.reject_held_dataset)
         run(f"the full export ({self.rows:,} rows) promotes version 2", self.promote_better)
+        run("served predictions get their labels (HTTPS feedback, API key)", self.send_labelled_traffic)
+        run("the quality check finds live quality below the minimum", self.check_quality)
+        run("the quality alarm triggers a retraining", self.await_retraining)
+        run("the retrained version passes the gates and is promoted", self.await_retrained)
+        run("a retraining asked through the API waits for the cooldown", self.ask_retraining)
         run("rollback to version 1", self.rollback)
         run("a weaker model waits as a candidate", self.weaker_candidate)
-        run("an approver promotes version 3 through the API", self.approve_and_promote)
+        run("an approver promotes the candidate through the API", self.approve_and_promote)
         run("the audit trail through the API", self.audit_trail)
         return self.story.ok
 
@@ -386,8 +398,129 @@ class Demo:
             time.sleep(0.25)
         raise StepFailed(f"predictions did not come from version {version} within {refresh + 5:.0f} s")
 
+    def send_labelled_traffic(self) -> str:
+        """Predictions for a shifted customer base, then their outcomes through the feedback route: a
+        competitor opened in the east, so eastern customers churn whatever the model says."""
+        count = max(2_000, self.rows // LABELLED_TRAFFIC_SHARE)
+        features = churn_features(count, seed=123, drift=0.5)
+        rng = np.random.default_rng(5)
+        east = features["region"].to_numpy() == "east"
+        churned = np.where(east, rng.random(count) < 0.95, rng.random(count) < 0.05)
+        ids: list[str] = []
+        wrong = 0
+        for start in range(0, count, 100):
+            response = self.api.predict(MODEL, records(features.iloc[start : start + 100]))
+            if response.status != 200:
+                raise StepFailed(f"predict: HTTP {response.status}: {response.body}")
+            for answer, truth in zip(response.body["predictions"], churned[start : start + 100], strict=True):
+                ids.append(answer["prediction_id"])
+                wrong += (answer["label"] == "yes") != bool(truth)
+        labels = [{"prediction_id": i, "label": "yes" if t else "no"} for i, t in zip(ids, churned, strict=True)]
+        for start in range(0, len(labels), 1_000):
+            response = self.api.request(
+                "POST",
+                f"/models/{MODEL}/feedback",
+                {"labels": labels[start : start + 1_000]},
+                headers={"x-api-key": self.endpoints.api_key},
+            )
+            if response.status != 200:
+                raise StepFailed(f"feedback: HTTP {response.status}: {response.body}")
+        self._last_answered = time.time()
+        return (
+            f"{count:,} predictions for a shifted customer base (a competitor in the east), then {len(labels):,} "
+            f"outcomes via POST /models/{MODEL}/feedback: production v2 got {wrong / count:.0%} of them wrong"
+        )
+
+    def check_quality(self) -> str:
+        quality = self.runtime.runner.by_name("evaluate_quality")
+        for name in ("QUALITY_SETTLE_SECONDS", "QUALITY_CAPTURE_LAG_SECONDS"):
+            quality.environment[name] = DEMO_QUALITY_WAIT_SECONDS
+        # a minute's labels are joined once the minute is over (plus the capture lag)
+        ready = (self._last_answered // 60 + 1) * 60 + float(DEMO_QUALITY_WAIT_SECONDS) + 1
+        time.sleep(max(0.0, ready - time.time()))
+        self._mark = self.watch.mark()
+        rule = next(rule for rule in self.runtime.triggers.schedules if "QualitySchedule" in rule)
+        if not all(self.runtime.triggers.fire(rule)):
+            raise StepFailed("the quality function failed")
+        answer = self.api.admin("GET", f"/models/{MODEL}/quality")
+        latest = answer.body.get("latest") if isinstance(answer.body, dict) else None
+        if answer.status != 200 or not latest:
+            raise StepFailed(f"GET /models/{MODEL}/quality: HTTP {answer.status}: {answer.body}")
+        verdict = latest.get("verdict") or {}
+        if not (verdict.get("below_minimum") or verdict.get("below_holdout")):
+            raise StepFailed(f"live quality was not judged below: {latest.get('status')} {verdict}")
+        self.numbers["live_quality"] = verdict["live"]
+        joined = (latest.get("production") or {}).get("labelled_rows")
+        return (
+            f"v{latest['version']}: live {verdict['metric']} {verdict['live']:.3f} on {joined:,} labelled predictions, "
+            f"minimum {verdict['minimum']}, holdout {verdict['holdout']:.3f} (local mode joins after "
+            f"{DEMO_QUALITY_WAIT_SECONDS} s instead of the deployed capture lag)"
+        )
+
+    def await_retraining(self, timeout: float = 120.0) -> str:
+        name = f"-model-{MODEL}-quality"
+        deadline = time.monotonic() + timeout
+        change = None
+        while change is None and time.monotonic() < deadline:
+            change = next((c for c in self.runtime.alarms.changes if c.alarm.endswith(name) and c.new == "ALARM"), None)
+            time.sleep(0.2)
+        if change is None:
+            raise StepFailed(f"the quality alarm (*{name}) never entered ALARM")
+        self._quality_alarm_at = change.at.timestamp()
+        invocation = self.watch.wait_for("retrain_model", self._mark, timeout)
+        result = invocation.result or {}
+        if not result.get("started"):
+            raise StepFailed(f"retrain_model did not start a retraining: {result}")
+        self._retrain_key = result["dataset_key"]
+        started = next(
+            e
+            for e in reversed(_items(self.api.admin("GET", f"/models/{MODEL}/audit").body))
+            if e.get("action") == "retrain_started"
+        )
+        after = started.get("after", {})
+        return (
+            f"{change.alarm} -> ALARM; CloudWatch's state change on the default bus -> retrain_model: "
+            f"{after.get('base_rows', 0):,} rows of the last accepted dataset + {after.get('traffic_rows', 0):,} "
+            f"labelled predictions -> s3://{self.data_bucket}/{self._retrain_key} (gates: {after.get('gates')})"
+        )
+
+    def await_retrained(self, timeout: float = 300.0) -> str:
+        self.watch.wait_for("register_model", self._mark, timeout)
+        model = self._model() or {}
+        version = model.get("latest_version")
+        if model.get("production_version") != version or version != 3:
+            versions = _items(self.api.admin("GET", f"/models/{MODEL}/versions").body)
+            newest = max(versions, key=lambda v: v.get("version", 0), default={})
+            raise StepFailed(f"the retrained version was not promoted: {newest.get('status')} {newest}")
+        pickup = self.await_serving(version)
+        elapsed = time.time() - self._quality_alarm_at
+        self.numbers["quality_alarm_to_serving_seconds"] = elapsed
+        events = _items(self.api.admin("GET", f"/models/{MODEL}/audit").body)
+        promoted = next((e for e in reversed(events) if e.get("action") == "promoted"), {})
+        why = [
+            f"{e['action']} ({e.get('actor', '').rsplit('/', 1)[-1]}: {e.get('reason', '')[:80]})"
+            for e in events
+            if str(e.get("action", "")).startswith("retrain")
+        ]
+        return (
+            f"version {version} in production ({promoted.get('reason', '')[:300]}); answering after {pickup:.1f} s; "
+            f"{elapsed:.1f} s from the quality alarm to the retrained version serving; audit: {'; '.join(why)}"
+        )
+
+    def ask_retraining(self) -> str:
+        mark = self.watch.mark()
+        response = self.api.admin("POST", f"/models/{MODEL}/retrain", {"reason": "demo: the east campaign ended"})
+        if response.status != 202:
+            raise StepFailed(f"HTTP {response.status}: {response.body}")
+        result = self.watch.wait_for("retrain_model", mark, 60).result or {}
+        if result.get("started") or not str(result.get("reason", "")).startswith("cooldown"):
+            raise StepFailed(f"expected the cooldown to hold the request: {result}")
+        return f"POST /models/{MODEL}/retrain -> 202 (audited retrain_requested); retrain_model: {result['reason']}"
+
     def rollback(self) -> str:
-        response = self.api.admin("POST", f"/models/{MODEL}/rollback", {"reason": "demo: roll back the new version"})
+        response = self.api.admin(
+            "POST", f"/models/{MODEL}/rollback", {"reason": "demo: roll back to the first version", "to_version": 1}
+        )
         if response.status != 200:
             raise StepFailed(f"HTTP {response.status}: {response.body}")
         model = self._model()
@@ -467,6 +600,9 @@ def run_demo(rows: int, keep_running: bool, out: Any = sys.stdout) -> int:
     try:
         ok = demo.run()
         out.write("\nSummary\n" + demo.story.summary() + "\n")
+        if "quality_alarm_to_serving_seconds" in demo.numbers:
+            seconds = demo.numbers["quality_alarm_to_serving_seconds"]
+            out.write(f"\nFrom the quality alarm to the retrained version serving: {seconds:.1f} s ({rows:,} rows)\n")
         out.write(f"\n{'All steps happened.' if ok else 'Some steps did not happen.'}\n")
         if keep_running:
             from mlops_local.cli import print_usage

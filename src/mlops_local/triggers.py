@@ -53,6 +53,8 @@ class Schedule:
     expression: str
     interval_seconds: float | None
     function_ids: tuple[str, ...]
+    # a target's constant `Input` (EventBridge then sends it instead of the scheduled event), by position
+    inputs: tuple[dict[str, Any] | None, ...] = ()
 
 
 class TriggerWiring:
@@ -144,9 +146,13 @@ class TriggerWiring:
         expression = props["ScheduleExpression"]
         match = _RATE.match(expression)
         interval = int(match.group(1)) * _UNIT_SECONDS[match.group(2).rstrip("s")] if match else None
-        function_ids = tuple(self._function_of(t["Arn"], logical_id) for t in props.get("Targets", []))
+        targets = props.get("Targets", [])
+        if any("InputPath" in t or "InputTransformer" in t for t in targets):
+            raise TemplateError(f"{logical_id}: input transformation of targets is not emulated")
+        function_ids = tuple(self._function_of(t["Arn"], logical_id) for t in targets)
+        inputs = tuple(json.loads(t["Input"]) if "Input" in t else None for t in targets)
         rule_name = self.deployment.names[logical_id]
-        self.schedules[logical_id] = Schedule(logical_id, rule_name, expression, interval, function_ids)
+        self.schedules[logical_id] = Schedule(logical_id, rule_name, expression, interval, function_ids, inputs)
 
     # --- running ----------------------------------------------------------------------------
 
@@ -227,9 +233,10 @@ class TriggerWiring:
             "detail": {},
         }
         # an EventBridge target is invoked asynchronously: retried, then kept, like any other event
+        inputs = schedule.inputs or (None,) * len(schedule.function_ids)
         return [
-            self.deliver(Subscription(f"schedule:{schedule.rule_name}", "", function_id), event)
-            for function_id in schedule.function_ids
+            self.deliver(Subscription(f"schedule:{schedule.rule_name}", "", function_id), given or event)
+            for function_id, given in zip(schedule.function_ids, inputs, strict=True)
         ]
 
     def _tick_forever(self, schedule: Schedule) -> None:

@@ -20,7 +20,17 @@ from mlops_local.runtime import Endpoints, LocalRuntime
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("local-runtime")]
 
-FUNCTIONS = ("validate_dataset", "train_model", "register_model", "predict", "models_api", "detect_drift")
+FUNCTIONS = (
+    "validate_dataset",
+    "train_model",
+    "register_model",
+    "predict",
+    "models_api",
+    "detect_drift",
+    "record_feedback",
+    "evaluate_quality",
+    "retrain_model",
+)
 
 
 def _admin(endpoints: Endpoints) -> ApiClient:
@@ -55,17 +65,60 @@ def test_demo_story_leaves_the_registry_data_and_alarm_as_told(tmp_path: Path) -
         )
         bucket = endpoints.outputs["DataBucketName"]
 
-        # the registry: v1 and v2 promoted in turn, rolled back to v1, v3 approved and promoted by hand
+        # the registry: v1 and v2 promoted in turn, v3 retrained on labelled traffic after the quality
+        # alarm and promoted, rolled back to v1, v4 approved and promoted by hand
         model = api.admin("GET", "/models/churn")
         assert model.status == 200, story
-        assert (model.body["latest_version"], model.body["production_version"]) == (3, 3), story
-        versions = {v["version"]: v["status"] for v in api.admin("GET", "/models/churn/versions").body}
-        assert versions == {1: "archived", 2: "archived", 3: "production"}, story
-        audit = [e["action"] for e in api.admin("GET", "/models/churn/audit").body]
-        decisions = [a for a in audit if a in {"promoted", "rolled_back", "promotion_declined", "approved"}]
-        assert decisions == ["promoted", "promoted", "rolled_back", "promotion_declined", "approved", "promoted"], audit
+        assert (model.body["latest_version"], model.body["production_version"]) == (4, 4), story
+        versions = {v["version"]: v for v in api.admin("GET", "/models/churn/versions").body}
+        assert {n: v["status"] for n, v in versions.items()} == {
+            1: "archived",
+            2: "archived",
+            3: "archived",
+            4: "production",
+        }, story
+        events = api.admin("GET", "/models/churn/audit").body
+        audit = [e["action"] for e in events]
+        decisions = [
+            a for a in audit if a in {"promoted", "rolled_back", "promotion_declined", "approved", "retrain_started"}
+        ]
+        assert decisions == [
+            "promoted",
+            "promoted",
+            "retrain_started",
+            "promoted",
+            "rolled_back",
+            "promotion_declined",
+            "approved",
+            "promoted",
+        ], audit
 
-        # predictions come from production v3 over HTTPS with the API key; none without it
+        # the retraining: asked by the quality alarm, its training set written under datasets/ and trained
+        # on (v3's lineage names it), each step in the audit trail with its reason
+        retraining = [(e["action"], e["actor"]) for e in events if e["action"].startswith("retrain")]
+        endpoints_admin = next(actor for action, actor in retraining[::-1] if action == "retrain_requested")
+        assert not endpoints_admin.startswith("alarm:")
+        drift_alarm, quality_alarm = "alarm:MlopsStack-model-churn-drift", "alarm:MlopsStack-model-churn-quality"
+        assert retraining == [
+            ("retrain_requested", drift_alarm),  # the drift alarm asked before any label had arrived...
+            ("retrain_skipped", drift_alarm),
+            ("retrain_requested", quality_alarm),  # ... the quality alarm, once labels showed the damage
+            ("retrain_started", quality_alarm),
+            ("retrain_requested", endpoints_admin),  # an admin asks through the API, without an override...
+            ("retrain_skipped", endpoints_admin),  # ... and the cooldown holds
+        ], retraining
+        skipped, started, held = [e for e in events if e["action"] in {"retrain_skipped", "retrain_started"}]
+        assert held["reason"].startswith("cooldown: the last retraining started "), held
+        assert skipped["reason"] == "too few labels: 0 new labelled rows (minimum 200)", skipped
+        assert "quality alarm entered ALARM" in started["reason"], started
+        retrain_key = started["after"]["dataset_key"]
+        assert re.fullmatch(r"datasets/churn/retrain-\d{8}T\d{6}Z-[0-9a-f]{8}\.parquet", retrain_key), started
+        assert started["after"]["traffic_rows"] >= 1_500, started  # of the 2,000 labelled predictions
+        assert versions[3]["lineage"]["dataset_key"] == retrain_key, versions[3]["lineage"]
+        assert re.search(r"\d+\.\d s from the quality alarm to the retrained version serving", story), story
+        assert re.search(r"live roc_auc 0\.\d+ on \d[\d,]* labelled predictions, minimum 0\.7", story), story
+
+        # predictions come from production v4 over HTTPS with the API key; none without it
         record = {
             "tenure_months": 12,
             "monthly_charges": 70.5,
@@ -76,7 +129,7 @@ def test_demo_story_leaves_the_registry_data_and_alarm_as_told(tmp_path: Path) -
             "autopay": True,
         }
         answer = api.predict("churn", [record])
-        assert (answer.status, answer.body["version"]) == (200, 3), answer.body
+        assert (answer.status, answer.body["version"]) == (200, 4), answer.body
         assert api.predict("churn", [record], api_key="").status == 403
 
         # data: the malformed upload and the reviewer-rejected (label-flipped) one are in quarantine/,

@@ -16,6 +16,7 @@ from tests.infra.support import function_ids, resources
 EXPECTED_SIZING = {  # folder: (memory MB, timeout s)
     "validate_dataset": (1769, 900),
     "train_model": (3008, 900),
+    "retrain_model": (3008, 900),
     "register_model": (512, 60),
     "record_training_failure": (256, 60),
     "predict": (1024, 10),
@@ -76,7 +77,7 @@ def test_function_shares_the_defaults(template: dict[str, Any], folder: str) -> 
     assert props["Timeout"] <= 900  # Lambda's maximum
     log_group = template["Resources"][props["LoggingConfig"]["LogGroup"]["Ref"]]
     assert log_group["Properties"]["RetentionInDays"] > 0
-    if folder == "train_model":  # scikit-learn + pandas + pyarrow do not fit a zip
+    if folder in ("train_model", "retrain_model"):  # scikit-learn + pandas + pyarrow do not fit a zip
         assert props["PackageType"] == "Image"
         assert resource["Metadata"]["aws:asset:dockerfile-path"] == f"functions/{folder}/Dockerfile"
     else:

@@ -284,6 +284,19 @@ IAM_TABLE: dict[str, set[Grant]] = {
     | _allow("dynamodb:Query", "ledger/index/gsi1")
     # its on-failure destination (OOM, timeout, expired events), not the dead-letter queue
     | _allow("lambda:InvokeFunction", "function:record_training_failure function:record_training_failure:*"),
+    # retraining on evidence: reads the last accepted dataset and labelled traffic, writes only its
+    # training set (datasets/<model>/retrain-*) and chained audit events
+    "retrain_model": OWN_LOGS_AND_TRACES
+    | DEAD_LETTERS
+    | AUDIT_APPEND_ONLY
+    | _allow("s3:GetObject s3:GetObjectVersion", "data/datasets/* data/contracts/*")
+    | _allow("s3:PutObject", "data/datasets/*/retrain-*")
+    | _allow("s3:GetObject", "artifacts/captures/* artifacts/labels/*")
+    | _allow("s3:ListBucket", "artifacts", {"StringLike": {"s3:prefix": ["captures/*", "labels/*"]}})
+    | _allow("dynamodb:GetItem dynamodb:Query dynamodb:PutItem", "registry", MODEL_OR_AUDIT)
+    | _allow("dynamodb:UpdateItem", "registry", MODEL)
+    | _allow("dynamodb:Query", "registry/index/gsi1")
+    | _allow("dynamodb:Query", "ledger/index/gsi1"),
     "record_training_failure": OWN_LOGS_AND_TRACES
     | DEAD_LETTERS
     | ALARM_TOPIC

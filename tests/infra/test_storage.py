@@ -99,4 +99,11 @@ def test_every_ledger_user_is_told_the_ledger_table(template: dict[str, Any]) ->
         for folder, lid in function_ids(template).items()
         if template["Resources"][lid]["Properties"]["Environment"]["Variables"].get("LEDGER_TABLE") == ledger
     }
-    assert told == {"validate_dataset", "models_api", "train_model", "register_model", "record_training_failure"}
+    assert told == {
+        "validate_dataset",
+        "models_api",
+        "train_model",
+        "register_model",
+        "record_training_failure",
+        "retrain_model",  # reads the last accepted dataset (the index only)
+    }

@@ -61,7 +61,7 @@ def test_s3_notification_import_drops_invoke_train_model(template: dict[str, Any
 
 @pytest.mark.parametrize(
     ("detail_type", "folder"),
-    [("DatasetValidated", "train_model"), ("ModelTrained", "register_model")],
+    [("DatasetValidated", "train_model"), ("ModelTrained", "register_model"), ("RetrainingRequested", "retrain_model")],
 )
 def test_bus_rule_routes_detail_type_to_function(template: dict[str, Any], detail_type: str, folder: str) -> None:
     (bus_id,) = resources(template, "AWS::Events::EventBus")
@@ -80,6 +80,32 @@ def test_bus_rule_routes_detail_type_to_function(template: dict[str, Any], detai
     assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 1
     (queue_id,) = resources(template, "AWS::SQS::Queue")
     assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+
+
+def test_drift_and_quality_alarms_entering_alarm_reach_retrain_model_from_the_default_bus(
+    template: dict[str, Any],
+) -> None:
+    matching = [
+        rule["Properties"]
+        for rule in resources(template, "AWS::Events::Rule").values()
+        if rule["Properties"].get("EventPattern", {}).get("source") == ["aws.cloudwatch"]
+    ]
+    assert len(matching) == 1
+    (rule,) = matching
+    assert "EventBusName" not in rule  # CloudWatch puts alarm state changes on the default bus
+    pattern = rule["EventPattern"]
+    assert pattern["detail-type"] == ["CloudWatch Alarm State Change"]
+    assert pattern["detail"]["state"] == {"value": ["ALARM"]}
+    # exactly the drift and live-quality alarms of each contract's model: names the alarms really carry
+    names = pattern["detail"]["alarmName"]
+    alarm_names = {a["Properties"]["AlarmName"] for a in resources(template, "AWS::CloudWatch::Alarm").values()}
+    assert sorted(names) == ["MlopsStack-model-churn-drift", "MlopsStack-model-churn-quality"]
+    assert set(names) <= alarm_names
+    (target,) = rule["Targets"]
+    assert target_function_id(target["Arn"]) == function_ids(template)["retrain_model"]
+    assert "Arn" in target["DeadLetterConfig"]
+    retrain = template["Resources"][function_ids(template)["retrain_model"]]["Properties"]
+    assert retrain["Environment"]["Variables"]["ALARM_NAME_PREFIX"] == "MlopsStack-model-"
 
 
 def test_dead_letter_queue_is_encrypted(template: dict[str, Any]) -> None:
@@ -134,6 +160,7 @@ def test_api_routes_map_to_functions_with_their_auth(template: dict[str, Any]) -
         ("GET", "/models/{name}/drift/{report_id}"): ("models_api", "AWS_IAM", False),
         ("GET", "/models/{name}/quality"): ("models_api", "AWS_IAM", False),
         ("POST", "/models/{name}/imports"): ("models_api", "AWS_IAM", False),
+        ("POST", "/models/{name}/retrain"): ("models_api", "AWS_IAM", False),
     }
     assert set(found) == set(expected)
     for route, (folder, auth, key_required) in expected.items():

@@ -194,12 +194,37 @@ def _alarm_messages(sqs: Any, queue: str, wait: float = 5.0) -> list[dict[str, A
     return found
 
 
+def _state_change_events(runtime: LocalRuntime) -> tuple[Any, str]:
+    """A queue receiving what a rule on the default bus matches of CloudWatch's alarm state changes."""
+    sqs, events = _client(runtime, "sqs"), _client(runtime, "events")
+    queue = sqs.create_queue(QueueName="alarm-state-changes")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    pattern = {"source": ["aws.cloudwatch"], "detail-type": ["CloudWatch Alarm State Change"]}
+    events.put_rule(Name="alarm-state-changes", EventPattern=json.dumps(pattern), State="ENABLED")
+    events.put_targets(Rule="alarm-state-changes", Targets=[{"Id": "q", "Arn": queue_arn}])
+    return sqs, queue
+
+
+def _bus_events(sqs: Any, queue: str, wait: float = 3.0) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        batch = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        found += [json.loads(m["Body"]) for m in batch]
+    return found
+
+
+def message_reason(runtime: LocalRuntime, name: str) -> str:
+    return next(c.reason for c in reversed(runtime.alarms.changes) if c.alarm == name)
+
+
 def test_function_api_and_queue_metrics_raise_one_composite_notification(local: LocalRuntime) -> None:
     runtime = local
     alarms = runtime.alarms
     by_logical_id = {s.logical_id: s for s in alarms.specs} | {c.logical_id: c for c in alarms.composites}
     state = {lid: (lambda name: lambda: alarms.states[name])(spec.name) for lid, spec in by_logical_id.items()}
     sqs, inbox = _inbox(runtime, "OpsTopic", "ops-inbox")
+    bus_sqs, state_changes = _state_change_events(runtime)
     alarms.evaluate_all()
     assert state["OpsHealth"]() == "OK"  # evaluated once: a composite is INSUFFICIENT_DATA only when new
     assert state["NotEmulated"]() == "INSUFFICIENT_DATA"
@@ -236,6 +261,18 @@ def test_function_api_and_queue_metrics_raise_one_composite_notification(local: 
     assert by_logical_id["EchoErrors"].arn in children
     assert all(child["State"]["Value"] == "ALARM" for child in message["TriggeringChildren"])
     assert "transitioned to ALARM" in message["NewStateReason"]
+
+    # AND, as CloudWatch does, every state change is an event on the default bus (rules there start
+    # work on an alarm, e.g. retraining): CloudWatch's shape, one per alarm that changed
+    changes = [e for e in _bus_events(bus_sqs, state_changes) if e["detail"]["state"]["value"] == "ALARM"]
+    by_name = {e["detail"]["alarmName"]: e for e in changes}
+    echo_errors = by_logical_id["EchoErrors"]
+    assert {echo_errors.name, "ops-health"} <= set(by_name)
+    event = by_name[echo_errors.name]
+    assert (event["source"], event["detail-type"]) == ("aws.cloudwatch", "CloudWatch Alarm State Change")
+    assert event["resources"] == [echo_errors.arn]
+    assert event["detail"]["previousState"]["value"] == "OK"
+    assert event["detail"]["state"]["reason"] == message_reason(runtime, echo_errors.name)
 
     # WHEN a message lands in the dead-letter queue while the incident is open
     queue_url = runtime.deployment.resolve({"Ref": "DeadLetters"})

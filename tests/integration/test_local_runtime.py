@@ -91,6 +91,15 @@ def mini_template(echo_log: Path) -> dict[str, Any]:
                     "Targets": [{"Arn": fn_arn, "Id": "T"}],
                 },
             },
+            # a target with a constant input (a contract's retraining schedule): EventBridge sends it instead
+            "Weekly": {
+                "Type": "AWS::Events::Rule",
+                "Properties": {
+                    "ScheduleExpression": "rate(7 days)",
+                    "State": "ENABLED",
+                    "Targets": [{"Arn": fn_arn, "Id": "T", "Input": '{"retrain": {"model": "churn"}}'}],
+                },
+            },
             "ScoreAlarm": {
                 "Type": "AWS::CloudWatch::Alarm",
                 "Properties": {
@@ -251,6 +260,14 @@ def test_bus_event_matching_pattern_triggers_and_other_does_not(local: tuple[Loc
     assert _wait_for(lambda: "Ready" in bus_events())
     time.sleep(1.5)
     assert bus_events() == ["Ready"]
+
+
+def test_a_schedule_target_with_a_constant_input_receives_that_input(local: tuple[LocalRuntime, Path]) -> None:
+    runtime, echo_log = local
+    assert runtime.triggers.fire("Weekly") == [True]
+    assert _events(echo_log)[-1] == {"retrain": {"model": "churn"}}
+    assert runtime.triggers.fire("Hourly") == [True]  # without an input: the scheduled event
+    assert _events(echo_log)[-1]["detail-type"] == "Scheduled Event"
 
 
 def test_alarm_fires_only_on_exact_dimensions(local: tuple[LocalRuntime, Path]) -> None:

@@ -230,6 +230,7 @@ def test_models_api_serves_its_openapi_document(call: Any) -> None:
         "/models/{name}/drift/{report_id}",
         "/models/{name}/quality",
         "/models/{name}/imports",
+        "/models/{name}/retrain",
     }
     assert "post" in document["paths"]["/models/{name}/rollback"]
     assert "RollbackRequest" in json.dumps(document["components"])

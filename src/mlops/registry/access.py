@@ -35,6 +35,8 @@ class Action(StrEnum):
     # the seam for held datasets (validation's side decides what "held" means)
     REVIEW_DATASET = "review_dataset"
     IMPORT_MODEL = "import_model"  # ask for an upload URL for a model built elsewhere (mlops.imports)
+    RETRAIN = "retrain"  # ask for a retraining (mlops.retraining): skips the new-label minimum, not the cooldown
+    OVERRIDE_COOLDOWN = "override_cooldown"  # a retraining request that skips the cooldown too (admin only)
 
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {
@@ -49,6 +51,7 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
             Action.SET_ALIAS,
             Action.REVIEW_DATASET,
             Action.IMPORT_MODEL,
+            Action.RETRAIN,
         }
     ),
     Role.ADMIN: frozenset(Action),
@@ -83,6 +86,10 @@ class AccessPolicy:
             if any(fnmatchcase(principal, pattern) for pattern in self._patterns[role]):
                 return role
         return None
+
+    def allows(self, principal: str | None, action: Action) -> bool:
+        role = self.role_of(principal)
+        return role is not None and action in PERMISSIONS[role]
 
     def require(self, principal: str | None, action: Action) -> Role:
         """The caller's role when it may perform `action`; raises ForbiddenError otherwise."""

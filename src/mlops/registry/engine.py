@@ -502,6 +502,42 @@ class RegistryEngine:
             result_type=AuditEvent,
         )
 
+    def record_retraining(
+        self,
+        name: str,
+        action: AuditAction,
+        details: dict[str, Any],
+        *,
+        actor: str,
+        reason: str,
+        request_id: str = "",
+        idempotency_key: str = "",
+    ) -> AuditEvent:
+        """Chain a retraining trigger, skip or start into the model's audit trail. The same
+        `idempotency_key` again (a redelivered event) returns the first event."""
+        require_model_name(name)
+
+        def decide() -> Plan:
+            return lifecycle.plan_retraining_event(
+                self._load_model(name),
+                name,
+                action,
+                details,
+                actor=actor,
+                reason=reason,
+                request_id=request_id,
+                now=_now(),
+            )
+
+        return self._change(  # type: ignore[no-any-return]
+            name,
+            decide,
+            fingerprint=["retraining", action.value, actor, reason],
+            idempotency_key=idempotency_key,
+            conflict=f"the audit trail of {name} changed meanwhile; retry",
+            result_type=AuditEvent,
+        )
+
 
 def _now() -> datetime:
     return datetime.now(UTC)

@@ -499,3 +499,23 @@ def plan_dataset_review(
         reason=reason,
     )
     return draft.finish(event)
+
+
+def plan_retraining_event(
+    model: ModelRecord | None,
+    name: str,
+    action: AuditAction,
+    details: dict[str, Any],
+    *,
+    actor: str,
+    reason: str,
+    request_id: str,
+    now: datetime,
+) -> Plan:
+    """A retraining trigger, skip or start (mlops.retraining), chained into the model's audit trail.
+    Outcome: the audit event."""
+    if action not in (AuditAction.RETRAIN_REQUESTED, AuditAction.RETRAIN_SKIPPED, AuditAction.RETRAIN_STARTED):
+        raise ValueError(f"{action} is not a retraining event")
+    draft = _Draft(name, model, actor=actor, request_id=request_id, now=now)
+    event = draft.audit(action, None, after=details, reason=reason)
+    return draft.finish(event)

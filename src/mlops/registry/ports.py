@@ -7,7 +7,15 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from mlops.events import ModelTrained
-from mlops.registry.records import AliasMove, AuditEvent, Change, ModelRecord, ModelVersion, RegistrationResult
+from mlops.registry.records import (
+    AliasMove,
+    AuditAction,
+    AuditEvent,
+    Change,
+    ModelRecord,
+    ModelVersion,
+    RegistrationResult,
+)
 
 
 class ModelRegistry(Protocol):
@@ -71,6 +79,18 @@ class ModelRegistry(Protocol):
 
     def record_dataset_review(
         self, name: str, dataset_id: str, decision: str, state: str, *, actor: str, reason: str, request_id: str = ""
+    ) -> AuditEvent: ...
+
+    def record_retraining(
+        self,
+        name: str,
+        action: AuditAction,
+        details: dict[str, Any],
+        *,
+        actor: str,
+        reason: str,
+        request_id: str = "",
+        idempotency_key: str = "",
     ) -> AuditEvent: ...
 
 

@@ -139,6 +139,10 @@ class AuditAction(StrEnum):
     REJECTED = "rejected"
     ALIAS_MOVED = "alias_moved"
     DATASET_REVIEWED = "dataset_reviewed"
+    # retraining on evidence (mlops.retraining): a trigger, a gate's refusal, a training set written
+    RETRAIN_REQUESTED = "retrain_requested"
+    RETRAIN_SKIPPED = "retrain_skipped"
+    RETRAIN_STARTED = "retrain_started"
 
 
 def candidate_from_trained(trained: ModelTrained, version: int, now: datetime) -> ModelVersion:
