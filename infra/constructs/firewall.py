@@ -16,12 +16,14 @@ from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
+from mlops.request_limits import WAF_RATE_LIMIT_PER_IP, WAF_RATE_WINDOW_SECONDS
+
 WAF_CONTEXT_KEY = "waf"
 RATE_LIMIT_CONTEXT_KEY = "wafRateLimit"
 # per client IP per five minutes: about 6.7 requests/s sustained, far above one interactive client
-# and well under the stage throttle (RATE_LIMIT), so one address cannot take the whole stage
-DEFAULT_RATE_LIMIT = 2000
-RATE_WINDOW_SECONDS = 300
+# and well under the stage throttle (50/s), so one address cannot take the whole stage
+DEFAULT_RATE_LIMIT = WAF_RATE_LIMIT_PER_IP
+RATE_WINDOW_SECONDS = WAF_RATE_WINDOW_SECONDS
 MIN_RATE_LIMIT = 10  # WAF's floor for rate-based rules
 RATE_RULE = "RateLimitPerIp"
 # (rule name, AWS managed rule group); the order is the evaluation priority after the rate rule

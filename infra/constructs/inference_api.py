@@ -34,10 +34,11 @@ from mlops.layout import (
     QUARANTINE_PREFIX,
     REQUESTS_FOLDER,
 )
+from mlops.request_limits import USAGE_PLAN_BURST, USAGE_PLAN_RATE_PER_SECOND
 
 STAGE_NAME = "v1"
-RATE_LIMIT = 50  # requests per second, steady
-BURST_LIMIT = 100
+RATE_LIMIT = USAGE_PLAN_RATE_PER_SECOND  # requests per second, steady (documented on the predict route)
+BURST_LIMIT = USAGE_PLAN_BURST
 
 _RECORD_LIST = {"type": "array", "minItems": 1, "items": {"type": "object"}}
 # `{"records": [...]}` or a bare list; the function checks each record against the contract.
