@@ -56,12 +56,12 @@ WAF_BLOCKED_DATAPOINTS = 2
 LATE_CAPTURE_PERIODS = 2  # one late object after a slow flush is normal; two hours running is a too-short settle time
 
 
-def waf_blocked_metric(web_acl_name: str) -> cloudwatch.Metric:
-    """Requests the web ACL blocked, all rules together (`Rule=ALL`; per rule: the rule's metric name)."""
+def waf_blocked_metric(web_acl_name: str, rule: str = "ALL") -> cloudwatch.Metric:
+    """Requests the web ACL blocked: all rules together (`Rule=ALL`) or one rule (its metric name)."""
     return cloudwatch.Metric(
         namespace="AWS/WAFV2",
         metric_name="BlockedRequests",
-        dimensions_map={"WebACL": web_acl_name, "Region": Aws.REGION, "Rule": "ALL"},
+        dimensions_map={"WebACL": web_acl_name, "Region": Aws.REGION, "Rule": rule},
         statistic=cloudwatch.Stats.SUM,
         period=OPERATIONS_PERIOD,
     )
@@ -356,6 +356,7 @@ class OperationalAlarms(Construct):
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
         serving_children += [self.api_errors, self.predict_latency, self.capture_drops]
+        self.firewall_acl_name = firewall_acl_name
         self.waf_blocked: cloudwatch.Alarm | None = None
         if firewall_acl_name is not None:
             self.waf_blocked = cloudwatch.Alarm(

@@ -32,6 +32,7 @@ MANAGED_RULE_GROUPS = (
     ("AwsKnownBadInputs", "AWSManagedRulesKnownBadInputsRuleSet"),
     ("AwsCommonRules", "AWSManagedRulesCommonRuleSet"),
 )
+RULE_NAMES = (RATE_RULE, *(name for name, _ in MANAGED_RULE_GROUPS))  # each one's CloudWatch `Rule`
 # The common rule set blocks bodies over 8 KB: a 100-record predict batch is larger. Counted, not
 # blocked; API Gateway (10 MB) and Lambda (6 MB) bound the body, the function bounds the records.
 COUNTED_COMMON_RULES = ("SizeRestrictions_BODY",)

@@ -153,3 +153,18 @@ def test_rate_limit_context_reaches_the_rule(tmp_path: Path) -> None:
 
     template = synthesize_template(tmp_path, context={"wafRateLimit": "500"})
     assert _rules(template)["RateLimitPerIp"]["Statement"]["RateBasedStatement"]["Limit"] == 500
+
+
+def test_pipeline_dashboard_graphs_blocked_requests_per_rule(template: dict[str, Any]) -> None:
+    from tests.infra.test_monitoring import _dashboard
+
+    acl = _web_acl(template)
+    widgets = _dashboard(template, "MlopsStack-pipeline")["widgets"]
+    [graph] = [w for w in widgets if w["properties"].get("title") == "Requests blocked by the web ACL, per rule"]
+    rules = set()
+    for metric in graph["properties"]["metrics"]:
+        assert metric[:2] == ["AWS/WAFV2", "BlockedRequests"]
+        dims = dict(zip(metric[2:-1:2], metric[3:-1:2], strict=False))
+        assert dims["WebACL"] == acl["Name"]
+        rules.add(dims["Rule"])
+    assert rules == {rule["Name"] for rule in acl["Rules"]}
