@@ -6,8 +6,10 @@ the constructs deploy.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from infra.layers import REPO_ROOT
 from mlops.settings import (
@@ -37,6 +39,15 @@ PLATFORM_ENV_NAMES = ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE")
 ZIP_LIMIT_BYTES = 262_144_000  # Lambda: function code plus all layers, unzipped
 PREDICT_AIM_BYTES = 130 * 1024 * 1024  # cold start stays small when the serving bundle does
 
+# Reserved concurrency: each function gets its own share, so a flood on one (a request storm on
+# predict, an upload storm on validation) is throttled at its share and cannot starve the others.
+# Lambda keeps UNRESERVED_MINIMUM of the account's limit unreserved for every other function: the sum
+# must stay at or under ACCOUNT_CONCURRENCY - UNRESERVED_MINIMUM (the default quota; a new account
+# may start lower, then raise the quota or lower the shares with `-c reservedConcurrency=...`).
+RESERVED_CONCURRENCY_CONTEXT_KEY = "reservedConcurrency"
+ACCOUNT_CONCURRENCY = 1000
+UNRESERVED_MINIMUM = 100
+
 
 @dataclass(frozen=True)
 class FunctionSpec:
@@ -46,7 +57,7 @@ class FunctionSpec:
     timeout_seconds: int
     layers: tuple[str, ...] = ()
     container_image: bool = False
-    reserved_concurrency: int | None = None
+    reserved_concurrency: int = 1  # every function has its own share (RESERVED_CONCURRENCY_CONTEXT_KEY overrides)
     size_aim_bytes: int = ZIP_LIMIT_BYTES
 
     @property
@@ -77,6 +88,7 @@ FUNCTIONS: dict[str, FunctionSpec] = {
             timeout_seconds=15 * 60,
             # onnxruntime: the label-flip check runs the production model on a sample of the rows
             layers=("powertools", "mlops-core", "numpy", "pyarrow", "onnxruntime"),
+            reserved_concurrency=5,  # an upload storm queues in the event retries instead of taking the account
         ),
         FunctionSpec(
             "train_model",
@@ -101,6 +113,7 @@ FUNCTIONS: dict[str, FunctionSpec] = {
             memory_mb=256,
             timeout_seconds=60,
             layers=("powertools", "mlops-core"),
+            reserved_concurrency=2,
         ),
         FunctionSpec(
             "register_model",
@@ -108,6 +121,7 @@ FUNCTIONS: dict[str, FunctionSpec] = {
             memory_mb=512,
             timeout_seconds=60,
             layers=("powertools", "mlops-core"),
+            reserved_concurrency=5,
         ),
         FunctionSpec(
             "predict",
@@ -117,6 +131,7 @@ FUNCTIONS: dict[str, FunctionSpec] = {
             # shutdown-extension: registered, it makes Lambda send SIGTERM, on which the capture buffers flush
             layers=("powertools", "mlops-core", "numpy", "onnxruntime", "shutdown-extension"),
             size_aim_bytes=PREDICT_AIM_BYTES,
+            reserved_concurrency=100,  # the most: the serving path; a flood stops at 100 and the others keep theirs
         ),
         FunctionSpec(
             "record_feedback",
@@ -124,6 +139,7 @@ FUNCTIONS: dict[str, FunctionSpec] = {
             memory_mb=512,  # a 1,000-label request is ~100 KB of JSON: CPU, not memory, bounds it
             timeout_seconds=30,
             layers=("powertools", "mlops-core"),
+            reserved_concurrency=20,
         ),
         FunctionSpec(
             "ingest_feedback",
@@ -133,6 +149,7 @@ FUNCTIONS: dict[str, FunctionSpec] = {
             memory_mb=1024,
             timeout_seconds=15 * 60,
             layers=("powertools", "mlops-core", "numpy", "pyarrow"),
+            reserved_concurrency=5,
         ),
         FunctionSpec(
             "models_api",
@@ -140,6 +157,7 @@ FUNCTIONS: dict[str, FunctionSpec] = {
             memory_mb=512,
             timeout_seconds=30,
             layers=("powertools", "mlops-core"),
+            reserved_concurrency=10,  # people and scripts managing models
         ),
         FunctionSpec(
             "detect_drift",
@@ -149,6 +167,7 @@ FUNCTIONS: dict[str, FunctionSpec] = {
             memory_mb=1024,
             timeout_seconds=300,
             layers=("powertools", "mlops-core", "numpy"),
+            reserved_concurrency=3,
         ),
         FunctionSpec(
             "evaluate_quality",
@@ -158,9 +177,52 @@ FUNCTIONS: dict[str, FunctionSpec] = {
             memory_mb=1024,
             timeout_seconds=900,
             layers=("powertools", "mlops-core", "numpy"),
+            reserved_concurrency=3,
         ),
     )
 }
+
+
+class ConcurrencyContextError(ValueError):
+    """The `reservedConcurrency` context is not what the stack accepts (the message names the problem)."""
+
+
+def reserved_concurrency(override: Any = None) -> dict[str, int]:
+    """Function folder -> reserved concurrency: the catalog's shares, then the context override
+    (`{"predict": 300}`, its JSON text, or `predict=300,models_api=20`)."""
+    key = RESERVED_CONCURRENCY_CONTEXT_KEY
+    if isinstance(override, str):
+        text = override.strip()
+        if text.startswith("{"):
+            try:
+                override = json.loads(text)
+            except json.JSONDecodeError as error:
+                raise ConcurrencyContextError(f"{key}: not valid JSON ({error})") from None
+        else:
+            pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
+            if any(len(pair) != 2 for pair in pairs):
+                raise ConcurrencyContextError(f"{key}: expected <function>=<n>,... or a JSON object, got {text!r}")
+            override = {name.strip(): value.strip() for name, value in pairs}
+    if override is not None and not isinstance(override, dict):
+        raise ConcurrencyContextError(f"{key}: expected a map of function name to a number, got {override!r}")
+    shares = {folder: spec.reserved_concurrency for folder, spec in FUNCTIONS.items()}
+    for folder, value in (override or {}).items():
+        if folder not in FUNCTIONS:
+            raise ConcurrencyContextError(f"{key}: {folder!r} is not a function (one of {', '.join(FUNCTIONS)})")
+        try:
+            share = int(str(value))
+        except ValueError:
+            raise ConcurrencyContextError(f"{key}: {folder}: expected a whole number, got {value!r}") from None
+        if share < 1:
+            raise ConcurrencyContextError(f"{key}: {folder}: at least 1 (0 would stop the function), got {share}")
+        shares[folder] = share
+    total = sum(shares.values())
+    if total > ACCOUNT_CONCURRENCY - UNRESERVED_MINIMUM:
+        raise ConcurrencyContextError(
+            f"{key}: the shares sum to {total}; Lambda keeps {UNRESERVED_MINIMUM} of the account's "
+            f"{ACCOUNT_CONCURRENCY} unreserved, so at most {ACCOUNT_CONCURRENCY - UNRESERVED_MINIMUM}"
+        )
+    return shares
 
 
 def zip_functions() -> list[FunctionSpec]:

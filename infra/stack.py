@@ -139,6 +139,7 @@ class MlopsStack(Stack):
             api=signals,
             dead_letter_queues=dead_letter_queues,
             late_captures=[m.late_captures for m in models],
+            firewall_acl_name=api.firewall.web_acl_metric_name if api.firewall else None,
         )
         for model in models:
             ModelDashboard(self, f"Dashboard-{model.model}", model=model.model, alarms=model, api=signals)

@@ -86,8 +86,9 @@ from mlops.registry.service import (
     version_summaries,
     version_summary,
 )
+from mlops.request_limits import predict_limits_description
 from mlops.retraining.requests import RetrainAccepted, RetrainRequest, request_retraining
-from mlops.settings import ModelsApiSettings
+from mlops.settings import ModelsApiSettings, PredictSettings
 from mlops.validation.decisions import DATASET_ID_PATTERN, is_valid_dataset_id
 from mlops.validation.ledger import DatasetLedger, DatasetState, LedgerEntry
 from mlops.validation.ledger import Notifier as DatasetNotifier
@@ -682,7 +683,9 @@ def openapi_document(app: APIGatewayRestResolver, registry: ModelRegistry) -> st
         if production is not None:
             contracts.append(parse_contract(production.contract, source=f"{model.name} v{production.version}"))
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
-    schemas["PredictRequest"] = predict_request_schema(contracts)
+    # predict's deployed value: the construct passes its settings' defaults (infra.catalog)
+    max_records = int(PredictSettings.env_defaults()["MAX_RECORDS_PER_REQUEST"])
+    schemas["PredictRequest"] = predict_request_schema(contracts, max_records)
     schemas["PredictResponse"] = _PREDICT_RESPONSE
     schemas |= feedback_openapi.openapi_schemas()
     schemas.setdefault("ErrorBody", ErrorBody.model_json_schema())
@@ -690,7 +693,8 @@ def openapi_document(app: APIGatewayRestResolver, registry: ModelRegistry) -> st
     predict_errors = {
         400: "A record breaks the model's contract (the message names records[i].field), or the body is not "
         '{"records": [...]} or a list',
-        403: "No API key, or one not on a usage plan",
+        403: "No API key, or one not on a usage plan; or the web ACL refused the request (its per-IP rate "
+        "or a managed rule)",
         404: "No model of that name has a production version",
         413: _STATUS_MEANINGS[413],
         422: "The model produced a non-finite value for a valid record (the message names it)",
@@ -700,6 +704,7 @@ def openapi_document(app: APIGatewayRestResolver, registry: ModelRegistry) -> st
     document["paths"][PREDICT_PATH] = {
         "post": {
             "summary": "Predictions of the model's production version for 1 or more records",
+            "description": predict_limits_description(max_records),
             "operationId": "predict",
             "security": [{"api_key": []}],
             "parameters": [

@@ -6,7 +6,7 @@ composite alarm, and only composites notify the alarm topic (on ALARM and on OK)
 - per model `<stack>-model-<name>-health`: drift, data quality, live quality, model loads, drift-check
   and quality-check failures;
 - `<stack>-serving-health`: predict and models_api errors/throttles, API 5xx rate, predict p99
-  latency, capture drops;
+  latency, capture drops, requests blocked by the API's web ACL (when the WAF is on);
 - `<stack>-pipeline-health`: the other functions' errors/throttles, dead-letter depth, late captures.
 
 A composite stays in ALARM while any child is, so a second child joining an open incident sends
@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Aws, Duration, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -48,7 +48,23 @@ PREDICT_P99_LATENCY_MS = 1000
 # async pipeline functions are retried by Lambda for hours when throttled (train_model's reserved
 # concurrency of 2 queues an upload storm on purpose): only throttling for 30 minutes is an incident
 PIPELINE_THROTTLE_PERIODS = 6
+# Scanners and the IP-reputation list block a trickle all day; this many blocked in a five-minute
+# period, twice in fifteen minutes, is a flood or an attack in progress that someone should look at.
+WAF_BLOCKED_REQUESTS = 500
+WAF_BLOCKED_PERIODS = 3
+WAF_BLOCKED_DATAPOINTS = 2
 LATE_CAPTURE_PERIODS = 2  # one late object after a slow flush is normal; two hours running is a too-short settle time
+
+
+def waf_blocked_metric(web_acl_name: str, rule: str = "ALL") -> cloudwatch.Metric:
+    """Requests the web ACL blocked: all rules together (`Rule=ALL`) or one rule (its metric name)."""
+    return cloudwatch.Metric(
+        namespace="AWS/WAFV2",
+        metric_name="BlockedRequests",
+        dimensions_map={"WebACL": web_acl_name, "Region": Aws.REGION, "Rule": rule},
+        statistic=cloudwatch.Stats.SUM,
+        period=OPERATIONS_PERIOD,
+    )
 
 
 def report_route(model: str) -> str:
@@ -289,6 +305,7 @@ class OperationalAlarms(Construct):
         api: ApiSignals,
         dead_letter_queues: Sequence[sqs.IQueue],
         late_captures: Sequence[cloudwatch.Alarm],
+        firewall_acl_name: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.prefix = Stack.of(self).stack_name
@@ -349,6 +366,27 @@ class OperationalAlarms(Construct):
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
         serving_children += [self.api_errors, self.predict_latency, self.capture_drops]
+        self.firewall_acl_name = firewall_acl_name
+        self.waf_blocked: cloudwatch.Alarm | None = None
+        if firewall_acl_name is not None:
+            self.waf_blocked = cloudwatch.Alarm(
+                self,
+                "WafBlockedRequests",
+                alarm_name=f"{self.prefix}-waf-blocked-requests",
+                alarm_description=(
+                    f"The API's web ACL blocked at least {WAF_BLOCKED_REQUESTS} requests in {WAF_BLOCKED_DATAPOINTS} "
+                    f"of the last {WAF_BLOCKED_PERIODS} five-minute periods: a flood or an attack is being refused. "
+                    "The per-rule BlockedRequests metrics (Rule=RateLimitPerIp, AwsCommonRules, ...) and the "
+                    "web ACL's sampled requests name the rule and the sources."
+                ),
+                metric=waf_blocked_metric(firewall_acl_name),
+                threshold=WAF_BLOCKED_REQUESTS,
+                evaluation_periods=WAF_BLOCKED_PERIODS,
+                datapoints_to_alarm=WAF_BLOCKED_DATAPOINTS,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+            serving_children.append(self.waf_blocked)
 
         self.dead_letter_alarms = []
         for index, queue in enumerate(dead_letter_queues):
@@ -379,7 +417,7 @@ class OperationalAlarms(Construct):
             alarm_rule=cloudwatch.AlarmRule.any_of(*serving_children),
             alarm_description=(
                 "Serving needs attention: ALARM while any serving alarm is (predict/models_api errors or "
-                "throttles, API 5xx rate, predict p99 latency, capture drops), one notification per incident. "
+                "throttles, API 5xx rate, predict p99 latency, capture drops, WAF blocks), one notification per incident. "
                 "TriggeringChildren names the alarm that opened it."
             ),
         )

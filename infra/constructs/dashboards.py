@@ -18,6 +18,7 @@ from infra.constructs.alarms import (
     LOAD_FAILURE_METRIC,
     OPERATIONS_PERIOD,
     PREDICT_P99_LATENCY_MS,
+    WAF_BLOCKED_REQUESTS,
     ApiSignals,
     ModelAlarms,
     OperationalAlarms,
@@ -25,7 +26,9 @@ from infra.constructs.alarms import (
     predict_metric,
     quality_metric,
     quality_route,
+    waf_blocked_metric,
 )
+from infra.constructs.firewall import RULE_NAMES
 from infra.constructs.function_defaults import MlopsFunction
 from mlops.drift import metrics as names
 from mlops.quality import metrics as quality_names
@@ -317,3 +320,15 @@ class PipelineDashboard(Construct):
                 height=HEIGHT,
             )
         )
+        if operations.firewall_acl_name is not None:
+            self.dashboard.add_widgets(
+                cloudwatch.GraphWidget(
+                    title="Requests blocked by the web ACL, per rule",
+                    left=[
+                        waf_blocked_metric(operations.firewall_acl_name, rule).with_(label=rule) for rule in RULE_NAMES
+                    ],
+                    left_annotations=[_line(WAF_BLOCKED_REQUESTS, "alarm (all rules)")],
+                    width=FULL,
+                    height=HEIGHT,
+                )
+            )

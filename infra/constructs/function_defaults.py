@@ -20,8 +20,10 @@ from infra.catalog import (
     METRICS_NAMESPACE,
     PLATFORM_ENV_NAMES,
     REPO_ROOT,
+    RESERVED_CONCURRENCY_CONTEXT_KEY,
     SOURCE_METADATA_KEY,
     FunctionSpec,
+    reserved_concurrency,
     settings_defaults,
 )
 from infra.constructs.nag import acknowledge, acknowledge_wildcard_resources
@@ -139,7 +141,9 @@ class MlopsFunction(Construct):
             "role": self.role,
             "environment": env,
             "description": f"{spec.folder} ({spec.source})",
-            "reserved_concurrent_executions": spec.reserved_concurrency,
+            "reserved_concurrent_executions": reserved_concurrency(
+                self.node.try_get_context(RESERVED_CONCURRENCY_CONTEXT_KEY)
+            ).get(spec.folder, spec.reserved_concurrency),
             "on_failure": on_failure,
             "retry_attempts": 2 if on_failure else None,
         }

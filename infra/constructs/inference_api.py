@@ -18,6 +18,7 @@ from constructs import Construct
 from infra.catalog import FUNCTIONS
 from infra.constructs.access import MODEL_ROUTES, ModelsApiAccess
 from infra.constructs.events import EventBackbone
+from infra.constructs.firewall import ApiFirewall, firewall_settings_from_context
 from infra.constructs.function_defaults import LOG_RETENTION, LayerLibrary, MlopsFunction
 from infra.constructs.ledger import DatasetLedger
 from infra.constructs.nag import acknowledge
@@ -33,10 +34,11 @@ from mlops.layout import (
     QUARANTINE_PREFIX,
     REQUESTS_FOLDER,
 )
+from mlops.request_limits import USAGE_PLAN_BURST, USAGE_PLAN_RATE_PER_SECOND
 
 STAGE_NAME = "v1"
-RATE_LIMIT = 50  # requests per second, steady
-BURST_LIMIT = 100
+RATE_LIMIT = USAGE_PLAN_RATE_PER_SECOND  # requests per second, steady (documented on the predict route)
+BURST_LIMIT = USAGE_PLAN_BURST
 
 _RECORD_LIST = {"type": "array", "minItems": 1, "items": {"type": "object"}}
 # `{"records": [...]}` or a bare list; the function checks each record against the contract.
@@ -288,12 +290,16 @@ class InferenceApi(Construct):
         self.api_key = self.api.add_api_key("ApiKey", description="prediction client key (generated)")
         self.usage_plan.add_api_key(self.api_key)
 
-        acknowledge(
-            self.api,
-            "AwsSolutions-APIG3",
-            "No WAF: usage-plan throttling limits callers, and the managed rule set's 8 KB body "
-            "limit would break batch inference.",
-        )
+        firewall = firewall_settings_from_context(self)
+        self.firewall: ApiFirewall | None = None
+        if firewall.enabled:
+            self.firewall = ApiFirewall(self, "Firewall", stage=self.api.deployment_stage, settings=firewall)
+        else:
+            acknowledge(
+                self.api,
+                "AwsSolutions-APIG3",
+                "WAF turned off by the `waf=false` context (development); the usage plan still throttles callers.",
+            )
         acknowledge(
             self.api,
             "AwsSolutions-APIG6",

@@ -425,12 +425,14 @@ def record_json_schema(contract: Contract) -> dict[str, Any]:
     }
 
 
-def predict_request_schema(contracts: list[Contract]) -> dict[str, Any]:
-    """The predict body, `{"records": [...]}` or a bare list of 1 or more records, each one of the
-    contracts' records (a model answers 400 for a record of another contract)."""
+def predict_request_schema(contracts: list[Contract], max_records: int | None = None) -> dict[str, Any]:
+    """The predict body, `{"records": [...]}` or a bare list of 1 to `max_records` records, each one of
+    the contracts' records (a model answers 400 for a record of another contract)."""
     records = [record_json_schema(c) for c in sorted(contracts, key=lambda c: c.name)]
     record = records[0] if len(records) == 1 else {"anyOf": records} if records else {"type": "object"}
-    batch = {"type": "array", "minItems": 1, "items": record}
+    batch: dict[str, Any] = {"type": "array", "minItems": 1, "items": record}
+    if max_records is not None:
+        batch["maxItems"] = max_records
     return {
         "title": "PredictRequest",
         "oneOf": [{"type": "object", "required": ["records"], "properties": {"records": batch}}, batch],

@@ -63,6 +63,8 @@ NOT_EMULATED_TYPES: dict[str, str] = {
     "AWS::ApiGateway::RequestValidator": "handlers validate request bodies themselves",
     "AWS::ApiGateway::Model": "handlers validate request bodies themselves",
     "AWS::ApiGateway::GatewayResponse": "local error responses follow API Gateway's defaults",
+    "AWS::WAFv2::WebACL": "the local API listens on loopback only; the web ACL's rules are tested in the template",
+    "AWS::WAFv2::WebACLAssociation": "see AWS::WAFv2::WebACL",
     "AWS::CDK::Metadata": "CDK bookkeeping",
 }
 

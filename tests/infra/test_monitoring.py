@@ -276,6 +276,7 @@ def test_serving_and_pipeline_composites_split_the_operational_alarms(template: 
         "MlopsStack-api-5xx-rate",
         "MlopsStack-predict-latency-p99",
         "MlopsStack-capture-drops",
+        "MlopsStack-waf-blocked-requests",
     }
     others = [f.replace("_", "-") for f in FUNCTIONS if f not in {"predict", "record_feedback", "models_api"}]
     assert pipeline == (

@@ -201,3 +201,22 @@ def test_openapi_documents_the_feedback_route_and_its_rules(document: dict[str, 
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"labels": [{"prediction_id": "1", "label": "yes"}]}, request)
     assert "older_than_horizon" in feedback["responses"]["400"]["description"]
+
+
+def test_openapi_predict_documents_the_request_limits(document: dict[str, Any]) -> None:
+    from mlops.request_limits import USAGE_PLAN_BURST, USAGE_PLAN_RATE_PER_SECOND
+    from mlops.settings import PredictSettings
+
+    max_records = int(PredictSettings.env_defaults()["MAX_RECORDS_PER_REQUEST"])
+    predict = _operations(document)[("POST", "/models/{name}/predict")]
+    description = predict["description"]
+    assert f"at most {max_records:,} records" in description
+    assert "6 MB" in description  # Lambda's synchronous payload, the whole event
+    assert "10 MB" in description  # API Gateway's own limit (its 413)
+    assert f"{USAGE_PLAN_RATE_PER_SECOND} requests per second" in description
+    assert f"bursts of {USAGE_PLAN_BURST}" in description
+    assert "per client IP" in description  # the web ACL's rate rule
+    # the envelope and the bare list both carry the records limit as a schema constraint
+    envelope, bare_list = document["components"]["schemas"]["PredictRequest"]["oneOf"]
+    assert envelope["properties"]["records"]["maxItems"] == max_records
+    assert bare_list["maxItems"] == max_records
