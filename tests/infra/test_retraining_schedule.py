@@ -23,7 +23,7 @@ def scheduled_template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, An
 
     weekly = parse_contract({**CHURN, "retraining": {"schedule": "rate(7 days)", "cooldown_hours": 12}})
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(infra.stack, "load_contracts", lambda: [weekly])
+        patch.setattr(infra.stack, "load_contracts", lambda directory=None: [weekly])
         return synthesize_template(tmp_path_factory.mktemp("cdk.out.scheduled"))
 
 
