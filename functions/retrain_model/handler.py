@@ -2,7 +2,8 @@
 retraining schedule, or an approver's `RetrainingRequested` -> gates -> the training set under
 datasets/<model>/retrain-*.parquet of the data bucket, which validate_dataset, train_model and
 register_model then judge like any upload (mlops.retraining). Every trigger, skip and start is an
-audit event of the model."""
+audit event of the model; so is a refusal of its training set by the dataset gate or training
+(`mlops.retraining.outcomes`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from mlops.adapters.dataset_ledger_dynamodb import DynamoDatasetLedger
 from mlops.adapters.registry_dynamodb import DynamoRegistry
 from mlops.adapters.s3 import S3ObjectStore
+from mlops.retraining.outcomes import record_refusal, refusal_of
 from mlops.retraining.service import retrain
 from mlops.retraining.triggers import parse_trigger
 from mlops.settings import RetrainSettings
@@ -31,6 +33,11 @@ store = S3ObjectStore()
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     now = datetime.now(UTC)
+    refusal = refusal_of(event)
+    if refusal is not None:
+        audited = record_refusal(registry, refusal)
+        logger.info("retraining refused", model=refusal.model, stage=refusal.stage, dataset_key=refusal.dataset_key)
+        return {"model": refusal.model, "refused": refusal.stage, "audit_seq": audited.seq}
     trigger = parse_trigger(event, alarm_prefix=settings.alarm_name_prefix, now=now)
     if trigger is None:
         logger.info("not a retraining trigger", detail_type=event.get("detail-type"))

@@ -20,7 +20,15 @@ from infra.constructs.function_defaults import LayerLibrary, MlopsFunction
 from infra.constructs.ledger import DatasetLedger
 from infra.constructs.registry import Registry
 from mlops.contract import Contract
-from mlops.layout import CAPTURES_PREFIX, CONTRACTS_PREFIX, DATASETS_PREFIX, LABELS_PREFIX, RETRAIN_FILE_PREFIX
+from mlops.events import EVENT_SOURCE, DetailType
+from mlops.layout import (
+    CAPTURES_PREFIX,
+    CONTRACTS_PREFIX,
+    DATASETS_PREFIX,
+    LABELS_PREFIX,
+    RETRAIN_FILE_PREFIX,
+    retrain_files_prefix,
+)
 from mlops.retraining.triggers import ALARM_STATE_CHANGE, RETRAINING_REQUESTED
 
 
@@ -104,6 +112,27 @@ class Retraining(Construct):
         )
         self.alarm_rule.add_target(target())
         self.request_rule = backbone.route("RequestRule", RETRAINING_REQUESTED, fn.function, "retrain_model")
+        # a retraining's training set refused on its way (gate or training): audited as its outcome
+        self.refusal_rules = []
+        retrain_keys = [{"prefix": retrain_files_prefix(contract.name)} for contract in contracts]
+        if retrain_keys:
+            for construct_id, detail_types, detail in (
+                ("QuarantinedRule", [DetailType.DATASET_QUARANTINED], {"source_key": retrain_keys}),
+                (
+                    "RefusedRule",
+                    [DetailType.DATASET_HELD, DetailType.TRAINING_REJECTED, DetailType.TRAINING_FAILED],
+                    {"dataset": {"key": retrain_keys}},
+                ),
+            ):
+                rule = events.Rule(
+                    self,
+                    construct_id,
+                    event_bus=backbone.bus,
+                    event_pattern=events.EventPattern(source=[EVENT_SOURCE], detail_type=detail_types, detail=detail),
+                    description=f"{', '.join(detail_types)} of a retraining's training set -> retrain_model",
+                )
+                rule.add_target(target())
+                self.refusal_rules.append(rule)
         self.schedules = []
         for contract in contracts:
             schedule = contract.retraining.schedule

@@ -340,8 +340,13 @@ def quality_state_key(model: str) -> str:
 RETRAIN_FILE_PREFIX = "retrain-"
 
 
+def retrain_files_prefix(model: str) -> str:
+    """Every training set a retraining of `model` writes starts with this (`retrain_dataset_key`)."""
+    return f"{DATASETS_PREFIX}{model}/{RETRAIN_FILE_PREFIX}"
+
+
 def retrain_dataset_key(model: str, at: datetime, trigger_id: str) -> str:
     """Where a retraining writes its training set: under datasets/, so the dataset gate judges it like
     an upload. The trigger's id is hashed into the name: a redelivered trigger finds its own file."""
     digest = hashlib.sha256(trigger_id.encode()).hexdigest()[:8]
-    return f"{DATASETS_PREFIX}{model}/{RETRAIN_FILE_PREFIX}{at:%Y%m%dT%H%M%S}Z-{digest}.parquet"
+    return f"{retrain_files_prefix(model)}{at:%Y%m%dT%H%M%S}Z-{digest}.parquet"

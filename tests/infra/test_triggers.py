@@ -226,3 +226,29 @@ def test_train_model_failures_reach_record_training_failure(template: dict[str, 
     (queue_id,) = resources(template, "AWS::SQS::Queue")
     recorder = configs[functions["record_training_failure"]]
     assert recorder["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+
+
+def test_refusals_of_a_retrainings_training_set_reach_retrain_model_and_nothing_else(
+    template: dict[str, Any],
+) -> None:
+    # GIVEN the rules that carry a retraining's refused training set back to retrain_model
+    retrain = function_ids(template)["retrain_model"]
+    refusal_types = {"DatasetQuarantined", "DatasetHeld", "TrainingRejected", "TrainingFailed"}
+    rules = [
+        rule["Properties"]
+        for rule in resources(template, "AWS::Events::Rule").values()
+        if set(rule["Properties"].get("EventPattern", {}).get("detail-type", [])) & refusal_types
+    ]
+    # THEN every refusal type is routed, only for keys under datasets/<model>/retrain- of each contract
+    routed: set[str] = set()
+    for rule in rules:
+        pattern = rule["EventPattern"]
+        assert pattern["source"] == ["mlops"]
+        routed |= set(pattern["detail-type"])
+        detail = pattern["detail"]
+        keys = detail["source_key"] if "source_key" in detail else detail["dataset"]["key"]
+        assert keys == [{"prefix": "datasets/churn/retrain-"}]
+        (target,) = rule["Targets"]
+        assert target_function_id(target["Arn"]) == retrain
+        assert "Arn" in target["DeadLetterConfig"]
+    assert routed == refusal_types

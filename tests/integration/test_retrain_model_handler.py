@@ -130,3 +130,32 @@ def test_a_quality_alarm_retrains_through_the_dataset_gate_and_the_next_one_wait
     assert events[1].after["dataset_key"] == key
     assert (events[1].after["base_rows"], events[1].after["traffic_rows"]) == (2_000, 300)
     assert events[3].after["gate"] == "cooldown"
+
+
+def test_a_training_set_the_gate_refuses_is_the_retrainings_outcome_in_the_audit_trail(
+    world: TestResources,
+) -> None:
+    handler = load_handler_module("retrain_model", fresh=True)
+    started = handler.lambda_handler(alarm_event(), FakeLambdaContext())
+    key = started["dataset_key"]
+    # WHEN the dataset gate's refusal of that training set comes back over the bus, twice
+    refusal = {
+        "id": "refusal-1",
+        "source": "mlops",
+        "detail-type": "DatasetQuarantined",
+        "detail": {
+            "model_name": "churn",
+            "source_key": key,
+            "quarantine_key": "quarantine/" + key.removeprefix("datasets/"),
+            "report_key": "reports/churn/r.json",
+            "reasons": ["range: 12 rows outside the declared range of tenure_months"],
+        },
+    }
+    answer = handler.lambda_handler(refusal, FakeLambdaContext())
+    handler.lambda_handler(refusal, FakeLambdaContext())
+    # THEN the model's audit trail (DynamoDB) says once what became of the retraining, and why
+    assert answer["refused"] == "quarantined by the dataset gate"
+    events = [e for e in DynamoRegistry(world.registry_table).audit_events("churn") if e.action == "retrain_refused"]
+    assert len(events) == 1
+    assert events[0].after["dataset_key"] == key
+    assert "12 rows outside the declared range" in events[0].reason

@@ -512,9 +512,14 @@ def plan_retraining_event(
     request_id: str,
     now: datetime,
 ) -> Plan:
-    """A retraining trigger, skip or start (mlops.retraining), chained into the model's audit trail.
+    """A retraining trigger, skip, start or refusal (mlops.retraining), chained into the model's audit trail.
     Outcome: the audit event."""
-    if action not in (AuditAction.RETRAIN_REQUESTED, AuditAction.RETRAIN_SKIPPED, AuditAction.RETRAIN_STARTED):
+    if action not in (
+        AuditAction.RETRAIN_REQUESTED,
+        AuditAction.RETRAIN_SKIPPED,
+        AuditAction.RETRAIN_STARTED,
+        AuditAction.RETRAIN_REFUSED,
+    ):
         raise ValueError(f"{action} is not a retraining event")
     draft = _Draft(name, model, actor=actor, request_id=request_id, now=now)
     event = draft.audit(action, None, after=details, reason=reason)

@@ -143,6 +143,7 @@ class AuditAction(StrEnum):
     RETRAIN_REQUESTED = "retrain_requested"
     RETRAIN_SKIPPED = "retrain_skipped"
     RETRAIN_STARTED = "retrain_started"
+    RETRAIN_REFUSED = "retrain_refused"  # its training set was refused by the dataset gate or training
 
 
 def candidate_from_trained(trained: ModelTrained, version: int, now: datetime) -> ModelVersion:
