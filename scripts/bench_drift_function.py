@@ -170,6 +170,61 @@ class FileObjectStore:
                 yield ObjectInfo(bucket, key, 0)
 
 
+class ProductionRegistry:
+    """The registry a scheduled job reads, with one model whose production version is `version`."""
+
+    def __init__(self, version: Any) -> None:
+        self.version = version
+
+    def list_models(self) -> list[Any]:
+        from mlops.registry.records import ModelRecord
+
+        name, number = self.version.model_name, self.version.version
+        return [ModelRecord(name=name, latest_version=number, production_version=number, updated_at=T0)]
+
+    def get_version(self, model: str, number: int) -> Any:
+        return self.version
+
+
+class ScheduledContext:
+    """A Lambda context with time to spare (the job reads in chunks; a bench measures one whole run)."""
+
+    memory_limit_in_mb = 1024
+    aws_request_id = "bench"
+
+    def __init__(self, function_name: str) -> None:
+        self.function_name = function_name
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 3_600_000
+
+
+SCHEDULED_EVENT = {
+    "version": "0",
+    "id": "bench",
+    "detail-type": "Scheduled Event",
+    "source": "aws.events",
+    "account": "123456789012",
+    "time": "2026-03-05T00:00:00Z",
+    "region": "us-east-1",
+    "resources": [],
+    "detail": {},
+}
+
+
+def invoke_measured(handler: Any, function_name: str) -> tuple[Any, float, float, float]:
+    """One scheduled invocation of `handler`: its answer, RSS (MB) before it, wall and CPU seconds."""
+    import gc
+
+    gc.collect()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    started, cpu = time.perf_counter(), time.process_time()
+    with contextlib.redirect_stdout(io.StringIO()):  # EMF and log lines
+        answer = handler.lambda_handler(dict(SCHEDULED_EVENT), ScheduledContext(function_name))
+    return answer, before, time.perf_counter() - started, time.process_time() - cpu
+
+
 def child(data_dir: Path, size: int) -> None:
     """One fresh process: the drift handler over `size` captured rows."""
     os.environ.update(
@@ -184,7 +239,7 @@ def child(data_dir: Path, size: int) -> None:
         }
     )
     sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
-    from mlops.registry.records import Artifact, ModelRecord, ModelVersion, VersionStatus
+    from mlops.registry.records import Artifact, ModelVersion, VersionStatus
     from mlops_local.handlers import load_handler_module
 
     handler = load_handler_module("detect_drift")
@@ -205,42 +260,8 @@ def child(data_dir: Path, size: int) -> None:
         created_at=T0,
     )
 
-    class Registry:
-        def list_models(self) -> list[ModelRecord]:
-            return [ModelRecord(name=name, latest_version=VERSION, production_version=VERSION, updated_at=T0)]
-
-        def get_version(self, model: str, number: int) -> ModelVersion:
-            return version
-
-    class Context:
-        function_name = "detect-drift"
-        memory_limit_in_mb = 1024
-        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:detect-drift"
-        aws_request_id = "bench"
-
-        def get_remaining_time_in_millis(self) -> int:
-            return 3_600_000
-
-    handler.registry, handler.store = Registry(), store
-    event = {
-        "version": "0",
-        "id": "bench",
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": "123456789012",
-        "time": "2026-03-05T00:00:00Z",
-        "region": "us-east-1",
-        "resources": [],
-        "detail": {},
-    }
-    import gc
-
-    gc.collect()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    started, cpu = time.perf_counter(), time.process_time()
-    with contextlib.redirect_stdout(io.StringIO()):  # EMF and log lines
-        answer = handler.lambda_handler(event, Context())
-    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    handler.registry, handler.store = ProductionRegistry(version), store
+    answer, before, wall, cpu = invoke_measured(handler, "detect-drift")
     reports = sorted((data_dir / BUCKET / "monitoring" / name / "reports").glob("*.json"))
     result = json.loads(reports[-1].read_text())
     print(

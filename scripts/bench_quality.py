@@ -20,8 +20,6 @@ and the ratios of the pandas merge to the join. Aim: flat memory for the join.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import os
 import resource
@@ -37,7 +35,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from scripts.bench_drift_function import FileObjectStore  # noqa: E402  (the same file-backed store)
+from scripts.bench_drift_function import (  # noqa: E402  (the same file-backed store and invocation)
+    FileObjectStore,
+    ProductionRegistry,
+    invoke_measured,
+)
 
 BUCKET = "bench-artifacts"
 MODEL = "bench"
@@ -141,7 +143,7 @@ def child_quality(data_dir: Path, size: int) -> dict[str, Any]:
             "POWERTOOLS_LOG_LEVEL": "WARNING",
         }
     )
-    from mlops.registry.records import Artifact, ModelRecord, ModelVersion, VersionStatus
+    from mlops.registry.records import Artifact, ModelVersion, VersionStatus
     from mlops_local.handlers import load_handler_module
 
     handler = load_handler_module("evaluate_quality")
@@ -162,48 +164,14 @@ def child_quality(data_dir: Path, size: int) -> dict[str, Any]:
         created_at=T0,
     )
 
-    class Registry:
-        def list_models(self) -> list[ModelRecord]:
-            return [ModelRecord(name=name, latest_version=VERSION, production_version=VERSION, updated_at=T0)]
-
-        def get_version(self, model: str, number: int) -> ModelVersion:
-            return version
-
-    class Context:
-        function_name = "evaluate-quality"
-        memory_limit_in_mb = 1024
-        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:evaluate-quality"
-        aws_request_id = "bench"
-
-        def get_remaining_time_in_millis(self) -> int:
-            return 3_600_000
-
     class Clock(datetime):
         @classmethod
         def now(cls, tz: Any = None) -> Clock:  # type: ignore[override]
             moment = end_of(size)
             return cls.fromtimestamp(moment.timestamp(), tz)
 
-    handler.registry, handler.store, handler.datetime = Registry(), store, Clock
-    event = {
-        "version": "0",
-        "id": "bench",
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": "123456789012",
-        "time": "2026-03-05T00:00:00Z",
-        "region": "us-east-1",
-        "resources": [],
-        "detail": {},
-    }
-    import gc
-
-    gc.collect()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    started, cpu = time.perf_counter(), time.process_time()
-    with contextlib.redirect_stdout(io.StringIO()):  # EMF and log lines
-        answer = handler.lambda_handler(event, Context())
-    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    handler.registry, handler.store, handler.datetime = ProductionRegistry(version), store, Clock
+    answer, before, wall, cpu = invoke_measured(handler, "evaluate-quality")
     [result_path] = sorted((data_dir / BUCKET / "monitoring" / name / "quality").glob("*.json"))[-1:]
     result = json.loads(result_path.read_text())
     return {
