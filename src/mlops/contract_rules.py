@@ -37,6 +37,9 @@ FLOAT64_MAX = 1.7976931348623157e308
 NULL_CATEGORY_TEXTS = frozenset({"", MISSING_CATEGORY})  # category texts that stand for a null
 DEFAULT_FEEDBACK_HORIZON_HOURS = 7 * 24.0  # how late a label may arrive (mlops.feedback) unless the contract says
 DEFAULT_CAPTURE_SAMPLE_RATE = 1.0  # share of predictions captured for drift when the contract says nothing
+# Cells a CSV reader reads as null (empty, and the usual spellings of "missing"); "NaN" is not one
+# of them: it parses as a number and fails the finite check. Dataset checks and batch scoring read it.
+CSV_NULL_TEXT = ("", "NULL", "null", "NA", "N/A")
 BOOLEAN_TEXT: dict[str, bool] = {"true": True, "false": False, "1": True, "0": False}  # after trim + lower
 
 

@@ -31,6 +31,9 @@ class DetailType:
     MODEL_ARCHIVED = "ModelArchived"
     MODEL_ALIAS_MOVED = "ModelAliasMoved"
     MODEL_IMPORT_REJECTED = "ModelImportRejected"
+    BATCH_PART_REQUESTED = "BatchPartRequested"  # score_batch fans a large file out to itself
+    BATCH_SCORED = "BatchScored"
+    BATCH_REFUSED = "BatchRefused"
 
 
 class _Detail(BaseModel):
@@ -226,4 +229,39 @@ class ModelAliasMoved(_Detail):
     from_version: int | None = None
     to_version: int
     actor: str
+    reason: str
+
+
+class BatchPartRequested(_Detail):
+    """One part of a batch job for score_batch to score (the job itself is in its ledger)."""
+
+    job_id: str
+    part: dict[str, Any]  # mlops.batch.plan.Part.as_dict()
+
+
+class BatchScored(_Detail):
+    """Every part of a batch file is scored; the summary is at `summary_key` (data bucket)."""
+
+    model_name: str
+    version: int
+    artifact_sha256: str
+    job_id: str
+    source_key: str
+    source_version_id: str | None = None
+    summary_key: str
+    rows: int
+    scored: int
+    rejected: int
+    parts: int
+    duration_seconds: float
+
+
+class BatchRefused(_Detail):
+    """A batch file could not be scored at all (its key, model, version or format); nothing was written
+    but the summary naming the problem."""
+
+    model_name: str
+    source_key: str
+    source_version_id: str | None = None
+    summary_key: str
     reason: str

@@ -15,6 +15,10 @@ Data bucket:      datasets/<model>/<file>      uploads (the only prefix that tri
                   models/<model>/incoming/<file>.onnx   models built elsewhere, dropped for import
                   models/<model>/imports/<import id>.json  an import's report (checks, scores)
                   models/<model>/requests/<upload id>.json  who asked the models API for an upload URL
+                  batch/<model>/[v<N>/]<file>  files to score (CSV or Parquet; v<N>/ pins a version)
+                  predictions/<model>/<job id>/part-<n>.<csv|parquet>  scored rows (mlops.batch)
+                  predictions/<model>/<job id>/rejects/part-<n>.csv  refused rows: row number, reason
+                  predictions/<model>/<job id>/summary.json  the job's report, written once at the end
 Artifact bucket:  models/<model>/<sha256>.onnx content-addressed artifacts
                   baselines/<model>/<sha256>.json training profile for drift
                   captures/<model>/<yyyy>/<mm>/<dd>/<hh>/<yyyymmddThhmmss>-<id>.json  sampled inference traffic
@@ -350,3 +354,51 @@ def retrain_dataset_key(model: str, at: datetime, trigger_id: str) -> str:
     an upload. The trigger's id is hashed into the name: a redelivered trigger finds its own file."""
     digest = hashlib.sha256(trigger_id.encode()).hexdigest()[:8]
     return f"{retrain_files_prefix(model)}{at:%Y%m%dT%H%M%S}Z-{digest}.parquet"
+
+
+BATCH_PREFIX = "batch/"
+PREDICTIONS_PREFIX = "predictions/"
+BATCH_SUFFIXES = (".csv", ".parquet")  # byte ranges split a CSV, row groups a Parquet file; gzip cannot be split
+_PINNED_FOLDER = re.compile(r"^v([1-9][0-9]{0,8})$")
+
+
+def batch_key_problem(key: str) -> str | None:
+    """Why `key` is not a batch file `batch/<model>/[v<N>/][<folder>/...]<file>.(csv|parquet)`, or None."""
+    problem = _path_problem(key, BATCH_PREFIX)
+    if problem is None and not key.lower().endswith(BATCH_SUFFIXES):
+        problem = f"unsupported file type {key.rsplit('/', 1)[-1]!r}: expected .csv or .parquet"
+    return problem
+
+
+def batch_target(key: str) -> tuple[str, int | None]:
+    """`batch/<model>/[v<N>/]...` -> (model, pinned version or None: production). Call after
+    `batch_key_problem` found nothing."""
+    parts = key.split("/")
+    pinned = _PINNED_FOLDER.fullmatch(parts[2]) if len(parts) > 3 else None
+    return parts[1], int(pinned.group(1)) if pinned else None
+
+
+def batch_job_id(key: str, version_id: str | None) -> str:
+    """A batch job's id: the file's stem and 16 hex of its key and object version (a new upload to
+    the same key is a new job; a repeated event for the same version is the same job)."""
+    digest = hashlib.sha256(f"{key}\n{version_id or 'null'}".encode("utf-8", "surrogatepass")).hexdigest()
+    stem = key.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in stem)[:100]
+    return f"{safe}-{digest[:_HASH_CHARS]}"
+
+
+def predictions_prefix(model: str, job_id: str) -> str:
+    return f"{PREDICTIONS_PREFIX}{model}/{job_id}/"
+
+
+def batch_output_key(model: str, job_id: str, part: int, suffix: str) -> str:
+    """One part's scored rows (`suffix` mirrors the input: .csv or .parquet)."""
+    return f"{predictions_prefix(model, job_id)}part-{part:05d}{suffix}"
+
+
+def batch_rejects_key(model: str, job_id: str, part: int) -> str:
+    return f"{predictions_prefix(model, job_id)}rejects/part-{part:05d}.csv"
+
+
+def batch_summary_key(model: str, job_id: str) -> str:
+    return f"{predictions_prefix(model, job_id)}summary.json"

@@ -176,6 +176,20 @@ class FeedbackFileSettings(_Settings):
 
 
 @dataclass(frozen=True, kw_only=True)
+class BatchSettings(_Settings):
+    """score_batch: files under batch/<model>/ of the data bucket scored into predictions/ (mlops.batch)."""
+
+    data_bucket: str = env("DATA_BUCKET")  # batch/ read; predictions/ written
+    registry_table: str = env("REGISTRY_TABLE")  # the production (or pinned) version (read only)
+    batch_ledger_table: str = env("BATCH_LEDGER_TABLE")  # jobs and their completed parts
+    event_bus_name: str = env("EVENT_BUS_NAME")  # BatchPartRequested (to itself), BatchScored, BatchRefused
+    # bytes of input per part (one invocation): sized from scripts/bench_batch.py to finish well
+    # within the 15-minute timeout at the function's memory
+    part_bytes: int = env("BATCH_PART_BYTES", 256 * 1024 * 1024, ge=1024)
+    batch_rows: int = env("BATCH_ROWS", 50_000, ge=100)  # rows validated and run per model call
+
+
+@dataclass(frozen=True, kw_only=True)
 class ModelsApiSettings(_Settings):
     registry_table: str = env("REGISTRY_TABLE")
     ledger_table: str = env("LEDGER_TABLE")  # lists datasets by state, records reviews

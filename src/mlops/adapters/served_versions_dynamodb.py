@@ -41,6 +41,13 @@ class DynamoServedVersions:
             raise IntegrityError(f"{name}: production v{production} has no version item")
         return served_version(item)
 
+    def registered(self, name: str, version: int) -> ServedVersion | None:
+        """One registered version, whatever its status (batch scoring pins one); None if absent."""
+        if not is_valid_model_name(name):
+            raise ModelNotFoundError(f"no model named {name!r}")
+        item = self._get(model_pk(name), version_sk(version))
+        return None if item is None else served_version(item)
+
     def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
         response = self.dynamodb.get_item(TableName=self.table_name, Key=item_key(pk, sk), ConsistentRead=True)
         item = response.get("Item")

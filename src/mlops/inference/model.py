@@ -107,6 +107,11 @@ class LoadedModel:
             for label, row in zip(outputs[0].tolist(), probabilities, strict=True)
         ]
 
+    def outputs(self, columns: Columns) -> list[np.ndarray]:
+        """The graph's raw outputs for a validated batch: [label, probabilities] or [value] (batch
+        scoring reads the arrays whole; `predict_columns` turns them into one answer per record)."""
+        return self.session.run(self._output_names, self.feed(columns))  # type: ignore[no-any-return]
+
     def predict(self, records: Any) -> list[dict[str, Any]]:
         """Validate then predict (RecordError/BadRequestError for bad input)."""
         return self.predict_columns(self.validator.validate(records))

@@ -26,13 +26,12 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from mlops.contract_rules import CSV_NULL_TEXT
 from mlops.layout import dataset_suffix
 from mlops.validation.checks import DatasetChecker
 from mlops.validation.report import CheckName
 
-# Cells read as null in CSV (empty, and the usual spellings of "missing"); "NaN" is not one of
-# them: it parses as a number and fails the finite check.
-NULL_TEXT = ("", "NULL", "null", "NA", "N/A")
+NULL_TEXT = CSV_NULL_TEXT  # the one statement lives in mlops.contract_rules
 CHUNK_BYTES = 1024 * 1024
 # A Parquet batch holds at most a row group, and at most this much decoded data.
 PARQUET_BATCH_BYTES = 16 * 1024 * 1024
