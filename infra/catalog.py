@@ -13,6 +13,7 @@ from typing import Any
 
 from infra.layers import REPO_ROOT
 from mlops.settings import (
+    BatchSettings,
     DriftSettings,
     FeedbackFileSettings,
     FeedbackSettings,
@@ -150,6 +151,15 @@ FUNCTIONS: dict[str, FunctionSpec] = {
             timeout_seconds=15 * 60,
             layers=("powertools", "mlops-core", "numpy", "pyarrow"),
             reserved_concurrency=5,
+        ),
+        FunctionSpec(
+            "score_batch",
+            BatchSettings,
+            # one full vCPU: validating rows is CPU-bound Python (scripts/bench_batch.py); memory stays flat
+            memory_mb=1769,
+            timeout_seconds=15 * 60,
+            layers=("powertools", "mlops-core", "numpy", "pyarrow", "onnxruntime"),
+            reserved_concurrency=10,  # parts of a large file in parallel; an upload storm waits in retries
         ),
         FunctionSpec(
             "models_api",

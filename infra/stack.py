@@ -9,6 +9,7 @@ from constructs import Construct
 
 from infra import outputs
 from infra.constructs.alarms import ApiSignals, ModelAlarms, OperationalAlarms
+from infra.constructs.batch import BatchScoring
 from infra.constructs.dashboards import ModelDashboard, PipelineDashboard
 from infra.constructs.datasets import Datasets
 from infra.constructs.events import EventBackbone
@@ -81,6 +82,15 @@ class MlopsStack(Stack):
         FeedbackFiles(
             self,
             "Feedback",
+            data_bucket=datasets.bucket,
+            artifact_bucket=storage.artifact_bucket,
+            backbone=backbone,
+            registry=registry,
+            layers=layers,
+        )
+        BatchScoring(
+            self,
+            "Batch",
             data_bucket=datasets.bucket,
             artifact_bucket=storage.artifact_bucket,
             backbone=backbone,

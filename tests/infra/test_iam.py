@@ -363,6 +363,15 @@ IAM_TABLE: dict[str, set[Grant]] = {
     | _allow("dynamodb:Query", "registry/index/gsi1")
     | _allow("s3:ListBucket", "artifacts", {"StringLike": {"s3:prefix": ["captures/*", "labels/*"]}})
     | _allow("cloudwatch:PutMetricData", "*", {"StringEquals": {"cloudwatch:namespace": "MLOps"}}),
+    # batch files in: reads batch/ and the version's artifact, writes predictions/ only, its own ledger
+    "score_batch": OWN_LOGS_AND_TRACES
+    | DEAD_LETTERS
+    | _allow("s3:GetObject s3:GetObjectVersion", "data/batch/*")
+    | _allow("s3:PutObject", "data/predictions/*")
+    | _allow("s3:GetObject", "artifacts/models/*")
+    | _allow("dynamodb:GetItem dynamodb:PutItem dynamodb:UpdateItem", "batch-ledger")
+    | _allow("dynamodb:GetItem", "registry", MODEL)
+    | _allow("events:PutEvents", "bus"),
 }
 
 
@@ -382,6 +391,11 @@ def _symbols(template: dict[str, Any], folder: str) -> dict[str, str]:
         template["Outputs"][output]["Value"]["Ref"]: symbol
         for output, symbol in by_output.items()
         if output in template["Outputs"]
+    }
+    symbols |= {
+        logical_id: "batch-ledger"
+        for logical_id in resources(template, "AWS::DynamoDB::Table")
+        if logical_id.startswith("BatchLedger")
     }
     (key_id,) = resources(template, "AWS::KMS::Key")
     fn = template["Resources"][function_ids(template)[folder]]

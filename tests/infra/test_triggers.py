@@ -20,8 +20,9 @@ def test_s3_notifications_datasets_to_validate_and_feedback_to_ingest(template: 
     # GIVEN the bucket-notifications custom resource
     (notification,) = resources(template, "Custom::S3BucketNotifications").values()
     configs = notification["Properties"]["NotificationConfiguration"]["LambdaFunctionConfigurations"]
-    # THEN exactly three configurations: ObjectCreated under datasets/ -> validate_dataset, under
-    # feedback/ -> ingest_feedback, import drops (models/...onnx) -> train_model; none of the
+    # THEN exactly four configurations: ObjectCreated under datasets/ -> validate_dataset, under
+    # feedback/ -> ingest_feedback, import drops (models/...onnx) -> train_model, under batch/ ->
+    # score_batch; none of the
     # functions writes under another's prefix or its own
     functions = function_ids(template)
     found = {
@@ -31,11 +32,12 @@ def test_s3_notifications_datasets_to_validate_and_feedback_to_ingest(template: 
         )
         for config in configs
     }
-    assert len(configs) == 3
+    assert len(configs) == 4
     assert found == {
         (frozenset({("prefix", "datasets/")}), functions["validate_dataset"]),
         (frozenset({("prefix", "feedback/")}), functions["ingest_feedback"]),
         (frozenset({("prefix", "models/"), ("suffix", ".onnx")}), functions["train_model"]),
+        (frozenset({("prefix", "batch/")}), functions["score_batch"]),
     }
     for config in configs:
         assert config["Events"] == ["s3:ObjectCreated:*"]
@@ -61,7 +63,12 @@ def test_s3_notification_import_drops_invoke_train_model(template: dict[str, Any
 
 @pytest.mark.parametrize(
     ("detail_type", "folder"),
-    [("DatasetValidated", "train_model"), ("ModelTrained", "register_model"), ("RetrainingRequested", "retrain_model")],
+    [
+        ("DatasetValidated", "train_model"),
+        ("ModelTrained", "register_model"),
+        ("RetrainingRequested", "retrain_model"),
+        ("BatchPartRequested", "score_batch"),  # a large batch file fanned out to score_batch itself
+    ],
 )
 def test_bus_rule_routes_detail_type_to_function(template: dict[str, Any], detail_type: str, folder: str) -> None:
     (bus_id,) = resources(template, "AWS::Events::EventBus")
