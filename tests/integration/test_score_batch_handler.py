@@ -175,6 +175,10 @@ def test_score_batch_fans_a_large_csv_out_and_a_retried_part_does_no_work_twice(
     (rejects_key,) = summary["rejects"]
     assert read_csv_table(stack.data_bucket, rejects_key)["row"].to_pylist() == [1_500]
     assert len(drain(scored_tap)) == 1
+    # the versioned bucket shows each output written once: the retry wrote nothing again
+    versions = boto3.client("s3").list_object_versions(Bucket=stack.data_bucket, Prefix="predictions/")["Versions"]
+    keys = [v["Key"] for v in versions]
+    assert len(keys) == len(set(keys))
 
 
 def test_score_batch_scores_a_parquet_file_by_row_groups_with_a_pinned_version(

@@ -15,10 +15,15 @@ from tests.support.fakes import InMemoryObjectStore
 
 
 class BatchStore(InMemoryObjectStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.uploads: list[str] = []  # keys written by put_file, in order (the work a part did)
+
     def open_range(self, bucket: str, key: str, version_id: str | None, begin: int, end: int) -> BinaryIO:
         return io.BytesIO(self._get(bucket, key, version_id)[0][begin:end])
 
     def put_file(self, bucket: str, key: str, path: str, content_type: str) -> None:
+        self.uploads.append(key)
         self.put_bytes(bucket, key, Path(path).read_bytes(), content_type)
 
     def seekable(self, bucket: str, key: str, version_id: str | None) -> BinaryIO:

@@ -79,10 +79,13 @@ def test_score_part_scores_each_part_once_and_the_last_one_summarises(onnx_bytes
     assert len(parts) >= 4
     # WHEN the parts arrive out of order, and every one of them twice
     outcomes = [harness.service.score_part(planned.job_id, part) for part in reversed(parts)]  # type: ignore[arg-type]
+    uploads = list(harness.store.uploads)
     repeats = [harness.service.score_part(planned.job_id, part) for part in parts]  # type: ignore[arg-type]
     # THEN each was scored once; only the part that completed the job wrote the summary
     assert [o.action for o in outcomes] == ["scored"] * len(parts)
     assert [o.action for o in repeats] == ["skipped"] * len(parts)
+    assert harness.store.uploads == uploads, "a repeated part wrote nothing again"
+    assert len(uploads) == len(parts)
     assert [o.summary is not None for o in outcomes] == [False] * (len(parts) - 1) + [True]
     summary = harness.summary(planned.job_id)  # type: ignore[arg-type]
     assert (summary["rows"], summary["scored"], summary["parts"]) == (1_000, 1_000, len(parts))
