@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import io
 
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlops.batch.plan import MAX_PARTS, Part, PlanError, RowGroup, covers, plan_csv, plan_parquet
-from mlops.batch.scoring import cell_values
+from mlops.batch.scoring import cell_values, column_values
 from mlops.contract_rules import FeatureRule, FeatureType
 from mlops.layout import batch_job_id, batch_key_problem, batch_target
 
@@ -154,3 +155,32 @@ def test_cell_values_turn_csv_text_into_request_values(
     rule: FeatureRule, texts: list[str | None], values: list[object]
 ) -> None:
     assert cell_values(rule, texts) == values
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    texts=st.lists(
+        st.one_of(
+            st.none(),
+            st.sampled_from(["", "NA", "N/A", "null", "NULL", "true", " TRUE ", "0", "1", "yes", "1e3", "-2.5", " 7 "]),
+            st.sampled_from(["nan", "inf", "-Infinity", "1_000", "0x10", "abc", "3.", ".5", "+4"]),
+            st.floats(allow_nan=False).map(repr),
+            st.text(max_size=4),
+        ),
+        max_size=30,
+    ),
+    kind=st.sampled_from(list(FeatureType)),
+)
+def test_column_values_agree_with_cell_values(texts: list[str | None], kind: FeatureType) -> None:
+    # GIVEN any text column: the vectorised path must give exactly what the per-cell rule gives
+    rule = FeatureRule("f", kind)
+    expected = cell_values(rule, texts)
+    found = column_values(rule, pa.array(texts, pa.string()))
+    assert len(found) == len(expected)
+    for got, want in zip(found, expected, strict=True):
+        if isinstance(want, float) and want != want:
+            assert isinstance(got, float)
+            assert got != got
+        else:
+            assert got == want
+            assert type(got) is type(want)
