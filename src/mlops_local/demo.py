@@ -21,6 +21,7 @@ import boto3
 import numpy as np
 
 from mlops_local.client import ApiClient
+from mlops_local.demo_batch import score_batch_file
 from mlops_local.functions import Invocation
 from mlops_local.runtime import Endpoints, LocalRuntime
 from mlops_local.sample_data import churn_dataset, churn_features, records
@@ -158,6 +159,7 @@ class Demo:
         run("registered and promoted", lambda: self.await_production(1))
         run("HTTPS predictions (API key)", self.predict)
         run("a request without the API key is refused", self.predict_without_key)
+        run("a batch file is scored (predictions, rejects, summary)", lambda: score_batch_file(self))
         run("drifted traffic", self.send_drifted_traffic)
         run("drift check", self.check_drift)
         run("alarm notification", self.await_alarm)

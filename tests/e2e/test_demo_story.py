@@ -30,6 +30,7 @@ FUNCTIONS = (
     "record_feedback",
     "evaluate_quality",
     "retrain_model",
+    "score_batch",
 )
 
 
@@ -46,6 +47,29 @@ def _admin(endpoints: Endpoints) -> ApiClient:
 
 def _keys(s3: Any, bucket: str, prefix: str) -> set[str]:
     return {item["Key"] for item in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])}
+
+
+def _assert_batch_scored(s3: Any, bucket: str, story: str) -> None:
+    """The batch file dropped while v1 served: every good row predicted by v1 with an id, the three
+    bad rows in the rejects with their row numbers and reasons, one summary."""
+    (summary_key,) = [key for key in _keys(s3, bucket, "predictions/churn/") if key.endswith("/summary.json")]
+    summary = json.loads(s3.get_object(Bucket=bucket, Key=summary_key)["Body"].read())
+    assert (summary["rows"], summary["scored"], summary["rejected"], summary["version"]) == (3_000, 2_997, 3, 1), story
+    (output,) = summary["outputs"]
+    lines = s3.get_object(Bucket=bucket, Key=output)["Body"].read().decode().splitlines()
+    assert lines[0].startswith('"row","prediction_id","model_version","label"'), lines[0]
+    assert len(lines) == 1 + 2_997
+    (rejects,) = summary["rejects"]
+    rows = [
+        line.split(",")[:3]
+        for line in s3.get_object(Bucket=bucket, Key=rejects)["Body"].read().decode().splitlines()[1:]
+    ]
+    assert rows == [
+        ["17", '"tenure_months"', '"out_of_range"'],
+        ["1200", '"plan"', '"unseen_category"'],
+        ["2999", '"autopay"', '"wrong_type"'],
+    ], rows
+    assert "a batch file is scored" in story
 
 
 def test_demo_story_leaves_the_registry_data_and_alarm_as_told(tmp_path: Path) -> None:
@@ -138,6 +162,8 @@ def test_demo_story_leaves_the_registry_data_and_alarm_as_told(tmp_path: Path) -
         assert {"quarantine/churn/bad-export.csv", "quarantine/churn/partner-feed.csv"} <= quarantined, story
         assert "datasets/churn/partner-feed.csv" not in _keys(s3, bucket, "datasets/churn/")
         assert api.admin("GET", "/models/churn/datasets?state=held").body == []
+
+        _assert_batch_scored(s3, bucket, story)
 
         # the drift alarm went to ALARM and CloudWatch's notification was published to its topic
         (alarm,) = [
