@@ -145,3 +145,25 @@ def test_a_repeated_s3_event_asks_again_only_for_the_parts_not_done(onnx_bytes: 
         for d in harness.publisher.of_type(DetailType.BATCH_PART_REQUESTED)
     ]
     assert [r.part["index"] for r in resent] == [p.index for p in first] + again.parts
+
+
+def test_a_part_with_a_malformed_line_is_reported_without_its_data(onnx_bytes: bytes) -> None:
+    # GIVEN a CSV whose second part has a line with one cell too many (holding a secret-looking value)
+    harness = Harness(onnx_bytes)
+    upload = harness.drop_csv(1_000)
+    data = harness.store.get_bytes(DATA, upload.key)
+    lines = data.decode().splitlines(keepends=True)
+    lines[600] = lines[600].rstrip("\n") + ",SECRET-4111111111111111\n"
+    version = harness.store.put_bytes(DATA, upload.key, "".join(lines).encode())
+    upload = BatchUpload(DATA, upload.key, version, len("".join(lines).encode()))
+    planned = harness.service.submit(upload)
+    # WHEN every part is scored
+    for part in harness.part_requests():
+        harness.service.score_part(planned.job_id, part)  # type: ignore[arg-type]
+    # THEN the job completes; the summary names the unreadable part and where, never the line itself
+    summary = harness.summary(planned.job_id)  # type: ignore[arg-type]
+    assert summary["status"] == "scored_with_unreadable_parts"
+    (unreadable,) = summary["unreadable_parts"]
+    assert "Expected 7 columns, got 8" in unreadable["error"]
+    assert "SECRET" not in json.dumps(summary)
+    assert 0 < summary["rows"] < 1_000

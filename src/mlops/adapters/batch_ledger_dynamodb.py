@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from mlops.adapters.aws import client
 from mlops.batch.service import BatchJob, JobProgress, PartResult
+from mlops.errors import IntegrityError
 
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 
@@ -48,7 +49,8 @@ class DynamoBatchLedger:
             if error.response["Error"]["Code"] != _CONDITION_FAILED:
                 raise
         recorded = self.progress(job.job_id)
-        assert recorded is not None  # the condition failed because it exists
+        if recorded is None:  # the condition failed, so it existed: only an expiry in between removes it
+            raise IntegrityError(f"batch job {job.job_id} vanished from the ledger while being recorded")
         return recorded.job
 
     def progress(self, job_id: str) -> JobProgress | None:

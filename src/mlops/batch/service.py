@@ -19,6 +19,7 @@ import csv
 import json
 import logging
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -534,8 +535,14 @@ def _writer(fmt: BatchFormat, path: str, schema: pa.Schema) -> Any:
     return pq.ParquetWriter(path, schema)
 
 
+_PARSER_ROW_TEXT = re.compile(r"(got \d+): .*$")
+
+
 def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0][:300] if text.strip() else "unreadable"
+    """The parser's complaint without the offending line: pyarrow appends the row's text ("CSV parse
+    error: Row #50: Expected 7 columns, got 8: <the row>"), and rows are data, kept out of reports."""
+    first = text.strip().splitlines()[0] if text.strip() else "unreadable"
+    return _PARSER_ROW_TEXT.sub(r"\1", first)[:200]
 
 
 def _json(document: dict[str, Any]) -> bytes:
