@@ -183,9 +183,10 @@ class BatchSettings(_Settings):
     registry_table: str = env("REGISTRY_TABLE")  # the production (or pinned) version (read only)
     batch_ledger_table: str = env("BATCH_LEDGER_TABLE")  # jobs and their completed parts
     event_bus_name: str = env("EVENT_BUS_NAME")  # BatchPartRequested (to itself), BatchScored, BatchRefused
-    # bytes of input per part (one invocation): sized from scripts/bench_batch.py to finish well
-    # within the 15-minute timeout at the function's memory
-    part_bytes: int = env("BATCH_PART_BYTES", 256 * 1024 * 1024, ge=1024)
+    # input bytes per part (one invocation). 64 MiB of a narrow CSV is ~1.7M rows: ~40 s at the
+    # ~44k rows/s scripts/bench_batch.py measured, and its predictions (~90 bytes a row) fit the
+    # function's 512 MB of /tmp, where a part's outputs are written before upload
+    part_bytes: int = env("BATCH_PART_BYTES", 64 * 1024 * 1024, ge=1024)
     batch_rows: int = env("BATCH_ROWS", 50_000, ge=100)  # rows validated and run per model call
 
 
