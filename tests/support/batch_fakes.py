@@ -8,7 +8,7 @@ import io
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from mlops.batch.service import BatchJob, JobProgress, PartResult
+from mlops.batch.jobs import BatchJob, JobProgress, PartResult
 from mlops.inference.served import ServedArtifact, ServedVersion
 from mlops.layout import artifact_key
 from tests.support.fakes import InMemoryObjectStore

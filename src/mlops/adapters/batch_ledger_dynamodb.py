@@ -16,7 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from mlops.adapters.aws import client
-from mlops.batch.service import BatchJob, JobProgress, PartResult
+from mlops.batch.jobs import BatchJob, JobProgress, PartResult
 from mlops.errors import IntegrityError
 
 _CONDITION_FAILED = "ConditionalCheckFailedException"
