@@ -48,6 +48,9 @@ PREDICT_AIM_BYTES = 130 * 1024 * 1024  # cold start stays small when the serving
 # must stay at or under ACCOUNT_CONCURRENCY - UNRESERVED_MINIMUM (the default quota; a new account
 # may start lower, then raise the quota or lower the shares with `-c reservedConcurrency=...`).
 SNAPSTART_ALIAS = "live"  # the alias (on the latest published version) callers of a SnapStart function invoke
+# `-c snapStart=false` turns SnapStart off (the alias stays): its snapshot cache is billed by the second
+# whether or not requests come, the one capacity charge of an idle stack (scripts/cost.py).
+SNAPSTART_CONTEXT_KEY = "snapStart"
 RESERVED_CONCURRENCY_CONTEXT_KEY = "reservedConcurrency"
 ACCOUNT_CONCURRENCY = 1000
 UNRESERVED_MINIMUM = 100
@@ -232,6 +235,19 @@ def reserved_concurrency(override: Any = None) -> dict[str, int]:
             f"{ACCOUNT_CONCURRENCY} unreserved, so at most {ACCOUNT_CONCURRENCY - UNRESERVED_MINIMUM}"
         )
     return shares
+
+
+class SnapStartContextError(ValueError):
+    """The `snapStart` context is not true or false."""
+
+
+def snap_start_enabled(value: Any) -> bool:
+    """The `snapStart` context (CLI values arrive as text): on unless false."""
+    if value is None or isinstance(value, bool):
+        return value is not False
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise SnapStartContextError(f"{SNAPSTART_CONTEXT_KEY}: expected true or false, got {value!r}")
 
 
 def zip_functions() -> list[FunctionSpec]:

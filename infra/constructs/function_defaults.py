@@ -22,10 +22,12 @@ from infra.catalog import (
     REPO_ROOT,
     RESERVED_CONCURRENCY_CONTEXT_KEY,
     SNAPSTART_ALIAS,
+    SNAPSTART_CONTEXT_KEY,
     SOURCE_METADATA_KEY,
     FunctionSpec,
     reserved_concurrency,
     settings_defaults,
+    snap_start_enabled,
 )
 from infra.constructs.nag import acknowledge, acknowledge_wildcard_resources
 from infra.layers import LAYERS
@@ -167,7 +169,9 @@ class MlopsFunction(Construct):
                 handler=HANDLER,
                 code=lambda_.Code.from_asset(str(spec.code_dir), exclude=["**/__pycache__", "*.pyc"]),
                 layers=layers.get(spec.layers),
-                snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if spec.snap_start else None,
+                snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS
+                if spec.snap_start and snap_start_enabled(self.node.try_get_context(SNAPSTART_CONTEXT_KEY))
+                else None,
                 **common,
             )
         # What callers invoke: with SnapStart, the alias on the published version (the unqualified

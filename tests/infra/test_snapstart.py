@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from infra.catalog import FUNCTIONS
+import pytest
+
+from infra.catalog import FUNCTIONS, SnapStartContextError, snap_start_enabled
 from mlops_local.api import LocalApi
 from mlops_local.deployment import LocalDeployment
 from mlops_local.functions import FunctionRunner, discover_functions
@@ -99,3 +101,35 @@ def test_local_api_routes_predict_through_the_alias_to_the_predict_function(
         runner.close()
     served = {(route.method, route.path): route.function_id for route in api.routes}
     assert served[PREDICT_ROUTE] == function_ids(template)["predict"]
+
+
+@pytest.fixture(scope="module")
+def template_without_snapstart(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    from infra.synth import synthesize_template
+
+    return synthesize_template(tmp_path_factory.mktemp("nosnapstart"), context={"snapStart": "false"})
+
+
+def test_snapstart_false_context_turns_it_off_and_keeps_the_alias(template_without_snapstart: dict[str, Any]) -> None:
+    from scripts.cost import BY_TIME, idle_costs
+
+    template = template_without_snapstart
+    functions = resources(template, "AWS::Lambda::Function")
+    assert not [lid for lid, f in functions.items() if "SnapStart" in f["Properties"]]
+    alias_id, _ = _predict_alias(template)
+    assert {"Ref": alias_id} in routes(template)[PREDICT_ROUTE]["Integration"]["Uri"]["Fn::Join"][1]
+    # then nothing of the stack is billed by the hour
+    assert not [c for c in idle_costs(template) if BY_TIME in c.note]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(None, True), (True, True), ("true", True), (" FALSE ", False), (False, False)]
+)
+def test_snap_start_context_reads_true_or_false(value: Any, expected: bool) -> None:
+    assert snap_start_enabled(value) is expected
+
+
+@pytest.mark.parametrize("value", ["off", "0", 1])
+def test_snap_start_context_refuses_other_values_naming_the_key(value: Any) -> None:
+    with pytest.raises(SnapStartContextError, match=r"^snapStart: "):
+        snap_start_enabled(value)
