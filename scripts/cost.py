@@ -408,7 +408,8 @@ def render(
         out.append("")
     out.append(
         "Lambda's billed duration also holds the runtime's own per-invocation work (about 1 ms, not measured\n"
-        "here); the SageMaker endpoints are priced alone (SigV4 callers: no API keys, usage plan or WAF)."
+        "here); the SageMaker endpoints are priced for the same handler work (their model server's own time per\n"
+        "request is not included) and alone (SigV4 callers: no API keys, usage plan or WAF in front)."
     )
     gb = serving.memory_mb / 1024
     out.append(
