@@ -38,6 +38,9 @@ SOURCE_METADATA_KEY = "mlops:source"
 PLATFORM_ENV_NAMES = ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE")
 
 ZIP_LIMIT_BYTES = 262_144_000  # Lambda: function code plus all layers, unzipped
+# Every zip function aims at 200 MB (MiB, as Lambda counts its 250 MB): room for a library upgrade
+# or a new check without meeting the hard limit by surprise.
+ZIP_AIM_BYTES = 200 * 1024 * 1024
 PREDICT_AIM_BYTES = 130 * 1024 * 1024  # cold start stays small when the serving bundle does
 
 # Reserved concurrency: each function gets its own share, so a flood on one (a request storm on
@@ -45,6 +48,10 @@ PREDICT_AIM_BYTES = 130 * 1024 * 1024  # cold start stays small when the serving
 # Lambda keeps UNRESERVED_MINIMUM of the account's limit unreserved for every other function: the sum
 # must stay at or under ACCOUNT_CONCURRENCY - UNRESERVED_MINIMUM (the default quota; a new account
 # may start lower, then raise the quota or lower the shares with `-c reservedConcurrency=...`).
+SNAPSTART_ALIAS = "live"  # the alias (on the latest published version) callers of a SnapStart function invoke
+# `-c snapStart=false` turns SnapStart off (the alias stays): its snapshot cache is billed by the second
+# whether or not requests come, the one capacity charge of an idle stack (scripts/cost.py).
+SNAPSTART_CONTEXT_KEY = "snapStart"
 RESERVED_CONCURRENCY_CONTEXT_KEY = "reservedConcurrency"
 ACCOUNT_CONCURRENCY = 1000
 UNRESERVED_MINIMUM = 100
@@ -59,7 +66,11 @@ class FunctionSpec:
     layers: tuple[str, ...] = ()
     container_image: bool = False
     reserved_concurrency: int = 1  # every function has its own share (RESERVED_CONCURRENCY_CONTEXT_KEY overrides)
-    size_aim_bytes: int = ZIP_LIMIT_BYTES
+    size_aim_bytes: int = ZIP_AIM_BYTES
+    # SnapStart on published versions, invoked through the `live` alias (SNAPSTART_ALIAS): init runs
+    # once per version instead of at each cold start, for a cache charge per version and a restore
+    # charge per new environment (scripts/cost.py). Not for container images (unsupported).
+    snap_start: bool = False
 
     @property
     def service_name(self) -> str:
@@ -132,6 +143,7 @@ FUNCTIONS: dict[str, FunctionSpec] = {
             # shutdown-extension: registered, it makes Lambda send SIGTERM, on which the capture buffers flush
             layers=("powertools", "mlops-core", "numpy", "onnxruntime", "shutdown-extension"),
             size_aim_bytes=PREDICT_AIM_BYTES,
+            snap_start=True,  # the latency-bound function: its ~0.35-0.45 s import moves to publish time
             reserved_concurrency=100,  # the most: the serving path; a flood stops at 100 and the others keep theirs
         ),
         FunctionSpec(
@@ -233,6 +245,19 @@ def reserved_concurrency(override: Any = None) -> dict[str, int]:
             f"{ACCOUNT_CONCURRENCY} unreserved, so at most {ACCOUNT_CONCURRENCY - UNRESERVED_MINIMUM}"
         )
     return shares
+
+
+class SnapStartContextError(ValueError):
+    """The `snapStart` context is not true or false."""
+
+
+def snap_start_enabled(value: Any) -> bool:
+    """The `snapStart` context (CLI values arrive as text): on unless false."""
+    if value is None or isinstance(value, bool):
+        return value is not False
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise SnapStartContextError(f"{SNAPSTART_CONTEXT_KEY}: expected true or false, got {value!r}")
 
 
 def zip_functions() -> list[FunctionSpec]:

@@ -89,6 +89,35 @@ class LayerSpec:
         return BUILD_DIR / f"{self.name}.stamp"
 
 
+PYARROW_PRUNE = (
+    "pyarrow/libarrow_flight.so*",
+    "pyarrow/libarrow_python_flight.so*",
+    "pyarrow/_flight.*.so",
+    "pyarrow/flight.py",
+    "pyarrow/libarrow_s3.so*",
+    "pyarrow/_s3fs.*.so",
+    "pyarrow/_gcsfs.*.so",
+    "pyarrow/_azurefs.*.so",
+    "pyarrow/_hdfs.*.so",
+    "pyarrow/_orc.*.so",
+    "pyarrow/_dataset_orc.*.so",
+    "pyarrow/orc.py",
+    "pyarrow/_substrait.*.so",
+    "pyarrow/substrait.py",
+    "pyarrow/_pyarrow_cpp_tests.*.so",
+    "pyarrow/conftest.py",
+    "pyarrow/libarrow_python.so",
+    "pyarrow/libarrow_python.so.*.*.*",
+    "pyarrow/libarrow_python_parquet_encryption.so",
+    "pyarrow/libarrow_python_parquet_encryption.so.*.*.*",
+    "pyarrow/include",
+    "pyarrow/includes",
+    "pyarrow/src",
+    "pyarrow/**/*.pyx",
+    "pyarrow/**/*.pxd",
+    "pyarrow/**/*.pxi",
+)
+
 LAYERS: dict[str, LayerSpec] = {
     spec.name: spec
     for spec in (
@@ -129,7 +158,22 @@ LAYERS: dict[str, LayerSpec] = {
             name="pyarrow",
             description="pyarrow 26.0.1",
             requirements="pyarrow.txt",
-            smoke_imports=("pyarrow", "pyarrow.parquet", "pyarrow.csv"),
+            smoke_imports=("pyarrow", "pyarrow.parquet", "pyarrow.csv", "pyarrow.compute", "pyarrow.fs"),
+            # Validation and feedback read CSV/Parquet from bytes boto3 fetched and compute over them:
+            # they never load Flight (RPC), the S3/GCS/Azure/HDFS filesystems, ORC, Substrait's Python
+            # module, the C++ test module, or Cython/C++ sources and headers (for building against
+            # pyarrow). `lib`'s own NEEDED libraries (substrait, dataset, acero, parquet, compute) stay;
+            # `pyarrow.fs` skips a missing filesystem module by design. The unversioned and fully
+            # versioned libarrow_python* files are link-time copies of the `.so.2600` the loader uses.
+            # tests/infra/test_pyarrow_trim.py runs validation's tests against this trimmed pyarrow.
+            prune=PYARROW_PRUNE,
+            smoke_code=(
+                "import io, pyarrow as pa, pyarrow.csv as pacsv, pyarrow.parquet as pq, pyarrow.compute as pc\n"
+                "table = pacsv.read_csv(io.BytesIO(b'x,y\\n1,a\\n2,b\\n'))\n"
+                "sink = io.BytesIO(); pq.write_table(table, sink)\n"
+                "back = pq.read_table(io.BytesIO(sink.getvalue()))\n"
+                "assert pc.sum(back['x']).as_py() == 3 and back['y'].to_pylist() == ['a', 'b'], back\n"
+            ),
         ),
         LayerSpec(
             name="mlops-core",
@@ -175,6 +219,8 @@ def input_hash(spec: LayerSpec) -> str:
         inputs = _hash_files([spec.requirements_path], LAYERS_DIR)
     else:
         inputs = _hash_files(_source_files(MLOPS_SOURCE), MLOPS_SOURCE.parent)
+    if spec.prune:  # what is dropped is an input too (a layer without a prune list keeps its hash)
+        inputs += json.dumps(spec.prune)
     return hashlib.sha256(recipe + inputs.encode()).hexdigest()
 
 
@@ -199,9 +245,20 @@ def _pip_install(requirements: Path, target: Path) -> None:
     subprocess.run(command, check=True)
 
 
+def _remove(path: Path) -> None:
+    """Remove a built layer: a symlink (a worktree borrowing another checkout's build) is unlinked,
+    never followed, so rebuilding here cannot delete the build it points at."""
+    if path.is_symlink():
+        path.unlink()
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def _prune(site: Path, patterns: Iterable[str]) -> None:
     for pattern in patterns:
-        for path in site.glob(pattern):
+        for path in list(site.glob(pattern)):
+            if not path.exists():  # inside a folder an earlier pattern removed
+                continue
             if path.is_dir():
                 shutil.rmtree(path)
             else:
@@ -302,7 +359,7 @@ def build_extension_layer(spec: LayerSpec, python: str | None) -> None:
     target.parent.mkdir(parents=True)
     shutil.copyfile(spec.extension_source, target)
     target.chmod(0o755)  # Lambda only starts executable files in /opt/extensions
-    shutil.rmtree(spec.asset_dir, ignore_errors=True)
+    _remove(spec.asset_dir)
     staging.rename(spec.asset_dir)
     if python is None:
         _say(f"  syntax check of {spec.name} skipped: no Python {PYTHON_VERSION} interpreter found")
@@ -339,7 +396,7 @@ def build_layer(spec: LayerSpec, *, force: bool = False, python: str | None = No
         shutil.copytree(MLOPS_SOURCE, site / "mlops", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     _prune(site, spec.prune)
     _strip_bundle(site)
-    shutil.rmtree(spec.asset_dir, ignore_errors=True)
+    _remove(spec.asset_dir)
     staging.rename(spec.asset_dir)
     spec.stamp_path.unlink(missing_ok=True)
     compile_bytecode(spec.site_dir, python)

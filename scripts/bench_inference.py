@@ -27,7 +27,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +195,40 @@ def deploy(trained: Any) -> None:
         raise SystemExit(f"the bench model was not promoted: {result.decision}")
 
 
+@contextlib.contextmanager
+def deployed_churn_model() -> Iterator[tuple[dict[str, str], Any]]:
+    """A moto server on loopback with the churn model trained and deployed as production, this process's
+    environment pointing at it; yields (that environment, the trained model). scripts/cost.py uses it too."""
+    sys.path.insert(0, str(ROOT / "src"))
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server._server.server_address[:2]
+        env = aws_env(f"http://{host}:{port}")
+        os.environ.update(env)
+        import warnings
+
+        warnings.simplefilter("ignore")
+        from mlops.contract import parse_contract
+        from mlops.training import train_model
+        from mlops_local.sample_data import churn_dataset
+
+        started = time.perf_counter()
+        trained = train_model(churn_dataset(5_000), parse_contract((ROOT / "contracts" / "churn.json").read_text()))
+        deploy(trained)
+        print(
+            f"trained and deployed churn ({len(trained.onnx_bytes)} bytes ONNX) in {time.perf_counter() - started:.1f} s"
+        )
+        yield env, trained
+    finally:
+        server.stop()
+
+
 # ---- measurements ----
 
 
@@ -322,37 +356,10 @@ def main() -> None:
         return
 
     global _ARTIFACT
-    sys.path.insert(0, str(ROOT / "src"))
-    import logging
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server._server.server_address[:2]
-        env = aws_env(f"http://{host}:{port}")
-        os.environ.update(env)
-        import warnings
-
-        warnings.simplefilter("ignore")
-        from mlops.contract import parse_contract
-        from mlops.training import train_model
-        from mlops_local.sample_data import churn_dataset
-
-        started = time.perf_counter()
-        trained = train_model(churn_dataset(5_000), parse_contract((ROOT / "contracts" / "churn.json").read_text()))
+    with deployed_churn_model() as (env, trained):
         _ARTIFACT = trained.onnx_bytes
-        deploy(trained)
-        print(
-            f"trained and deployed churn ({len(trained.onnx_bytes)} bytes ONNX) in {time.perf_counter() - started:.1f} s"
-        )
-
         results = warm(args.warm_iterations)
         cold_runs = cold(args.cold_runs, env)
-    finally:
-        server.stop()
 
     raw_p50 = results["raw onnxruntime session.run"][0]
     print()

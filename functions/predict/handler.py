@@ -28,12 +28,21 @@ new one is retried with backoff), RegistryLookupFailures and StaleModelRefusals 
 registry has not confirmed the cached version for MODEL_STALE_SECONDS). The captures buffered at
 shutdown are flushed on SIGTERM, which Lambda sends because predict's layers register the
 graceful-shutdown extension (layers/extensions/).
+
+SnapStart (on published versions; API Gateway invokes the `live` alias): initialisation runs once
+per published version and its snapshot is restored into every new environment. Before the snapshot,
+the AWS clients are created once, so the botocore modules and service models the first request
+needs are in the snapshot; after each restore, `_after_restore` re-creates what must not be shared
+between environments (clients and their connections and credentials, the random generator that
+samples captures, the prediction-id pool) and makes the next request re-read the production pointer.
+Outside a SnapStart runtime (tests, local mode) no hook is registered.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -44,13 +53,16 @@ if "numpy" not in sys.modules:  # read once, when numpy loads OpenBLAS (through 
 from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 
+from mlops.adapters.aws import client, reset_clients
 from mlops.adapters.s3 import S3ObjectStore
 from mlops.adapters.served_versions_dynamodb import DynamoServedVersions
 from mlops.errors import MlopsError, NotFoundError
 from mlops.inference.capture import CaptureBuffer, flush_on_shutdown
 from mlops.inference.model import CacheEvent, LoadedModel, ModelCache, ModelLoadFailure, load_model
+from mlops.inference.prediction_ids import forget_random_pool
 from mlops.inference.service import PredictionService
 from mlops.settings import PredictSettings
+from mlops.snapstart import register_snapstart_hooks
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -92,6 +104,22 @@ service = PredictionService(
 if "AWS_LAMBDA_RUNTIME_API" in os.environ:
     # In Lambda only: in-process hosts (tests, local mode) outlive their endpoints and flush themselves.
     flush_on_shutdown(service.shutdown)
+
+
+def _before_snapshot() -> None:
+    for service_name in ("dynamodb", "s3"):  # the registry and the artifacts: what a first request calls
+        client(service_name)
+
+
+def _after_restore() -> None:
+    reset_clients()
+    random.seed()  # from os.urandom: each environment samples captures on its own
+    forget_random_pool()
+    service.models.forget_production_pointers()
+    logger.info("restored from a snapshot", loaded_versions=service.models.loaded_versions())
+
+
+register_snapstart_hooks(before_snapshot=_before_snapshot, after_restore=_after_restore)
 
 
 # True/False: the next invocation sets every context key with this cold_start; None: only the keys

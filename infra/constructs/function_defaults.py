@@ -21,10 +21,13 @@ from infra.catalog import (
     PLATFORM_ENV_NAMES,
     REPO_ROOT,
     RESERVED_CONCURRENCY_CONTEXT_KEY,
+    SNAPSTART_ALIAS,
+    SNAPSTART_CONTEXT_KEY,
     SOURCE_METADATA_KEY,
     FunctionSpec,
     reserved_concurrency,
     settings_defaults,
+    snap_start_enabled,
 )
 from infra.constructs.nag import acknowledge, acknowledge_wildcard_resources
 from infra.layers import LAYERS
@@ -147,6 +150,8 @@ class MlopsFunction(Construct):
             "on_failure": on_failure,
             "retry_attempts": 2 if on_failure else None,
         }
+        if spec.snap_start and spec.container_image:
+            raise ValueError(f"{spec.folder}: SnapStart does not support container images")
         if spec.container_image:
             self.function: lambda_.Function = lambda_.DockerImageFunction(
                 self,
@@ -164,8 +169,17 @@ class MlopsFunction(Construct):
                 handler=HANDLER,
                 code=lambda_.Code.from_asset(str(spec.code_dir), exclude=["**/__pycache__", "*.pyc"]),
                 layers=layers.get(spec.layers),
+                snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS
+                if spec.snap_start and snap_start_enabled(self.node.try_get_context(SNAPSTART_CONTEXT_KEY))
+                else None,
                 **common,
             )
+        # What callers invoke: with SnapStart, the alias on the published version (the unqualified
+        # function is $LATEST, which is never snapshotted); otherwise the function itself.
+        self.invoke_target: lambda_.IFunction = self.function
+        if spec.snap_start:
+            self.alias = lambda_.Alias(self, "Live", alias_name=SNAPSTART_ALIAS, version=self.function.current_version)
+            self.invoke_target = self.alias
         cfn_function = self.function.node.default_child
         assert isinstance(cfn_function, lambda_.CfnFunction)
         cfn_function.add_metadata(SOURCE_METADATA_KEY, spec.source)

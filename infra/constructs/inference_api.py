@@ -242,7 +242,7 @@ class InferenceApi(Construct):
         model = self.api.root.resource_for_path("/models/{name}")
         self.predict_method = model.add_resource("predict").add_method(
             "POST",
-            apigw.LambdaIntegration(self.predict.function),
+            apigw.LambdaIntegration(self.predict.invoke_target),  # the SnapStart alias
             api_key_required=True,
             request_validator=validator,
             request_models={"application/json": predict_model},

@@ -38,6 +38,10 @@ class Reconciled:
     undeclared: list[str] = field(default_factory=list)  # kept with their data, reported
 
 
+# Qualified function ARNs (`<function arn>:<alias or version>`): local mode runs the function itself.
+_QUALIFIED_FUNCTION_TYPES = frozenset({"AWS::Lambda::Alias", "AWS::Lambda::Version"})
+
+
 @dataclass
 class LocalDeployment:
     """The template, its resolved physical values, and clients to the stand-in."""
@@ -74,13 +78,25 @@ class LocalDeployment:
         return self._attribute(logical_id, "Arn")
 
     def logical_id_of_arn(self, arn: str) -> str | None:
+        """The function, topic or queue an ARN names; an alias's or version's ARN names its function."""
         for logical_id, resource in self.template.resources.items():
             if resource.type in {"AWS::Lambda::Function", "AWS::SNS::Topic", "AWS::SQS::Queue"} and arn in (
                 self._attribute(logical_id, "Arn"),
                 self._ref(resource),
             ):
                 return logical_id
+            if resource.type in _QUALIFIED_FUNCTION_TYPES and arn == self._ref(resource):
+                return self._qualified_function_id(resource)
         return None
+
+    def _qualified_function_id(self, resource: Resource) -> str:
+        """The logical id of the function an alias or a version belongs to (`FunctionName: {"Ref": ...}`)."""
+        function = resource.properties.get("FunctionName")
+        if not (isinstance(function, dict) and isinstance(function.get("Ref"), str)):
+            raise TemplateError(
+                f"{resource.logical_id}: local mode resolves FunctionName only as a Ref, got {function!r}"
+            )
+        return function["Ref"]
 
     # --- creation -------------------------------------------------------------------------
 
@@ -351,6 +367,10 @@ class LocalDeployment:
         return physical_name(STACK, resource.logical_id, lowercase=lowercase)
 
     def _ref(self, resource: Resource) -> str:
+        if resource.type in _QUALIFIED_FUNCTION_TYPES:  # CloudFormation: Ref of an alias or version is its ARN
+            function_arn = self._attribute(self._qualified_function_id(resource), "Arn")
+            qualifier = resource.properties.get("Name") if resource.type == "AWS::Lambda::Alias" else "1"
+            return f"{function_arn}:{qualifier}"
         name = self.names[resource.logical_id]
         if resource.type == "AWS::SNS::Topic":
             return self._attribute(resource.logical_id, "Arn")
@@ -384,6 +404,7 @@ class LocalDeployment:
         if attribute == "Arn" and resource.type in arns:
             return arns[resource.type]
         special = {
+            ("AWS::Lambda::Version", "Version"): "1",  # one local "published version" per function
             ("AWS::SQS::Queue", "QueueName"): name,
             ("AWS::SQS::Queue", "QueueUrl"): f"{self.endpoint}/{account}/{name}",
             ("AWS::SNS::Topic", "TopicName"): name,

@@ -49,6 +49,8 @@ NOT_EMULATED_TYPES: dict[str, str] = {
     "AWS::IAM::Policy": "IAM is not enforced locally; least privilege is tested in the template",
     "AWS::IAM::ManagedPolicy": "IAM is not enforced locally",
     "AWS::Lambda::Permission": "local triggers call handlers directly",
+    "AWS::Lambda::Version": "a published version resolves to its function (SnapStart has no local meaning)",
+    "AWS::Lambda::Alias": "an alias resolves to its function: local mode runs the function's code",
     "AWS::Lambda::LayerVersion": "handlers run from the source tree with the dev environment",
     "AWS::Lambda::EventInvokeConfig": "local async invokes retry in the trigger loop",
     "AWS::Logs::LogGroup": "invocation logs go to the console and .local/logs",

@@ -51,12 +51,14 @@ def routes(template: Template) -> dict[tuple[str, str], dict[str, Any]]:
     }
 
 
-def integration_function_id(method: dict[str, Any]) -> str:
-    """The logical id of the Lambda function behind a proxy integration URI."""
+def integration_function_id(method: dict[str, Any], template: Template) -> str:
+    """The logical id of the Lambda function behind a proxy integration URI (through its alias, if any)."""
     uri = method["Integration"]["Uri"]
     for part in uri["Fn::Join"][1]:
         if isinstance(part, dict) and "Fn::GetAtt" in part:
             return target_function_id(part)
+        if isinstance(part, dict) and "Ref" in part and part["Ref"] in resources(template, "AWS::Lambda::Alias"):
+            return template["Resources"][part["Ref"]]["Properties"]["FunctionName"]["Ref"]
     raise AssertionError(f"no function in {uri}")
 
 

@@ -172,7 +172,7 @@ def test_api_routes_map_to_functions_with_their_auth(template: dict[str, Any]) -
     assert set(found) == set(expected)
     for route, (folder, auth, key_required) in expected.items():
         method = found[route]
-        assert integration_function_id(method) == functions[folder], route
+        assert integration_function_id(method, template) == functions[folder], route
         assert method["AuthorizationType"] == auth, route
         assert bool(method.get("ApiKeyRequired", False)) is key_required, route
 

@@ -91,7 +91,10 @@ class _ModelLoader(Loader):
 
 
 def reset_clients() -> None:
-    """Forget cached clients (tests and the local runtime change endpoints between runs)."""
+    """Forget the session and its clients: tests and the local runtime change endpoints between runs,
+    and an environment restored from a SnapStart snapshot must not share the snapshot's connections
+    or credentials with the other restored copies. (The session's loader is not kept either:
+    botocore changes the data it loaded in place, e.g. the partitions, so a loader is per session.)"""
     global _session
     with _lock:
         _clients.clear()

@@ -340,6 +340,15 @@ class ModelCache:
         with self._lock:
             return self._refresh(name, pointer)
 
+    def forget_production_pointers(self) -> None:
+        """Ask the registry again at the next request for every model (after a SnapStart restore).
+
+        The pointers' times come from the snapshot's monotonic clock and their answers may be hours
+        old. Loaded models stay: a version still in production is served without fetching it again.
+        """
+        with self._lock:
+            self._pointers.clear()
+
     def loaded_versions(self) -> list[tuple[str, int]]:
         return sorted(self._models)
 

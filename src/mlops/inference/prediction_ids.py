@@ -56,5 +56,11 @@ def new_prediction_ids(
     return [f"{prefix}{index:04x}" for index in range(count)]
 
 
+def forget_random_pool() -> None:
+    """Drop the random bytes drawn so far (a SnapStart restore: every restored copy holds the same)."""
+    global _pool, _taken, _second_text
+    _pool, _taken, _second_text = b"", 0, (-1, "")
+
+
 def is_prediction_id(text: str) -> bool:
     return _MATCHES(text) is not None
