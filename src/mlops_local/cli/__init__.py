@@ -22,7 +22,7 @@ import typer
 from typer._click import exceptions as click_exceptions
 
 from mlops_local.cli import contracts, datasets, drift, local, logs, models, predict
-from mlops_local.cli.common import CommandFailed, TargetOptions, error_console
+from mlops_local.cli.common import TargetOptions
 from mlops_local.cli.local import print_usage, serve_until_stopped
 from mlops_local.handlers import REPO_ROOT
 
@@ -66,9 +66,6 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; its exit status (tests call this with `argv`)."""
     try:
         result = app(args=argv, prog_name="mlops", standalone_mode=False)
-    except CommandFailed as failure:
-        error_console().print(str(failure), style="red", markup=False)
-        return 1
     except click_exceptions.ClickException as error:
         error.show()
         return error.exit_code

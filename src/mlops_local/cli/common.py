@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from typer._click import exceptions as click_exceptions
 
 from mlops_local.cli.target import Target, TargetError, aws_target, local_target
 from mlops_local.client import ApiResponse
@@ -26,8 +27,13 @@ class TargetOptions:
         return any((self.profile, self.region, self.stack))
 
 
-class CommandFailed(Exception):
-    """A command stops with this message (printed in red) and exit status 1."""
+class CommandFailed(click_exceptions.ClickException):
+    """A command stops with this message (printed in red on stderr) and exit status 1."""
+
+    exit_code = 1
+
+    def show(self, file: Any = None) -> None:
+        error_console().print(self.message, style="red", markup=False)
 
 
 def console() -> Console:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
@@ -144,7 +145,7 @@ def held(ctx: typer.Context, model: Annotated[str, typer.Argument(help="the mode
     for entry in found:
         table.add_row(
             entry["dataset_id"], entry["key"], str(entry.get("rows") or "-"), entry["decided_at"][:19],
-            "; ".join(entry.get("reasons", [])),
+            escape("; ".join(entry.get("reasons", []))),
         )  # fmt: skip
     console().print(table)
     return 0

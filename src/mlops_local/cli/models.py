@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from mlops_local.cli.common import checked, console, resolve
@@ -41,7 +42,7 @@ def versions(ctx: typer.Context, model: Model) -> int:
         value = version["metrics"].get(metric)
         table.add_row(
             str(version["version"]), version["status"], f"{metric} {_number(value)}", version["created_at"][:19],
-            _or_dash(version["lineage"].get("training_rows")), version.get("promotion_decision") or "",
+            _or_dash(version["lineage"].get("training_rows")), escape(version.get("promotion_decision") or ""),
         )  # fmt: skip
     console().print(table)
     return 0
@@ -72,7 +73,7 @@ def compare(ctx: typer.Context, model: Model, a: Version, b: Version) -> int:
         out.print(differing)
     for name in ("schema_compatibility", "training_data_drift"):
         if found.get(name):
-            out.print(f"{name.replace('_', ' ')}: {_brief(found[name])}")
+            out.print(f"{name.replace('_', ' ')}: {_brief(found[name])}", markup=False)
     return 0
 
 
