@@ -1,6 +1,6 @@
 """EventBridge `Object Created` in the data bucket, outside the prefixes the suite owns -> a data file
 (.csv, .csv.gz, .parquet) there gets a notice under misplaced/ saying where it should have gone, a
-warning log naming both keys and the `MisplacedUploads` metric (alarmed like the other counts).
+warning log naming both keys and the `MisplacedUploads` metric.
 
 Without this, an upload to `penguins/x.csv` or `dataset/x.csv` does nothing at all: the dataset
 notification filters on datasets/, and S3 cannot express "every other prefix"; EventBridge's
