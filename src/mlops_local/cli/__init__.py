@@ -30,8 +30,16 @@ __all__ = ["STATE_FILE", "app", "main", "print_usage", "serve_until_stopped"]
 
 STATE_FILE = REPO_ROOT / ".local" / "state.json"
 
+
+def _exit_status(status: object, **options: object) -> None:
+    """A command's returned status becomes the process's exit status (typer would drop it)."""
+    if isinstance(status, int) and status != 0:
+        raise typer.Exit(status)
+
+
 app = typer.Typer(
     name="mlops",
+    result_callback=_exit_status,
     help="Serverless MLOps suite: local mode, contracts, datasets, models, predictions, drift, logs.",
     no_args_is_help=True,
     add_completion=False,

@@ -37,12 +37,12 @@ class CommandFailed(click_exceptions.ClickException):
 
 
 def console() -> Console:
-    """A console on the current stdout (tests swap it), never wrapping a table into nothing."""
-    return Console(file=sys.stdout, width=max(Console(file=sys.stdout).width, 100), highlight=False)
+    """A console on the current stdout (tests swap it): tables at least 100 wide, messages never wrapped."""
+    return Console(file=sys.stdout, width=max(Console(file=sys.stdout).width, 100), highlight=False, soft_wrap=True)
 
 
 def error_console() -> Console:
-    return Console(file=sys.stderr, width=max(Console(file=sys.stderr).width, 100), highlight=False)
+    return Console(file=sys.stderr, width=max(Console(file=sys.stderr).width, 100), highlight=False, soft_wrap=True)
 
 
 def resolve(ctx: typer.Context) -> Target:
