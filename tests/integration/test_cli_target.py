@@ -4,6 +4,7 @@ Gateway (moto), into the same Target local mode gives; and the checks an upload 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import boto3
@@ -109,3 +110,34 @@ def test_cli_upload_checks_name_the_fix(aws: boto3.Session) -> None:
         assert problem in said
         assert f"--key datasets/churn/{key.rsplit('/', 1)[-1]}" in said
     assert "not a valid model name" in (upload_problem(target, "Churn!", "datasets/churn/a.csv") or "")
+
+
+def test_cli_logs_tail_reads_the_deployed_functions_log_group(aws: boto3.Session) -> None:
+    from typer.testing import CliRunner
+
+    import mlops_local.cli as cli
+
+    # GIVEN a deployed validate_dataset that logged two lines
+    _deploy(aws)
+    names = aws_target(session=aws).function_names()  # type: ignore[misc]
+    group = aws.client("lambda").get_function_configuration(FunctionName=names["validate_dataset"])
+    group_name = group.get("LoggingConfig", {}).get("LogGroup") or f"/aws/lambda/{names['validate_dataset']}"
+    logs = aws.client("logs")
+    logs.create_log_group(logGroupName=group_name)
+    logs.create_log_stream(logGroupName=group_name, logStreamName="2026/12/03/[$LATEST]abcdef12")
+    now = int(time.time() * 1000)
+    logs.put_log_events(
+        logGroupName=group_name,
+        logStreamName="2026/12/03/[$LATEST]abcdef12",
+        logEvents=[{"timestamp": now - 1000, "message": "START one"}, {"timestamp": now, "message": "REPORT one"}],
+    )
+
+    # WHEN the stack is named by its region
+    result = CliRunner().invoke(cli.app, ["--region", REGION, "logs", "tail", "validate_dataset"])
+
+    # THEN its events are printed, in order; an unknown function names the known ones
+    assert result.exit_code == 0, result.output
+    assert [line.split(" ", 2)[2] for line in result.output.splitlines()] == ["START one", "REPORT one"]
+    unknown = CliRunner().invoke(cli.app, ["--region", REGION, "logs", "tail", "nope"])
+    assert unknown.exit_code == 1
+    assert "known: validate_dataset" in unknown.output
