@@ -66,9 +66,9 @@ Local mode is running. Ctrl-C stops it.
   Logs              {endpoints.log_dir}  (invocations.log, notifications.log, one file per function)
 
 Try (another shell):
-  mlops datasets upload my.csv --model churn     upload, then follow it until it serves (or why not)
-  mlops models list                              registered models; `mlops --help` lists every command
-  mlops predict churn --csv my.csv               predictions with their ids
+  .venv/bin/mlops datasets upload my.csv --model churn     upload, then follow it until it serves (or why not)
+  .venv/bin/mlops models list                              registered models; `mlops --help` lists every command
+  .venv/bin/mlops predict churn --csv my.csv               predictions with their ids
 
 Or with the SDKs:
   export {env}

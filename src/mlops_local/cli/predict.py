@@ -53,10 +53,10 @@ def predict(
                 f"{model} v{version} is not serving (v{answer['version']} is); the predict route serves the "
                 f"production version: `mlops models promote {model} {version}` first"
             )
-    columns = sorted({name for result in results for name in result if name != "prediction_id"})
+    flat = [_flatten(result) for result in results]
+    columns = sorted({name for result in flat for name in result if name != "prediction_id"})
     flat = [
-        {name: _cell(result.get(name)) for name in columns} | {"prediction_id": result["prediction_id"]}
-        for result in results
+        {name: result.get(name, "") for name in columns} | {"prediction_id": result["prediction_id"]} for result in flat
     ]
     if out is not None:
         with out.open("w", newline="") as handle:
@@ -129,9 +129,20 @@ def _feature_types(target: Any, model: str) -> dict[str, str]:
     return {feature.name: str(feature.type) for feature in parse_contract(body, source=contract_key(model)).features}
 
 
+def _flatten(prediction: dict[str, Any]) -> dict[str, str]:
+    """One column per value: a mapping (class probabilities) becomes `name.key` columns."""
+    flat: dict[str, str] = {}
+    for name, value in prediction.items():
+        if isinstance(value, dict):
+            flat.update({f"{name}.{key}": _cell(item) for key, item in value.items()})
+        else:
+            flat[name] = _cell(value)
+    return flat
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.6g}"
+        return f"{value:.4f}"
     return value if isinstance(value, str) else json.dumps(value)
