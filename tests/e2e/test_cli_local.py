@@ -131,7 +131,7 @@ def test_cli_first_dataset_to_prediction(mlops, tmp_path) -> None:
     # AND asking for a version that is not serving is refused, naming the serving one
     status, said = mlops("predict", "churn", "--csv", str(rows), "--version", "7")
     assert status == 1
-    assert "v1 is" in said
+    assert "v7 is not serving (v1 is)" in said
 
     # AND the invocations are in the log
     status, tail = mlops("logs", "tail", "validate_dataset")
@@ -144,6 +144,24 @@ def test_cli_first_dataset_to_prediction(mlops, tmp_path) -> None:
     status, drift = mlops("drift", "open", "churn", "--no-browser")
     assert status == 1
     assert "no drift runs yet" in drift
+
+    # AND once traffic was captured and the drift check ran, its latest report opens as a page
+    traffic = tmp_path / "traffic.csv"
+    churn_dataset(1_200, seed=12).drop(columns=["churned"]).to_csv(traffic, index=False)
+    status, said = mlops("predict", "churn", "--csv", str(traffic), "--out", str(tmp_path / "t.csv"))
+    assert status == 0, said
+    deadline = time.monotonic() + 90
+    while True:  # the drift window takes captures once they are DRIFT_SETTLE_SECONDS (10 s) old
+        time.sleep(5)
+        status, said = mlops("local", "trigger", "MonitoringSchedule")
+        assert status == 0, said
+        status, url = mlops("drift", "open", "churn", "--print-url")
+        if status == 0 or time.monotonic() > deadline:
+            break
+    assert status == 0, url
+    page = Path(url.strip().removeprefix("file://"))
+    assert page.read_text().lstrip().lower().startswith("<!doctype html")
+    page.unlink()
 
 
 def test_cli_upload_of_a_file_that_breaks_the_contract_stops_with_the_reasons(mlops, tmp_path) -> None:

@@ -42,17 +42,18 @@ def predict(
         rows = list(csv.DictReader(handle))
     if not rows:
         raise CommandFailed(f"{csv_file} has no rows under its header")
+    if version is not None:  # before any row is sent (and captured): the route serves production only
+        serving = checked(api.admin("GET", f"/models/{model}"), f"reading {model}").get("production_version")
+        if serving != version:
+            raise _not_serving(model, version, serving)
     results: list[dict[str, Any]] = []
     served: set[int] = set()
     for start, records in batches([record(row, features) for row in rows], batch):
         answer = checked(api.predict(model, records), f"predicting rows {start + 1}-{start + len(records)}")
         served.add(answer["version"])
         results.extend(answer["predictions"])
-        if version is not None and answer["version"] != version:
-            raise CommandFailed(
-                f"{model} v{version} is not serving (v{answer['version']} is); the predict route serves the "
-                f"production version: `mlops models promote {model} {version}` first"
-            )
+        if version is not None and answer["version"] != version:  # production moved meanwhile
+            raise _not_serving(model, version, answer["version"])
     flat = [_flatten(result) for result in results]
     columns = sorted({name for result in flat for name in result if name != "prediction_id"})
     flat = [
@@ -127,6 +128,13 @@ def _feature_types(target: Any, model: str) -> dict[str, str]:
             raise CommandFailed(f"model {model!r} has no published contract in {target.description}") from None
         raise
     return {feature.name: str(feature.type) for feature in parse_contract(body, source=contract_key(model)).features}
+
+
+def _not_serving(model: str, version: int, serving: int | None) -> CommandFailed:
+    return CommandFailed(
+        f"{model} v{version} is not serving (v{serving} is); the predict route serves the production version: "
+        f"`mlops models approve {model} {version}` and `mlops models promote {model} {version}` first"
+    )
 
 
 def _flatten(prediction: dict[str, Any]) -> dict[str, str]:
