@@ -164,6 +164,38 @@ def test_cli_first_dataset_to_prediction(mlops, tmp_path) -> None:
     page.unlink()
 
 
+def test_cli_a_weaker_version_stops_as_a_candidate_and_a_person_decides(mlops, tmp_path) -> None:
+    # GIVEN churn v1 serving (the test above); WHEN a noisier export trains a weaker v2
+    noisy = tmp_path / "december.csv"
+    churn_dataset(3_000, seed=5, label_noise=0.3).to_csv(noisy, index=False)
+    status, output = mlops("datasets", "upload", str(noisy), "--model", "churn", "--timeout", "600")
+
+    # THEN the follow stops at the registry, saying why it does not serve and what to run
+    assert status == 1, output
+    assert "registered as v2 (candidate), not serving" in output
+    assert "promotion: " in output
+    assert "mlops models compare churn 1 2" in output
+
+    status, compared = mlops("models", "compare", "churn", "1", "2")
+    assert status == 0, compared
+    assert re.search(r"\(primary\)\s+.\s+0\.\d+\s+.\s+0\.\d+\s+.\s+-0\.\d+", compared), compared
+    assert "better: v1" in compared
+
+    # AND a person may still approve and promote it, then roll back: each answer says where production is
+    status, said = mlops("models", "approve", "churn", "2", "--reason", "reviewed the noisy export")
+    assert status == 0, said
+    assert "churn v2: approved" in said
+    status, said = mlops("models", "promote", "churn", "2", "--reason", "try it")
+    assert status == 0, said
+    assert "production is now v2" in said
+    status, said = mlops("models", "rollback", "churn", "--reason", "worse")
+    assert status == 0, said
+    assert "production is now v1" in said
+    status, said = mlops("models", "promote", "churn", "7", "--reason", "no such version")
+    assert status == 1
+    assert "promoting churn v7: HTTP 404" in said  # the API's answer, named
+
+
 def test_cli_upload_of_a_file_that_breaks_the_contract_stops_with_the_reasons(mlops, tmp_path) -> None:
     bad = tmp_path / "bad.csv"
     frame = churn_dataset(500, seed=3).drop(columns=["plan"])

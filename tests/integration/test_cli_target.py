@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import boto3
 import pytest
@@ -141,3 +142,21 @@ def test_cli_logs_tail_reads_the_deployed_functions_log_group(aws: boto3.Session
     unknown = CliRunner().invoke(cli.app, ["--region", REGION, "logs", "tail", "nope"])
     assert unknown.exit_code == 1
     assert "known: validate_dataset" in unknown.output
+
+
+def test_cli_contracts_publish_to_the_stack_named_by_the_root_options(aws: boto3.Session, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    import mlops_local.cli as cli
+
+    _deploy(aws)
+    contracts = tmp_path / "contracts"
+    contracts.mkdir()
+    (contracts / "churn.json").write_text((Path(cli.__file__).parents[3] / "contracts" / "churn.json").read_text())
+
+    result = CliRunner().invoke(cli.app, ["--region", REGION, "contracts", "publish", "--dir", str(contracts)])
+
+    assert result.exit_code == 0, result.output
+    target = aws_target(session=aws)
+    assert f"published s3://{target.data_bucket}/contracts/churn.json" in result.output
+    assert upload_problem(target, "churn", "datasets/churn/a.csv") is None  # the upload check now passes

@@ -24,12 +24,14 @@ def check(files: Annotated[list[Path], typer.Argument(help="contract files")]) -
 
 @app.command()
 def publish(
+    ctx: typer.Context,
     bucket: Annotated[
         str | None, typer.Option(help="a deployed data bucket (default: the running local mode's)")
     ] = None,
     directory: Annotated[Path, typer.Option("--dir", help="the contracts folder")] = REPO_ROOT / "contracts",
 ) -> int:
-    """Upload validated contracts to a data bucket (no --bucket: the running local mode's, which adds their alarms at once)."""
+    """Upload validated contracts to a data bucket: --bucket, the stack's (--profile/--region/--stack), or the
+    running local mode's (which adds their alarms at once)."""
     import boto3
 
     import mlops_local.cli as package
@@ -40,7 +42,13 @@ def publish(
     if failed:
         return 1
     s3, target_bucket = None, bucket
-    if bucket is None:  # the running local mode: its bucket, endpoint and credentials
+    options = ctx.find_root().obj
+    if bucket is None and options is not None and options.aws:  # --profile/--region/--stack: the stack's bucket
+        from mlops_local.cli.common import resolve
+
+        target = resolve(ctx)
+        s3, target_bucket = target.client("s3"), target.data_bucket
+    elif bucket is None:  # the running local mode: its bucket, endpoint and credentials
         if not package.STATE_FILE.exists():
             print("no --bucket and local mode is not running (no .local/state.json)", file=sys.stderr)
             return 1
@@ -62,7 +70,7 @@ def publish(
             ContentType="application/json",
         )
         print(f"published s3://{target_bucket}/{contract_key(contract.name)}")
-    if bucket is None:
+    if bucket is None and not (options is not None and options.aws):
         return control("contracts/sync")  # alarms now, not at the watcher's next look
     return 0
 
