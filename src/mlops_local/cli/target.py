@@ -18,9 +18,6 @@ import boto3
 from infra.outputs import API_KEY_ID, API_URL, DATA_BUCKET_NAME, LEDGER_TABLE_NAME, STACK_NAME
 from mlops_local.client import ApiClient
 
-# the CloudFormation metadata key on each function resource naming its handler folder (infra/catalog.py)
-SOURCE_METADATA_KEY = "mlops:source"
-
 
 class TargetError(Exception):
     """The target could not be resolved (not running, no such stack, an output missing)."""
@@ -127,6 +124,8 @@ def aws_target(
 
 def stack_function_names(cloudformation: Any, stack: str) -> dict[str, str]:
     """Handler folder (`predict`, `validate_dataset`...) -> the deployed function's name."""
+    from infra.catalog import SOURCE_METADATA_KEY  # each function resource names its handler folder
+
     template = cloudformation.get_template(StackName=stack, TemplateStage="Processed")["TemplateBody"]
     if isinstance(template, str):
         template = json.loads(template)
