@@ -17,6 +17,7 @@ from mlops.settings import (
     DriftSettings,
     FeedbackFileSettings,
     FeedbackSettings,
+    MisplacedUploadSettings,
     ModelsApiSettings,
     PredictSettings,
     QualitySettings,
@@ -126,6 +127,14 @@ FUNCTIONS: dict[str, FunctionSpec] = {
             timeout_seconds=60,
             layers=("powertools", "mlops-core"),
             reserved_concurrency=2,
+        ),
+        FunctionSpec(
+            "report_misplaced_upload",
+            MisplacedUploadSettings,
+            memory_mb=256,  # one small JSON notice per event
+            timeout_seconds=30,
+            layers=("powertools", "mlops-core"),
+            reserved_concurrency=2,  # a flood of misplaced files waits in the event retries
         ),
         FunctionSpec(
             "register_model",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Stack
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the names are read by the CLI too, which should not start jsii to learn them
+    from aws_cdk import CfnOutput, Stack
 
 STACK_NAME = "MlopsStack"
 
@@ -35,6 +38,8 @@ ALL = (
 
 def add_output(stack: Stack, name: str, value: str, description: str) -> CfnOutput:
     """An output whose logical id is exactly `name` (one of the constants above)."""
+    from aws_cdk import CfnOutput
+
     if name not in ALL:
         raise ValueError(f"{name} is not a declared output name")
     output = CfnOutput(stack, name, value=value, description=description)

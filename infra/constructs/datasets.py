@@ -5,10 +5,18 @@ triggers it: the notification filters on datasets/), records each dataset's stat
 (its own table: validate_dataset holds no write permission on the registry), reads the
 production model (GetItem on the registry) and its baseline from the artifact bucket, and
 announces quarantines and holds on the alarm topic (`announce_to`).
+
+A data file uploaded anywhere else (`penguins/x.csv`) would do nothing at all: S3 notifications
+cannot say "every prefix but these", so the bucket also sends its events to EventBridge, where an
+anything-but pattern routes objects outside the suite's own prefixes (mlops.misplaced) to
+report_misplaced_upload, which writes a notice under misplaced/ and counts `MisplacedUploads`.
 """
 
 from __future__ import annotations
 
+from aws_cdk import Duration
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
@@ -25,10 +33,12 @@ from mlops.layout import (
     BASELINES_PREFIX,
     CONTRACTS_PREFIX,
     DATASETS_PREFIX,
+    MISPLACED_PREFIX,
     MODELS_PREFIX,
     QUARANTINE_PREFIX,
     REPORTS_PREFIX,
 )
+from mlops.misplaced import OWNED_PREFIXES
 
 
 class Datasets(Construct):
@@ -96,6 +106,44 @@ class Datasets(Construct):
             s3n.LambdaDestination(self.validate.function),
             s3.NotificationKeyFilter(prefix=DATASETS_PREFIX),
         )
+        self.misplaced = self._misplaced_uploads(backbone, layers)
+
+    def _misplaced_uploads(self, backbone: EventBackbone, layers: LayerLibrary) -> MlopsFunction:
+        """report_misplaced_upload on every object created outside the owned prefixes (it keeps data files)."""
+        function = MlopsFunction(
+            self,
+            "ReportMisplacedUpload",
+            spec=FUNCTIONS["report_misplaced_upload"],
+            environment={"DATA_BUCKET": self.bucket.bucket_name},
+            layers=layers,
+            failure_queue=backbone.dead_letters,
+        )
+        function.grant(
+            ["s3:PutObject"],
+            [self.bucket.arn_for_objects(f"{MISPLACED_PREFIX}*")],
+            why_wildcard="Writes a notice per misplaced upload, by prefix.",
+        )
+        self.bucket.enable_event_bridge_notification()
+        outside = [{"anything-but": {"wildcard": [f"{prefix}*" for prefix in OWNED_PREFIXES]}}]
+        rule = events.Rule(
+            self,
+            "MisplacedUploads",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"],
+                detail_type=["Object Created"],
+                detail={"bucket": {"name": [self.bucket.bucket_name]}, "object": {"key": outside}},
+            ),
+            description="objects created in the data bucket outside its owned prefixes -> report_misplaced_upload",
+        )
+        rule.add_target(
+            targets.LambdaFunction(
+                function.function,
+                dead_letter_queue=backbone.dead_letters,
+                retry_attempts=2,
+                max_event_age=Duration.hours(2),
+            )
+        )
+        return function
 
     def announce_to(self, topic: sns.ITopic, key: kms.IKey) -> None:
         """Quarantines and holds are published to `topic` (encrypted with `key`)."""

@@ -19,6 +19,7 @@ Data bucket:      datasets/<model>/<file>      uploads (the only prefix that tri
                   predictions/<model>/<job id>/part-<n>.<csv|parquet>  scored rows (mlops.batch)
                   predictions/<model>/<job id>/rejects/part-<n>.csv  refused rows: row number, reason
                   predictions/<model>/<job id>/summary.json  the job's report, written once at the end
+                  misplaced/<key>.json         a data file uploaded outside datasets/: where it should go
 Artifact bucket:  models/<model>/<sha256>.onnx content-addressed artifacts
                   baselines/<model>/<sha256>.json training profile for drift
                   captures/<model>/<yyyy>/<mm>/<dd>/<hh>/<yyyymmddThhmmss>-<id>.json  sampled inference traffic
@@ -55,6 +56,7 @@ LEGACY_CAPTURE_SUFFIX = ".jsonl"  # row-per-line capture objects written before 
 MONITORING_PREFIX = "monitoring/"
 LABELS_PREFIX = "labels/"
 FEEDBACK_PREFIX = "feedback/"
+MISPLACED_PREFIX = "misplaced/"  # notices of data files uploaded outside datasets/ (mlops.misplaced)
 # label files that cannot be read; "_" keeps them apart from every model's quarantined datasets
 FEEDBACK_QUARANTINE_PREFIX = f"{QUARANTINE_PREFIX}_feedback/"
 DRIFT_REPORT_ID_PATTERN = "^[0-9]{8}T[0-9]{12}Z$"
@@ -121,6 +123,11 @@ def model_of_dataset_key(key: str) -> str | None:
     """`datasets/<model>/<file>` -> `<model>`: the model an upload belongs to (whatever its file
     type); None unless the key's path is sound (no '..', controls, empty segments, bad name)."""
     return None if _path_problem(key) is not None else key.split("/")[1]
+
+
+def misplaced_report_key(key: str) -> str:
+    """The notice of a data file uploaded as `key` outside datasets/ (bounded, hashed when long)."""
+    return _bounded(MISPLACED_PREFIX, key, key, suffix=".json")
 
 
 def contract_key(model: str) -> str:

@@ -128,6 +128,13 @@ class TrainingFailureSettings(_Settings):
 
 
 @dataclass(frozen=True, kw_only=True)
+class MisplacedUploadSettings(_Settings):
+    """report_misplaced_upload: a data file outside datasets/ -> a notice under misplaced/."""
+
+    data_bucket: str = env("DATA_BUCKET")
+
+
+@dataclass(frozen=True, kw_only=True)
 class RegisterSettings(_Settings):
     registry_table: str = env("REGISTRY_TABLE")
     ledger_table: str = env("LEDGER_TABLE")  # records the registration outcome of a dataset

@@ -34,11 +34,12 @@ class ApiClient:
         api_key: str | None = None,
         access_key: str | None = None,
         secret_key: str | None = None,
+        session_token: str | None = None,
         region: str = "us-east-1",
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.api_key = api_key
-        self.credentials = Credentials(access_key, secret_key) if access_key and secret_key else None
+        self.credentials = Credentials(access_key, secret_key, session_token) if access_key and secret_key else None
         self.region = region
         self.ssl = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else ssl.create_default_context()
 

@@ -96,9 +96,11 @@ class TriggerWiring:
     def _wire_bucket_notifications(self, logical_id: str, props: dict[str, Any]) -> None:
         bucket = props["BucketName"]
         config = props.get("NotificationConfiguration", {})
-        unsupported = sorted(set(config) - {"LambdaFunctionConfigurations"})
+        unsupported = sorted(set(config) - {"LambdaFunctionConfigurations", "EventBridgeConfiguration"})
         if unsupported:
-            raise TemplateError(f"{logical_id}: local mode wires only Lambda notifications, not {unsupported}")
+            raise TemplateError(
+                f"{logical_id}: local mode wires only Lambda and EventBridge notifications, not {unsupported}"
+            )
         queue_configs = []
         for index, lambda_config in enumerate(config.get("LambdaFunctionConfigurations", [])):
             function_id = self._function_of(lambda_config["LambdaFunctionArn"], logical_id)
@@ -107,8 +109,11 @@ class TriggerWiring:
                 {"QueueArn": arn, "Events": lambda_config["Events"], "Filter": lambda_config.get("Filter", {})}
             )
             self.subscriptions.append(Subscription(f"s3:{bucket}", url, function_id))
+        notifications: dict[str, Any] = {"QueueConfigurations": queue_configs}
+        if "EventBridgeConfiguration" in config:  # the stand-in sends the bucket's events to its default bus
+            notifications["EventBridgeConfiguration"] = {}
         self.deployment.client("s3").put_bucket_notification_configuration(
-            Bucket=bucket, NotificationConfiguration={"QueueConfigurations": queue_configs}
+            Bucket=bucket, NotificationConfiguration=notifications
         )
 
     def _wire_rule(self, logical_id: str, props: dict[str, Any]) -> None:

@@ -297,6 +297,8 @@ IAM_TABLE: dict[str, set[Grant]] = {
     | _allow("dynamodb:UpdateItem", "registry", MODEL)
     | _allow("dynamodb:Query", "registry/index/gsi1")
     | _allow("dynamodb:Query", "ledger/index/gsi1"),
+    # a data file outside every owned prefix: a notice under misplaced/, nothing read
+    "report_misplaced_upload": OWN_LOGS_AND_TRACES | DEAD_LETTERS | _allow("s3:PutObject", "data/misplaced/*"),
     "record_training_failure": OWN_LOGS_AND_TRACES
     | DEAD_LETTERS
     | ALARM_TOPIC

@@ -3,6 +3,7 @@ schedule -> drift, API routes -> predict (API key) and models_api (IAM)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -259,3 +260,42 @@ def test_refusals_of_a_retrainings_training_set_reach_retrain_model_and_nothing_
         assert target_function_id(target["Arn"]) == retrain
         assert "Arn" in target["DeadLetterConfig"]
     assert routed == refusal_types
+
+
+def test_misplaced_uploads_reach_report_misplaced_upload_through_eventbridge(template: dict[str, Any]) -> None:
+    # GIVEN the data bucket's notifications: its events also go to EventBridge
+    (notification,) = resources(template, "Custom::S3BucketNotifications").values()
+    assert notification["Properties"]["NotificationConfiguration"]["EventBridgeConfiguration"] == {}
+    bucket_ref = notification["Properties"]["BucketName"]["Ref"]
+    # THEN one rule: objects created in THAT bucket outside every owned prefix -> report_misplaced_upload
+    function = function_ids(template)["report_misplaced_upload"]
+    [rule] = [
+        r
+        for r in resources(template, "AWS::Events::Rule").values()
+        if any(target_function_id(t["Arn"]) == function for t in r["Properties"].get("Targets", []))
+    ]
+    pattern = rule["Properties"]["EventPattern"]
+    assert "EventBusName" not in rule["Properties"]  # S3 sends to the default bus
+    assert pattern["source"] == ["aws.s3"]
+    assert pattern["detail-type"] == ["Object Created"]
+    assert pattern["detail"]["bucket"]["name"] == [{"Ref": bucket_ref}]
+    [outside] = pattern["detail"]["object"]["key"]
+    assert sorted(outside["anything-but"]["wildcard"]) == sorted(
+        ["datasets/*", "feedback/*", "models/*", "contracts/*", "quarantine/*", "reports/*", "misplaced/*"]
+    )
+    [target] = rule["Properties"]["Targets"]
+    assert "DeadLetterConfig" in target
+    # AND the function may write only notices under misplaced/ (no read of anyone's data)
+    statements = [
+        statement
+        for policy in resources(template, "AWS::IAM::Policy").values()
+        if any(role["Ref"].startswith("DatasetsReportMisplacedUpload") for role in policy["Properties"]["Roles"])
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if any(action.startswith("s3:") for action in _listed(statement["Action"]))
+    ]
+    assert [_listed(s["Action"]) for s in statements] == [["s3:PutObject"]]
+    assert "misplaced/*" in json.dumps(statements[0]["Resource"])
+
+
+def _listed(value: Any) -> list[str]:
+    return value if isinstance(value, list) else [value]

@@ -1,0 +1,7 @@
+"""`python -m mlops_local.cli`."""
+
+import sys
+
+from mlops_local.cli import main
+
+sys.exit(main())
