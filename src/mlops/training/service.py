@@ -22,7 +22,7 @@ from mlops.layout import (
     model_of_dataset_key,
 )
 from mlops.ports import EventPublisher, ObjectStore
-from mlops.training.budget import over_budget
+from mlops.training.capacity import plan_dataset, refusal
 from mlops.training.champion import ProductionVersions, same_data_scores
 from mlops.training.dataset import read_dataset
 from mlops.training.outcome import record_training_failure, record_training_outcome
@@ -222,9 +222,8 @@ def _train(
 
 
 def check_budget(dataset: DatasetRef, contract: Contract, memory_mb: int | None) -> None:
-    """Refuse, before loading a byte, a dataset training's memory cannot hold (validation's rows count)."""
-    limits = {} if memory_mb is None else {"memory_mb": memory_mb}
-    reason = over_budget(dataset.rows, len(contract.columns), dataset.size_bytes, **limits)
+    """Refuse, before loading a byte, a dataset training cannot hold in memory or time (validation's rows count)."""
+    reason = refusal(plan_dataset(dataset.rows, dataset.size_bytes, contract, lambda_memory_mb=memory_mb))
     if reason is not None:
         raise TrainingRejectedError(f"dataset s3://{dataset.bucket}/{dataset.key}: {reason}")
 
