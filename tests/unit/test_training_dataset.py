@@ -125,7 +125,7 @@ def test_read_dataset_holds_a_dataset_in_few_bytes_per_cell(suffix: str) -> None
         tracemalloc.stop()
     assert len(frame) == rows
     # THEN no Python string per cell (about 60 bytes each): numbers as float64, text shared per
-    # distinct value; this is what lets train_model's memory hold millions of rows (training/budget.py)
+    # distinct value; this is what lets train_model's memory hold millions of rows (training/capacity.py)
     cells = rows * len(CONTRACT.columns)
     assert held / cells < 12
     assert peak / cells < 20

@@ -3,6 +3,7 @@ dataset version, noted in the ledger; the engine's own run records where it trai
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 
 from mlops.events import DetailType, ModelTrained, TrainedOn, TrainingRejected
 from mlops.registry.records import candidate_from_trained
+from mlops.training import capacity, capacity_measured
 from mlops.training.engine import ENGINE, ManagedEngine, Started, job_name
 from mlops.training.outcome import dataset_id_of
 from mlops.training.service import HANDED_OFF, train_from_event
@@ -19,7 +21,8 @@ from tests.support.datasets import InMemoryDatasetLedger, accepted_entry
 from tests.support.fakes import InMemoryObjectStore, RecordingPublisher
 from tests.unit.test_training_service import ARTIFACTS, DATA, stage
 
-LAMBDA_TOO_SMALL_MB = 300  # its budget (85 %) is below the runtime's own 300 MiB: nothing fits
+# a train_model with room for its libraries and not a byte for data
+LAMBDA_TOO_SMALL_MB = math.floor(capacity_measured.RUNTIME_MIB / capacity.PLANNED_SHARE)
 
 
 class RecordingStarter:
@@ -34,8 +37,8 @@ class RecordingStarter:
         return Started(f"arn:aws:states:us-east-1:123456789012:execution:train:{name}", new)
 
 
-def engine(starter: RecordingStarter, *, memory_mb: int = 65_536, min_rows: int = 0) -> ManagedEngine:
-    return ManagedEngine(starter=starter, memory_mb=memory_mb, instance_type="ml.m5.4xlarge", min_rows=min_rows)
+def engine(starter: RecordingStarter, *, min_rows: int = 0) -> ManagedEngine:
+    return ManagedEngine(starter=starter, instance_type="ml.m5.4xlarge", min_rows=min_rows)
 
 
 @pytest.fixture
@@ -73,7 +76,7 @@ def test_train_from_event_hands_a_dataset_past_the_lambda_budget_to_the_engine(s
     assert outcome.handed_off is not None
     assert outcome.handed_off.engine == ENGINE
     assert outcome.handed_off.new
-    assert "training would need about" in outcome.handed_off.reason
+    assert "needs about" in outcome.handed_off.reason
     assert list(starter.executions) == [job_name(event)]
     document = starter.executions[job_name(event)]
     assert document["detail"] == event.model_dump(mode="json")
@@ -120,12 +123,14 @@ def test_train_from_event_trains_in_lambda_below_the_threshold(store: InMemoryOb
 
 
 def test_train_from_event_rejects_a_dataset_past_the_engine_too(store: InMemoryObjectStore) -> None:
-    event = stage(store)
+    # GIVEN a dataset past the managed engine's memory (validation's rows count, before reading a byte)
+    staged = stage(store)
+    event = staged.model_copy(update={"dataset": staged.dataset.model_copy(update={"rows": 2_000_000_000})})
     ledger, publisher, starter = ledger_with(event), RecordingPublisher(), RecordingStarter()
-    outcome = route(event, store, publisher, ledger, engine(starter, memory_mb=LAMBDA_TOO_SMALL_MB))
+    outcome = route(event, store, publisher, ledger, engine(starter))
     assert outcome.detail_type == DetailType.TRAINING_REJECTED
     assert isinstance(outcome.detail, TrainingRejected)
-    assert "training would need" in outcome.detail.reason
+    assert "the managed engine (ml.r5.2xlarge) holds at most" in outcome.detail.reason
     assert starter.executions == {}
     assert ledger.get("churn", dataset_id_of(event.dataset)).state is DatasetState.TRAINING_REJECTED  # type: ignore[union-attr]
 

@@ -23,7 +23,7 @@ def read_dataset(stream_or_bytes: bytes | IO[bytes], key: str, contract: Contrac
 
     Memory: only the contract's columns are read; CSV numbers are parsed straight to float64 and
     text to pandas categoricals (one string object per distinct value, not per cell), and each
-    distinct value is converted once (scripts/bench_training_memory.py, mlops.training.budget).
+    distinct value is converted once (scripts/bench_training_memory.py, mlops.training.capacity).
     """
     raw = _read_raw(stream_or_bytes, key, contract)
     missing = [c for c in contract.columns if c not in raw.columns]

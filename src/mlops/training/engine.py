@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from mlops.events import DatasetValidated
+from mlops.training.capacity import MANAGED_ENGINE_INSTANCE_TYPE
 from mlops.training.outcome import dataset_id_of
 
 ENGINE = "sagemaker"
@@ -44,8 +45,7 @@ class ManagedEngine:
     """Where datasets past Lambda's budget train."""
 
     starter: TrainingStarter
-    memory_mb: int  # the instance's memory: a dataset past it too is rejected, not handed off
-    instance_type: str
+    instance_type: str = MANAGED_ENGINE_INSTANCE_TYPE  # its memory: capacity.MANAGED_ENGINE_MEMORY_MB
     # datasets of at least this many rows go to the engine whatever the memory plan says (0: by plan only);
     # local mode lowers it so a small "big" dataset shows the path
     min_rows: int = 0

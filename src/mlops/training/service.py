@@ -22,7 +22,7 @@ from mlops.layout import (
     model_of_dataset_key,
 )
 from mlops.ports import EventPublisher, ObjectStore
-from mlops.training.budget import over_budget
+from mlops.training.capacity import fits_memory, plan_dataset, refusal
 from mlops.training.champion import ProductionVersions, same_data_scores
 from mlops.training.dataset import read_dataset
 from mlops.training.engine import (
@@ -183,12 +183,16 @@ def _train(
         _check_dataset_location(event, data_bucket)
         contract = _load_contract(store, data_bucket, event)
         if engine is not None:
-            reason = why_managed(event.dataset.rows, budget_problem(event.dataset, contract, memory_mb), engine)
+            plan = plan_dataset(event.dataset.rows, event.dataset.size_bytes, contract, lambda_memory_mb=memory_mb)
+            problem = refusal(plan)  # past the engine too
+            if problem is not None:
+                raise TrainingRejectedError(f"dataset s3://{event.dataset.bucket}/{event.dataset.key}: {problem}")
+            reason = why_managed(event.dataset.rows, None if plan.fits_lambda else plan.reason, engine)
             if reason is not None:
-                check_budget(event.dataset, contract, engine.memory_mb)  # past the engine too: a rejection
                 handed = hand_off(event, engine, ledger, reason)
                 return TrainingOutcome(HANDED_OFF, None, time.monotonic() - started, handed_off=handed)
-        check_budget(event.dataset, contract, memory_mb)
+        else:
+            check_budget(event.dataset, contract, memory_mb)
         data = load_dataset_version(store, event.dataset)
         model = train_model(read_dataset(data, event.dataset.key, contract), contract)
     except (TrainingRejectedError, DatasetError, ContractError, NotFoundError) as error:
@@ -253,15 +257,12 @@ def _train(
     return TrainingOutcome(DetailType.MODEL_TRAINED, trained, time.monotonic() - started, model)
 
 
-def budget_problem(dataset: DatasetRef, contract: Contract, memory_mb: int | None) -> str | None:
-    """Why training's memory (`memory_mb`, default the Lambda function's) cannot hold this dataset, or None."""
-    limits = {} if memory_mb is None else {"memory_mb": memory_mb}
-    return over_budget(dataset.rows, len(contract.columns), dataset.size_bytes, **limits)
-
-
 def check_budget(dataset: DatasetRef, contract: Contract, memory_mb: int | None) -> None:
-    """Refuse, before loading a byte, a dataset training's memory cannot hold (validation's rows count)."""
-    reason = budget_problem(dataset, contract, memory_mb)
+    """Refuse, before loading a byte, a dataset training cannot take (validation's rows count): one
+    that fits neither train_model nor the managed engine (capacity.refusal), or one the memory it
+    would train in here (`memory_mb`, default train_model's) cannot hold."""
+    plan = plan_dataset(dataset.rows, dataset.size_bytes, contract, lambda_memory_mb=memory_mb)
+    reason = refusal(plan) or (None if fits_memory(plan) else plan.reason)
     if reason is not None:
         raise TrainingRejectedError(f"dataset s3://{dataset.bucket}/{dataset.key}: {reason}")
 
