@@ -163,3 +163,21 @@ def test_training_job_fails_with_status_1_when_the_ledger_names_no_dataset(
 def test_job_entry_point_is_in_the_training_image() -> None:
     dockerfile = (Path(FUNCTIONS_DIR) / "train_model" / "Dockerfile").read_text()
     assert "COPY functions/train_model/job.py ${LAMBDA_TASK_ROOT}/job.py" in dockerfile
+
+
+def test_train_model_handler_records_lambda_as_where_a_dataset_within_its_budget_trained(
+    resources: test_resources.TestResources, outcomes: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TRAINING_STATE_MACHINE_ARN", raising=False)
+    handler = load_handler_module("train_model")
+    data, version = upload(resources)
+    context = FakeLambdaContext(memory_limit_in_mb=3008)
+    result = handler.lambda_handler(dataset_validated(resources, data, version), context)
+    assert result["status"] == DetailType.MODEL_TRAINED
+    [trained] = received(outcomes)
+    trained_on = trained["detail"]["trained_on"]
+    assert trained_on["engine"] == "lambda"
+    assert trained_on["compute"] == "3008 MB"
+    assert trained_on["memory_mb"] == 3008
+    assert trained_on["job_id"] == context.aws_request_id
+    assert trained_on["seconds"] > 0

@@ -162,3 +162,28 @@ def test_job_name_is_a_valid_training_job_and_execution_name_per_dataset_version
     other = event.model_copy(update={"dataset": event.dataset.model_copy(update={"version_id": "another-version"})})
     assert job_name(other) != name
     assert job_name(event) == name
+
+
+def test_local_state_machines_refuse_a_state_they_cannot_run() -> None:
+    from mlops_local.state_machines import LocalStateMachine, _check_supported
+    from mlops_local.template import TemplateError
+
+    definition = {
+        "StartAt": "Wait",
+        "States": {"Wait": {"Type": "Wait", "Seconds": 1, "Next": "Done"}, "Done": {"Type": "Succeed"}},
+    }
+    with pytest.raises(TemplateError, match="does not run state Wait"):
+        _check_supported(LocalStateMachine("Machine", "arn:aws:states:::stateMachine:m", definition))
+
+
+def test_local_state_machines_place_results_and_read_parameters_as_step_functions_does() -> None:
+    from mlops_local.state_machines import _parameters, _place
+
+    data = {"detail": {"model_name": "churn"}, "job": {"name": "train-churn-1"}}
+    assert _parameters({"TrainingJobName.$": "$.job.name", "Fixed": {"A": 1}}, data) == {
+        "TrainingJobName": "train-churn-1",
+        "Fixed": {"A": 1},
+    }
+    assert _place(data, "$.error", {"Error": "E"})["error"] == {"Error": "E"}
+    assert "error" not in data  # the input is not changed in place
+    assert _place(data, None, {"ignored": True}) == data
