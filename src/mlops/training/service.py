@@ -160,8 +160,9 @@ def _train(
         _check_dataset_location(event, data_bucket)
         contract = _load_contract(store, data_bucket, event)
         check_budget(event.dataset, contract, memory_mb)
-        data = load_dataset_version(store, event.dataset)
-        model = train_model(read_dataset(data, event.dataset.key, contract), contract)
+        # the object's bytes are let go once read: training holds only the frame
+        frame = read_dataset(load_dataset_version(store, event.dataset), event.dataset.key, contract)
+        model = train_model(frame, contract)
     except (TrainingRejectedError, DatasetError, ContractError, NotFoundError) as error:
         rejected = TrainingRejected(model_name=event.model_name, dataset=event.dataset, reason=str(error))
         publisher.publish(DetailType.TRAINING_REJECTED, rejected)
