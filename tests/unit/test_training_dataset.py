@@ -225,3 +225,9 @@ def test_model_inputs_are_what_column_feed_gives_the_graph_value_by_value(number
             assert actual.tobytes() == expected.tobytes(), feature.name
         else:
             assert actual.tolist() == expected.tolist(), feature.name
+
+
+def test_read_dataset_names_missing_columns_without_parsing_the_others() -> None:
+    # a header with none of the contract's columns: pyarrow's include_columns=[] would read every column
+    with pytest.raises(DatasetError, match=r"missing columns \['tenure_months'"):
+        read_dataset(b"a,b\n1,x\n2,y\n", "datasets/churn/a.csv", CONTRACT)

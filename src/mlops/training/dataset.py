@@ -127,6 +127,8 @@ def _read_csv(data: bytes, compressed: bool, key: str, contract: Contract) -> pd
     delimiter = rules.csv_delimiter or detect_delimiter(header)
     names = next(csv.reader([header], delimiter=delimiter), [])
     present = [c for c in contract.columns if c in names]
+    if len(present) < len(contract.columns):
+        return pd.DataFrame(columns=present)  # read_dataset names the missing ones; nothing to parse
     numeric = {f.name for f in contract.features if f.type is FeatureType.NUMERIC}
     if contract.problem_type is ProblemType.REGRESSION:
         numeric.add(contract.target.name)
