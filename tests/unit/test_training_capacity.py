@@ -90,3 +90,27 @@ def test_more_trees_take_longer() -> None:
     few = capacity.plan_training(100_000, 8, 0, "gradient_boosting_classifier", {"n_estimators": 50})
     many = capacity.plan_training(100_000, 8, 0, "gradient_boosting_classifier", {"n_estimators": 200})
     assert many.seconds > few.seconds
+
+
+@given(
+    estimator=st.sampled_from(ESTIMATORS),
+    rows=st.integers(1, 10**10),
+    columns=st.integers(1, 1_000),
+    object_bytes=st.integers(0, 50 * 1024**3),
+    memory_mb=st.integers(128, capacity.LAMBDA_MAX_MEMORY_MB),
+)
+def test_a_plan_that_does_not_fit_says_what_is_over_and_never_refuses_silently(
+    estimator: str, rows: int, columns: int, object_bytes: int, memory_mb: int
+) -> None:
+    plan = capacity.plan_training(rows, columns, object_bytes, estimator, lambda_memory_mb=memory_mb)
+    over_memory = plan.peak_mib > memory_mb * capacity.PLANNED_SHARE
+    over_time = plan.seconds > capacity.LAMBDA_TIMEOUT_SECONDS * capacity.PLANNED_TIME_SHARE
+    assert plan.fits_lambda is not (over_memory or over_time)
+    assert ("MiB, over its budget" in plan.reason) is over_memory
+    assert ("s, over its budget" in plan.reason) is over_time
+    # refused only past the managed engine's memory too, and then with the plan's reason first
+    refused = capacity.refusal(plan)
+    fits_somewhere = plan.fits_lambda or capacity.fits_memory(plan, capacity.MANAGED_ENGINE_MEMORY_MB)
+    assert (refused is None) is fits_somewhere
+    assert refused is None or refused.startswith(plan.reason)
+    assert plan.memory_mb >= plan.peak_mib  # asks for at least the peak (MB >= MiB is conservative)

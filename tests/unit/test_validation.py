@@ -714,3 +714,23 @@ def test_validate_quarantines_a_dataset_training_cannot_load(
     if not check.passed:
         assert "needs about" in check.details
         assert any(reason.startswith("training_capacity") for reason in outcome.reasons), outcome.reasons
+
+
+def test_validate_passes_a_dataset_past_lambda_to_the_managed_engine_once_one_exists(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a train_model too small for the dataset, and the managed engine wired
+    monkeypatch.setattr(capacity, "MANAGED_ENGINE_AVAILABLE", True)
+    validator = DatasetValidator(
+        store=world.store,
+        publisher=world.publisher,
+        data_bucket=BUCKET,
+        batch_rows=1_000,
+        training_memory_mb=JUST_THE_LIBRARIES_MB,
+    )
+    outcome = validator.validate(world.upload("datasets/churn/a.csv", ds.to_csv(_frame())))
+    # THEN validation does not refuse it: the plan says where it trains
+    assert outcome.disposition is Disposition.VALIDATED
+    [check] = [c for c in world.report(outcome.report_key or "").checks if c.name is CheckName.TRAINING_CAPACITY]
+    assert check.passed
+    assert "trains on managed_engine" in check.details

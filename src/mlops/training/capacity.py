@@ -7,8 +7,8 @@ TrainingPlan from measurements kept in `capacity_measured.py` (written by
 rule lives here once. Light on purpose (no numpy): validation imports it.
 
 Where: the train_model Lambda when the plan fits its memory and 15-minute timeout with margin;
-otherwise a managed engine once one is wired (`MANAGED_ENGINE_AVAILABLE`); until then `refusal`
-says why the dataset cannot train.
+otherwise the managed engine (`MANAGED_ENGINE_AVAILABLE`: mlops.training.engine, a SageMaker
+training job) up to its memory; `refusal` says why a dataset past both cannot train.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def plan_training(
     """The peak memory and time training `rows` x `columns` (an object of `object_bytes`) with
     `estimator` and `params` needs, and whether the train_model function (`lambda_memory_mb`) holds it."""
     cost = _cost(estimator)
-    peak_mib = measured.RUNTIME_MIB + (object_bytes + rows * columns * cost.bytes_per_cell) / MIB
+    peak_mib = measured.RUNTIME_MIB + cost.fixed_mib + (object_bytes + rows * columns * cost.bytes_per_cell) / MIB
     seconds = cost.fixed_seconds + rows * columns / cost.cells_per_second * _work_factor(cost, params or {})
     memory_mb = max(MIN_MEMORY_MB, math.ceil(peak_mib / PLANNED_SHARE / MEMORY_STEP_MB) * MEMORY_STEP_MB)
     memory_budget = lambda_memory_mb * PLANNED_SHARE
@@ -176,6 +176,7 @@ def capacity_rows(
 @dataclass(frozen=True)
 class _Cost:
     bytes_per_cell: float
+    fixed_mib: float
     cells_per_second: float
     fixed_seconds: float
     params: Mapping[str, Any]
@@ -197,6 +198,7 @@ def _cost(estimator: str) -> _Cost:
         raise ValueError(f"no training measurement for estimator {estimator!r}; run bench_training_scale --calibrate")
     return _Cost(
         bytes_per_cell=float(entry["bytes_per_cell"]),  # type: ignore[arg-type]
+        fixed_mib=float(entry.get("fixed_mib", 0.0)),  # type: ignore[arg-type]
         cells_per_second=float(entry["cells_per_second"]),  # type: ignore[arg-type]
         fixed_seconds=float(entry["fixed_seconds"]),  # type: ignore[arg-type]
         params=entry.get("params", {}),  # type: ignore[arg-type]

@@ -193,8 +193,9 @@ def _train(
                 return TrainingOutcome(HANDED_OFF, None, time.monotonic() - started, handed_off=handed)
         else:
             check_budget(event.dataset, contract, memory_mb)
-        data = load_dataset_version(store, event.dataset)
-        model = train_model(read_dataset(data, event.dataset.key, contract), contract)
+        # the object's bytes are let go once read: training holds only the frame
+        frame = read_dataset(load_dataset_version(store, event.dataset), event.dataset.key, contract)
+        model = train_model(frame, contract)
     except (TrainingRejectedError, DatasetError, ContractError, NotFoundError) as error:
         rejected = TrainingRejected(model_name=event.model_name, dataset=event.dataset, reason=str(error))
         publisher.publish(DetailType.TRAINING_REJECTED, rejected)
