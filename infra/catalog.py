@@ -28,7 +28,7 @@ from mlops.settings import (
     ValidateSettings,
     _Settings,
 )
-from mlops.training.budget import TRAINING_MEMORY_MB
+from mlops.training.capacity import TRAINING_MEMORY_MB
 
 FUNCTIONS_DIR = REPO_ROOT / "functions"
 HANDLER = "handler.lambda_handler"
@@ -106,7 +106,7 @@ FUNCTIONS: dict[str, FunctionSpec] = {
         FunctionSpec(
             "train_model",
             TrainSettings,
-            memory_mb=TRAINING_MEMORY_MB,  # validation and training size datasets against it (training/budget.py)
+            memory_mb=TRAINING_MEMORY_MB,  # validation and training size datasets against it (training/capacity.py)
             timeout_seconds=15 * 60,
             container_image=True,  # scikit-learn + pandas + pyarrow do not fit a 250 MB zip
             reserved_concurrency=2,  # caps the cost of an upload storm; events wait in the retry queue

@@ -1,4 +1,4 @@
-"""Peak memory of training vs dataset size: what `mlops.training.budget` is calibrated on.
+"""Peak memory of training vs dataset size: what `mlops.training.capacity` plans with.
 
 Each size runs in a fresh process (peak RSS never goes down, so one process per size) that does
 what train_model does: hold the object's bytes, read them with `read_dataset`, `train_model`.
@@ -53,7 +53,7 @@ def main() -> None:
         return
 
     from mlops.contract import parse_contract
-    from mlops.training.budget import estimated_peak_mib
+    from mlops.training.capacity import plan_training
     from mlops_local.sample_data import churn_dataset
 
     contract = parse_contract(Path("contracts/churn.json").read_text())
@@ -80,7 +80,7 @@ def main() -> None:
             ).stdout.split()
             baseline, peak, read_s, total_s = (float(v) for v in out[-4:])
             per_million = (peak - baseline) / rows * 1_000_000
-            estimate = estimated_peak_mib(rows, columns, size)
+            estimate = plan_training(rows, columns, size, contract.estimator.name, contract.estimator.params).peak_mib
             print(
                 f"{rows:>10} {columns:>4} {size / MIB:>8.1f} {baseline:>8.0f} {peak:>8.0f} {per_million:>11.0f}"
                 f" {estimate:>8.0f} {read_s:>6.1f} {total_s:>7.1f}",

@@ -5,6 +5,9 @@ Also imports models built elsewhere: an S3 ObjectCreated under `models/<model>/i
 bucket -> checks, holdout score -> `ModelTrained` (origin "imported") or `ModelImportRejected`
 (mlops.imports). This image already holds what scoring must share with training.
 
+A dataset past this function's budget (mlops.training.capacity) is handed to the managed engine: a
+state machine runs a SageMaker training job on this same image (job.py), once per dataset version.
+
 What no code here can catch (out of memory, timeout) reaches record_training_failure through the
 function's on-failure destination once Lambda's retries are spent."""
 
@@ -25,12 +28,14 @@ from mlops.adapters.dataset_ledger_dynamodb import DynamoDatasetLedger
 from mlops.adapters.events import EventBridgePublisher
 from mlops.adapters.registry_dynamodb import DynamoRegistry
 from mlops.adapters.s3 import S3ObjectStore
+from mlops.adapters.stepfunctions import StepFunctionsStarter
 from mlops.adapters.validation_notifier import SnsSummaryNotifier
 from mlops.errors import BadRequestError
-from mlops.events import DatasetValidated, ModelImportRejected, TrainingRejected
+from mlops.events import DatasetValidated, ModelImportRejected, TrainedOn, TrainingRejected
 from mlops.imports.drops import ImportDrop, drops_from_s3_event, is_s3_event
 from mlops.imports.service import import_model
 from mlops.settings import TrainSettings
+from mlops.training.engine import ManagedEngine
 from mlops.training.service import parse_dataset_validated, reject_malformed, train_from_event
 from mlops.training.traffic import TrafficWindow
 
@@ -67,6 +72,13 @@ traffic = (
     else None
 )
 notifier = SnsSummaryNotifier(settings.alarm_topic_arn) if settings.alarm_topic_arn else None
+engine = (
+    ManagedEngine(
+        StepFunctionsStarter(settings.training_state_machine_arn), min_rows=settings.managed_training_min_rows
+    )
+    if settings.training_state_machine_arn
+    else None
+)
 
 
 @logger.inject_lambda_context(log_event=False)
@@ -95,6 +107,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 def train(detail: dict[str, Any]) -> dict[str, Any]:
     event = DatasetValidated.model_validate(detail)
     logger.append_keys(model_name=event.model_name, dataset_key=event.dataset.key)
+    context = idempotency.lambda_context
+    memory_mb = int(context.memory_limit_in_mb) if context else 0
+    here = TrainedOn(
+        engine="lambda",
+        compute=f"{memory_mb} MB",
+        memory_mb=memory_mb,
+        job_id=context.aws_request_id if context else "",
+    )
     outcome = train_from_event(
         event,
         store=S3ObjectStore(),
@@ -105,8 +125,19 @@ def train(detail: dict[str, Any]) -> dict[str, Any]:
         notifier=notifier,
         registry=registry,
         traffic=traffic,
+        engine=engine,
+        trained_on=here,
     )
     metrics.add_dimension(name="model", value=event.model_name)
+    if outcome.handed_off is not None:
+        handed = outcome.handed_off
+        metrics.add_metric(name="TrainingHandedOff", unit=MetricUnit.Count, value=1)
+        logger.info(
+            "training handed off",
+            extra={"engine": handed.engine, "job_name": handed.job_name, "new": handed.new, "reason": handed.reason},
+        )
+        return {"status": outcome.detail_type, "engine": handed.engine, "job_name": handed.job_name}
+    assert outcome.detail is not None  # trained or rejected
     metrics.add_metric(name="TrainingSeconds", unit=MetricUnit.Seconds, value=outcome.seconds)
     if isinstance(outcome.detail, TrainingRejected):
         metrics.add_metric(name="TrainingRejected", unit=MetricUnit.Count, value=1)

@@ -16,6 +16,7 @@ from infra.catalog import FUNCTIONS
 from infra.constructs.events import EventBackbone
 from infra.constructs.function_defaults import LayerLibrary, MlopsFunction
 from infra.constructs.ledger import DatasetLedger
+from infra.constructs.managed_training import ManagedTraining
 from infra.constructs.nag import acknowledge_wildcard_resources
 from infra.constructs.registry import Registry, connect_alarm_topic
 from mlops.events import DetailType
@@ -60,6 +61,24 @@ class Training(Construct):
         )
         ledger.grant_training_outcomes(self.record_failure)
         backbone.bus.grant_put_events_to(self.record_failure.role)
+        # datasets past train_model's budget: a SageMaker training job on the same image
+        self.managed = ManagedTraining(
+            self,
+            "Managed",
+            data_bucket=data_bucket,
+            artifact_bucket=artifact_bucket,
+            backbone=backbone,
+            registry=registry,
+            ledger=ledger,
+            record_failure=self.record_failure,
+            job_environment={
+                "DATA_BUCKET": data_bucket.bucket_name,
+                "ARTIFACT_BUCKET": artifact_bucket.bucket_name,
+                "EVENT_BUS_NAME": backbone.bus.event_bus_name,
+                "LEDGER_TABLE": ledger.table_name,
+                "REGISTRY_TABLE": registry.table.table_name,
+            },
+        )
         self.train = MlopsFunction(
             self,
             "TrainModel",
@@ -71,6 +90,7 @@ class Training(Construct):
                 "IDEMPOTENCY_TABLE": registry.idempotency_table.table_name,
                 "LEDGER_TABLE": ledger.table_name,
                 "REGISTRY_TABLE": registry.table.table_name,
+                "TRAINING_STATE_MACHINE_ARN": self.managed.state_machine.state_machine_arn,
             },
             layers=layers,
             # the whole destination record (request payload included): it names the dataset
@@ -131,6 +151,7 @@ class Training(Construct):
             why_wildcard="Writes import reports under models/<model>/imports/ of the data bucket only.",
         )
         backbone.bus.grant_put_events_to(self.train.role)
+        self.train.grant(["states:StartExecution"], [self.managed.state_machine.state_machine_arn])
         registry.grant_idempotency(self.train)
         ledger.grant_training_outcomes(self.train)
         ledger.grant_index_reads(self.train)  # an import scores on the model's last accepted dataset
@@ -149,3 +170,4 @@ class Training(Construct):
         """Training rejections and failures are announced on the alarm topic."""
         connect_alarm_topic(self.train, topic, key)
         connect_alarm_topic(self.record_failure, topic, key)
+        self.managed.connect_alarm_topic(topic, key)

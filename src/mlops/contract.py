@@ -182,7 +182,7 @@ class DataChecks(_Strict):
 
     min_rows: Annotated[int, Field(ge=1)] = 50
     # Upper bounds the author may lower. Whatever they say, validation also quarantines a dataset
-    # train_model cannot load (check `training_capacity`, mlops.training.budget: rows x columns and
+    # train_model cannot load (check `training_capacity`, mlops.training.capacity: rows x columns and
     # object size against its memory), so the effective limit is the lesser of the two. The defaults
     # stay as they were: they are part of every contract's digest.
     max_rows: Annotated[int, Field(ge=1)] = 50_000_000

@@ -127,6 +127,16 @@ class ImportSource(_Detail):
         )
 
 
+class TrainedOn(_Detail):
+    """Where and how a model was trained: the Lambda function, or the managed engine it was handed to."""
+
+    engine: Literal["lambda", "sagemaker"]
+    compute: str  # "3008 MB" (Lambda) or the instance type ("ml.m5.4xlarge")
+    memory_mb: int
+    job_id: str  # the Lambda request id, or the training job's name
+    seconds: float = 0.0  # wall time of training, loading the dataset included
+
+
 class ModelTrained(_Detail):
     model_name: str
     artifact_bucket: str
@@ -150,6 +160,7 @@ class ModelTrained(_Detail):
     same_data: list[SameDataScore] = Field(default_factory=list)
     origin: Literal["trained", "imported"] = "trained"  # imported: built elsewhere, scored here
     imported: ImportSource | None = None  # set when origin is "imported"
+    trained_on: TrainedOn | None = None  # absent in events from before issue 11 and in imports
 
 
 class ModelImportRejected(_Detail):

@@ -103,6 +103,35 @@ class TrainSettings(_Settings):
     alarm_topic_arn: str = env("ALARM_TOPIC_ARN", "")
     # imported ONNX files (models/<model>/incoming/ of the data bucket) larger than this are refused unread
     max_import_bytes: int = env("MAX_IMPORT_BYTES", MAX_IMPORT_BYTES, ge=1)
+    # the managed engine's state machine (a SageMaker training job): datasets past train_model's budget
+    # train there; empty: no engine (they are refused as before)
+    training_state_machine_arn: str = env("TRAINING_STATE_MACHINE_ARN", "")
+    # datasets of at least this many rows go to the engine whatever their plan (0: by plan only; local
+    # mode's demo lowers it to show the path)
+    managed_training_min_rows: int = env("MANAGED_TRAINING_MIN_ROWS", 0, ge=0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainJobSettings(_Settings):
+    """The managed engine's job (functions/train_model/job.py): train_model's training, outside Lambda.
+
+    The state machine sets the job's variables: these, and which dataset (MODEL_NAME, DATASET_ID)."""
+
+    data_bucket: str = env("DATA_BUCKET")
+    artifact_bucket: str = env("ARTIFACT_BUCKET")
+    event_bus_name: str = env("EVENT_BUS_NAME")
+    ledger_table: str = env("LEDGER_TABLE")
+    registry_table: str = env("REGISTRY_TABLE")
+    traffic_window_hours: float = env("TRAFFIC_WINDOW_HOURS", 168.0, ge=0)
+    traffic_min_rows: int = env("TRAFFIC_MIN_ROWS", 200, ge=1)
+    traffic_max_rows: int = env("TRAFFIC_MAX_ROWS", 20_000, ge=1)
+    alarm_topic_arn: str = env("ALARM_TOPIC_ARN", "")
+    model_name: str = env("MODEL_NAME")
+    dataset_id: str = env("DATASET_ID")
+    instance_type: str = env("ENGINE_INSTANCE_TYPE")
+    job_name: str = env("TRAINING_JOB_NAME")  # SageMaker sets it in every training container
+    # the metrics' `service` dimension: train_model's, so dashboards and alarms count both paths alike
+    service_name: str = env("METRICS_SERVICE", "train-model")
 
 
 @dataclass(frozen=True, kw_only=True)

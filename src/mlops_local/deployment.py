@@ -111,6 +111,7 @@ class LocalDeployment:
             "AWS::Events::EventBus": self._create_bus,
             "AWS::SNS::Topic": self._create_topic,
             "AWS::SQS::Queue": self._create_queue,
+            "AWS::StepFunctions::StateMachine": self._create_state_machine,
         }
         for resource in self.template.resources.values():
             creator = creators.get(resource.type)
@@ -286,6 +287,13 @@ class LocalDeployment:
     def _create_bus(self, resource: Resource) -> None:
         self.client("events").create_event_bus(Name=self.names[resource.logical_id])
 
+    def _create_state_machine(self, resource: Resource) -> None:
+        """Declared on the stand-in (which records executions); mlops_local.state_machines runs them."""
+        props = self.resolve(resource.properties)
+        self.client("stepfunctions").create_state_machine(  # the stand-in answers an existing one unchanged
+            name=self.names[resource.logical_id], definition=props["DefinitionString"], roleArn=props["RoleArn"]
+        )
+
     def _create_topic(self, resource: Resource) -> None:
         self.client("sns").create_topic(Name=self.names[resource.logical_id])
 
@@ -372,7 +380,7 @@ class LocalDeployment:
             qualifier = resource.properties.get("Name") if resource.type == "AWS::Lambda::Alias" else "1"
             return f"{function_arn}:{qualifier}"
         name = self.names[resource.logical_id]
-        if resource.type == "AWS::SNS::Topic":
+        if resource.type in {"AWS::SNS::Topic", "AWS::StepFunctions::StateMachine"}:  # Ref is the ARN
             return self._attribute(resource.logical_id, "Arn")
         if resource.type == "AWS::ApiGateway::Stage" and isinstance(resource.properties.get("StageName"), str):
             return resource.properties["StageName"]  # CloudFormation: Ref of a stage is its name
@@ -400,6 +408,7 @@ class LocalDeployment:
             "AWS::KMS::Key": f"arn:aws:kms:{region}:{account}:key/{name}",
             "AWS::ApiGateway::RestApi": f"arn:aws:apigateway:{region}::/restapis/{name}",
             "AWS::Lambda::LayerVersion": f"arn:aws:lambda:{region}:{account}:layer:{name}:1",
+            "AWS::StepFunctions::StateMachine": f"arn:aws:states:{region}:{account}:stateMachine:{name}",
         }
         if attribute == "Arn" and resource.type in arns:
             return arns[resource.type]

@@ -39,6 +39,7 @@ from mlops_local.functions import FunctionRunner, Invocation, discover_functions
 from mlops_local.handlers import REPO_ROOT
 from mlops_local.metrics import ApiRequest, MetricStore, api_datapoints, lambda_datapoints
 from mlops_local.state import LocalState, RequestGate, SavedState, Secrets
+from mlops_local.state_machines import StateMachineRunner
 from mlops_local.template import ACCOUNT, LOCAL_ADMIN_ARN, REGION, Template
 from mlops_local.triggers import TriggerWiring
 
@@ -109,16 +110,20 @@ class LocalRuntime:
         fresh: bool = False,
         save_every_seconds: float = 60.0,
         contracts_poll_seconds: float = 5.0,
+        managed_training_min_rows: int = 0,
     ) -> None:
         """`persist`: restore `.local/state/` at start and save it (False: a blank stand-in, nothing
         saved: the demo); `fresh`: discard the saved state first; `contracts_poll_seconds`: how often
-        the data bucket's contracts/ is checked for changes (0: only on `sync_contracts()`)."""
+        the data bucket's contracts/ is checked for changes (0: only on `sync_contracts()`);
+        `managed_training_min_rows`: datasets of at least this many rows train on the managed engine
+        (its state machine, run in-process) whatever their size (0: only past train_model's budget)."""
         self.workdir = (workdir or REPO_ROOT / ".local").resolve()
         self.api_port = api_port
         self.aws_port = aws_port
         self.template_body = template
         self.contracts_dir = contracts_dir or REPO_ROOT / "contracts"
         self.schedules = schedules
+        self.managed_training_min_rows = managed_training_min_rows
         self.log_dir = self.workdir / "logs"
         self.endpoints: Endpoints | None = None
         self._moto: Any = None
@@ -216,8 +221,13 @@ class LocalRuntime:
             on_metric_line=self.alarms.record_emf,
             on_invocation=self._on_invocation,
         )
+        if self.managed_training_min_rows:
+            self.runner.by_name("train_model").environment["MANAGED_TRAINING_MIN_ROWS"] = str(
+                self.managed_training_min_rows
+            )
         self.triggers = TriggerWiring(self.deployment, self.runner, self.log_dir)
         self.triggers.wire()
+        self.state_machines = StateMachineRunner(self.deployment, self.runner, self.log_dir)
         self.api = LocalApi(
             self.deployment,
             self.runner,
@@ -256,6 +266,7 @@ class LocalRuntime:
         self.publish_contracts()
         self.sync_contracts()  # contracts published earlier (restored) get their alarms too
         self.triggers.start(timers=self.schedules)
+        self.state_machines.start()
         self.alarms.start()
         if self.persist and self.save_every_seconds > 0:
             self._every(self.save_every_seconds, self._save_quietly, "state-saver")
@@ -276,7 +287,7 @@ class LocalRuntime:
         self._stop_background.set()
         for thread in self._background:
             thread.join(timeout=30)
-        for part in ("triggers", "alarms"):
+        for part in ("triggers", "state_machines", "alarms"):
             if hasattr(self, part):
                 getattr(self, part).stop()
         if hasattr(self, "api"):

@@ -40,6 +40,7 @@ EMULATED_TYPES = frozenset(
         "AWS::ApiGateway::UsagePlan",
         "AWS::ApiGateway::UsagePlanKey",
         "Custom::S3BucketNotifications",
+        "AWS::StepFunctions::StateMachine",  # executions run by mlops_local.state_machines
     }
 )
 

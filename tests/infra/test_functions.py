@@ -116,7 +116,7 @@ def test_check_environment_rejects_undeclared_and_missing_variables() -> None:
 
 
 def test_train_model_gets_the_memory_its_dataset_budget_is_sized_for(template: dict[str, Any]) -> None:
-    from mlops.training.budget import TRAINING_MEMORY_MB
+    from mlops.training.capacity import TRAINING_MEMORY_MB
 
     # validation refuses datasets that do not fit this memory; the deployed function must have it
     assert _function(template, "train_model")["Properties"]["MemorySize"] == TRAINING_MEMORY_MB

@@ -278,7 +278,7 @@ def test_train_model_handler_rejects_a_dataset_too_big_for_its_memory_and_record
 
     assert result["status"] == DetailType.TRAINING_REJECTED
     [rejected] = received(outcomes)
-    assert "training would need about" in rejected["detail"]["reason"]
+    assert "needs about" in rejected["detail"]["reason"]
     entry = ledger_entry(ledger, event)
     assert entry.state is DatasetState.TRAINING_REJECTED
     assert entry.history[-1].reason == rejected["detail"]["reason"]

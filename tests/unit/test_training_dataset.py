@@ -11,11 +11,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mlops.contract import parse_contract
 from mlops.errors import DatasetError
 from mlops.training import read_dataset
 from mlops.training.dataset import model_inputs
+from mlops.training.onnx_io import column_feed
 from mlops_local.sample_data import churn_dataset
 
 CONTRACT = parse_contract((Path(__file__).resolve().parents[2] / "contracts" / "churn.json").read_text())
@@ -125,7 +128,106 @@ def test_read_dataset_holds_a_dataset_in_few_bytes_per_cell(suffix: str) -> None
         tracemalloc.stop()
     assert len(frame) == rows
     # THEN no Python string per cell (about 60 bytes each): numbers as float64, text shared per
-    # distinct value; this is what lets train_model's memory hold millions of rows (training/budget.py)
+    # distinct value; this is what lets train_model's memory hold millions of rows (training/capacity.py)
     cells = rows * len(CONTRACT.columns)
     assert held / cells < 12
     assert peak / cells < 20
+
+
+def _contract_with(**data: object):
+    return parse_contract({**json.loads(CONTRACT.model_dump_json()), "data": {"min_rows": 1, **data}})
+
+
+@pytest.mark.parametrize(
+    ("data", "delimiter"),
+    [({}, ";"), ({"csv_delimiter": "|"}, "|"), ({}, "\t")],
+)
+def test_read_dataset_reads_a_csv_with_the_delimiter_validation_read_it_with(data: dict, delimiter: str) -> None:
+    # GIVEN a CSV validation accepts: the contract's delimiter, or the one its header shows
+    source = churn_dataset(30)
+    contract = _contract_with(**data)
+    frame = read_dataset(source.to_csv(index=False, sep=delimiter).encode(), "datasets/churn/a.csv", contract)
+    # THEN training reads the same values as from a comma-separated file
+    expected = read_dataset(as_csv(source), "datasets/churn/a.csv", CONTRACT)
+    pd.testing.assert_frame_equal(frame, expected)
+
+
+def test_read_dataset_reads_nulls_spelled_as_validation_reads_them() -> None:
+    # GIVEN nulls spelled NA, NULL, N/A, null (validation counts them as nulls, not values)
+    text = (
+        "tenure_months,monthly_charges,support_calls,data_usage_gb,plan,region,autopay,churned\n"
+        "1,30,0,NA,basic,NULL,true,no\n"
+        "2,40,1,N/A,standard,null,NA,yes\n"
+        "3,50,2, 7.5 ,premium,north,false,no\n"
+    )
+    frame = read_dataset(text.encode(), "datasets/churn/n.csv", CONTRACT)
+    # THEN they are nulls for training too: no "NULL" category learned, no numeric column refused
+    assert frame["data_usage_gb"].isna().tolist() == [True, True, False]
+    assert frame.loc[2, "data_usage_gb"] == 7.5
+    assert frame["region"].tolist() == [None, None, "north"]
+    assert frame["autopay"].tolist() == [True, None, False]
+
+
+def test_read_dataset_reads_the_contracts_encoding() -> None:
+    contract = _contract_with(csv_encoding="latin-1")
+    source = churn_dataset(10)
+    source["region"] = "são paulo"  # not UTF-8 once encoded as latin-1
+    data = source.to_csv(index=False).encode("latin-1")
+    frame = read_dataset(data, "datasets/churn/a.csv", contract)
+    assert set(frame["region"]) == {"são paulo"}
+
+
+@pytest.mark.parametrize(
+    ("column", "bad", "message"),
+    [
+        ("tenure_months", "ten", r"column 'tenure_months' is not numeric: 'ten' is not a number \(data row 3\)"),
+        ("autopay", "sometimes", r"column 'autopay': 'sometimes' is not a boolean \(data row 3\)"),
+    ],
+)
+@pytest.mark.parametrize("suffix", ["csv", "csv.gz"])  # Parquet columns are typed: no such cell
+def test_read_dataset_names_the_column_and_data_row_of_a_bad_value(
+    column: str, bad: str, message: str, suffix: str
+) -> None:
+    source = churn_dataset(6).astype({column: object})
+    source.loc[2, column] = bad  # the third data row
+    encoded = as_csv(source) if suffix == "csv" else gzip.compress(as_csv(source))
+    with pytest.raises(DatasetError, match=message):
+        read_dataset(encoded, f"datasets/churn/a.{suffix}", CONTRACT)
+
+
+def test_read_dataset_csv_and_parquet_give_identical_frames() -> None:
+    source = churn_dataset(500)
+    pd.testing.assert_frame_equal(
+        read_dataset(as_csv(source), "datasets/churn/a.csv", CONTRACT),
+        read_dataset(as_parquet(source), "datasets/churn/a.parquet", CONTRACT),
+    )
+
+
+@given(
+    numbers=st.lists(st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False, width=64)), min_size=1),
+    flags=st.data(),
+)
+def test_model_inputs_are_what_column_feed_gives_the_graph_value_by_value(numbers: list, flags) -> None:
+    # training fits on model_inputs, the graph receives column_feed: bit-identical, whatever the values
+    rows = len(numbers)
+    booleans = flags.draw(st.lists(st.booleans(), min_size=rows, max_size=rows))
+    texts = flags.draw(st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "é"])), min_size=rows, max_size=rows))
+    frame = churn_dataset(rows).reset_index(drop=True)
+    frame["tenure_months"] = pd.Series(numbers, dtype=np.float64)
+    frame["autopay"] = pd.Series(booleans, dtype=bool)
+    frame["region"] = pd.Series(texts, dtype=object)
+    inputs = model_inputs(frame, CONTRACT)
+    for feature in CONTRACT.features:
+        expected = column_feed(frame[feature.name].tolist(), feature.type).ravel()
+        actual = inputs[feature.name].to_numpy()
+        assert actual.dtype == expected.dtype, feature.name
+        if expected.dtype == np.float32:
+            assert actual.tobytes() == expected.tobytes(), feature.name
+        else:
+            assert actual.tolist() == expected.tolist(), feature.name
+
+
+def test_read_dataset_names_missing_columns_without_parsing_the_others() -> None:
+    # a header with none of the contract's columns: pyarrow's include_columns=[] would read every column
+    with pytest.raises(DatasetError, match=r"missing columns \['tenure_months'"):
+        read_dataset(b"a,b\n1,x\n2,y\n", "datasets/churn/a.csv", CONTRACT)

@@ -69,6 +69,7 @@ def destination_record(error: dict[str, Any] | None, condition: str = "RetriesEx
 
 def test_ledger_transitions_end_every_accepted_dataset_in_a_training_outcome() -> None:
     assert TRANSITIONS[DatasetState.ACCEPTED] == {
+        DatasetState.ACCEPTED,  # the managed engine's hand-off is noted; the state waits for its outcome
         DatasetState.TRAINED,
         DatasetState.TRAINING_REJECTED,
         DatasetState.TRAINING_FAILED,

@@ -283,6 +283,6 @@ def test_train_from_event_rejects_a_dataset_over_the_memory_budget_before_readin
     # THEN it is rejected with the numbers, without loading the dataset
     assert not outcome.trained
     assert KEY not in reads
-    assert "training would need about" in outcome.detail.reason
+    assert "needs about" in outcome.detail.reason
     assert "3008 MB" in outcome.detail.reason
     assert ledger.get("churn", dataset_id_of(huge.dataset)).state is DatasetState.TRAINING_REJECTED

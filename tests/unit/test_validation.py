@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from mlops.events import DatasetQuarantined, DatasetValidated, DetailType
 from mlops.layout import quarantine_key
-from mlops.training import budget
+from mlops.training import capacity, capacity_measured
 from mlops.validation import (
     UNASSIGNED_MODEL,
     CheckName,
@@ -683,17 +683,18 @@ def test_read_csv_any_in_range_number_as_text_passes_type_and_range(values: list
 
 
 # train_model's deployed memory, and one with room for its libraries and nothing else
-JUST_THE_LIBRARIES_MB = math.ceil(budget.RUNTIME_MIB / budget.PLANNED_SHARE)
+JUST_THE_LIBRARIES_MB = math.floor(capacity_measured.RUNTIME_MIB / capacity.PLANNED_SHARE)  # not a byte for data
 
 
 @pytest.mark.parametrize(
     ("memory_mb", "disposition"),
-    [(budget.TRAINING_MEMORY_MB, Disposition.VALIDATED), (JUST_THE_LIBRARIES_MB, Disposition.QUARANTINED)],
+    [(capacity.TRAINING_MEMORY_MB, Disposition.VALIDATED), (JUST_THE_LIBRARIES_MB, Disposition.QUARANTINED)],
 )
 def test_validate_quarantines_a_dataset_training_cannot_load(
-    world: World, memory_mb: int, disposition: Disposition
+    world: World, memory_mb: int, disposition: Disposition, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # GIVEN train_model with `memory_mb`
+    # GIVEN train_model with `memory_mb`, and no managed engine to take what it cannot
+    monkeypatch.setattr(capacity, "MANAGED_ENGINE_AVAILABLE", False)
     validator = DatasetValidator(
         store=world.store,
         publisher=world.publisher,
@@ -711,5 +712,25 @@ def test_validate_quarantines_a_dataset_training_cannot_load(
     [check] = [c for c in report.checks if c.name is CheckName.TRAINING_CAPACITY]
     assert check.passed is (disposition is Disposition.VALIDATED)
     if not check.passed:
-        assert "training would need about" in check.details
+        assert "needs about" in check.details
         assert any(reason.startswith("training_capacity") for reason in outcome.reasons), outcome.reasons
+
+
+def test_validate_passes_a_dataset_past_lambda_to_the_managed_engine_once_one_exists(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a train_model too small for the dataset, and the managed engine wired
+    monkeypatch.setattr(capacity, "MANAGED_ENGINE_AVAILABLE", True)
+    validator = DatasetValidator(
+        store=world.store,
+        publisher=world.publisher,
+        data_bucket=BUCKET,
+        batch_rows=1_000,
+        training_memory_mb=JUST_THE_LIBRARIES_MB,
+    )
+    outcome = validator.validate(world.upload("datasets/churn/a.csv", ds.to_csv(_frame())))
+    # THEN validation does not refuse it: the plan says where it trains
+    assert outcome.disposition is Disposition.VALIDATED
+    [check] = [c for c in world.report(outcome.report_key or "").checks if c.name is CheckName.TRAINING_CAPACITY]
+    assert check.passed
+    assert "trains on managed_engine" in check.details

@@ -175,6 +175,7 @@ def candidate_from_trained(trained: ModelTrained, version: int, now: datetime) -
             **({"same_data": [s.model_dump(mode="json") for s in trained.same_data]} if trained.same_data else {}),
             "origin": trained.origin,
             **({"imported": trained.imported.model_dump(mode="json")} if trained.imported else {}),
+            **({"trained_on": trained.trained_on.model_dump(mode="json")} if trained.trained_on else {}),
         },
         created_at=now,
     )

@@ -319,6 +319,8 @@ class LineageSummary(_View):
     params: dict[str, Any] = Field(default_factory=dict)
     origin: str = "trained"  # or "imported": built elsewhere, scored on the suite's holdout
     imported: dict[str, Any] | None = None  # the source file, its SHA-256 and who imported it
+    # where and how it trained: engine (lambda | sagemaker), compute, memory_mb, job_id, seconds
+    trained_on: dict[str, Any] | None = None
 
 
 class VersionSummary(_View):
@@ -472,6 +474,7 @@ def summarize_version(version: ModelVersion) -> VersionSummary:
             params=dict(lineage.get("params") or {}),
             origin=lineage.get("origin") or "trained",
             imported=lineage.get("imported"),
+            trained_on=lineage.get("trained_on"),
         ),
     )
 

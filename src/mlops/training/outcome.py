@@ -188,3 +188,29 @@ def record_registration(
         artifact_sha256=artifact_sha256,
     )
     return reason, entry
+
+
+def record_hand_off(
+    ledger: DatasetLedger,
+    model_name: str,
+    dataset: DatasetRef,
+    note: str,
+    *,
+    actor: str,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> LedgerEntry | None:
+    """Note on an accepted dataset's ledger entry that training was handed to the managed engine
+    (the state stays accepted until the engine's outcome). Safe to repeat: the same note is written once."""
+    entry = ledger.get(model_name, dataset_id_of(dataset))
+    if entry is None or entry.state is not DatasetState.ACCEPTED:
+        logger.warning("dataset %s of %s is not accepted; hand-off not noted", dataset_id_of(dataset), model_name)
+        return entry
+    if entry.history and entry.history[-1].reason == note:
+        return entry
+    change = LedgerChange(
+        at=clock().isoformat(), state=DatasetState.ACCEPTED, actor=actor, reason=note[:MAX_REASON_CHARS]
+    )
+    try:
+        return ledger.transition(entry, change)
+    except ConflictError:  # the engine's outcome got there first: nothing left to note
+        return ledger.get(model_name, dataset_id_of(dataset))

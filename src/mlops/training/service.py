@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from mlops.contract import Contract, parse_contract
 from mlops.errors import BadRequestError, ContractError, DatasetError, NotFoundError, TrainingRejectedError
-from mlops.events import DatasetRef, DatasetValidated, DetailType, ModelTrained, TrainingRejected
+from mlops.events import DatasetRef, DatasetValidated, DetailType, ModelTrained, TrainedOn, TrainingRejected
 from mlops.layout import (
     DATASETS_PREFIX,
     artifact_key,
@@ -22,10 +22,19 @@ from mlops.layout import (
     model_of_dataset_key,
 )
 from mlops.ports import EventPublisher, ObjectStore
-from mlops.training.budget import over_budget
+from mlops.training.capacity import fits_memory, plan_dataset, refusal
 from mlops.training.champion import ProductionVersions, same_data_scores
 from mlops.training.dataset import read_dataset
-from mlops.training.outcome import record_training_failure, record_training_outcome
+from mlops.training.engine import (
+    ENGINE,
+    HandOff,
+    ManagedEngine,
+    execution_input,
+    hand_off_problem,
+    job_name,
+    why_managed,
+)
+from mlops.training.outcome import record_hand_off, record_training_failure, record_training_outcome
 from mlops.training.traffic import TrafficWindow
 from mlops.training.trainer import TrainedModel, train_model
 from mlops.validation.ledger import DatasetLedger, DatasetState, Notifier
@@ -37,12 +46,16 @@ TRAIN_ACTOR = "train_model"
 MAX_ERROR_CHARS = 500
 
 
+HANDED_OFF = "TrainingHandedOff"  # an outcome of train_model, not an event: the engine announces the result
+
+
 @dataclass(frozen=True)
 class TrainingOutcome:
-    detail_type: str  # DetailType.MODEL_TRAINED or DetailType.TRAINING_REJECTED
-    detail: ModelTrained | TrainingRejected
+    detail_type: str  # DetailType.MODEL_TRAINED, DetailType.TRAINING_REJECTED or HANDED_OFF
+    detail: ModelTrained | TrainingRejected | None  # None when handed off
     seconds: float
     model: TrainedModel | None = None
+    handed_off: HandOff | None = None
 
     @property
     def trained(self) -> bool:
@@ -98,6 +111,8 @@ def train_from_event(
     memory_mb: int | None = None,
     registry: ProductionVersions | None = None,
     traffic: TrafficWindow | None = None,
+    engine: ManagedEngine | None = None,
+    trained_on: TrainedOn | None = None,
 ) -> TrainingOutcome:
     """Train on exactly the dataset version the event names, store the artifact and baseline, and
     publish `ModelTrained`; or publish `TrainingRejected` when the inputs cannot make a model. The
@@ -109,6 +124,10 @@ def train_from_event(
     rejections, not errors: retrying cannot fix them.
     Raises on anything else (S3, EventBridge, a bug) after recording training_failed with the error's
     type and message and announcing `TrainingFailed`; a retry that succeeds moves the entry on.
+
+    With an `engine`, a dataset past Lambda's budget (or at its `min_rows`) is handed to it instead
+    (started once per dataset version, noted in the ledger); one past the engine's memory too is
+    rejected. `trained_on` (where this runs) is completed with the time taken and kept in the lineage.
     """
     started = time.monotonic()
     try:
@@ -124,6 +143,8 @@ def train_from_event(
             registry,
             traffic,
             started,
+            engine,
+            trained_on,
         )
     except Exception as error:
         if ledger is not None:
@@ -155,13 +176,26 @@ def _train(
     registry: ProductionVersions | None,
     traffic: TrafficWindow | None,
     started: float,
+    engine: ManagedEngine | None,
+    trained_on: TrainedOn | None,
 ) -> TrainingOutcome:
     try:
         _check_dataset_location(event, data_bucket)
         contract = _load_contract(store, data_bucket, event)
-        check_budget(event.dataset, contract, memory_mb)
-        data = load_dataset_version(store, event.dataset)
-        model = train_model(read_dataset(data, event.dataset.key, contract), contract)
+        if engine is not None:
+            plan = plan_dataset(event.dataset.rows, event.dataset.size_bytes, contract, lambda_memory_mb=memory_mb)
+            problem = refusal(plan)  # past the engine too
+            if problem is not None:
+                raise TrainingRejectedError(f"dataset s3://{event.dataset.bucket}/{event.dataset.key}: {problem}")
+            reason = why_managed(event.dataset.rows, None if plan.fits_lambda else plan.reason, engine)
+            if reason is not None:
+                handed = hand_off(event, engine, ledger, reason)
+                return TrainingOutcome(HANDED_OFF, None, time.monotonic() - started, handed_off=handed)
+        else:
+            check_budget(event.dataset, contract, memory_mb)
+        # the object's bytes are let go once read: training holds only the frame
+        frame = read_dataset(load_dataset_version(store, event.dataset), event.dataset.key, contract)
+        model = train_model(frame, contract)
     except (TrainingRejectedError, DatasetError, ContractError, NotFoundError) as error:
         rejected = TrainingRejected(model_name=event.model_name, dataset=event.dataset, reason=str(error))
         publisher.publish(DetailType.TRAINING_REJECTED, rejected)
@@ -206,6 +240,9 @@ def _train(
         holdout_rows=model.holdout_rows,
         onnx_max_abs_diff=model.onnx_max_abs_diff,
         same_data=same_data,
+        trained_on=(
+            trained_on.model_copy(update={"seconds": round(time.monotonic() - started, 3)}) if trained_on else None
+        ),
     )
     if ledger is not None:  # before the event: register_model finds the dataset trained
         record_training_outcome(
@@ -222,11 +259,27 @@ def _train(
 
 
 def check_budget(dataset: DatasetRef, contract: Contract, memory_mb: int | None) -> None:
-    """Refuse, before loading a byte, a dataset training's memory cannot hold (validation's rows count)."""
-    limits = {} if memory_mb is None else {"memory_mb": memory_mb}
-    reason = over_budget(dataset.rows, len(contract.columns), dataset.size_bytes, **limits)
+    """Refuse, before loading a byte, a dataset training cannot take (validation's rows count): one
+    that fits neither train_model nor the managed engine (capacity.refusal), or one the memory it
+    would train in here (`memory_mb`, default train_model's) cannot hold."""
+    plan = plan_dataset(dataset.rows, dataset.size_bytes, contract, lambda_memory_mb=memory_mb)
+    reason = refusal(plan) or (None if fits_memory(plan) else plan.reason)
     if reason is not None:
         raise TrainingRejectedError(f"dataset s3://{dataset.bucket}/{dataset.key}: {reason}")
+
+
+def hand_off(event: DatasetValidated, engine: ManagedEngine, ledger: DatasetLedger | None, reason: str) -> HandOff:
+    """Start the managed engine's run for this dataset version (a duplicate event starts nothing) and
+    note it on the ledger entry. Raises TrainingRejectedError when the engine cannot take the dataset."""
+    problem = hand_off_problem(event)
+    if problem is not None:
+        raise TrainingRejectedError(f"dataset s3://{event.dataset.bucket}/{event.dataset.key}: {problem}")
+    name = job_name(event)
+    started = engine.starter.start(name, execution_input(event, name))
+    if ledger is not None:
+        note = f"handed off to {ENGINE} ({engine.instance_type}, job {name}): {reason}"
+        record_hand_off(ledger, event.model_name, event.dataset, note, actor=TRAIN_ACTOR)
+    return HandOff(ENGINE, name, started.execution_id, started.new, reason)
 
 
 def _check_dataset_location(event: DatasetValidated, data_bucket: str) -> None:

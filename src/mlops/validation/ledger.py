@@ -32,8 +32,9 @@ class DatasetState(StrEnum):
 # The only moves a dataset's state can make (the adapters apply them with a conditional write).
 TRANSITIONS: dict[DatasetState, frozenset[DatasetState]] = {
     DatasetState.HELD: frozenset({DatasetState.ACCEPTED, DatasetState.QUARANTINED}),  # a review
+    # accepted -> accepted: a hand-off to the managed engine is noted (training continues there)
     DatasetState.ACCEPTED: frozenset(
-        {DatasetState.TRAINED, DatasetState.TRAINING_REJECTED, DatasetState.TRAINING_FAILED}
+        {DatasetState.ACCEPTED, DatasetState.TRAINED, DatasetState.TRAINING_REJECTED, DatasetState.TRAINING_FAILED}
     ),
     # a trained model whose announcement never got out (every retry failed) ends as a failure
     DatasetState.TRAINED: frozenset({DatasetState.REGISTERED, DatasetState.TRAINING_FAILED}),

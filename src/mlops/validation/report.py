@@ -31,7 +31,7 @@ class CheckName(StrEnum):
     CATEGORIES = "categories"  # per categorical column: one of the declared categories
     TARGET = "target"  # target values in target.classes (classification) or target min/max (regression)
     ROW_COUNT = "row_count"  # contract.data.min_rows <= rows <= max_rows
-    TRAINING_CAPACITY = "training_capacity"  # rows x columns fit train_model's memory (mlops.training.budget)
+    TRAINING_CAPACITY = "training_capacity"  # rows x columns fit train_model's memory (mlops.training.capacity)
     FORMAT = "format"  # the bytes are what the key claims (Parquet PAR1, gzip 1f8b, text CSV)
     LIMITS = "limits"  # decompressed size, compression ratio, column count
     PROVENANCE = "provenance"  # the uploader is allowed by the contract

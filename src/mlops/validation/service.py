@@ -39,7 +39,7 @@ from mlops.layout import (
     summary_key,
 )
 from mlops.ports import EventPublisher, ObjectInfo, ObjectStore
-from mlops.training.budget import TRAINING_MEMORY_MB, capacity_rows, over_budget
+from mlops.training.capacity import TRAINING_MEMORY_MB, capacity_rows, plan_dataset, refusal
 from mlops.validation.checks import DatasetChecker
 from mlops.validation.decisions import dataset_id, publish_validated, quarantine
 from mlops.validation.labelflip import label_flip_check
@@ -528,20 +528,22 @@ def _size_check(size: int, contract: Contract) -> CheckResult:
 
 
 def _training_capacity_check(rows: int, contract: Contract, size: int, memory_mb: int) -> CheckResult:
-    """Accept only what train_model can load: its memory budget, by rows x columns and object size."""
-    columns = len(contract.columns)
-    reason = over_budget(rows, columns, size, memory_mb=memory_mb)
+    """Accept only what training can take: mlops.training.capacity plans its memory and time."""
+    plan = plan_dataset(rows, size, contract, lambda_memory_mb=memory_mb)
+    reason = refusal(plan)
     if reason is not None:
         return CheckResult(
             name=CheckName.TRAINING_CAPACITY,
             passed=False,
             details=f"{reason}; upload fewer rows (or give train_model more memory)",
         )
-    capacity = capacity_rows(columns, size, memory_mb=memory_mb)
+    capacity = capacity_rows(
+        len(contract.columns), size, contract.estimator.name, contract.estimator.params, lambda_memory_mb=memory_mb
+    )
     return CheckResult(
         name=CheckName.TRAINING_CAPACITY,
         passed=True,
-        details=f"{rows} rows x {columns} columns fit training's memory (at most {capacity} rows of this object)",
+        details=f"{plan.reason} (at most {capacity} rows of this object there); trains on {plan.where}",
     )
 
 
