@@ -367,6 +367,12 @@ class LocalApi:
             protocol_version = "HTTP/1.1"
             default_request_version = "HTTP/1.1"  # answers to unparsable request lines carry a status line
 
+            def setup(self) -> None:
+                self.request.settimeout(DISCARD_TIMEOUT_SECONDS)  # a client that never finishes its handshake
+                self.request.do_handshake()
+                self.request.settimeout(None)
+                super().setup()
+
             def _dispatch(self) -> None:
                 declared = (self.headers.get("Content-Length") or "0").strip()
                 discard = 0
@@ -435,11 +441,12 @@ class LocalApi:
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("api %s", format % args)
 
-        server = ThreadingHTTPServer((host, port), Handler)
+        server = _ApiServer((host, port), Handler)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(cert, key)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
+        # the handshake happens in each connection's own thread (Handler.setup), not in the accepting one
+        server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
         threading.Thread(target=server.serve_forever, name="local-api", daemon=True).start()
         self.server = server
         return server.server_address[1], cert
@@ -448,6 +455,17 @@ class LocalApi:
         if self.server:
             self.server.shutdown()
             self.server.server_close()
+
+
+class _ApiServer(ThreadingHTTPServer):
+    """Many clients connect at once (each urllib request is a new TLS connection): socketserver's
+    backlog of 5 drops their SYNs, and each dropped one waits out TCP's 1 s retransmission."""
+
+    request_queue_size = 256
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("api connection from %s failed", client_address, exc_info=True)  # e.g. a failed handshake
 
 
 def ensure_certificate(cert_dir: Path) -> tuple[Path, Path]:

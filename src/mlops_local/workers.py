@@ -44,8 +44,10 @@ def _mp_context() -> Any:
     with _context_lock:
         if _context is None:
             context = multiprocessing.get_context("forkserver")
-            # what every worker needs is imported once in the fork server, not in each worker
-            context.set_forkserver_preload(["mlops_local.workers", "boto3", "aws_lambda_powertools"])
+            # third-party imports every worker needs, made once in the fork server instead of in each worker;
+            # not this project's packages: Python 3.11's fork server preloads with the interpreter's default
+            # sys.path (not the runtime's), so it could import another checkout's copy that the workers inherit
+            context.set_forkserver_preload(["boto3", "aws_lambda_powertools"])
             _context = context
         return _context
 

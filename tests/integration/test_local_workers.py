@@ -192,3 +192,23 @@ def test_local_asynchronous_functions_run_at_a_lower_cpu_priority(local: LocalRu
     background = local.runner.invoke("Slow", {}, "test").result["niceness"]
     assert background - serving == BACKGROUND_NICE
     assert serving == os.nice(0)
+
+
+def test_local_api_accepts_a_burst_of_new_connections_without_stalling(local: LocalRuntime) -> None:
+    # GIVEN many clients opening their TLS connections at the same moment (each request a new one)
+    api = _api(local)
+    assert api.request("GET", "/ping").status == 200
+    barrier = threading.Barrier(40)
+
+    def one(_: int) -> tuple[int, float]:
+        barrier.wait()
+        started = time.perf_counter()
+        status = api.request("GET", "/ping").status
+        return status, time.perf_counter() - started
+
+    with ThreadPoolExecutor(40) as pool:
+        answers = list(pool.map(one, range(40)))
+    # THEN every one is answered without waiting out a dropped connection (TCP retries after 1 s)
+    assert [status for status, _ in answers] == [200] * 40
+    slowest = max(seconds for _, seconds in answers)
+    assert slowest < 0.9, f"the slowest answer took {slowest:.2f} s"
