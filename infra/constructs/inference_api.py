@@ -7,7 +7,7 @@ models_api with IAM authorization, and the reader/approver/admin roles allowed t
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import Aws, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -34,7 +34,13 @@ from mlops.layout import (
     QUARANTINE_PREFIX,
     REQUESTS_FOLDER,
 )
-from mlops.request_limits import USAGE_PLAN_BURST, USAGE_PLAN_RATE_PER_SECOND
+from mlops.request_limits import (
+    CLIENT_KEY_BURST,
+    CLIENT_KEY_QUOTA_PER_DAY,
+    CLIENT_KEY_RATE_PER_SECOND,
+    USAGE_PLAN_BURST,
+    USAGE_PLAN_RATE_PER_SECOND,
+)
 
 STAGE_NAME = "v1"
 RATE_LIMIT = USAGE_PLAN_RATE_PER_SECOND  # requests per second, steady (documented on the predict route)
@@ -289,6 +295,7 @@ class InferenceApi(Construct):
         )
         self.api_key = self.api.add_api_key("ApiKey", description="prediction client key (generated)")
         self.usage_plan.add_api_key(self.api_key)
+        self._client_keys()
 
         firewall = firewall_settings_from_context(self)
         self.firewall: ApiFirewall | None = None
@@ -305,6 +312,28 @@ class InferenceApi(Construct):
             "AwsSolutions-APIG6",
             "Execution logging needs the account-wide API Gateway CloudWatch role, which this stack "
             "does not own; access logs and X-Ray tracing are enabled on the stage.",
+        )
+
+    def _client_keys(self) -> None:
+        """The usage plan of the keys models_api issues per client (`/clients`), and models_api's
+        narrow rights on API Gateway: create keys, put them in this plan, list and delete keys."""
+        self.client_usage_plan = self.api.add_usage_plan(
+            "ClientUsagePlan",
+            description="prediction clients with keys issued through the models API (/clients)",
+            throttle=apigw.ThrottleSettings(rate_limit=CLIENT_KEY_RATE_PER_SECOND, burst_limit=CLIENT_KEY_BURST),
+            quota=apigw.QuotaSettings(limit=CLIENT_KEY_QUOTA_PER_DAY, period=apigw.Period.DAY),
+            api_stages=[apigw.UsagePlanPerApiStage(api=self.api, stage=self.api.deployment_stage)],
+        )
+        plan_id = self.client_usage_plan.usage_plan_id
+        self.models_api.function.add_environment("CLIENT_USAGE_PLAN_ID", plan_id)
+        apigateway = f"arn:{Aws.PARTITION}:apigateway:{Aws.REGION}::"
+        self.models_api.grant(["apigateway:POST"], [f"{apigateway}/apikeys", f"{apigateway}/usageplans/{plan_id}/keys"])
+        self.models_api.grant(["apigateway:GET"], [f"{apigateway}/apikeys", f"{apigateway}/usageplans/{plan_id}"])
+        self.models_api.grant(
+            ["apigateway:DELETE"],
+            [f"{apigateway}/apikeys/*"],
+            why_wildcard="API Gateway assigns key ids when a key is issued; models_api deletes only keys named "
+            "client-* that it has listed first (mlops.client_keys).",
         )
 
     def connect_alarm_topic(self, topic: sns.ITopic, key: kms.IKey) -> None:
