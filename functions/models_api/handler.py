@@ -888,7 +888,9 @@ app = build_app(
     dataset_notifier=SnsSummaryNotifier(settings.alarm_topic_arn) if settings.alarm_topic_arn else None,
     upload_urls=_s3,
     data_bucket=settings.data_bucket,
-    client_key_gateway=ApiGatewayClientKeys(settings.client_usage_plan_id) if settings.client_usage_plan_id else None,
+    client_key_gateway=ApiGatewayClientKeys(settings.client_usage_plan_name)
+    if settings.client_usage_plan_name
+    else None,
     key_audit=DynamoKeyAudit(settings.registry_table),
 )
 

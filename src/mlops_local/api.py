@@ -129,7 +129,6 @@ class LocalApi:
         self._lock = threading.Lock()
         self._buckets: dict[tuple[str, str], TokenBucket] = {}  # (plan id, key id) -> its throttle
         self._quota_used: dict[tuple[str, str, str], int] = {}  # (plan id, key id, period) -> requests
-        self.usage_plan_ids: dict[str, str] = {}  # the template's plan names -> ids on the stand-in
         self.api_keys = self._declare_keys(key_values or {})
         self.api_name, self.detailed_metrics = self._metrics_settings()
         self.on_request = on_request
@@ -199,7 +198,8 @@ class LocalApi:
         for plan in template.of_type("AWS::ApiGateway::UsagePlan"):
             props = self.deployment.resolve(plan.properties)
             throttle, quota = props.get("Throttle") or {}, props.get("Quota") or {}
-            args: dict[str, Any] = {"name": self.deployment.names[plan.logical_id]}
+            name = props.get("UsagePlanName")
+            args: dict[str, Any] = {"name": name if isinstance(name, str) else self.deployment.names[plan.logical_id]}
             if throttle:
                 args["throttle"] = {
                     "rateLimit": float(throttle.get("RateLimit", 10_000)),
@@ -208,7 +208,6 @@ class LocalApi:
             if quota:
                 args["quota"] = {"limit": int(quota["Limit"]), "period": quota["Period"], "offset": 0}
             plans[plan.logical_id] = apigateway.create_usage_plan(**args)["id"]
-            self.usage_plan_ids[self.deployment.names[plan.logical_id]] = plans[plan.logical_id]
         keys: dict[str, ApiKey] = {}
         for key in template.of_type("AWS::ApiGateway::ApiKey"):
             if key.properties.get("Enabled") is False:

@@ -238,9 +238,6 @@ class LocalRuntime:
             on_request=self._on_api_request,
             key_values=kept_secrets.api_keys if kept_secrets else None,
         )
-        # the template's usage plans got their ids on the stand-in: functions that name one (models_api) use those
-        for name, plan_id in self.api.usage_plan_ids.items():
-            self.runner.rewrite_environment(name, plan_id)
         # asynchronous work (validation, training, drift checks) yields the cores to what answers requests
         self.runner.background = set(self.runner.functions) - {route.function_id for route in self.api.routes}
         if self.persist:

@@ -1,4 +1,5 @@
-"""Client API keys on API Gateway (mlops.client_keys.ClientKeyGateway): keys in one usage plan."""
+"""Client API keys on API Gateway (mlops.client_keys.ClientKeyGateway): keys in one usage plan, found
+by its name (the stack cannot give models_api the plan's id: infra.constructs.inference_api)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,26 @@ from typing import Any
 
 from mlops.adapters.aws import client
 from mlops.client_keys import ClientKeyNotFoundError, CreatedKey, GatewayKey, UsagePlanLimits, fingerprint
+from mlops.errors import ServiceUnavailableError
 
 
 class ApiGatewayClientKeys:
-    def __init__(self, usage_plan_id: str, apigateway: Any | None = None) -> None:
-        self.usage_plan_id = usage_plan_id
+    def __init__(self, usage_plan_name: str, apigateway: Any | None = None) -> None:
+        self.usage_plan_name = usage_plan_name
         self._apigateway = apigateway
+        self._plan_id = ""
+
+    @property
+    def usage_plan_id(self) -> str:
+        """The plan's id, looked up once per container. Raises ServiceUnavailableError when no plan has the name."""
+        if not self._plan_id:
+            for page in self._api.get_paginator("get_usage_plans").paginate():
+                for plan in page.get("items", []):
+                    if plan.get("name") == self.usage_plan_name:
+                        self._plan_id = plan["id"]
+            if not self._plan_id:
+                raise ServiceUnavailableError(f"no usage plan named {self.usage_plan_name} for client API keys")
+        return self._plan_id
 
     @property
     def _api(self) -> Any:
