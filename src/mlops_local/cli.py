@@ -23,6 +23,7 @@ from typing import Any
 
 from mlops.errors import ContractError
 from mlops_local.handlers import REPO_ROOT
+from mlops_local.workers import DEFAULT_MAX_WORKERS
 
 STATE_FILE = REPO_ROOT / ".local" / "state.json"
 
@@ -41,6 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--aws-port", type=int, default=4566)
     up.add_argument(
         "--fresh", action="store_true", help="discard the saved state (data, API key, credentials) and start over"
+    )
+    up.add_argument(
+        "--max-workers",
+        type=int,
+        default=DEFAULT_MAX_WORKERS,
+        help=f"worker processes per function at most (its reserved concurrency, capped; default {DEFAULT_MAX_WORKERS})",
     )
     local.add_parser("save", help="save a running local mode's state now")
     trigger = local.add_parser("trigger", help="run a scheduled rule now")
@@ -66,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_demo(args.rows, args.keep_running)
     if args.command == "local" and args.local_command == "up":
-        return _local_up(args.api_port, args.aws_port, args.fresh)
+        return _local_up(args.api_port, args.aws_port, args.fresh, args.max_workers)
     if args.command == "local" and args.local_command == "trigger":
         return _control(f"trigger/{args.rule}")
     if args.command == "local" and args.local_command == "save":
@@ -101,10 +108,12 @@ Try:
     out.flush()
 
 
-def _local_up(api_port: int, aws_port: int, fresh: bool) -> int:
+def _local_up(api_port: int, aws_port: int, fresh: bool, max_workers: int = DEFAULT_MAX_WORKERS) -> int:
     from mlops_local.runtime import LocalRuntime
 
-    return serve_until_stopped(LocalRuntime(api_port=api_port, aws_port=aws_port, fresh=fresh))
+    if max_workers < 1:
+        raise SystemExit(f"--max-workers must be at least 1, got {max_workers}")
+    return serve_until_stopped(LocalRuntime(api_port=api_port, aws_port=aws_port, fresh=fresh, max_workers=max_workers))
 
 
 def serve_until_stopped(runtime: Any, out: Any = sys.stdout) -> int:

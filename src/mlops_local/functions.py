@@ -23,18 +23,22 @@ from typing import Any
 from mlops_local.deployment import LocalDeployment
 from mlops_local.handlers import REPO_ROOT
 from mlops_local.template import TemplateError
-from mlops_local.workers import FunctionPool, LambdaContext, WorkerSpec
+from mlops_local.workers import DEFAULT_MAX_WORKERS, FunctionPool, LambdaContext, WorkerSpec
 
-__all__ = ["FunctionRunner", "Invocation", "LambdaContext", "LocalFunction", "discover_functions"]
+__all__ = [
+    "DEFAULT_MAX_WORKERS",
+    "FunctionRunner",
+    "Invocation",
+    "LambdaContext",
+    "LocalFunction",
+    "discover_functions",
+]
 
 log = logging.getLogger("mlops_local")
 
 SOURCE_METADATA_KEY = "mlops:source"
 # CDK's own helper functions whose work local mode does natively.
 CDK_INTERNAL_FUNCTIONS = ("BucketNotificationsHandler",)
-# Workers per function when its reserved concurrency does not say fewer: on a 2-core machine more
-# workers only queue for the same cores and each holds its own copy of the function's imports.
-DEFAULT_MAX_WORKERS = 2
 
 
 @dataclass(frozen=True)

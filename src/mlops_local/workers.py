@@ -30,6 +30,9 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+# Workers per function when its reserved concurrency does not say fewer: on a 2-core machine more
+# workers only queue for the same cores and each holds its own copy of the function's imports.
+DEFAULT_MAX_WORKERS = 2
 # Lambda's init phase is limited to 10 s; a shared 2-core machine that starts several workers at once
 # (training imports scikit-learn) can need longer, so local mode allows this much before giving up.
 INIT_TIMEOUT_SECONDS = 120.0
