@@ -123,8 +123,9 @@ RunsAfter = Annotated[
 ]
 API_TITLE = "MLOps models API"
 # 1.2: compare reports training_data_drift; 1.3: audit/verify; 1.4: drift; 1.5: quality;
-# 1.6: compare reports same_data (both versions on the same rows) and schema_compatibility; 1.7: imports
-API_VERSION = "1.7.0"
+# 1.6: compare reports same_data (both versions on the same rows) and schema_compatibility; 1.7: imports;
+# 1.8: /clients (prediction clients' API keys)
+API_VERSION = "1.8.0"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_IDEMPOTENCY_KEY = 255
