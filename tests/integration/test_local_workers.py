@@ -19,6 +19,7 @@ pytestmark = pytest.mark.xdist_group("local-runtime")
 
 MAX_WORKERS = 2  # the local cap: below the Pinger's reserved concurrency
 BACKGROUND_NICE = 7
+QUOTA = 3  # requests per day for each key in the template's usage plan
 
 
 def _function(mark: str, timeout: int, reserved: int | None = None) -> dict[str, Any]:
@@ -69,6 +70,26 @@ def workers_template() -> dict[str, Any]:
                     "RestApiId": {"Ref": "Api"},
                     "AuthorizationType": "NONE",
                     "Integration": {"Type": "AWS_PROXY", "IntegrationHttpMethod": "POST", "Uri": uri},
+                },
+            },
+            "PingPost": {  # the same function behind an API key
+                "Type": "AWS::ApiGateway::Method",
+                "Properties": {
+                    "HttpMethod": "POST",
+                    "ResourceId": {"Ref": "Ping"},
+                    "RestApiId": {"Ref": "Api"},
+                    "AuthorizationType": "NONE",
+                    "ApiKeyRequired": True,
+                    "Integration": {"Type": "AWS_PROXY", "IntegrationHttpMethod": "POST", "Uri": uri},
+                },
+            },
+            "Plan": {
+                "Type": "AWS::ApiGateway::UsagePlan",
+                "Properties": {
+                    "UsagePlanName": "workers-clients",
+                    "Throttle": {"RateLimit": 100, "BurstLimit": 100},
+                    "Quota": {"Limit": QUOTA, "Period": "DAY"},
+                    "ApiStages": [{"ApiId": {"Ref": "Api"}, "Stage": "prod"}],
                 },
             },
             "Stage": {
@@ -197,7 +218,9 @@ def test_local_asynchronous_functions_run_at_a_lower_cpu_priority(local: LocalRu
 def test_local_api_accepts_a_burst_of_new_connections_without_stalling(local: LocalRuntime) -> None:
     # GIVEN many clients opening their TLS connections at the same moment (each request a new one)
     api = _api(local)
-    assert api.request("GET", "/ping").status == 200
+    with ThreadPoolExecutor(MAX_WORKERS) as pool:  # both workers warm: a cold start is not what is measured
+        warm = list(pool.map(lambda _: local.runner.invoke("Pinger", {"sleep": 0.5}, "test"), range(MAX_WORKERS)))
+    assert len({w.result["pid"] for w in warm}) == MAX_WORKERS
     barrier = threading.Barrier(40)
 
     def one(_: int) -> tuple[int, float]:
@@ -212,3 +235,30 @@ def test_local_api_accepts_a_burst_of_new_connections_without_stalling(local: Lo
     assert [status for status, _ in answers] == [200] * 40
     slowest = max(seconds for _, seconds in answers)
     assert slowest < 0.9, f"the slowest answer took {slowest:.2f} s"
+
+
+def test_local_api_checks_keys_on_the_stand_in_with_their_plan_quota(local: LocalRuntime) -> None:
+    import boto3
+
+    assert local.endpoints is not None
+    apigateway = boto3.client(
+        "apigateway",
+        endpoint_url=local.endpoints.aws_endpoint_url,
+        region_name=local.endpoints.region,
+        aws_access_key_id=local.endpoints.access_key_id,
+        aws_secret_access_key=local.endpoints.secret_access_key,
+    )
+    [plan] = [p for p in apigateway.get_usage_plans()["items"] if p["name"] == "workers-clients"]
+    api = _api(local)
+    # GIVEN a key created through API Gateway's API (as models_api issues them), not in the template
+    key = apigateway.create_api_key(name="client-acme", enabled=True)
+    outside = api.request("POST", "/ping", {}, headers={"x-api-key": key["value"]})
+    apigateway.create_usage_plan_key(usagePlanId=plan["id"], keyId=key["id"], keyType="API_KEY")
+    # THEN it is refused outside any plan, accepted in the plan up to its quota, then refused
+    answers = [api.request("POST", "/ping", {}, headers={"x-api-key": key["value"]}) for _ in range(QUOTA + 1)]
+    assert outside.status == 403
+    assert [a.status for a in answers] == [200] * QUOTA + [429]
+    assert answers[-1].body == {"message": "Limit Exceeded"}
+    # AND once deleted, it is refused at once
+    apigateway.delete_api_key(apiKey=key["id"])
+    assert api.request("POST", "/ping", {}, headers={"x-api-key": key["value"]}).status == 403
