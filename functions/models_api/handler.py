@@ -9,6 +9,8 @@ line). Mutating routes accept an `Idempotency-Key` header: a retry with the same
 first outcome (header `Idempotent-Replayed: true`) and changes nothing. Routes delegate to
 mlops.registry.service; every MlopsError maps to its `http_status` in one handler, with the body
 `{"error": <class>, "message": ...}`. `GET /openapi.json` serves the generated OpenAPI document.
+`/clients` issues, lists and revokes prediction clients' API keys (mlops.client_keys: in the clients'
+usage plan, audited, the value shown once and never logged).
 Dataset reviews delegate to mlops.validation.review (light: no numpy/pyarrow in this function).
 Drift runs (`/models/{name}/drift...`) are read from the artifact bucket's monitoring/ prefix by
 mlops.drift.history; a run's report page is rendered from its stored result (mlops.drift.report).
@@ -18,7 +20,7 @@ Live-quality runs (`/models/{name}/quality`) likewise, by mlops.quality.history 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 from urllib.parse import unquote
@@ -36,6 +38,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
 from mlops import feedback_openapi
+from mlops.adapters.apigateway_keys import ApiGatewayClientKeys
+from mlops.adapters.client_key_audit_dynamodb import DynamoKeyAudit
 from mlops.adapters.dataset_ledger_dynamodb import DynamoDatasetLedger
 from mlops.adapters.drift_results_s3 import S3DriftResults
 from mlops.adapters.events import EventBridgePublisher
@@ -43,6 +47,18 @@ from mlops.adapters.registry_dynamodb import DynamoRegistry
 from mlops.adapters.s3 import S3ObjectStore
 from mlops.adapters.sns import SnsNotifier
 from mlops.adapters.validation_notifier import SnsSummaryNotifier
+from mlops.client_keys import (
+    KEY_ID_PATTERN,
+    ClientKeyGateway,
+    ClientKeySummary,
+    IssuedClientKey,
+    IssueKeyRequest,
+    KeyAudit,
+    RevokeKeyRequest,
+    client_keys,
+    issue_client_key,
+    revoke_client_key,
+)
 from mlops.contract import MODEL_NAME_PATTERN, is_valid_model_name, parse_contract, predict_request_schema
 from mlops.drift.history import (
     DEFAULT_PAGE,
@@ -55,7 +71,7 @@ from mlops.drift.history import (
 )
 from mlops.drift.report import HEADER_CONTENT_SECURITY_POLICY
 from mlops.drift.result import DriftResult
-from mlops.errors import BadRequestError, ForbiddenError, MlopsError, NotFoundError
+from mlops.errors import BadRequestError, ForbiddenError, MlopsError, NotFoundError, ServiceUnavailableError
 from mlops.imports.requests import ImportRequest, ImportUpload, UploadUrls, request_import
 from mlops.inference.prediction_ids import PREDICTION_ID_PATTERN
 from mlops.layout import DRIFT_REPORT_ID_PATTERN, is_drift_report_id, quality_result_key, quality_results_prefix
@@ -107,8 +123,9 @@ RunsAfter = Annotated[
 ]
 API_TITLE = "MLOps models API"
 # 1.2: compare reports training_data_drift; 1.3: audit/verify; 1.4: drift; 1.5: quality;
-# 1.6: compare reports same_data (both versions on the same rows) and schema_compatibility; 1.7: imports
-API_VERSION = "1.7.0"
+# 1.6: compare reports same_data (both versions on the same rows) and schema_compatibility; 1.7: imports;
+# 1.8: /clients (prediction clients' API keys)
+API_VERSION = "1.8.0"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_IDEMPOTENCY_KEY = 255
@@ -125,6 +142,7 @@ VersionNumber = Annotated[
         json_schema_extra={"pattern": "^0*[1-9][0-9]*$", "maxLength": 10},
     ),
 ]
+KeyId = Annotated[str, Path(description="an API key id, as issued", json_schema_extra={"pattern": KEY_ID_PATTERN})]
 AliasName = Annotated[str, Path(description=f"an alias, {ALIAS_PATTERN}", json_schema_extra={"pattern": ALIAS_PATTERN})]
 SettableAlias = Annotated[
     str,
@@ -205,6 +223,13 @@ def responses(ok: Any = None, *extra: int) -> dict[int, OpenAPIResponse]:
     return documented
 
 
+def created(ok: Any, *extra: int) -> dict[int, OpenAPIResponse]:
+    """The responses of a route that creates something: 201 with `ok`'s schema instead of 200."""
+    documented = responses(ok, *extra)
+    documented[201] = {**documented.pop(200), "description": "Created"}
+    return documented
+
+
 def accepted(ok: Any, *extra: int) -> dict[int, OpenAPIResponse]:
     """The responses of a route that queues work: 202 with `ok`'s schema instead of 200."""
     documented = responses(ok, *extra)
@@ -238,11 +263,14 @@ def build_app(
     quality_results: DriftResults | None = None,
     upload_urls: UploadUrls | None = None,
     data_bucket: str = "",
+    client_key_gateway: ClientKeyGateway | None = None,
+    key_audit: KeyAudit | None = None,
 ) -> APIGatewayRestResolver:
     """The resolver with every route, wired to its ports (fakes in unit tests). `notifier` hears
     about production changes, `dataset_notifier` about rejected datasets (both: the alarm topic);
     `drift_results` holds the drift function's stored results, `quality_results` evaluate_quality's
-    (none given: no runs); `upload_urls` signs import uploads into `data_bucket`."""
+    (none given: no runs); `upload_urls` signs import uploads into `data_bucket`; `client_key_gateway`
+    and `key_audit` issue and revoke prediction clients' API keys (none given: /clients answers 503)."""
     app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=_json_body)
     lifecycle = Lifecycle(registry, publisher, store, notifier or NoNotifier())
 
@@ -578,6 +606,58 @@ def build_app(
         _count("ModelsRetrainRequested", name)
         return Response(202, content_types.APPLICATION_JSON, accepted.model_dump_json())
 
+    # ---- prediction clients' API keys ----
+
+    def key_ports() -> tuple[ClientKeyGateway, KeyAudit]:
+        if client_key_gateway is None or key_audit is None:
+            raise ServiceUnavailableError("client API keys are not configured (no clients' usage plan)")
+        return client_key_gateway, key_audit
+
+    @app.post(
+        "/clients",
+        summary="Issue an API key for a prediction client, in the clients' usage plan (throttle and quota); "
+        "the value is in this answer only, audited by id and fingerprint",
+        responses=created(IssuedClientKey, 503),
+    )
+    def issue_key(request: Annotated[IssueKeyRequest, Body()]):  # a Response is not a schema
+        context = who(Action.MANAGE_CLIENT_KEYS, request.reason)
+        gateway, audit = key_ports()
+        issued = issue_client_key(
+            gateway, audit, request, actor=context["actor"], request_id=context["request_id"], now=datetime.now(UTC)
+        )
+        logger.info("client key issued", client=issued.client, key_id=issued.key_id, fingerprint=issued.fingerprint)
+        return Response(201, content_types.APPLICATION_JSON, issued.model_dump_json())
+
+    @app.get(
+        "/clients",
+        summary="Issued client API keys (ids and fingerprints, never values)",
+        responses=responses(None, 503),
+    )
+    def list_keys() -> list[ClientKeySummary]:
+        caller(Action.MANAGE_CLIENT_KEYS)
+        gateway, _ = key_ports()
+        return client_keys(gateway)
+
+    @app.post(
+        "/clients/<key_id>/revoke",
+        summary="Revoke a client API key (deleted from API Gateway: refused from then on; audited)",
+        responses=responses(ClientKeySummary, 503),
+    )
+    def revoke_key(key_id: KeyId, request: Annotated[RevokeKeyRequest, Body()]) -> ClientKeySummary:
+        context = who(Action.MANAGE_CLIENT_KEYS, request.reason)
+        gateway, audit = key_ports()
+        revoked = revoke_client_key(
+            gateway,
+            audit,
+            key_id,
+            request,
+            actor=context["actor"],
+            request_id=context["request_id"],
+            now=datetime.now(UTC),
+        )
+        logger.info("client key revoked", client=revoked.client, key_id=key_id, fingerprint=revoked.fingerprint)
+        return revoked
+
     @app.get("/openapi.json", include_in_schema=False)
     def openapi():  # no return annotation: a Response is not a schema
         caller(Action.READ)
@@ -809,6 +889,10 @@ app = build_app(
     dataset_notifier=SnsSummaryNotifier(settings.alarm_topic_arn) if settings.alarm_topic_arn else None,
     upload_urls=_s3,
     data_bucket=settings.data_bucket,
+    client_key_gateway=ApiGatewayClientKeys(settings.client_usage_plan_name)
+    if settings.client_usage_plan_name
+    else None,
+    key_audit=DynamoKeyAudit(settings.registry_table),
 )
 
 

@@ -65,6 +65,9 @@ MODEL_ROUTES: dict[tuple[str, str], Action] = {
     ("GET", "/models/{name}/quality"): Action.READ,
     ("POST", "/models/{name}/datasets/{dataset_id}/review"): Action.REVIEW_DATASET,
     ("POST", "/models/{name}/imports"): Action.IMPORT_MODEL,
+    ("GET", "/clients"): Action.MANAGE_CLIENT_KEYS,
+    ("POST", "/clients"): Action.MANAGE_CLIENT_KEYS,
+    ("POST", "/clients/{key_id}/revoke"): Action.MANAGE_CLIENT_KEYS,
 }
 
 ENV_NAMES = {Role.ADMIN: "ADMIN_PRINCIPALS", Role.APPROVER: "APPROVER_PRINCIPALS", Role.READER: "READER_PRINCIPALS"}

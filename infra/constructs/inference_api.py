@@ -7,8 +7,9 @@ models_api with IAM authorization, and the reader/approver/admin roles allowed t
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import Aws, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
@@ -21,7 +22,7 @@ from infra.constructs.events import EventBackbone
 from infra.constructs.firewall import ApiFirewall, firewall_settings_from_context
 from infra.constructs.function_defaults import LOG_RETENTION, LayerLibrary, MlopsFunction
 from infra.constructs.ledger import DatasetLedger
-from infra.constructs.nag import acknowledge
+from infra.constructs.nag import acknowledge, acknowledge_wildcard_resources
 from infra.constructs.registry import Registry, connect_alarm_topic
 from mlops.layout import (
     BASELINES_PREFIX,
@@ -34,7 +35,13 @@ from mlops.layout import (
     QUARANTINE_PREFIX,
     REQUESTS_FOLDER,
 )
-from mlops.request_limits import USAGE_PLAN_BURST, USAGE_PLAN_RATE_PER_SECOND
+from mlops.request_limits import (
+    CLIENT_KEY_BURST,
+    CLIENT_KEY_QUOTA_PER_DAY,
+    CLIENT_KEY_RATE_PER_SECOND,
+    USAGE_PLAN_BURST,
+    USAGE_PLAN_RATE_PER_SECOND,
+)
 
 STAGE_NAME = "v1"
 RATE_LIMIT = USAGE_PLAN_RATE_PER_SECOND  # requests per second, steady (documented on the predict route)
@@ -289,6 +296,7 @@ class InferenceApi(Construct):
         )
         self.api_key = self.api.add_api_key("ApiKey", description="prediction client key (generated)")
         self.usage_plan.add_api_key(self.api_key)
+        self._client_keys()
 
         firewall = firewall_settings_from_context(self)
         self.firewall: ApiFirewall | None = None
@@ -305,6 +313,45 @@ class InferenceApi(Construct):
             "AwsSolutions-APIG6",
             "Execution logging needs the account-wide API Gateway CloudWatch role, which this stack "
             "does not own; access logs and X-Ray tracing are enabled on the stage.",
+        )
+
+    def _client_keys(self) -> None:
+        """The usage plan of the keys models_api issues per client (`/clients`), and models_api's
+        narrow rights on API Gateway: create keys, put them in this plan, list and delete keys.
+
+        models_api finds the plan by name and gets its rights from a policy of its own: the plan
+        depends on the stage, the stage on the deployment, the deployment on models_api's methods,
+        so an id in the function's variables or default policy would close a dependency cycle."""
+        name = f"{Stack.of(self).stack_name}-clients"
+        self.client_usage_plan = self.api.add_usage_plan(
+            "ClientUsagePlan",
+            name=name,
+            description="prediction clients with keys issued through the models API (/clients)",
+            throttle=apigw.ThrottleSettings(rate_limit=CLIENT_KEY_RATE_PER_SECOND, burst_limit=CLIENT_KEY_BURST),
+            quota=apigw.QuotaSettings(limit=CLIENT_KEY_QUOTA_PER_DAY, period=apigw.Period.DAY),
+            api_stages=[apigw.UsagePlanPerApiStage(api=self.api, stage=self.api.deployment_stage)],
+        )
+        self.models_api.function.add_environment("CLIENT_USAGE_PLAN_NAME", name)
+        apigateway = f"arn:{Aws.PARTITION}:apigateway:{Aws.REGION}::"
+        plan = f"{apigateway}/usageplans/{self.client_usage_plan.usage_plan_id}"
+        keys = f"{apigateway}/apikeys/*"
+        self.client_keys_policy = iam.Policy(
+            self,
+            "ClientKeysPolicy",
+            roles=[self.models_api.role],
+            statements=[
+                iam.PolicyStatement(actions=["apigateway:POST"], resources=[f"{apigateway}/apikeys", f"{plan}/keys"]),
+                iam.PolicyStatement(
+                    actions=["apigateway:GET"], resources=[f"{apigateway}/apikeys", f"{apigateway}/usageplans", plan]
+                ),
+                iam.PolicyStatement(actions=["apigateway:DELETE"], resources=[keys]),
+            ],
+        )
+        acknowledge_wildcard_resources(
+            self.client_keys_policy,
+            [keys],
+            "API Gateway assigns key ids when a key is issued; models_api deletes only keys named client-* "
+            "that it has listed first (mlops.client_keys).",
         )
 
     def connect_alarm_topic(self, topic: sns.ITopic, key: kms.IKey) -> None:

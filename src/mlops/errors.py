@@ -84,6 +84,12 @@ class IntegrityError(MlopsError):
     http_status = 503
 
 
+class ServiceUnavailableError(MlopsError):
+    """A capability this deployment has not configured (the message names it)."""
+
+    http_status = 503
+
+
 class ModelUnavailableError(MlopsError):
     """The production model cannot be served right now (it cannot be loaded, or the registry has been
     unreachable for longer than the stale-serving limit); the message says which."""

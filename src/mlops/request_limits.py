@@ -9,6 +9,10 @@ API_GATEWAY_PAYLOAD_MB = 10  # API Gateway answers 413 above it
 LAMBDA_PAYLOAD_MB = 6
 USAGE_PLAN_RATE_PER_SECOND = 50  # steady, per API key (and the stage's default)
 USAGE_PLAN_BURST = 100
+# each client key issued through the models API (/clients): its usage plan's throttle and daily quota
+CLIENT_KEY_RATE_PER_SECOND = 20
+CLIENT_KEY_BURST = 40
+CLIENT_KEY_QUOTA_PER_DAY = 200_000
 WAF_RATE_LIMIT_PER_IP = 2000  # the web ACL's default per client IP; deploy-time `-c wafRateLimit=<n>`
 WAF_RATE_WINDOW_SECONDS = 300
 

@@ -238,6 +238,8 @@ class ModelsApiSettings(_Settings):
     admin_principals: str = env("ADMIN_PRINCIPALS", "")
     approver_principals: str = env("APPROVER_PRINCIPALS", "")
     reader_principals: str = env("READER_PRINCIPALS", "")
+    # the usage plan issued client API keys join, by name (mlops.client_keys); empty: /clients answers 503
+    client_usage_plan_name: str = env("CLIENT_USAGE_PLAN_NAME", "")
 
 
 @dataclass(frozen=True, kw_only=True)

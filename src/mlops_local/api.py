@@ -1,9 +1,11 @@
 """The template's REST API served over HTTPS on localhost.
 
 Routes come from the template's `AWS::ApiGateway::Resource`/`Method` chain; each request becomes
-an API Gateway REST proxy event for the function the method integrates with. API keys are
-enforced as the usage plans declare them (key on a plan covering this API, plan throttling);
-`AWS_IAM` methods require a valid SigV4 signature by the local credentials.
+an API Gateway REST proxy event for the function the method integrates with. The template's usage
+plans and API keys are created on the stand-in's API Gateway, and keys are checked against it for
+every request (so keys issued or deleted through the API Gateway API, e.g. by the models API's
+/clients routes, count at once): an enabled key in a usage plan, within the plan's throttle and
+quota. `AWS_IAM` methods require a valid SigV4 signature by the local credentials.
 """
 
 from __future__ import annotations
@@ -94,9 +96,14 @@ class TokenBucket:
 
 @dataclass
 class ApiKey:
+    """A key the template declares (its value is kept across restarts)."""
+
     logical_id: str
+    key_id: str  # on the stand-in
     value: str
-    plans: list[TokenBucket]
+
+
+QUOTA_EXCEEDED = "Limit Exceeded"  # API Gateway's answer when a usage plan's quota is used up
 
 
 class LocalApi:
@@ -119,10 +126,12 @@ class LocalApi:
         self.secret_key = secret_key
         self.routes = self._routes()
         self.stage = stage or self._stage_name()
-        self.api_keys = self._api_keys(key_values or {})
+        self._lock = threading.Lock()
+        self._buckets: dict[tuple[str, str], TokenBucket] = {}  # (plan id, key id) -> its throttle
+        self._quota_used: dict[tuple[str, str, str], int] = {}  # (plan id, key id, period) -> requests
+        self.api_keys = self._declare_keys(key_values or {})
         self.api_name, self.detailed_metrics = self._metrics_settings()
         self.on_request = on_request
-        self._lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
 
     # --- from the template ----------------------------------------------------------------
@@ -181,25 +190,64 @@ class LocalApi:
         )
         return name, detailed
 
-    def _api_keys(self, kept: dict[str, str]) -> dict[str, ApiKey]:
+    def _declare_keys(self, kept: dict[str, str]) -> dict[str, ApiKey]:
+        """Create the template's usage plans and API keys on the stand-in; the keys by logical id."""
         template = self.deployment.template
-        plans = {p.logical_id: p.properties for p in template.of_type("AWS::ApiGateway::UsagePlan")}
+        apigateway = self.deployment.client("apigateway")
+        plans: dict[str, str] = {}
+        for plan in template.of_type("AWS::ApiGateway::UsagePlan"):
+            props = self.deployment.resolve(plan.properties)
+            throttle, quota = props.get("Throttle") or {}, props.get("Quota") or {}
+            name = props.get("UsagePlanName")
+            args: dict[str, Any] = {"name": name if isinstance(name, str) else self.deployment.names[plan.logical_id]}
+            if throttle:
+                args["throttle"] = {
+                    "rateLimit": float(throttle.get("RateLimit", 10_000)),
+                    "burstLimit": int(throttle.get("BurstLimit", 5_000)),
+                }
+            if quota:
+                args["quota"] = {"limit": int(quota["Limit"]), "period": quota["Period"], "offset": 0}
+            plans[plan.logical_id] = apigateway.create_usage_plan(**args)["id"]
         keys: dict[str, ApiKey] = {}
         for key in template.of_type("AWS::ApiGateway::ApiKey"):
             if key.properties.get("Enabled") is False:
                 continue
             value = key.properties.get("Value")
             value = value if isinstance(value, str) else kept.get(key.logical_id) or secrets.token_urlsafe(30)
-            keys[key.logical_id] = ApiKey(key.logical_id, value, [])
+            created = apigateway.create_api_key(name=key.logical_id, value=value, enabled=True)
+            keys[key.logical_id] = ApiKey(key.logical_id, created["id"], value)
         for link in template.of_type("AWS::ApiGateway::UsagePlanKey"):
-            key_id = link.properties["KeyId"].get("Ref")
-            plan = plans.get(link.properties["UsagePlanId"].get("Ref"))
-            if key_id in keys and plan is not None:
-                throttle = plan.get("Throttle", {})
-                keys[key_id].plans.append(
-                    TokenBucket(float(throttle.get("RateLimit", 10_000)), float(throttle.get("BurstLimit", 5_000)))
-                )
+            key_ref = link.properties["KeyId"].get("Ref")
+            plan_id = plans.get(link.properties["UsagePlanId"].get("Ref"))
+            if key_ref in keys and plan_id is not None:
+                apigateway.create_usage_plan_key(usagePlanId=plan_id, keyId=keys[key_ref].key_id, keyType="API_KEY")
         return keys
+
+    def _admit_key(self, offered: str) -> tuple[int, str] | str:
+        """The key's id on the stand-in when an enabled key with this value is in a usage plan and
+        within its limits; otherwise the refusal (status, message)."""
+        key, plans = _stand_in_key(self.deployment, offered)
+        if key is None or not plans:
+            return 403, "Forbidden"
+        with self._lock:
+            for plan in plans:
+                throttle = plan.throttle or {}
+                if throttle:
+                    bucket = self._buckets.get((plan.id, key.id))
+                    if bucket is None:
+                        bucket = self._buckets[(plan.id, key.id)] = TokenBucket(
+                            float(throttle.get("rateLimit", 10_000)), float(throttle.get("burstLimit", 5_000))
+                        )
+                    if not bucket.take():
+                        return 429, "Too Many Requests"
+            for plan in plans:
+                quota = plan.quota or {}
+                if quota:
+                    counted = (plan.id, key.id, _quota_period(str(quota.get("period", "DAY"))))
+                    if self._quota_used.get(counted, 0) >= int(quota["limit"]):
+                        return 429, QUOTA_EXCEEDED
+                    self._quota_used[counted] = self._quota_used.get(counted, 0) + 1
+        return str(key.id)
 
     # --- request handling -----------------------------------------------------------------
 
@@ -258,21 +306,11 @@ class LocalApi:
         identity: dict[str, Any] = {"sourceIp": source_ip, "userAgent": lower.get("user-agent")}
         if route.api_key_required:
             offered = lower.get("x-api-key") or ""
-            key = next(
-                (
-                    k
-                    for k in self.api_keys.values()
-                    if k.plans and secrets.compare_digest(k.value.encode(), offered.encode())
-                ),
-                None,
-            )
-            if key is None:
-                return _json(403, {"message": "Forbidden"})
-            with self._lock:
-                if not all(bucket.take() for bucket in key.plans):
-                    return _json(429, {"message": "Too Many Requests"})
-            identity["apiKey"] = key.value
-            identity["apiKeyId"] = key.logical_id
+            admitted = self._admit_key(offered)
+            if isinstance(admitted, tuple):
+                return _json(admitted[0], {"message": admitted[1]})
+            identity["apiKey"] = offered
+            identity["apiKeyId"] = admitted
         if route.authorization == "AWS_IAM":
             problem = self._check_signature(method, raw_path, headers, body)
             if problem:
@@ -367,6 +405,12 @@ class LocalApi:
             protocol_version = "HTTP/1.1"
             default_request_version = "HTTP/1.1"  # answers to unparsable request lines carry a status line
 
+            def setup(self) -> None:
+                self.request.settimeout(DISCARD_TIMEOUT_SECONDS)  # a client that never finishes its handshake
+                self.request.do_handshake()
+                self.request.settimeout(None)
+                super().setup()
+
             def _dispatch(self) -> None:
                 declared = (self.headers.get("Content-Length") or "0").strip()
                 discard = 0
@@ -435,11 +479,12 @@ class LocalApi:
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("api %s", format % args)
 
-        server = ThreadingHTTPServer((host, port), Handler)
+        server = _ApiServer((host, port), Handler)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(cert, key)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
+        # the handshake happens in each connection's own thread (Handler.setup), not in the accepting one
+        server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
         threading.Thread(target=server.serve_forever, name="local-api", daemon=True).start()
         self.server = server
         return server.server_address[1], cert
@@ -448,6 +493,55 @@ class LocalApi:
         if self.server:
             self.server.shutdown()
             self.server.server_close()
+
+
+class _ApiServer(ThreadingHTTPServer):
+    """Many clients connect at once (each urllib request is a new TLS connection): socketserver's
+    backlog of 5 drops their SYNs, and each dropped one waits out TCP's 1 s retransmission."""
+
+    request_queue_size = 256
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("api connection from %s failed", client_address, exc_info=True)  # e.g. a failed handshake
+
+
+def _stand_in_key(deployment: LocalDeployment, offered: str) -> tuple[Any, list[Any]]:
+    """The stand-in's enabled API key with this value and the usage plans it is in, read from moto's
+    backend directly (it runs in this process): a request's check costs no HTTP call, and a key
+    deleted through the API is refused from that moment."""
+    from moto.apigateway.models import apigateway_backends
+
+    backend = apigateway_backends[deployment.account][deployment.region]
+    if not offered:
+        return None, []
+    key = next(
+        (
+            k
+            for k in list(backend.keys.values())
+            if k.enabled and secrets.compare_digest(str(k.value).encode(), offered.encode())
+        ),
+        None,
+    )
+    if key is None:
+        return None, []
+    plans = [
+        backend.usage_plans[plan_id]
+        for plan_id, members in list(backend.usage_plan_keys.items())
+        if key.id in members and plan_id in backend.usage_plans
+    ]
+    return key, plans
+
+
+def _quota_period(period: str) -> str:
+    """The current quota period (UTC) of a usage plan's DAY, WEEK or MONTH."""
+    now = dt.datetime.now(dt.UTC)
+    if period == "MONTH":
+        return now.strftime("%Y-%m")
+    if period == "WEEK":
+        year, week, _ = now.isocalendar()
+        return f"{year}-W{week:02d}"
+    return now.strftime("%Y-%m-%d")
 
 
 def ensure_certificate(cert_dir: Path) -> tuple[Path, Path]:

@@ -1,39 +1,44 @@
-"""Runs the template's Lambda functions in-process from the source tree.
+"""Runs the template's Lambda functions from the source tree, each in worker processes of its own.
 
-Each function gets exactly the environment the template gives it (resolved to local resources)
-while it runs. Invocations are serialised: the environment is process-wide, and one machine's
-demo needs no more. Everything a handler prints is routed to its invocation: EMF metric lines
-go to the metric store, the rest to the function's log.
+Each function's workers (mlops_local.workers) get exactly the environment the template gives it
+(resolved to local resources) and keep their module state between invocations, like Lambda
+containers; a function runs as many invocations at once as its reserved concurrency allows, capped
+by `max_workers` so a small machine stays usable. Everything a handler prints is routed to its
+invocation: EMF metric lines go to the metric store, the rest to the function's log.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
-import sys
 import threading
 import time
-import traceback
 import uuid
-from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
-from typing import Any, TextIO
+from typing import Any
 
 from mlops_local.deployment import LocalDeployment
-from mlops_local.handlers import REPO_ROOT, load_handler_module
+from mlops_local.handlers import REPO_ROOT
 from mlops_local.template import TemplateError
+from mlops_local.workers import DEFAULT_MAX_WORKERS, FunctionPool, LambdaContext, WorkerSpec
+
+__all__ = [
+    "DEFAULT_MAX_WORKERS",
+    "FunctionRunner",
+    "Invocation",
+    "LambdaContext",
+    "LocalFunction",
+    "discover_functions",
+]
 
 log = logging.getLogger("mlops_local")
 
 SOURCE_METADATA_KEY = "mlops:source"
 # CDK's own helper functions whose work local mode does natively.
 CDK_INTERNAL_FUNCTIONS = ("BucketNotificationsHandler",)
-SHARED_PACKAGE_LOGGER = "mlops"  # the domain package's logger (copy_config_to_registered_loggers)
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,7 @@ class LocalFunction:
     environment: dict[str, str]
     timeout_seconds: int
     memory_mb: int
+    reserved_concurrency: int | None = None  # None: unreserved (the account's pool)
 
     @property
     def short_name(self) -> str:
@@ -60,43 +66,6 @@ class Invocation:
     ok: bool
     error: str = ""
     result: Any = None
-
-
-@dataclass
-class LambdaContext:
-    function_name: str
-    memory_limit_in_mb: int
-    invoked_function_arn: str
-    timeout_seconds: int
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    log_group_name: str = "local"
-    log_stream_name: str = "local"
-    _deadline: float = field(init=False)
-
-    def __post_init__(self) -> None:
-        self._deadline = time.monotonic() + self.timeout_seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-class _RoutingStream(io.TextIOBase):
-    """sys.stdout replacement: lines printed by the invoking thread go to the invocation."""
-
-    def __init__(self, original: TextIO) -> None:
-        self.original = original
-        self.capture: tuple[int, list[str]] | None = None
-
-    def write(self, text: str) -> int:
-        capture = self.capture
-        if capture and capture[0] == threading.get_ident():
-            capture[1].append(text)
-        else:
-            self.original.write(text)
-        return len(text)
-
-    def flush(self) -> None:
-        self.original.flush()
 
 
 def discover_functions(deployment: LocalDeployment) -> dict[str, LocalFunction]:
@@ -123,6 +92,7 @@ def discover_functions(deployment: LocalDeployment) -> dict[str, LocalFunction]:
             environment={k: str(v) for k, v in (props.get("Environment", {}).get("Variables", {}) or {}).items()},
             timeout_seconds=int(props.get("Timeout", 3)),
             memory_mb=int(props.get("MemorySize", 128)),
+            reserved_concurrency=int(reserved) if (reserved := props.get("ReservedConcurrentExecutions")) else None,
         )
     return functions
 
@@ -136,23 +106,35 @@ class FunctionRunner:
         log_dir: Path,
         on_metric_line: Callable[[dict[str, Any]], None],
         on_invocation: Callable[[Invocation], None] | None = None,
+        max_workers: int = DEFAULT_MAX_WORKERS,
+        background_nice: int = 0,
     ) -> None:
+        """`max_workers`: the most workers one function gets, whatever its reserved concurrency;
+        `background_nice`: niceness added to the workers of functions marked `background` (their
+        long asynchronous work then yields the CPU to the serving path)."""
         self.deployment = deployment
         self.functions = functions
         self.log_dir = log_dir
         self.on_metric_line = on_metric_line
         self.on_invocation = on_invocation
+        self.max_workers = max(1, max_workers)
+        self.background_nice = background_nice
+        self.background: set[str] = set()
         self.history: list[Invocation] = []
-        self._lock = threading.RLock()
-        self._modules: dict[str, ModuleType] = {}
-        self._logging: dict[str, _LoggingState] = {}
-        # registered now so that every snapshot holds it: each handler's import points it at its own Logger
-        logging.getLogger(SHARED_PACKAGE_LOGGER)
-        self._stream = _RoutingStream(sys.stdout)
+        # the workers' environment: the runtime's (credentials and endpoint of the stand-in) as it is now
+        self._base_environment = dict(os.environ)
+        self._pools: dict[str, FunctionPool] = {}
+        self._pools_lock = threading.Lock()
+        self._record_lock = threading.Lock()
         log_dir.mkdir(parents=True, exist_ok=True)
         self._invocations_log = (log_dir / "invocations.log").open("a", buffering=1)
 
     def close(self) -> None:
+        """Stop every worker."""
+        with self._pools_lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.close()
         self._invocations_log.close()
 
     def rewrite_environment(self, old: str, new: str) -> None:
@@ -168,74 +150,54 @@ class FunctionRunner:
                 return function
         raise KeyError(f"no function {short_name!r}; known: {sorted(f.short_name for f in self.functions.values())}")
 
+    def workers_of(self, logical_id: str) -> int:
+        """How many workers the function may have at once."""
+        reserved = self.functions[logical_id].reserved_concurrency
+        return min(reserved or self.max_workers, self.max_workers)
+
     def invoke(self, logical_id: str, event: dict[str, Any], trigger: str) -> Invocation:
+        """Run one invocation in one of the function's workers; returns when it has an outcome."""
         function = self.functions[logical_id]
-        lines: list[str] = []
-        with self._lock, self._environment(function.environment):
-            context = LambdaContext(
-                function.name, function.memory_mb, self.deployment.function_arn(logical_id), function.timeout_seconds
-            )
-            started = time.time()
-            clock = time.perf_counter()
-            # route prints to this invocation, whoever replaced sys.stdout meanwhile (pytest does)
-            previous = sys.stdout
-            if previous is not self._stream:
-                self._stream.original = previous
-            sys.stdout = self._stream  # type: ignore[assignment]
-            self._stream.capture = (threading.get_ident(), lines)
-            _isolate_powertools_metrics()
-            outside = _LoggingState.capture()
-            configured = None
-            try:
-                module = self._module(function)
-                configured = self._logging[function.logical_id]
-                configured.apply()
-                entry = getattr(module, function.handler.rsplit(".", 1)[-1])
-                result = entry(event, context)
-                invocation = Invocation(
-                    function.short_name, trigger, started, (time.perf_counter() - clock) * 1000, True, result=result
-                )
-            except Exception as error:  # a handler failure is an outcome, reported like Lambda does
-                traceback.print_exc(file=_LineSink(lines))
-                invocation = Invocation(
-                    function.short_name,
-                    trigger,
-                    started,
-                    (time.perf_counter() - clock) * 1000,
-                    False,
-                    error=f"{type(error).__name__}: {error}",
-                )
-            finally:
-                if configured is not None:
-                    outside.apply(only=configured.loggers)
-                self._stream.capture = None
-                sys.stdout = previous
-        self._route_output(function, "".join(lines))
+        started = time.time()
+        outcome = self._pool(function).invoke(json.dumps(event), str(uuid.uuid4()))
+        invocation = Invocation(
+            function.short_name,
+            trigger,
+            started,
+            outcome.duration_ms,
+            outcome.ok,
+            error=outcome.error,
+            result=outcome.result,
+        )
+        self._route_output(function, outcome.output)
         self._record(invocation)
         return invocation
 
-    def _module(self, function: LocalFunction) -> ModuleType:
-        module = self._modules.get(function.logical_id)
-        if module is None:
-            # imported once per "container", under the function's own environment
-            before = _LoggingState.capture()
-            module = load_handler_module(function.source_dir)
-            self._modules[function.logical_id] = module
-            self._logging[function.logical_id] = _LoggingState.capture().changed_since(before)
-        return module
-
-    @contextmanager
-    def _environment(self, variables: dict[str, str]) -> Iterator[None]:
-        saved = dict(os.environ)
-        os.environ.update(variables)
-        try:
-            yield
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+    def _pool(self, function: LocalFunction) -> FunctionPool:
+        spec = WorkerSpec(
+            function_name=function.name,
+            function_arn=self.deployment.function_arn(function.logical_id),
+            source_dir=str(function.source_dir),
+            handler=function.handler,
+            environment=tuple(sorted({**self._base_environment, **function.environment}.items())),
+            timeout_seconds=function.timeout_seconds,
+            memory_mb=function.memory_mb,
+            nice=self.background_nice if function.logical_id in self.background else 0,
+        )
+        with self._pools_lock:
+            pool = self._pools.get(function.logical_id)
+            if pool is not None and pool.spec == spec:
+                return pool
+            # a new definition (its environment changed): new containers, as a Lambda update makes
+            if pool is not None:
+                pool.close()
+            pool = self._pools[function.logical_id] = FunctionPool(spec, self.workers_of(function.logical_id))
+            return pool
 
     def _route_output(self, function: LocalFunction, output: str) -> None:
-        with (self.log_dir / f"{function.short_name}.log").open("a") as function_log:
+        if not output:
+            return
+        with self._record_lock, (self.log_dir / f"{function.short_name}.log").open("a") as function_log:
             for line in output.splitlines():
                 metric = _emf(line)
                 if metric is not None:
@@ -243,66 +205,14 @@ class FunctionRunner:
                 function_log.write(line + "\n")
 
     def _record(self, invocation: Invocation) -> None:
-        self.history.append(invocation)
         outcome = "ok" if invocation.ok else f"ERROR {invocation.error}"
         line = f"{time.strftime('%H:%M:%S', time.localtime(invocation.started))} {invocation.function:<18} {invocation.trigger:<40} {invocation.duration_ms:9.1f} ms  {outcome}"
-        self._invocations_log.write(line + "\n")
+        with self._record_lock:
+            self.history.append(invocation)
+            self._invocations_log.write(line + "\n")
         log.info("invoke %s", line)
         if self.on_invocation:
             self.on_invocation(invocation)
-
-
-def _isolate_powertools_metrics() -> None:
-    """Each Lambda container is its own process; here all handlers share one. Powertools keeps
-    pending metrics and dimensions at class level, so drop what another handler left unflushed."""
-    from aws_lambda_powertools.metrics import Metrics
-
-    for shared in (Metrics._metrics, Metrics._dimensions, Metrics._metadata):
-        shared.clear()
-
-
-@dataclass(frozen=True)
-class _LoggingState:
-    """Handlers, level and propagation of top-level loggers. Each handler's import points the shared
-    ones (`mlops`, via Powertools' copy_config_to_registered_loggers) at its own Logger; in one
-    process the last import would win, so what a function's import changed is re-applied around its
-    invocations, and those loggers are restored to the runtime's state after them."""
-
-    loggers: dict[str, tuple[list[logging.Handler], int, bool]]
-
-    @classmethod
-    def capture(cls) -> _LoggingState:
-        state = {}
-        for name, found in list(logging.root.manager.loggerDict.items()):
-            if "." in name:
-                continue
-            if isinstance(found, logging.Logger):
-                state[name] = (list(found.handlers), found.level, found.propagate)
-            else:  # a placeholder: a logger nobody configured yet
-                state[name] = ([], logging.NOTSET, True)
-        return cls(state)
-
-    def changed_since(self, before: _LoggingState) -> _LoggingState:
-        return _LoggingState({name: state for name, state in self.loggers.items() if before.loggers.get(name) != state})
-
-    def apply(self, only: Collection[str] | None = None) -> None:
-        for name, (handlers, level, propagate) in self.loggers.items():
-            if only is not None and name not in only:
-                continue
-            target = logging.getLogger(name)
-            target.handlers = list(handlers)
-            target.setLevel(level)
-            target.propagate = propagate
-
-
-class _LineSink(io.StringIO):
-    def __init__(self, lines: list[str]) -> None:
-        super().__init__()
-        self.lines = lines
-
-    def write(self, text: str) -> int:
-        self.lines.append(text)
-        return len(text)
 
 
 def _emf(line: str) -> dict[str, Any] | None:

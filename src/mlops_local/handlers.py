@@ -1,7 +1,7 @@
 """Loads a function's handler module from the source tree, the way Lambda imports it.
 
 Each function folder has its own `handler.py`; loading by path under a unique module name
-keeps them apart in one process (tests and the local runtime).
+keeps them apart in one process (tests). Local mode's workers (mlops_local.workers) import one each.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Local mode: the synthesized template running on one machine.
 
 moto in server mode on loopback stands in for AWS; the template's resources are created on it,
-its triggers wired to the very same handlers (run in-process from the source tree), its API
+its triggers wired to the very same handlers (run from the source tree, each function in worker
+processes of its own, as Lambda runs it in containers: mlops_local.functions), its API
 served over HTTPS and its alarms evaluated. Nothing of the wiring is written here a second time:
 it all comes from the template.
 
@@ -35,7 +36,7 @@ from mlops.layout import CONTRACTS_PREFIX, contract_key
 from mlops_local.alarms import AlarmEvaluator
 from mlops_local.api import LocalApi
 from mlops_local.deployment import LocalDeployment
-from mlops_local.functions import FunctionRunner, Invocation, discover_functions
+from mlops_local.functions import DEFAULT_MAX_WORKERS, FunctionRunner, Invocation, discover_functions
 from mlops_local.handlers import REPO_ROOT
 from mlops_local.metrics import ApiRequest, MetricStore, api_datapoints, lambda_datapoints
 from mlops_local.state import LocalState, RequestGate, SavedState, Secrets
@@ -49,6 +50,9 @@ LOCAL_ACCESS_KEY = "AKIALOCALMLOPS000001"
 # Deploy-time context of the local "deployment": its stand-in admin (who signs every management
 # call) is the only principal named; the stand-in has no MFA, and a deployed stack never sees it.
 LOCAL_SYNTH_CONTEXT: dict[str, Any] = {"adminPrincipals": [LOCAL_ADMIN_ARN], "requireMfa": False}
+# Local mode only (Lambda gives every container the same CPU share per MB): on a 2-core machine a
+# training at equal priority doubles prediction latency; at this niceness it takes the idle CPU.
+BACKGROUND_NICE = 10
 CONTRACTS_DIR_CONTEXT = "mlops:contractsDir"  # infra.constructs.monitoring reads it
 SYNTHESIS_INPUTS = ("infra", "functions", "src", "layers", "requirements")
 TEMPLATES_CACHED = 4
@@ -111,12 +115,16 @@ class LocalRuntime:
         save_every_seconds: float = 60.0,
         contracts_poll_seconds: float = 5.0,
         managed_training_min_rows: int = 0,
+        max_workers: int = DEFAULT_MAX_WORKERS,
+        background_nice: int = BACKGROUND_NICE,
     ) -> None:
         """`persist`: restore `.local/state/` at start and save it (False: a blank stand-in, nothing
         saved: the demo); `fresh`: discard the saved state first; `contracts_poll_seconds`: how often
         the data bucket's contracts/ is checked for changes (0: only on `sync_contracts()`);
         `managed_training_min_rows`: datasets of at least this many rows train on the managed engine
-        (its state machine, run in-process) whatever their size (0: only past train_model's budget)."""
+        (its state machine, run in-process) whatever their size (0: only past train_model's budget);
+        `max_workers`: the most worker processes one function gets (its reserved concurrency, capped);
+        `background_nice`: the niceness of the workers of functions no API route invokes (0: none)."""
         self.workdir = (workdir or REPO_ROOT / ".local").resolve()
         self.api_port = api_port
         self.aws_port = aws_port
@@ -148,6 +156,8 @@ class LocalRuntime:
         self._initial_fingerprint = ""
         self._started = False
         self._saved_changes = -1  # the gate's change count at the last periodic save
+        self.max_workers = max_workers
+        self.background_nice = background_nice
 
     def start(self) -> Endpoints:
         """Start every part; on failure stop what started (saving nothing) and raise."""
@@ -220,6 +230,8 @@ class LocalRuntime:
             log_dir=self.log_dir,
             on_metric_line=self.alarms.record_emf,
             on_invocation=self._on_invocation,
+            max_workers=self.max_workers,
+            background_nice=self.background_nice,
         )
         if self.managed_training_min_rows:
             self.runner.by_name("train_model").environment["MANAGED_TRAINING_MIN_ROWS"] = str(
@@ -236,6 +248,8 @@ class LocalRuntime:
             on_request=self._on_api_request,
             key_values=kept_secrets.api_keys if kept_secrets else None,
         )
+        # asynchronous work (validation, training, drift checks) yields the cores to what answers requests
+        self.runner.background = set(self.runner.functions) - {route.function_id for route in self.api.routes}
         if self.persist:
             self.state.save_secrets(Secrets(secret_key, {k.logical_id: k.value for k in self.api.api_keys.values()}))
         port, cert = self.api.serve("127.0.0.1", self.api_port, self.workdir / "tls")

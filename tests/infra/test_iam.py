@@ -253,6 +253,7 @@ def _deny(actions: str, resources: str, condition: dict[str, Any]) -> set[Grant]
     return {("Deny", a, r, json.dumps(condition, sort_keys=True)) for _, a, r, _ in _allow(actions, resources)}
 
 
+APIGATEWAY = "arn:AWS::Partition:apigateway:AWS::Region::"
 OWN_LOGS_AND_TRACES = _allow("logs:CreateLogStream logs:PutLogEvents", "own-logs") | _allow(
     "xray:PutTraceSegments xray:PutTelemetryRecords", "*"
 )
@@ -350,7 +351,12 @@ IAM_TABLE: dict[str, set[Grant]] = {
     | _allow("dynamodb:UpdateItem", "registry", MODEL)
     | _allow("dynamodb:Query", "registry/index/gsi1")
     | _allow("dynamodb:GetItem dynamodb:PutItem", "ledger")
-    | _allow("dynamodb:Query", "ledger/index/gsi1"),
+    | _allow("dynamodb:Query", "ledger/index/gsi1")
+    # prediction clients' API keys (/clients): create keys, put them in the clients' plan (found by
+    # name: the listing), list and delete keys; never another plan, stage or API
+    | _allow("apigateway:POST", f"{APIGATEWAY}/apikeys {APIGATEWAY}/usageplans/clients-plan/keys")
+    | _allow("apigateway:GET", f"{APIGATEWAY}/apikeys {APIGATEWAY}/usageplans {APIGATEWAY}/usageplans/clients-plan")
+    | _allow("apigateway:DELETE", f"{APIGATEWAY}/apikeys/*"),
     # labels in through the API: the production contract (GetItem), label objects out (labels/ only)
     "record_feedback": OWN_LOGS_AND_TRACES
     | _allow("s3:PutObject", "artifacts/labels/*")
@@ -420,12 +426,13 @@ def _symbols(template: dict[str, Any], folder: str) -> dict[str, str]:
     fn = template["Resources"][function_ids(template)[folder]]
     functions = {lid: f"function:{name}" for name, lid in function_ids(template).items()}
     machines = {lid: "training-state-machine" for lid in resources(template, "AWS::StepFunctions::StateMachine")}
-    return (
-        symbols
-        | functions
-        | machines
-        | {key_id: "alarm-key", fn["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]: "own-logs"}
-    )
+    plans = {
+        lid: "clients-plan"
+        for lid, plan in resources(template, "AWS::ApiGateway::UsagePlan").items()
+        if str(plan["Properties"].get("UsagePlanName", "")).endswith("-clients")
+    }
+    own_logs = fn["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+    return symbols | functions | machines | plans | {key_id: "alarm-key", own_logs: "own-logs"}
 
 
 def _symbolic(resource: Any, symbols: dict[str, str]) -> str:

@@ -169,6 +169,9 @@ def test_api_routes_map_to_functions_with_their_auth(template: dict[str, Any]) -
         ("GET", "/models/{name}/quality"): ("models_api", "AWS_IAM", False),
         ("POST", "/models/{name}/imports"): ("models_api", "AWS_IAM", False),
         ("POST", "/models/{name}/retrain"): ("models_api", "AWS_IAM", False),
+        ("GET", "/clients"): ("models_api", "AWS_IAM", False),
+        ("POST", "/clients"): ("models_api", "AWS_IAM", False),
+        ("POST", "/clients/{key_id}/revoke"): ("models_api", "AWS_IAM", False),
     }
     assert set(found) == set(expected)
     for route, (folder, auth, key_required) in expected.items():
@@ -184,7 +187,7 @@ def test_predict_validates_body_and_usage_plan_throttles_key(template: dict[str,
     validator = template["Resources"][validator_id]["Properties"]
     assert validator["ValidateRequestBody"] is True
     assert "application/json" in predict["RequestModels"]
-    (plan,) = resources(template, "AWS::ApiGateway::UsagePlan").values()
+    plan = _stack_key_plan(template)
     throttle = plan["Properties"]["Throttle"]
     assert throttle["RateLimit"] > 0
     assert throttle["BurstLimit"] > 0
@@ -204,10 +207,16 @@ def test_feedback_route_validates_the_body_shape_and_shares_the_usage_plan(templ
     assert schema["required"] == ["labels"]
     # no maxItems here: the function answers a 400 naming the limit, API Gateway only "Invalid request body"
     assert schema["properties"]["labels"] == {"type": "array", "minItems": 1}
-    # the one usage plan covers the whole stage, so the key and throttle of predict apply
-    (plan,) = resources(template, "AWS::ApiGateway::UsagePlan").values()
+    # the stack key's usage plan covers the whole stage, so the key and throttle of predict apply
+    plan = _stack_key_plan(template)
     assert len(plan["Properties"]["ApiStages"]) == 1
     assert not plan["Properties"]["ApiStages"][0].get("Throttle")  # no per-method override
+
+
+def _stack_key_plan(template: dict[str, Any]) -> dict[str, Any]:
+    """The usage plan of the stack's own API key (the other one holds keys issued through /clients)."""
+    (plan_key,) = resources(template, "AWS::ApiGateway::UsagePlanKey").values()
+    return dict(template["Resources"][plan_key["Properties"]["UsagePlanId"]["Ref"]])
 
 
 def test_api_stage_has_access_logs_and_tracing(template: dict[str, Any]) -> None:

@@ -532,6 +532,7 @@ def test_local_runtime_lines_logged_during_an_invocation_keep_their_own_handlers
     local: tuple[LocalRuntime, Path],
 ) -> None:
     import logging
+    import threading
 
     from mlops_local import functions
 
@@ -546,14 +547,21 @@ def test_local_runtime_lines_logged_during_an_invocation_keep_their_own_handlers
     logging.root.addHandler(collect)
     level = functions.log.level
     functions.log.setLevel(logging.INFO)
+    outcome: list[bool] = []
+    running = threading.Thread(
+        target=lambda: outcome.append(runtime.runner.invoke("Registrar", {"marker": "r4", "sleep": 1}, "test").ok)
+    )
     try:
-        # WHEN the runtime logs (as its other threads do) while a function's logger config is applied
-        event = {"marker": "r4", "while_running": lambda: functions.log.info("runtime line")}
-        assert runtime.runner.invoke("Registrar", event, "test").ok
+        # WHEN the runtime logs (as its other threads do) while a function with its own logger config runs
+        running.start()
+        time.sleep(0.3)
+        functions.log.info("runtime line")
+        running.join()
     finally:
         logging.root.removeHandler(collect)
         functions.log.setLevel(level)
     # THEN the line reaches the runtime's handlers, not the function's
+    assert outcome == [True]
     assert "runtime line" in seen
 
 

@@ -231,6 +231,8 @@ def test_models_api_serves_its_openapi_document(call: Any) -> None:
         "/models/{name}/quality",
         "/models/{name}/imports",
         "/models/{name}/retrain",
+        "/clients",  # prediction clients' API keys
+        "/clients/{key_id}/revoke",
     }
     assert "post" in document["paths"]["/models/{name}/rollback"]
     assert "RollbackRequest" in json.dumps(document["components"])

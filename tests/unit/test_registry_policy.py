@@ -192,6 +192,7 @@ def test_contract_promotion_defaults_to_auto_and_keeps_the_digest() -> None:
                 Action.REVIEW_DATASET,
                 Action.IMPORT_MODEL,
                 Action.RETRAIN,  # skips the new-label minimum; OVERRIDE_COOLDOWN stays with admins
+                Action.MANAGE_CLIENT_KEYS,  # issue and revoke prediction clients' API keys
             },
         ),
         (Role.ADMIN, set(Action)),

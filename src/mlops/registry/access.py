@@ -37,6 +37,7 @@ class Action(StrEnum):
     IMPORT_MODEL = "import_model"  # ask for an upload URL for a model built elsewhere (mlops.imports)
     RETRAIN = "retrain"  # ask for a retraining (mlops.retraining): skips the new-label minimum, not the cooldown
     OVERRIDE_COOLDOWN = "override_cooldown"  # a retraining request that skips the cooldown too (admin only)
+    MANAGE_CLIENT_KEYS = "manage_client_keys"  # issue, list and revoke prediction clients' API keys
 
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {
@@ -52,6 +53,7 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
             Action.REVIEW_DATASET,
             Action.IMPORT_MODEL,
             Action.RETRAIN,
+            Action.MANAGE_CLIENT_KEYS,
         }
     ),
     Role.ADMIN: frozenset(Action),

@@ -13,6 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
+from mlops_local.workers import DEFAULT_MAX_WORKERS
+
 app = typer.Typer(help="Local mode: the synthesized stack on this machine (a moto stand-in and HTTPS API).")
 
 
@@ -33,12 +35,36 @@ def up(
     fresh: Annotated[
         bool, typer.Option("--fresh", help="discard the saved state (data, API key, credentials) and start over")
     ] = False,
+    max_workers: Annotated[
+        int,
+        typer.Option(
+            "--max-workers",
+            min=1,
+            help="worker processes per function at most (its reserved concurrency, capped)",
+        ),
+    ] = DEFAULT_MAX_WORKERS,
+    managed_training_min_rows: Annotated[
+        int,
+        typer.Option(
+            "--managed-training-min-rows",
+            min=0,
+            help="datasets of at least this many rows train on the managed engine's path (0: only past train_model's budget)",
+        ),
+    ] = 0,
 ) -> int:
     """Start local mode and keep it running (Ctrl-C or SIGTERM stops it and saves its state)."""
     from mlops_local.runtime import LocalRuntime
 
     logging.getLogger("mlops_local").setLevel(logging.INFO)
-    return serve_until_stopped(LocalRuntime(api_port=api_port, aws_port=aws_port, fresh=fresh))
+    return serve_until_stopped(
+        LocalRuntime(
+            api_port=api_port,
+            aws_port=aws_port,
+            fresh=fresh,
+            max_workers=max_workers,
+            managed_training_min_rows=managed_training_min_rows,
+        )
+    )
 
 
 @app.command()

@@ -4,6 +4,7 @@ its config copied to the shared `mlops` loggers, and a line from a domain module
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -17,5 +18,5 @@ copy_config_to_registered_loggers(source_logger=logger, include={"mlops"})
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.info("handler line", marker=event["marker"])
     domain_log.warning("domain line %s", event["marker"])
-    event.get("while_running", lambda: None)()  # a test's hook: something else happens meanwhile
+    time.sleep(float(event.get("sleep", 0)))  # a test's hook: something else happens meanwhile
     return {"ok": True}

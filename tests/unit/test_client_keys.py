@@ -1,0 +1,124 @@
+"""Per-client API keys: issued into the clients' usage plan, revoked, audited, never shown twice."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import ValidationError
+
+from mlops.client_keys import (
+    ClientKeyNotFoundError,
+    IssueKeyRequest,
+    KeyAction,
+    RevokeKeyRequest,
+    client_keys,
+    fingerprint,
+    issue_client_key,
+    revoke_client_key,
+)
+from mlops.errors import BadRequestError
+from tests.support.client_keys import InMemoryKeyAudit, InMemoryKeyGateway
+
+NOW = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
+APPROVER = "arn:aws:sts::123456789012:assumed-role/mlops-approvers/bob"
+
+
+def _issue(gateway: InMemoryKeyGateway, audit: InMemoryKeyAudit, client: str = "acme") -> object:
+    return issue_client_key(
+        gateway, audit, IssueKeyRequest(client=client, reason="new partner"), actor=APPROVER, request_id="r1", now=NOW
+    )
+
+
+def test_client_key_issue_puts_the_key_in_the_usage_plan_and_audits_its_fingerprint_only() -> None:
+    gateway, audit = InMemoryKeyGateway(), InMemoryKeyAudit()
+    issued = _issue(gateway, audit)
+    assert issued.key_id in gateway.in_plan
+    assert issued.value == gateway.value_of(issued.key_id)
+    assert issued.fingerprint == fingerprint(issued.value) != issued.value
+    assert issued.usage_plan.quota_limit == 1000
+    [event] = audit.events()
+    assert (event.action, event.client, event.key_id, event.actor, event.reason) == (
+        KeyAction.ISSUED,
+        "acme",
+        issued.key_id,
+        APPROVER,
+        "new partner",
+    )
+    assert issued.value not in event.model_dump_json()
+
+
+def test_client_key_that_cannot_join_the_usage_plan_is_deleted_again() -> None:
+    gateway, audit = InMemoryKeyGateway(refuse_plan=True), InMemoryKeyAudit()
+    with pytest.raises(RuntimeError):
+        _issue(gateway, audit)
+    assert gateway.keys == {}
+    assert audit.events() == []
+
+
+def test_client_key_listing_shows_ids_and_fingerprints_never_values_nor_other_keys() -> None:
+    gateway, audit = InMemoryKeyGateway(), InMemoryKeyAudit()
+    first, second = _issue(gateway, audit, "acme"), _issue(gateway, audit, "globex")
+    stack_key = gateway.create_key("ApiKey", "the stack's own key")  # not a client key
+    listed = client_keys(gateway)
+    assert {(k.client, k.key_id) for k in listed} == {("acme", first.key_id), ("globex", second.key_id)}
+    text = "".join(k.model_dump_json() for k in listed)
+    assert first.value not in text
+    assert second.value not in text
+    assert stack_key.value not in text
+
+
+def test_client_key_revoke_deletes_it_and_audits_who_and_why() -> None:
+    gateway, audit = InMemoryKeyGateway(), InMemoryKeyAudit()
+    issued = _issue(gateway, audit)
+    revoked = revoke_client_key(
+        gateway,
+        audit,
+        issued.key_id,
+        RevokeKeyRequest(reason="contract ended"),
+        actor=APPROVER,
+        request_id="r2",
+        now=NOW,
+    )
+    assert (revoked.key_id, revoked.enabled) == (issued.key_id, False)
+    assert issued.key_id not in gateway.keys
+    assert [(e.action, e.reason, e.fingerprint) for e in audit.events()] == [
+        (KeyAction.ISSUED, "new partner", issued.fingerprint),
+        (KeyAction.REVOKED, "contract ended", issued.fingerprint),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("key_id", "error"),
+    [("nosuchkey", ClientKeyNotFoundError), ("bad/id", BadRequestError), ("", BadRequestError)],
+)
+def test_client_key_revoke_refuses_unknown_or_malformed_ids(key_id: str, error: type[Exception]) -> None:
+    gateway, audit = InMemoryKeyGateway(), InMemoryKeyAudit()
+    with pytest.raises(error):
+        revoke_client_key(gateway, audit, key_id, RevokeKeyRequest(reason="x"), actor=APPROVER, request_id="r", now=NOW)
+    assert audit.events() == []
+
+
+def test_client_key_revoke_never_touches_keys_it_did_not_issue() -> None:
+    gateway, audit = InMemoryKeyGateway(), InMemoryKeyAudit()
+    stack_key = gateway.create_key("ApiKey", "the stack's own key")
+    with pytest.raises(ClientKeyNotFoundError):
+        revoke_client_key(
+            gateway, audit, stack_key.key_id, RevokeKeyRequest(reason="x"), actor=APPROVER, request_id="r", now=NOW
+        )
+    assert stack_key.key_id in gateway.keys
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"client": "Acme Corp", "reason": "r"},  # not a client name
+        {"client": "a", "reason": "r"},  # too short
+        {"client": "acme", "reason": ""},  # no reason
+        {"client": "acme"},
+        {"client": "acme", "reason": "r", "value": "my-own-key"},  # values are never chosen by callers
+    ],
+)
+def test_client_key_issue_request_refuses_bad_bodies(body: dict[str, str]) -> None:
+    with pytest.raises(ValidationError):
+        IssueKeyRequest.model_validate(body)
