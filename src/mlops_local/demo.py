@@ -166,7 +166,10 @@ class Demo:
         run("a bad dataset is quarantined", self.quarantine_bad_dataset)
         run("a label-flipped dataset is held for review", self.hold_suspicious_dataset)
         run("a reviewer rejects it through the API", self.reject_held_dataset)
-        run(f"the full export ({self.rows:,} rows) promotes version 2", self.promote_better)
+        run(
+            f"the full export ({self.rows:,} rows) trains on the managed engine's path and promotes version 2",
+            self.promote_better,
+        )
         run("served predictions get their labels (HTTPS feedback, API key)", self.send_labelled_traffic)
         run("the quality check finds live quality below the minimum", self.check_quality)
         run("the quality alarm triggers a retraining", self.await_retraining)
@@ -385,7 +388,23 @@ class Demo:
         self.drop_dataset("churn-2026-12.csv", 0.02, seed=11)
         self.watch.wait_for("train_model", self._mark)
         promoted = self.await_production(2)
-        return f"{promoted}; answering after {self.await_serving(2):.1f} s"
+        return f"{promoted}; {self.trained_where(2)}; answering after {self.await_serving(2):.1f} s"
+
+    def trained_where(self, version: int) -> str:
+        """Where a version trained, from its lineage: the demo lowers the managed engine's threshold to
+        the full export's rows, so that export takes the path a dataset past Lambda's limits takes."""
+        summary = self.api.admin("GET", f"/models/{MODEL}/versions/{version}").body
+        trained_on = (summary.get("lineage") or {}).get("trained_on") or {}
+        engine = trained_on.get("engine")
+        if engine is None:
+            raise StepFailed(f"version {version}'s lineage does not say where it trained: {summary.get('lineage')}")
+        self.numbers[f"v{version}_engine"] = engine
+        if engine == "lambda":
+            return f"trained in the train_model function ({trained_on.get('compute')})"
+        return (
+            f"trained on the managed engine's path ({engine} {trained_on.get('compute')}, job "
+            f"{trained_on.get('job_id')}, run in-process by local mode's state machine)"
+        )
 
     def await_serving(self, version: int) -> float:
         """Seconds until predictions come from `version`: warm containers re-read the production
@@ -586,10 +605,16 @@ def _metric_of(versions: Any, version: int) -> str:
     return "metrics unavailable"
 
 
+def managed_training_threshold(rows: int) -> int:
+    """The demo's lowered threshold of the managed engine: the full export (and anything as big) takes
+    the path a dataset past Lambda's limits takes in AWS; the first export stays in train_model."""
+    return max(rows, FIRST_EXPORT_ROWS + 1)
+
+
 def run_demo(rows: int, keep_running: bool, out: Any = sys.stdout) -> int:
     out.write("Starting local mode (synthesizing the CDK app, creating its resources on the local AWS stand-in)...\n")
     # the story starts from nothing and leaves `mlops local up`'s saved state alone
-    runtime = LocalRuntime(persist=False)
+    runtime = LocalRuntime(persist=False, managed_training_min_rows=managed_training_threshold(rows))
     started = time.perf_counter()
     try:
         endpoints = runtime.start()

@@ -15,7 +15,7 @@ import boto3
 import pytest
 
 from mlops_local.client import ApiClient
-from mlops_local.demo import Demo
+from mlops_local.demo import Demo, managed_training_threshold
 from mlops_local.runtime import Endpoints, LocalRuntime
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("local-runtime")]
@@ -73,7 +73,9 @@ def _assert_batch_scored(s3: Any, bucket: str, story: str) -> None:
 
 
 def test_demo_story_leaves_the_registry_data_and_alarm_as_told(tmp_path: Path) -> None:
-    runtime = LocalRuntime(tmp_path / "local", schedules=False)
+    runtime = LocalRuntime(
+        tmp_path / "local", schedules=False, managed_training_min_rows=managed_training_threshold(20_000)
+    )
     endpoints = runtime.start()
     try:
         out = io.StringIO()
@@ -101,6 +103,13 @@ def test_demo_story_leaves_the_registry_data_and_alarm_as_told(tmp_path: Path) -
             3: "archived",
             4: "production",
         }, story
+        # v1's small export trained in the train_model function, the full export on the managed engine's
+        # path (its state machine and training job, run in-process by local mode), as the lineage records
+        trained_on = {n: v["lineage"]["trained_on"] for n, v in versions.items() if n in (1, 2)}
+        assert (trained_on[1]["engine"], trained_on[2]["engine"]) == ("lambda", "sagemaker"), trained_on
+        assert trained_on[2]["job_id"].startswith("train-churn-"), trained_on
+        assert "trains on the managed engine's path" in story
+
         events = api.admin("GET", "/models/churn/audit").body
         audit = [e["action"] for e in events]
         decisions = [
