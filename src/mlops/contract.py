@@ -13,16 +13,28 @@ import json
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from mlops.contract_rules import (
     COLUMN_NAME_PATTERN,
     DEFAULT_CAPTURE_SAMPLE_RATE,
     DEFAULT_FEEDBACK_HORIZON_HOURS,
+    MAX_COLUMN_NAME_LENGTH,
     MODEL_NAME_PATTERN,
     FeatureRule,
     FeatureType,
     ProblemType,
+    column_name_problem,
+    duplicate_input_names,
     is_valid_model_name,
 )
 from mlops.errors import ContractError
@@ -78,12 +90,34 @@ SUPPORTED_METRICS: dict[str, tuple[ProblemType, bool]] = {
 ParamValue = int | float | str | bool | None
 
 
+def _column_name(name: str) -> str:
+    if problem := column_name_problem(name):
+        raise ValueError(problem)
+    return name
+
+
+# A column as named in the file (spaces, punctuation, unicode); `FeatureRule.input_name` is its identifier.
+ColumnName = Annotated[
+    str,
+    AfterValidator(_column_name),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_COLUMN_NAME_LENGTH,
+            "pattern": COLUMN_NAME_PATTERN,
+            "description": "the column's name exactly as in the file's header (any text without control characters)",
+        }
+    ),
+]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Feature(_Strict):
-    name: Annotated[str, Field(pattern=COLUMN_NAME_PATTERN)]
+    name: ColumnName
     type: FeatureType
     nullable: bool = False
     min: float | None = None
@@ -98,13 +132,18 @@ class Feature(_Strict):
         return self
 
     @property
+    def input_name(self) -> str:
+        """The model input this feature feeds (an identifier, `mlops.contract_rules.input_name`)."""
+        return self.rule.input_name
+
+    @property
     def rule(self) -> FeatureRule:
         """This feature's input rules (raises ValueError when the declaration contradicts itself)."""
         return FeatureRule(self.name, self.type, self.nullable, self.min, self.max, self.categories)
 
 
 class Target(_Strict):
-    name: Annotated[str, Field(pattern=COLUMN_NAME_PATTERN)]
+    name: ColumnName
     # classification: the class labels, as they appear in the data (read as text)
     classes: tuple[str, ...] | None = None
     # regression: the plausible range of the target
@@ -195,7 +234,7 @@ class DataChecks(_Strict):
     csv_encoding: Literal["utf-8", "latin-1", "cp1252"] = "utf-8"
     # schema
     max_null_fraction: Annotated[float, Field(ge=0, le=1)] = 0.5  # per nullable column
-    id_columns: tuple[Annotated[str, Field(pattern=COLUMN_NAME_PATTERN)], ...] = ()  # extra columns, unique
+    id_columns: tuple[ColumnName, ...] = ()  # extra columns, unique
     # statistics against the reference (production baseline, else the last accepted dataset)
     max_feature_psi: Annotated[float, Field(gt=0)] = 0.25
     max_label_psi: Annotated[float, Field(gt=0)] = 0.1
@@ -309,6 +348,8 @@ class Contract(_Strict):
             raise ValueError(f"duplicate feature names: {duplicates}")
         if self.target.name in names:
             raise ValueError(f"target {self.target.name!r} is also listed as a feature")
+        if clashes := duplicate_input_names(names):
+            raise ValueError(f"features {clashes} map to the same model input name; rename one")
         if SUPPORTED_ESTIMATORS[self.estimator.name][0] is not self.problem_type:
             raise ValueError(f"estimator {self.estimator.name} does not solve {self.problem_type.value}")
         if SUPPORTED_METRICS[self.metric.name][0] is not self.problem_type:

@@ -41,19 +41,24 @@ def read_dataset(stream_or_bytes: bytes | IO[bytes], key: str, contract: Contrac
 
 
 def model_inputs(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
-    """The feature columns exactly as the ONNX graph receives them: float32 numbers (booleans as
-    0/1, NaN for nulls) and strings (MISSING_CATEGORY for nulls). Training fits on this frame, so
+    """The feature columns exactly as the ONNX graph receives them, named by graph input name
+    (`Feature.input_name`): float32 numbers (booleans as 0/1, NaN for nulls) and strings
+    (MISSING_CATEGORY for nulls). Training fits on this frame, so
     scikit-learn and ONNX see bit-identical inputs."""
     return pd.DataFrame(
-        {f.name: column_feed(frame[f.name].tolist(), f.type).ravel() for f in contract.features},
+        {f.input_name: column_feed(frame[f.name].tolist(), f.type).ravel() for f in contract.features},
         index=frame.index,
-    ).astype({f.name: np.float32 for f in contract.features if f.type is not FeatureType.CATEGORICAL})
+    ).astype({f.input_name: np.float32 for f in contract.features if f.type is not FeatureType.CATEGORICAL})
 
 
 def frame_feed(frame: pd.DataFrame, contract: Contract) -> dict[str, np.ndarray]:
-    """The onnxruntime feed for a frame of features (as returned by read_dataset or model_inputs)."""
-    inputs = model_inputs(frame, contract)
-    return {f.name: inputs[f.name].to_numpy().reshape(-1, 1) for f in contract.features}
+    """The onnxruntime feed for a frame of features as read_dataset returns it (named as in the file)."""
+    return inputs_feed(model_inputs(frame, contract), contract)
+
+
+def inputs_feed(inputs: pd.DataFrame, contract: Contract) -> dict[str, np.ndarray]:
+    """The onnxruntime feed for a frame model_inputs returned (named by graph input)."""
+    return {f.input_name: inputs[f.input_name].to_numpy().reshape(-1, 1) for f in contract.features}
 
 
 def _read_raw(stream_or_bytes: bytes | IO[bytes], key: str, contract: Contract) -> pd.DataFrame:
@@ -170,4 +175,4 @@ def _labels(column: pd.Series) -> pd.Series:
     return _per_value(column, lambda v: None if _is_null(v) else _text(v))
 
 
-__all__ = ["MISSING_CATEGORY", "frame_feed", "model_inputs", "read_dataset"]
+__all__ = ["MISSING_CATEGORY", "frame_feed", "inputs_feed", "model_inputs", "read_dataset"]
