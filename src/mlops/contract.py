@@ -434,7 +434,7 @@ def parse_contract(document: str | bytes | dict[str, Any], *, source: str = "con
     try:
         return Contract.model_validate(data)
     except ValidationError as error:
-        raise ContractError(f"{source}: " + "; ".join(_describe(e) for e in error.errors())) from None
+        raise ContractError(f"{source}: " + "; ".join(_describe_errors(error.errors(), data))) from None
 
 
 def contract_json_schema() -> dict[str, Any]:
@@ -480,10 +480,38 @@ def predict_request_schema(contracts: list[Contract], max_records: int | None = 
     }
 
 
-def _describe(error: Any) -> str:
-    location = ".".join(str(part) for part in error["loc"]) or "(document)"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{location}: {message}"
+def _describe_errors(errors: list[Any], document: dict[str, Any]) -> list[str]:
+    """One line per problem, a list item named by its column (`features[3] 'mean radius'.type`).
+
+    pydantic also reports a list whose items failed as too short (its valid items only are
+    counted): that says nothing the items' own errors do not, so it is left out.
+    """
+    failed_lists = {tuple(e["loc"][:-2]) for e in errors if len(e["loc"]) >= 2 and isinstance(e["loc"][-2], int)}
+    failed_lists |= {tuple(e["loc"][:-1]) for e in errors if e["loc"] and isinstance(e["loc"][-1], int)}
+    lines = []
+    for error in errors:
+        if error["type"] == "too_short" and tuple(error["loc"]) in failed_lists:
+            continue
+        message = str(error["msg"]).removeprefix("Value error, ")
+        lines.append(f"{_location(error['loc'], document)}: {message}")
+    return list(dict.fromkeys(lines))
+
+
+def _location(loc: tuple[Any, ...], document: Any) -> str:
+    """`features.3.type` as `features[3] 'mean radius'.type`: the position and the item's name."""
+    text = ""
+    node = document
+    for index, part in enumerate(loc):
+        if isinstance(part, int):
+            text += f"[{part}]"
+            node = node[part] if isinstance(node, list | tuple) and part < len(node) else None
+            naming_error = loc[index + 1 :] == ("name",)  # its message quotes the name already
+            if isinstance(node, dict) and isinstance(node.get("name"), str) and not naming_error:
+                text += f" {node['name']!r}"
+        else:
+            text += f".{part}" if text else str(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return text or "(document)"
 
 
 def _load_yaml(text: str, source: str, json_error: json.JSONDecodeError) -> Any:

@@ -174,3 +174,36 @@ def _inputs(trained: TrainedModel, contract: Contract, frame: pd.DataFrame) -> p
     return model_inputs(read_dataset(data, "rows.csv", contract), contract).astype(
         {f.input_name: np.float32 for f in contract.features}
     )
+
+
+def test_contract_errors_name_each_bad_column_once_without_unrelated_noise() -> None:
+    # GIVEN a contract whose 30 features are each declared wrongly (the breast cancer case)
+    frame = breast_cancer_frame()
+    features: list[dict[str, Any]] = [
+        {"name": column, "type": "number"} for column in frame.columns if column != "target"
+    ]
+    document = {
+        "name": "breast-cancer",
+        "problem_type": "classification",
+        "target": {"name": "target", "classes": ["0", "1"]},
+        "features": features,
+        "estimator": {"name": "logistic_regression"},
+        "metric": {"name": "accuracy"},
+    }
+    # WHEN it is parsed
+    with pytest.raises(ContractError) as refused:
+        parse_contract(document)
+    message = str(refused.value)
+    # THEN each column is named once, and nothing else is said
+    for feature in features:
+        assert message.count(repr(feature["name"])) == 1, feature["name"]
+    assert message.count("Input should be") == 30
+    assert "at least 1 item" not in message
+
+
+def test_contract_error_for_a_bad_column_name_quotes_it_once() -> None:
+    frame = pd.DataFrame({"ok": [1.0], "tab\there": [2.0], "y": ["a"]})
+    with pytest.raises(ContractError) as refused:
+        _numeric_contract("broken", frame, "y", ["a", "b"])
+    assert str(refused.value).count(repr("tab\there")) == 1
+    assert "features[1].name" in str(refused.value)
