@@ -5,6 +5,7 @@ mlops local up [--api-port P] [--fresh]  local mode, until Ctrl-C or SIGTERM; ke
 mlops local trigger <rule>               run a scheduled rule of a running local mode now
 mlops local save                         save a running local mode's state now
 mlops contracts check <file>...          validate contract documents
+mlops contracts infer FILE [--target T]  print a contract drafted from a CSV/Parquet sample (streams it)
 mlops contracts publish [--bucket B]     upload contracts/ to a deployed data bucket (no --bucket: to the
                                          running local mode, which adds their alarms at once)
 """
@@ -56,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     publish.add_argument("--dir", type=Path, default=REPO_ROOT / "contracts")
     schema = contracts.add_parser("schema", help="print the contract's JSON schema")
     del schema
+    infer = contracts.add_parser("infer", help="print a contract drafted from a CSV or Parquet sample")
+    infer.add_argument("file", type=Path, help="a .csv, .csv.gz or .parquet sample (read once, streaming)")
+    infer.add_argument("--target", help="the column to predict (default: the last one)")
+    infer.add_argument("--name", help="the model's name (default: from the file's name)")
+    infer.add_argument("--format", choices=("yaml", "json"), default="json", dest="output_format")
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
@@ -71,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         return _control(f"trigger/{args.rule}")
     if args.command == "local" and args.local_command == "save":
         return _control("state/save")
+    if args.command == "contracts" and args.contracts_command == "infer":
+        return _contracts_infer(args.file, args.target, args.name, args.output_format)
     if args.command == "contracts":
         return _contracts(args)
     parser.error("unknown command")
@@ -170,6 +178,21 @@ def _control(path: str) -> int:
     except urllib.error.URLError as error:
         print(f"local mode is not reachable: {error.reason}", file=sys.stderr)
         return 1
+
+
+def _contracts_infer(path: Path, target: str | None, name: str | None, output_format: str) -> int:
+    """The drafted contract on standard output; what to review on standard error."""
+    from mlops.contract_infer import dump_contract, infer_contract
+
+    try:
+        inferred = infer_contract(path, target=target, name=name)
+    except (ContractError, OSError) as error:
+        print(f"cannot infer a contract: {error}", file=sys.stderr)
+        return 1
+    sys.stdout.write(dump_contract(inferred.document, output_format))
+    for note in inferred.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return 0
 
 
 def _contracts(args: argparse.Namespace) -> int:
