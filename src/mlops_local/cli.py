@@ -6,6 +6,7 @@ mlops local trigger <rule>               run a scheduled rule of a running local
 mlops local save                         save a running local mode's state now
 mlops contracts check <file>...          validate contract documents
 mlops contracts infer FILE [--target T]  print a contract drafted from a CSV/Parquet sample (streams it)
+mlops contracts reference                write docs/contracts.md from the contract's JSON schema
 mlops contracts publish [--bucket B]     upload contracts/ to a deployed data bucket (no --bucket: to the
                                          running local mode, which adds their alarms at once)
 """
@@ -26,6 +27,7 @@ from mlops.errors import ContractError
 from mlops_local.handlers import REPO_ROOT
 
 STATE_FILE = REPO_ROOT / ".local" / "state.json"
+REFERENCE_FILE = REPO_ROOT / "docs" / "contracts.md"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     infer.add_argument("--target", help="the column to predict (default: the last one)")
     infer.add_argument("--name", help="the model's name (default: from the file's name)")
     infer.add_argument("--format", choices=("yaml", "json"), default="json", dest="output_format")
+    reference = contracts.add_parser("reference", help="write the contract reference from the JSON schema")
+    reference.add_argument("--output", type=Path, default=REFERENCE_FILE, help="default docs/contracts.md; - prints it")
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
@@ -77,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         return _control(f"trigger/{args.rule}")
     if args.command == "local" and args.local_command == "save":
         return _control("state/save")
+    if args.command == "contracts" and args.contracts_command == "reference":
+        return _contracts_reference(args.output)
     if args.command == "contracts" and args.contracts_command == "infer":
         return _contracts_infer(args.file, args.target, args.name, args.output_format)
     if args.command == "contracts":
@@ -178,6 +184,19 @@ def _control(path: str) -> int:
     except urllib.error.URLError as error:
         print(f"local mode is not reachable: {error.reason}", file=sys.stderr)
         return 1
+
+
+def _contracts_reference(output: Path) -> int:
+    from mlops.contract import contract_json_schema
+    from mlops.contract_reference import render_reference
+
+    text = render_reference(contract_json_schema())
+    if str(output) == "-":
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+        print(f"wrote {output}")
+    return 0
 
 
 def _contracts_infer(path: Path, target: str | None, name: str | None, output_format: str) -> int:
