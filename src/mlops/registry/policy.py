@@ -102,7 +102,8 @@ def decide_promotion(
     if not metric.meets_threshold(value):
         bound = "minimum" if metric.higher_is_better else "maximum"
         return PromotionDecision(
-            False, f"{name} {value:.6g} does not meet the contract {bound} {metric.threshold:.6g} ({direction} is better)"
+            False,
+            f"{name} {value:.6g} does not meet the contract {bound} {metric.threshold:.6g} ({direction} is better)",
         )
     if champion is None:
         return PromotionDecision(True, f"{name} {value:.6g} meets the contract and there is no production version")
