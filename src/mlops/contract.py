@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -545,6 +546,17 @@ def parse_contract(document: str | bytes | dict[str, Any], *, source: str = "con
         raise ContractError(f"{source}: " + "; ".join(_describe_errors(error.errors(), data))) from None
 
 
+# A contract is written as JSON or YAML (the same document); `mlops contracts publish` stores it in
+# the data bucket as canonical JSON (`contracts/<model>.json`), the only form the functions read,
+# so their packages need no YAML parser.
+CONTRACT_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+def contract_files(directory: Path) -> list[Path]:
+    """The contract documents of a directory (JSON or YAML), by file name."""
+    return sorted(p for p in directory.iterdir() if p.suffix.lower() in CONTRACT_SUFFIXES and p.is_file())
+
+
 def contract_json_schema() -> dict[str, Any]:
     return Contract.model_json_schema()
 
@@ -624,10 +636,31 @@ def _location(loc: tuple[Any, ...], document: Any) -> str:
 
 def _load_yaml(text: str, source: str, json_error: json.JSONDecodeError) -> Any:
     try:
-        import yaml  # only the CLI reads YAML; Lambda contracts are stored as JSON
-    except ImportError:  # pragma: no cover - Lambda layers ship JSON contracts only
+        import yaml  # only the CLI, synthesis and local mode read YAML; the bucket holds canonical JSON
+    except ImportError:  # pragma: no cover - Lambda layers ship no YAML parser
         raise ContractError(f"{source}: not valid JSON ({json_error})") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as error:
         raise ContractError(f"{source}: neither valid JSON nor YAML ({error})") from None
+
+
+def _yaml_loader() -> Any:
+    """PyYAML's SafeLoader with YAML 1.2's booleans: only true/false. YAML 1.1 also reads yes, no,
+    on and off as booleans, which would turn `categories: [yes, no]` or `classes: [no, yes]` into
+    true/false instead of the labels the file holds."""
+    import re
+
+    import yaml
+
+    class ContractLoader(yaml.SafeLoader):
+        pass
+
+    ContractLoader.yaml_implicit_resolvers = {
+        first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:bool"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    ContractLoader.add_implicit_resolver(
+        "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+    )
+    return ContractLoader

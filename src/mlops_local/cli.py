@@ -215,12 +215,12 @@ def _contracts_infer(path: Path, target: str | None, name: str | None, output_fo
 
 
 def _contracts(args: argparse.Namespace) -> int:
-    from mlops.contract import contract_json_schema, parse_contract
+    from mlops.contract import contract_files, contract_json_schema, parse_contract
 
     if args.contracts_command == "schema":
         print(json.dumps(contract_json_schema(), indent=2))
         return 0
-    files = args.files if args.contracts_command == "check" else sorted(args.dir.glob("*.json"))
+    files = args.files if args.contracts_command == "check" else contract_files(args.dir)
     parsed = []
     failed = False
     for path in files:
