@@ -553,8 +553,8 @@ CONTRACT_SUFFIXES = (".json", ".yaml", ".yml")
 
 
 def contract_files(directory: Path) -> list[Path]:
-    """The contract documents of a directory (JSON or YAML), by file name."""
-    return sorted(p for p in directory.iterdir() if p.suffix.lower() in CONTRACT_SUFFIXES and p.is_file())
+    """The contract documents of a directory (JSON or YAML), by file name; none when it does not exist."""
+    return sorted(p for p in directory.glob("*") if p.suffix.lower() in CONTRACT_SUFFIXES and p.is_file())
 
 
 def contract_json_schema() -> dict[str, Any]:
