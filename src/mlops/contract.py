@@ -184,6 +184,11 @@ class Feature(_Strict):
         return FeatureRule(self.name, self.type, self.nullable, self.min, self.max, self.categories)
 
 
+class TargetMissing(StrEnum):
+    DROP = "drop"
+    QUARANTINE = "quarantine"
+
+
 class Target(_Strict):
     """The column the model predicts."""
 
@@ -194,6 +199,8 @@ class Target(_Strict):
     """regression: the smallest plausible target value"""
     max: float | None = None
     """regression: the largest plausible target value"""
+    missing: TargetMissing = TargetMissing.QUARANTINE
+    """rows without a target: quarantine refuses the dataset (the default: an unlabelled row often means an upstream join failed, and dropping rows changes what the model learns, so that is the author's explicit choice); drop leaves them out of training, counted in the validation report and bounded by data.max_null_fraction"""
 
 
 class Estimator(_Strict):
@@ -494,6 +501,8 @@ class Contract(_Strict):
         metric["minimum"] = metric.pop("at_least") if self.metric.higher_is_better else metric.pop("at_most")
         metric.pop("at_least", None)
         metric.pop("at_most", None)
+        if self.target.missing is TargetMissing.QUARANTINE:
+            del document["target"]["missing"]
         if self.retraining == Retraining():
             del document["retraining"]
         if self.promotion == Promotion():

@@ -16,7 +16,8 @@ What it decides, per column:
 - nullable: the column had an empty (or NA/NULL) cell;
 - the target (`target`, else the last column): text, boolean, or whole numbers with at most
   `MAX_CLASSES` distinct values -> classification (classes as the dataset readers see them: text,
-  whole numbers without a decimal point); other numbers -> regression.
+  whole numbers without a decimal point); other numbers -> regression; when some rows have no
+  target, `target.missing: drop` (said in a note: the author decides).
 The estimator is logistic regression (classification) or ridge (regression), the metric roc_auc
 for two classes, f1_macro for more, r2 for regression.
 """
@@ -206,7 +207,10 @@ def infer_contract(path: Path, *, target: str | None = None, name: str | None = 
     target_profile = by_name[target]
     problem_type, target_document = _target(target_profile)
     if target_profile.nulls:
-        notes.append(f"target {target!r}: {target_profile.nulls} rows without a value")
+        notes.append(
+            f"target {target!r}: {target_profile.nulls} rows without a value; target.missing is drop (training "
+            "leaves them out, validation counts them); quarantine refuses such a dataset"
+        )
     document: dict[str, Any] = {
         "name": name or _model_name(path),
         "description": f"Drafted by `mlops contracts infer` from {path.name} ({rows} rows): review before use.",
@@ -339,6 +343,8 @@ def _plain(value: float) -> float:
 
 def _target(profile: ColumnProfile) -> tuple[str, dict[str, Any]]:
     document: dict[str, Any] = {"name": profile.name}
+    if profile.nulls:
+        document["missing"] = "drop"
     if profile.numeric and not (profile.whole and not profile.many and len(profile.distinct) <= MAX_CLASSES):
         document["min"], document["max"] = _widened(*profile.observed_range)
         return "regression", document

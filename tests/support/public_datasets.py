@@ -43,9 +43,13 @@ def write_csv(frame: pd.DataFrame, directory: Path, name: str) -> Path:
     return path
 
 
-def contract_check_failures(data: bytes, contract: Contract) -> list[str]:
-    """The validator's contract checks (types, nulls, ranges, categories, labels) on CSV bytes: each
-    failing check as text, [] when the file meets the contract."""
+def read_checked(data: bytes, contract: Contract) -> DatasetChecker:
+    """The validator's contract checks (types, nulls, ranges, categories, labels) run over CSV bytes."""
     checker = DatasetChecker(contract)
     read_csv(io.BytesIO(data), checker)
-    return [str(result) for result in checker.results() if not result.passed]
+    return checker
+
+
+def contract_check_failures(data: bytes, contract: Contract) -> list[str]:
+    """Each failing contract check of CSV bytes as text, [] when the file meets the contract."""
+    return [str(result) for result in read_checked(data, contract).results() if not result.passed]

@@ -44,15 +44,14 @@ def _cli(*argv: str) -> tuple[int, str, str]:
         ("breast_cancer", "target", "json", "classification", "roc_auc", 0.95),  # names with spaces
         ("wine", "target", "yaml", "classification", "f1_macro", 0.85),  # od280/od315_of_diluted_wines
         ("penguins", "species", "yaml", "classification", "f1_macro", 0.85),  # missing values
-        ("penguins", "flipper_length_mm", "json", "regression", "r2", 0.6),  # a numeric target
+        ("penguins", "flipper_length_mm", "json", "regression", "r2", 0.6),  # a numeric target, 2 missing
+        ("penguins", "sex", "yaml", "classification", "roc_auc", 0.9),  # 11 rows without a target
     ],
 )
 def test_infer_drafts_a_contract_that_checks_and_trains_on_a_real_dataset(
     tmp_path: Path, dataset: str, target: str, output_format: str, problem_type: str, metric: str, score: float
 ) -> None:
     frame = {"breast_cancer": breast_cancer_frame, "wine": wine_frame, "penguins": penguins_frame}[dataset]()
-    if problem_type == "regression":  # rows without a target cannot train a regression
-        frame = frame.dropna(subset=[target])
     path = write_csv(frame, tmp_path, dataset)
 
     # WHEN the CLI infers a contract, and the printed text is saved as is
@@ -67,6 +66,7 @@ def test_infer_drafts_a_contract_that_checks_and_trains_on_a_real_dataset(
     assert contract.problem_type.value == problem_type
     assert contract.metric.name == metric
     assert contract.feature_names == [c for c in frame.columns if c != target]
+    assert contract.target.missing == ("drop" if frame[target].isna().any() else "quarantine")
     # AND the file meets it, and the real training code trains a model that scores
     data = path.read_bytes()
     assert contract_check_failures(data, contract) == []

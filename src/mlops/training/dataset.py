@@ -8,7 +8,7 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
-from mlops.contract import Contract, FeatureType, ProblemType
+from mlops.contract import Contract, FeatureType, ProblemType, TargetMissing
 from mlops.contract_rules import BOOLEAN_TEXT
 from mlops.errors import DatasetError
 from mlops.training.onnx_io import MISSING_CATEGORY, column_feed
@@ -19,6 +19,7 @@ def read_dataset(stream_or_bytes: bytes | IO[bytes], key: str, contract: Contrac
 
     Numeric features are float64 (NaN for nulls), booleans are bool or, when nullable, object
     True/False/None, categoricals and classification targets are object str/None.
+    Rows without a target are left out when the contract says `target.missing: drop`.
     Raises DatasetError when the format is unknown, a column is missing or a value does not parse.
 
     Memory: only the contract's columns are read; CSV numbers are parsed straight to float64 and
@@ -37,6 +38,8 @@ def read_dataset(stream_or_bytes: bytes | IO[bytes], key: str, contract: Contrac
         frame[contract.target.name] = _labels(target)
     else:
         frame[contract.target.name] = _numbers(target, contract.target.name, key)
+    if contract.target.missing is TargetMissing.DROP:  # validation counted them in its report
+        frame = frame[frame[contract.target.name].notna()].reset_index(drop=True)
     return frame
 
 

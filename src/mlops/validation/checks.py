@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlops.contract import Contract, FeatureType, ProblemType
+from mlops.contract import Contract, FeatureType, ProblemType, TargetMissing
 from mlops.contract_rules import BOOLEAN_TEXT, FLOAT32_MAX, FLOAT64_MAX, NULL_CATEGORY_TEXTS, FeatureRule
 from mlops.validation.report import MAX_OFFENDING, CheckName, CheckResult, Offending
 from mlops.validation.stats import Observed, StatsCollector
@@ -280,9 +280,18 @@ class _ColumnState:
             return [CheckResult(name=CheckName.TYPE, column=rule.name, passed=False, details=self.column_type_error)]
         results = [self._result(CheckName.TYPE, f"values must be {_kind_text(rule.kind)}")]
         if rule.nullable:
+            details = (
+                f"{self.nulls} rows without a target: dropped before training (target.missing: drop)"
+                if rule.is_target
+                else f"{self.nulls} nulls (nullable)"
+            )
             results.append(
                 CheckResult(
-                    name=CheckName.NULLS, column=rule.name, passed=True, details=f"{self.nulls} nulls (nullable)"
+                    name=CheckName.NULLS,
+                    column=rule.name,
+                    passed=True,
+                    details=details,
+                    failing_rows=self.nulls if rule.is_target else None,
                 )
             )
             share = self.nulls / rows if rows else 0.0
@@ -441,7 +450,7 @@ def _rules(contract: Contract) -> list[_ColumnRule]:
             _ColumnRule(
                 name=target.name,
                 kind=FeatureType.CATEGORICAL,
-                nullable=False,
+                nullable=target.missing is TargetMissing.DROP,
                 allowed=frozenset(target.classes or ()),
                 is_target=True,
             )
@@ -451,7 +460,7 @@ def _rules(contract: Contract) -> list[_ColumnRule]:
             _ColumnRule(
                 name=target.name,
                 kind=FeatureType.NUMERIC,
-                nullable=False,
+                nullable=target.missing is TargetMissing.DROP,
                 min=target.min,
                 max=target.max,
                 is_target=True,
