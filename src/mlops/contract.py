@@ -19,8 +19,12 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
     ValidationError,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
@@ -36,6 +40,7 @@ from mlops.contract_rules import (
     column_name_problem,
     duplicate_input_names,
     is_valid_model_name,
+    label_text,
 )
 from mlops.errors import ContractError
 
@@ -193,12 +198,34 @@ class Target(_Strict):
     """The column the model predicts."""
 
     name: ColumnName
-    classes: tuple[str, ...] | None = None
-    """classification: the class labels, as they appear in the data (read as text); the second of two is the positive class"""
+    classes: tuple[StrictStr, ...] | tuple[StrictBool, ...] | tuple[StrictInt, ...] | None = None
+    """classification: the class labels, all text, all integers or both booleans (predict answers in that type); the second of two is the positive class"""
     min: float | None = None
     """regression: the smallest plausible target value"""
     max: float | None = None
     """regression: the largest plausible target value"""
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _one_kind_of_label(cls, classes: Any) -> Any:
+        if not isinstance(classes, list | tuple) or not classes:
+            return classes
+        kinds = {
+            bool if type(c) is bool else int if type(c) is int else str if type(c) is str else None for c in classes
+        }
+        if len(kinds) != 1 or None in kinds:
+            raise ValueError(f"classes must be all text, all integers or all booleans, got {list(classes)}")
+        if kinds == {bool} and sorted(classes) != [False, True]:
+            raise ValueError("boolean classes are [false, true] (each once)")
+        if len({label_text(c) for c in classes}) != len(classes):
+            raise ValueError(f"classes must not repeat a label: {list(classes)}")
+        return classes
+
+    @property
+    def labels(self) -> tuple[str, ...] | None:
+        """The classes as every stage handles them (text, `label_text`); None for regression."""
+        return None if self.classes is None else tuple(label_text(c) for c in self.classes)
+
     missing: TargetMissing = TargetMissing.QUARANTINE
     """rows without a target: quarantine refuses the dataset (the default: an unlabelled row often means an upstream join failed, and dropping rows changes what the model learns, so that is the author's explicit choice); drop leaves them out of training, counted in the validation report and bounded by data.max_null_fraction"""
 
@@ -531,7 +558,7 @@ def positive_class(contract: Contract) -> str | None:
     """For binary classification, the class whose probability is profiled and scored by roc_auc
     (training's holdout and live quality): the second class the contract lists (e.g. "yes" of
     ["no", "yes"])."""
-    classes = contract.target.classes or ()
+    classes = contract.target.labels or ()
     return classes[1] if contract.problem_type is ProblemType.CLASSIFICATION and len(classes) == 2 else None
 
 

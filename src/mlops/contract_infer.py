@@ -15,8 +15,8 @@ What it decides, per column:
   `data.id_columns` rather than as a feature;
 - nullable: the column had an empty (or NA/NULL) cell;
 - the target (`target`, else the last column): text, boolean, or whole numbers with at most
-  `MAX_CLASSES` distinct values -> classification (classes as the dataset readers see them: text,
-  whole numbers without a decimal point); other numbers -> regression; when some rows have no
+  `MAX_CLASSES` distinct values -> classification (classes in the file's kind: integers, booleans
+  or text); other numbers -> regression; when some rows have no
   target, `target.missing: drop` (said in a note: the author decides).
 The estimator is logistic regression (classification) or ridge (regression), the metric roc_auc
 for two classes, f1_macro for more, r2 for regression.
@@ -359,10 +359,13 @@ def _target(profile: ColumnProfile) -> tuple[str, dict[str, Any]]:
     return "classification", document
 
 
-def _classes(profile: ColumnProfile) -> list[str]:
-    """The labels as the dataset readers see them (text): whole numbers without a decimal point."""
+def _classes(profile: ColumnProfile) -> list[Any]:
+    """The labels in the file's own kind: integers for whole numbers, [false, true] for true/false
+    words (predict then answers in that type), else text."""
     if profile.numeric:
-        return [str(int(v)) for v in sorted(profile.distinct)]
+        return [int(v) for v in sorted(profile.distinct)]
+    if profile.boolean and profile.words:
+        return [False, True]
     return sorted(str(v) for v in profile.distinct)
 
 

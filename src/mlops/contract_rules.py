@@ -24,7 +24,7 @@ import hashlib
 import math
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -102,6 +102,40 @@ def duplicate_input_names(columns: Iterable[str]) -> list[str]:
         if other != column:
             clashes.extend(c for c in (other, column) if c not in clashes)
     return clashes
+
+
+def label_text(label: object) -> str:
+    """A class label as every stage handles it, text: true/false for booleans, digits for integers.
+    (A contract may declare `classes: [0, 1]` or `[false, true]`; predict answers in that type.)"""
+    if isinstance(label, bool):
+        return "true" if label else "false"
+    return str(label)
+
+
+def label_reader(classes: Iterable[object]) -> Callable[[str], str] | None:
+    """How a cell's text (a dataset's target, a feedback file's label) reads as a label text of
+    `classes`: booleans through `BOOLEAN_TEXT` (True, 1, FALSE...), integers through their number
+    ("1.0" -> "1"), text as it is. A text that is none of them is returned as it is (and refused
+    by whoever checks it against the classes). None for text classes: a cell is its label."""
+    kinds = {type(c) for c in classes}
+    if kinds == {bool}:
+        return _boolean_label
+    if kinds == {int}:
+        return _integer_label
+    return None
+
+
+def _boolean_label(text: str) -> str:
+    truth = BOOLEAN_TEXT.get(text.strip().lower())
+    return text if truth is None else label_text(truth)
+
+
+def _integer_label(text: str) -> str:
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number.is_integer() else text
 
 
 def is_null_category(text: str) -> bool:

@@ -94,7 +94,7 @@ def test_infer_reads_names_types_nulls_ranges_and_categories_as_in_the_file(tmp_
 
     cancer = infer_contract(write_csv(breast_cancer_frame(), tmp_path, "Breast Cancer"))
     assert cancer.document["name"] == "breast-cancer"
-    assert cancer.document["target"] == {"name": "target", "classes": ["0", "1"]}
+    assert cancer.document["target"] == {"name": "target", "classes": [0, 1]}
     assert any("last column" in note for note in cancer.notes)  # no --target: the reviewer is told
     # a non-negative column stays non-negative after the margin
     assert all(f["min"] >= 0 for f in cancer.document["features"])

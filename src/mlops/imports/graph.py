@@ -212,7 +212,7 @@ def _check_outputs(model: onnx.ModelProto, contract: Contract) -> list[str]:
 
 
 def _check_classes(model: onnx.ModelProto, contract: Contract) -> tuple[tuple[str, ...], list[str]]:
-    declared = list(contract.target.classes or ())
+    declared = list(contract.target.labels or ())
     claimed = {p.key: p.value for p in model.metadata_props}.get(META_CLASSES)
     found = _classifier_labels(model)
     if claimed is not None:

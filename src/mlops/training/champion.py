@@ -211,7 +211,7 @@ def _check_comparable(champion: Contract, candidate: Contract) -> None:
         raise _Unscorable(f"it solves {champion.problem_type.value}, the candidate {candidate.problem_type.value}")
     if champion.target.name != candidate.target.name:
         raise _Unscorable(f"it predicts {champion.target.name!r}, the candidate {candidate.target.name!r}")
-    if set(champion.target.classes or ()) != set(candidate.target.classes or ()):
+    if set(champion.target.labels or ()) != set(candidate.target.labels or ()):
         raise _Unscorable(
             f"its classes {list(champion.target.classes or ())} differ from the candidate's "
             f"{list(candidate.target.classes or ())}"

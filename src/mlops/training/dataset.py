@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import IO, Any
 
 import numpy as np
 import pandas as pd
 
 from mlops.contract import Contract, FeatureType, ProblemType, TargetMissing
-from mlops.contract_rules import BOOLEAN_TEXT
+from mlops.contract_rules import BOOLEAN_TEXT, label_reader
 from mlops.errors import DatasetError
 from mlops.training.onnx_io import MISSING_CATEGORY, column_feed
 
@@ -35,7 +36,7 @@ def read_dataset(stream_or_bytes: bytes | IO[bytes], key: str, contract: Contrac
         frame[feature.name] = _typed(raw[feature.name], feature.type, key)
     target = raw[contract.target.name]
     if contract.problem_type is ProblemType.CLASSIFICATION:
-        frame[contract.target.name] = _labels(target)
+        frame[contract.target.name] = _labels(target, label_reader(contract.target.classes or ()))
     else:
         frame[contract.target.name] = _numbers(target, contract.target.name, key)
     if contract.target.missing is TargetMissing.DROP:  # validation counted them in its report
@@ -174,8 +175,10 @@ def _text(value: object) -> str:
     return str(value)
 
 
-def _labels(column: pd.Series) -> pd.Series:
-    return _per_value(column, lambda v: None if _is_null(v) else _text(v))
+def _labels(column: pd.Series, read_label: Callable[[str], str] | None = None) -> pd.Series:
+    """Class labels as text; `read_label` reads integer and boolean classes ("True" -> "true")."""
+    read = read_label or str
+    return _per_value(column, lambda v: None if _is_null(v) else read(_text(v)))
 
 
 __all__ = ["MISSING_CATEGORY", "frame_feed", "inputs_feed", "model_inputs", "read_dataset"]

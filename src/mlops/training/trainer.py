@@ -140,7 +140,7 @@ def target_values(frame: pd.DataFrame, contract: Contract) -> np.ndarray:
             raise TrainingRejectedError(f"target {target!r} has non-numeric or infinite values")
         return values
     labels = np.array([str(v) for v in column.tolist()], dtype=object)
-    declared = list(contract.target.classes or ())
+    declared = list(contract.target.labels or ())
     unknown = sorted(set(labels.tolist()) - set(declared))
     if unknown:
         raise TrainingRejectedError(f"target {target!r} has labels outside the contract's classes: {unknown[:10]}")
