@@ -828,8 +828,15 @@ _PREDICT_RESPONSE = {
                 "required": ["prediction_id"],
                 "properties": {
                     "prediction_id": {"type": "string", "pattern": PREDICTION_ID_PATTERN},
-                    "label": {"type": "string"},
-                    "probabilities": {"type": "object", "additionalProperties": {"type": "number"}},
+                    "label": {
+                        "type": ["string", "integer", "boolean"],
+                        "description": "the class, in the type the contract declares its classes",
+                    },
+                    "probabilities": {
+                        "type": "object",
+                        "additionalProperties": {"type": "number"},
+                        "description": "per class, keyed by its text (true/false, digits for integers)",
+                    },
                     "value": {"type": "number"},
                 },
             },

@@ -245,7 +245,7 @@ class ModelAlarms(Construct):
         # QualityBelowMinimum is published only for a window with enough labels (like DriftDetected):
         # a quiet day keeps the state, only a judged window clears it
         live = contract.monitoring.live_quality
-        minimum = f"{contract.metric.minimum}" if contract.metric.minimum is not None else "none"
+        minimum = f"{contract.metric.threshold}" if contract.metric.threshold is not None else "none"
         self.quality = alarm(
             "Quality",
             "quality",

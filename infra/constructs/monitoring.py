@@ -20,7 +20,7 @@ from infra.constructs.events import EventBackbone
 from infra.constructs.function_defaults import LayerLibrary, MlopsFunction
 from infra.constructs.registry import Registry
 from infra.layers import REPO_ROOT
-from mlops.contract import Contract, parse_contract
+from mlops.contract import Contract, contract_files, parse_contract
 from mlops.layout import BASELINES_PREFIX, CAPTURES_PREFIX, LABELS_PREFIX
 
 CONTRACTS_DIR = REPO_ROOT / "contracts"
@@ -40,8 +40,8 @@ def contracts_directory(scope: Construct) -> Path:
 
 
 def load_contracts(directory: Path = CONTRACTS_DIR) -> list[Contract]:
-    """Every `contracts/*.json`, parsed (a broken contract fails synth)."""
-    return [parse_contract(path.read_text(), source=str(path.name)) for path in sorted(directory.glob("*.json"))]
+    """Every contract of `contracts/` (JSON or YAML), parsed (a broken contract fails synth)."""
+    return [parse_contract(path.read_text(), source=str(path.name)) for path in contract_files(directory)]
 
 
 class Monitoring(Construct):

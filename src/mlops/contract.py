@@ -11,19 +11,36 @@ from __future__ import annotations
 import hashlib
 import json
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from mlops.contract_rules import (
     COLUMN_NAME_PATTERN,
     DEFAULT_CAPTURE_SAMPLE_RATE,
     DEFAULT_FEEDBACK_HORIZON_HOURS,
+    MAX_COLUMN_NAME_LENGTH,
     MODEL_NAME_PATTERN,
     FeatureRule,
     FeatureType,
     ProblemType,
+    column_name_problem,
+    duplicate_input_names,
     is_valid_model_name,
+    label_text,
 )
 from mlops.errors import ContractError
 
@@ -64,7 +81,8 @@ SUPPORTED_ESTIMATORS: dict[str, tuple[ProblemType, frozenset[str]]] = {
     ),
 }
 
-# metric name -> (problem type, higher is better)
+# metric name -> (problem type, higher is better). The threshold's name says the direction:
+# `at_least` for a higher-is-better score, `at_most` for a lower-is-better error.
 SUPPORTED_METRICS: dict[str, tuple[ProblemType, bool]] = {
     "accuracy": (ProblemType.CLASSIFICATION, True),
     "f1_macro": (ProblemType.CLASSIFICATION, True),
@@ -77,20 +95,83 @@ SUPPORTED_METRICS: dict[str, tuple[ProblemType, bool]] = {
 
 ParamValue = int | float | str | bool | None
 
+EstimatorName = StrEnum("EstimatorName", {name: name for name in SUPPORTED_ESTIMATORS})  # type: ignore[misc]
+MetricName = StrEnum("MetricName", {name: name for name in SUPPORTED_METRICS})  # type: ignore[misc]
+
+
+def metric_direction(name: str) -> str:
+    """ "higher is better" or "lower is better"."""
+    return "higher is better" if SUPPORTED_METRICS[name][1] else "lower is better"
+
+
+def _estimator_schema() -> dict[str, Any]:
+    return {
+        "type": "string",
+        "enum": list(SUPPORTED_ESTIMATORS),
+        "description": "the model to train; each solves one problem type and accepts only its listed params: "
+        + "; ".join(
+            f"{name} ({problem.value}: {', '.join(sorted(params))})"
+            for name, (problem, params) in SUPPORTED_ESTIMATORS.items()
+        ),
+    }
+
+
+def _metric_schema() -> dict[str, Any]:
+    return {
+        "type": "string",
+        "enum": list(SUPPORTED_METRICS),
+        "description": "the holdout metric that gates and ranks versions: "
+        + "; ".join(
+            f"{name} ({problem.value}, {metric_direction(name)}: threshold {'at_least' if higher else 'at_most'})"
+            for name, (problem, higher) in SUPPORTED_METRICS.items()
+        ),
+        "x-higher-is-better": {name: higher for name, (_, higher) in SUPPORTED_METRICS.items()},
+    }
+
+
+def _column_name(name: str) -> str:
+    if problem := column_name_problem(name):
+        raise ValueError(problem)
+    return name
+
+
+# A column as named in the file (spaces, punctuation, unicode); `FeatureRule.input_name` is its identifier.
+ColumnName = Annotated[
+    str,
+    AfterValidator(_column_name),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_COLUMN_NAME_LENGTH,
+            "pattern": COLUMN_NAME_PATTERN,
+            "description": "the column's name exactly as in the file's header (any text without control characters)",
+        }
+    ),
+]
+
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # a field's docstring is its description in the JSON schema (and docs/contracts.md)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class Feature(_Strict):
-    name: Annotated[str, Field(pattern=COLUMN_NAME_PATTERN)]
+    """One input column of the model."""
+
+    name: ColumnName
     type: FeatureType
+    """numeric (finite numbers), categorical (text) or boolean (true/false, 1/0 in files)"""
     nullable: bool = False
+    """whether a row may leave it empty (fed as a null: the median or a "missing" category fills it)"""
     min: float | None = None
+    """numeric only: the smallest accepted value (none: unbounded)"""
     max: float | None = None
+    """numeric only: the largest accepted value (none: unbounded)"""
     categories: tuple[str, ...] | None = None
-    # validation reports quote this column's bad cell values (else only row numbers and kinds)
+    """categorical only: the accepted values (none: any text; values unseen in training count as none of them)"""
     show_values: bool = False
+    """validation reports quote this column's bad cell values (else only row numbers and kinds)"""
 
     @model_validator(mode="after")
     def _constraints_fit_type(self) -> Feature:
@@ -98,30 +179,63 @@ class Feature(_Strict):
         return self
 
     @property
+    def input_name(self) -> str:
+        """The model input this feature feeds (an identifier, `mlops.contract_rules.input_name`)."""
+        return self.rule.input_name
+
+    @property
     def rule(self) -> FeatureRule:
         """This feature's input rules (raises ValueError when the declaration contradicts itself)."""
         return FeatureRule(self.name, self.type, self.nullable, self.min, self.max, self.categories)
 
 
+class TargetMissing(StrEnum):
+    DROP = "drop"
+    QUARANTINE = "quarantine"
+
+
 class Target(_Strict):
-    name: Annotated[str, Field(pattern=COLUMN_NAME_PATTERN)]
-    # classification: the class labels, as they appear in the data (read as text)
-    classes: tuple[str, ...] | None = None
-    # regression: the plausible range of the target
+    """The column the model predicts."""
+
+    name: ColumnName
+    classes: tuple[StrictStr, ...] | tuple[StrictBool, ...] | tuple[StrictInt, ...] | None = None
+    """classification: the class labels, all text, all integers or both booleans (predict answers in that type); the second of two is the positive class"""
     min: float | None = None
+    """regression: the smallest plausible target value"""
     max: float | None = None
+    """regression: the largest plausible target value"""
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _one_kind_of_label(cls, classes: Any) -> Any:
+        if not isinstance(classes, list | tuple) or not classes:
+            return classes
+        kinds = {
+            bool if type(c) is bool else int if type(c) is int else str if type(c) is str else None for c in classes
+        }
+        if len(kinds) != 1 or None in kinds:
+            raise ValueError(f"classes must be all text, all integers or all booleans, got {list(classes)}")
+        if kinds == {bool} and sorted(classes) != [False, True]:
+            raise ValueError("boolean classes are [false, true] (each once)")
+        if len({label_text(c) for c in classes}) != len(classes):
+            raise ValueError(f"classes must not repeat a label: {list(classes)}")
+        return classes
+
+    @property
+    def labels(self) -> tuple[str, ...] | None:
+        """The classes as every stage handles them (text, `label_text`); None for regression."""
+        return None if self.classes is None else tuple(label_text(c) for c in self.classes)
+
+    missing: TargetMissing = TargetMissing.QUARANTINE
+    """rows without a target: quarantine refuses the dataset (the default: an unlabelled row often means an upstream join failed, and dropping rows changes what the model learns, so that is the author's explicit choice); drop leaves them out of training, counted in the validation report and bounded by data.max_null_fraction"""
 
 
 class Estimator(_Strict):
-    name: str
-    params: dict[str, ParamValue] = Field(default_factory=dict)
+    """The scikit-learn estimator trained after the contract's preprocessing (imputation, scaling, one-hot)."""
 
-    @field_validator("name")
-    @classmethod
-    def _known(cls, name: str) -> str:
-        if name not in SUPPORTED_ESTIMATORS:
-            raise ValueError(f"unsupported estimator {name!r}; supported: {', '.join(sorted(SUPPORTED_ESTIMATORS))}")
-        return name
+    name: Annotated[EstimatorName, WithJsonSchema(_estimator_schema())]
+    params: dict[str, ParamValue] = Field(default_factory=dict)
+    """hyperparameters of the estimator (only those listed for it; the rest keep scikit-learn's defaults)"""
 
     @model_validator(mode="after")
     def _known_params(self) -> Estimator:
@@ -133,26 +247,54 @@ class Estimator(_Strict):
 
 
 class Metric(_Strict):
-    name: str
-    minimum: float | None = None  # for lower-is-better metrics this is the maximum allowed value
-    # a challenger must beat the champion by at least this much to be promoted
-    min_improvement: Annotated[float, Field(ge=0)] = 0.0
+    """The holdout metric: a version is promoted only when it meets the threshold and beats production."""
 
-    @field_validator("name")
+    name: Annotated[MetricName, WithJsonSchema(_metric_schema())]
+    at_least: float | None = None
+    """a score (higher is better: accuracy, f1_macro, roc_auc, r2) must be at least this to be promoted"""
+    at_most: float | None = None
+    """an error (lower is better: log_loss, rmse, mae) must be at most this to be promoted"""
+    min_improvement: Annotated[float, Field(ge=0)] = 0.0
+    """a challenger must beat the production version by at least this much (in the metric's direction)"""
+
+    @model_validator(mode="before")
     @classmethod
-    def _known(cls, name: str) -> str:
-        if name not in SUPPORTED_METRICS:
-            raise ValueError(f"unsupported metric {name!r}; supported: {', '.join(sorted(SUPPORTED_METRICS))}")
-        return name
+    def _legacy_minimum(cls, data: Any) -> Any:
+        """Contracts before the threshold said its direction wrote `minimum` for both (a maximum for errors)."""
+        if not isinstance(data, dict) or "minimum" not in data:
+            return data
+        data = dict(data)
+        minimum = data.pop("minimum")
+        if minimum is None:
+            return data
+        if data.get("at_least") is not None or data.get("at_most") is not None:
+            raise ValueError("minimum is the old name of at_least / at_most: set one of them only")
+        higher = SUPPORTED_METRICS.get(str(data.get("name")), (None, True))[1]
+        data["at_least" if higher else "at_most"] = minimum
+        return data
+
+    @model_validator(mode="after")
+    def _threshold_in_its_direction(self) -> Metric:
+        if self.higher_is_better and self.at_most is not None:
+            raise ValueError(f"{self.name} is a score (higher is better): its threshold is at_least, not at_most")
+        if not self.higher_is_better and self.at_least is not None:
+            raise ValueError(f"{self.name} is an error (lower is better): its threshold is at_most, not at_least")
+        return self
 
     @property
     def higher_is_better(self) -> bool:
         return SUPPORTED_METRICS[self.name][1]
 
-    def meets_minimum(self, value: float) -> bool:
-        if self.minimum is None:
+    @property
+    def threshold(self) -> float | None:
+        """The contract's bound on the metric: `at_least` or `at_most`, by its direction."""
+        return self.at_least if self.higher_is_better else self.at_most
+
+    def meets_threshold(self, value: float) -> bool:
+        threshold = self.threshold
+        if threshold is None:
             return True
-        return value >= self.minimum if self.higher_is_better else value <= self.minimum
+        return value >= threshold if self.higher_is_better else value <= threshold
 
     def beats(self, challenger: float, champion: float) -> bool:
         if self.higher_is_better:
@@ -161,145 +303,180 @@ class Metric(_Strict):
 
 
 class PromotionMode(StrEnum):
-    AUTO = "auto"  # promoted when it meets the minimum and beats production by the margin
+    AUTO = "auto"  # promoted when it meets the threshold and beats production by the margin
     MANUAL = "manual"  # eligible versions wait for an approver
 
 
 class Promotion(_Strict):
+    """How an eligible version reaches production."""
+
     mode: PromotionMode = PromotionMode.AUTO
-    # two different people for production: the approver of a version may not promote it, and
-    # nothing is promoted automatically
+    """auto: promoted when it meets the threshold and beats production by min_improvement; manual: waits for an approver"""
     four_eyes: bool = False
+    """two different people for production: the approver of a version may not promote it, and nothing is promoted automatically"""
 
 
 class Training(_Strict):
+    """How the dataset is split and the estimator seeded."""
+
     seed: int = 42
+    """random seed of the split and the estimator: the same data and contract give the same model"""
     holdout_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
+    """share of rows held out to score the model (stratified by class for classification)"""
 
 
 class DataChecks(_Strict):
     """What an uploaded dataset must satisfy (validate_dataset). Every field has a default."""
 
     min_rows: Annotated[int, Field(ge=1)] = 50
-    # Upper bounds the author may lower. Whatever they say, validation also quarantines a dataset
-    # train_model cannot load (check `training_capacity`, mlops.training.capacity: rows x columns and
-    # object size against its memory), so the effective limit is the lesser of the two. The defaults
-    # stay as they were: they are part of every contract's digest.
+    """fewer rows quarantine the dataset"""
+    # The defaults of the upper bounds stay as they were: they are part of every contract's digest.
     max_rows: Annotated[int, Field(ge=1)] = 50_000_000
+    """more rows quarantine the dataset (validation also refuses what training's memory cannot hold: the lesser limit applies)"""
     max_object_bytes: Annotated[int, Field(ge=1)] = 5 * 1024**3
-    # format and limits
+    """a larger uploaded object is quarantined unread"""
     max_decompressed_bytes: Annotated[int, Field(ge=1)] = 20 * 1024**3
-    max_compression_ratio: Annotated[float, Field(gt=1)] = 100.0  # gzip output / object size (bombs)
+    """a gzip CSV inflating past this is quarantined"""
+    max_compression_ratio: Annotated[float, Field(gt=1)] = 100.0
+    """gzip output / object size past this is quarantined (compression bombs)"""
     max_columns: Annotated[int, Field(ge=1)] = 1_000
-    csv_delimiter: Literal[",", ";", "\t", "|"] | None = None  # None: detected from the header line
+    """a file with more columns is quarantined"""
+    csv_delimiter: Literal[",", ";", "\t", "|"] | None = None
+    """the CSV delimiter; none: detected from the header line"""
     csv_encoding: Literal["utf-8", "latin-1", "cp1252"] = "utf-8"
-    # schema
-    max_null_fraction: Annotated[float, Field(ge=0, le=1)] = 0.5  # per nullable column
-    id_columns: tuple[Annotated[str, Field(pattern=COLUMN_NAME_PATTERN)], ...] = ()  # extra columns, unique
-    # statistics against the reference (production baseline, else the last accepted dataset)
+    """the CSV text encoding"""
+    max_null_fraction: Annotated[float, Field(ge=0, le=1)] = 0.5
+    """largest share of empty cells in a nullable column"""
+    id_columns: tuple[ColumnName, ...] = ()
+    """extra columns that must be present and unique on every row (not features)"""
     max_feature_psi: Annotated[float, Field(gt=0)] = 0.25
+    """largest PSI of a feature against the reference (production baseline, else the last accepted dataset) before the dataset is held"""
     max_label_psi: Annotated[float, Field(gt=0)] = 0.1
+    """largest PSI of the target against the reference before the dataset is held"""
     max_out_of_range_fraction: Annotated[float, Field(ge=0, le=1)] = 0.02
+    """largest share of a feature's values outside the reference's range before the dataset is held"""
     max_duplicate_fraction: Annotated[float, Field(ge=0, le=1)] = 0.05
-    # label-flip poisoning: production model's disagreement with the new labels vs its holdout error
+    """largest share of duplicate rows before the dataset is held"""
     max_disagreement_rise: Annotated[float, Field(gt=0, le=1)] = 0.1
+    """label-flip poisoning: the production model's disagreement with the new labels may exceed its holdout error by at most this"""
     sample_rows: Annotated[int, Field(ge=100, le=100_000)] = 10_000
-    # provenance: fnmatch patterns on the uploader principal (S3 event principalId); None: anyone
+    """rows sampled for the statistics against the reference"""
     allowed_uploaders: tuple[str, ...] | None = None
+    """provenance: fnmatch patterns on the uploader principal (S3 event principalId); none: anyone"""
 
 
 class DriftTests(_Strict):
     """How a window's drift is judged (mlops.drift.decisions). Defaults follow Evidently's
     DataDriftPreset, except that the p-value tests are held to a family-wise false-alarm rate."""
 
-    # "auto": by the window's size (below); "psi": every feature by PSI > psi_alarm_threshold
     method: Literal["auto", "psi"] = "auto"
-    # windows (and features) with at most this many values: KS / chi-square p-values; above:
-    # Wasserstein distance / baseline std (numeric) and Jensen-Shannon distance (categorical)
+    """auto: by the window's size (small_window_max_rows); psi: every feature by PSI > psi_alarm_threshold"""
     small_window_max_rows: Annotated[int, Field(ge=1)] = 1_000
-    # the chance a window without drift raises the drift alarm through the p-value tests (Holm's
-    # correction over the features and the prediction)
+    """windows (and features) with at most this many values: KS / chi-square p-values; above: Wasserstein distance / baseline std (numeric) and Jensen-Shannon distance (categorical)"""
     alpha: Annotated[float, Field(gt=0, lt=1)] = 0.01
+    """the chance a window without drift raises the drift alarm through the p-value tests (Holm's correction over the features and the prediction)"""
     wasserstein_threshold: Annotated[float, Field(gt=0)] = 0.1
+    """large windows: a numeric feature drifts past this Wasserstein distance / baseline std"""
     jensen_shannon_threshold: Annotated[float, Field(gt=0, le=1)] = 0.1
-    # a distance over its threshold counts only when the column's KS / chi-square test (Holm, alpha)
-    # agrees: near the small-window size a distance alone is noisy
+    """large windows: a categorical feature drifts past this Jensen-Shannon distance"""
     distance_needs_significance: bool = True
-    # dataset drift: at least this share of the features drifted
+    """a distance over its threshold counts only when the column's KS / chi-square test (Holm, alpha) agrees: near the small-window size a distance alone is noisy"""
     drift_share: Annotated[float, Field(gt=0, le=1)] = 0.5
+    """dataset drift: at least this share of the features drifted"""
 
 
 class QualityChecks(_Strict):
     """Data quality of live traffic, its own signal (a missing-value spike is not drift)."""
 
-    # a missing-value spike: the missing share rose by at least this much (absolute) and significantly
     missing_increase: Annotated[float, Field(gt=0, le=1)] = 0.1
-    # share of a feature's non-null values outside the training data's [min, max] (or unseen categories)
+    """a missing-value spike: the missing share rose by at least this much (absolute) and significantly"""
     out_of_range_share: Annotated[float, Field(ge=0, le=1)] = 0.02
-    # records predict refused (400) / all records it was sent
+    """share of a feature's non-null values outside the training data's [min, max] (or unseen categories)"""
     rejected_share: Annotated[float, Field(ge=0, le=1)] = 0.05
+    """records predict refused (400) / all records it was sent"""
 
 
 class FeedbackRules(_Strict):
     """Ground truth for served predictions (mlops.feedback): how late a label may arrive."""
 
-    # a label for a prediction answered longer ago than this is refused (the quality join has
-    # judged its window by then)
     horizon_hours: Annotated[float, Field(gt=0, le=24 * 366)] = DEFAULT_FEEDBACK_HORIZON_HOURS
+    """a label for a prediction answered longer ago than this is refused (the quality join has judged its window by then)"""
 
 
 class LiveQuality(_Strict):
     """How live quality (labels joined to captured predictions, mlops.quality) is judged."""
 
-    # labelled rows of the production version in the window before its quality is judged
     min_labels: Annotated[int, Field(ge=1)] = 200
-    # the window: predictions answered in the last this many hours (a late label updates its hour)
+    """labelled rows of the production version in the window before its quality is judged"""
     window_hours: Annotated[float, Field(gt=0, le=24 * 366)] = 24.0
-    # judged below when worse than the version's holdout score by more than this: absolute for
-    # scores (accuracy, f1_macro, roc_auc, r2), a share of the holdout value for errors (log_loss, rmse, mae)
+    """the window: predictions answered in the last this many hours (a late label updates its hour)"""
     margin: Annotated[float, Field(ge=0)] = 0.05
+    """judged below when worse than the version's holdout score by more than this: absolute for scores (accuracy, f1_macro, roc_auc, r2), a share of the holdout value for errors (log_loss, rmse, mae)"""
 
 
 class Retraining(_Strict):
     """When a model retrains on evidence (mlops.retraining): its triggers' gates and training set."""
 
-    # EventBridge schedule expression, e.g. "rate(7 days)"; None: alarms and approvers only
     schedule: (
         Annotated[str, Field(pattern=r"^(rate\([1-9]\d* (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$")] | None
     ) = None
-    # no retraining starts within this many hours of the last one (an admin may override)
+    """EventBridge schedule expression, e.g. "rate(7 days)"; None: alarms and approvers only"""
     cooldown_hours: Annotated[float, Field(ge=0, le=24 * 366)] = 6.0
-    # labelled predictions answered since the last accepted dataset was uploaded (an approver skips it)
+    """no retraining starts within this many hours of the last one (an admin may override)"""
     min_new_labels: Annotated[int, Field(ge=1)] = 200
-    # labelled traffic added to the last accepted dataset: predictions of the last this many hours ...
+    """labelled predictions answered since the last accepted dataset was uploaded (an approver skips it)"""
     window_hours: Annotated[float, Field(gt=0, le=24 * 366)] = 168.0
-    # ... at most this many rows (the bounded read of mlops.training.traffic)
+    """labelled traffic added to the last accepted dataset: predictions of the last this many hours"""
     max_traffic_rows: Annotated[int, Field(ge=1, le=1_000_000)] = 100_000
+    """at most this many rows of labelled traffic are added (the bounded read of mlops.training.traffic)"""
 
 
 class Monitoring(_Strict):
+    """How served traffic is captured and judged."""
+
     psi_alarm_threshold: Annotated[float, Field(gt=0)] = 0.2
+    """a feature drifts when its PSI exceeds this (drift.method psi)"""
     min_window_rows: Annotated[int, Field(ge=1)] = 100
+    """captured rows a window needs before drift is judged"""
     capture_sample_rate: Annotated[float, Field(ge=0, le=1)] = DEFAULT_CAPTURE_SAMPLE_RATE
+    """share of predictions captured for drift and quality"""
     drift: DriftTests = DriftTests()
+    """how a window's drift is judged"""
     quality: QualityChecks = QualityChecks()
+    """data quality of live traffic"""
     feedback: FeedbackRules = FeedbackRules()
+    """ground truth for served predictions"""
     live_quality: LiveQuality = LiveQuality()
+    """how live quality is judged"""
 
 
 class Contract(_Strict):
+    """A model contract: what a model is, what data it accepts, how it is trained and judged."""
+
     name: Annotated[str, Field(pattern=MODEL_NAME_PATTERN)]
+    """the model's name: lowercase letters, digits and dashes, starting with a letter (the upload prefix datasets/<name>/)"""
     description: str = ""
+    """free text for people"""
     problem_type: ProblemType
+    """classification or regression"""
     target: Target
+    """the column the model predicts"""
     features: Annotated[tuple[Feature, ...], Field(min_length=1)]
+    """the model's input columns, in order"""
     estimator: Estimator
+    """what to train"""
     metric: Metric
+    """how a version is scored and gated"""
     training: Training = Training()
+    """split and seed"""
     data: DataChecks = DataChecks()
+    """what an uploaded dataset must satisfy"""
     monitoring: Monitoring = Monitoring()
+    """capture, drift, data quality, feedback and live quality"""
     promotion: Promotion = Promotion()
+    """how a version reaches production"""
     retraining: Retraining = Retraining()
+    """when the model retrains on evidence"""
 
     @model_validator(mode="after")
     def _consistent(self) -> Contract:
@@ -309,6 +486,8 @@ class Contract(_Strict):
             raise ValueError(f"duplicate feature names: {duplicates}")
         if self.target.name in names:
             raise ValueError(f"target {self.target.name!r} is also listed as a feature")
+        if clashes := duplicate_input_names(names):
+            raise ValueError(f"features {clashes} map to the same model input name; rename one")
         if SUPPORTED_ESTIMATORS[self.estimator.name][0] is not self.problem_type:
             raise ValueError(f"estimator {self.estimator.name} does not solve {self.problem_type.value}")
         if SUPPORTED_METRICS[self.metric.name][0] is not self.problem_type:
@@ -344,6 +523,13 @@ class Contract(_Strict):
         # monitoring drift tests, quality checks, feedback rules and live quality) are
         # left out, so contracts written before them keep their digest
         document = self.model_dump(mode="json")
+        # the threshold as contracts before at_least/at_most wrote it: the same contract, the same digest
+        metric = document["metric"]
+        metric["minimum"] = metric.pop("at_least") if self.metric.higher_is_better else metric.pop("at_most")
+        metric.pop("at_least", None)
+        metric.pop("at_most", None)
+        if self.target.missing is TargetMissing.QUARANTINE:
+            del document["target"]["missing"]
         if self.retraining == Retraining():
             del document["retraining"]
         if self.promotion == Promotion():
@@ -372,7 +558,7 @@ def positive_class(contract: Contract) -> str | None:
     """For binary classification, the class whose probability is profiled and scored by roc_auc
     (training's holdout and live quality): the second class the contract lists (e.g. "yes" of
     ["no", "yes"])."""
-    classes = contract.target.classes or ()
+    classes = contract.target.labels or ()
     return classes[1] if contract.problem_type is ProblemType.CLASSIFICATION and len(classes) == 2 else None
 
 
@@ -393,7 +579,18 @@ def parse_contract(document: str | bytes | dict[str, Any], *, source: str = "con
     try:
         return Contract.model_validate(data)
     except ValidationError as error:
-        raise ContractError(f"{source}: " + "; ".join(_describe(e) for e in error.errors())) from None
+        raise ContractError(f"{source}: " + "; ".join(_describe_errors(error.errors(), data))) from None
+
+
+# A contract is written as JSON or YAML (the same document); `mlops contracts publish` stores it in
+# the data bucket as canonical JSON (`contracts/<model>.json`), the only form the functions read,
+# so their packages need no YAML parser.
+CONTRACT_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+def contract_files(directory: Path) -> list[Path]:
+    """The contract documents of a directory (JSON or YAML), by file name; none when it does not exist."""
+    return sorted(p for p in directory.glob("*") if p.suffix.lower() in CONTRACT_SUFFIXES and p.is_file())
 
 
 def contract_json_schema() -> dict[str, Any]:
@@ -439,18 +636,67 @@ def predict_request_schema(contracts: list[Contract], max_records: int | None = 
     }
 
 
-def _describe(error: Any) -> str:
-    location = ".".join(str(part) for part in error["loc"]) or "(document)"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{location}: {message}"
+def _describe_errors(errors: list[Any], document: dict[str, Any]) -> list[str]:
+    """One line per problem, a list item named by its column (`features[3] 'mean radius'.type`).
+
+    pydantic also reports a list whose items failed as too short (its valid items only are
+    counted): that says nothing the items' own errors do not, so it is left out.
+    """
+    failed_lists = {tuple(e["loc"][:-2]) for e in errors if len(e["loc"]) >= 2 and isinstance(e["loc"][-2], int)}
+    failed_lists |= {tuple(e["loc"][:-1]) for e in errors if e["loc"] and isinstance(e["loc"][-1], int)}
+    lines = []
+    for error in errors:
+        if error["type"] == "too_short" and tuple(error["loc"]) in failed_lists:
+            continue
+        message = str(error["msg"]).removeprefix("Value error, ")
+        lines.append(f"{_location(error['loc'], document)}: {message}")
+    return list(dict.fromkeys(lines))
+
+
+def _location(loc: tuple[Any, ...], document: Any) -> str:
+    """`features.3.type` as `features[3] 'mean radius'.type`: the position and the item's name."""
+    text = ""
+    node = document
+    for index, part in enumerate(loc):
+        if isinstance(part, int):
+            text += f"[{part}]"
+            node = node[part] if isinstance(node, list | tuple) and part < len(node) else None
+            naming_error = loc[index + 1 :] == ("name",)  # its message quotes the name already
+            if isinstance(node, dict) and isinstance(node.get("name"), str) and not naming_error:
+                text += f" {node['name']!r}"
+        else:
+            text += f".{part}" if text else str(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return text or "(document)"
 
 
 def _load_yaml(text: str, source: str, json_error: json.JSONDecodeError) -> Any:
     try:
-        import yaml  # only the CLI reads YAML; Lambda contracts are stored as JSON
-    except ImportError:  # pragma: no cover - Lambda layers ship JSON contracts only
+        import yaml  # only the CLI, synthesis and local mode read YAML; the bucket holds canonical JSON
+    except ImportError:  # pragma: no cover - Lambda layers ship no YAML parser
         raise ContractError(f"{source}: not valid JSON ({json_error})") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as error:
         raise ContractError(f"{source}: neither valid JSON nor YAML ({error})") from None
+
+
+def _yaml_loader() -> Any:
+    """PyYAML's SafeLoader with YAML 1.2's booleans: only true/false. YAML 1.1 also reads yes, no,
+    on and off as booleans, which would turn `categories: [yes, no]` or `classes: [no, yes]` into
+    true/false instead of the labels the file holds."""
+    import re
+
+    import yaml
+
+    class ContractLoader(yaml.SafeLoader):
+        pass
+
+    ContractLoader.yaml_implicit_resolvers = {
+        first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:bool"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    ContractLoader.add_implicit_resolver(
+        "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+    )
+    return ContractLoader

@@ -20,16 +20,28 @@ no numpy here: the predict function imports this on its cold-start path.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
-from collections.abc import Iterable, Mapping
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 MODEL_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
-COLUMN_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+# A column is named as in the file: any text CSV and Parquet allow, except control characters and
+# names of only spaces, up to MAX_COLUMN_NAME_LENGTH characters. Where an identifier is needed (the
+# ONNX graph's inputs), `input_name` maps it to one.
+MAX_COLUMN_NAME_LENGTH = 256
+COLUMN_NAME_PATTERN = r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$"
+_COLUMN_NAME_RE = re.compile(COLUMN_NAME_PATTERN)
+# names that are already identifiers are their own input name (models trained before names were free)
+INPUT_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 _MODEL_NAME_RE = re.compile(MODEL_NAME_PATTERN)
+_INPUT_NAME_RE = re.compile(INPUT_NAME_PATTERN)
+_NOT_IDENTIFIER_RE = re.compile(r"[^A-Za-z0-9]+")
+_INPUT_SLUG_LENGTH = 48
 
 MISSING_CATEGORY = "__missing__"  # a null category as the graph sees it; also the profiles' null bucket
 FLOAT32_MAX = 3.4028234663852886e38  # the largest finite float32: the graph's numeric inputs
@@ -56,6 +68,77 @@ class FeatureType(StrEnum):
 
 def is_valid_model_name(name: str) -> bool:
     return bool(_MODEL_NAME_RE.fullmatch(name))
+
+
+def column_name_problem(name: str) -> str | None:
+    """Why `name` cannot name a column (None when it can)."""
+    if len(name) > MAX_COLUMN_NAME_LENGTH:
+        return f"column name {name[:40]!r}... is {len(name)} characters long; at most {MAX_COLUMN_NAME_LENGTH}"
+    if not _COLUMN_NAME_RE.fullmatch(name):
+        return f"column name {name!r} is empty, blank or holds a control character"
+    return None
+
+
+def input_name(column: str) -> str:
+    """The identifier that stands for a column wherever a name must be one (ONNX graph inputs).
+
+    Deterministic and stdlib-only (predict computes it): an identifier (`INPUT_NAME_PATTERN`) is
+    itself; any other name becomes an ASCII slug of it plus 10 hex of its SHA-256, e.g.
+    "mean radius" -> "mean_radius_<hex>". A slug cannot equal another identifier by accident; the
+    contract still refuses two columns with one input name (`duplicate_input_names`).
+    """
+    if _INPUT_NAME_RE.fullmatch(column):
+        return column
+    ascii_text = unicodedata.normalize("NFKD", column).encode("ascii", "ignore").decode()
+    slug = _NOT_IDENTIFIER_RE.sub("_", ascii_text).strip("_")[:_INPUT_SLUG_LENGTH]
+    if not slug or slug[0].isdigit():
+        slug = f"c_{slug}".rstrip("_")
+    return f"{slug}_{hashlib.sha256(column.encode()).hexdigest()[:10]}"
+
+
+def duplicate_input_names(columns: Iterable[str]) -> list[str]:
+    """Columns whose input name another (different) column also maps to; [] when none."""
+    seen: dict[str, str] = {}
+    clashes: list[str] = []
+    for column in columns:
+        other = seen.setdefault(input_name(column), column)
+        if other != column:
+            clashes.extend(c for c in (other, column) if c not in clashes)
+    return clashes
+
+
+def label_text(label: object) -> str:
+    """A class label as every stage handles it, text: true/false for booleans, digits for integers.
+    (A contract may declare `classes: [0, 1]` or `[false, true]`; predict answers in that type.)"""
+    if isinstance(label, bool):
+        return "true" if label else "false"
+    return str(label)
+
+
+def label_reader(classes: Iterable[object]) -> Callable[[str], str] | None:
+    """How a cell's text (a dataset's target, a feedback file's label) reads as a label text of
+    `classes`: booleans through `BOOLEAN_TEXT` (True, 1, FALSE...), integers through their number
+    ("1.0" -> "1"), text as it is. A text that is none of them is returned as it is (and refused
+    by whoever checks it against the classes). None for text classes: a cell is its label."""
+    kinds = {type(c) for c in classes}
+    if kinds == {bool}:
+        return _boolean_label
+    if kinds == {int}:
+        return _integer_label
+    return None
+
+
+def _boolean_label(text: str) -> str:
+    truth = BOOLEAN_TEXT.get(text.strip().lower())
+    return text if truth is None else label_text(truth)
+
+
+def _integer_label(text: str) -> str:
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number.is_integer() else text
 
 
 def is_null_category(text: str) -> bool:
@@ -104,6 +187,11 @@ class FeatureRule:
             max=_opt_float(document.get("max")),
             categories=None if categories is None else tuple(str(c) for c in categories),
         )
+
+    @property
+    def input_name(self) -> str:
+        """The graph input this feature feeds (`input_name` of its column)."""
+        return input_name(self.name)
 
     @property
     def open_vocabulary(self) -> bool:

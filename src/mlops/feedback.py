@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from mlops.contract_rules import DEFAULT_FEEDBACK_HORIZON_HOURS, ProblemType
+from mlops.contract_rules import DEFAULT_FEEDBACK_HORIZON_HOURS, ProblemType, label_reader, label_text
 from mlops.errors import BadRequestError, ConflictError, IntegrityError
 from mlops.inference.prediction_ids import is_prediction_id
 from mlops.json_body import decode_json_body
@@ -115,13 +115,18 @@ class LabelRules:
     """What a label of `model` may be, from its registered contract."""
 
     model: str
-    classes: tuple[str, ...] | None  # classification: the declared classes; None: regression
+    classes: tuple[str, ...] | None  # classification: the declared classes as text (`label_text`); None: regression
     horizon_seconds: float
     skew_seconds: float = CLOCK_SKEW_SECONDS
+    # the declared classes' own type when it is not text: int or bool (a label may come as 1 / true)
+    label_type: type | None = None
     _class_set: frozenset[str] = field(default=frozenset(), init=False, repr=False, compare=False)
+    _read_label: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_class_set", frozenset(self.classes or ()))
+        # a label of the classes' type stands for its kind: False for booleans, 0 for integers
+        object.__setattr__(self, "_read_label", label_reader([self.label_type()] if self.label_type else []))
 
     @classmethod
     def from_contract(cls, document: Mapping[str, Any]) -> LabelRules:
@@ -131,10 +136,13 @@ class LabelRules:
             problem = ProblemType(document["problem_type"])
             feedback = (document.get("monitoring") or {}).get("feedback") or {}
             horizon = float(feedback.get("horizon_hours", DEFAULT_FEEDBACK_HORIZON_HOURS))
-            classes = (
-                tuple(str(c) for c in document["target"]["classes"]) if problem.value == "classification" else None
+            declared = list(document["target"]["classes"]) if problem.value == "classification" else None
+            classes = None if declared is None else tuple(label_text(c) for c in declared)
+            kinds = {type(c) for c in declared or ()}
+            label_type = kinds.pop() if len(kinds) == 1 and kinds <= {int, bool} else None
+            return cls(
+                model=str(document["name"]), classes=classes, horizon_seconds=horizon * 3600, label_type=label_type
             )
-            return cls(model=str(document["name"]), classes=classes, horizon_seconds=horizon * 3600)
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise IntegrityError(f"the registered contract is not valid ({type(error).__name__}: {error})") from None
 
@@ -168,12 +176,13 @@ class LabelRules:
         if truth is None:
             return LabelProblem.MISSING, self._kind_message("it is missing")
         if self.classes is not None:
-            if not isinstance(truth, str):
+            label = self.label_of(truth)
+            if label is None:
                 return LabelProblem.WRONG_TYPE, self._kind_message(f"got {type(truth).__name__}")
-            if truth not in self._class_set:
+            if label not in self._class_set:
                 return (
                     LabelProblem.UNKNOWN_CLASS,
-                    f"label {_quoted(truth)} is not one of the classes {list(self.classes)}",
+                    f"label {_quoted(label)} is not one of the classes {list(self.classes)}",
                 )
             return None
         if isinstance(truth, bool) or not isinstance(truth, int | float):
@@ -182,9 +191,26 @@ class LabelRules:
             return LabelProblem.NOT_FINITE, f"value {truth!r} is not a finite number"
         return None
 
+    def label_of(self, truth: object) -> str | None:
+        """A classifier's label as text (`label_text`): text as the classes read it ("True" -> "true"
+        for boolean classes), or a JSON value of the classes' own type (1, true); None otherwise."""
+        if isinstance(truth, str):
+            return truth if self._read_label is None else self._read_label(truth)
+        if self.label_type is not None and type(truth) is self.label_type:
+            return label_text(truth)
+        return None
+
+    def stored(self, truth: Any) -> str | float:
+        """An accepted label as it is stored: the class text, or the regression value."""
+        if self.classes is None:
+            return float(truth)
+        label = self.label_of(truth)
+        return truth if label is None else label
+
     def _kind_message(self, found: str) -> str:
         if self.classes is not None:
-            return f"{self.model} is a classifier: send label, one of {list(self.classes)} as text ({found})"
+            kind = {int: "as an integer or text", bool: "as true/false or text"}.get(self.label_type, "as text")  # type: ignore[call-overload]
+            return f"{self.model} is a classifier: send label, one of {list(self.classes)} {kind} ({found})"
         return f"{self.model} is a regression: send value, a finite number ({found})"
 
     def truth_of_text(self, text: str | None) -> object:
@@ -261,7 +287,7 @@ def judge_request(rules: LabelRules, items: Sequence[Any], now: float) -> Accept
             continue
         ids.append(item["prediction_id"])
         truth = item[name]
-        truths.append(truth if rules.classes is not None else float(truth))
+        truths.append(rules.stored(truth))
     if problems:
         raise LabelsRefused(problems, total, len(items))
     merged = merge_labels([LabelBatch(ids, truths, [now] * len(ids), API_SOURCE)])

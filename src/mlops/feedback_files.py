@@ -147,7 +147,6 @@ class LabelFileChecker:
         ids = _text(batch.column(PREDICTION_ID_COLUMN)).to_pylist()
         truths = self._truths_of(batch.column(self.rules.field))
         problem, name, now = self.rules.problem, self.rules.field, self.received_at
-        classification = self.rules.classes is not None
         before = self.rows
         for offset, (prediction_id, truth) in enumerate(zip(ids, truths, strict=True)):
             found = problem(prediction_id, name, truth, now)
@@ -155,7 +154,7 @@ class LabelFileChecker:
                 self._refuse(before + offset + 1, prediction_id, found[0])
                 continue
             self._ids.append(prediction_id)
-            self._truths.append(truth if classification else float(truth))
+            self._truths.append(self.rules.stored(truth))
             if len(self._ids) >= self.flush_labels:
                 self.flush()
         self.rows += len(ids)

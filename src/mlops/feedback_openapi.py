@@ -24,15 +24,15 @@ def openapi_schemas() -> dict[str, Any]:
     label = {
         "type": "object",
         "required": ["prediction_id"],
-        "description": "one label: `label` (a class of the contract, as text) for a classifier, `value` (a finite "
-        "number) for a regression",
+        "description": "one label: `label` (a class of the contract: text, or an integer / true-false when the "
+        "contract declares those) for a classifier, `value` (a finite number) for a regression",
         "properties": {
             "prediction_id": {
                 "type": "string",
                 "pattern": f"^[0-9a-f]{{32,{MAX_PREDICTION_ID_CHARS}}}$",
                 "description": "the id predict answered with",
             },
-            LABEL_FIELD: {"type": "string"},
+            LABEL_FIELD: {"type": ["string", "integer", "boolean"]},
             VALUE_FIELD: {"type": "number"},
         },
     }

@@ -30,7 +30,7 @@ from typing import Any
 import boto3
 
 from mlops.adapters.aws import reset_clients
-from mlops.contract import parse_contract
+from mlops.contract import contract_files, parse_contract
 from mlops.errors import ContractError
 from mlops.layout import CONTRACTS_PREFIX, contract_key
 from mlops_local.alarms import AlarmEvaluator
@@ -481,7 +481,7 @@ class LocalRuntime:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=CONTRACTS_PREFIX):
             for obj in page.get("Contents", []):
                 documents[obj["Key"]] = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read().decode()
-        for path in sorted(self.contracts_dir.glob("*.json")):
+        for path in contract_files(self.contracts_dir):
             documents[path.name] = path.read_text()
         for source, text in documents.items():
             try:
@@ -493,7 +493,7 @@ class LocalRuntime:
 
     def _contract_names(self) -> list[str]:
         directory = self._synthesized_with or self.contracts_dir
-        return sorted(path.stem for path in directory.glob("*.json"))
+        return sorted(path.stem for path in contract_files(directory))
 
     def _sync_quietly(self) -> None:
         try:
@@ -508,7 +508,7 @@ class LocalRuntime:
         bucket = self.data_bucket
         s3 = self.deployment.client("s3")
         published = []
-        for path in sorted(self.contracts_dir.glob("*.json")):
+        for path in contract_files(self.contracts_dir):
             contract = parse_contract(path.read_text(), source=str(path.name))
             s3.put_object(
                 Bucket=bucket,
@@ -634,7 +634,7 @@ def _synthesis_key(context: dict[str, Any], contracts: Path) -> str:
 def _fingerprint(directory: Path) -> str:
     """One digest of every contract in a directory (name and canonical content)."""
     digest = hashlib.sha256()
-    for path in sorted(directory.glob("*.json")):
+    for path in contract_files(directory):
         try:
             canonical = parse_contract(path.read_text(), source=path.name).canonical_json()
         except ContractError:

@@ -115,7 +115,7 @@ def test_register_first_version_goes_to_production(registry: DynamoRegistry) -> 
     assert stored.lineage["onnx_max_abs_diff"] == 1.5e-7
     assert stored.lineage["dataset"]["key"] == "datasets/churn/train.csv"
     assert stored.lineage["params"] == {"C": 0.5, "max_iter": 200, "class_weight": None}
-    assert stored.contract["metric"]["minimum"] == 0.7
+    assert stored.contract["metric"]["at_least"] == 0.7
     assert stored.promotion_decision == result.decision
     record = registry.get_model("churn")
     assert (record.latest_version, record.production_version, record.production_history) == (1, 1, [1])
@@ -257,7 +257,7 @@ def test_invalid_model_names_are_bad_requests(registry: DynamoRegistry, name: st
 
 
 def test_list_models_and_lower_is_better_metric(registry: DynamoRegistry) -> None:
-    contract = contract_document("prices", metric="rmse", minimum=10.0)
+    contract = contract_document("prices", metric="rmse", threshold=10.0)
     registry.register(trained_event("prices", score=5.0, contract=contract), actor=ACTOR)
     worse = registry.register(trained_event("prices", score=6.0, contract=contract), actor=ACTOR)
     better = registry.register(trained_event("prices", score=4.0, contract=contract), actor=ACTOR)

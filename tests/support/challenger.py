@@ -23,7 +23,7 @@ def risk_contract(**feature_overrides: dict[str, Any]) -> dict[str, Any]:
         "target": {"name": "label", "classes": ["no", "yes"]},
         "features": features,
         "estimator": {"name": "logistic_regression", "params": {}},
-        "metric": {"name": "roc_auc", "minimum": 0.6},
+        "metric": {"name": "roc_auc", "at_least": 0.6},
         "data": {"min_rows": 50},
     }
 

@@ -31,7 +31,7 @@ def contract_document(name: str = "churn", **live_quality: Any) -> dict[str, Any
         "target": {"name": "churned", "classes": list(CLASSES)},
         "features": [{"name": "x", "type": "numeric"}],
         "estimator": {"name": "logistic_regression"},
-        "metric": {"name": "accuracy", "minimum": 0.6},
+        "metric": {"name": "accuracy", "at_least": 0.6},
         "monitoring": {"feedback": {"horizon_hours": 48}},
     }
     if live_quality:

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-from mlops.contract import parse_contract
+from mlops.contract import SUPPORTED_METRICS, parse_contract
 from mlops.events import DatasetRef, ModelTrained
 from mlops.layout import artifact_key, baseline_key
 from mlops.ports import ObjectStore
@@ -22,16 +22,17 @@ from mlops.registry.records import AliasMove, AuditAction, AuditEvent, ModelReco
 
 
 def contract_document(
-    name: str = "churn", *, metric: str = "roc_auc", minimum: float | None = 0.7, min_improvement: float = 0.0
+    name: str = "churn", *, metric: str = "roc_auc", threshold: float | None = 0.7, min_improvement: float = 0.0
 ) -> dict[str, Any]:
     classification = metric in {"accuracy", "f1_macro", "roc_auc", "log_loss"}
+    bound = "at_least" if SUPPORTED_METRICS[metric][1] else "at_most"
     document: dict[str, Any] = {
         "name": name,
         "problem_type": "classification" if classification else "regression",
         "target": {"name": "label", "classes": ["no", "yes"]} if classification else {"name": "label"},
         "features": [{"name": "x", "type": "numeric"}, {"name": "plan", "type": "categorical"}],
         "estimator": {"name": "logistic_regression" if classification else "ridge", "params": {}},
-        "metric": {"name": metric, "minimum": minimum, "min_improvement": min_improvement},
+        "metric": {"name": metric, bound: threshold, "min_improvement": min_improvement},
     }
     return document
 

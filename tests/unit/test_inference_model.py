@@ -542,7 +542,7 @@ SQUARE_CONTRACT = parse_contract(
         "target": {"name": "y"},
         "features": [{"name": "x", "type": "numeric"}],
         "estimator": {"name": "ridge", "params": {}},
-        "metric": {"name": "r2", "minimum": 0.5},
+        "metric": {"name": "r2", "at_least": 0.5},
     }
 )
 

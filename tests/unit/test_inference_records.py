@@ -162,7 +162,7 @@ def regression_contract(**x: Any) -> Any:
         target={"name": "y"},
         features=[{"name": "x", "type": "numeric", **x}],
         estimator={"name": "ridge", "params": {}},
-        metric={"name": "r2", "minimum": 0.5},
+        metric={"name": "r2", "at_least": 0.5},
     )
     return parse_contract(document)
 

@@ -318,7 +318,7 @@ def test_quality_run_scores_a_regression_model_against_sklearn(store) -> None:
         "problem_type": "regression",
         "target": {"name": "spend"},
         "estimator": {"name": "ridge"},
-        "metric": {"name": "rmse", "minimum": 5.0},
+        "metric": {"name": "rmse", "at_most": 5.0},
     }
     version = deploy(store, 1, contract=contract, holdout=3.0, target=profile_numeric(rng.normal(50, 10, 2_000)))
     registry = FakeRegistry([version], {"churn": 1})

@@ -29,21 +29,21 @@ S = VersionStatus
     ("metric", "candidate", "champion", "promote", "reason"),
     [
         # higher is better
-        (Metric(name="roc_auc", minimum=0.7), 0.8, None, True, "no production version"),
-        (Metric(name="roc_auc", minimum=0.7), 0.7, None, True, "meets the contract"),
-        (Metric(name="roc_auc", minimum=0.7), 0.69, None, False, "does not meet the contract minimum 0.7"),
+        (Metric(name="roc_auc", at_least=0.7), 0.8, None, True, "no production version"),
+        (Metric(name="roc_auc", at_least=0.7), 0.7, None, True, "meets the contract"),
+        (Metric(name="roc_auc", at_least=0.7), 0.69, None, False, "does not meet the contract minimum 0.7"),
         (Metric(name="roc_auc"), 0.01, None, True, "no production version"),
-        (Metric(name="roc_auc", minimum=0.7), 0.81, 0.8, True, "beats production v1 0.8"),
-        (Metric(name="roc_auc", minimum=0.7), 0.8, 0.8, False, "does not beat production v1 0.8"),
-        (Metric(name="roc_auc", minimum=0.7), 0.79, 0.8, False, "does not beat"),
+        (Metric(name="roc_auc", at_least=0.7), 0.81, 0.8, True, "beats production v1 0.8"),
+        (Metric(name="roc_auc", at_least=0.7), 0.8, 0.8, False, "does not beat production v1 0.8"),
+        (Metric(name="roc_auc", at_least=0.7), 0.79, 0.8, False, "does not beat"),
         (Metric(name="roc_auc", min_improvement=0.01), 0.805, 0.8, False, "by at least 0.01"),
         (Metric(name="roc_auc", min_improvement=0.01), 0.811, 0.8, True, "by at least 0.01"),
-        (Metric(name="roc_auc", minimum=0.9), 0.85, 0.8, False, "does not meet"),  # better, below minimum
+        (Metric(name="roc_auc", at_least=0.9), 0.85, 0.8, False, "does not meet"),  # better, below minimum
         # lower is better
-        (Metric(name="rmse", minimum=10), 5.0, None, True, "no production version"),
-        (Metric(name="rmse", minimum=10), 11.0, None, False, "does not meet the contract maximum 10"),
-        (Metric(name="rmse", minimum=10), 4.0, 5.0, True, "lower is better"),
-        (Metric(name="rmse", minimum=10), 6.0, 5.0, False, "does not beat"),
+        (Metric(name="rmse", at_most=10), 5.0, None, True, "no production version"),
+        (Metric(name="rmse", at_most=10), 11.0, None, False, "does not meet the contract maximum 10"),
+        (Metric(name="rmse", at_most=10), 4.0, 5.0, True, "lower is better"),
+        (Metric(name="rmse", at_most=10), 6.0, 5.0, False, "does not beat"),
         (Metric(name="log_loss", min_improvement=0.05), 0.46, 0.5, False, "by at least 0.05"),
         (Metric(name="log_loss", min_improvement=0.05), 0.44, 0.5, True, "beats"),
     ],
@@ -302,7 +302,7 @@ def test_decide_promotion_on_the_same_data(
     own: tuple[float, float], same_data: list[SameDataComparison], promote: bool, reasons: list[str]
 ) -> None:
     decision = decide_promotion(
-        Metric(name="roc_auc", minimum=0.6),
+        Metric(name="roc_auc", at_least=0.6),
         {"roc_auc": own[0]},
         {"roc_auc": own[1]},
         champion_version=1,
@@ -315,7 +315,7 @@ def test_decide_promotion_on_the_same_data(
 
 def test_decide_promotion_same_data_still_needs_the_contract_minimum() -> None:
     decision = decide_promotion(
-        Metric(name="roc_auc", minimum=0.9),
+        Metric(name="roc_auc", at_least=0.9),
         {"roc_auc": 0.85},
         {"roc_auc": 0.8},
         champion_version=1,

@@ -52,7 +52,7 @@ def regression_contract(estimator: str = "ridge", params: dict[str, Any] | None 
             "target": {"name": "monthly_charges", "min": 0, "max": 1000},
             "features": features,
             "estimator": {"name": estimator, "params": params or {}},
-            "metric": {"name": "r2", "minimum": 0.5},
+            "metric": {"name": "r2", "at_least": 0.5},
         }
     )
 
@@ -81,7 +81,7 @@ def test_train_model_churn_beats_the_contract_minimum_and_reports_holdout_metric
     contract = churn_contract()
     # THEN the contract's metric comes first and clears the bar, with the standard metrics beside it
     assert next(iter(churn_model.metrics)) == "roc_auc"
-    assert contract.metric.meets_minimum(churn_model.metrics["roc_auc"])
+    assert contract.metric.meets_threshold(churn_model.metrics["roc_auc"])
     assert set(churn_model.metrics) == {"roc_auc", "accuracy", "f1_macro", "log_loss"}
     assert churn_model.training_rows == 2400
     assert churn_model.holdout_rows == 600
@@ -195,7 +195,7 @@ def test_train_model_multiclass_profiles_predicted_labels() -> None:
     contract = churn_contract(
         target={"name": "plan", "classes": ["basic", "standard", "premium"]},
         features=[f for f in CHURN["features"] if f["name"] != "plan"] + [{"name": "churned", "type": "categorical"}],
-        metric={"name": "f1_macro", "minimum": 0.5},
+        metric={"name": "f1_macro", "at_least": 0.5},
     )
     model = train_model(frame, contract)
     assert model.metrics["f1_macro"] > 0.5

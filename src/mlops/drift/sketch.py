@@ -69,7 +69,7 @@ def prediction_output(contract: Contract, baseline: BaselineProfile) -> str | No
         return "value"
     if isinstance(baseline.prediction, CategoricalProfile):
         return "label"
-    classes = contract.target.classes or ()
+    classes = contract.target.labels or ()
     return f"probability:{classes[1]}" if len(classes) == 2 else None
 
 

@@ -29,6 +29,7 @@ from mlops.training.onnx_io import (
     OUTPUT_LABEL,
     OUTPUT_PROBABILITIES,
     OUTPUT_VALUE,
+    input_metadata,
 )
 
 # Domains onnxruntime implements itself; anything else needs a custom-op library (native code).
@@ -56,7 +57,7 @@ class GraphRejectedError(MlopsError):
 @dataclass(frozen=True)
 class CheckedGraph:
     model: onnx.ModelProto
-    feed_dtypes: dict[str, type]  # feature -> numpy dtype of its graph input
+    feed_dtypes: dict[str, type]  # graph input name (`Feature.input_name`) -> numpy dtype
     classes: tuple[str, ...]  # the probability columns' classes, in the graph's order (classification)
     producer: str
 
@@ -90,7 +91,7 @@ def with_suite_metadata(graph: CheckedGraph, contract: Contract, source_sha256: 
     model = onnx.ModelProto()
     model.CopyFrom(graph.model)
     kept = {p.key: p.value for p in model.metadata_props if not p.key.startswith("mlops.")}
-    inputs = [{"name": f.name, "type": _kind(graph.feed_dtypes[f.name])} for f in contract.features]
+    inputs = [{**input_metadata(f.rule), "type": _kind(graph.feed_dtypes[f.input_name])} for f in contract.features]
     ours = {
         META_MODEL_NAME: contract.name,
         META_PROBLEM_TYPE: contract.problem_type.value,
@@ -158,23 +159,23 @@ def _check_inputs(model: onnx.ModelProto, contract: Contract) -> tuple[dict[str,
     problems: list[str] = []
     feed: dict[str, type] = {}
     for feature in contract.features:
-        value = inputs.get(feature.name)
+        value = inputs.get(feature.input_name)
+        # the column's own name too when the input stands for it under another (`input_name`)
+        what = f"{feature.type.value} feature" + (f" {feature.name!r}" if feature.input_name != feature.name else "")
         categorical = feature.type is FeatureType.CATEGORICAL
         expected = "a string tensor [N, 1]" if categorical else "a float or double tensor [N, 1]"
         if value is None:
-            problems.append(f"input {feature.name!r} ({feature.type.value} feature): expected {expected}, found none")
+            problems.append(f"input {feature.input_name!r} ({what}): expected {expected}, found none")
             continue
         element = value.type.tensor_type.elem_type if value.type.WhichOneof("value") == "tensor_type" else None
         dtype = object if element == _T.STRING else _NUMERIC_INPUTS.get(element)  # type: ignore[arg-type]
         shape = _shape(value)
         shape_ok = len(shape) == 2 and shape[1] == 1
         if dtype is None or (dtype is object) != categorical or not shape_ok:
-            problems.append(
-                f"input {feature.name!r} ({feature.type.value} feature): expected {expected}, found {_describe(value)}"
-            )
+            problems.append(f"input {feature.input_name!r} ({what}): expected {expected}, found {_describe(value)}")
             continue
-        feed[feature.name] = dtype
-    features = {f.name for f in contract.features}
+        feed[feature.input_name] = dtype
+    features = {f.input_name for f in contract.features}
     for name in sorted(set(inputs) - features):
         problems.append(f"input {name!r}: not a feature of the contract (found {_describe(inputs[name])})")
     return feed, problems
@@ -211,7 +212,7 @@ def _check_outputs(model: onnx.ModelProto, contract: Contract) -> list[str]:
 
 
 def _check_classes(model: onnx.ModelProto, contract: Contract) -> tuple[tuple[str, ...], list[str]]:
-    declared = list(contract.target.classes or ())
+    declared = list(contract.target.labels or ())
     claimed = {p.key: p.value for p in model.metadata_props}.get(META_CLASSES)
     found = _classifier_labels(model)
     if claimed is not None:

@@ -159,7 +159,10 @@ def load_model(
     except Exception as error:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
         raise IntegrityError(f"{version.model_name} v{version.version}: onnxruntime cannot load it ({error})") from None
     feed = _feed_plan(session, contract, version)
-    float64_inputs = {name for name, dtype in feed if dtype is np.float64}
+    # the validator reads records by column name
+    float64_inputs = {
+        rule.name for rule, (_, dtype) in zip(contract.features, feed, strict=True) if dtype is np.float64
+    }
     return LoadedModel(
         name=version.model_name,
         version=version.version,
@@ -188,22 +191,24 @@ _PROVIDERS = ["CPUExecutionProvider"]
 def _feed_plan(
     session: ort.InferenceSession, contract: ServingContract, version: LoadableVersion
 ) -> tuple[tuple[str, Any], ...]:
+    """(graph input name, dtype) per feature, in contract order."""
     inputs = {item.name: item.type for item in session.get_inputs()}
-    if set(inputs) != set(contract.feature_names):
+    wanted = [feature.input_name for feature in contract.features]
+    if set(inputs) != set(wanted):
         raise IntegrityError(
             f"{version.model_name} v{version.version}: graph inputs {sorted(inputs)} are not the contract's "
-            f"features {sorted(contract.feature_names)}"
+            f"features' inputs {sorted(wanted)}"
         )
     plan = []
-    for feature in contract.features:
-        dtype = _FEED_DTYPES.get(inputs[feature.name])
+    for feature, name in zip(contract.features, wanted, strict=True):
+        dtype = _FEED_DTYPES.get(inputs[name])
         is_text = feature.type is FeatureType.CATEGORICAL
         if dtype is None or (dtype is object) != is_text:
             raise IntegrityError(
-                f"{version.model_name} v{version.version}: input {feature.name} is {inputs[feature.name]}, "
+                f"{version.model_name} v{version.version}: input {name} ({feature.name!r}) is {inputs[name]}, "
                 f"which a {feature.type.value} feature cannot feed"
             )
-        plan.append((feature.name, dtype))
+        plan.append((name, dtype))
     return tuple(plan)
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from mlops.contract_rules import DEFAULT_CAPTURE_SAMPLE_RATE, FeatureRule, ProblemType
+from mlops.contract_rules import DEFAULT_CAPTURE_SAMPLE_RATE, FeatureRule, ProblemType, label_text
 from mlops.errors import IntegrityError
 
 
@@ -67,8 +67,10 @@ class ServingContract:
     name: str
     problem_type: ProblemType
     feature_rules: tuple[FeatureRule, ...]
-    classes: tuple[str, ...]  # classification: the declared target classes
+    classes: tuple[str, ...]  # classification: the declared target classes as text (`label_text`)
     capture_sample_rate: float
+    # classification with integer or boolean classes: label text -> the declared value predict answers
+    label_values: dict[str, Any] | None = None
 
     @property
     def features(self) -> tuple[FeatureRule, ...]:
@@ -93,10 +95,18 @@ class ServingContract:
                 name=str(document["name"]),
                 problem_type=ProblemType(document["problem_type"]),
                 feature_rules=tuple(FeatureRule.from_document(feature) for feature in document["features"]),
-                classes=tuple(str(c) for c in target.get("classes") or ()),
+                classes=tuple(label_text(c) for c in target.get("classes") or ()),
+                label_values=_label_values(target.get("classes") or ()),
                 capture_sample_rate=float(
                     (document.get("monitoring") or {}).get("capture_sample_rate", DEFAULT_CAPTURE_SAMPLE_RATE)
                 ),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise IntegrityError(f"{source} is not a valid contract ({type(error).__name__}: {error})") from None
+
+
+def _label_values(classes: list[Any]) -> dict[str, Any] | None:
+    """Text -> declared label, when the declared labels are not text (predict answers `1`, `true`)."""
+    if all(type(c) is str for c in classes):
+        return None
+    return {label_text(c): c for c in classes}

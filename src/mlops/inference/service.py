@@ -50,6 +50,9 @@ class PredictionService:
             prediction["prediction_id"] = prediction_id
         if self.capture is not None:
             self.capture.add(name, model.version, columns.names, columns.rows, predictions, model.capture_sample_rate)
+        values = model.contract.label_values
+        if values is not None:  # integer or boolean classes: answered as declared; captures keep the text
+            predictions = [{**prediction, "label": values[prediction["label"]]} for prediction in predictions]
         return {"model": name, "version": model.version, "predictions": predictions}
 
     def after_request(self) -> list[FlushResult]:

@@ -9,7 +9,7 @@ Per model with a production version, on its own (one model's failure never stops
 2. join the new labels, add each joined row to its version's hour;
 3. write the state, then the result (`monitoring/<model>/quality/<id>.json`): the window is the
    merge of the hours since `now - window_hours`; with `min_labels` production rows it is judged
-   against the contract's `metric.minimum` and the version's holdout score (`judge`);
+   against the contract's metric threshold (`at_least` / `at_most`) and the version's holdout score (`judge`);
 4. publish the scores and the run's join counts as metrics.
 
 Time: a model may use the invocation's time but `reserve_seconds` for each model after it; a join
@@ -86,7 +86,7 @@ class QualityRun:
 def judge(metric: Metric, live: float, holdout: float | None, margin: float) -> tuple[bool, bool]:
     """(below the contract's minimum, worse than the holdout score by more than the margin).
     The margin is absolute for scores, a share of the holdout value for errors (log_loss, rmse, mae)."""
-    below_minimum = not metric.meets_minimum(live)
+    below_minimum = not metric.meets_threshold(live)
     if holdout is None:
         return below_minimum, False
     allowed = margin * abs(holdout) if metric.name in _RELATIVE_MARGIN else margin
@@ -318,7 +318,7 @@ class _ModelQuality:
                 higher_is_better=contract.metric.higher_is_better,
                 live=live,
                 holdout=holdout,
-                minimum=contract.metric.minimum,
+                minimum=contract.metric.threshold,
                 margin=settings.margin,
                 below_minimum=below_minimum,
                 below_holdout=below_holdout,

@@ -51,7 +51,7 @@ class QualitySketch:
 
     def __init__(self, contract: Contract, target_edges: Sequence[float] | None = None) -> None:
         self.regression = contract.problem_type is ProblemType.REGRESSION
-        self.classes: list[str] = list(contract.target.classes or ())
+        self.classes: list[str] = list(contract.target.labels or ())
         positive = positive_class(contract)
         self.scored: list[str] = [positive] if positive is not None else list(self.classes)
         self.target_edges = list(target_edges) if target_edges is not None else None

@@ -99,10 +99,11 @@ def decide_promotion(
     if not _finite(value):  # missing or NaN: nothing to judge
         return PromotionDecision(False, f"candidate has no usable {name} metric")
     assert value is not None
-    if not metric.meets_minimum(value):
+    if not metric.meets_threshold(value):
         bound = "minimum" if metric.higher_is_better else "maximum"
         return PromotionDecision(
-            False, f"{name} {value:.6g} does not meet the contract {bound} {metric.minimum:.6g} ({direction} is better)"
+            False,
+            f"{name} {value:.6g} does not meet the contract {bound} {metric.threshold:.6g} ({direction} is better)",
         )
     if champion is None:
         return PromotionDecision(True, f"{name} {value:.6g} meets the contract and there is no production version")

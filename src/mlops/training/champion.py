@@ -26,7 +26,7 @@ from mlops.events import SameDataScore
 from mlops.ports import ObjectStore
 from mlops.registry.policy import CANDIDATE_HOLDOUT, RECENT_TRAFFIC
 from mlops.registry.records import ModelVersion
-from mlops.training.dataset import frame_feed, model_inputs
+from mlops.training.dataset import frame_feed
 from mlops.training.onnx_io import META_CLASSES, OUTPUT_LABEL, OUTPUT_PROBABILITIES, OUTPUT_VALUE
 from mlops.training.traffic import LabelledTraffic, TrafficWindow, recent_labelled_traffic
 
@@ -211,7 +211,7 @@ def _check_comparable(champion: Contract, candidate: Contract) -> None:
         raise _Unscorable(f"it solves {champion.problem_type.value}, the candidate {candidate.problem_type.value}")
     if champion.target.name != candidate.target.name:
         raise _Unscorable(f"it predicts {champion.target.name!r}, the candidate {candidate.target.name!r}")
-    if set(champion.target.classes or ()) != set(candidate.target.classes or ()):
+    if set(champion.target.labels or ()) != set(candidate.target.labels or ()):
         raise _Unscorable(
             f"its classes {list(champion.target.classes or ())} differ from the candidate's "
             f"{list(candidate.target.classes or ())}"
@@ -229,10 +229,7 @@ def _check_comparable(champion: Contract, candidate: Contract) -> None:
 def _run(session: ort.InferenceSession, rows: pd.DataFrame, contract: Contract) -> tuple[np.ndarray, np.ndarray | None]:
     dtypes = {item.name: _FEED_DTYPES.get(item.type, np.float32) for item in session.get_inputs()}
     try:
-        feed = {
-            name: values.astype(dtypes[name], copy=False)
-            for name, values in frame_feed(model_inputs(rows, contract), contract).items()
-        }
+        feed = {name: values.astype(dtypes[name], copy=False) for name, values in frame_feed(rows, contract).items()}
     except Exception as error:  # the error would quote the value: only its kind goes into reasons and logs
         raise _Unscorable(f"a value of the rows cannot be fed to its inputs ({type(error).__name__})") from None
     try:

@@ -6,13 +6,14 @@ import csv
 import gzip
 import io
 import re
+from collections.abc import Callable
 from typing import IO, Any
 
 import numpy as np
 import pandas as pd
 
-from mlops.contract import Contract, FeatureType, ProblemType
-from mlops.contract_rules import BOOLEAN_TEXT
+from mlops.contract import Contract, FeatureType, ProblemType, TargetMissing
+from mlops.contract_rules import BOOLEAN_TEXT, label_reader
 from mlops.errors import DatasetError
 from mlops.training.onnx_io import MISSING_CATEGORY, column_feed
 from mlops.validation.checks import NUMBER_PATTERN
@@ -27,6 +28,7 @@ def read_dataset(stream_or_bytes: bytes | IO[bytes], key: str, contract: Contrac
 
     Numeric features are float64 (NaN for nulls), booleans are bool or, when nullable, object
     True/False/None, categoricals and classification targets are object str/None.
+    Rows without a target are left out when the contract says `target.missing: drop`.
     Raises DatasetError when the format is unknown, a column is missing or a value does not parse
     (naming the column and the data row, counted from 1 as validation's report counts them).
 
@@ -44,29 +46,36 @@ def read_dataset(stream_or_bytes: bytes | IO[bytes], key: str, contract: Contrac
         frame[feature.name] = _typed(raw.pop(feature.name), feature.type, key)
     target = raw.pop(contract.target.name)
     if contract.problem_type is ProblemType.CLASSIFICATION:
-        frame[contract.target.name] = _labels(target)
+        frame[contract.target.name] = _labels(target, label_reader(contract.target.classes or ()))
     else:
         frame[contract.target.name] = _numbers(target, contract.target.name, key)
+    if contract.target.missing is TargetMissing.DROP:  # validation counted them in its report
+        frame = frame[frame[contract.target.name].notna()].reset_index(drop=True)
     return frame
 
 
 def model_inputs(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
-    """The feature columns exactly as the ONNX graph receives them: float32 numbers (booleans as
-    0/1, NaN for nulls) and strings (MISSING_CATEGORY for nulls). Training fits on this frame, so
-    scikit-learn and ONNX see bit-identical inputs.
+    """The feature columns exactly as the ONNX graph receives them, named by graph input name
+    (`Feature.input_name`): float32 numbers (booleans as 0/1, NaN for nulls) and strings
+    (MISSING_CATEGORY for nulls). Training fits on this frame, so scikit-learn and ONNX see
+    bit-identical inputs.
 
     Columns as read_dataset types them are converted whole (float64 -> float32 is the cast
     column_feed makes of each value); any other column goes value by value through column_feed."""
     # copy=False: one block per column, not a consolidated copy of them all (the peak doubled)
     return pd.DataFrame(
-        {f.name: _feed(frame[f.name], f.type) for f in contract.features}, index=frame.index, copy=False
+        {f.input_name: _feed(frame[f.name], f.type) for f in contract.features}, index=frame.index, copy=False
     )
 
 
 def frame_feed(frame: pd.DataFrame, contract: Contract) -> dict[str, np.ndarray]:
-    """The onnxruntime feed for a frame of features (as returned by read_dataset or model_inputs)."""
-    inputs = model_inputs(frame, contract)
-    return {f.name: inputs[f.name].to_numpy().reshape(-1, 1) for f in contract.features}
+    """The onnxruntime feed for a frame of features as read_dataset returns it (named as in the file)."""
+    return inputs_feed(model_inputs(frame, contract), contract)
+
+
+def inputs_feed(inputs: pd.DataFrame, contract: Contract) -> dict[str, np.ndarray]:
+    """The onnxruntime feed for a frame model_inputs returned (named by graph input)."""
+    return {f.input_name: inputs[f.input_name].to_numpy().reshape(-1, 1) for f in contract.features}
 
 
 _WHOLE_COLUMN_NUMBERS = (np.dtype(np.float64), np.dtype(np.float32), np.dtype(bool))
@@ -245,8 +254,10 @@ def _text(value: object) -> str:
     return str(value)
 
 
-def _labels(column: pd.Series) -> pd.Series:
-    return _per_value(column, lambda v: None if _is_null(v) else _text(v))
+def _labels(column: pd.Series, read_label: Callable[[str], str] | None = None) -> pd.Series:
+    """Class labels as text; `read_label` reads integer and boolean classes ("True" -> "true")."""
+    read = read_label or str
+    return _per_value(column, lambda v: None if _is_null(v) else read(_text(v)))
 
 
-__all__ = ["MISSING_CATEGORY", "frame_feed", "model_inputs", "read_dataset"]
+__all__ = ["MISSING_CATEGORY", "frame_feed", "inputs_feed", "model_inputs", "read_dataset"]

@@ -23,7 +23,7 @@ from mlops.training.onnx_io import (
     OUTPUT_LABEL,
     OUTPUT_PROBABILITIES,
     OUTPUT_VALUE,
-    input_kind,
+    input_metadata,
 )
 from mlops.training.pipeline import ESTIMATOR_STEP
 
@@ -40,7 +40,7 @@ def to_onnx(pipeline: Pipeline, contract: Contract, classes: list[str]) -> bytes
     Raises TrainingRejectedError when skl2onnx cannot convert the pipeline.
     """
     initial_types = [
-        (f.name, StringTensorType([None, 1]) if f.type is FeatureType.CATEGORICAL else FloatTensorType([None, 1]))
+        (f.input_name, StringTensorType([None, 1]) if f.type is FeatureType.CATEGORICAL else FloatTensorType([None, 1]))
         for f in contract.features
     ]
     estimator = pipeline.named_steps[ESTIMATOR_STEP]
@@ -57,7 +57,7 @@ def to_onnx(pipeline: Pipeline, contract: Contract, classes: list[str]) -> bytes
         META_MODEL_NAME: contract.name,
         META_PROBLEM_TYPE: contract.problem_type.value,
         META_CLASSES: json.dumps(classes),
-        META_INPUTS: json.dumps([{"name": f.name, "type": input_kind(f.type)} for f in contract.features]),
+        META_INPUTS: json.dumps([input_metadata(f.rule) for f in contract.features]),
         META_CONTRACT_DIGEST: contract.digest,
     }
     onnx.helper.set_model_props(model, metadata)

@@ -1,4 +1,5 @@
-"""How data meets the exported ONNX graph: one graph input per feature, named as the feature.
+"""How data meets the exported ONNX graph: one graph input per feature, named by its `input_name`
+(the column's own name when it is an identifier, else a slug and hash of it).
 
 - numeric and boolean features: float32 tensors of shape [N, 1]; booleans as 0.0/1.0, nulls as NaN
   (the graph's median imputer fills them);
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mlops.contract_rules import BOOLEAN_TEXT, MISSING_CATEGORY, FeatureType
+from mlops.contract_rules import BOOLEAN_TEXT, MISSING_CATEGORY, FeatureRule, FeatureType
 from mlops.errors import RecordError
 
 if TYPE_CHECKING:  # the predict function imports this module; it never parses a pydantic contract
@@ -34,6 +35,7 @@ __all__ = [
     "OUTPUT_VALUE",
     "column_feed",
     "input_kind",
+    "input_metadata",
     "onnx_input_feed",
 ]
 
@@ -55,8 +57,16 @@ def input_kind(feature_type: FeatureType) -> str:
     return "string" if feature_type is FeatureType.CATEGORICAL else "float"
 
 
+def input_metadata(rule: FeatureRule) -> dict[str, str]:
+    """A graph input as `META_INPUTS` lists it: its name, type, and the column it reads when they differ."""
+    entry = {"name": rule.input_name, "type": input_kind(rule.type)}
+    if rule.input_name != rule.name:
+        entry["column"] = rule.name
+    return entry
+
+
 def onnx_input_feed(records: Sequence[Mapping[str, Any]], contract: Contract) -> dict[str, np.ndarray]:
-    """Map JSON records onto the graph inputs: {feature name: array of shape [N, 1]}.
+    """Map JSON records (keyed by column name) onto the graph inputs: {input name: array of shape [N, 1]}.
 
     Missing keys and nulls are treated alike. Raises RecordError naming the record and field when a
     value cannot be represented (a non-numeric number, an unrecognised boolean).
@@ -65,7 +75,7 @@ def onnx_input_feed(records: Sequence[Mapping[str, Any]], contract: Contract) ->
     for feature in contract.features:
         values = [record.get(feature.name) for record in records]
         try:
-            feed[feature.name] = column_feed(values, feature.type)
+            feed[feature.input_name] = column_feed(values, feature.type)
         except _BadValue as bad:
             raise RecordError(
                 f"record {bad.index}: field {feature.name!r}: {bad.value!r} is not a valid {feature.type.value} value"

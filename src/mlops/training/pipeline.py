@@ -57,7 +57,7 @@ def build_pipeline(contract: Contract, training_inputs: pd.DataFrame) -> Pipelin
     """An unfitted Pipeline for the contract. `training_inputs` (from model_inputs) supplies the
     categories of categorical features the contract does not enumerate."""
     name = contract.estimator.name
-    numeric = [f.name for f in contract.features if f.type is not FeatureType.CATEGORICAL]
+    numeric = [f.input_name for f in contract.features if f.type is not FeatureType.CATEGORICAL]
     categorical = [rule for rule in contract.feature_rules if rule.type is FeatureType.CATEGORICAL]
     transformers: list[tuple[str, Any, list[str]]] = []
     if numeric:
@@ -67,7 +67,7 @@ def build_pipeline(contract: Contract, training_inputs: pd.DataFrame) -> Pipelin
         transformers.append(("numeric", Pipeline(steps), numeric))
     if categorical:
         # open vocabulary: the values of the training data; any other is ignored at prediction time
-        categories = [rule.encoder_categories(training_inputs[rule.name].tolist()) for rule in categorical]
+        categories = [rule.encoder_categories(training_inputs[rule.input_name].tolist()) for rule in categorical]
         encode = Pipeline(
             [
                 # Nulls reach the pipeline already as MISSING_CATEGORY (see onnx_io); empty strings
@@ -77,7 +77,7 @@ def build_pipeline(contract: Contract, training_inputs: pd.DataFrame) -> Pipelin
                 ("onehot", OneHotEncoder(categories=categories, handle_unknown="ignore", sparse_output=False)),
             ]
         )
-        transformers.append(("categorical", encode, [f.name for f in categorical]))
+        transformers.append(("categorical", encode, [rule.input_name for rule in categorical]))
     preprocess = ColumnTransformer(transformers, sparse_threshold=0.0, verbose_feature_names_out=False)
     estimator = ESTIMATOR_CLASSES[name](**effective_params(contract))
     return Pipeline([(PREPROCESS_STEP, preprocess), (ESTIMATOR_STEP, estimator)])

@@ -23,7 +23,7 @@ from sklearn.pipeline import Pipeline
 from mlops.contract import Contract, FeatureType, ProblemType, positive_class
 from mlops.errors import TrainingRejectedError
 from mlops.profile import BaselineProfile, ColumnProfile, profile_categorical, profile_numeric
-from mlops.training.dataset import frame_feed, model_inputs
+from mlops.training.dataset import inputs_feed, model_inputs
 from mlops.training.export import check_agreement, to_onnx
 from mlops.training.pipeline import build_pipeline, effective_params
 
@@ -105,7 +105,7 @@ def train_model(frame: pd.DataFrame, contract: Contract) -> TrainedModel:
     onnx_bytes = to_onnx(pipeline, contract, classes)
     agreement = check_agreement(
         onnx_bytes,
-        frame_feed(holdout_inputs, contract),
+        inputs_feed(holdout_inputs, contract),
         contract,
         expected_labels=np.asarray(predictions) if probabilities is not None else None,
         expected_values=probabilities if probabilities is not None else np.asarray(predictions, dtype=np.float64),
@@ -142,7 +142,7 @@ def target_values(frame: pd.DataFrame, contract: Contract) -> np.ndarray:
             raise TrainingRejectedError(f"target {target!r} has non-numeric or infinite values")
         return values
     labels = np.array([str(v) for v in column.tolist()], dtype=object)
-    declared = list(contract.target.classes or ())
+    declared = list(contract.target.labels or ())
     unknown = sorted(set(labels.tolist()) - set(declared))
     if unknown:
         raise TrainingRejectedError(f"target {target!r} has labels outside the contract's classes: {unknown[:10]}")

@@ -11,14 +11,22 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlops.contract import Contract, FeatureType, ProblemType
-from mlops.contract_rules import BOOLEAN_TEXT, FLOAT32_MAX, FLOAT64_MAX, NULL_CATEGORY_TEXTS, FeatureRule
+from mlops.contract import Contract, FeatureType, ProblemType, TargetMissing
+from mlops.contract_rules import (
+    BOOLEAN_TEXT,
+    FLOAT32_MAX,
+    FLOAT64_MAX,
+    NULL_CATEGORY_TEXTS,
+    FeatureRule,
+    label_reader,
+)
 from mlops.validation.report import MAX_OFFENDING, CheckName, CheckResult, Offending
 from mlops.validation.stats import Observed, StatsCollector
 
@@ -96,6 +104,8 @@ class _ColumnRule:
     max: float | None = None
     allowed: frozenset[str] | None = None
     is_target: bool = False
+    # a target of integer or boolean classes: a cell's text -> its label text ("True" -> "true", "1.0" -> "1")
+    read_label: Callable[[str], str] | None = None
     show_values: bool = False  # the contract allows quoting this column's values in reports
     limit: float = FLOAT64_MAX  # largest magnitude the column's consumer holds (features: the graph's float32)
 
@@ -233,6 +243,10 @@ class _ColumnState:
         else:
             self.column_type_error = f"column has type {kind}, expected text"
             return
+        if self.rule.read_label is not None:  # few distinct labels: read each once
+            read = self.rule.read_label
+            dictionary = pa.array([None if v is None else read(v) for v in dictionary.to_pylist()], pa.string())
+            encoded_text = False
         blank, unknown_entries = self._entry_flags(dictionary)
         if blank.true_count:
             row_blank = pc.fill_null(pc.take(blank, indices), True)
@@ -280,9 +294,18 @@ class _ColumnState:
             return [CheckResult(name=CheckName.TYPE, column=rule.name, passed=False, details=self.column_type_error)]
         results = [self._result(CheckName.TYPE, f"values must be {_kind_text(rule.kind)}")]
         if rule.nullable:
+            details = (
+                f"{self.nulls} rows without a target: dropped before training (target.missing: drop)"
+                if rule.is_target
+                else f"{self.nulls} nulls (nullable)"
+            )
             results.append(
                 CheckResult(
-                    name=CheckName.NULLS, column=rule.name, passed=True, details=f"{self.nulls} nulls (nullable)"
+                    name=CheckName.NULLS,
+                    column=rule.name,
+                    passed=True,
+                    details=details,
+                    failing_rows=self.nulls if rule.is_target else None,
                 )
             )
             share = self.nulls / rows if rows else 0.0
@@ -441,8 +464,9 @@ def _rules(contract: Contract) -> list[_ColumnRule]:
             _ColumnRule(
                 name=target.name,
                 kind=FeatureType.CATEGORICAL,
-                nullable=False,
-                allowed=frozenset(target.classes or ()),
+                nullable=target.missing is TargetMissing.DROP,
+                allowed=frozenset(target.labels or ()),
+                read_label=label_reader(target.classes or ()),
                 is_target=True,
             )
         )
@@ -451,7 +475,7 @@ def _rules(contract: Contract) -> list[_ColumnRule]:
             _ColumnRule(
                 name=target.name,
                 kind=FeatureType.NUMERIC,
-                nullable=False,
+                nullable=target.missing is TargetMissing.DROP,
                 min=target.min,
                 max=target.max,
                 is_target=True,

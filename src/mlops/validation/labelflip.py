@@ -79,18 +79,19 @@ def onnx_production_model(version: ModelVersion, store: ObjectStore) -> Producti
         return None
     loaded = load_model(version, store, max_records=1)
     inputs = {item.name: _FEED_DTYPES.get(item.type, np.float32) for item in loaded.session.get_inputs()}
-    contract = loaded.contract
+    rules = {rule.input_name: rule for rule in loaded.contract.features}  # the table's columns are named as in the file
 
     def predict(table: pa.Table) -> list[str]:
-        feed = {name: _column(table.column(name), contract, name, dtype) for name, dtype in inputs.items()}
+        feed = {
+            name: _column(table.column(rules[name].name), rules[name].type, dtype) for name, dtype in inputs.items()
+        }
         labels = loaded.session.run(["label"], feed)[0]
         return [str(label) for label in np.asarray(labels).reshape(-1).tolist()]
 
     return ProductionModel(f"{version.model_name} v{version.version}", 1.0 - float(accuracy), predict)
 
 
-def _column(values: pa.ChunkedArray, contract: Contract, name: str, dtype: object) -> np.ndarray:
-    kind = next(f.type for f in contract.features if f.name == name)
+def _column(values: pa.ChunkedArray, kind: FeatureType, dtype: object) -> np.ndarray:
     if kind is FeatureType.CATEGORICAL:
         return np.array([MISSING if v is None else v for v in values.to_pylist()], dtype=object).reshape(-1, 1)
     if kind is FeatureType.BOOLEAN:

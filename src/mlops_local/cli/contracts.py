@@ -1,9 +1,10 @@
-"""`mlops contracts check|publish|schema` (and the slot for `infer`)."""
+"""`mlops contracts check|publish|schema|infer|reference`."""
 
 from __future__ import annotations
 
 import json
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +12,9 @@ import typer
 
 from mlops_local.handlers import REPO_ROOT
 
-app = typer.Typer(help="Model contracts: check, publish, print the schema.")
+REFERENCE_FILE = REPO_ROOT / "docs" / "contracts.md"
+
+app = typer.Typer(help="Model contracts: check, publish, print the schema, draft one from a file, write the reference.")
 
 
 @app.command()
@@ -35,10 +38,11 @@ def publish(
     import boto3
 
     import mlops_local.cli as package
+    from mlops.contract import contract_files
     from mlops.layout import contract_key
     from mlops_local.cli.local import control
 
-    parsed, failed = _parse(sorted(directory.glob("*.json")))
+    parsed, failed = _parse(contract_files(directory))
     if failed:
         return 1
     s3, target_bucket = None, bucket
@@ -84,9 +88,48 @@ def schema() -> int:
     return 0
 
 
-# `mlops contracts infer FILE --target NAME --format yaml|json` (branch i10/contracts) goes here:
-# an `@app.command()` taking the file and options, calling the domain's inference function and
-# printing its document to stdout; errors as ContractError -> `bad ...` on stderr and status 1.
+class OutputFormat(StrEnum):
+    json = "json"
+    yaml = "yaml"
+
+
+@app.command()
+def infer(
+    file: Annotated[Path, typer.Argument(help="a .csv, .csv.gz or .parquet sample (read once, streaming)")],
+    target: Annotated[str | None, typer.Option(help="the column to predict (default: the last one)")] = None,
+    name: Annotated[str | None, typer.Option(help="the model's name (default: from the file's name)")] = None,
+    output_format: Annotated[OutputFormat, typer.Option("--format", help="the document's format")] = OutputFormat.json,
+) -> int:
+    """Print a contract drafted from a CSV or Parquet sample (what to review goes to standard error)."""
+    from mlops.contract_infer import dump_contract, infer_contract
+    from mlops.errors import ContractError
+
+    try:
+        inferred = infer_contract(file, target=target, name=name)
+    except (ContractError, OSError) as error:
+        print(f"cannot infer a contract: {error}", file=sys.stderr)
+        return 1
+    sys.stdout.write(dump_contract(inferred.document, output_format.value))
+    for note in inferred.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return 0
+
+
+@app.command()
+def reference(
+    output: Annotated[Path, typer.Option(help="where to write it; - prints it")] = REFERENCE_FILE,
+) -> int:
+    """Write the contract reference (docs/contracts.md) from the contract's JSON schema."""
+    from mlops.contract import contract_json_schema
+    from mlops.contract_reference import render_reference
+
+    text = render_reference(contract_json_schema())
+    if str(output) == "-":
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+        print(f"wrote {output}")
+    return 0
 
 
 def _parse(files: list[Path]) -> tuple[list, bool]:
