@@ -139,7 +139,8 @@ def main() -> None:
     from mlops.training.capacity import plan_training
 
     columns = len(parse_contract(CONTRACT.read_text()).columns)
-    print(f"# {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {_machine()}; churn contract, {columns} columns, CSV")
+    machine = _machine()  # the load as the runs start, not as they end
+    print(f"# {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine}; churn contract, {columns} columns, CSV")
     print(f"# baseline: the reader at {args.baseline_rev}; each cell a fresh process; peak = VmHWM")
     sizes = sorted(set(args.rows) | set(args.train_rows))
     trained: dict[str, list[dict[str, float]]] = {name: [] for name in args.estimators}
@@ -197,10 +198,10 @@ def main() -> None:
     )
     print("\n".join(trains))
     if args.calibrate:
-        _calibrate(trained, columns)
+        _calibrate(trained, columns, machine)
 
 
-def _calibrate(trained: dict[str, list[dict[str, float]]], columns: int) -> None:
+def _calibrate(trained: dict[str, list[dict[str, float]]], columns: int, machine: str) -> None:
     """Per estimator, a line through the smallest and largest size trained: peak MiB above the imports
     and the object = fixed MiB + cells x bytes per cell; seconds = fixed seconds + cells / cells per
     second. Estimators not trained in this run keep their entry."""
@@ -246,7 +247,7 @@ def _calibrate(trained: dict[str, list[dict[str, float]]], columns: int) -> None
     MEASURED.write_text(
         head
         + f"MEASURED_ON = {datetime.now(UTC):'%Y-%m-%d'}\n"
-        + f"MACHINE = {_machine()!r}\n"
+        + f"MACHINE = {machine!r}\n"
         + 'CONTRACT = "contracts/churn.json (7 features + label: 8 columns), CSV, default params"\n'
         + f"RUNTIME_MIB = {round(runtime, 1)}\n"
         + f"ESTIMATORS: dict[str, dict[str, object]] = {entries!r}\n"
