@@ -111,4 +111,4 @@ def test_plan_training_covers_the_runs_it_was_calibrated_on(estimator: str) -> N
         plan = capacity.plan_training(run["rows"], 8, run["object_bytes"], estimator, entry["params"])
         # within 1 MiB: the runs are stored rounded, and the imports (RUNTIME_MIB) vary by a MiB between runs
         assert run["peak"] - 1 <= plan.peak_mib <= 1.1 * run["peak"]
-        assert plan.seconds >= run["seconds"] - 0.01
+        assert plan.seconds >= run["seconds"] - 0.1  # cells per second are stored as whole numbers
