@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -114,3 +116,15 @@ def test_a_plan_that_does_not_fit_says_what_is_over_and_never_refuses_silently(
     assert (refused is None) is fits_somewhere
     assert refused is None or refused.startswith(plan.reason)
     assert plan.memory_mb >= plan.peak_mib  # asks for at least the peak (MB >= MiB is conservative)
+
+
+@pytest.mark.parametrize("estimator", sorted(measured.ESTIMATORS))
+def test_plan_training_covers_the_runs_it_was_calibrated_on(estimator: str) -> None:
+    # the formula and the measurements kept beside it agree (bench_training_scale.py --calibrate),
+    # and a plan never promises less memory or time than a measured run took
+    entry: dict[str, Any] = measured.ESTIMATORS[estimator]
+    for run in entry["runs"]:
+        plan = capacity.plan_training(run["rows"], 8, run["object_bytes"], estimator, entry["params"])
+        # within 1 MiB: the runs are stored rounded, and the imports (RUNTIME_MIB) vary by a MiB between runs
+        assert run["peak"] - 1 <= plan.peak_mib <= 1.1 * run["peak"]
+        assert plan.seconds >= run["seconds"] - 0.1  # cells per second are stored as whole numbers

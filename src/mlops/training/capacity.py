@@ -3,7 +3,8 @@
 `plan_training` turns a dataset's rows, columns (the contract's) and object bytes, known once
 validation has read it (DatasetRef.rows / size_bytes), and the contract's estimator into a
 TrainingPlan from measurements kept in `capacity_measured.py` (written by
-`scripts/bench_training_scale.py --calibrate`). Validation and training both decide with it, so the
+`scripts/bench_training_scale.py --calibrate`): peak = imports + the estimator's fixed MiB + the
+object + cells x bytes per cell; seconds = fixed + cells / cells per second, scaled by the trees. Validation and training both decide with it, so the
 rule lives here once. Light on purpose (no numpy): validation imports it.
 
 Where: the train_model Lambda when the plan fits its memory and 15-minute timeout with margin;
