@@ -19,7 +19,7 @@ import secrets
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -106,6 +106,45 @@ class ApiKey:
 QUOTA_EXCEEDED = "Limit Exceeded"  # API Gateway's answer when a usage plan's quota is used up
 
 
+def template_routes(deployment: LocalDeployment, functions: Collection[str]) -> list[Route]:
+    """The template's REST routes and the function (logical id) behind each; refuses what is not emulated."""
+    template = deployment.template
+    apis = list(template.of_type("AWS::ApiGateway::RestApi"))
+    if len(apis) > 1:
+        raise TemplateError("local mode serves one REST API per template")
+    resources = {r.logical_id: r.properties for r in template.of_type("AWS::ApiGateway::Resource")}
+
+    def path_of(reference: Any) -> str:
+        if isinstance(reference, dict) and "Ref" in reference:
+            props = resources[reference["Ref"]]
+            return path_of(props["ParentId"]).rstrip("/") + "/" + props["PathPart"]
+        return "/"  # Fn::GetAtt [api, RootResourceId]
+
+    routes = []
+    for method in template.of_type("AWS::ApiGateway::Method"):
+        props = method.properties
+        if props["HttpMethod"] == "OPTIONS":
+            continue
+        integration = props.get("Integration", {})
+        if integration.get("Type") != "AWS_PROXY":
+            raise TemplateError(f"{method.logical_id}: only Lambda proxy integrations are emulated")
+        uri = str(deployment.resolve(integration["Uri"]))
+        found = _INTEGRATION.search(uri)
+        function_id = deployment.logical_id_of_arn(found.group(1)) if found else None
+        if function_id is None or function_id not in functions:
+            raise TemplateError(f"{method.logical_id}: integration {uri} is not a function local mode runs")
+        routes.append(
+            Route(
+                path_of(props["ResourceId"]),
+                props["HttpMethod"],
+                function_id,
+                props.get("AuthorizationType", "NONE"),
+                bool(props.get("ApiKeyRequired", False)),
+            )
+        )
+    return routes
+
+
 class LocalApi:
     def __init__(
         self,
@@ -124,7 +163,7 @@ class LocalApi:
         self.runner = runner
         self.access_key = access_key
         self.secret_key = secret_key
-        self.routes = self._routes()
+        self.routes = template_routes(deployment, runner.functions)
         self.stage = stage or self._stage_name()
         self._lock = threading.Lock()
         self._buckets: dict[tuple[str, str], TokenBucket] = {}  # (plan id, key id) -> its throttle
@@ -135,43 +174,6 @@ class LocalApi:
         self.server: ThreadingHTTPServer | None = None
 
     # --- from the template ----------------------------------------------------------------
-
-    def _routes(self) -> list[Route]:
-        template = self.deployment.template
-        apis = list(template.of_type("AWS::ApiGateway::RestApi"))
-        if len(apis) > 1:
-            raise TemplateError("local mode serves one REST API per template")
-        resources = {r.logical_id: r.properties for r in template.of_type("AWS::ApiGateway::Resource")}
-
-        def path_of(reference: Any) -> str:
-            if isinstance(reference, dict) and "Ref" in reference:
-                props = resources[reference["Ref"]]
-                return path_of(props["ParentId"]).rstrip("/") + "/" + props["PathPart"]
-            return "/"  # Fn::GetAtt [api, RootResourceId]
-
-        routes = []
-        for method in template.of_type("AWS::ApiGateway::Method"):
-            props = method.properties
-            if props["HttpMethod"] == "OPTIONS":
-                continue
-            integration = props.get("Integration", {})
-            if integration.get("Type") != "AWS_PROXY":
-                raise TemplateError(f"{method.logical_id}: only Lambda proxy integrations are emulated")
-            uri = str(self.deployment.resolve(integration["Uri"]))
-            found = _INTEGRATION.search(uri)
-            function_id = self.deployment.logical_id_of_arn(found.group(1)) if found else None
-            if function_id is None or function_id not in self.runner.functions:
-                raise TemplateError(f"{method.logical_id}: integration {uri} is not a function local mode runs")
-            routes.append(
-                Route(
-                    path_of(props["ResourceId"]),
-                    props["HttpMethod"],
-                    function_id,
-                    props.get("AuthorizationType", "NONE"),
-                    bool(props.get("ApiKeyRequired", False)),
-                )
-            )
-        return routes
 
     def _stage_name(self) -> str:
         stages = [r.properties.get("StageName") for r in self.deployment.template.of_type("AWS::ApiGateway::Stage")]

@@ -38,4 +38,4 @@ def test_client_key_routes_are_iam_authorised_models_api_routes(template: dict[s
     for method in found.values():
         assert method["AuthorizationType"] == "AWS_IAM"
         assert not method.get("ApiKeyRequired", False)
-        assert integration_function_id(method) == function_ids(template)["models_api"]
+        assert integration_function_id(method, template) == function_ids(template)["models_api"]

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from infra.catalog import FUNCTIONS, SnapStartContextError, snap_start_enabled
-from mlops_local.api import LocalApi
+from mlops_local.api import template_routes
 from mlops_local.deployment import LocalDeployment
-from mlops_local.functions import FunctionRunner, discover_functions
+from mlops_local.functions import discover_functions
 from mlops_local.template import Template
 from tests.infra.support import function_ids, resources, routes
 
@@ -92,14 +92,8 @@ def test_local_api_routes_predict_through_the_alias_to_the_predict_function(
 ) -> None:
     deployment = LocalDeployment(Template(template), endpoint="http://127.0.0.1:1")
     deployment.template.check_supported()  # the alias and its version are known types
-    runner = FunctionRunner(
-        deployment, discover_functions(deployment), log_dir=tmp_path, on_metric_line=lambda line: None
-    )
-    try:
-        api = LocalApi(deployment, runner, access_key="local", secret_key="local")
-    finally:
-        runner.close()
-    served = {(route.method, route.path): route.function_id for route in api.routes}
+    functions = discover_functions(deployment)
+    served = {(route.method, route.path): route.function_id for route in template_routes(deployment, functions)}
     assert served[PREDICT_ROUTE] == function_ids(template)["predict"]
 
 

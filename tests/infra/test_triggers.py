@@ -290,7 +290,17 @@ def test_misplaced_uploads_reach_report_misplaced_upload_through_eventbridge(tem
     assert pattern["detail"]["bucket"]["name"] == [{"Ref": bucket_ref}]
     [outside] = pattern["detail"]["object"]["key"]
     assert sorted(outside["anything-but"]["wildcard"]) == sorted(
-        ["datasets/*", "feedback/*", "models/*", "contracts/*", "quarantine/*", "reports/*", "misplaced/*"]
+        [
+            "datasets/*",
+            "feedback/*",
+            "models/*",
+            "contracts/*",
+            "quarantine/*",
+            "reports/*",
+            "misplaced/*",
+            "batch/*",
+            "predictions/*",
+        ]
     )
     [target] = rule["Properties"]["Targets"]
     assert "DeadLetterConfig" in target
