@@ -10,7 +10,8 @@ first outcome (header `Idempotent-Replayed: true`) and changes nothing. Routes d
 mlops.registry.service; every MlopsError maps to its `http_status` in one handler, with the body
 `{"error": <class>, "message": ...}`. `GET /openapi.json` serves the generated OpenAPI document.
 `/clients` issues, lists and revokes prediction clients' API keys (mlops.client_keys: in the clients'
-usage plan, audited, the value shown once and never logged).
+usage plan, audited, the value shown once and never logged; a retried issue with the same
+`Idempotency-Key` answers the first key's id and fingerprint, never its value again).
 Dataset reviews delegate to mlops.validation.review (light: no numpy/pyarrow in this function).
 Drift runs (`/models/{name}/drift...`) are read from the artifact bucket's monitoring/ prefix by
 mlops.drift.history; a run's report page is rendered from its stored result (mlops.drift.report).
@@ -39,7 +40,7 @@ from pydantic import BaseModel, Field
 
 from mlops import feedback_openapi
 from mlops.adapters.apigateway_keys import ApiGatewayClientKeys
-from mlops.adapters.client_key_audit_dynamodb import DynamoKeyAudit
+from mlops.adapters.client_key_audit_dynamodb import DynamoIssueAttempts, DynamoKeyAudit
 from mlops.adapters.dataset_ledger_dynamodb import DynamoDatasetLedger
 from mlops.adapters.drift_results_s3 import S3DriftResults
 from mlops.adapters.events import EventBridgePublisher
@@ -51,6 +52,7 @@ from mlops.client_keys import (
     KEY_ID_PATTERN,
     ClientKeyGateway,
     ClientKeySummary,
+    IssueAttempts,
     IssuedClientKey,
     IssueKeyRequest,
     KeyAudit,
@@ -124,8 +126,8 @@ RunsAfter = Annotated[
 API_TITLE = "MLOps models API"
 # 1.2: compare reports training_data_drift; 1.3: audit/verify; 1.4: drift; 1.5: quality;
 # 1.6: compare reports same_data (both versions on the same rows) and schema_compatibility; 1.7: imports;
-# 1.8: /clients (prediction clients' API keys)
-API_VERSION = "1.8.0"
+# 1.8: /clients (prediction clients' API keys); 1.9: POST /clients honours Idempotency-Key (replayed: value null)
+API_VERSION = "1.9.0"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_IDEMPOTENCY_KEY = 255
@@ -265,12 +267,14 @@ def build_app(
     data_bucket: str = "",
     client_key_gateway: ClientKeyGateway | None = None,
     key_audit: KeyAudit | None = None,
+    issue_attempts: IssueAttempts | None = None,
 ) -> APIGatewayRestResolver:
     """The resolver with every route, wired to its ports (fakes in unit tests). `notifier` hears
     about production changes, `dataset_notifier` about rejected datasets (both: the alarm topic);
     `drift_results` holds the drift function's stored results, `quality_results` evaluate_quality's
     (none given: no runs); `upload_urls` signs import uploads into `data_bucket`; `client_key_gateway`
-    and `key_audit` issue and revoke prediction clients' API keys (none given: /clients answers 503)."""
+    and `key_audit` issue and revoke prediction clients' API keys (none given: /clients answers 503),
+    `issue_attempts` makes an issue with an Idempotency-Key answer a retry with the first key."""
     app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=_json_body)
     lifecycle = Lifecycle(registry, publisher, store, notifier or NoNotifier())
 
@@ -616,15 +620,28 @@ def build_app(
     @app.post(
         "/clients",
         summary="Issue an API key for a prediction client, in the clients' usage plan (throttle and quota); "
-        "the value is in this answer only, audited by id and fingerprint",
-        responses=created(IssuedClientKey, 503),
+        "the value is in this answer only, audited by id and fingerprint; a retry with the same Idempotency-Key "
+        "answers the first key's id and fingerprint (value null: it is never shown twice)",
+        responses=_issue_responses(),
     )
     def issue_key(request: Annotated[IssueKeyRequest, Body()]):  # a Response is not a schema
         context = who(Action.MANAGE_CLIENT_KEYS, request.reason)
         gateway, audit = key_ports()
         issued = issue_client_key(
-            gateway, audit, request, actor=context["actor"], request_id=context["request_id"], now=datetime.now(UTC)
+            gateway,
+            audit,
+            request,
+            actor=context["actor"],
+            request_id=context["request_id"],
+            now=datetime.now(UTC),
+            idempotency_key=context["idempotency_key"],
+            attempts=issue_attempts,
         )
+        if issued.replayed:
+            logger.info("replayed", client=issued.client, key_id=issued.key_id, fingerprint=issued.fingerprint)
+            return Response(
+                201, content_types.APPLICATION_JSON, issued.model_dump_json(), headers={REPLAYED_HEADER: "true"}
+            )
         logger.info("client key issued", client=issued.client, key_id=issued.key_id, fingerprint=issued.fingerprint)
         return Response(201, content_types.APPLICATION_JSON, issued.model_dump_json())
 
@@ -699,6 +716,18 @@ def build_app(
         return _error(500, "InternalError", "internal error; see the function logs")
 
     return app
+
+
+def _issue_responses() -> dict[int, OpenAPIResponse]:
+    documented = created(IssuedClientKey, 409, 503)
+    documented[201]["description"] = (
+        "Created; or, for a retry with the same Idempotency-Key (header Idempotent-Replayed: true), the key the "
+        "first request created, without its value"
+    )
+    documented[409]["description"] = (
+        _STATUS_MEANINGS[409] + "; or a request with the same Idempotency-Key is still being served"
+    )
+    return documented
 
 
 def _drift_report_responses() -> dict[int, OpenAPIResponse]:
@@ -900,6 +929,7 @@ app = build_app(
     if settings.client_usage_plan_name
     else None,
     key_audit=DynamoKeyAudit(settings.registry_table),
+    issue_attempts=DynamoIssueAttempts(settings.registry_table),
 )
 
 

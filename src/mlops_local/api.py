@@ -193,35 +193,52 @@ class LocalApi:
         return name, detailed
 
     def _declare_keys(self, kept: dict[str, str]) -> dict[str, ApiKey]:
-        """Create the template's usage plans and API keys on the stand-in; the keys by logical id."""
+        """Bring the stand-in's usage plans and API keys to the template's; the keys by logical id.
+        A restored stand-in already holds them (and the keys issued through the API): a plan is found
+        by name and given the template's limits, a key by its name (the logical id) and kept with its
+        value, a membership is added only when missing. `kept` holds key values of a state saved
+        without API Gateway's backend."""
         template = self.deployment.template
         apigateway = self.deployment.client("apigateway")
+        existing_plans = {plan["name"]: plan for plan in _all_items(apigateway, "get_usage_plans")}
         plans: dict[str, str] = {}
         for plan in template.of_type("AWS::ApiGateway::UsagePlan"):
             props = self.deployment.resolve(plan.properties)
-            throttle, quota = props.get("Throttle") or {}, props.get("Quota") or {}
             name = props.get("UsagePlanName")
-            args: dict[str, Any] = {"name": name if isinstance(name, str) else self.deployment.names[plan.logical_id]}
-            if throttle:
-                args["throttle"] = {
-                    "rateLimit": float(throttle.get("RateLimit", 10_000)),
-                    "burstLimit": int(throttle.get("BurstLimit", 5_000)),
-                }
-            if quota:
-                args["quota"] = {"limit": int(quota["Limit"]), "period": quota["Period"], "offset": 0}
-            plans[plan.logical_id] = apigateway.create_usage_plan(**args)["id"]
+            name = name if isinstance(name, str) else self.deployment.names[plan.logical_id]
+            limits = _plan_limits(props)
+            found = existing_plans.get(name)
+            if found is None:
+                plans[plan.logical_id] = apigateway.create_usage_plan(name=name, **limits)["id"]
+                continue
+            plans[plan.logical_id] = found["id"]
+            changes = _limit_changes(found, limits)
+            if changes:
+                apigateway.update_usage_plan(usagePlanId=found["id"], patchOperations=changes)
+        existing_keys: dict[str, dict[str, Any]] = {}
+        for item in _all_items(apigateway, "get_api_keys", includeValues=True):
+            existing_keys.setdefault(item["name"], item)
         keys: dict[str, ApiKey] = {}
         for key in template.of_type("AWS::ApiGateway::ApiKey"):
             if key.properties.get("Enabled") is False:
                 continue
-            value = key.properties.get("Value")
-            value = value if isinstance(value, str) else kept.get(key.logical_id) or secrets.token_urlsafe(30)
+            declared = key.properties.get("Value")
+            found = existing_keys.get(key.logical_id)
+            if found is not None and (not isinstance(declared, str) or declared == found["value"]):
+                keys[key.logical_id] = ApiKey(key.logical_id, found["id"], found["value"])
+                continue
+            if found is not None:  # the template now declares another value
+                apigateway.delete_api_key(apiKey=found["id"])
+            value = declared if isinstance(declared, str) else kept.get(key.logical_id) or secrets.token_urlsafe(30)
             created = apigateway.create_api_key(name=key.logical_id, value=value, enabled=True)
             keys[key.logical_id] = ApiKey(key.logical_id, created["id"], value)
         for link in template.of_type("AWS::ApiGateway::UsagePlanKey"):
             key_ref = link.properties["KeyId"].get("Ref")
             plan_id = plans.get(link.properties["UsagePlanId"].get("Ref"))
-            if key_ref in keys and plan_id is not None:
+            if key_ref not in keys or plan_id is None:
+                continue
+            members = {item["id"] for item in _all_items(apigateway, "get_usage_plan_keys", usagePlanId=plan_id)}
+            if keys[key_ref].key_id not in members:
                 apigateway.create_usage_plan_key(usagePlanId=plan_id, keyId=keys[key_ref].key_id, keyType="API_KEY")
         return keys
 
@@ -533,6 +550,46 @@ def _stand_in_key(deployment: LocalDeployment, offered: str) -> tuple[Any, list[
         if key.id in members and plan_id in backend.usage_plans
     ]
     return key, plans
+
+
+def _all_items(apigateway: Any, operation: str, **arguments: Any) -> list[dict[str, Any]]:
+    return [item for page in apigateway.get_paginator(operation).paginate(**arguments) for item in page["items"]]
+
+
+def _plan_limits(props: dict[str, Any]) -> dict[str, Any]:
+    """A template usage plan's throttle and quota as the API Gateway API takes them (absent: none)."""
+    throttle, quota = props.get("Throttle") or {}, props.get("Quota") or {}
+    limits: dict[str, Any] = {}
+    if throttle:
+        limits["throttle"] = {
+            "rateLimit": float(throttle.get("RateLimit", 10_000)),
+            "burstLimit": int(throttle.get("BurstLimit", 5_000)),
+        }
+    if quota:
+        limits["quota"] = {"limit": int(quota["Limit"]), "period": quota["Period"], "offset": 0}
+    return limits
+
+
+def _limit_changes(plan: dict[str, Any], limits: dict[str, Any]) -> list[dict[str, str]]:
+    """The patch operations that give a kept usage plan the template's throttle and quota."""
+    changes = []
+    for part, fields in (("throttle", ("rateLimit", "burstLimit")), ("quota", ("limit", "period", "offset"))):
+        wanted, current = limits.get(part), plan.get(part) or {}
+        if not wanted:
+            if current:
+                changes.append({"op": "remove", "path": f"/{part}"})
+            continue
+        changes += [
+            # `:g` writes 20.0 as "20": moto 5.2.5 parses a patched rateLimit with int()
+            {
+                "op": "replace",
+                "path": f"/{part}/{name}",
+                "value": f"{wanted[name]:g}" if name == "rateLimit" else str(wanted[name]),
+            }
+            for name in fields
+            if current.get(name) != wanted[name]
+        ]
+    return changes
 
 
 def _quota_period(period: str) -> str:

@@ -48,13 +48,16 @@ class ApiClient:
         headers = {"x-api-key": key} if key else {}
         return self.request("POST", f"/models/{model}/predict", {"records": records}, headers=headers)
 
-    def admin(self, method: str, path: str, body: Any = None) -> ApiResponse:
-        """A call signed with SigV4 for `execute-api`, as the AWS SDKs sign IAM-authorised calls."""
+    def admin(self, method: str, path: str, body: Any = None, *, headers: dict[str, str] | None = None) -> ApiResponse:
+        """A call signed with SigV4 for `execute-api`, as the AWS SDKs sign IAM-authorised calls; `headers`
+        are sent too (e.g. Idempotency-Key)."""
         if self.credentials is None:
             raise ValueError("admin calls need credentials")
         url = self.api_url + path
         data = json.dumps(body).encode() if body is not None else b""
-        request = AWSRequest(method=method, url=url, data=data, headers={"Content-Type": "application/json"})
+        request = AWSRequest(
+            method=method, url=url, data=data, headers={"Content-Type": "application/json", **(headers or {})}
+        )
         request.headers["Host"] = urlsplit(url).netloc
         SigV4Auth(self.credentials, "execute-api", self.region).add_auth(request)
         return self._send(method, url, data, dict(request.headers.items()))

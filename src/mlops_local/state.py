@@ -10,8 +10,10 @@ refused with `--fresh` as the fix, never half-loaded.
 
 Kept: S3 (buckets, every object version, bucket settings), DynamoDB (tables with keys, GSIs, TTL,
 items), SQS (queues and their waiting messages: S3 events not yet delivered survive), SNS (topics
-and subscriptions); the local secret access key and API key values; alarm states and the last
-day's metric datapoints. Not kept: EventBridge rules and the stand-in's alarm and dashboard
+and subscriptions), API Gateway (usage plans, API keys and their memberships: keys issued or
+revoked through the models API stay so; it is the one record of which keys are valid); the local
+secret access key and the template's API key values; alarm states and the last day's metric
+datapoints. Not kept: EventBridge rules and the stand-in's alarm and dashboard
 declarations (recreated from the template at each start), in-flight invocations.
 """
 
@@ -41,7 +43,13 @@ log = logging.getLogger("mlops_local")
 
 STATE_FORMAT = 1
 # (moto service, the backend's region key): S3 is one backend per partition
-PERSISTED_SERVICES: tuple[tuple[str, str], ...] = (("s3", "aws"), ("dynamodb", ""), ("sqs", ""), ("sns", ""))
+PERSISTED_SERVICES: tuple[tuple[str, str], ...] = (
+    ("s3", "aws"),
+    ("dynamodb", ""),
+    ("sqs", ""),
+    ("sns", ""),
+    ("apigateway", ""),
+)
 METRICS_KEPT_SECONDS = 24 * 3600
 SNAPSHOT_PREFIX = "snapshot-"
 

@@ -1,5 +1,6 @@
-"""Local mode: an approver issues a prediction client's API key through the models API, the client
-predicts with it, and once it is revoked the API refuses it (403)."""
+"""Local mode: an approver issues a prediction client's API key through the models API (a retry with
+the same Idempotency-Key issues no second key), the client predicts with it, and once it is revoked
+the API refuses it (403)."""
 
 from __future__ import annotations
 
@@ -30,9 +31,13 @@ def test_local_client_key_is_issued_used_and_refused_once_revoked(tmp_path: Path
         expected = stack_key.predict("churn", record)
         assert expected.status != 403, expected.body
 
-        # WHEN an approver (the local admin) issues a key for a client
-        issued = admin.admin("POST", "/clients", {"client": "acme", "reason": "onboarding"})
+        # WHEN an approver (the local admin) issues a key for a client, and retries (same Idempotency-Key)
+        retry = {"Idempotency-Key": "onboard-acme"}
+        issued = admin.admin("POST", "/clients", {"client": "acme", "reason": "onboarding"}, headers=retry)
         assert issued.status == 201, issued.body
+        again = admin.admin("POST", "/clients", {"client": "acme", "reason": "onboarding"}, headers=retry)
+        assert (again.status, again.headers.get("Idempotent-Replayed")) == (201, "true"), again.body
+        assert (again.body["key_id"], again.body["value"]) == (issued.body["key_id"], None)
         client = ApiClient(endpoints.api_url, ca_bundle=endpoints.ca_bundle, api_key=issued.body["value"])
         # THEN the client's requests pass API Gateway and reach the function
         used = client.predict("churn", record)

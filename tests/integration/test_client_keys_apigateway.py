@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import boto3
 import pytest
 
 from mlops.adapters.apigateway_keys import ApiGatewayClientKeys
-from mlops.adapters.client_key_audit_dynamodb import CLIENT_KEYS_AUDIT_PK, DynamoKeyAudit
+from mlops.adapters.client_key_audit_dynamodb import (
+    CLIENT_KEYS_AUDIT_PK,
+    CLIENT_KEYS_REQUESTS_PK,
+    DynamoIssueAttempts,
+    DynamoKeyAudit,
+)
 from mlops.client_keys import (
     ClientKeyNotFoundError,
+    IssuedClientKey,
     IssueKeyRequest,
     KeyAction,
     RevokeKeyRequest,
@@ -19,6 +26,7 @@ from mlops.client_keys import (
     revoke_client_key,
 )
 from mlops.errors import ServiceUnavailableError
+from mlops.registry.names import IdempotencyKeyReusedError
 from tests.support.resources import TestResources
 
 ACTOR = "arn:aws:iam::123456789012:user/alice"
@@ -101,3 +109,51 @@ def test_client_key_audit_items_are_written_once(stack: TestResources) -> None:
     with pytest.raises(ClientError, match="ConditionalCheckFailed"):
         audit.record(event.model_copy(update={"reason": "rewritten"}))
     assert [e.reason for e in audit.events()] == ["r"]
+
+
+def test_client_key_issue_retried_with_its_idempotency_key_issues_one_key_and_stores_no_value(
+    stack: TestResources, plan_id: str
+) -> None:
+    gateway, audit = ApiGatewayClientKeys("clients"), DynamoKeyAudit(stack.registry_table)
+    attempts = DynamoIssueAttempts(stack.registry_table)
+    request = IssueKeyRequest(client="acme", reason="new partner")
+
+    def issue(key: str, body: IssueKeyRequest = request) -> IssuedClientKey:
+        return issue_client_key(
+            gateway,
+            audit,
+            body,
+            actor=ACTOR,
+            request_id="r1",
+            now=datetime.now(UTC),
+            idempotency_key=key,
+            attempts=attempts,
+        )
+
+    # GIVEN a key issued with an Idempotency-Key; WHEN the request is retried with it
+    first, again = issue("onboard-acme"), issue("onboard-acme")
+    # THEN API Gateway holds one key, the retry names it without its value
+    assert [key["id"] for key in boto3.client("apigateway").get_api_keys()["items"]] == [first.key_id]
+    assert (again.replayed, again.key_id, again.fingerprint, again.value) == (
+        True,
+        first.key_id,
+        first.fingerprint,
+        None,
+    )
+    assert [e.action for e in audit.events()] == [KeyAction.ISSUED]
+    # the stored record holds the key's id and fingerprint, never its value nor the Idempotency-Key itself
+    items = boto3.client("dynamodb").query(
+        TableName=stack.registry_table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": CLIENT_KEYS_REQUESTS_PK}},
+    )["Items"]
+    assert len(items) == 1
+    stored = json.dumps(items)
+    assert first.key_id in stored
+    assert first.value is not None
+    assert first.value not in stored
+    assert "onboard-acme" not in stored
+    # the same Idempotency-Key with another request is refused, and issues nothing
+    with pytest.raises(IdempotencyKeyReusedError):
+        issue("onboard-acme", IssueKeyRequest(client="bolt", reason="new partner"))
+    assert len(boto3.client("apigateway").get_api_keys()["items"]) == 1

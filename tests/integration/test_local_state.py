@@ -11,13 +11,24 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
+from mlops.adapters.apigateway_keys import ApiGatewayClientKeys
+from mlops.adapters.client_key_audit_dynamodb import DynamoKeyAudit
 from mlops.adapters.registry_dynamodb import DynamoRegistry
+from mlops.client_keys import (
+    IssueKeyRequest,
+    KeyAction,
+    RevokeKeyRequest,
+    client_keys,
+    issue_client_key,
+    revoke_client_key,
+)
 from mlops.errors import ModelNotFoundError
 from mlops_local import cli
 from mlops_local import state as state_module
@@ -33,6 +44,7 @@ pytestmark = pytest.mark.xdist_group("local-runtime")
 
 ACTOR = "arn:aws:lambda:us-east-1:123456789012:function:register-model"
 REGISTRY_TABLE = "mlops-local-registry"
+CLIENT_PLAN = "mlops-local-clients"
 
 
 def stateful_template(
@@ -83,6 +95,16 @@ def stateful_template(
         },
     }
     resources["Work"] = {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "mlops-local-work"}}
+    # the clients' usage plan issued keys join (as infra.constructs.inference_api declares it, by name)
+    resources["ClientPlan"] = {
+        "Type": "AWS::ApiGateway::UsagePlan",
+        "Properties": {
+            "UsagePlanName": CLIENT_PLAN,
+            "Throttle": {"RateLimit": 20, "BurstLimit": 40},
+            "Quota": {"Limit": 1000, "Period": "DAY"},
+            "ApiStages": [{"ApiId": {"Ref": "Api"}, "Stage": "prod"}],
+        },
+    }
     template["Outputs"]["ArtifactBucketName"] = {"Value": {"Ref": "Artifacts"}}
     return template
 
@@ -196,6 +218,92 @@ def test_local_restart_keeps_objects_registry_audit_messages_api_key_and_credent
         assert len(listed["Versions"]) == 3
         assert runtime.restored is not None
         assert not runtime.reconciled.created
+    finally:
+        runtime.stop()
+
+
+def _client_keys(runtime: LocalRuntime) -> tuple[ApiGatewayClientKeys, DynamoKeyAudit]:
+    return ApiGatewayClientKeys(CLIENT_PLAN, _client(runtime, "apigateway")), DynamoKeyAudit(
+        REGISTRY_TABLE, _client(runtime, "dynamodb")
+    )
+
+
+def _plans_and_keys(runtime: LocalRuntime) -> tuple[list[str], list[str], dict[str, set[str]]]:
+    """Usage plan names, API key names, and each plan's member key ids, on the stand-in."""
+    apigateway = _client(runtime, "apigateway")
+    plans = apigateway.get_usage_plans()["items"]
+    keys = apigateway.get_api_keys()["items"]
+    members = {
+        plan["name"]: {k["id"] for k in apigateway.get_usage_plan_keys(usagePlanId=plan["id"])["items"]}
+        for plan in plans
+    }
+    return sorted(p["name"] for p in plans), sorted(k["name"] for k in keys), members
+
+
+def test_local_restart_keeps_issued_client_keys_and_revocations_without_duplicating_the_templates(
+    workdir: Path,
+) -> None:
+    # GIVEN local mode where two client keys were issued and one of them revoked (the domain, real adapters)
+    runtime = start(workdir)
+    try:
+        assert runtime.endpoints is not None
+        stack_key = runtime.endpoints.api_key
+        gateway, audit = _client_keys(runtime)
+        now = datetime.now(UTC)
+        kept = issue_client_key(
+            gateway, audit, IssueKeyRequest(client="acme", reason="onboarding"), actor=ACTOR, request_id="r1", now=now
+        )
+        revoked = issue_client_key(
+            gateway, audit, IssueKeyRequest(client="bolt", reason="trial"), actor=ACTOR, request_id="r2", now=now
+        )
+        revoke_client_key(
+            gateway,
+            audit,
+            revoked.key_id,
+            RevokeKeyRequest(reason="trial ended"),
+            actor=ACTOR,
+            request_id="r3",
+            now=now,
+        )
+        assert _post_thing(runtime, kept.value) == 200
+        assert _post_thing(runtime, revoked.value) == 403
+        before = _plans_and_keys(runtime)
+    finally:
+        runtime.stop()  # WHEN local mode stops and starts again (twice: nothing piles up)
+    start(workdir).stop()
+    runtime = start(workdir)
+    try:
+        # THEN the issued key still passes the local API's check, the revoked one is still refused
+        assert _post_thing(runtime, kept.value) == 200
+        assert _post_thing(runtime, revoked.value) == 403
+        assert _post_thing(runtime, stack_key) == 200
+        # the template's plans and key exist once each, with the same members (the issued key in its plan)
+        plans, keys, members = _plans_and_keys(runtime)
+        assert (plans, keys, members) == before
+        assert len(plans) == len(set(plans)) == 2
+        assert kept.key_id in members[CLIENT_PLAN]  # (moto leaves a deleted key's membership behind)
+        gateway, audit = _client_keys(runtime)
+        assert [(k.client, k.key_id, k.fingerprint) for k in client_keys(gateway)] == [
+            ("acme", kept.key_id, kept.fingerprint)
+        ]
+        assert sorted((e.key_id, e.action) for e in audit.events()) == sorted(
+            [(kept.key_id, KeyAction.ISSUED), (revoked.key_id, KeyAction.ISSUED), (revoked.key_id, KeyAction.REVOKED)]
+        )
+    finally:
+        runtime.stop()
+
+
+def test_local_restart_gives_a_kept_usage_plan_the_limits_the_template_declares_now(workdir: Path) -> None:
+    start(workdir).stop()
+    template = stateful_template(workdir / "echo.jsonl")
+    template["Resources"]["ClientPlan"]["Properties"]["Throttle"] = {"RateLimit": 7, "BurstLimit": 9}
+    del template["Resources"]["ClientPlan"]["Properties"]["Quota"]
+    runtime = start(workdir, template=template)
+    try:
+        plans = [p for p in _client(runtime, "apigateway").get_usage_plans()["items"] if p["name"] == CLIENT_PLAN]
+        assert len(plans) == 1
+        assert (plans[0]["throttle"]["rateLimit"], plans[0]["throttle"]["burstLimit"]) == (7, 9)
+        assert "quota" not in plans[0]
     finally:
         runtime.stop()
 

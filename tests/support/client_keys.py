@@ -9,6 +9,7 @@ from mlops.client_keys import (
     ClientKeyNotFoundError,
     CreatedKey,
     GatewayKey,
+    IssueAttempt,
     KeyEvent,
     UsagePlanLimits,
     fingerprint,
@@ -63,3 +64,26 @@ class InMemoryKeyAudit:
 
     def events(self) -> list[KeyEvent]:
         return list(self.recorded)
+
+
+class InMemoryIssueAttempts:
+    """Issue attempts by key hash, with the adapter's two conditions (absent; unchanged)."""
+
+    def __init__(self) -> None:
+        self.stored: dict[str, IssueAttempt] = {}
+
+    def add(self, attempt: IssueAttempt) -> bool:
+        if attempt.key_hash in self.stored:
+            return False
+        self.stored[attempt.key_hash] = attempt
+        return True
+
+    def get(self, key_hash: str) -> IssueAttempt | None:
+        return self.stored.get(key_hash)
+
+    def replace(self, attempt: IssueAttempt, *, previous: IssueAttempt) -> bool:
+        current = self.stored.get(attempt.key_hash)
+        if current is None or (current.state, current.claimed_at) != (previous.state, previous.claimed_at):
+            return False
+        self.stored[attempt.key_hash] = attempt
+        return True

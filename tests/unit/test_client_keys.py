@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
 
 from mlops.client_keys import (
+    ISSUE_CLAIM_LEASE,
+    AttemptState,
     ClientKeyNotFoundError,
+    IssuedClientKey,
+    IssueInProgressError,
     IssueKeyRequest,
     KeyAction,
     RevokeKeyRequest,
@@ -18,7 +22,7 @@ from mlops.client_keys import (
     revoke_client_key,
 )
 from mlops.errors import BadRequestError
-from tests.support.client_keys import InMemoryKeyAudit, InMemoryKeyGateway
+from tests.support.client_keys import InMemoryIssueAttempts, InMemoryKeyAudit, InMemoryKeyGateway
 
 NOW = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
 APPROVER = "arn:aws:sts::123456789012:assumed-role/mlops-approvers/bob"
@@ -122,3 +126,61 @@ def test_client_key_revoke_never_touches_keys_it_did_not_issue() -> None:
 def test_client_key_issue_request_refuses_bad_bodies(body: dict[str, str]) -> None:
     with pytest.raises(ValidationError):
         IssueKeyRequest.model_validate(body)
+
+
+def _issue_once(
+    gateway: InMemoryKeyGateway, attempts: InMemoryIssueAttempts, now: datetime = NOW, client: str = "acme"
+) -> IssuedClientKey:
+    return issue_client_key(
+        gateway,
+        InMemoryKeyAudit(),
+        IssueKeyRequest(client=client, reason="new partner"),
+        actor=APPROVER,
+        request_id="r1",
+        now=now,
+        idempotency_key="onboard-acme",
+        attempts=attempts,
+    )
+
+
+def _pending(attempts: InMemoryIssueAttempts, at: datetime) -> None:
+    """A claim of the same request whose invocation is still running (or died) since `at`."""
+    gateway = InMemoryKeyGateway()
+    _issue_once(gateway, attempts, at)
+    [stored] = attempts.stored.values()
+    attempts.stored[stored.key_hash] = stored.model_copy(update={"state": AttemptState.PENDING, "key": None})
+
+
+def test_client_key_issue_while_the_same_idempotency_key_is_being_served_is_refused_with_409() -> None:
+    gateway, attempts = InMemoryKeyGateway(), InMemoryIssueAttempts()
+    _pending(attempts, NOW)
+    with pytest.raises(IssueInProgressError) as refused:
+        _issue_once(gateway, attempts, NOW + ISSUE_CLAIM_LEASE - timedelta(seconds=1))
+    assert refused.value.http_status == 409
+    assert gateway.keys == {}
+
+
+def test_client_key_issue_abandoned_past_its_lease_is_taken_over_by_the_retry() -> None:
+    gateway, attempts = InMemoryKeyGateway(), InMemoryIssueAttempts()
+    _pending(attempts, NOW)
+    issued = _issue_once(gateway, attempts, NOW + ISSUE_CLAIM_LEASE)
+    assert issued.value == gateway.value_of(issued.key_id)
+    [stored] = attempts.stored.values()
+    assert stored.state is AttemptState.ISSUED
+    assert stored.key is not None
+    assert stored.key.key_id == issued.key_id
+    assert issued.value not in stored.model_dump_json()
+
+
+def test_client_key_issue_that_failed_may_be_retried_with_the_same_idempotency_key() -> None:
+    attempts = InMemoryIssueAttempts()
+    with pytest.raises(RuntimeError):
+        _issue_once(InMemoryKeyGateway(refuse_plan=True), attempts)
+    assert [a.state for a in attempts.stored.values()] == [AttemptState.FAILED]
+    gateway = InMemoryKeyGateway()
+    issued = _issue_once(gateway, attempts, NOW + timedelta(seconds=1))
+    assert not issued.replayed
+    assert list(gateway.keys) == [issued.key_id]
+    replayed = _issue_once(gateway, attempts, NOW + timedelta(seconds=2))
+    assert (replayed.replayed, replayed.key_id, replayed.value) == (True, issued.key_id, None)
+    assert list(gateway.keys) == [issued.key_id]

@@ -28,6 +28,9 @@ def _signed(service: str) -> str:
         ("POST", "sns", "", True),  # form-encoded: the action is in the body, so unsure means changed
         ("POST", "monitoring", "GraniteServiceVersion20100801.PutMetricData", False),  # not kept by the stand-in
         ("POST", "events", "AWSEvents.PutEvents", False),
+        ("POST", "apigateway", "", True),  # CreateApiKey, CreateUsagePlanKey: an issued client key is kept
+        ("DELETE", "apigateway", "", True),  # DeleteApiKey: a revocation is kept
+        ("GET", "apigateway", "", False),
     ],
 )
 def test_local_state_request_may_change_kept_data(method: str, service: str, target: str, changes: bool) -> None:

@@ -13,7 +13,7 @@ import pytest
 from mlops.client_keys import KeyAction
 from mlops.registry.access import AccessPolicy
 from mlops_local.handlers import load_handler_module
-from tests.support.client_keys import InMemoryKeyAudit, InMemoryKeyGateway
+from tests.support.client_keys import InMemoryIssueAttempts, InMemoryKeyAudit, InMemoryKeyGateway
 from tests.support.datasets import InMemoryDatasetLedger
 from tests.support.drift import InMemoryDriftResults
 from tests.support.fakes import InMemoryObjectStore, RecordingPublisher
@@ -65,20 +65,28 @@ def _app(module: ModuleType, gateway: InMemoryKeyGateway | None, audit: InMemory
         drift_results=InMemoryDriftResults(),
         client_key_gateway=gateway,
         key_audit=audit,
+        issue_attempts=InMemoryIssueAttempts(),
     )
 
 
 @pytest.fixture
 def call(module: ModuleType, gateway: InMemoryKeyGateway, audit: InMemoryKeyAudit) -> Any:
     app = _app(module, gateway, audit)
+    answers: list[dict[str, Any]] = []
 
-    def call(method: str, path: str, body: Any = None, *, user: str = APPROVER) -> tuple[int, Any]:
+    def call(
+        method: str, path: str, body: Any = None, *, user: str = APPROVER, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
         event = api_event(method, path, body=body, user_arn=user, resource=_resource(path))
+        event["headers"] |= headers or {}
+        event["multiValueHeaders"] |= {name: [value] for name, value in (headers or {}).items()}
         if path.endswith("/revoke"):
             event["pathParameters"] = {"key_id": path.split("/")[2]}
         response = app.resolve(event, FakeLambdaContext())
+        answers.append(response)
         return response["statusCode"], json.loads(response["body"]) if response["body"] else None
 
+    call.answers = answers  # type: ignore[attr-defined]  # every raw answer, for headers
     return call
 
 
@@ -170,3 +178,42 @@ def test_models_api_without_a_clients_usage_plan_answers_503(module: ModuleType)
     response = app.resolve(event, FakeLambdaContext())
     assert response["statusCode"] == 503
     assert "usage plan" in json.loads(response["body"])["message"]
+
+
+def test_models_api_retried_client_key_issue_answers_the_first_key_without_its_value(
+    call: Any, gateway: InMemoryKeyGateway, audit: InMemoryKeyAudit
+) -> None:
+    # GIVEN a key issued with an Idempotency-Key
+    body, retry = {"client": "acme", "reason": "new partner"}, {"Idempotency-Key": "onboard-acme-1"}
+    status, first = call("POST", "/clients", body, headers=retry)
+    assert status == 201, first
+    # WHEN the same request is sent again with the same Idempotency-Key (a retry after a lost answer)
+    status, again = call("POST", "/clients", body, headers=retry)
+    # THEN no second key exists: the first answer again, marked replayed, without the value (shown once)
+    assert status == 201, again
+    assert list(gateway.keys) == [first["key_id"]]
+    assert [e.action for e in audit.events()] == [KeyAction.ISSUED]
+    assert (again["key_id"], again["fingerprint"], again["client"]) == (
+        first["key_id"],
+        first["fingerprint"],
+        "acme",
+    )
+    assert again["value"] is None
+    assert "shown once" in again["message"]
+    assert call.answers[-1]["multiValueHeaders"]["Idempotent-Replayed"] == ["true"]
+    # a new Idempotency-Key is a new request: a second key
+    status, second = call("POST", "/clients", body, headers={"Idempotency-Key": "onboard-acme-2"})
+    assert status == 201
+    assert second["key_id"] != first["key_id"]
+    assert second["value"]
+
+
+def test_models_api_idempotency_key_reused_for_another_client_key_request_is_refused(
+    call: Any, gateway: InMemoryKeyGateway
+) -> None:
+    retry = {"Idempotency-Key": "k-1"}
+    assert call("POST", "/clients", {"client": "acme", "reason": "r"}, headers=retry)[0] == 201
+    status, answer = call("POST", "/clients", {"client": "bolt", "reason": "r"}, headers=retry)
+    assert status == 422, answer
+    assert answer["error"] == "IdempotencyKeyReusedError"
+    assert len(gateway.keys) == 1
