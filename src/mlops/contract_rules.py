@@ -30,6 +30,9 @@ from typing import Any
 MODEL_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
 COLUMN_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 _MODEL_NAME_RE = re.compile(MODEL_NAME_PATTERN)
+# a registry alias (`staging`, `challenger`, ...); here (stdlib only) because predict checks pins too
+ALIAS_PATTERN = r"^[a-z][a-z0-9-]{0,31}$"
+_ALIAS_RE = re.compile(ALIAS_PATTERN)
 
 MISSING_CATEGORY = "__missing__"  # a null category as the graph sees it; also the profiles' null bucket
 FLOAT32_MAX = 3.4028234663852886e38  # the largest finite float32: the graph's numeric inputs
@@ -53,6 +56,10 @@ class FeatureType(StrEnum):
 
 def is_valid_model_name(name: str) -> bool:
     return bool(_MODEL_NAME_RE.fullmatch(name))
+
+
+def is_valid_alias(alias: object) -> bool:
+    return isinstance(alias, str) and bool(_ALIAS_RE.fullmatch(alias))
 
 
 def is_null_category(text: str) -> bool:

@@ -152,6 +152,9 @@ class PredictSettings(_Settings):
     capture_max_records: int = env("CAPTURE_MAX_RECORDS", 500, ge=1)
     capture_max_age_seconds: float = env("CAPTURE_MAX_AGE_SECONDS", 60.0, ge=0)
     max_records_per_request: int = env("MAX_RECORDS_PER_REQUEST", 1_000, ge=1)
+    # while a canary runs: how often each variant's requests, errors, latency and output mean are
+    # published (several datapoints per one-minute alarm period; nothing is published without a canary)
+    variant_metrics_seconds: float = env("VARIANT_METRICS_SECONDS", 10.0, ge=0)
 
 
 @dataclass(frozen=True, kw_only=True)
