@@ -68,6 +68,8 @@ from mlops.registry.service import (
     ALIAS_PATTERN,
     AliasRequest,
     AuditVerification,
+    CanaryRequest,
+    CanaryStopRequest,
     ChangeRequest,
     Lifecycle,
     ModelSummary,
@@ -480,6 +482,32 @@ def build_app(
         change = lifecycle.set_alias(name, alias, request.version, **who(Action.SET_ALIAS, request.reason))
         return changed(change, summarize_model(change.model))
 
+    @app.post(
+        "/models/<name>/canary",
+        summary="An approved version answers a share of the production requests, promoted after its bake "
+        "period without alarms; its alarms roll it back by themselves",
+        responses=responses(ModelSummary, *CHANGE),
+    )
+    def start_canary(name: ModelName, request: Annotated[CanaryRequest, Body()]):
+        change = lifecycle.start_canary(
+            name,
+            request.version,
+            share=request.share,
+            bake_minutes=request.bake_minutes,
+            **who(Action.CANARY, request.reason),
+        )
+        return changed(change, summarize_model(change.model))
+
+    @app.delete(
+        "/models/<name>/canary",
+        summary="Stop the canary: production answers every request again",
+        responses=responses(ModelSummary, *CHANGE),
+    )
+    def stop_canary(name: ModelName, request: Annotated[CanaryStopRequest | None, Body()] = None):
+        request = request or CanaryStopRequest()
+        change = lifecycle.stop_canary(name, **who(Action.CANARY, request.reason))
+        return changed(change, summarize_model(change.model))
+
     # ---- datasets (the validation ledger) ----
 
     @app.get(
@@ -695,7 +723,8 @@ def openapi_document(app: APIGatewayRestResolver, registry: ModelRegistry) -> st
         '{"records": [...]} or a list',
         403: "No API key, or one not on a usage plan; or the web ACL refused the request (its per-IP rate "
         "or a managed rule)",
-        404: "No model of that name has a production version",
+        404: "No model of that name has a production version, or no pinned version or alias of that name",
+        409: "The pinned version is rejected or archived: it no longer serves",
         413: _STATUS_MEANINGS[413],
         422: "The model produced a non-finite value for a valid record (the message names it)",
         429: _STATUS_MEANINGS[429],
@@ -714,7 +743,21 @@ def openapi_document(app: APIGatewayRestResolver, registry: ModelRegistry) -> st
                     "required": True,
                     "description": f"a model name, {MODEL_NAME_PATTERN}",
                     "schema": {"type": "string", "pattern": MODEL_NAME_PATTERN},
-                }
+                },
+                {
+                    "name": "version",
+                    "in": "query",
+                    "required": False,
+                    "description": "pin a version (a rejected or archived one answers 409, an unknown one 404)",
+                    "schema": {"type": "integer", "minimum": 1},
+                },
+                {
+                    "name": "alias",
+                    "in": "query",
+                    "required": False,
+                    "description": f"pin a named alias's version, {ALIAS_PATTERN} (an unknown alias answers 404)",
+                    "schema": {"type": "string", "pattern": ALIAS_PATTERN},
+                },
             ],
             "requestBody": {
                 "required": True,

@@ -58,6 +58,8 @@ MODEL_ROUTES: dict[tuple[str, str], Action] = {
     ("POST", "/models/{name}/versions/{version}/archive"): Action.ARCHIVE,
     ("POST", "/models/{name}/rollback"): Action.ROLLBACK,
     ("PUT", "/models/{name}/aliases/{alias}"): Action.SET_ALIAS,
+    ("POST", "/models/{name}/canary"): Action.CANARY,
+    ("DELETE", "/models/{name}/canary"): Action.CANARY,
     ("POST", "/models/{name}/retrain"): Action.RETRAIN,
     ("GET", "/models/{name}/datasets"): Action.READ,
     ("GET", "/models/{name}/drift"): Action.READ,

@@ -27,6 +27,7 @@ from mlops.profile_schema import BaselineProfile
 from mlops.registry.audit_chain import verify_chain
 from mlops.registry.engine import ArtifactRejectedError
 from mlops.registry.integrity import object_sha256
+from mlops.registry.lifecycle import MAX_BAKE_MINUTES, MAX_CANARY_SHARE
 from mlops.registry.names import (  # `X as X`: re-exported for the handlers and tests
     ALIAS_PATTERN as ALIAS_PATTERN,
 )
@@ -44,6 +45,7 @@ from mlops.registry.ports import ModelRegistry, Notifier
 from mlops.registry.records import (
     AliasMove,
     AuditEvent,
+    Canary,
     Change,
     ModelRecord,
     ModelVersion,
@@ -197,6 +199,30 @@ class Lifecycle:
             before = VersionStatus(rejected.from_status or VersionStatus.APPROVED.value)
             self._status_event(DetailType.MODEL_REJECTED, rejected, before, {**who, "reason": str(error)})
             raise IntegrityError(str(error)) from error
+        self._announce_promotion(change, who)
+        return change
+
+    def start_canary(self, name: str, version: int, *, share: float, bake_minutes: int, **who: Any) -> Change:
+        """An approved version answers `share` of the production requests (audited `canary_started`)."""
+        return self.registry.start_canary(  # type: ignore[attr-defined, no-any-return]
+            require_model_name(name), require_version(version), share=share, bake_minutes=bake_minutes, **who
+        )
+
+    def stop_canary(self, name: str, *, rolled_back: bool = False, version: int | None = None, **who: Any) -> Change:
+        """End the canary: an approver's stop, or its alarm's rollback (audited with the reason)."""
+        return self.registry.end_canary(  # type: ignore[attr-defined, no-any-return]
+            require_model_name(name), rolled_back=rolled_back, version=version, **who
+        )
+
+    def promote_canary(self, name: str, **who: Any) -> Change:
+        """The canary that baked without alarms becomes production (the gates of any promotion)."""
+        who = {k: v for k, v in who.items() if k != "idempotency_key"}
+        change = self.registry.promote_canary(require_model_name(name), **who)  # type: ignore[attr-defined]
+        self._announce_promotion(change, who)
+        return change  # type: ignore[no-any-return]
+
+    def _announce_promotion(self, change: Change, who: dict[str, Any]) -> None:
+        name = change.model.name
         promoted = change.version
         self.publisher.publish(
             DetailType.MODEL_PROMOTED,
@@ -214,7 +240,6 @@ class Lifecycle:
             ),
         )
         self._notify_production(change, who)
-        return change
 
     def rollback(self, name: str, *, to_version: int | None = None, **who: Any) -> Change:
         """Production back to the previous (or a named earlier) production version; the registry's
@@ -303,6 +328,7 @@ class ModelSummary(_View):
     production_version: int | None = None
     production_history: list[int] = Field(default_factory=list)
     aliases: dict[str, int] = Field(default_factory=dict)
+    canary: Canary | None = Field(default=None, description="the challenger answering a share of the requests")
     updated_at: datetime
 
 
@@ -335,6 +361,12 @@ class VersionSummary(_View):
     lineage: LineageSummary
 
 
+class CanaryStopRequest(_View):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    reason: str = Field(default="", max_length=1000)
+
+
 class RollbackRequest(_View):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -349,6 +381,16 @@ class ChangeRequest(_View):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     reason: str = Field(default="", max_length=1000)
+
+
+class CanaryRequest(_View):
+    """Start a canary: an approved `version` answers `share` of the production requests and is
+    promoted after `bake_minutes` without its alarms (which roll it back by themselves)."""
+
+    version: int = Field(ge=1, description="an approved version of the model")
+    share: float = Field(gt=0, le=MAX_CANARY_SHARE, description="share of the production requests it answers")
+    bake_minutes: int = Field(ge=1, le=MAX_BAKE_MINUTES, description="minutes without alarms before promotion")
+    reason: str = Field(default="", max_length=1_000)
 
 
 class AliasRequest(_View):
@@ -441,6 +483,7 @@ def summarize_model(record: ModelRecord) -> ModelSummary:
         production_version=record.production_version,
         production_history=list(record.production_history),
         aliases=dict(record.aliases),
+        canary=record.canary,
         updated_at=record.updated_at,
     )
 
