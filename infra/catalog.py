@@ -13,6 +13,7 @@ from typing import Any
 
 from infra.layers import REPO_ROOT
 from mlops.settings import (
+    CanarySettings,
     DriftSettings,
     FeedbackFileSettings,
     FeedbackSettings,
@@ -158,6 +159,14 @@ FUNCTIONS: dict[str, FunctionSpec] = {
             timeout_seconds=30,
             layers=("powertools", "mlops-core"),
             reserved_concurrency=10,  # people and scripts managing models
+        ),
+        FunctionSpec(
+            "control_canary",
+            CanarySettings,
+            memory_mb=256,
+            timeout_seconds=60,
+            layers=("powertools", "mlops-core"),
+            reserved_concurrency=1,  # one decision at a time: a rollback and a promotion never race
         ),
         FunctionSpec(
             "detect_drift",

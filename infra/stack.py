@@ -9,6 +9,7 @@ from constructs import Construct
 
 from infra import outputs
 from infra.constructs.alarms import ApiSignals, ModelAlarms, OperationalAlarms
+from infra.constructs.canary import CanaryControl
 from infra.constructs.dashboards import ModelDashboard, PipelineDashboard
 from infra.constructs.datasets import Datasets
 from infra.constructs.events import EventBackbone
@@ -101,6 +102,17 @@ class MlopsStack(Stack):
         registry.connect_alarm_topic(monitoring.topic, monitoring.key)
         training.connect_alarm_topic(monitoring.topic, monitoring.key)
         api.connect_alarm_topic(monitoring.topic, monitoring.key)
+        CanaryControl(
+            self,
+            "Canary",
+            contracts=load_contracts(contracts_directory(self)),
+            artifact_bucket=storage.artifact_bucket,
+            backbone=backbone,
+            registry=registry,
+            layers=layers,
+            topic=monitoring.topic,
+            key=monitoring.key,
+        )
         self._alarms_and_dashboards(monitoring, api, backbone)
         self._acknowledge_cdk_internals()
 

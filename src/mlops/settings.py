@@ -139,6 +139,19 @@ class RegisterSettings(_Settings):
 
 
 @dataclass(frozen=True, kw_only=True)
+class CanarySettings(_Settings):
+    """control_canary: a canary alarm entering ALARM rolls the canary back; a schedule promotes a
+    canary that baked without alarms (mlops.registry.canary_control)."""
+
+    registry_table: str = env("REGISTRY_TABLE")  # the canary on the model item; audit events, chained
+    artifact_bucket: str = env("ARTIFACT_BUCKET")  # the promotion gate reads the artifact back
+    event_bus_name: str = env("EVENT_BUS_NAME")  # ModelPromoted, as any promotion announces
+    alarm_topic_arn: str = env("ALARM_TOPIC_ARN", "")  # told about production changes
+    # the model alarms' names start with this (`<stack>-model-`); `<model>-canary-<signal>` follows
+    alarm_name_prefix: str = env("ALARM_NAME_PREFIX")
+
+
+@dataclass(frozen=True, kw_only=True)
 class PredictSettings(_Settings):
     registry_table: str = env("REGISTRY_TABLE")
     artifact_bucket: str = env("ARTIFACT_BUCKET")

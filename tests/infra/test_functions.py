@@ -25,6 +25,7 @@ EXPECTED_SIZING = {  # folder: (memory MB, timeout s)
     "record_feedback": (512, 30),
     "ingest_feedback": (1024, 900),
     "evaluate_quality": (1024, 900),
+    "control_canary": (256, 60),
 }
 # each layer by the packages its description names
 EXPECTED_LAYERS = {
@@ -37,6 +38,7 @@ EXPECTED_LAYERS = {
     "record_feedback": {"aws-lambda-powertools", "src/mlops"},  # no numpy: predict's aims stay its own
     "ingest_feedback": {"aws-lambda-powertools", "src/mlops", "numpy", "pyarrow"},  # the dataset readers
     "evaluate_quality": {"aws-lambda-powertools", "src/mlops", "numpy"},
+    "control_canary": {"aws-lambda-powertools", "src/mlops"},
 }
 _LAYER_PACKAGES = (
     "aws-lambda-powertools",

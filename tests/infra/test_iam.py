@@ -332,6 +332,20 @@ IAM_TABLE: dict[str, set[Grant]] = {
     | _allow("dynamodb:Query", "registry/index/gsi1")
     | _allow("dynamodb:GetItem dynamodb:PutItem", "ledger")
     | _allow("dynamodb:Query", "ledger/index/gsi1"),
+    # canaries: ends and promotions in the registry (append-only audit), the promotion gate's artifact
+    # read, ModelPromoted, the state of the model alarms only
+    "control_canary": OWN_LOGS_AND_TRACES
+    | DEAD_LETTERS
+    | ALARM_TOPIC
+    | AUDIT_APPEND_ONLY
+    | _allow("s3:GetObject", "artifacts/models/*")
+    | _allow("events:PutEvents", "bus")
+    | _allow("dynamodb:GetItem dynamodb:Query dynamodb:PutItem", "registry", MODEL_OR_AUDIT)
+    | _allow("dynamodb:UpdateItem", "registry", MODEL)
+    | _allow("dynamodb:Query", "registry/index/gsi1")
+    | _allow(
+        "cloudwatch:DescribeAlarms", "arn:AWS::Partition:cloudwatch:AWS::Region:AWS::AccountId:alarm:MlopsStack-model-*"
+    ),
     # labels in through the API: the production contract (GetItem), label objects out (labels/ only)
     "record_feedback": OWN_LOGS_AND_TRACES
     | _allow("s3:PutObject", "artifacts/labels/*")
