@@ -102,7 +102,7 @@ class MlopsStack(Stack):
         registry.connect_alarm_topic(monitoring.topic, monitoring.key)
         training.connect_alarm_topic(monitoring.topic, monitoring.key)
         api.connect_alarm_topic(monitoring.topic, monitoring.key)
-        CanaryControl(
+        self._canary = CanaryControl(
             self,
             "Canary",
             contracts=load_contracts(contracts_directory(self)),
@@ -138,7 +138,14 @@ class MlopsStack(Stack):
         serving = [api.predict, api.record_feedback, api.models_api]  # API-facing: a throttle is a refused request
         signals = ApiSignals.of(api.api, api.predict_method)
         models = [
-            ModelAlarms(self, f"Alarms-{contract.name}", contract=contract, topic=monitoring.topic, api_url=api.api.url)
+            ModelAlarms(
+                self,
+                f"Alarms-{contract.name}",
+                contract=contract,
+                topic=monitoring.topic,
+                api_url=api.api.url,
+                canary=self._canary.alarms_of(contract.name),
+            )
             for contract in load_contracts(contracts_directory(self))
         ]
         dead_letter_queues = [backbone.dead_letters]

@@ -2,7 +2,8 @@
 publishes per variant while a canary runs (errors, latency, output shift against the champion); an
 alarm entering ALARM (CloudWatch puts state changes on the default bus) -> control_canary rolls the
 canary back; a schedule -> control_canary promotes a canary that baked without alarms. The alarms
-take no action of their own and notify nobody: the audit trail records what the canary did."""
+take no action of their own: they feed the model's health composite (infra.constructs.alarms), which
+notifies, and the audit trail records what the canary did."""
 
 from __future__ import annotations
 
@@ -128,6 +129,10 @@ class CanaryAlarms(Construct):
 
 
 class CanaryControl(Construct):
+    def alarms_of(self, model: str) -> tuple[cloudwatch.Alarm, ...]:
+        found = self.alarms.get(model)
+        return found.alarms if found is not None else ()
+
     def __init__(
         self,
         scope: Construct,
@@ -144,7 +149,9 @@ class CanaryControl(Construct):
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         prefix = model_alarm_prefix(stack)
-        self.alarms = [CanaryAlarms(self, f"Alarms-{contract.name}", contract=contract) for contract in contracts]
+        self.alarms = {
+            contract.name: CanaryAlarms(self, f"Alarms-{contract.name}", contract=contract) for contract in contracts
+        }
         self.function = fn = MlopsFunction(
             self,
             "ControlCanary",
