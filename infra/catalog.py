@@ -22,6 +22,7 @@ from mlops.settings import (
     QualitySettings,
     RegisterSettings,
     RetrainSettings,
+    ShadowSettings,
     TrainingFailureSettings,
     TrainSettings,
     ValidateSettings,
@@ -167,6 +168,16 @@ FUNCTIONS: dict[str, FunctionSpec] = {
             timeout_seconds=60,
             layers=("powertools", "mlops-core"),
             reserved_concurrency=1,  # one decision at a time: a rollback and a promotion never race
+        ),
+        FunctionSpec(
+            "score_shadow",
+            ShadowSettings,
+            # a capture object is at most CAPTURE_MAX_RECORDS rows: memory stays small; the CPU share of
+            # 1024 MB scores the default 200 objects a run well within the timeout
+            memory_mb=1024,
+            timeout_seconds=300,
+            layers=("powertools", "mlops-core", "numpy", "onnxruntime"),
+            reserved_concurrency=1,  # one run at a time: it reads and writes one state object per model
         ),
         FunctionSpec(
             "detect_drift",

@@ -9,7 +9,7 @@ from constructs import Construct
 
 from infra import outputs
 from infra.constructs.alarms import ApiSignals, ModelAlarms, OperationalAlarms
-from infra.constructs.canary import CanaryControl
+from infra.constructs.canary import CanaryControl, ShadowScoring
 from infra.constructs.dashboards import ModelDashboard, PipelineDashboard
 from infra.constructs.datasets import Datasets
 from infra.constructs.events import EventBackbone
@@ -112,6 +112,14 @@ class MlopsStack(Stack):
             layers=layers,
             topic=monitoring.topic,
             key=monitoring.key,
+        )
+        ShadowScoring(
+            self,
+            "Shadow",
+            artifact_bucket=storage.artifact_bucket,
+            backbone=backbone,
+            registry=registry,
+            layers=layers,
         )
         self._alarms_and_dashboards(monitoring, api, backbone)
         self._acknowledge_cdk_internals()

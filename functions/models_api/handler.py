@@ -74,6 +74,7 @@ from mlops.registry.service import (
     Lifecycle,
     ModelSummary,
     RollbackRequest,
+    ShadowRequest,
     VersionComparison,
     VersionSummary,
     alias_history,
@@ -507,6 +508,24 @@ def build_app(
         request = request or CanaryStopRequest()
         change = lifecycle.stop_canary(name, **who(Action.CANARY, request.reason))
         return changed(change, summarize_model(change.model))
+
+    @app.put(
+        "/models/<name>/shadow",
+        summary="A version scores the production model's captured requests off the response path; compare "
+        "shows their agreement",
+        responses=responses(ModelSummary, *CHANGE),
+    )
+    def set_shadow(name: ModelName, request: Annotated[ShadowRequest, Body()]):
+        model = lifecycle.set_shadow(name, request.version, **who(Action.SHADOW, request.reason))
+        logger.info("shadow_set", model=name, version=request.version)
+        return summarize_model(model)
+
+    @app.delete("/models/<name>/shadow", summary="Stop the shadow", responses=responses(ModelSummary, *CHANGE))
+    def clear_shadow(name: ModelName, request: Annotated[CanaryStopRequest | None, Body()] = None):
+        request = request or CanaryStopRequest()
+        model = lifecycle.set_shadow(name, None, **who(Action.SHADOW, request.reason))
+        logger.info("shadow_cleared", model=name)
+        return summarize_model(model)
 
     # ---- datasets (the validation ledger) ----
 

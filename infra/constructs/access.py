@@ -60,6 +60,8 @@ MODEL_ROUTES: dict[tuple[str, str], Action] = {
     ("PUT", "/models/{name}/aliases/{alias}"): Action.SET_ALIAS,
     ("POST", "/models/{name}/canary"): Action.CANARY,
     ("DELETE", "/models/{name}/canary"): Action.CANARY,
+    ("PUT", "/models/{name}/shadow"): Action.SHADOW,
+    ("DELETE", "/models/{name}/shadow"): Action.SHADOW,
     ("POST", "/models/{name}/retrain"): Action.RETRAIN,
     ("GET", "/models/{name}/datasets"): Action.READ,
     ("GET", "/models/{name}/drift"): Action.READ,

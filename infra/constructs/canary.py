@@ -1,9 +1,9 @@
-"""Canaries that end by themselves (issue 13): per model, three canary alarms on the metrics predict
+"""Challengers (issue 13). Canaries that end by themselves: per model, three canary alarms on the metrics predict
 publishes per variant while a canary runs (errors, latency, output shift against the champion); an
 alarm entering ALARM (CloudWatch puts state changes on the default bus) -> control_canary rolls the
 canary back; a schedule -> control_canary promotes a canary that baked without alarms. The alarms
 take no action of their own: they feed the model's health composite (infra.constructs.alarms), which
-notifies, and the audit trail records what the canary did."""
+notifies, and the audit trail records what the canary did. Shadows: `ShadowScoring` below."""
 
 from __future__ import annotations
 
@@ -29,8 +29,9 @@ from mlops.inference.variants import (
     VARIANT_OUTPUT_MEAN,
     VARIANT_REQUESTS,
 )
-from mlops.layout import MODELS_PREFIX
+from mlops.layout import CAPTURES_PREFIX, MODELS_PREFIX, MONITORING_PREFIX
 from mlops.registry.canary_control import ALARM_STATE_CHANGE, canary_alarm_names
+from mlops.shadow import SHADOW_STATE_NAME
 
 CANARY_PERIOD = Duration.minutes(1)
 BAKE_CHECK_SCHEDULE = "rate(5 minutes)"
@@ -204,3 +205,65 @@ class CanaryControl(Construct):
             description="control_canary promotes canaries that baked without alarms",
         )
         self.bake_schedule.add_target(target())
+
+
+SHADOW_SCHEDULE = "rate(5 minutes)"
+
+
+class ShadowScoring(Construct):
+    """score_shadow on a schedule: production's captures scored by each model's shadow version, off
+    the response path; the agreement lands in monitoring/<model>/shadow-state.json (mlops.shadow)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        artifact_bucket: s3.IBucket,
+        backbone: EventBackbone,
+        registry: Registry,
+        layers: LayerLibrary,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.function = fn = MlopsFunction(
+            self,
+            "ScoreShadow",
+            spec=FUNCTIONS["score_shadow"],
+            environment={
+                "REGISTRY_TABLE": registry.table.table_name,
+                "ARTIFACT_BUCKET": artifact_bucket.bucket_name,
+            },
+            layers=layers,
+            failure_queue=backbone.dead_letters,
+        )
+        registry.grant_model_reads(fn)  # a model's shadow and production versions, the shadow's artifact
+        registry.grant_model_listing(fn)
+        fn.grant(
+            ["s3:GetObject"],
+            [
+                artifact_bucket.arn_for_objects(f"{MODELS_PREFIX}*"),
+                artifact_bucket.arn_for_objects(f"{CAPTURES_PREFIX}*"),
+            ],
+            why_wildcard="Reads model artifacts under models/ and production's captures under captures/ only.",
+        )
+        fn.grant(
+            ["s3:ListBucket"],
+            [artifact_bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{CAPTURES_PREFIX}*"]}},
+        )
+        fn.grant(
+            ["s3:GetObject", "s3:PutObject"],
+            [artifact_bucket.arn_for_objects(f"{MONITORING_PREFIX}*/{SHADOW_STATE_NAME}")],
+            why_wildcard="Reads and writes only each model's shadow statistics, monitoring/<model>/shadow-state.json.",
+        )
+        self.schedule = events.Rule(
+            self,
+            "Schedule",
+            schedule=events.Schedule.expression(SHADOW_SCHEDULE),
+            description="score_shadow scores production's new captures with each model's shadow",
+        )
+        self.schedule.add_target(
+            targets.LambdaFunction(
+                fn.function, dead_letter_queue=backbone.dead_letters, retry_attempts=2, max_event_age=Duration.hours(1)
+            )
+        )

@@ -152,6 +152,15 @@ class CanarySettings(_Settings):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ShadowSettings(_Settings):
+    """score_shadow: production's captures scored by each model's shadow version (mlops.shadow)."""
+
+    registry_table: str = env("REGISTRY_TABLE")  # models, their shadow and production versions (read only)
+    artifact_bucket: str = env("ARTIFACT_BUCKET")  # captures/ and models/ read; monitoring/<model>/shadow-state.json
+    max_objects_per_run: int = env("SHADOW_MAX_OBJECTS_PER_RUN", 200, ge=1)
+
+
+@dataclass(frozen=True, kw_only=True)
 class PredictSettings(_Settings):
     registry_table: str = env("REGISTRY_TABLE")
     artifact_bucket: str = env("ARTIFACT_BUCKET")

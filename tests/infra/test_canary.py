@@ -79,3 +79,19 @@ def test_control_canary_reads_only_the_model_alarms_states(template: dict[str, A
     resource = describe["Resource"]
     assert f":alarm:{PREFIX}*" in str(resource)
     assert all(s["Action"] != "dynamodb:DeleteItem" for s in statements)
+
+
+def test_score_shadow_runs_on_its_own_schedule(template: dict[str, Any]) -> None:
+    from infra.constructs.canary import SHADOW_SCHEDULE
+
+    shadow = function_ids(template)["score_shadow"]
+    [rule] = [
+        r["Properties"]
+        for r in resources(template, "AWS::Events::Rule").values()
+        if any(target_function_id(t["Arn"]) == shadow for t in r["Properties"].get("Targets", []))
+    ]
+    assert rule["ScheduleExpression"] == SHADOW_SCHEDULE
+    assert "Arn" in rule["Targets"][0]["DeadLetterConfig"]
+    # predict never reads the shadow: it is not in predict's settings, only in the registry item
+    predict = template["Resources"][function_ids(template)["predict"]]["Properties"]
+    assert not any("SHADOW" in name for name in predict["Environment"]["Variables"])

@@ -26,6 +26,7 @@ EXPECTED_SIZING = {  # folder: (memory MB, timeout s)
     "ingest_feedback": (1024, 900),
     "evaluate_quality": (1024, 900),
     "control_canary": (256, 60),
+    "score_shadow": (1024, 300),
 }
 # each layer by the packages its description names
 EXPECTED_LAYERS = {
@@ -39,6 +40,7 @@ EXPECTED_LAYERS = {
     "ingest_feedback": {"aws-lambda-powertools", "src/mlops", "numpy", "pyarrow"},  # the dataset readers
     "evaluate_quality": {"aws-lambda-powertools", "src/mlops", "numpy"},
     "control_canary": {"aws-lambda-powertools", "src/mlops"},
+    "score_shadow": {"aws-lambda-powertools", "src/mlops", "numpy", "onnxruntime"},
 }
 _LAYER_PACKAGES = (
     "aws-lambda-powertools",

@@ -346,6 +346,14 @@ IAM_TABLE: dict[str, set[Grant]] = {
     | _allow(
         "cloudwatch:DescribeAlarms", "arn:AWS::Partition:cloudwatch:AWS::Region:AWS::AccountId:alarm:MlopsStack-model-*"
     ),
+    # the shadow: reads the registry, artifacts and captures; writes only each model's shadow statistics
+    "score_shadow": OWN_LOGS_AND_TRACES
+    | DEAD_LETTERS
+    | _allow("s3:GetObject", "artifacts/models/* artifacts/captures/*")
+    | _allow("s3:ListBucket", "artifacts", {"StringLike": {"s3:prefix": ["captures/*"]}})
+    | _allow("s3:GetObject s3:PutObject", "artifacts/monitoring/*/shadow-state.json")
+    | _allow("dynamodb:GetItem", "registry", MODEL)
+    | _allow("dynamodb:Query", "registry/index/gsi1"),
     # labels in through the API: the production contract (GetItem), label objects out (labels/ only)
     "record_feedback": OWN_LOGS_AND_TRACES
     | _allow("s3:PutObject", "artifacts/labels/*")

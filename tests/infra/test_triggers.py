@@ -125,8 +125,9 @@ def test_schedules_invoke_detect_drift_and_evaluate_quality_hourly_each_on_its_o
         if "ScheduleExpression" in r["Properties"]
     ]
     ids = function_ids(template)
-    # (control_canary's bake check has its own schedule: tests/infra/test_canary.py)
-    scheduled = [r for r in scheduled if target_function_id(r["Targets"][0]["Arn"]) != ids["control_canary"]]
+    # (control_canary's bake check and score_shadow have their own schedules: tests/infra/test_canary.py)
+    challengers = {ids["control_canary"], ids["score_shadow"]}
+    scheduled = [r for r in scheduled if target_function_id(r["Targets"][0]["Arn"]) not in challengers]
     targeted = set()
     for rule in scheduled:
         assert rule["ScheduleExpression"] == "rate(1 hour)"
@@ -167,6 +168,8 @@ def test_api_routes_map_to_functions_with_their_auth(template: dict[str, Any]) -
         ("POST", "/models/{name}/retrain"): ("models_api", "AWS_IAM", False),
         ("POST", "/models/{name}/canary"): ("models_api", "AWS_IAM", False),
         ("DELETE", "/models/{name}/canary"): ("models_api", "AWS_IAM", False),
+        ("PUT", "/models/{name}/shadow"): ("models_api", "AWS_IAM", False),
+        ("DELETE", "/models/{name}/shadow"): ("models_api", "AWS_IAM", False),
     }
     assert set(found) == set(expected)
     for route, (folder, auth, key_required) in expected.items():

@@ -232,6 +232,7 @@ def test_models_api_serves_its_openapi_document(call: Any) -> None:
         "/models/{name}/imports",
         "/models/{name}/retrain",
         "/models/{name}/canary",
+        "/models/{name}/shadow",
     }
     assert {"post", "delete"} <= set(document["paths"]["/models/{name}/canary"])
     assert "CanaryRequest" in json.dumps(document["components"])

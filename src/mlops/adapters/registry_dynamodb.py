@@ -178,6 +178,8 @@ class DynamoRegistry(RegistryEngine):
             fields["production_version"] = after.production_version
         if after.canary is not None:
             fields["canary"] = after.canary.model_dump(mode="json")
+        if after.shadow_version is not None:
+            fields["shadow_version"] = after.shadow_version
         if plan.model_before is None:
             item = {
                 "pk": model_pk(after.name),
@@ -191,7 +193,7 @@ class DynamoRegistry(RegistryEngine):
         names = {f"#f{i}": key for i, key in enumerate(fields)}
         values: dict[str, Any] = {f":f{i}": value for i, value in enumerate(fields.values())}
         expression = "SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(fields)))
-        removed = [name for name in ("production_version", "canary") if name not in fields]
+        removed = [name for name in ("production_version", "canary", "shadow_version") if name not in fields]
         if removed:
             expression += " REMOVE " + ", ".join(removed)
         names["#seq"] = "audit_seq"
@@ -349,6 +351,7 @@ def _record(item: dict[str, Any]) -> ModelRecord:
         production_history=[int(v) for v in item.get("production_history") or []],
         aliases={str(k): int(v) for k, v in (item.get("aliases") or {}).items()},
         canary=Canary.model_validate(item["canary"]) if item.get("canary") else None,
+        shadow_version=_opt_int(item.get("shadow_version")),
         updated_at=item["updated_at"],
         audit_seq=int(item.get("audit_seq") or 0),
         audit_hash=item.get("audit_hash") or ModelRecord.model_fields["audit_hash"].default,

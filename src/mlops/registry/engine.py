@@ -546,6 +546,44 @@ class RegistryEngine:
             conflict=f"the canary of {name} changed meanwhile; retry",
         )
 
+    def set_shadow(
+        self,
+        name: str,
+        version: int | None,
+        *,
+        actor: str,
+        reason: str,
+        request_id: str = "",
+        idempotency_key: str = "",
+    ) -> ModelRecord:
+        """Set (or clear, `version` None) the model's shadow. Raises ModelNotFoundError,
+        VersionNotFoundError, ConflictError."""
+        require_model_name(name)
+        if version is not None:
+            require_version(version)
+
+        def decide() -> Plan:
+            model = self.get_model(name)
+            plan = lifecycle.plan_shadow(
+                model,
+                self.get_version(name, version) if version is not None else None,
+                actor=actor,
+                reason=reason,
+                request_id=request_id,
+                now=_now(),
+            )
+            plan.outcome = plan.model_after
+            return plan
+
+        return self._change(  # type: ignore[no-any-return]
+            name,
+            decide,
+            fingerprint=["set_shadow", actor, version, reason],
+            idempotency_key=idempotency_key,
+            conflict=f"the shadow of {name} changed meanwhile; retry",
+            result_type=ModelRecord,
+        )
+
     def promote_canary(self, name: str, *, actor: str, reason: str, request_id: str = "") -> Change:
         """The canary that baked its declared minutes becomes production through `plan_promote`
         (approved, four eyes, the production gate). Raises ConflictError (no canary, still baking,

@@ -559,6 +559,43 @@ def plan_canary_end(
     return draft.plan
 
 
+def plan_shadow(
+    model: ModelRecord,
+    version: ModelVersion | None,
+    *,
+    actor: str,
+    reason: str,
+    request_id: str,
+    now: datetime,
+) -> Plan:
+    """Set (`version`) or clear (None) the shadow: a challenger that scores the production model's
+    captures off the response path (mlops.shadow). Raises ConflictError (the production version, a
+    rejected or archived one, nothing to clear)."""
+    name = model.name
+    if version is None:
+        if model.shadow_version is None:
+            raise ConflictError(f"{name} has no shadow")
+        cleared = model.shadow_version
+        draft = _Draft(name, model, actor=actor, request_id=request_id, now=now)
+        draft.audit(AuditAction.SHADOW_CLEARED, cleared, before={"shadow_version": cleared}, after={}, reason=reason)
+        return draft.finish(None, guard=(cleared,), shadow_version=None)
+    if version.version == model.production_version:
+        raise ConflictError(f"{name} v{version.version} is the production version; a shadow is another version")
+    if version.status in (S.REJECTED, S.ARCHIVED):
+        raise ConflictError(f"{name} v{version.version} is {version.status.value}; it cannot shadow production")
+    if model.shadow_version == version.version:
+        raise ConflictError(f"{name} v{version.version} already shadows production")
+    draft = _Draft(name, model, actor=actor, request_id=request_id, now=now)
+    draft.audit(
+        AuditAction.SHADOW_SET,
+        version.version,
+        before={"shadow_version": model.shadow_version},
+        after={"shadow_version": version.version},
+        reason=reason,
+    )
+    return draft.finish(None, guard=(model.shadow_version, version.status), shadow_version=version.version)
+
+
 def canary_baked(canary: Canary, now: datetime) -> bool:
     """Has the canary run its declared bake period?"""
     return (now - canary.started_at).total_seconds() >= canary.bake_minutes * 60

@@ -69,6 +69,7 @@ class ModelRecord(BaseModel):
     # named aliases (`staging`, `challenger`, ...) -> version; `production` is production_version
     aliases: dict[str, int] = Field(default_factory=dict)
     canary: Canary | None = None
+    shadow_version: int | None = None  # a challenger scoring production's captures off the response path
     updated_at: datetime
     # the head of the audit hash chain (mlops.registry.audit_chain), moved with every audit event
     audit_seq: int = 0
@@ -163,6 +164,8 @@ class AuditAction(StrEnum):
     CANARY_STARTED = "canary_started"
     CANARY_STOPPED = "canary_stopped"
     CANARY_ROLLED_BACK = "canary_rolled_back"
+    SHADOW_SET = "shadow_set"
+    SHADOW_CLEARED = "shadow_cleared"
 
 
 def candidate_from_trained(trained: ModelTrained, version: int, now: datetime) -> ModelVersion:

@@ -52,6 +52,7 @@ from mlops.registry.records import (
     RegistrationResult,
     VersionStatus,
 )
+from mlops.shadow import read_agreement
 
 
 def verify_artifact(store: ObjectStore, trained: ModelTrained, *, artifact_bucket: str) -> None:
@@ -214,6 +215,10 @@ class Lifecycle:
             require_model_name(name), rolled_back=rolled_back, version=version, **who
         )
 
+    def set_shadow(self, name: str, version: int | None, **who: Any) -> ModelRecord:
+        """Set (or clear, None) the version that scores production's captures (audited)."""
+        return self.registry.set_shadow(require_model_name(name), version, **who)  # type: ignore[attr-defined, no-any-return]
+
     def promote_canary(self, name: str, **who: Any) -> Change:
         """The canary that baked without alarms becomes production (the gates of any promotion)."""
         who = {k: v for k, v in who.items() if k != "idempotency_key"}
@@ -329,6 +334,7 @@ class ModelSummary(_View):
     production_history: list[int] = Field(default_factory=list)
     aliases: dict[str, int] = Field(default_factory=dict)
     canary: Canary | None = Field(default=None, description="the challenger answering a share of the requests")
+    shadow_version: int | None = Field(default=None, description="the challenger scoring production's requests")
     updated_at: datetime
 
 
@@ -359,6 +365,13 @@ class VersionSummary(_View):
     created_at: datetime
     promotion_decision: str
     lineage: LineageSummary
+
+
+class ShadowRequest(_View):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: StrictInt = Field(ge=1, le=MAX_VERSION, description="a version that is neither production nor retired")
+    reason: str = Field(default="", max_length=1000)
 
 
 class CanaryStopRequest(_View):
@@ -474,6 +487,39 @@ class VersionComparison(_View):
     same_contract: bool
     library_versions: dict[str, ValuePair]
     training_data_drift: TrainingDataDrift
+    shadow: ShadowView | None = Field(
+        default=None,
+        description="When one version shadows the other in production: their agreement on the requests "
+        "production answered (scored off the response path by score_shadow)",
+    )
+
+
+class ShadowView(_View):
+    production_version: int
+    shadow_version: int
+    rows: int = Field(description="captured requests both versions scored")
+    unscored: int = Field(description="captured requests the shadow's contract refused")
+    updated_at: str
+    statistics: dict[str, float | None] = Field(
+        description="classification: label_agreement, mean_probability_difference, max_probability_difference "
+        "(the largest per-class difference of a row); regression: mean_difference (shadow - production), "
+        "mean_absolute_difference, max_absolute_difference, rms_difference"
+    )
+
+
+def shadow_view(store: ObjectStore, bucket: str, name: str, a: int, b: int) -> ShadowView | None:
+    """The stored shadow statistics when {a, b} is the pair they describe."""
+    found = read_agreement(store, bucket, name)
+    if found is None or {found.production_version, found.shadow_version} != {a, b}:
+        return None
+    return ShadowView(
+        production_version=found.production_version,
+        shadow_version=found.shadow_version,
+        rows=found.rows,
+        unscored=found.unscored,
+        updated_at=found.updated_at,
+        statistics=found.summary,
+    )
 
 
 def summarize_model(record: ModelRecord) -> ModelSummary:
@@ -484,6 +530,7 @@ def summarize_model(record: ModelRecord) -> ModelSummary:
         production_history=list(record.production_history),
         aliases=dict(record.aliases),
         canary=record.canary,
+        shadow_version=record.shadow_version,
         updated_at=record.updated_at,
     )
 
@@ -657,6 +704,7 @@ def compare_versions(registry: ModelRegistry, name: str, a: int, b: int, *, stor
             left.lineage.get("library_versions") or {}, right.lineage.get("library_versions") or {}
         ),
         training_data_drift=_training_data_drift(store, left, right),
+        shadow=shadow_view(store, left.artifact.bucket, name, a, b),
     )
 
 
