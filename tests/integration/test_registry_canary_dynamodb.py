@@ -61,5 +61,13 @@ def test_canary_and_pins_round_trip_through_dynamodb(tables: tuple[DynamoRegistr
     assert registry.get_model("churn").canary is None
     assert served.production("churn").canary is None  # type: ignore[union-attr]
     assert [e.action for e in registry.audit_events("churn")][-2:] == ["canary_started", "canary_rolled_back"]
+
+    # the shadow: set and cleared on the model item, audited, never seen by predict's reader
+    assert registry.set_shadow("churn", 2, actor=APPROVER, reason="watch v2").shadow_version == 2
+    assert registry.get_model("churn").shadow_version == 2
+    assert served.production("churn").version == 3  # type: ignore[union-attr]
+    assert registry.set_shadow("churn", None, actor=APPROVER, reason="done").shadow_version is None
+    assert registry.get_model("churn").shadow_version is None
+    assert [e.action for e in registry.audit_events("churn")][-2:] == ["shadow_set", "shadow_cleared"]
     assert verify_audit_trail(registry, "churn").ok
     assert_registry_invariants(registry, boto3.client("s3"))

@@ -107,3 +107,46 @@ def test_canary_rolled_back_by_its_alarm_names_it_and_a_baked_canary_is_promoted
     actions = [e.action for e in registry.audit_events("churn")[-3:]]
     assert actions == ["canary_started", "archived", "promoted"]
     assert verify_audit_trail(registry, "churn").ok
+
+
+def test_models_api_sets_and_clears_a_shadow_audited_and_compare_shows_its_agreement(
+    call: Any,  # noqa: F811
+    registry: InMemoryRegistry,  # noqa: F811
+    store: InMemoryObjectStore,  # noqa: F811
+) -> None:
+    import json as json_module
+
+    from mlops.shadow import shadow_state_key
+
+    # production (v3) cannot shadow itself; a retired version (v1, archived) cannot shadow
+    assert call("PUT", "/models/churn/shadow", {"version": 3}, user=APPROVER)[0] == 409
+    assert call("PUT", "/models/churn/shadow", {"version": 1}, user=APPROVER)[0] == 409
+    assert call("PUT", "/models/churn/shadow", {"version": 2}, user=READER)[0] == 403
+    status, body = call("PUT", "/models/churn/shadow", {"version": 2, "reason": "watch v2"}, user=APPROVER)
+    assert (status, body["shadow_version"]) == (200, 2), body
+
+    # GIVEN score_shadow stored statistics for the pair: compare (either order) shows them
+    bucket = registry.get_version("churn", 3).artifact.bucket
+    state = {
+        "production_version": 3,
+        "shadow_version": 2,
+        "rows": 120,
+        "unscored": 1,
+        "objects": 3,
+        "updated_at": "2026-12-03T07:00:00+00:00",
+        "classification": True,
+        "summary": {"label_agreement": 0.9, "mean_probability_difference": 0.05, "max_probability_difference": 0.4},
+    }
+    store.put_bytes(bucket, shadow_state_key("churn"), json_module.dumps(state).encode())
+    status, compared = call("GET", "/models/churn/compare?a=3&b=2")
+    assert status == 200, compared
+    assert compared["shadow"]["rows"] == 120
+    assert compared["shadow"]["statistics"]["label_agreement"] == 0.9
+    assert call("GET", "/models/churn/compare?a=1&b=2")[1]["shadow"] is None
+
+    status, body = call("DELETE", "/models/churn/shadow", {"reason": "seen enough"}, user=APPROVER)
+    assert (status, body["shadow_version"]) == (200, None)
+    assert call("DELETE", "/models/churn/shadow", user=APPROVER)[0] == 409
+    events = [(e.action, e.version, e.reason) for e in registry.audit_events("churn")[-2:]]
+    assert events == [("shadow_set", 2, "watch v2"), ("shadow_cleared", 2, "seen enough")]
+    assert verify_audit_trail(registry, "churn").ok
