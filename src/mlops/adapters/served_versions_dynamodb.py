@@ -59,6 +59,9 @@ class DynamoServedVersions:
         """A version a request pins. Raises ModelNotFoundError, VersionNotFoundError, ConflictError
         (a rejected or archived version never serves)."""
         self._model(name)
+        return self._servable(name, version)
+
+    def _servable(self, name: str, version: int) -> ServedVersion:
         item = self._get(model_pk(name), version_sk(version))
         if item is None:
             raise VersionNotFoundError(f"model {name!r} has no version {version}")
@@ -74,7 +77,7 @@ class DynamoServedVersions:
         target = (model.get("aliases") or {}).get(alias)
         if target is None:
             raise NotFoundError(f"model {name!r} has no alias {alias!r}")
-        return self.pinned(name, int(target))
+        return self._servable(name, int(target))
 
     def _model(self, name: str) -> dict[str, Any]:
         if not is_valid_model_name(name):
