@@ -14,6 +14,7 @@ from typing import Any
 from infra.layers import REPO_ROOT
 from mlops.settings import (
     BatchSettings,
+    CanarySettings,
     DriftSettings,
     FeedbackFileSettings,
     FeedbackSettings,
@@ -23,6 +24,7 @@ from mlops.settings import (
     QualitySettings,
     RegisterSettings,
     RetrainSettings,
+    ShadowSettings,
     TrainingFailureSettings,
     TrainSettings,
     ValidateSettings,
@@ -189,6 +191,24 @@ FUNCTIONS: dict[str, FunctionSpec] = {
             timeout_seconds=30,
             layers=("powertools", "mlops-core"),
             reserved_concurrency=10,  # people and scripts managing models
+        ),
+        FunctionSpec(
+            "control_canary",
+            CanarySettings,
+            memory_mb=256,
+            timeout_seconds=60,
+            layers=("powertools", "mlops-core"),
+            reserved_concurrency=1,  # one decision at a time: a rollback and a promotion never race
+        ),
+        FunctionSpec(
+            "score_shadow",
+            ShadowSettings,
+            # a capture object is at most CAPTURE_MAX_RECORDS rows: memory stays small; the CPU share of
+            # 1024 MB scores the default 200 objects a run well within the timeout
+            memory_mb=1024,
+            timeout_seconds=300,
+            layers=("powertools", "mlops-core", "numpy", "onnxruntime"),
+            reserved_concurrency=1,  # one run at a time: it reads and writes one state object per model
         ),
         FunctionSpec(
             "detect_drift",

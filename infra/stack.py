@@ -10,6 +10,7 @@ from constructs import Construct
 from infra import outputs
 from infra.constructs.alarms import ApiSignals, ModelAlarms, OperationalAlarms
 from infra.constructs.batch import BatchScoring
+from infra.constructs.canary import CanaryControl, ShadowScoring
 from infra.constructs.dashboards import ModelDashboard, PipelineDashboard
 from infra.constructs.datasets import Datasets
 from infra.constructs.events import EventBackbone
@@ -111,6 +112,25 @@ class MlopsStack(Stack):
         registry.connect_alarm_topic(monitoring.topic, monitoring.key)
         training.connect_alarm_topic(monitoring.topic, monitoring.key)
         api.connect_alarm_topic(monitoring.topic, monitoring.key)
+        self._canary = CanaryControl(
+            self,
+            "Canary",
+            contracts=load_contracts(contracts_directory(self)),
+            artifact_bucket=storage.artifact_bucket,
+            backbone=backbone,
+            registry=registry,
+            layers=layers,
+            topic=monitoring.topic,
+            key=monitoring.key,
+        )
+        ShadowScoring(
+            self,
+            "Shadow",
+            artifact_bucket=storage.artifact_bucket,
+            backbone=backbone,
+            registry=registry,
+            layers=layers,
+        )
         self._alarms_and_dashboards(monitoring, api, backbone)
         self._acknowledge_cdk_internals()
 
@@ -136,7 +156,14 @@ class MlopsStack(Stack):
         serving = [api.predict, api.record_feedback, api.models_api]  # API-facing: a throttle is a refused request
         signals = ApiSignals.of(api.api, api.predict_method)
         models = [
-            ModelAlarms(self, f"Alarms-{contract.name}", contract=contract, topic=monitoring.topic, api_url=api.api.url)
+            ModelAlarms(
+                self,
+                f"Alarms-{contract.name}",
+                contract=contract,
+                topic=monitoring.topic,
+                api_url=api.api.url,
+                canary=self._canary.alarms_of(contract.name),
+            )
             for contract in load_contracts(contracts_directory(self))
         ]
         dead_letter_queues = [backbone.dead_letters]

@@ -13,6 +13,10 @@ spread of the per-round ratios. As in Lambda, where the mlops-core layer ships b
 runs write no bytecode (PYTHONDONTWRITEBYTECODE) whatever the caller's environment says.
 Aims: handler p50 within 0.1 ms of the raw call; >= 25x faster warm than scikit-learn; cold start
 <= 1/4 of scikit-learn's.
+
+`--challengers` also measures the handler warm with a shadow set (predict never reads it), with a
+canary at 10 % (routing and per-variant measurement on every request), and with a pinned version
+(`?version=1`); aim: each within 0.05 ms of the plain handler's p50.
 """
 
 from __future__ import annotations
@@ -245,7 +249,78 @@ def percentiles(call: Callable[[], object], iterations: int, warmup: int = 300) 
     return timings[len(timings) // 2] / 1e6, timings[min(len(timings) - 1, int(len(timings) * 0.99))] / 1e6
 
 
-def warm(iterations: int) -> dict[str, tuple[float, float]]:
+def deploy_challenger() -> int:
+    """A second, weaker version (a candidate), approved: the shadow and the canary of the runs below."""
+    import hashlib
+
+    import boto3
+
+    from mlops.adapters.registry_dynamodb import DynamoRegistry
+    from mlops.contract import parse_contract
+    from mlops.events import DatasetRef, ModelTrained
+    from mlops.layout import artifact_key, baseline_key
+    from mlops.training import train_model
+    from mlops_local.sample_data import churn_dataset
+
+    contract = parse_contract((ROOT / "contracts" / "churn.json").read_text())
+    trained = train_model(churn_dataset(2_000, seed=2, label_noise=0.3), contract)
+    key = artifact_key("churn", trained.sha256)
+    boto3.client("s3").put_object(Bucket=ARTIFACT_BUCKET, Key=key, Body=trained.onnx_bytes)
+    event = ModelTrained(
+        model_name="churn",
+        artifact_bucket=ARTIFACT_BUCKET,
+        artifact_key=key,
+        artifact_sha256=trained.sha256,
+        artifact_bytes=len(trained.onnx_bytes),
+        baseline_key=baseline_key("churn", trained.sha256),
+        metric_name=contract.metric.name,
+        metrics={contract.metric.name: 0.5},  # never promoted automatically
+        dataset=DatasetRef(
+            bucket="bench-data",
+            key="datasets/churn/b.csv",
+            sha256=hashlib.sha256(b"b").hexdigest(),
+            size_bytes=0,
+            rows=2000,
+        ),
+        contract=contract.model_dump(mode="json"),
+        contract_digest=contract.digest,
+        seed=contract.training.seed,
+        params=trained.params,
+        library_versions=trained.library_versions,
+        training_rows=trained.training_rows,
+        holdout_rows=trained.holdout_rows,
+        onnx_max_abs_diff=trained.onnx_max_abs_diff,
+    )
+    registry = DynamoRegistry(REGISTRY_TABLE)
+    version = registry.register(event, actor="bench").version.version
+    registry.approve("churn", version, actor="bench-approver", reason="bench")
+    return version
+
+
+def challengers(handler: Any, event: dict[str, Any], iterations: int) -> dict[str, tuple[float, float]]:
+    """The handler warm with a shadow set, a canary at 10 %, and a pinned version."""
+    from mlops.adapters.registry_dynamodb import DynamoRegistry
+
+    registry = DynamoRegistry(REGISTRY_TABLE)
+    version = deploy_challenger()
+    context = _Context()
+    refresh = handler.settings.model_refresh_seconds
+    results = {}
+    # the same handler again, after training the challenger in this process (its memory and threads)
+    results["predict handler, again"] = percentiles(lambda: handler.lambda_handler(event, context), iterations)
+    registry.set_shadow("churn", version, actor="bench-approver", reason="bench")
+    time.sleep(refresh + 0.5)  # warm containers re-read the registry
+    results["predict handler, shadow set"] = percentiles(lambda: handler.lambda_handler(event, context), iterations)
+    registry.start_canary("churn", version, share=0.1, bake_minutes=60, actor="bench-approver", reason="bench")
+    time.sleep(refresh + 0.5)
+    handler.lambda_handler(event, context)
+    results["predict handler, canary 10 %"] = percentiles(lambda: handler.lambda_handler(event, context), iterations)
+    pinned = {**event, "queryStringParameters": {"version": "1"}}
+    results["predict handler, ?version=1"] = percentiles(lambda: handler.lambda_handler(pinned, context), iterations)
+    return results
+
+
+def warm(iterations: int, with_challengers: bool = False) -> dict[str, tuple[float, float]]:
     import numpy as np
     import onnxruntime as ort
 
@@ -274,6 +349,8 @@ def warm(iterations: int) -> dict[str, tuple[float, float]]:
         results["predict handler (REST event)"] = percentiles(
             lambda: handler.lambda_handler(event, context), iterations
         )
+        if with_challengers:
+            results |= challengers(handler, event, iterations)
     handler.service.shutdown()
 
     sklearn_load(ARTIFACT_BUCKET, SKLEARN_KEY)
@@ -349,6 +426,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--warm-iterations", type=int, default=3_000)
     parser.add_argument("--cold-runs", type=int, default=7)
+    parser.add_argument("--challengers", action="store_true", help="also measure a shadow, a canary and a pin")
     parser.add_argument("--cold", choices=["predict", "sklearn"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.cold:
@@ -358,7 +436,7 @@ def main() -> None:
     global _ARTIFACT
     with deployed_churn_model() as (env, trained):
         _ARTIFACT = trained.onnx_bytes
-        results = warm(args.warm_iterations)
+        results = warm(args.warm_iterations, args.challengers)
         cold_runs = cold(args.cold_runs, env)
 
     raw_p50 = results["raw onnxruntime session.run"][0]
@@ -397,6 +475,11 @@ def main() -> None:
             cold_predict[0] / cold_sklearn[0] <= 0.25,
         ),
     ]
+    baseline = min(handler_p50, results.get("predict handler, again", (handler_p50,))[0])
+    for name in ("predict handler, shadow set", "predict handler, canary 10 %", "predict handler, ?version=1"):
+        if name in results:
+            extra = (results[name][0] - baseline) * 1000
+            checks.append((f"{name}: p50 {extra:+.1f} us over the plain handler (aim <= 50 us)", extra <= 50))
     for text, ok in checks:
         print(f"[{'ok' if ok else 'MISS'}] {text}")
 

@@ -86,10 +86,13 @@ from mlops.registry.service import (
     ALIAS_PATTERN,
     AliasRequest,
     AuditVerification,
+    CanaryRequest,
+    CanaryStopRequest,
     ChangeRequest,
     Lifecycle,
     ModelSummary,
     RollbackRequest,
+    ShadowRequest,
     VersionComparison,
     VersionSummary,
     alias_history,
@@ -126,8 +129,9 @@ RunsAfter = Annotated[
 API_TITLE = "MLOps models API"
 # 1.2: compare reports training_data_drift; 1.3: audit/verify; 1.4: drift; 1.5: quality;
 # 1.6: compare reports same_data (both versions on the same rows) and schema_compatibility; 1.7: imports;
-# 1.8: /clients (prediction clients' API keys); 1.9: POST /clients honours Idempotency-Key (replayed: value null)
-API_VERSION = "1.9.0"
+# 1.8: /clients (prediction clients' API keys); 1.9: POST /clients honours Idempotency-Key (replayed: value null);
+# 1.10: canary and shadow routes, predict pins ?version= or ?alias=
+API_VERSION = "1.10.0"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_IDEMPOTENCY_KEY = 255
@@ -512,6 +516,50 @@ def build_app(
         change = lifecycle.set_alias(name, alias, request.version, **who(Action.SET_ALIAS, request.reason))
         return changed(change, summarize_model(change.model))
 
+    @app.post(
+        "/models/<name>/canary",
+        summary="An approved version answers a share of the production requests, promoted after its bake "
+        "period without alarms; its alarms roll it back by themselves",
+        responses=responses(ModelSummary, *CHANGE),
+    )
+    def start_canary(name: ModelName, request: Annotated[CanaryRequest, Body()]):
+        change = lifecycle.start_canary(
+            name,
+            request.version,
+            share=request.share,
+            bake_minutes=request.bake_minutes,
+            **who(Action.CANARY, request.reason),
+        )
+        return changed(change, summarize_model(change.model))
+
+    @app.delete(
+        "/models/<name>/canary",
+        summary="Stop the canary: production answers every request again",
+        responses=responses(ModelSummary, *CHANGE),
+    )
+    def stop_canary(name: ModelName, request: Annotated[CanaryStopRequest | None, Body()] = None):
+        request = request or CanaryStopRequest()
+        change = lifecycle.stop_canary(name, **who(Action.CANARY, request.reason))
+        return changed(change, summarize_model(change.model))
+
+    @app.put(
+        "/models/<name>/shadow",
+        summary="A version scores the production model's captured requests off the response path; compare "
+        "shows their agreement",
+        responses=responses(ModelSummary, *CHANGE),
+    )
+    def set_shadow(name: ModelName, request: Annotated[ShadowRequest, Body()]):
+        model = lifecycle.set_shadow(name, request.version, **who(Action.SHADOW, request.reason))
+        logger.info("shadow_set", model=name, version=request.version)
+        return summarize_model(model)
+
+    @app.delete("/models/<name>/shadow", summary="Stop the shadow", responses=responses(ModelSummary, *CHANGE))
+    def clear_shadow(name: ModelName, request: Annotated[CanaryStopRequest | None, Body()] = None):
+        request = request or CanaryStopRequest()
+        model = lifecycle.set_shadow(name, None, **who(Action.SHADOW, request.reason))
+        logger.info("shadow_cleared", model=name)
+        return summarize_model(model)
+
     # ---- datasets (the validation ledger) ----
 
     @app.get(
@@ -804,7 +852,8 @@ def openapi_document(app: APIGatewayRestResolver, registry: ModelRegistry) -> st
         '{"records": [...]} or a list',
         403: "No API key, or one not on a usage plan; or the web ACL refused the request (its per-IP rate "
         "or a managed rule)",
-        404: "No model of that name has a production version",
+        404: "No model of that name has a production version, or no pinned version or alias of that name",
+        409: "The pinned version is rejected or archived: it no longer serves",
         413: _STATUS_MEANINGS[413],
         422: "The model produced a non-finite value for a valid record (the message names it)",
         429: _STATUS_MEANINGS[429],
@@ -823,7 +872,21 @@ def openapi_document(app: APIGatewayRestResolver, registry: ModelRegistry) -> st
                     "required": True,
                     "description": f"a model name, {MODEL_NAME_PATTERN}",
                     "schema": {"type": "string", "pattern": MODEL_NAME_PATTERN},
-                }
+                },
+                {
+                    "name": "version",
+                    "in": "query",
+                    "required": False,
+                    "description": "pin a version (a rejected or archived one answers 409, an unknown one 404)",
+                    "schema": {"type": "integer", "minimum": 1},
+                },
+                {
+                    "name": "alias",
+                    "in": "query",
+                    "required": False,
+                    "description": f"pin a named alias's version, {ALIAS_PATTERN} (an unknown alias answers 404)",
+                    "schema": {"type": "string", "pattern": ALIAS_PATTERN},
+                },
             ],
             "requestBody": {
                 "required": True,

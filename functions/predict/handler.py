@@ -1,5 +1,8 @@
 """POST /models/{name}/predict (REST API, API key): validated records in, predictions of the cached
-production model out, each with its `prediction_id`. Sampled traffic (with the ids) and the counts of
+production model out, each with its `prediction_id`. `?version=N` or `?alias=NAME` pins what answers;
+while a canary runs it answers its share of the unpinned requests (mlops.inference.model.ModelCache),
+and both variants' requests, errors, latency and output mean are published per model and variant
+every VARIANT_METRICS_SECONDS (the canary alarms compare them). Sampled traffic (with the ids) and the counts of
 refused records per field and reason are buffered and written as columnar capture objects for
 drift monitoring (mlops.inference.capture).
 
@@ -56,11 +59,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from mlops.adapters.aws import client, reset_clients
 from mlops.adapters.s3 import S3ObjectStore
 from mlops.adapters.served_versions_dynamodb import DynamoServedVersions
-from mlops.errors import MlopsError, NotFoundError
+from mlops.errors import BadRequestError, MlopsError, NotFoundError
 from mlops.inference.capture import CaptureBuffer, flush_on_shutdown
 from mlops.inference.model import CacheEvent, LoadedModel, ModelCache, ModelLoadFailure, load_model
 from mlops.inference.prediction_ids import forget_random_pool
 from mlops.inference.service import PredictionService
+from mlops.inference.variants import VARIANT_DIMENSION, VariantMetrics, VariantWindow
 from mlops.settings import PredictSettings
 from mlops.snapstart import register_snapstart_hooks
 
@@ -100,6 +104,7 @@ service = PredictionService(
         max_records=settings.capture_max_records,
         max_age_seconds=settings.capture_max_age_seconds,
     ),
+    VariantMetrics(flush_seconds=settings.variant_metrics_seconds),
 )
 if "AWS_LAMBDA_RUNTIME_API" in os.environ:
     # In Lambda only: in-process hosts (tests, local mode) outlive their endpoints and flush themselves.
@@ -157,7 +162,11 @@ def _respond(event: dict[str, Any]) -> dict[str, Any]:
         name = (event.get("pathParameters") or {}).get("name")
         if event.get("httpMethod") != "POST" or not name:
             raise NotFoundError(f"no route for {event.get('httpMethod')} {event.get('path')}")
-        answer = service.predict(name, event.get("body"), is_base64=bool(event.get("isBase64Encoded")))
+        query = event.get("queryStringParameters")
+        version, alias = _pin(query) if query else (None, None)
+        answer = service.predict(
+            name, event.get("body"), is_base64=bool(event.get("isBase64Encoded")), version=version, alias=alias
+        )
     except MlopsError as error:
         if error.http_status >= 500:
             logger.error("cannot serve", error=str(error), kind=type(error).__name__)
@@ -167,6 +176,18 @@ def _respond(event: dict[str, Any]) -> dict[str, Any]:
         logger.exception("unexpected error")
         return _response(500, {"error": "InternalError", "message": "internal error; see the function logs"})
     return _response(200, answer)
+
+
+def _pin(query: dict[str, str]) -> tuple[int | None, str | None]:
+    """`?version=N` or `?alias=NAME` (not both). Raises BadRequestError."""
+    version, alias = query.get("version"), query.get("alias")
+    if version is not None and alias is not None:
+        raise BadRequestError("pin a version or an alias, not both")
+    if version is None:
+        return None, alias
+    if not version.isdigit() or not 0 < int(version) < 10**10:
+        raise BadRequestError(f"version must be a positive integer, got {version[:20]!r}")
+    return int(version), None
 
 
 # built once: json.dumps with non-default arguments builds an encoder per call
@@ -204,6 +225,8 @@ def _after_request() -> None:
                 unit=MetricUnit.Count,
                 value=flushed.records,
             )
+    for window in service.variant_windows():
+        _publish_variant(window)
     # Flushed only when there is something to publish, instead of `@metrics.log_metrics`: an empty
     # flush issues a warning on every request (measured ~4 us of a ~100 us budget).
     if metrics.metric_set:
@@ -226,6 +249,29 @@ def _count_model_event(event: CacheEvent) -> None:
     _model_metric("RegistryLookupFailures", event.model, **details)
     if event.refused and event.unconfirmed_seconds is not None:
         _model_metric("StaleModelRefusals", event.model, **details)
+
+
+def _publish_variant(window: VariantWindow) -> None:
+    """One EMF document per model and variant: the canary alarms match `service`, `model`, `variant`."""
+    service_name = os.environ.get("POWERTOOLS_SERVICE_NAME", "predict")
+    dimensions = {"service": service_name, "model": window.model, VARIANT_DIMENSION: window.variant}
+    values = window.metrics()
+    document: dict[str, Any] = {
+        "_aws": {
+            "Timestamp": int(time.time() * 1000),
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MLOps"),
+                    "Dimensions": [list(dimensions)],
+                    "Metrics": [{"Name": name, "Unit": unit} for name, (_, unit) in values.items()],
+                }
+            ],
+        },
+        **dimensions,
+        **{name: value for name, (value, _) in values.items()},
+        "version": window.version,
+    }
+    print(_JSON.encode(document), flush=True)  # EMF: CloudWatch reads it from the log stream
 
 
 def _model_metric(name: str, model: str, **properties: object) -> None:

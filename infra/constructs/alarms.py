@@ -169,8 +169,17 @@ class ModelAlarms(Construct):
     """One model's alarms: six signals and the composite that notifies for them."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, contract: Contract, topic: sns.ITopic, api_url: str
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        contract: Contract,
+        topic: sns.ITopic,
+        api_url: str,
+        canary: Sequence[cloudwatch.Alarm] = (),
     ) -> None:
+        """`canary`: the model's canary alarms (infra.constructs.canary): they roll the canary back by
+        themselves and feed this composite, so someone hears of it."""
         super().__init__(scope, construct_id)
         model = self.model = contract.name
         prefix = f"{model_alarm_prefix(Stack.of(self))}{model}"
@@ -275,6 +284,7 @@ class ModelAlarms(Construct):
             self.load_failures,
             self.check_failures,
             self.quality_check_failures,
+            *canary,
         )
         self.health = cloudwatch.CompositeAlarm(
             self,
@@ -283,8 +293,8 @@ class ModelAlarms(Construct):
             alarm_rule=cloudwatch.AlarmRule.any_of(*self.children),
             alarm_description=(
                 f"Model {model} needs attention: ALARM while any of its alarms is in ALARM (drift, data quality, "
-                "live quality, model loads, drift and quality checks), one notification per incident; OK when all "
-                "are clear. "
+                "live quality, model loads, drift and quality checks, a canary rolled back by its alarm), one "
+                "notification per incident; OK when all are clear. "
                 f"TriggeringChildren names the alarm that opened it. Report: {report}."
             ),
         )

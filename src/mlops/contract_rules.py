@@ -42,6 +42,9 @@ _MODEL_NAME_RE = re.compile(MODEL_NAME_PATTERN)
 _INPUT_NAME_RE = re.compile(INPUT_NAME_PATTERN)
 _NOT_IDENTIFIER_RE = re.compile(r"[^A-Za-z0-9]+")
 _INPUT_SLUG_LENGTH = 48
+# a registry alias (`staging`, `challenger`, ...); here (stdlib only) because predict checks pins too
+ALIAS_PATTERN = r"^[a-z][a-z0-9-]{0,31}$"
+_ALIAS_RE = re.compile(ALIAS_PATTERN)
 
 MISSING_CATEGORY = "__missing__"  # a null category as the graph sees it; also the profiles' null bucket
 FLOAT32_MAX = 3.4028234663852886e38  # the largest finite float32: the graph's numeric inputs
@@ -139,6 +142,10 @@ def _integer_label(text: str) -> str:
     except ValueError:
         return text
     return str(int(number)) if number.is_integer() else text
+
+
+def is_valid_alias(alias: object) -> bool:
+    return isinstance(alias, str) and bool(_ALIAS_RE.fullmatch(alias))
 
 
 def is_null_category(text: str) -> bool:

@@ -175,6 +175,28 @@ class RegisterSettings(_Settings):
 
 
 @dataclass(frozen=True, kw_only=True)
+class CanarySettings(_Settings):
+    """control_canary: a canary alarm entering ALARM rolls the canary back; a schedule promotes a
+    canary that baked without alarms (mlops.registry.canary_control)."""
+
+    registry_table: str = env("REGISTRY_TABLE")  # the canary on the model item; audit events, chained
+    artifact_bucket: str = env("ARTIFACT_BUCKET")  # the promotion gate reads the artifact back
+    event_bus_name: str = env("EVENT_BUS_NAME")  # ModelPromoted, as any promotion announces
+    alarm_topic_arn: str = env("ALARM_TOPIC_ARN", "")  # told about production changes
+    # the model alarms' names start with this (`<stack>-model-`); `<model>-canary-<signal>` follows
+    alarm_name_prefix: str = env("ALARM_NAME_PREFIX")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShadowSettings(_Settings):
+    """score_shadow: production's captures scored by each model's shadow version (mlops.shadow)."""
+
+    registry_table: str = env("REGISTRY_TABLE")  # models, their shadow and production versions (read only)
+    artifact_bucket: str = env("ARTIFACT_BUCKET")  # captures/ and models/ read; monitoring/<model>/shadow-state.json
+    max_objects_per_run: int = env("SHADOW_MAX_OBJECTS_PER_RUN", 200, ge=1)
+
+
+@dataclass(frozen=True, kw_only=True)
 class PredictSettings(_Settings):
     registry_table: str = env("REGISTRY_TABLE")
     artifact_bucket: str = env("ARTIFACT_BUCKET")
@@ -188,6 +210,9 @@ class PredictSettings(_Settings):
     capture_max_records: int = env("CAPTURE_MAX_RECORDS", 500, ge=1)
     capture_max_age_seconds: float = env("CAPTURE_MAX_AGE_SECONDS", 60.0, ge=0)
     max_records_per_request: int = env("MAX_RECORDS_PER_REQUEST", 1_000, ge=1)
+    # while a canary runs: how often each variant's requests, errors, latency and output mean are
+    # published (several datapoints per one-minute alarm period; nothing is published without a canary)
+    variant_metrics_seconds: float = env("VARIANT_METRICS_SECONDS", 10.0, ge=0)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -19,7 +19,9 @@ from typing import Any
 
 import boto3
 import numpy as np
+import requests  # requirements/dev.txt: local mode runs where the dev requirements are installed
 
+from mlops_local.bad_models import constant_classifier_graph
 from mlops_local.client import ApiClient
 from mlops_local.demo_batch import score_batch_file
 from mlops_local.functions import Invocation
@@ -179,6 +181,7 @@ class Demo:
         run("a weaker model waits as a candidate", self.weaker_candidate)
         run("an approver promotes the candidate through the API", self.approve_and_promote)
         run("the audit trail through the API", self.audit_trail)
+        run("a canary of a deliberately bad version rolls back by itself", self.canary_rolls_back)
         return self.story.ok
 
     def subscribe_to_alarms(self) -> str:
@@ -585,6 +588,72 @@ class Demo:
             raise StepFailed(f"served-at: HTTP {served.status}: {served.body}")
         was = served.body.get("to_version") if isinstance(served.body, dict) else served.body
         return f"{len(events)} events: {', '.join(actions)}; production just before the manual promotion was v{was}"
+
+    def canary_rolls_back(self, timeout: float = 120.0) -> str:
+        """An always-"yes" graph, imported and approved, gets half the traffic as a canary; its output-shift
+        alarm (local mode evaluates the template's alarms) -> the rule on the default bus -> control_canary
+        ends the canary, audited with the alarm; production answers everything again."""
+        contract = json.loads(self.s3.get_object(Bucket=self.data_bucket, Key=f"contracts/{MODEL}.json")["Body"].read())
+        asked = self.api.admin(
+            "POST", f"/models/{MODEL}/imports", {"file_name": "always-yes.onnx", "reason": "demo: a bad challenger"}
+        )
+        if asked.status != 200:
+            raise StepFailed(f"imports: HTTP {asked.status}: {asked.body}")
+        mark = self.watch.mark()
+        put = requests.put(asked.body["upload_url"], data=constant_classifier_graph(contract, "yes"), timeout=120)
+        if put.status_code != 200:
+            raise StepFailed(f"upload: HTTP {put.status_code}: {put.text[:200]}")
+        self.watch.wait_for("register_model", mark, timeout)
+        model = self._model() or {}
+        bad, champion = model.get("latest_version"), model.get("production_version")
+        reason = {"reason": "demo: let a few requests decide"}
+        approved = self.api.admin("POST", f"/models/{MODEL}/versions/{bad}/approve", reason)
+        if approved.status != 200:
+            raise StepFailed(f"approve v{bad}: HTTP {approved.status}: {approved.body}")
+        body = {
+            "version": bad,
+            "share": 0.5,
+            "bake_minutes": 60,
+            "reason": "demo: a canary of the imported v" + str(bad),
+        }
+        started = self.api.admin("POST", f"/models/{MODEL}/canary", body)
+        if started.status != 200:
+            raise StepFailed(f"canary: HTTP {started.status}: {started.body}")
+        # a pin answers from the named version whatever the canary (a request may choose what answers)
+        sample = records(churn_features(200, seed=31))
+        pinned = self.api.request(
+            "POST",
+            f"/models/{MODEL}/predict?version={champion}",
+            {"records": sample[:1]},
+            headers={"x-api-key": self.endpoints.api_key},
+        )
+        if pinned.status != 200 or pinned.body.get("variant") != "pinned":
+            raise StepFailed(f"pinned request: HTTP {pinned.status}: {pinned.body}")
+        began = time.monotonic()
+        answered: dict[str, int] = {}
+        rolled_back = None
+        while rolled_back is None and time.monotonic() - began < timeout:
+            for record in sample[:20]:
+                response = self.api.predict(MODEL, [record])
+                if response.status != 200:
+                    raise StepFailed(f"predict: HTTP {response.status}: {response.body}")
+                variant = response.body.get("variant", "production")
+                answered[variant] = answered.get(variant, 0) + 1
+            events = _items(self.api.admin("GET", f"/models/{MODEL}/audit").body)
+            rolled_back = next((e for e in reversed(events) if e.get("action") == "canary_rolled_back"), None)
+            time.sleep(0.2)
+        if rolled_back is None:
+            raise StepFailed(f"the canary was not rolled back within {timeout:.0f} s; answers by variant {answered}")
+        seconds = time.monotonic() - began
+        after = self._model() or {}
+        if after.get("canary") or after.get("production_version") != champion:
+            raise StepFailed(f"after the rollback: {after}")
+        self.numbers["canary_rollback_seconds"] = seconds
+        return (
+            f"v{bad} (always 'yes') imported, approved, canary at 50 %: answers {answered}; "
+            f"{rolled_back['actor']} -> control_canary: canary_rolled_back after {seconds:.1f} s "
+            f"({rolled_back['reason'][:120]}); production v{champion} untouched"
+        )
 
     def _model(self) -> dict[str, Any] | None:
         return next((m for m in _items(self.api.admin("GET", "/models").body) if m.get("name") == MODEL), None)

@@ -92,16 +92,19 @@ def test_demo_story_leaves_the_registry_data_and_alarm_as_told(tmp_path: Path) -
         bucket = endpoints.outputs["DataBucketName"]
 
         # the registry: v1 and v2 promoted in turn, v3 retrained on labelled traffic after the quality
-        # alarm and promoted, rolled back to v1, v4 approved and promoted by hand
+        # alarm and promoted, rolled back to v1, v4 approved and promoted by hand; v5 (an always-"yes"
+        # import) approved, a canary that its alarm rolled back
         model = api.admin("GET", "/models/churn")
         assert model.status == 200, story
-        assert (model.body["latest_version"], model.body["production_version"]) == (4, 4), story
+        assert (model.body["latest_version"], model.body["production_version"]) == (5, 4), story
+        assert model.body["canary"] is None, story
         versions = {v["version"]: v for v in api.admin("GET", "/models/churn/versions").body}
         assert {n: v["status"] for n, v in versions.items()} == {
             1: "archived",
             2: "archived",
             3: "archived",
             4: "production",
+            5: "approved",
         }, story
         # v1's small export trained in the train_model function, the full export on the managed engine's
         # path (its state machine and training job, run in-process by local mode), as the lineage records
@@ -124,7 +127,15 @@ def test_demo_story_leaves_the_registry_data_and_alarm_as_told(tmp_path: Path) -
             "promotion_declined",
             "approved",
             "promoted",
+            "promotion_declined",  # v5, the always-"yes" import: a coin on the holdout
+            "approved",
         ], audit
+        # the canary: started by the admin, rolled back by its output alarm through control_canary
+        canary = [(e["action"], e["version"], e["actor"]) for e in events if e["action"].startswith("canary")]
+        assert canary[0][:2] == ("canary_started", 5), canary
+        assert canary[1] == ("canary_rolled_back", 5, "alarm:MlopsStack-model-churn-canary-output"), canary
+        assert len(canary) == 2, canary
+        assert re.search(r"canary_rolled_back after \d+\.\d s", story), story
 
         # the retraining: asked by the quality alarm, its training set written under datasets/ and trained
         # on (v3's lineage names it), each step in the audit trail with its reason

@@ -27,6 +27,8 @@ EXPECTED_SIZING = {  # folder: (memory MB, timeout s)
     "ingest_feedback": (1024, 900),
     "evaluate_quality": (1024, 900),
     "score_batch": (1769, 900),
+    "control_canary": (256, 60),
+    "score_shadow": (1024, 300),
 }
 # each layer by the packages its description names
 EXPECTED_LAYERS = {
@@ -42,6 +44,8 @@ EXPECTED_LAYERS = {
     "evaluate_quality": {"aws-lambda-powertools", "src/mlops", "numpy"},
     # reads CSV/Parquet (pyarrow) and runs the model (onnxruntime)
     "score_batch": {"aws-lambda-powertools", "src/mlops", "numpy", "pyarrow", "onnxruntime"},
+    "control_canary": {"aws-lambda-powertools", "src/mlops"},
+    "score_shadow": {"aws-lambda-powertools", "src/mlops", "numpy", "onnxruntime"},
 }
 _LAYER_PACKAGES = (
     "aws-lambda-powertools",

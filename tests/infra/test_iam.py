@@ -357,6 +357,28 @@ IAM_TABLE: dict[str, set[Grant]] = {
     | _allow("apigateway:POST", f"{APIGATEWAY}/apikeys {APIGATEWAY}/usageplans/clients-plan/keys")
     | _allow("apigateway:GET", f"{APIGATEWAY}/apikeys {APIGATEWAY}/usageplans {APIGATEWAY}/usageplans/clients-plan")
     | _allow("apigateway:DELETE", f"{APIGATEWAY}/apikeys/*"),
+    # canaries: ends and promotions in the registry (append-only audit), the promotion gate's artifact
+    # read, ModelPromoted, the state of the model alarms only
+    "control_canary": OWN_LOGS_AND_TRACES
+    | DEAD_LETTERS
+    | ALARM_TOPIC
+    | AUDIT_APPEND_ONLY
+    | _allow("s3:GetObject", "artifacts/models/*")
+    | _allow("events:PutEvents", "bus")
+    | _allow("dynamodb:GetItem dynamodb:Query dynamodb:PutItem", "registry", MODEL_OR_AUDIT)
+    | _allow("dynamodb:UpdateItem", "registry", MODEL)
+    | _allow("dynamodb:Query", "registry/index/gsi1")
+    | _allow(
+        "cloudwatch:DescribeAlarms", "arn:AWS::Partition:cloudwatch:AWS::Region:AWS::AccountId:alarm:MlopsStack-model-*"
+    ),
+    # the shadow: reads the registry, artifacts and captures; writes only each model's shadow statistics
+    "score_shadow": OWN_LOGS_AND_TRACES
+    | DEAD_LETTERS
+    | _allow("s3:GetObject", "artifacts/models/* artifacts/captures/*")
+    | _allow("s3:ListBucket", "artifacts", {"StringLike": {"s3:prefix": ["captures/*"]}})
+    | _allow("s3:GetObject s3:PutObject", "artifacts/monitoring/*/shadow-state.json")
+    | _allow("dynamodb:GetItem", "registry", MODEL)
+    | _allow("dynamodb:Query", "registry/index/gsi1"),
     # labels in through the API: the production contract (GetItem), label objects out (labels/ only)
     "record_feedback": OWN_LOGS_AND_TRACES
     | _allow("s3:PutObject", "artifacts/labels/*")

@@ -541,7 +541,7 @@ class _NaNSession:
 def test_predict_non_finite_answer_is_422_in_strict_json(deployed: Deployed, monkeypatch: pytest.MonkeyPatch) -> None:
     models = deployed.handler.service.models
     broken = dataclasses.replace(models.get("churn"), session=_NaNSession())
-    monkeypatch.setattr(models, "get", lambda name: broken)
+    monkeypatch.setattr(models, "choose", lambda name, **pin: (broken, None))  # what answers (issue 13)
     response = deployed.handler.lambda_handler(
         rest_event("churn", json.dumps(sample_records(2))), FakeLambdaContext(function_name="predict")
     )

@@ -233,7 +233,13 @@ def test_models_api_serves_its_openapi_document(call: Any) -> None:
         "/models/{name}/retrain",
         "/clients",  # prediction clients' API keys
         "/clients/{key_id}/revoke",
+        "/models/{name}/canary",
+        "/models/{name}/shadow",
     }
+    assert {"post", "delete"} <= set(document["paths"]["/models/{name}/canary"])
+    assert "CanaryRequest" in json.dumps(document["components"])
+    predict_parameters = {p["name"] for p in document["paths"]["/models/{name}/predict"]["post"]["parameters"]}
+    assert predict_parameters == {"name", "version", "alias"}
     assert "post" in document["paths"]["/models/{name}/rollback"]
     assert "RollbackRequest" in json.dumps(document["components"])
     assert "training data" in document["paths"]["/models/{name}/compare"]["get"]["summary"]

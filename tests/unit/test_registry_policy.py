@@ -189,6 +189,8 @@ def test_contract_promotion_defaults_to_auto_and_keeps_the_digest() -> None:
                 Action.PROMOTE,
                 Action.ROLLBACK,
                 Action.SET_ALIAS,
+                Action.CANARY,  # start or stop a canary (issue 13)
+                Action.SHADOW,
                 Action.REVIEW_DATASET,
                 Action.IMPORT_MODEL,
                 Action.RETRAIN,  # skips the new-label minimum; OVERRIDE_COOLDOWN stays with admins

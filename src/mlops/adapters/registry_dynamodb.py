@@ -32,7 +32,7 @@ from mlops.adapters.registry_items import from_item as _from_item
 from mlops.adapters.registry_items import item_key as _key
 from mlops.registry.engine import RegistryEngine, StoredRequest
 from mlops.registry.names import PRODUCTION_ALIAS, require_alias, require_model_name
-from mlops.registry.records import AliasMove, AuditEvent, ModelRecord, ModelVersion
+from mlops.registry.records import AliasMove, AuditEvent, Canary, ModelRecord, ModelVersion
 
 if TYPE_CHECKING:
     from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -176,6 +176,10 @@ class DynamoRegistry(RegistryEngine):
         }
         if after.production_version is not None:
             fields["production_version"] = after.production_version
+        if after.canary is not None:
+            fields["canary"] = after.canary.model_dump(mode="json")
+        if after.shadow_version is not None:
+            fields["shadow_version"] = after.shadow_version
         if plan.model_before is None:
             item = {
                 "pk": model_pk(after.name),
@@ -189,8 +193,9 @@ class DynamoRegistry(RegistryEngine):
         names = {f"#f{i}": key for i, key in enumerate(fields)}
         values: dict[str, Any] = {f":f{i}": value for i, value in enumerate(fields.values())}
         expression = "SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(fields)))
-        if after.production_version is None:
-            expression += " REMOVE production_version"
+        removed = [name for name in ("production_version", "canary", "shadow_version") if name not in fields]
+        if removed:
+            expression += " REMOVE " + ", ".join(removed)
         names["#seq"] = "audit_seq"
         values[":seq"] = plan.model_before.audit_seq
         condition = (
@@ -345,6 +350,8 @@ def _record(item: dict[str, Any]) -> ModelRecord:
         production_version=_opt_int(item.get("production_version")),
         production_history=[int(v) for v in item.get("production_history") or []],
         aliases={str(k): int(v) for k, v in (item.get("aliases") or {}).items()},
+        canary=Canary.model_validate(item["canary"]) if item.get("canary") else None,
+        shadow_version=_opt_int(item.get("shadow_version")),
         updated_at=item["updated_at"],
         audit_seq=int(item.get("audit_seq") or 0),
         audit_hash=item.get("audit_hash") or ModelRecord.model_fields["audit_hash"].default,

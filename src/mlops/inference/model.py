@@ -6,7 +6,10 @@ that the graph's inputs are the contract's features. `ModelCache` keeps loaded m
 (name, version) and re-reads the registry's production pointer at most every `refresh_seconds`,
 so a promotion or a rollback reaches warm containers without a redeploy; a version that fails to
 load is retried with backoff while the last good one answers, and a version the registry has not
-confirmed for `stale_seconds` is no longer served.
+confirmed for `stale_seconds` is no longer served. A request may pin a version or a named alias:
+each pin is a pointer of its own, refreshed the same way (an alias move is followed within
+`refresh_seconds`), and while a canary is set a declared share of the production requests is
+answered by it (chosen at random per request: `choose`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +30,7 @@ import onnxruntime as ort
 
 from mlops.contract_rules import FeatureType, is_valid_model_name
 from mlops.errors import (
+    ConflictError,
     IntegrityError,
     MlopsError,
     ModelNotFoundError,
@@ -45,7 +50,17 @@ _FEED_DTYPES: dict[str, Any] = {"tensor(float)": np.float32, "tensor(double)": n
 
 
 class ProductionRegistry(Protocol):
+    """The registry reads serving needs. `production` may carry a `canary` (mlops.inference.served)."""
+
     def production(self, name: str) -> LoadableVersion | None: ...
+    def pinned(self, name: str, version: int) -> LoadableVersion: ...
+    def aliased(self, name: str, alias: str) -> LoadableVersion: ...
+
+
+# which variant answered a request (predict's metrics carry it as the `variant` dimension)
+CHAMPION = "champion"
+CANARY = "canary"
+PINNED = "pinned"
 
 
 @dataclass(frozen=True)
@@ -287,6 +302,18 @@ class _Pointer:
     refusal: _Refusal | None = None
     last_good: int | None = None  # the version last served, resumed from memory after an outage
     failed: _FailedLoad | None = None  # the production version that failed to load, and when to retry
+    variant: str | None = None  # PINNED for a pin; production: CHAMPION while a canary runs, else None
+    canary: LoadedModel | None = None  # production pointers only: the challenger, verified and loaded
+    canary_share: float = 0.0
+
+
+def _pin_key(name: str, version: int | None, alias: str | None) -> str:
+    """The pointer key of a pinned request (model names have neither '@' nor '#')."""
+    return f"{name}@{version}" if version is not None else f"{name}#{alias}"
+
+
+def _name_of(key: str) -> str:
+    return key.partition("@")[0].partition("#")[0]
 
 
 class ModelCache:
@@ -320,6 +347,8 @@ class ModelCache:
         loader: Callable[[LoadableVersion], LoadedModel] | None = None,
         versions_per_model: int = 2,
         max_names: int = 1_024,
+        max_pins: int = 8,
+        random_share: Callable[[], float] = random.random,
     ) -> None:
         self._registry = registry
         self._store = store
@@ -331,19 +360,49 @@ class ModelCache:
         self._loader = loader or (lambda version: load_model(version, store, max_records=max_records))
         self._versions_per_model = versions_per_model
         self._max_names = max_names
+        self._max_pins = max_pins  # pinned versions and aliases held at once (each can hold a model)
+        self._random = random_share
         self._pointers: dict[str, _Pointer] = {}
         self._models: dict[tuple[str, int], LoadedModel] = {}
         self._events: list[CacheEvent] = []
         self._lock = threading.Lock()
 
     def get(self, name: str) -> LoadedModel:
+        """The production version (the champion, whatever the canary)."""
         pointer = self._pointers.get(name)
         if pointer is not None and self._clock() < pointer.recheck_at:
             if pointer.model is not None:
                 return pointer.model
             raise pointer.refusal.error()  # type: ignore[union-attr]  # model None <=> refusal set
         with self._lock:
-            return self._refresh(name, pointer)
+            return self._refresh(name, name, pointer, lambda: self._registry.production(name))
+
+    def choose(
+        self, name: str, *, version: int | None = None, alias: str | None = None
+    ) -> tuple[LoadedModel, str | None]:
+        """The model that answers a request and its variant: the pinned version or alias's version
+        (`pinned`), else the canary for its share of the requests (`canary`) and production for the
+        rest (`champion`); production alone while no canary runs (None). Raises as `get`; a pin of an unknown version or alias is NotFoundError (404),
+        of a rejected or archived version ConflictError (409)."""
+        key = name if version is None and alias is None else _pin_key(name, version, alias)
+        pointer = self._pointers.get(key)
+        if pointer is None or self._clock() >= pointer.recheck_at:
+            with self._lock:
+                self._refresh(key, name, pointer, self._lookup(name, version, alias))
+            pointer = self._pointers[key]
+        model = pointer.model
+        if model is None:
+            raise pointer.refusal.error()  # type: ignore[union-attr]  # model None <=> refusal set
+        if pointer.canary is not None:
+            return (pointer.canary, CANARY) if self._random() < pointer.canary_share else (model, CHAMPION)
+        return model, pointer.variant
+
+    def _lookup(self, name: str, version: int | None, alias: str | None) -> Callable[[], LoadableVersion | None]:
+        if version is not None:
+            return lambda: self._registry.pinned(name, version)
+        if alias is not None:
+            return lambda: self._registry.aliased(name, alias)
+        return lambda: self._registry.production(name)
 
     def forget_production_pointers(self) -> None:
         """Ask the registry again at the next request for every model (after a SnapStart restore).
@@ -365,30 +424,36 @@ class ModelCache:
             events, self._events = self._events, []
         return events
 
-    def _refresh(self, name: str, pointer: _Pointer | None) -> LoadedModel:
+    def _refresh(
+        self, key: str, name: str, pointer: _Pointer | None, lookup: Callable[[], LoadableVersion | None]
+    ) -> LoadedModel:
+        """Ask the registry for what `key` (production, or a pin of `name`) serves; refuse or load."""
         now = self._clock()
         if not is_valid_model_name(name):
             raise _unknown_model(name).error()
         try:
-            production = self._registry.production(name)
-        except NotFoundError:
-            return self._refuse(name, now, _unknown_model(name))
+            production = lookup()
+        except NotFoundError as error:
+            return self._refuse(key, now, _unknown_model(name) if key == name else _Refusal(type(error), str(error)))
+        except ConflictError as error:  # a pin of a version that no longer serves
+            return self._refuse(key, now, _Refusal(type(error), str(error)))
         except MlopsError:
             raise
         except Exception:
-            log.warning("registry lookup for %s failed", name, exc_info=True)
-            return self._unconfirmed(name, pointer, now)
+            log.warning("registry lookup for %s failed", key, exc_info=True)
+            return self._unconfirmed(key, name, pointer, now)
         if production is None:
-            return self._refuse(name, now, _no_production_version(name))
-        return self._serve(name, pointer, production, now)
+            return self._refuse(key, now, _no_production_version(name))
+        return self._serve(key, name, pointer, production, now)
 
-    def _refuse(self, name: str, now: float, refusal: _Refusal) -> LoadedModel:
-        self._remember(name, _Pointer(now + self.refresh_seconds, now, None, refusal))
+    def _refuse(self, key: str, now: float, refusal: _Refusal) -> LoadedModel:
+        self._remember(key, _Pointer(now + self.refresh_seconds, now, None, refusal))
         raise refusal.error()
 
-    def _serve(self, name: str, pointer: _Pointer | None, production: LoadableVersion, now: float) -> LoadedModel:
-        key = (name, production.version)
-        model = self._models.get(key)
+    def _serve(
+        self, key: str, name: str, pointer: _Pointer | None, production: LoadableVersion, now: float
+    ) -> LoadedModel:
+        model = self._models.get((name, production.version))
         if model is None:
             failed = pointer.failed if pointer is not None else None
             if failed is None or failed.version != production.version or now >= failed.retry_at:
@@ -397,10 +462,40 @@ class ModelCache:
                 except Exception as error:
                     failed = self._load_failed(name, pointer, production, now, error)
             if model is None:
-                return self._fall_back(name, pointer, now, failed)  # type: ignore[arg-type]
-            self._models[key] = model
+                return self._fall_back(key, name, pointer, now, failed)  # type: ignore[arg-type]
+            self._models[(name, production.version)] = model
             self._evict_old_versions(name, keep=production.version)
-        self._remember(name, _Pointer(self._recheck_at(now, now), now, model, last_good=production.version))
+        fresh = _Pointer(
+            self._recheck_at(now, now),
+            now,
+            model,
+            last_good=production.version,
+            variant=None if key == name else PINNED,
+        )
+        canary = getattr(production, "canary", None)
+        if canary is not None and key == name:
+            fresh.canary = self._canary(name, canary.version, model)
+            fresh.canary_share = canary.share if fresh.canary is not None else 0.0
+        self._remember(key, fresh)
+        return model
+
+    def _canary(self, name: str, version: LoadableVersion, champion: LoadedModel) -> LoadedModel | None:
+        """The canary's model, verified and loaded like production; None (the champion answers all
+        requests) when it cannot be loaded: reported as a load failure, retried at the next refresh."""
+        model = self._models.get((name, version.version))
+        if model is not None:
+            return model
+        try:
+            model = self._loader(version)
+        except Exception as error:
+            log.warning("cannot load canary %s v%s; the champion answers", name, version.version, exc_info=True)
+            self._events.append(
+                ModelLoadFailure(
+                    name, version.version, champion.version, f"{type(error).__name__}: {error}", 1, self.refresh_seconds
+                )
+            )
+            return None
+        self._models[(name, version.version)] = model
         return model
 
     def _load_failed(
@@ -434,18 +529,22 @@ class ModelCache:
         )
         return _FailedLoad(production.version, failures, now + delay, refusal)
 
-    def _fall_back(self, name: str, pointer: _Pointer | None, now: float, failed: _FailedLoad) -> LoadedModel:
+    def _fall_back(self, key: str, name: str, pointer: _Pointer | None, now: float, failed: _FailedLoad) -> LoadedModel:
         """Answer with the last good version while `failed` waits for its retry; 503 without one."""
         fallback = self._last_good(name, pointer)
         if fallback is None:
-            self._remember(name, _Pointer(now + self.refresh_seconds, now, None, failed.refusal, failed=failed))
+            self._remember(key, _Pointer(now + self.refresh_seconds, now, None, failed.refusal, failed=failed))
             raise failed.refusal.error()
+        variant = None if key == name else PINNED
         self._remember(
-            name, _Pointer(self._recheck_at(now, now), now, fallback, last_good=fallback.version, failed=failed)
+            key,
+            _Pointer(
+                self._recheck_at(now, now), now, fallback, last_good=fallback.version, failed=failed, variant=variant
+            ),
         )
         return fallback
 
-    def _unconfirmed(self, name: str, pointer: _Pointer | None, now: float) -> LoadedModel:
+    def _unconfirmed(self, key: str, name: str, pointer: _Pointer | None, now: float) -> LoadedModel:
         """The registry cannot be reached: the cached version within the stale limit, else 503."""
         cached = self._last_good(name, pointer)
         if pointer is None or cached is None:
@@ -454,7 +553,7 @@ class ModelCache:
                 ModelUnavailableError,
                 f"the registry is unreachable; cannot find the production version of model {name!r}",
             )
-            self._remember(name, _Pointer(now + self.refresh_seconds, now, None, refusal))
+            self._remember(key, _Pointer(now + self.refresh_seconds, now, None, refusal))
             raise refusal.error()
         unconfirmed = now - pointer.confirmed_at
         if unconfirmed >= self.stale_seconds:
@@ -480,14 +579,27 @@ class ModelCache:
             return None
         return self._models.get((name, pointer.last_good))
 
-    def _remember(self, name: str, pointer: _Pointer) -> None:
-        if name not in self._pointers and len(self._pointers) >= self._max_names:
+    def _remember(self, key: str, pointer: _Pointer) -> None:
+        if key not in self._pointers and len(self._pointers) >= self._max_names:
             # bound memory against requests for many unknown names: forget the negative entries
             for stale in [n for n, p in self._pointers.items() if p.model is None and p.last_good is None]:
                 del self._pointers[stale]
-        self._pointers[name] = pointer
+        if key not in self._pointers and _name_of(key) != key:
+            pins = [k for k in self._pointers if _name_of(k) != k]
+            for oldest in pins[: max(len(pins) - self._max_pins + 1, 0)]:  # bound the models pins hold
+                del self._pointers[oldest]
+        self._pointers[key] = pointer
 
     def _evict_old_versions(self, name: str, keep: int) -> None:
-        versions = sorted((v for n, v in self._models if n == name and v != keep), reverse=True)
-        for version in versions[self._versions_per_model - 1 :]:
+        """Keep what any pointer of `name` serves (production, canary, pins, last good) and at most
+        `versions_per_model` versions in all."""
+        in_use = {keep}
+        for key, pointer in self._pointers.items():
+            if _name_of(key) == name:
+                in_use.update(m.version for m in (pointer.model, pointer.canary) if m is not None)
+                if pointer.last_good is not None:
+                    in_use.add(pointer.last_good)
+        spare = max(self._versions_per_model - len(in_use), 0)
+        versions = sorted((v for n, v in self._models if n == name and v not in in_use), reverse=True)
+        for version in versions[spare:]:
             del self._models[(name, version)]

@@ -14,7 +14,17 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from mlops.contract_rules import DEFAULT_CAPTURE_SAMPLE_RATE, FeatureRule, ProblemType, label_text
-from mlops.errors import IntegrityError
+from mlops.errors import ConflictError, IntegrityError
+
+# statuses a version never serves from again (mlops.registry.transitions: rejected is final, archived
+# returns only by rollback); the registry's VersionStatus values, spelled here to keep pydantic out
+UNSERVABLE_STATUSES = frozenset({"rejected", "archived"})
+
+
+def require_servable(name: str, version: int, status: str) -> None:
+    """Raise ConflictError (409) when a request pins a version that no longer serves."""
+    if status in UNSERVABLE_STATUSES:
+        raise ConflictError(f"model {name!r} v{version} is {status}; it no longer serves")
 
 
 class ArtifactRef(Protocol):
@@ -52,12 +62,22 @@ class ServedArtifact:
 
 @dataclass(frozen=True)
 class ServedVersion:
-    """A registered version as predict loads it: where its artifact is and its contract document."""
+    """A registered version as predict loads it: where its artifact is and its contract document.
+    The production version also carries the model's canary, when one is set."""
 
     model_name: str
     version: int
     artifact: ServedArtifact
     contract: dict[str, Any]
+    canary: ServedCanary | None = None
+
+
+@dataclass(frozen=True)
+class ServedCanary:
+    """A challenger answering `share` of the production traffic (set through the models API)."""
+
+    version: ServedVersion
+    share: float
 
 
 @dataclass(frozen=True)

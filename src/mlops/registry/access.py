@@ -31,6 +31,8 @@ class Action(StrEnum):
     PROMOTE = "promote"
     ROLLBACK = "rollback"
     SET_ALIAS = "set_alias"
+    CANARY = "canary"  # start or stop a canary (issue 13)
+    SHADOW = "shadow"  # set or clear the shadow (issue 13)
     ARCHIVE = "archive"
     # the seam for held datasets (validation's side decides what "held" means)
     REVIEW_DATASET = "review_dataset"
@@ -50,6 +52,8 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
             Action.PROMOTE,
             Action.ROLLBACK,
             Action.SET_ALIAS,
+            Action.CANARY,
+            Action.SHADOW,
             Action.REVIEW_DATASET,
             Action.IMPORT_MODEL,
             Action.RETRAIN,

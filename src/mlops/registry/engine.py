@@ -473,6 +473,153 @@ class RegistryEngine:
             conflict=f"aliases of {name} changed meanwhile; retry",
         )
 
+    def start_canary(
+        self,
+        name: str,
+        version: int,
+        *,
+        share: float,
+        bake_minutes: int,
+        actor: str,
+        reason: str,
+        request_id: str = "",
+        idempotency_key: str = "",
+    ) -> Change:
+        """`version` (approved) answers `share` of the production requests (lifecycle.plan_canary_start).
+        Raises BadRequestError, ModelNotFoundError, VersionNotFoundError, ConflictError."""
+        require_model_name(name)
+        require_version(version)
+
+        def decide() -> Plan:
+            return lifecycle.plan_canary_start(
+                self.get_model(name),
+                self.get_version(name, version),
+                share=share,
+                bake_minutes=bake_minutes,
+                actor=actor,
+                reason=reason,
+                request_id=request_id,
+                now=_now(),
+            )
+
+        return self._change(  # type: ignore[no-any-return]
+            name,
+            decide,
+            fingerprint=["start_canary", actor, version, share, bake_minutes, reason],
+            idempotency_key=idempotency_key,
+            conflict=f"the canary of {name} changed meanwhile; retry",
+        )
+
+    def end_canary(
+        self,
+        name: str,
+        *,
+        rolled_back: bool,
+        actor: str,
+        reason: str,
+        version: int | None = None,
+        request_id: str = "",
+        idempotency_key: str = "",
+    ) -> Change:
+        """Stop the canary (`version`: only if it is that one). Raises ModelNotFoundError, ConflictError."""
+        require_model_name(name)
+
+        def decide() -> Plan:
+            model = self.get_model(name)
+            if model.canary is None or (version is not None and model.canary.version != version):
+                raise ConflictError(f"{name} runs no canary" + (f" v{version}" if version is not None else ""))
+            return lifecycle.plan_canary_end(
+                model,
+                self.get_version(name, model.canary.version),
+                rolled_back=rolled_back,
+                actor=actor,
+                reason=reason,
+                request_id=request_id,
+                now=_now(),
+            )
+
+        return self._change(  # type: ignore[no-any-return]
+            name,
+            decide,
+            fingerprint=["end_canary", actor, rolled_back, version, reason],
+            idempotency_key=idempotency_key,
+            conflict=f"the canary of {name} changed meanwhile; retry",
+        )
+
+    def set_shadow(
+        self,
+        name: str,
+        version: int | None,
+        *,
+        actor: str,
+        reason: str,
+        request_id: str = "",
+        idempotency_key: str = "",
+    ) -> ModelRecord:
+        """Set (or clear, `version` None) the model's shadow. Raises ModelNotFoundError,
+        VersionNotFoundError, ConflictError."""
+        require_model_name(name)
+        if version is not None:
+            require_version(version)
+
+        def decide() -> Plan:
+            model = self.get_model(name)
+            plan = lifecycle.plan_shadow(
+                model,
+                self.get_version(name, version) if version is not None else None,
+                actor=actor,
+                reason=reason,
+                request_id=request_id,
+                now=_now(),
+            )
+            plan.outcome = plan.model_after
+            return plan
+
+        return self._change(  # type: ignore[no-any-return]
+            name,
+            decide,
+            fingerprint=["set_shadow", actor, version, reason],
+            idempotency_key=idempotency_key,
+            conflict=f"the shadow of {name} changed meanwhile; retry",
+            result_type=ModelRecord,
+        )
+
+    def promote_canary(self, name: str, *, actor: str, reason: str, request_id: str = "") -> Change:
+        """The canary that baked its declared minutes becomes production through `plan_promote`
+        (approved, four eyes, the production gate). Raises ConflictError (no canary, still baking,
+        a gate), IntegrityError/NotFoundError (its artifact changed or is gone)."""
+        require_model_name(name)
+        verify = self._verify()
+
+        def decide() -> Plan:
+            model = self.get_model(name)
+            canary = model.canary
+            if canary is None:
+                raise ConflictError(f"{name} runs no canary")
+            now = _now()
+            if not lifecycle.canary_baked(canary, now):
+                raise ConflictError(f"{name}'s canary v{canary.version} bakes until {canary.bake_minutes} minutes")
+            plan = lifecycle.plan_promote(
+                model,
+                self.get_version(name, canary.version),
+                self._champion_of(model),
+                actor=actor,
+                reason=reason,
+                request_id=request_id,
+                now=now,
+                verify=verify,
+            )
+            plan.guard = (*plan.guard, canary)
+            return plan
+
+        return self._change(  # type: ignore[no-any-return]
+            name,
+            decide,
+            fingerprint=["promote_canary", actor, reason],
+            idempotency_key="",
+            conflict=f"production or the canary of {name} changed while promoting it; retry",
+        )
+
     def record_dataset_review(
         self, name: str, dataset_id: str, decision: str, state: str, *, actor: str, reason: str, request_id: str = ""
     ) -> AuditEvent:

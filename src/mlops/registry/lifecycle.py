@@ -35,6 +35,7 @@ from mlops.registry.records import (
     Artifact,
     AuditAction,
     AuditEvent,
+    Canary,
     Change,
     ModelRecord,
     ModelVersion,
@@ -348,7 +349,8 @@ def plan_status(
     draft.audit(
         action, version.version, before={"status": version.status.value}, after={"status": target.value}, reason=reason
     )
-    draft.finish(None, guard=(version.status,))
+    ends_canary = model.canary is not None and model.canary.version == version.version and target is not S.APPROVED
+    draft.finish(None, guard=(version.status,), **({"canary": None} if ends_canary else {}))
     draft.plan.outcome = Change(
         action=action.value, model=draft.model, version=changed, from_status=version.status.value
     )
@@ -385,11 +387,13 @@ def plan_promote(
     promoted = _hand_over_production(
         draft, champion, candidate, action=AuditAction.PROMOTED, reason=reason, history=history
     )
+    ends_canary = model.canary is not None and model.canary.version == number  # the canary won
     draft.finish(
         None,
         guard=(model.production_version, tuple(model.production_history), candidate.status),
         production_version=number,
         production_history=history,
+        **({"canary": None} if ends_canary else {}),
     )
     draft.plan.outcome = Change(
         action=AuditAction.PROMOTED.value,
@@ -475,6 +479,126 @@ def plan_alias(
         action=AuditAction.ALIAS_MOVED.value, model=draft.model, version=target, previous_version=current
     )
     return draft.plan
+
+
+MAX_CANARY_SHARE = 0.5  # a canary is a minority of the traffic: the champion answers the rest
+MAX_BAKE_MINUTES = 7 * 24 * 60
+
+
+def plan_canary_start(
+    model: ModelRecord,
+    version: ModelVersion,
+    *,
+    share: float,
+    bake_minutes: int,
+    actor: str,
+    reason: str,
+    request_id: str,
+    now: datetime,
+) -> Plan:
+    """`version` answers `share` of the production requests; after `bake_minutes` without its
+    alarms it is promoted through `plan_promote` (so it must be approved, like any promotion).
+    Raises BadRequestError (share or bake out of range), ConflictError (no production, the
+    production version itself, not approved, another canary running)."""
+    name = model.name
+    if not 0 < share <= MAX_CANARY_SHARE:
+        raise BadRequestError(f"share must be above 0 and at most {MAX_CANARY_SHARE}, got {share}")
+    if not 1 <= bake_minutes <= MAX_BAKE_MINUTES:
+        raise BadRequestError(f"bake_minutes must be 1 to {MAX_BAKE_MINUTES}, got {bake_minutes}")
+    if model.production_version is None:
+        raise ConflictError(f"{name} has no production version for a canary to share traffic with")
+    if version.version == model.production_version:
+        raise ConflictError(f"{name} v{version.version} is the production version; a canary is another version")
+    if version.status is not S.APPROVED:
+        raise ConflictError(
+            f"{name} v{version.version} is {version.status.value}; approve it first (a canary that bakes without "
+            "alarms is promoted, through the same gates as any promotion)"
+        )
+    if model.canary is not None:
+        raise ConflictError(f"{name} already runs v{model.canary.version} as its canary; stop it first")
+    canary = Canary(version=version.version, share=share, bake_minutes=bake_minutes, started_at=now, started_by=actor)
+    draft = _Draft(name, model, actor=actor, request_id=request_id, now=now)
+    draft.audit(
+        AuditAction.CANARY_STARTED,
+        version.version,
+        before={"canary": None, "production_version": model.production_version},
+        after={"canary": canary.model_dump(mode="json")},
+        reason=reason,
+    )
+    draft.finish(None, guard=(None, model.production_version, version.status), canary=canary)
+    draft.plan.outcome = Change(action=AuditAction.CANARY_STARTED.value, model=draft.model, version=version)
+    return draft.plan
+
+
+def plan_canary_end(
+    model: ModelRecord,
+    version: ModelVersion,
+    *,
+    rolled_back: bool,
+    actor: str,
+    reason: str,
+    request_id: str,
+    now: datetime,
+) -> Plan:
+    """The canary `version` stops taking traffic: stopped by an approver, or rolled back (its
+    alarm fired: `actor` is the alarm). The version keeps its status. Raises ConflictError."""
+    canary = model.canary
+    if canary is None or canary.version != version.version:
+        raise ConflictError(f"{model.name} runs no canary" + (f" v{version.version}" if canary else ""))
+    action = AuditAction.CANARY_ROLLED_BACK if rolled_back else AuditAction.CANARY_STOPPED
+    draft = _Draft(model.name, model, actor=actor, request_id=request_id, now=now)
+    draft.audit(
+        action,
+        canary.version,
+        before={"canary": canary.model_dump(mode="json")},
+        after={"canary": None, "production_version": model.production_version},
+        reason=reason,
+    )
+    draft.finish(None, guard=(canary,), canary=None)
+    draft.plan.outcome = Change(action=action.value, model=draft.model, version=version)
+    return draft.plan
+
+
+def plan_shadow(
+    model: ModelRecord,
+    version: ModelVersion | None,
+    *,
+    actor: str,
+    reason: str,
+    request_id: str,
+    now: datetime,
+) -> Plan:
+    """Set (`version`) or clear (None) the shadow: a challenger that scores the production model's
+    captures off the response path (mlops.shadow). Raises ConflictError (the production version, a
+    rejected or archived one, nothing to clear)."""
+    name = model.name
+    if version is None:
+        if model.shadow_version is None:
+            raise ConflictError(f"{name} has no shadow")
+        cleared = model.shadow_version
+        draft = _Draft(name, model, actor=actor, request_id=request_id, now=now)
+        draft.audit(AuditAction.SHADOW_CLEARED, cleared, before={"shadow_version": cleared}, after={}, reason=reason)
+        return draft.finish(None, guard=(cleared,), shadow_version=None)
+    if version.version == model.production_version:
+        raise ConflictError(f"{name} v{version.version} is the production version; a shadow is another version")
+    if version.status in (S.REJECTED, S.ARCHIVED):
+        raise ConflictError(f"{name} v{version.version} is {version.status.value}; it cannot shadow production")
+    if model.shadow_version == version.version:
+        raise ConflictError(f"{name} v{version.version} already shadows production")
+    draft = _Draft(name, model, actor=actor, request_id=request_id, now=now)
+    draft.audit(
+        AuditAction.SHADOW_SET,
+        version.version,
+        before={"shadow_version": model.shadow_version},
+        after={"shadow_version": version.version},
+        reason=reason,
+    )
+    return draft.finish(None, guard=(model.shadow_version, version.status), shadow_version=version.version)
+
+
+def canary_baked(canary: Canary, now: datetime) -> bool:
+    """Has the canary run its declared bake period?"""
+    return (now - canary.started_at).total_seconds() >= canary.bake_minutes * 60
 
 
 def plan_dataset_review(

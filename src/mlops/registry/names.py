@@ -6,11 +6,11 @@ from __future__ import annotations
 import re
 
 from mlops.contract import is_valid_model_name
+from mlops.contract_rules import ALIAS_PATTERN as ALIAS_PATTERN
+from mlops.contract_rules import is_valid_alias
 from mlops.errors import BadRequestError
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-ALIAS_PATTERN = r"^[a-z][a-z0-9-]{0,31}$"
-_ALIAS_RE = re.compile(ALIAS_PATTERN)
 MAX_VERSION = 10**10 - 1  # version sort keys are 10 digits
 PRODUCTION_ALIAS = "production"
 
@@ -43,7 +43,7 @@ def parse_version(text: str) -> int:
 
 
 def require_alias(alias: str) -> str:
-    if not isinstance(alias, str) or not _ALIAS_RE.fullmatch(alias):
+    if not is_valid_alias(alias):
         raise BadRequestError(f"{alias!r} is not a valid alias (lowercase letters, digits and '-', 1-32 chars)")
     return alias
 

@@ -46,6 +46,19 @@ class ModelVersion(BaseModel):
     approved_by: str = ""  # who approved it (four eyes: that person may not also promote it)
 
 
+class Canary(BaseModel):
+    """A challenger answering `share` of the production requests until it is promoted (after
+    `bake_minutes` without its alarms) or ended (stopped, or rolled back by an alarm)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: int
+    share: float
+    bake_minutes: int
+    started_at: datetime
+    started_by: str
+
+
 class ModelRecord(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -55,6 +68,8 @@ class ModelRecord(BaseModel):
     production_history: list[int] = Field(default_factory=list)
     # named aliases (`staging`, `challenger`, ...) -> version; `production` is production_version
     aliases: dict[str, int] = Field(default_factory=dict)
+    canary: Canary | None = None
+    shadow_version: int | None = None  # a challenger scoring production's captures off the response path
     updated_at: datetime
     # the head of the audit hash chain (mlops.registry.audit_chain), moved with every audit event
     audit_seq: int = 0
@@ -144,6 +159,13 @@ class AuditAction(StrEnum):
     RETRAIN_SKIPPED = "retrain_skipped"
     RETRAIN_STARTED = "retrain_started"
     RETRAIN_REFUSED = "retrain_refused"  # its training set was refused by the dataset gate or training
+    # a canary (issue 13): started by an approver, stopped by one, or rolled back by its alarm; a
+    # canary that baked without alarms is `promoted` like any version
+    CANARY_STARTED = "canary_started"
+    CANARY_STOPPED = "canary_stopped"
+    CANARY_ROLLED_BACK = "canary_rolled_back"
+    SHADOW_SET = "shadow_set"
+    SHADOW_CLEARED = "shadow_cleared"
 
 
 def candidate_from_trained(trained: ModelTrained, version: int, now: datetime) -> ModelVersion:

@@ -27,6 +27,7 @@ from mlops.profile_schema import BaselineProfile
 from mlops.registry.audit_chain import verify_chain
 from mlops.registry.engine import ArtifactRejectedError
 from mlops.registry.integrity import object_sha256
+from mlops.registry.lifecycle import MAX_BAKE_MINUTES, MAX_CANARY_SHARE
 from mlops.registry.names import (  # `X as X`: re-exported for the handlers and tests
     ALIAS_PATTERN as ALIAS_PATTERN,
 )
@@ -44,12 +45,14 @@ from mlops.registry.ports import ModelRegistry, Notifier
 from mlops.registry.records import (
     AliasMove,
     AuditEvent,
+    Canary,
     Change,
     ModelRecord,
     ModelVersion,
     RegistrationResult,
     VersionStatus,
 )
+from mlops.shadow import read_agreement
 
 
 def verify_artifact(store: ObjectStore, trained: ModelTrained, *, artifact_bucket: str) -> None:
@@ -197,6 +200,34 @@ class Lifecycle:
             before = VersionStatus(rejected.from_status or VersionStatus.APPROVED.value)
             self._status_event(DetailType.MODEL_REJECTED, rejected, before, {**who, "reason": str(error)})
             raise IntegrityError(str(error)) from error
+        self._announce_promotion(change, who)
+        return change
+
+    def start_canary(self, name: str, version: int, *, share: float, bake_minutes: int, **who: Any) -> Change:
+        """An approved version answers `share` of the production requests (audited `canary_started`)."""
+        return self.registry.start_canary(  # type: ignore[attr-defined, no-any-return]
+            require_model_name(name), require_version(version), share=share, bake_minutes=bake_minutes, **who
+        )
+
+    def stop_canary(self, name: str, *, rolled_back: bool = False, version: int | None = None, **who: Any) -> Change:
+        """End the canary: an approver's stop, or its alarm's rollback (audited with the reason)."""
+        return self.registry.end_canary(  # type: ignore[attr-defined, no-any-return]
+            require_model_name(name), rolled_back=rolled_back, version=version, **who
+        )
+
+    def set_shadow(self, name: str, version: int | None, **who: Any) -> ModelRecord:
+        """Set (or clear, None) the version that scores production's captures (audited)."""
+        return self.registry.set_shadow(require_model_name(name), version, **who)  # type: ignore[attr-defined, no-any-return]
+
+    def promote_canary(self, name: str, **who: Any) -> Change:
+        """The canary that baked without alarms becomes production (the gates of any promotion)."""
+        who = {k: v for k, v in who.items() if k != "idempotency_key"}
+        change = self.registry.promote_canary(require_model_name(name), **who)  # type: ignore[attr-defined]
+        self._announce_promotion(change, who)
+        return change  # type: ignore[no-any-return]
+
+    def _announce_promotion(self, change: Change, who: dict[str, Any]) -> None:
+        name = change.model.name
         promoted = change.version
         self.publisher.publish(
             DetailType.MODEL_PROMOTED,
@@ -214,7 +245,6 @@ class Lifecycle:
             ),
         )
         self._notify_production(change, who)
-        return change
 
     def rollback(self, name: str, *, to_version: int | None = None, **who: Any) -> Change:
         """Production back to the previous (or a named earlier) production version; the registry's
@@ -303,6 +333,8 @@ class ModelSummary(_View):
     production_version: int | None = None
     production_history: list[int] = Field(default_factory=list)
     aliases: dict[str, int] = Field(default_factory=dict)
+    canary: Canary | None = Field(default=None, description="the challenger answering a share of the requests")
+    shadow_version: int | None = Field(default=None, description="the challenger scoring production's requests")
     updated_at: datetime
 
 
@@ -337,6 +369,19 @@ class VersionSummary(_View):
     lineage: LineageSummary
 
 
+class ShadowRequest(_View):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: StrictInt = Field(ge=1, le=MAX_VERSION, description="a version that is neither production nor retired")
+    reason: str = Field(default="", max_length=1000)
+
+
+class CanaryStopRequest(_View):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    reason: str = Field(default="", max_length=1000)
+
+
 class RollbackRequest(_View):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -351,6 +396,16 @@ class ChangeRequest(_View):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     reason: str = Field(default="", max_length=1000)
+
+
+class CanaryRequest(_View):
+    """Start a canary: an approved `version` answers `share` of the production requests and is
+    promoted after `bake_minutes` without its alarms (which roll it back by themselves)."""
+
+    version: int = Field(ge=1, description="an approved version of the model")
+    share: float = Field(gt=0, le=MAX_CANARY_SHARE, description="share of the production requests it answers")
+    bake_minutes: int = Field(ge=1, le=MAX_BAKE_MINUTES, description="minutes without alarms before promotion")
+    reason: str = Field(default="", max_length=1_000)
 
 
 class AliasRequest(_View):
@@ -434,6 +489,39 @@ class VersionComparison(_View):
     same_contract: bool
     library_versions: dict[str, ValuePair]
     training_data_drift: TrainingDataDrift
+    shadow: ShadowView | None = Field(
+        default=None,
+        description="When one version shadows the other in production: their agreement on the requests "
+        "production answered (scored off the response path by score_shadow)",
+    )
+
+
+class ShadowView(_View):
+    production_version: int
+    shadow_version: int
+    rows: int = Field(description="captured requests both versions scored")
+    unscored: int = Field(description="captured requests the shadow's contract refused")
+    updated_at: str
+    statistics: dict[str, float | None] = Field(
+        description="classification: label_agreement, mean_probability_difference, max_probability_difference "
+        "(the largest per-class difference of a row); regression: mean_difference (shadow - production), "
+        "mean_absolute_difference, max_absolute_difference, rms_difference"
+    )
+
+
+def shadow_view(store: ObjectStore, bucket: str, name: str, a: int, b: int) -> ShadowView | None:
+    """The stored shadow statistics when {a, b} is the pair they describe."""
+    found = read_agreement(store, bucket, name)
+    if found is None or {found.production_version, found.shadow_version} != {a, b}:
+        return None
+    return ShadowView(
+        production_version=found.production_version,
+        shadow_version=found.shadow_version,
+        rows=found.rows,
+        unscored=found.unscored,
+        updated_at=found.updated_at,
+        statistics=found.summary,
+    )
 
 
 def summarize_model(record: ModelRecord) -> ModelSummary:
@@ -443,6 +531,8 @@ def summarize_model(record: ModelRecord) -> ModelSummary:
         production_version=record.production_version,
         production_history=list(record.production_history),
         aliases=dict(record.aliases),
+        canary=record.canary,
+        shadow_version=record.shadow_version,
         updated_at=record.updated_at,
     )
 
@@ -617,6 +707,7 @@ def compare_versions(registry: ModelRegistry, name: str, a: int, b: int, *, stor
             left.lineage.get("library_versions") or {}, right.lineage.get("library_versions") or {}
         ),
         training_data_drift=_training_data_drift(store, left, right),
+        shadow=shadow_view(store, left.artifact.bucket, name, a, b),
     )
 
 
