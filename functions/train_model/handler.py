@@ -61,16 +61,7 @@ import_persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_ta
 ledger = DynamoDatasetLedger(settings.ledger_table)
 registry = DynamoRegistry(settings.registry_table)  # read only: the champion scored on the candidate's holdout
 # both graphs on recent labelled traffic too (TRAFFIC_WINDOW_HOURS=0 turns it off)
-traffic = (
-    TrafficWindow(
-        settings.artifact_bucket,
-        hours=settings.traffic_window_hours,
-        min_rows=settings.traffic_min_rows,
-        max_rows=settings.traffic_max_rows,
-    )
-    if settings.traffic_window_hours > 0
-    else None
-)
+traffic = TrafficWindow.from_settings(settings)
 notifier = SnsSummaryNotifier(settings.alarm_topic_arn) if settings.alarm_topic_arn else None
 engine = (
     ManagedEngine(

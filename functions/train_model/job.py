@@ -44,16 +44,7 @@ def main() -> int:
         contract_digest=entry.contract_digest or "",
         report_key=entry.report_key,
     )
-    traffic = (
-        TrafficWindow(
-            settings.artifact_bucket,
-            hours=settings.traffic_window_hours,
-            min_rows=settings.traffic_min_rows,
-            max_rows=settings.traffic_max_rows,
-        )
-        if settings.traffic_window_hours > 0
-        else None
-    )
+    traffic = TrafficWindow.from_settings(settings)
     here = TrainedOn(
         engine=ENGINE, compute=settings.instance_type, memory_mb=MANAGED_ENGINE_MEMORY_MB, job_id=settings.job_name
     )

@@ -86,7 +86,18 @@ class ValidateSettings(_Settings):
 
 
 @dataclass(frozen=True, kw_only=True)
-class TrainSettings(_Settings):
+class _TrafficWindowSettings(_Settings):
+    """Training scores both versions on the newest labelled traffic (captures/ + labels/ of the artifact
+    bucket) within TRAFFIC_WINDOW_HOURS (0: off), when at least TRAFFIC_MIN_ROWS rows are labelled; at
+    most TRAFFIC_MAX_ROWS. One declaration for train_model and the managed engine's job."""
+
+    traffic_window_hours: float = env("TRAFFIC_WINDOW_HOURS", 168.0, ge=0)
+    traffic_min_rows: int = env("TRAFFIC_MIN_ROWS", 200, ge=1)
+    traffic_max_rows: int = env("TRAFFIC_MAX_ROWS", 20_000, ge=1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainSettings(_TrafficWindowSettings):
     data_bucket: str = env("DATA_BUCKET")
     artifact_bucket: str = env("ARTIFACT_BUCKET")
     event_bus_name: str = env("EVENT_BUS_NAME")
@@ -94,11 +105,7 @@ class TrainSettings(_Settings):
     ledger_table: str = env("LEDGER_TABLE")  # records the training outcome of a dataset
     # read only: the production version, scored on the candidate's holdout (fair champion/challenger)
     registry_table: str = env("REGISTRY_TABLE")
-    # ... and both versions on the newest labelled traffic (captures/ + labels/ of the artifact bucket)
-    # within this many hours, when at least TRAFFIC_MIN_ROWS rows are labelled; at most TRAFFIC_MAX_ROWS
-    traffic_window_hours: float = env("TRAFFIC_WINDOW_HOURS", 168.0, ge=0)
-    traffic_min_rows: int = env("TRAFFIC_MIN_ROWS", 200, ge=1)
-    traffic_max_rows: int = env("TRAFFIC_MAX_ROWS", 20_000, ge=1)
+    # ... and both versions on the newest labelled traffic (_TrafficWindowSettings)
     # rejections and failures are announced here (the monitoring alarm topic); empty: not announced
     alarm_topic_arn: str = env("ALARM_TOPIC_ARN", "")
     # imported ONNX files (models/<model>/incoming/ of the data bucket) larger than this are refused unread
@@ -112,7 +119,7 @@ class TrainSettings(_Settings):
 
 
 @dataclass(frozen=True, kw_only=True)
-class TrainJobSettings(_Settings):
+class TrainJobSettings(_TrafficWindowSettings):
     """The managed engine's job (functions/train_model/job.py): train_model's training, outside Lambda.
 
     The state machine sets the job's variables: these, and which dataset (MODEL_NAME, DATASET_ID)."""
@@ -122,9 +129,6 @@ class TrainJobSettings(_Settings):
     event_bus_name: str = env("EVENT_BUS_NAME")
     ledger_table: str = env("LEDGER_TABLE")
     registry_table: str = env("REGISTRY_TABLE")
-    traffic_window_hours: float = env("TRAFFIC_WINDOW_HOURS", 168.0, ge=0)
-    traffic_min_rows: int = env("TRAFFIC_MIN_ROWS", 200, ge=1)
-    traffic_max_rows: int = env("TRAFFIC_MAX_ROWS", 20_000, ge=1)
     alarm_topic_arn: str = env("ALARM_TOPIC_ARN", "")
     model_name: str = env("MODEL_NAME")
     dataset_id: str = env("DATASET_ID")

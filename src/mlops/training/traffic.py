@@ -17,6 +17,7 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pandas as pd
 
@@ -38,6 +39,19 @@ class TrafficWindow:
     hours: float = 168.0
     min_rows: int = 200
     max_rows: int = 20_000
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> TrafficWindow | None:
+        """The window a training function's settings declare (mlops.settings._TrafficWindowSettings);
+        None when TRAFFIC_WINDOW_HOURS is 0 (off)."""
+        if settings.traffic_window_hours <= 0:
+            return None
+        return cls(
+            settings.artifact_bucket,
+            hours=settings.traffic_window_hours,
+            min_rows=settings.traffic_min_rows,
+            max_rows=settings.traffic_max_rows,
+        )
 
 
 @dataclass(frozen=True)
