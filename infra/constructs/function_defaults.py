@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Annotations, Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
@@ -180,6 +180,10 @@ class MlopsFunction(Construct):
         if spec.snap_start:
             self.alias = lambda_.Alias(self, "Live", alias_name=SNAPSTART_ALIAS, version=self.function.current_version)
             self.invoke_target = self.alias
+            # the warning asks for a published version: current_version publishes one, the alias serves it
+            Annotations.of(self.function).acknowledge_warning(
+                "@aws-cdk/aws-lambda:snapStartRequirePublish", "current_version is published; the live alias invokes it"
+            )
         cfn_function = self.function.node.default_child
         assert isinstance(cfn_function, lambda_.CfnFunction)
         cfn_function.add_metadata(SOURCE_METADATA_KEY, spec.source)
