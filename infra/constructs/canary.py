@@ -30,7 +30,7 @@ from mlops.inference.variants import (
     VARIANT_REQUESTS,
 )
 from mlops.layout import CAPTURES_PREFIX, MODELS_PREFIX, MONITORING_PREFIX
-from mlops.registry.canary_control import ALARM_STATE_CHANGE, canary_alarm_names
+from mlops.registry.canary_control import ALARM_STATE_CHANGE, canary_alarm_names, canary_alarm_patterns
 from mlops.shadow import SHADOW_STATE_NAME
 
 CANARY_PERIOD = Duration.minutes(1)
@@ -186,14 +186,13 @@ class CanaryControl(Construct):
                 fn.function, dead_letter_queue=backbone.dead_letters, retry_attempts=4, max_event_age=Duration.hours(1)
             )
 
-        names = [name for contract in contracts for name in canary_alarm_names(prefix, contract.name)]
         self.alarm_rule = events.Rule(
             self,
             "AlarmRule",
             event_pattern=events.EventPattern(
                 source=["aws.cloudwatch"],
                 detail_type=[ALARM_STATE_CHANGE],
-                detail={"alarmName": names, "state": {"value": ["ALARM"]}},
+                detail={"alarmName": canary_alarm_patterns(prefix), "state": {"value": ["ALARM"]}},
             ),
             description="a model's canary alarm entered ALARM -> control_canary rolls the canary back",
         )

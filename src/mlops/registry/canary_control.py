@@ -25,6 +25,12 @@ def canary_alarm_names(prefix: str, model: str) -> list[str]:
     return [f"{prefix}{model}-canary-{signal}" for signal in CANARY_SIGNALS]
 
 
+def canary_alarm_patterns(prefix: str) -> list[dict[str, str]]:
+    """EventBridge patterns matching the canary alarms of every model, present and future: a contract
+    published later needs no change of the rule (a running local mode adopts it without a restart)."""
+    return [{"wildcard": f"{prefix}*-canary-{signal}"} for signal in CANARY_SIGNALS]
+
+
 def canary_alarm_model(alarm_name: str, prefix: str) -> str | None:
     """The model of a canary alarm named `<prefix><model>-canary-<signal>`, else None."""
     if not alarm_name.startswith(prefix):
