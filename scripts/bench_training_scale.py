@@ -53,10 +53,16 @@ def _install_baseline_reader(rev: str) -> None:
         capture_output=True,
         text=True,
     ).stdout
+    import mlops.training.dataset as current
+
     module = types.ModuleType("mlops.training.dataset")
     module.__file__ = f"<{rev}:src/mlops/training/dataset.py>"
-    sys.modules["mlops.training.dataset"] = module
     exec(compile(source, module.__file__, "exec"), module.__dict__)  # the baseline: this repository's own history
+    # names added since (the trainer imports inputs_feed) come from today's module: the reading is the baseline's
+    for name in current.__all__:
+        if not hasattr(module, name):
+            setattr(module, name, getattr(current, name))
+    sys.modules["mlops.training.dataset"] = module
 
 
 def child(mode: str, reader: str, path: str, estimator: str, baseline_rev: str) -> None:
