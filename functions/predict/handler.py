@@ -46,6 +46,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -185,7 +186,8 @@ def _pin(query: dict[str, str]) -> tuple[int | None, str | None]:
         raise BadRequestError("pin a version or an alias, not both")
     if version is None:
         return None, alias
-    if not version.isdigit() or not 0 < int(version) < 10**10:
+    # ASCII digits only: str.isdigit() also takes '²' (int() raises) and '١٢' (int() reads 12)
+    if not re.fullmatch(r"[0-9]{1,10}", version) or int(version) == 0:
         raise BadRequestError(f"version must be a positive integer, got {version[:20]!r}")
     return int(version), None
 

@@ -201,7 +201,7 @@ def issue_client_key(
     attempts: IssueAttempts | None = None,
 ) -> IssuedClientKey:
     """Create a key for `request.client` in the clients' usage plan and audit it. A key that could not
-    be put in the plan is deleted again (a key outside every plan would be refused anyway). With an
+    be put in the plan, or whose issue could not be audited, is deleted again. With an
     `idempotency_key` (and `attempts`), a retry answers the first key without its value (`replayed`).
     Raises IdempotencyKeyReusedError (the key came with another request), IssueInProgressError."""
     claim = None
@@ -265,24 +265,25 @@ def _issue(
     gateway: ClientKeyGateway, audit: KeyAudit, request: IssueKeyRequest, *, actor: str, request_id: str, now: datetime
 ) -> IssuedClientKey:
     created = gateway.create_key(KEY_NAME_PREFIX + request.client, f"prediction client {request.client}")
+    shown = fingerprint(created.value)
     try:
         gateway.add_to_usage_plan(created.key_id)
+        audit.record(
+            KeyEvent(
+                action=KeyAction.ISSUED,
+                client=request.client,
+                key_id=created.key_id,
+                fingerprint=shown,
+                actor=actor,
+                reason=request.reason,
+                request_id=request_id,
+                at=now,
+            )
+        )
     except BaseException:
+        # nobody sees this key's value: a key left live would be unusable, or live and unaudited
         gateway.delete_key(created.key_id)
         raise
-    shown = fingerprint(created.value)
-    audit.record(
-        KeyEvent(
-            action=KeyAction.ISSUED,
-            client=request.client,
-            key_id=created.key_id,
-            fingerprint=shown,
-            actor=actor,
-            reason=request.reason,
-            request_id=request_id,
-            at=now,
-        )
-    )
     return IssuedClientKey(
         client=request.client,
         key_id=created.key_id,
@@ -304,10 +305,10 @@ def revoke_client_key(
     request_id: str,
     now: datetime,
 ) -> ClientKeySummary:
-    """Delete an issued client key (API Gateway refuses it from then on) and audit it.
+    """Audit the revocation, then delete the client key (API Gateway refuses it from then on): a failed
+    audit leaves the key for the retry, so no revocation goes unrecorded.
     Raises BadRequestError (malformed id), ClientKeyNotFoundError (no such client key)."""
     key = _find(gateway, key_id)
-    gateway.delete_key(key.key_id)
     revoked = _summary(key).model_copy(update={"enabled": False})
     audit.record(
         KeyEvent(
@@ -321,6 +322,7 @@ def revoke_client_key(
             at=now,
         )
     )
+    gateway.delete_key(key.key_id)
     return revoked
 
 

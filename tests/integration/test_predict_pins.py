@@ -47,6 +47,8 @@ def test_predict_pins_a_version_or_alias_and_answers_4xx_naming_what_is_wrong(
         ({"alias": "nightly"}, 404, "model 'churn' has no alias 'nightly'"),
         ({"version": "abc"}, 400, "version must be a positive integer, got 'abc'"),
         ({"version": "0"}, 400, "version must be a positive integer"),
+        ({"version": "\u00b2"}, 400, "version must be a positive integer, got '\u00b2'"),  # isdigit(), not int()
+        ({"version": "\u0661\u0662"}, 400, "version must be a positive integer"),  # Arabic-Indic 12: not v12
         ({"version": "1", "alias": "stable"}, 400, "pin a version or an alias, not both"),
     ]:
         status, body = invoke(deployed.handler, _pinned(query))

@@ -184,3 +184,52 @@ def test_client_key_issue_that_failed_may_be_retried_with_the_same_idempotency_k
     replayed = _issue_once(gateway, attempts, NOW + timedelta(seconds=2))
     assert (replayed.replayed, replayed.key_id, replayed.value) == (True, issued.key_id, None)
     assert list(gateway.keys) == [issued.key_id]
+
+
+class _FailingAudit(InMemoryKeyAudit):
+    def record(self, event: object) -> None:
+        raise RuntimeError("DynamoDB throttled")
+
+
+def test_client_key_whose_issue_cannot_be_audited_is_deleted_again() -> None:
+    gateway, attempts = InMemoryKeyGateway(), InMemoryIssueAttempts()
+    for _ in range(2):  # the caller's retry with the same Idempotency-Key
+        with pytest.raises(RuntimeError, match="throttled"):
+            issue_client_key(
+                gateway,
+                _FailingAudit(),
+                IssueKeyRequest(client="acme", reason="new partner"),
+                actor=APPROVER,
+                request_id="r1",
+                now=NOW,
+                idempotency_key="k1",
+                attempts=attempts,
+            )
+    assert gateway.keys == {}  # no live key that nobody saw and no audit records
+    assert gateway.in_plan == set()
+
+
+def test_client_key_revoke_that_cannot_be_audited_leaves_the_key_for_a_retry_that_records_it() -> None:
+    gateway, audit = InMemoryKeyGateway(), InMemoryKeyAudit()
+    issued = _issue(gateway, audit)
+    with pytest.raises(RuntimeError, match="throttled"):
+        revoke_client_key(
+            gateway,
+            _FailingAudit(),
+            issued.key_id,
+            RevokeKeyRequest(reason="leaked"),
+            actor=APPROVER,
+            request_id="r2",
+            now=NOW,
+        )
+    assert issued.key_id in gateway.keys  # not revoked unrecorded: the retry finds it
+    revoked = revoke_client_key(
+        gateway, audit, issued.key_id, RevokeKeyRequest(reason="leaked"), actor=APPROVER, request_id="r3", now=NOW
+    )
+    assert (revoked.key_id, revoked.enabled) == (issued.key_id, False)
+    assert issued.key_id not in gateway.keys
+    assert [(e.action, e.key_id, e.fingerprint) for e in audit.events()][-1] == (
+        KeyAction.REVOKED,
+        issued.key_id,
+        issued.fingerprint,
+    )

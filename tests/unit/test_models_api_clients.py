@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -217,3 +219,45 @@ def test_models_api_idempotency_key_reused_for_another_client_key_request_is_ref
     assert status == 422, answer
     assert answer["error"] == "IdempotencyKeyReusedError"
     assert len(gateway.keys) == 1
+
+
+class _RecordingSubsegment:
+    def __init__(self) -> None:
+        self.metadata: list[tuple[str, Any]] = []
+
+    def put_metadata(self, key: str, value: Any, namespace: str = "default") -> None:
+        self.metadata.append((key, value))
+
+    def put_annotation(self, key: str, value: Any) -> None:
+        pass
+
+    def add_exception(self, exception: BaseException, stack: Any = None, remote: bool = False) -> None:
+        pass
+
+
+class _RecordingTraceProvider:
+    """Stands in for the X-Ray provider: keeps what the handler's tracing would send to X-Ray."""
+
+    def __init__(self) -> None:
+        self.subsegments: list[_RecordingSubsegment] = []
+
+    @contextlib.contextmanager
+    def in_subsegment(self, name: str = "", **kwargs: Any) -> Iterator[_RecordingSubsegment]:
+        subsegment = _RecordingSubsegment()
+        self.subsegments.append(subsegment)
+        yield subsegment
+
+
+def test_models_api_tracing_never_puts_an_issued_key_value_in_the_trace(
+    module: ModuleType, gateway: InMemoryKeyGateway, audit: InMemoryKeyAudit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = _RecordingTraceProvider()
+    monkeypatch.setattr(module.tracer, "provider", provider)
+    monkeypatch.setattr(module, "app", _app(module, gateway, audit))
+    event = api_event("POST", "/clients", body={"client": "acme", "reason": "new partner"}, user_arn=APPROVER)
+    response = module.lambda_handler(event, FakeLambdaContext())
+    assert response["statusCode"] == 201, response
+    value = json.loads(response["body"])["value"]
+    [subsegment] = provider.subsegments  # the handler was traced ...
+    assert value not in repr(subsegment.metadata)  # ... without its answer
+    assert subsegment.metadata == []
