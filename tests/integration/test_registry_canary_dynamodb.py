@@ -71,3 +71,29 @@ def test_canary_and_pins_round_trip_through_dynamodb(tables: tuple[DynamoRegistr
     assert [e.action for e in registry.audit_events("churn")][-2:] == ["shadow_set", "shadow_cleared"]
     assert verify_audit_trail(registry, "churn").ok
     assert_registry_invariants(registry, boto3.client("s3"))
+
+
+def test_a_production_change_ends_the_canary_and_a_promoted_shadow_on_dynamodb(
+    tables: tuple[DynamoRegistry, DynamoServedVersions],
+) -> None:
+    registry, served = tables
+    for score in (0.8, 0.75, 0.9):  # v1 archived, v2 candidate, v3 production
+        registry.register(trained_event(score=score), actor=ACTOR)
+    registry.approve("churn", 2, actor=APPROVER, reason="reviewed")
+    registry.start_canary("churn", 2, share=0.3, bake_minutes=15, actor=APPROVER, reason="try v2")
+
+    # WHEN production is rolled back: the canary ends with it (a bake check cannot promote it later)
+    registry.rollback("churn", actor=APPROVER, reason="incident")
+    assert registry.get_model("churn").canary is None
+    assert served.production("churn").canary is None  # type: ignore[union-attr]
+    last = registry.audit_events("churn")[-1]
+    assert (last.action, last.version, last.reason) == ("canary_stopped", 2, "production changed by rollback to v1")
+
+    # WHEN the shadow version is promoted: the shadow is cleared (a shadow is another version)
+    registry.set_shadow("churn", 2, actor=APPROVER, reason="watch v2")
+    registry.promote("churn", 2, actor=ACTOR, reason="go")
+    model = registry.get_model("churn")
+    assert (model.production_version, model.shadow_version) == (2, None)
+    assert [e.action for e in registry.audit_events("churn")][-3:] == ["archived", "promoted", "shadow_cleared"]
+    assert verify_audit_trail(registry, "churn").ok
+    assert_registry_invariants(registry, boto3.client("s3"))

@@ -63,6 +63,10 @@ def _state_change(alarm: str, value: str = "ALARM") -> dict[str, object]:
         (f"{PREFIX}churn-drift", None),
         ("MlopsStack-control-canary-errors", None),  # the function's own error alarm
         (f"{PREFIX}churn-canary-other", None),
+        # the wildcard rule also matches names whose model part no model could have
+        (f"{PREFIX}Bad_Name-canary-errors", None),
+        (f"{PREFIX}{'a' * 300}-canary-latency", None),
+        (f"{PREFIX}-canary-errors", None),
     ],
 )
 def test_canary_alarm_names_round_trip(alarm: str, model: str | None) -> None:
@@ -119,3 +123,38 @@ def test_bake_check_waits_rolls_back_a_firing_canary_and_promotes_a_baked_one(se
     assert "without its alarms" in promoted.reason
     assert publisher.of_type("ModelPromoted")[-1].version == 2  # type: ignore[attr-defined]
     assert check_bakes(lifecycle, registry, Alarms(), prefix=PREFIX, now=datetime.now(UTC)) == []
+
+
+@pytest.mark.parametrize(
+    "detail",
+    [
+        {"alarmName": f"{PREFIX}Bad_Name-canary-errors", "state": {"value": "ALARM", "reason": "x"}},
+        {"alarmName": f"{PREFIX}{'a' * 300}-canary-errors", "state": {"value": "ALARM", "reason": "x"}},
+        {"alarmName": f"{PREFIX}churn-canary-errors", "state": "ALARM"},  # a malformed state
+    ],
+)
+def test_an_alarm_event_no_model_could_own_is_ignored_not_raised(setup: tuple, detail: dict[str, object]) -> None:
+    # a raise here would be retried into the dead-letter queue; the event concerns no canary
+    registry, lifecycle, _ = setup
+    event = {"detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch", "detail": detail}
+    assert roll_back_on_alarm(lifecycle, event, prefix=PREFIX) is None
+    assert registry.get_model("churn").canary is not None
+
+
+def test_promoting_another_version_ends_the_running_canary_audited(setup: tuple) -> None:
+    registry, lifecycle, _ = setup
+    event = trained_event(score=0.7)  # v3, declined automatically (v1 scores higher)
+    lifecycle.store.put_bytes(event.artifact_bucket, event.artifact_key, artifact_bytes("churn-0.7"))
+    registry.register(event, actor="trainer")
+    lifecycle.approve("churn", 3, actor=APPROVER, reason="ok")
+
+    change = lifecycle.promote("churn", 3, actor="arn:aws:sts::123456789012:assumed-role/mlops-admins/eve", reason="go")
+
+    assert (change.model.production_version, change.model.canary) == (3, None)
+    last = registry.audit_events("churn")[-1]
+    assert (last.action, last.version) == ("canary_stopped", 2)
+    assert last.reason == "production changed by promotion of v3"
+    # the bake check finds no canary left to promote over the manual promotion
+    later = datetime.now(UTC) + timedelta(minutes=31)
+    assert check_bakes(lifecycle, registry, Alarms(), prefix=PREFIX, now=later) == []
+    assert registry.get_model("churn").production_version == 3

@@ -150,3 +150,46 @@ def test_models_api_sets_and_clears_a_shadow_audited_and_compare_shows_its_agree
     events = [(e.action, e.version, e.reason) for e in registry.audit_events("churn")[-2:]]
     assert events == [("shadow_set", 2, "watch v2"), ("shadow_cleared", 2, "seen enough")]
     assert verify_audit_trail(registry, "churn").ok
+
+
+def test_a_rollback_ends_the_running_canary_so_the_bake_check_cannot_promote_it_later(
+    registry: InMemoryRegistry,  # noqa: F811
+    store: InMemoryObjectStore,  # noqa: F811
+) -> None:
+    lifecycle = _lifecycle(registry, store)
+    lifecycle.approve("churn", 2, actor=APPROVER, reason="ok")
+    lifecycle.start_canary("churn", 2, share=0.2, bake_minutes=10, actor=APPROVER, reason="try")
+
+    change = lifecycle.rollback("churn", actor=APPROVER, reason="incident: back to v1")
+
+    assert (change.model.production_version, change.model.canary) == (1, None)
+    last = registry.audit_events("churn")[-1]
+    assert (last.action, last.version, last.actor) == ("canary_stopped", 2, APPROVER)
+    assert last.reason == "production changed by rollback to v1"
+    with pytest.raises(ConflictError, match="runs no canary"):
+        lifecycle.promote_canary("churn", actor="schedule:canary-bake-check", reason="baked")
+    assert registry.get_model("churn").production_version == 1
+    assert verify_audit_trail(registry, "churn").ok
+
+
+def test_promoting_the_shadow_version_clears_the_shadow_audited(
+    call: Any,  # noqa: F811
+    registry: InMemoryRegistry,  # noqa: F811
+) -> None:
+    assert call("PUT", "/models/churn/shadow", {"version": 2, "reason": "watch v2"}, user=APPROVER)[0] == 200
+    assert call("POST", "/models/churn/versions/2/approve", {"reason": "ok"}, user=APPROVER)[0] == 200
+
+    status, body = call("POST", "/models/churn/versions/2/promote", {"reason": "go"}, user=ADMIN)
+
+    assert status == 200, body
+    model = call("GET", "/models/churn")[1]
+    assert (model["production_version"], model["shadow_version"]) == (2, None)
+    last = registry.audit_events("churn")[-1]
+    assert (last.action, last.version, last.before, last.after) == (
+        "shadow_cleared",
+        2,
+        {"shadow_version": 2},
+        {"shadow_version": None},
+    )
+    assert last.reason == "v2 became production by promotion"
+    assert verify_audit_trail(registry, "churn").ok

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from mlops.contract_rules import is_valid_model_name
 from mlops.errors import ConflictError, IntegrityError, NotFoundError
 from mlops.registry import lifecycle as rules
 from mlops.registry.ports import ModelRegistry
@@ -36,7 +37,8 @@ def canary_alarm_model(alarm_name: str, prefix: str) -> str | None:
     if not alarm_name.startswith(prefix):
         return None
     model, separator, signal = alarm_name[len(prefix) :].rpartition("-canary-")
-    return model if separator and model and signal in CANARY_SIGNALS else None
+    # the wildcard rule also matches names no model could have: those concern no canary
+    return model if separator and signal in CANARY_SIGNALS and is_valid_model_name(model) else None
 
 
 class AlarmStates(Protocol):
@@ -61,7 +63,7 @@ def roll_back_on_alarm(lifecycle: Lifecycle, event: dict[str, Any], *, prefix: s
     detail = event.get("detail") if isinstance(event.get("detail"), dict) else {}
     alarm = str(detail.get("alarmName", ""))
     model = canary_alarm_model(alarm, prefix)
-    state = detail.get("state") or {}
+    state = detail.get("state") if isinstance(detail.get("state"), dict) else {}
     if model is None or state.get("value") != "ALARM":
         return None
     reason = f"{alarm} entered ALARM: {str(state.get('reason', ''))[:500]}"

@@ -186,7 +186,35 @@ def _hand_over_production(
         before["production_history"], after["production_history"] = list(draft.model.production_history), history
     draft.audit(action, successor.version, before=before, after=after, reason=reason)
     draft.move(PRODUCTION_ALIAS, production, successor.version, reason)
+    _end_displaced_roles(draft, successor.version, action)
     return promoted
+
+
+def _end_displaced_roles(draft: _Draft, production: int, action: AuditAction) -> None:
+    """A production change ends the running canary (else a later bake check would promote it over
+    this change) and clears a shadow that became production (a shadow is another version)."""
+    rollback = action is AuditAction.ROLLED_BACK
+    cause = "rollback" if rollback else "promotion"
+    canary = draft.model.canary
+    if canary is not None:
+        if canary.version != production or rollback:  # a promoted canary simply won
+            draft.audit(
+                AuditAction.CANARY_STOPPED,
+                canary.version,
+                before={"canary": canary.model_dump(mode="json")},
+                after={"canary": None, "production_version": production},
+                reason=f"production changed by {cause} {'to' if rollback else 'of'} v{production}",
+            )
+        draft.model = draft.model.model_copy(update={"canary": None})
+    if draft.model.shadow_version == production:
+        draft.audit(
+            AuditAction.SHADOW_CLEARED,
+            production,
+            before={"shadow_version": production},
+            after={"shadow_version": None},
+            reason=f"v{production} became production by {cause}",
+        )
+        draft.model = draft.model.model_copy(update={"shadow_version": None})
 
 
 def plan_registration(
@@ -387,13 +415,11 @@ def plan_promote(
     promoted = _hand_over_production(
         draft, champion, candidate, action=AuditAction.PROMOTED, reason=reason, history=history
     )
-    ends_canary = model.canary is not None and model.canary.version == number  # the canary won
     draft.finish(
         None,
         guard=(model.production_version, tuple(model.production_history), candidate.status),
         production_version=number,
         production_history=history,
-        **({"canary": None} if ends_canary else {}),
     )
     draft.plan.outcome = Change(
         action=AuditAction.PROMOTED.value,
