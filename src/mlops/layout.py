@@ -367,6 +367,7 @@ BATCH_PREFIX = "batch/"
 PREDICTIONS_PREFIX = "predictions/"
 BATCH_SUFFIXES = (".csv", ".parquet")  # byte ranges split a CSV, row groups a Parquet file; gzip cannot be split
 _PINNED_FOLDER = re.compile(r"^v([1-9][0-9]{0,8})$")
+_VERSION_LIKE_FOLDER = re.compile(r"^v[0-9]+$")
 
 
 def batch_key_problem(key: str) -> str | None:
@@ -374,6 +375,11 @@ def batch_key_problem(key: str) -> str | None:
     problem = _path_problem(key, BATCH_PREFIX)
     if problem is None and not key.lower().endswith(BATCH_SUFFIXES):
         problem = f"unsupported file type {key.rsplit('/', 1)[-1]!r}: expected .csv or .parquet"
+    parts = key.split("/")
+    folder = parts[2] if len(parts) > 3 else ""
+    # a version-like folder that names no version is refused, never a silent fallback to production
+    if problem is None and _VERSION_LIKE_FOLDER.fullmatch(folder) and not _PINNED_FOLDER.fullmatch(folder):
+        problem = f"folder {folder!r} is not a valid version: expected v1 to v999999999 without leading zeros"
     return problem
 
 

@@ -13,19 +13,24 @@ regression: mean difference (shadow - production), mean absolute and max absolut
 from __future__ import annotations
 
 import json
+import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, Protocol
 
 from mlops.captures import PROBABILITY_PREFIX, CaptureBatch, decode_batch
 from mlops.errors import RecordError
 from mlops.layout import MONITORING_PREFIX, capture_flushed_at, captures_prefix, captures_time_key
-from mlops.ports import ObjectStore
+from mlops.ports import MetricsSink, ObjectStore
 
 SHADOW_STATE_NAME = "shadow-state.json"
 LOOKBACK_SECONDS = 300.0
+SHADOW_FAILURES_METRIC = "ShadowFailures"
+
+log = logging.getLogger(__name__)
 
 
 def shadow_state_key(model: str) -> str:
@@ -188,3 +193,56 @@ def score_shadow(
     state.summarize()
     store.put_bytes(bucket, shadow_state_key(model), json.dumps(asdict(state)).encode(), "application/json")
     return state
+
+
+class ShadowedModel(Protocol):
+    """What the run needs of a registry model (mlops.registry.models.ModelRecord)."""
+
+    name: str
+    production_version: int | None
+    shadow_version: int | None
+
+
+@dataclass
+class ShadowRun:
+    scored: list[tuple[str, ShadowAgreement]] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+def score_shadows(
+    models: Iterable[ShadowedModel],
+    *,
+    store: ObjectStore,
+    bucket: str,
+    load: Callable[[str, int], ScoringModel],
+    metrics: MetricsSink,
+    max_objects: int = 200,
+) -> ShadowRun:
+    """Score every model that has a shadow and a production version. Each model is isolated: one whose
+    shadow fails (a missing artifact, an unreadable capture) is logged and counted in ShadowFailures
+    with its model dimension, and the others are still scored."""
+    run = ShadowRun()
+    for model in models:
+        if model.shadow_version is None or model.production_version is None:
+            continue
+        name, shadow_version = model.name, model.shadow_version
+        try:
+            agreement = score_shadow(
+                name,
+                model.production_version,
+                shadow_version,
+                store=store,
+                bucket=bucket,
+                load=partial(load, name, shadow_version),
+                max_objects=max_objects,
+            )
+        except Exception as error:  # one model's failure must not stop the others
+            log.warning(
+                "shadow scoring failed",
+                extra={"model": name, "shadow_version": shadow_version, "error_type": type(error).__name__},
+            )
+            metrics.add(SHADOW_FAILURES_METRIC, 1, "Count", {"model": name})
+            run.failed.append(name)
+            continue
+        run.scored.append((name, agreement))
+    return run

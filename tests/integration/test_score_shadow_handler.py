@@ -77,3 +77,46 @@ def test_score_shadow_handler_scores_production_captures_with_the_shadow(
     # a second run finds nothing new
     again = handler.lambda_handler({"source": "aws.events"}, FakeLambdaContext())
     assert again["scored"][0]["rows"] == 120
+
+
+def test_one_models_broken_shadow_does_not_stop_the_others(
+    aws: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    resources = create_resources()
+    s3 = boto3.client("s3")
+    registry = DynamoRegistry(resources.registry_table)
+    # GIVEN two models with a shadow each; "aaa" (listed first) lost its shadow's artifact
+    for name in ("aaa", "churn"):
+        contract = dict(CONTRACT, name=name)
+        for score, noise in ((0.8, 0.05), (0.75, 0.45)):
+            graph = train_model(churn_dataset(300, seed=5, label_noise=noise), parse_contract(contract)).onnx_bytes
+            event = trained_event(
+                name, score=score, artifact=graph, bucket=resources.artifact_bucket, contract=contract
+            )
+            if (name, score) != ("aaa", 0.75):
+                s3.put_object(Bucket=resources.artifact_bucket, Key=event.artifact_key, Body=graph)
+            registry.register(event, actor="trainer")
+        registry.set_shadow(name, 2, actor=APPROVER, reason="watch v2")
+    store = S3ObjectStore()
+    service = PredictionService(
+        ModelCache(registry, store), CaptureBuffer(store, resources.artifact_bucket, max_records=40)
+    )
+    body = records(churn_dataset(40, seed=9).drop(columns=["churned"]))
+    for name in ("aaa", "churn"):
+        service.predict(name, json.dumps(body))
+        service.after_request()
+    service.shutdown()
+
+    # WHEN the scheduled function runs
+    for key, value in resources.env().items():
+        monkeypatch.setenv(key, value)
+    handler = load_handler_module("score_shadow")
+    capsys.readouterr()
+    answer = handler.lambda_handler({"source": "aws.events"}, FakeLambdaContext())
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+
+    # THEN churn's shadow is scored, aaa's failure is reported and counted with its model dimension
+    assert [(s["model"], s["rows"]) for s in answer["scored"]] == [("churn", 40)]
+    assert answer["failed"] == ["aaa"]
+    failures = [line for line in lines if "ShadowFailures" in line]
+    assert [(line["model"], line["ShadowFailures"]) for line in failures] == [("aaa", [1.0])]

@@ -107,7 +107,7 @@ def test_plan_parquet_refuses_a_file_without_row_groups() -> None:
         ("batch/churn/v3/file.csv", ("churn", 3)),
         ("batch/churn/december/v3/file.parquet", ("churn", None)),  # only the first folder pins
         ("batch/churn/v3.csv", ("churn", None)),  # a file named v3, not a folder
-        ("batch/churn/v0/file.csv", ("churn", None)),  # versions start at 1
+        ("batch/churn/vintage/file.csv", ("churn", None)),  # a folder, not v<digits>
     ],
 )
 def test_batch_target_reads_the_model_and_a_pinned_version(key: str, target: tuple[str, int | None]) -> None:
@@ -122,6 +122,9 @@ def test_batch_target_reads_the_model_and_a_pinned_version(key: str, target: tup
         ("batch/Churn/file.csv", "not a valid model name"),
         ("batch/churn/../x.csv", "'.' or '..'"),
         ("datasets/churn/file.csv", "not under batch/"),
+        ("batch/churn/v0/file.csv", "'v0' is not a valid version"),  # versions start at 1
+        ("batch/churn/v007/file.csv", "'v007' is not a valid version"),
+        ("batch/churn/v99999999999999999999/file.csv", "'v99999999999999999999' is not a valid version"),
     ],
 )
 def test_batch_key_problem_names_the_problem(key: str, problem: str) -> None:

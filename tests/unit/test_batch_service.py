@@ -167,3 +167,41 @@ def test_a_part_with_a_malformed_line_is_reported_without_its_data(onnx_bytes: b
     assert "Expected 7 columns, got 8" in unreadable["error"]
     assert "SECRET" not in json.dumps(summary)
     assert 0 < summary["rows"] < 1_000
+
+
+def test_a_csv_whose_header_repeats_a_column_is_refused_naming_the_column(onnx_bytes: bytes) -> None:
+    # GIVEN a CSV whose header names one feature twice
+    harness = Harness(onnx_bytes)
+    upload = harness.drop_csv(5)
+    header, rest = harness.store.get_bytes(DATA, upload.key).decode().split("\n", 1)
+    quoted = header.split(",")[1]
+    repeated = quoted.strip('"')
+    lines = [f"{header},{quoted}"] + [f"{line},x" for line in rest.strip().split("\n")]
+    data = ("\n".join(lines) + "\n").encode()
+    upload = BatchUpload(DATA, upload.key, harness.store.put_bytes(DATA, upload.key, data), len(data))
+    # WHEN it is dropped
+    outcome = harness.service.submit(upload)
+    # THEN it is refused before any job starts: a summary and a BatchRefused event name the column
+    assert outcome.action == "refused"
+    assert f"column {repeated!r} more than once" in (outcome.reason or "")
+    assert harness.summary(outcome.job_id)["status"] == "refused"
+    (refused,) = harness.publisher.of_type(DetailType.BATCH_REFUSED)
+    assert refused.reason == outcome.reason  # type: ignore[attr-defined]
+    assert harness.ledger.progress(outcome.job_id) is None
+
+
+@pytest.mark.parametrize("folder", ["v0", "v01", "v99999999999999999999"])
+def test_a_file_under_an_invalid_version_folder_is_refused_not_scored_by_production(
+    onnx_bytes: bytes, folder: str
+) -> None:
+    # GIVEN a file dropped under a version folder that cannot name a version
+    harness = Harness(onnx_bytes)
+    upload = harness.drop_csv(5, key=f"batch/churn/{folder}/file.csv")
+    # WHEN it is submitted
+    outcome = harness.service.submit(upload)
+    # THEN it is refused naming the folder (production never scores it)
+    assert outcome.action == "refused"
+    assert f"{folder!r} is not a valid version" in (outcome.reason or "")
+    (refused,) = harness.publisher.of_type(DetailType.BATCH_REFUSED)
+    assert json.loads(harness.store.get_bytes(DATA, refused.summary_key))["status"] == "refused"  # type: ignore[attr-defined]
+    assert harness.ledger.progress(outcome.job_id) is None

@@ -4,16 +4,19 @@ agreement statistics accumulated across runs, restarted for a new pair, and show
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 
+from mlops.errors import IntegrityError
 from mlops.inference.capture import CaptureBuffer
 from mlops.inference.model import ModelCache, load_model
 from mlops.inference.service import PredictionService
 from mlops.registry.service import shadow_view
-from mlops.shadow import read_agreement, score_shadow, shadow_state_key
+from mlops.shadow import read_agreement, score_shadow, score_shadows, shadow_state_key
 from mlops.training import TrainedModel, train_model
 from mlops_local.sample_data import churn_dataset, records
+from tests.support.batch_fakes import RecordingMetrics
 from tests.support.fakes import InMemoryObjectStore
 from tests.unit.test_inference_model import BUCKET, CONTRACT, FakeRegistry, publish, version_of
 
@@ -91,3 +94,28 @@ def test_shadow_scores_captures_accumulates_and_restarts_for_a_new_pair(
     restarted = score_shadow("churn", 1, 3, store=store, bucket=BUCKET, load=load)
     assert (restarted.shadow_version, restarted.rows) == (3, 300)
     assert json.loads(store.get_bytes(BUCKET, shadow_state_key("churn")))["shadow_version"] == 3
+
+
+def test_a_failing_shadow_is_counted_and_the_next_model_is_still_scored(
+    models: tuple[TrainedModel, TrainedModel],
+) -> None:
+    # GIVEN churn has captures but its shadow cannot be loaded, and "quiet" has a shadow too
+    champion, _ = models
+    store = InMemoryObjectStore()
+    _serve(store, champion, 50, seed=3)
+    metrics = RecordingMetrics()
+
+    def load(name: str, version: int):
+        raise IntegrityError(f"artifact of {name} v{version} is missing")
+
+    shadowed = [
+        SimpleNamespace(name="churn", production_version=1, shadow_version=2),
+        SimpleNamespace(name="plain", production_version=1, shadow_version=None),
+        SimpleNamespace(name="quiet", production_version=1, shadow_version=2),
+    ]
+    # WHEN one run scores them all
+    run = score_shadows(shadowed, store=store, bucket=BUCKET, load=load, metrics=metrics)
+    # THEN churn's failure is counted with its model and "quiet" is still scored
+    assert run.failed == ["churn"]
+    assert [name for name, _ in run.scored] == ["quiet"]
+    assert metrics.points == [("ShadowFailures", 1, {"model": "churn"})]

@@ -173,6 +173,9 @@ class BatchService:
                 finally:
                     stream.close()
                 header = raw_header.decode("utf-8")
+                repeated = _repeated_column(header)
+                if repeated is not None:
+                    raise BatchRefusal(f"the CSV header names column {repeated!r} more than once")
             else:
                 with self.open_seekable(upload.bucket, upload.key, upload.version_id) as seekable:
                     parts = plan_parquet(parquet_row_groups(pq.ParquetFile(seekable).metadata), self.part_bytes)
@@ -462,6 +465,16 @@ def _writer(fmt: BatchFormat, path: str, schema: pa.Schema) -> Any:
 
 
 _PARSER_ROW_TEXT = re.compile(r"(got \d+): .*$")
+
+
+def _repeated_column(header: str) -> str | None:
+    """The first column name the header repeats, or None (the scorer selects columns by name)."""
+    seen: set[str] = set()
+    for name in next(csv.reader([header]), []):
+        if name in seen:
+            return name
+        seen.add(name)
+    return None
 
 
 def _first_line(text: str) -> str:
