@@ -649,11 +649,27 @@ class Demo:
         if after.get("canary") or after.get("production_version") != champion:
             raise StepFailed(f"after the rollback: {after}")
         self.numbers["canary_rollback_seconds"] = seconds
+        served_alone = self.await_without_canary(sample[:20])
         return (
             f"v{bad} (always 'yes') imported, approved, canary at 50 %: answers {answered}; "
             f"{rolled_back['actor']} -> control_canary: canary_rolled_back after {seconds:.1f} s "
-            f"({rolled_back['reason'][:120]}); production v{champion} untouched"
+            f"({rolled_back['reason'][:120]}); production v{champion} untouched, answering every request "
+            f"{served_alone:.1f} s later"
         )
+
+    def await_without_canary(self, sample: list[dict[str, Any]]) -> float:
+        """Seconds until no answer comes from a canary: each warm predict container re-reads the pointer
+        (and the canary beside it) every MODEL_REFRESH_SECONDS, so the end of a canary is followed
+        without a redeploy, container by container."""
+        refresh = float(self.runtime.runner.by_name("predict").environment.get("MODEL_REFRESH_SECONDS", "30"))
+        started = time.perf_counter()
+        deadline = time.monotonic() + refresh + 5
+        while time.monotonic() < deadline:
+            variants = {self.api.predict(MODEL, [record]).body.get("variant") for record in sample}
+            if "canary" not in variants:
+                return time.perf_counter() - started
+            time.sleep(0.25)
+        raise StepFailed(f"predictions still came from the canary {refresh + 5:.0f} s after its rollback")
 
     def _model(self) -> dict[str, Any] | None:
         return next((m for m in _items(self.api.admin("GET", "/models").body) if m.get("name") == MODEL), None)
