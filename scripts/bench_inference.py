@@ -131,14 +131,12 @@ def aws_env(endpoint: str) -> dict[str, str]:
 
 def deploy(trained: Any) -> None:
     """Artifact, baseline and joblib pipeline in the bucket; the model as production in the registry."""
-    import hashlib
 
     import boto3
     import joblib
 
     from mlops.adapters.registry_dynamodb import DynamoRegistry
     from mlops.contract import parse_contract
-    from mlops.events import DatasetRef, ModelTrained
     from mlops.layout import artifact_key, baseline_key
 
     contract = parse_contract((ROOT / "contracts" / "churn.json").read_text())
@@ -169,31 +167,7 @@ def deploy(trained: Any) -> None:
     buffer = io.BytesIO()
     joblib.dump(trained.pipeline, buffer)
     s3.put_object(Bucket=ARTIFACT_BUCKET, Key=SKLEARN_KEY, Body=buffer.getvalue())
-    event = ModelTrained(
-        model_name="churn",
-        artifact_bucket=ARTIFACT_BUCKET,
-        artifact_key=key,
-        artifact_sha256=trained.sha256,
-        artifact_bytes=len(trained.onnx_bytes),
-        baseline_key=baseline_key("churn", trained.sha256),
-        metric_name=contract.metric.name,
-        metrics=trained.metrics,
-        dataset=DatasetRef(
-            bucket="bench-data",
-            key="datasets/churn/bench.csv",
-            sha256=hashlib.sha256(b"").hexdigest(),
-            size_bytes=0,
-            rows=5000,
-        ),
-        contract=contract.model_dump(mode="json"),
-        contract_digest=contract.digest,
-        seed=contract.training.seed,
-        params=trained.params,
-        library_versions=trained.library_versions,
-        training_rows=trained.training_rows,
-        holdout_rows=trained.holdout_rows,
-        onnx_max_abs_diff=trained.onnx_max_abs_diff,
-    )
+    event = _model_trained(trained, contract, key, trained.metrics, "datasets/churn/bench.csv", b"", 5000)
     result = DynamoRegistry(REGISTRY_TABLE).register(event, actor="bench")
     if not result.promoted:
         raise SystemExit(f"the bench model was not promoted: {result.decision}")
@@ -249,24 +223,16 @@ def percentiles(call: Callable[[], object], iterations: int, warmup: int = 300) 
     return timings[len(timings) // 2] / 1e6, timings[min(len(timings) - 1, int(len(timings) * 0.99))] / 1e6
 
 
-def deploy_challenger() -> int:
-    """A second, weaker version (a candidate), approved: the shadow and the canary of the runs below."""
+def _model_trained(
+    trained: Any, contract: Any, key: str, metrics: dict[str, float], dataset_key: str, content: bytes, rows: int
+) -> Any:
+    """The ModelTrained event training would emit for `trained`, stored at `key` (both deployed versions)."""
     import hashlib
 
-    import boto3
-
-    from mlops.adapters.registry_dynamodb import DynamoRegistry
-    from mlops.contract import parse_contract
     from mlops.events import DatasetRef, ModelTrained
-    from mlops.layout import artifact_key, baseline_key
-    from mlops.training import train_model
-    from mlops_local.sample_data import churn_dataset
+    from mlops.layout import baseline_key
 
-    contract = parse_contract((ROOT / "contracts" / "churn.json").read_text())
-    trained = train_model(churn_dataset(2_000, seed=2, label_noise=0.3), contract)
-    key = artifact_key("churn", trained.sha256)
-    boto3.client("s3").put_object(Bucket=ARTIFACT_BUCKET, Key=key, Body=trained.onnx_bytes)
-    event = ModelTrained(
+    return ModelTrained(
         model_name="churn",
         artifact_bucket=ARTIFACT_BUCKET,
         artifact_key=key,
@@ -274,13 +240,13 @@ def deploy_challenger() -> int:
         artifact_bytes=len(trained.onnx_bytes),
         baseline_key=baseline_key("churn", trained.sha256),
         metric_name=contract.metric.name,
-        metrics={contract.metric.name: 0.5},  # never promoted automatically
+        metrics=metrics,
         dataset=DatasetRef(
             bucket="bench-data",
-            key="datasets/churn/b.csv",
-            sha256=hashlib.sha256(b"b").hexdigest(),
+            key=dataset_key,
+            sha256=hashlib.sha256(content).hexdigest(),
             size_bytes=0,
-            rows=2000,
+            rows=rows,
         ),
         contract=contract.model_dump(mode="json"),
         contract_digest=contract.digest,
@@ -291,6 +257,25 @@ def deploy_challenger() -> int:
         holdout_rows=trained.holdout_rows,
         onnx_max_abs_diff=trained.onnx_max_abs_diff,
     )
+
+
+def deploy_challenger() -> int:
+    """A second, weaker version (a candidate), approved: the shadow and the canary of the runs below."""
+
+    import boto3
+
+    from mlops.adapters.registry_dynamodb import DynamoRegistry
+    from mlops.contract import parse_contract
+    from mlops.layout import artifact_key
+    from mlops.training import train_model
+    from mlops_local.sample_data import churn_dataset
+
+    contract = parse_contract((ROOT / "contracts" / "churn.json").read_text())
+    trained = train_model(churn_dataset(2_000, seed=2, label_noise=0.3), contract)
+    key = artifact_key("churn", trained.sha256)
+    boto3.client("s3").put_object(Bucket=ARTIFACT_BUCKET, Key=key, Body=trained.onnx_bytes)
+    # never promoted automatically: its metric is below the contract's
+    event = _model_trained(trained, contract, key, {contract.metric.name: 0.5}, "datasets/churn/b.csv", b"b", 2000)
     registry = DynamoRegistry(REGISTRY_TABLE)
     version = registry.register(event, actor="bench").version.version
     registry.approve("churn", version, actor="bench-approver", reason="bench")
